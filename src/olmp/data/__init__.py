@@ -1,0 +1,28 @@
+"""Datasets: one registry, deterministic train / tune / val / test splits.
+
+>>> from olmp.data import load_dataset, DATASETS
+>>> sorted(DATASETS)
+['digits', 'fashion-mnist', 'mnist', 'mnist-5k']
+"""
+
+from olmp.data import idx_sets, small_sets  # noqa: F401  (register the built-in datasets)
+from olmp.data.idx import read_idx, write_idx
+from olmp.data.registry import (
+    DATASETS,
+    DatasetSpec,
+    DatasetSplits,
+    Split,
+    load_dataset,
+    register_dataset,
+)
+
+__all__ = [
+    "DATASETS",
+    "DatasetSpec",
+    "DatasetSplits",
+    "Split",
+    "load_dataset",
+    "read_idx",
+    "register_dataset",
+    "write_idx",
+]

@@ -1,0 +1,168 @@
+"""One registry for every dataset, and deterministic train / tune / val / test splits.
+
+A dataset definition says how to get its raw arrays (images as uint8 or floats, integer
+labels), how to scale and normalise them, and how many samples go to each split. Every
+dataset comes back as a :class:`DatasetSplits` of float32 tensors in NCHW layout:
+
+- ``test`` is the dataset's official test set, or, for sets without one, a subset carved
+  with a fixed seed that does not depend on the split seed; nothing but final reporting
+  reads it.
+- ``tune`` (the accuracy constraint during the search) and ``val`` (model selection) are
+  carved from the training data with the split seed; ``train`` is the rest.
+
+Raw arrays are loaded once per process and cached; splitting is cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from olmp.errors import unknown_choice
+
+# Seed of the carve that makes a test split for datasets that ship without one. Fixed so
+# that the test split is the same for every split seed and every run.
+TEST_CARVE_SEED = 20180713
+
+RawArrays = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
+"""(train images, train labels, test images or None, test labels or None)."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Inputs ``x`` (float32, N x C x H x W) and integer labels ``y`` of one split."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """A dataset cut into disjoint train / tune / val / test splits."""
+
+    name: str
+    train: Split
+    tune: Split
+    val: Split
+    test: Split
+    input_shape: tuple[int, ...]
+    num_classes: int
+    split_seed: int
+
+    def sizes(self) -> dict[str, int]:
+        """Number of samples per split."""
+        return {s: len(getattr(self, s)) for s in ("train", "tune", "val", "test")}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to load and cut one dataset.
+
+    ``load(data_dir, download)`` returns :data:`RawArrays`. Images are divided by ``scale``
+    and then normalised with ``mean`` and ``std`` (computed on the training images).
+    """
+
+    name: str
+    description: str
+    load: Callable[[Path | None, bool], RawArrays]
+    scale: float
+    mean: float
+    std: float
+    num_classes: int
+    tune_size: int
+    val_size: int
+    test_size: int | None = None  # carve a test split of this size when none is shipped
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add ``spec`` to the registry under ``spec.name``."""
+    DATASETS[spec.name] = spec
+    return spec
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """Return the registered spec called ``name`` or raise a listing error."""
+    if name not in DATASETS:
+        raise unknown_choice("dataset", name, list(DATASETS))
+    return DATASETS[name]
+
+
+@functools.lru_cache(maxsize=8)
+def _raw_tensors(
+    name: str, data_dir: Path | None, download: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    spec = DATASETS[name]
+    x_train, y_train, x_test, y_test = spec.load(data_dir, download)
+
+    def images(x: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        if x.ndim == 3:  # N x H x W -> N x 1 x H x W
+            x = x.unsqueeze(1)
+        return ((x / spec.scale - spec.mean) / spec.std).contiguous()
+
+    def labels(y: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(y, dtype=np.int64))
+
+    if x_test is None or y_test is None:
+        return images(x_train), labels(y_train), None, None
+    return images(x_train), labels(y_train), images(x_test), labels(y_test)
+
+
+def load_dataset(
+    name: str,
+    *,
+    seed: int = 0,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> DatasetSplits:
+    """Load dataset ``name`` cut into train / tune / val / test with split seed ``seed``.
+
+    Args:
+        name: a key of :data:`DATASETS` (``mnist``, ``fashion-mnist``, ``mnist-5k``,
+            ``digits``).
+        seed: split seed; the same seed always gives the same tune / val / train samples.
+        data_dir: where to look for (and download) files first; see each dataset.
+        download: allow downloading missing files when a network exists.
+
+    Example:
+        >>> splits = load_dataset("digits", seed=0)
+        >>> splits.input_shape, splits.num_classes
+        ((1, 8, 8), 10)
+    """
+    spec = get_spec(name)
+    root = Path(data_dir).expanduser().resolve() if data_dir is not None else None
+    x, y, x_test, y_test = _raw_tensors(name, root, download)
+
+    if x_test is None or y_test is None:
+        assert spec.test_size is not None, f"{name} ships no test set and carves none"
+        carve = np.random.default_rng(TEST_CARVE_SEED).permutation(len(y))
+        test_idx = torch.as_tensor(carve[: spec.test_size])
+        rest = torch.as_tensor(np.sort(carve[spec.test_size :]))
+        x_test, y_test, x, y = x[test_idx], y[test_idx], x[rest], y[rest]
+
+    order = torch.as_tensor(np.random.default_rng(seed).permutation(len(y)))
+    tune_idx = order[: spec.tune_size]
+    val_idx = order[spec.tune_size : spec.tune_size + spec.val_size]
+    train_idx = order[spec.tune_size + spec.val_size :]
+    return DatasetSplits(
+        name=name,
+        train=Split(x[train_idx], y[train_idx]),
+        tune=Split(x[tune_idx], y[tune_idx]),
+        val=Split(x[val_idx], y[val_idx]),
+        test=Split(x_test, y_test),
+        input_shape=tuple(x.shape[1:]),
+        num_classes=spec.num_classes,
+        split_seed=seed,
+    )

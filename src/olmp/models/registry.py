@@ -1,0 +1,84 @@
+"""One registry for models, and loading a user's own model factory.
+
+Every model is built by a factory ``factory(input_shape, num_classes) -> nn.Module``. A
+model is named either by a registry key (``lenet-300-100``) or by a user factory written
+``package.module:factory``; such a factory may take ``input_shape`` and ``num_classes``
+(passed when its signature accepts them) or no arguments at all.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from olmp.errors import OlmpError, unknown_choice
+from olmp.models.conv_small import conv_small
+from olmp.models.lenet import lenet_5, lenet_300_100
+
+ModelFactory = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its factory and a one-line description."""
+
+    name: str
+    factory: ModelFactory
+    description: str
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("lenet-300-100", lenet_300_100, "784-300-100-10 perceptron with ReLU"),
+        ModelSpec("lenet-5", lenet_5, "Caffe LeNet-5: conv20-pool-conv50-pool-fc500-fc10"),
+        ModelSpec("conv-small", conv_small, "AlexNet-style CNN: 3 conv blocks, 2 hidden fc"),
+    )
+}
+
+
+def register_model(name: str, factory: ModelFactory, description: str = "") -> None:
+    """Add a model factory to the registry."""
+    MODELS[name] = ModelSpec(name, factory, description)
+
+
+def resolve_factory(name: str) -> ModelFactory:
+    """The factory for a registry key or a ``package.module:factory`` path."""
+    if name in MODELS:
+        return MODELS[name].factory
+    if ":" not in name:
+        raise unknown_choice(
+            "model", name, list(MODELS), "or give your own as package.module:factory"
+        )
+    module_name, _, attr = name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise OlmpError(f"cannot import module {module_name!r} for model {name!r}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise OlmpError(f"model {name!r}: module {module_name!r} has no callable {attr!r}")
+    return factory
+
+
+def build_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """Build model ``name`` for inputs of ``input_shape`` and ``num_classes`` outputs."""
+    factory = resolve_factory(name)
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs = {
+        key: value
+        for key, value in (("input_shape", tuple(input_shape)), ("num_classes", num_classes))
+        if takes_any or key in params
+    }
+    model = factory(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise OlmpError(f"model factory {name!r} returned {type(model).__name__}, not nn.Module")
+    return model

@@ -1,0 +1,157 @@
+"""Reference models: train one with the default recipe, save it, evaluate a checkpoint.
+
+These functions are the public API behind ``olmp train`` and ``olmp evaluate``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from olmp import __version__
+from olmp.data import DatasetSplits, load_dataset
+from olmp.errors import OlmpError
+from olmp.files import load_checkpoint, refuse_to_overwrite, save_checkpoint
+from olmp.models import build_model
+from olmp.training import TrainConfig, accuracy, default_recipe, train
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """``device`` if given, else CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise OlmpError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+
+
+def train_reference(
+    model: str,
+    dataset: str,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    config: TrainConfig | None = None,
+    split_seed: int = 0,
+    data_dir: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+    force: bool = False,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train ``model`` on ``dataset`` with the default recipe (or ``config``).
+
+    The model's initialisation and the batch order follow ``config.seed``; the splits follow
+    ``split_seed``. When ``out`` is given the weights and their metadata are saved there as
+    a safetensors checkpoint (refused if it exists, unless ``force``).
+
+    Returns ``(model, metadata)``; the metadata holds model, dataset, split seed, recipe,
+    val and test accuracy and training time.
+
+    Example:
+        >>> model, meta = train_reference("lenet-300-100", "digits")  # doctest: +SKIP
+        >>> meta["test_accuracy"] > 0.9  # doctest: +SKIP
+        True
+    """
+    if out is not None:
+        refuse_to_overwrite(out, force)
+    config = config or default_recipe(model, dataset)
+    splits = load_dataset(dataset, seed=split_seed, data_dir=data_dir)
+    torch.manual_seed(config.seed)
+    net = build_model(model, splits.input_shape, splits.num_classes).to(pick_device(device))
+    started = time.perf_counter()
+    train(net, splits.train, config, on_epoch=on_epoch)
+    metadata = {
+        "olmp_version": __version__,
+        "model": model,
+        "dataset": dataset,
+        "split_seed": split_seed,
+        "recipe": config.to_dict(),
+        "train_time_s": round(time.perf_counter() - started, 3),
+        **split_accuracies(net, splits),
+    }
+    if out is not None:
+        save_checkpoint(Path(out), net.state_dict(), metadata)
+    return net, metadata
+
+
+def split_accuracies(model: nn.Module, splits: DatasetSplits) -> dict[str, float]:
+    """Val and test accuracy of ``model`` (tune too, as the search's constraint uses it)."""
+    return {
+        "tune_accuracy": accuracy(model, splits.tune),
+        "val_accuracy": accuracy(model, splits.val),
+        "test_accuracy": accuracy(model, splits.test),
+    }
+
+
+def load_weights(
+    weights: str | os.PathLike[str],
+    model: str | None = None,
+    dataset: str | None = None,
+    *,
+    split_seed: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+) -> tuple[nn.Module, DatasetSplits, dict[str, Any]]:
+    """Rebuild a model from a checkpoint, with the dataset splits it was made on.
+
+    ``model``, ``dataset`` and ``split_seed`` default to what the checkpoint's metadata
+    records. Raises :class:`OlmpError` when the weights do not fit the model.
+    """
+    state_dict, metadata = load_checkpoint(weights)
+    model = model or metadata.get("model")
+    dataset = dataset or metadata.get("dataset")
+    if model is None or dataset is None:
+        raise OlmpError(f"{weights} records no model or dataset; pass --model and --dataset")
+    if split_seed is None:
+        split_seed = int(metadata.get("split_seed", 0))
+    splits = load_dataset(dataset, seed=split_seed, data_dir=data_dir)
+    net = build_model(model, splits.input_shape, splits.num_classes)
+    check_state_dict_fits(net, state_dict, str(weights), model)
+    net.load_state_dict(state_dict)
+    return net.to(pick_device(device)), splits, metadata
+
+
+def check_state_dict_fits(
+    net: nn.Module, state_dict: dict[str, torch.Tensor], source: str, model: str
+) -> None:
+    """Raise an :class:`OlmpError` naming every tensor of ``state_dict`` that ``net`` lacks,
+    misses or has in another shape, and any tensor holding NaN or infinite values."""
+    expected = net.state_dict()
+    problems = [f"missing {k}" for k in expected if k not in state_dict]
+    problems += [f"unexpected {k}" for k in state_dict if k not in expected]
+    problems += [
+        f"{k}: shape {tuple(state_dict[k].shape)}, model expects {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
+    if problems:
+        listed = "; ".join(problems[:6]) + ("; ..." if len(problems) > 6 else "")
+        raise OlmpError(f"weights in {source} do not fit model {model!r}: {listed}")
+    bad = [
+        k for k, t in state_dict.items() if t.is_floating_point() and not torch.isfinite(t).all()
+    ]
+    if bad:
+        raise OlmpError(f"weights in {source} hold NaN or infinite values in: {', '.join(bad)}")
+
+
+def evaluate_weights(
+    weights: str | os.PathLike[str],
+    model: str | None = None,
+    dataset: str | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Val and test accuracy of the checkpoint ``weights`` (see :func:`load_weights`)."""
+    net, splits, metadata = load_weights(weights, model, dataset, **kwargs)
+    return {
+        "model": model or metadata["model"],
+        "dataset": splits.name,
+        "split_seed": splits.split_seed,
+        "weights": str(weights),
+        **split_accuracies(net, splits),
+    }
