@@ -1,0 +1,19 @@
+"""User model factories, imported by the tests as ``custom_models:...``."""
+
+from torch import nn
+
+
+def tiny_mlp(input_shape, num_classes):
+    """A factory that takes the input shape and number of classes."""
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(int(input_shape[-1] * input_shape[-2]), num_classes)
+    )
+
+
+def fixed_digits_mlp():
+    """A factory that takes no arguments (fits 8x8 digits only)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+
+def not_a_module():
+    return "oops"

@@ -1,0 +1,209 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from olmp.cli import main
+from olmp.files import load_checkpoint, save_checkpoint
+from olmp.models import build_model
+
+
+@pytest.fixture(scope="module")
+def digits_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt") / "ref.safetensors"
+    status = main(
+        [
+            "train",
+            "--model",
+            "lenet-300-100",
+            "--dataset",
+            "digits",
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+        ]
+    )
+    assert status == 0
+    return out
+
+
+def test_train_saves_weights_and_metadata(digits_checkpoint):
+    state, meta = load_checkpoint(digits_checkpoint)
+    assert set(state) == set(build_model("lenet-300-100", (1, 8, 8), 10).state_dict())
+    assert meta["model"] == "lenet-300-100" and meta["dataset"] == "digits"
+    assert meta["split_seed"] == 0 and meta["recipe"]["epochs"] == 3
+    assert 0.85 < meta["val_accuracy"] <= 1 and 0.85 < meta["test_accuracy"] <= 1
+
+
+def test_evaluate_json_matches_training_metadata(digits_checkpoint, capsys):
+    assert (
+        main(
+            [
+                "evaluate",
+                "--weights",
+                str(digits_checkpoint),
+                "--model",
+                "lenet-300-100",
+                "--dataset",
+                "digits",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    _, meta = load_checkpoint(digits_checkpoint)
+    assert result["val_accuracy"] == meta["val_accuracy"]
+    assert result["test_accuracy"] == meta["test_accuracy"]
+
+
+def test_evaluate_plain_text(digits_checkpoint, capsys):
+    assert main(["evaluate", "--weights", str(digits_checkpoint)]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_existing_output_is_not_overwritten(digits_checkpoint, capsys):
+    before = digits_checkpoint.read_bytes()
+    args = [
+        "train",
+        "--model",
+        "lenet-300-100",
+        "--dataset",
+        "digits",
+        "--out",
+        str(digits_checkpoint),
+        "--epochs",
+        "1",
+    ]
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert digits_checkpoint.read_bytes() == before
+
+
+def test_force_overwrites(tmp_path):
+    out = tmp_path / "ref.safetensors"
+    out.write_text("old")
+    args = [
+        "train",
+        "--model",
+        "lenet-300-100",
+        "--dataset",
+        "digits",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--force",
+    ]
+    assert main(args) == 0
+    assert load_checkpoint(out)[1]["recipe"]["epochs"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "vgg", "--dataset", "digits"], "unknown model 'vgg'; choose one of"),
+        (["--model", "lenet-5", "--dataset", "cifar"], "unknown dataset 'cifar'; choose one of"),
+        (["--model", "lenet-5", "--dataset", "digits"], "lenet-5 needs images of at least"),
+    ],
+)
+def test_bad_names_exit_2_without_traceback(tmp_path, args, message):
+    out = tmp_path / "x.safetensors"
+    proc = subprocess.run(
+        [sys.executable, "-m", "olmp", "train", *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_weights_that_do_not_fit_the_model(tmp_path, capsys):
+    path = tmp_path / "w.safetensors"
+    save_checkpoint(path, build_model("lenet-300-100", (1, 28, 28), 10).state_dict(), {})
+    assert (
+        main(
+            ["evaluate", "--weights", str(path), "--model", "lenet-300-100", "--dataset", "digits"]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "do not fit model 'lenet-300-100'" in err and "1.weight" in err
+
+
+def test_nan_weights_are_refused(tmp_path, capsys):
+    state = build_model("lenet-300-100", (1, 8, 8), 10).state_dict()
+    state["3.weight"][0, 0] = float("nan")
+    path = tmp_path / "w.safetensors"
+    save_checkpoint(path, state, {"model": "lenet-300-100", "dataset": "digits"})
+    assert main(["evaluate", "--weights", str(path)]) == 2
+    assert "NaN or infinite values in: 3.weight" in capsys.readouterr().err
+
+
+def test_not_a_checkpoint(tmp_path, capsys):
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(b"garbage")
+    assert (
+        main(["evaluate", "--weights", str(path), "--model", "lenet-5", "--dataset", "digits"]) == 2
+    )
+    assert "not a readable safetensors checkpoint" in capsys.readouterr().err
+    assert main(["evaluate", "--weights", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_checkpoint_without_metadata_needs_names(tmp_path, capsys):
+    path = tmp_path / "w.safetensors"
+    save_checkpoint(path, {"w": torch.zeros(1)}, {})
+    assert main(["evaluate", "--weights", str(path)]) == 2
+    assert "pass --model and --dataset" in capsys.readouterr().err
+
+
+def test_corrupted_dataset_file_via_cli(tmp_path, capsys, isolated_data):
+    from conftest import write_fake_mnist
+
+    folder = write_fake_mnist(tmp_path / "data" / "mnist", n_train=10010, compress=False)
+    (folder / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03\x00")
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "lenet-300-100",
+                "--dataset",
+                "mnist",
+                "--out",
+                str(tmp_path / "o.safetensors"),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "t10k-images-idx3-ubyte" in err and "truncated" in err
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "demo", "list"])
+def test_every_subcommand_help_has_an_example(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert f"olmp {command}" in capsys.readouterr().out
+
+
+def test_main_help_lists_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(c in out for c in ("train", "evaluate", "demo", "examples:"))
+
+
+def test_list_shows_models_and_datasets(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "lenet-300-100" in out and "fashion-mnist" in out

@@ -1,0 +1,71 @@
+import pytest
+import torch
+
+from olmp.data import load_dataset
+from olmp.errors import OlmpError
+from olmp.models import build_model
+from olmp.training import TrainConfig, accuracy, default_recipe, random_shift, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", seed=0)
+
+
+def _trained(digits, seed=0, epochs=3):
+    torch.manual_seed(seed)
+    model = build_model("lenet-300-100", digits.input_shape, digits.num_classes)
+    return train(model, digits.train, TrainConfig(epochs=epochs, batch_size=32, seed=seed))
+
+
+def test_short_training_clearly_beats_chance(digits):
+    model = _trained(digits)
+    assert accuracy(model, digits.val) > 0.85  # chance is 0.10
+    assert accuracy(model, digits.test) > 0.85
+
+
+def test_training_is_deterministic_with_a_seed(digits):
+    a, b = _trained(digits, seed=3, epochs=1), _trained(digits, seed=3, epochs=1)
+    c = _trained(digits, seed=4, epochs=1)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert not all(
+        torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters(), strict=True)
+    )
+
+
+def test_hooks_are_called(digits):
+    steps, epochs = [], []
+    model = build_model("lenet-300-100", digits.input_shape, 10)
+    train(
+        model,
+        digits.train,
+        TrainConfig(epochs=2, batch_size=500),
+        on_step=lambda m, s: steps.append(s),
+        on_epoch=lambda e, loss: epochs.append((e, loss)),
+    )
+    assert steps == list(range(1, 7))  # 1077 samples / 500 -> 3 steps per epoch
+    assert [e for e, _ in epochs] == [1, 2] and all(loss > 0 for _, loss in epochs)
+
+
+def test_random_shift_translates_each_image():
+    x = torch.zeros(2, 1, 5, 5)
+    x[:, 0, 2, 2] = 1.0
+    shifted = random_shift(x, 1, torch.Generator().manual_seed(0))
+    assert shifted.shape == x.shape
+    for image in shifted:
+        ((row, col),) = image[0].nonzero().tolist()
+        assert abs(row - 2) <= 1 and abs(col - 2) <= 1
+    assert torch.equal(shifted.sum(dim=(1, 2, 3)), torch.ones(2))
+
+
+def test_default_recipes_are_specific_where_defined():
+    assert default_recipe("lenet-5", "fashion-mnist").lr == 0.02
+    assert default_recipe("lenet-300-100", "mnist-5k").max_shift == 2
+    assert default_recipe("custom:model", "mnist").epochs == TrainConfig().epochs
+
+
+@pytest.mark.parametrize("bad", [{"epochs": 0}, {"batch_size": 0}, {"lr": 0.0}])
+def test_bad_recipes_are_refused(bad):
+    with pytest.raises(OlmpError):
+        TrainConfig(**bad)
