@@ -1,0 +1,308 @@
+"""The solver interface and the machinery every solver shares.
+
+A solver minimises a function of ``dim`` bounded continuous variables through an ask/tell
+loop: :meth:`Solver.ask` proposes a population of candidates (one per row), the caller
+evaluates them however it likes (in one batched pass, on a GPU, ...), and
+:meth:`Solver.tell` hands the fitness values back. Lower fitness is better.
+
+Conventions shared by all solvers (enforced here, once):
+
+* Configuration is validated in the constructor; bad input raises
+  :class:`~olmp.errors.OlmpError` naming the bad value and what is allowed.
+* Every row returned by :meth:`~Solver.ask` lies inside ``[lower, upper]``.
+* ``tell`` receives the rows of the latest ``ask`` in the same order, or only the first
+  ``k`` of them (a partial population, e.g. when the evaluation budget runs out).
+* Fitness ``NaN`` and ``+inf`` are accepted and mean "as bad as it gets" (a failed
+  evaluation); ``-inf`` is rejected because no minimisation can make sense of it.
+* The same ``seed`` gives the same sequence of populations.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import numbers
+from collections.abc import Callable
+from typing import ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from olmp.errors import OlmpError
+
+#: What :meth:`Solver.minimize` evaluates: a batch ``(k, dim)`` in, ``k`` fitness values out.
+BatchObjective = Callable[[np.ndarray], ArrayLike]
+
+#: Default initial step as a fraction of the box width, per coordinate.
+DEFAULT_SIGMA_FRACTION = 0.2
+
+
+def clip_into_box(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Project points onto the box ``[lower, upper]`` coordinate by coordinate."""
+    return np.clip(x, lower, upper)
+
+
+def _as_vector(name: str, value: ArrayLike) -> np.ndarray:
+    try:
+        vector = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise OlmpError(f"{name} must be a sequence of numbers, got {value!r}") from error
+    if vector.ndim != 1 or vector.size == 0:
+        raise OlmpError(
+            f"{name} must be a non-empty 1-D sequence of numbers, got shape {vector.shape}"
+        )
+    bad = np.flatnonzero(~np.isfinite(vector))
+    if bad.size:
+        i = int(bad[0])
+        raise OlmpError(f"{name} must be finite; {name}[{i}] is {vector[i]}")
+    return vector
+
+
+def check_int(name: str, value: object, minimum: int) -> int:
+    """Return ``value`` as an int if it is an integer ``>= minimum``, else raise OlmpError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise OlmpError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_float(
+    name: str, value: object, *, low: float, high: float = math.inf, open_low: bool = False
+) -> float:
+    """Return ``value`` as a float inside ``[low, high]`` (``(low, high]`` if ``open_low``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    number = float(value) if ok else math.nan  # type: ignore[arg-type]
+    inside = (number > low if open_low else number >= low) and number <= high
+    if not (ok and math.isfinite(number) and inside):
+        left = "(" if open_low else "["
+        right = "]" if math.isfinite(high) else ")"
+        raise OlmpError(f"{name} must be a number in {left}{low}, {high}{right}, got {value!r}")
+    return number
+
+
+class Solver(abc.ABC):
+    """Base class of the derivative-free minimisers: ask for candidates, tell their fitness.
+
+    Args:
+        lower: Lower bound of every variable (1-D, finite).
+        upper: Upper bound of every variable (same length, strictly greater than ``lower``).
+        x0: Starting point, inside the box; defaults to the box centre.
+        sigma0: Initial step size in the variables' own units, a scalar or one value per
+            variable; defaults to ``0.2 * (upper - lower)``.
+        popsize: Candidates per :meth:`ask`; ``None`` picks the solver's default.
+        seed: Seed of the solver's private random generator (``numpy.random.default_rng``).
+
+    Subclasses implement :meth:`_ask` and :meth:`_tell`; bounds, validation, best-so-far
+    tracking and the :meth:`minimize` loop live here.
+    """
+
+    #: Registry key, e.g. ``"ncs"``.
+    name: ClassVar[str]
+    #: Smallest population the method can work with.
+    min_popsize: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        lower: ArrayLike,
+        upper: ArrayLike,
+        *,
+        x0: ArrayLike | None = None,
+        sigma0: float | ArrayLike | None = None,
+        popsize: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.lower = _as_vector("lower", lower)
+        self.upper = _as_vector("upper", upper)
+        if self.lower.size != self.upper.size:
+            raise OlmpError(
+                f"lower and upper must have the same length, got {self.lower.size} "
+                f"and {self.upper.size}"
+            )
+        bad = np.flatnonzero(self.lower >= self.upper)
+        if bad.size:
+            i = int(bad[0])
+            raise OlmpError(
+                f"lower must be < upper in every coordinate; coordinate {i} has "
+                f"lower={self.lower[i]} >= upper={self.upper[i]}"
+            )
+        self.dim: int = int(self.lower.size)
+
+        if x0 is None:
+            self.x0 = 0.5 * (self.lower + self.upper)
+        else:
+            self.x0 = _as_vector("x0", x0)
+            if self.x0.size != self.dim:
+                raise OlmpError(
+                    f"x0 must have {self.dim} values (one per bound), got {self.x0.size}"
+                )
+            outside = np.flatnonzero((self.x0 < self.lower) | (self.x0 > self.upper))
+            if outside.size:
+                i = int(outside[0])
+                raise OlmpError(
+                    f"x0 must lie inside the bounds; x0[{i}]={self.x0[i]} is outside "
+                    f"[{self.lower[i]}, {self.upper[i]}]"
+                )
+
+        self.sigma0 = self._check_sigma0(sigma0)
+        if popsize is None:
+            popsize = self._default_popsize()
+        self.popsize = check_int(f"popsize of {type(self).__name__}", popsize, self.min_popsize)
+        self.seed = check_int("seed", seed, 0)
+        self.rng = np.random.default_rng(self.seed)
+
+        #: Number of fitness values told so far.
+        self.n_evaluations = 0
+        self._best_x: np.ndarray | None = None
+        self._best_f = math.inf
+        self._asked: np.ndarray | None = None
+
+    def _check_sigma0(self, sigma0: float | ArrayLike | None) -> np.ndarray:
+        if sigma0 is None:
+            return DEFAULT_SIGMA_FRACTION * (self.upper - self.lower)
+        sigma = np.asarray(sigma0, dtype=float) if _is_numeric(sigma0) else None
+        if sigma is None or sigma.ndim > 1 or (sigma.ndim == 1 and sigma.size != self.dim):
+            raise OlmpError(
+                f"sigma0 must be a positive number or {self.dim} positive numbers, got {sigma0!r}"
+            )
+        sigma = np.broadcast_to(sigma, (self.dim,)).copy()
+        bad = np.flatnonzero(~(np.isfinite(sigma) & (sigma > 0)))
+        if bad.size:
+            i = int(bad[0])
+            raise OlmpError(f"sigma0 must be positive and finite; sigma0[{i}] is {sigma[i]}")
+        return sigma
+
+    def _default_popsize(self) -> int:
+        """Population size used when the caller passes ``popsize=None``."""
+        return 10
+
+    # -- public API -------------------------------------------------------------------
+
+    @property
+    def best_x(self) -> np.ndarray | None:
+        """Best candidate told so far (a copy), ``None`` before the first :meth:`tell`."""
+        return None if self._best_x is None else self._best_x.copy()
+
+    @property
+    def best_f(self) -> float:
+        """Fitness of :attr:`best_x`; ``inf`` before the first :meth:`tell`."""
+        return self._best_f
+
+    def ask(self) -> np.ndarray:
+        """Propose the next population, an array of shape ``(popsize, dim)`` inside the box.
+
+        Asking again before telling discards the untold population.
+        """
+        population = np.asarray(self._ask(), dtype=float)
+        if population.shape != (self.popsize, self.dim):  # a bug in a subclass, not user input
+            raise RuntimeError(
+                f"{type(self).__name__}._ask returned shape {population.shape}, "
+                f"expected {(self.popsize, self.dim)}"
+            )
+        # Guard against round-off a hair outside the box; solvers already stay inside.
+        population = clip_into_box(population, self.lower, self.upper)
+        self._asked = population
+        return population.copy()
+
+    def tell(self, candidates: ArrayLike, fitness: ArrayLike) -> None:
+        """Report the fitness of the last population (lower is better).
+
+        Args:
+            candidates: The rows returned by the latest :meth:`ask`, in the same order, or
+                only its first ``k`` rows when not all were evaluated.
+            fitness: ``k`` values. ``NaN`` and ``+inf`` mean a failed or worst-possible
+                evaluation; ``-inf`` is not allowed.
+        """
+        if self._asked is None:
+            raise OlmpError("tell() needs a population from ask() first (one tell per ask)")
+        rows = np.asarray(candidates, dtype=float)
+        n_asked = self._asked.shape[0]
+        if rows.ndim != 2 or rows.shape[1] != self.dim or not 1 <= rows.shape[0] <= n_asked:
+            raise OlmpError(
+                f"candidates must have shape (k, {self.dim}) with 1 <= k <= {n_asked} "
+                f"(the rows returned by ask()), got shape {rows.shape}"
+            )
+        k = rows.shape[0]
+        if not np.array_equal(rows, self._asked[:k]):
+            raise OlmpError(
+                "candidates must be the rows returned by the last ask(), in the same order "
+                f"(or its first k rows); the {k} rows given differ from them"
+            )
+        values = _check_fitness(fitness, k)
+        self._asked = None
+        self.n_evaluations += k
+        i = int(np.argmin(values))
+        # `best_x is None` also records something when every value told is +inf, so that
+        # best_x is a real candidate after the first tell.
+        if values[i] < self._best_f or self._best_x is None:
+            self._best_f = float(values[i])
+            self._best_x = rows[i].copy()
+        self._tell(rows, values)
+
+    def minimize(self, f: BatchObjective, budget: int) -> tuple[np.ndarray, float]:
+        """Run ask/evaluate/tell until ``budget`` evaluations have been spent.
+
+        Args:
+            f: Evaluates a batch ``(k, dim)`` and returns ``k`` fitness values.
+            budget: Number of evaluations to spend in this call (>= 1). It is never
+                exceeded: the last population is cut to the budget left and told partially.
+
+        Returns:
+            ``(best_x, best_f)``, the best candidate told so far (over all calls).
+        """
+        budget = check_int("budget", budget, 1)
+        self._plan(budget)
+        spent = 0
+        while spent < budget:
+            batch = self.ask()[: budget - spent]
+            self.tell(batch, f(batch))
+            spent += batch.shape[0]
+        assert self._best_x is not None  # at least one evaluation was told
+        return self._best_x.copy(), self._best_f
+
+    # -- hooks for subclasses ------------------------------------------------------------
+
+    def _plan(self, budget: int) -> None:
+        """Called by :meth:`minimize` with the evaluations it is about to spend.
+
+        Solvers with a schedule over the run (NCS anneals a parameter) use it as the run
+        length when none was configured; the default ignores it.
+        """
+        return None
+
+    @abc.abstractmethod
+    def _ask(self) -> np.ndarray:
+        """Return the next population, shape ``(popsize, dim)``, inside the box."""
+
+    @abc.abstractmethod
+    def _tell(self, candidates: np.ndarray, fitness: np.ndarray) -> None:
+        """Learn from the first ``k`` rows of the last population.
+
+        ``fitness`` is already validated: shape ``(k,)``, ``NaN`` replaced by ``+inf``, no
+        ``-inf``. Best-so-far and :attr:`n_evaluations` are already updated.
+        """
+
+
+def _is_numeric(value: object) -> bool:
+    try:
+        np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _check_fitness(fitness: ArrayLike, k: int) -> np.ndarray:
+    try:
+        values = np.asarray(fitness, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise OlmpError(f"fitness must be {k} numbers, got {fitness!r}") from error
+    if values.shape != (k,):
+        raise OlmpError(
+            f"fitness must have shape ({k},), one value per candidate told, "
+            f"got shape {values.shape}"
+        )
+    if np.any(values == -np.inf):
+        i = int(np.flatnonzero(values == -np.inf)[0])
+        raise OlmpError(
+            f"fitness[{i}] is -inf; fitness must be a number, +inf or NaN (both mean worst)"
+        )
+    # NaN compares false with everything, which would corrupt ranking and best-so-far.
+    return np.where(np.isnan(values), np.inf, values)
