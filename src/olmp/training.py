@@ -27,6 +27,8 @@ class TrainConfig:
     """A training recipe: SGD with Nesterov momentum, weight decay, cosine learning rate.
 
     ``max_shift`` > 0 adds random translations of up to that many pixels (zero padded).
+    ``max_steps``, when set, ends training after that many optimiser steps (epochs are
+    repeated as needed) and the learning-rate schedule spans those steps.
     """
 
     epochs: int = 20
@@ -36,10 +38,11 @@ class TrainConfig:
     weight_decay: float = 5e-4
     max_shift: int = 0
     seed: int = 0
+    max_steps: int | None = None
 
     def __post_init__(self) -> None:
-        for field in ("epochs", "batch_size"):
-            if getattr(self, field) < 1:
+        for field in ("epochs", "batch_size", "max_steps"):
+            if getattr(self, field) is not None and getattr(self, field) < 1:
                 raise OlmpError(f"{field} must be at least 1, got {getattr(self, field)}")
         if not self.lr > 0:
             raise OlmpError(f"learning rate must be positive, got {self.lr}")
@@ -113,13 +116,13 @@ def train(
         nesterov=config.momentum > 0,
     )
     steps_per_epoch = math.ceil(len(data) / config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
+    total_steps = config.max_steps or config.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     model.train()
     step = 0
-    for epoch in range(config.epochs):
+    for epoch in range(math.ceil(total_steps / steps_per_epoch)):
         order = torch.randperm(len(data), generator=generator).to(device)
-        loss_sum = torch.zeros((), device=device)
+        loss_sum, seen = torch.zeros((), device=device), 0
         for start in range(0, len(data), config.batch_size):
             index = order[start : start + config.batch_size]
             x = x_all[index]
@@ -134,8 +137,11 @@ def train(
             if on_step is not None:
                 on_step(model, step)
             loss_sum += loss.detach() * len(index)
+            seen += len(index)
+            if step == total_steps:
+                break
         if on_epoch is not None:
-            on_epoch(epoch + 1, float(loss_sum) / len(data))
+            on_epoch(epoch + 1, float(loss_sum) / seen)
     model.eval()
     return model
 

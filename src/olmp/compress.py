@@ -1,0 +1,669 @@
+"""The OLMP algorithm: layer-wise magnitude pruning with thresholds found by
+derivative-free search, inside an iterative prune-then-adjust loop.
+
+One round:
+
+1. **Search.** A solver proposes per-layer thresholds (through a parametrisation, see
+   :mod:`olmp.pruning.thresholds`). A candidate's fitness is the fraction of weights it
+   keeps when its tune-split accuracy is at least ``reference tune accuracy -
+   search_tolerance``, and ``1 + shortfall`` otherwise (worse than any feasible candidate,
+   but still pointing towards feasibility). Populations are evaluated in one batched pass.
+2. **Adjust.** Dynamic Network Surgery: train with the forward pass through ``W ⊙ M`` and
+   straight-through gradients to every weight, re-deriving masks with hysteresis (prune at
+   ``|w| <= 0.9 t``, splice back at ``|w| > 1.1 t``) every few steps.
+3. **Select.** Measure val accuracy of ``W ⊙ M``; the smallest network whose val accuracy
+   is at least ``reference val accuracy - tolerance`` is the best so far (keep-best).
+
+Rounds stop when the network has not shrunk by 1 % for ``patience`` rounds, or a budget
+(rounds, candidate evaluations, wall time) is spent. Then the last network and the best one
+are fine-tuned with frozen masks and the best by val accuracy wins. The test split is read
+once, for the report.
+
+Every round's end state is saved in the run folder, so an interrupted run resumes from the
+last finished round and, being seeded per round, ends where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from olmp import __version__
+from olmp.data.registry import DatasetSplits, Split
+from olmp.errors import OlmpError, unknown_choice
+from olmp.files import atomic_path, save_checkpoint, write_json_atomic
+from olmp.pruning.evaluate import PopulationEvaluator
+from olmp.pruning.layers import PrunableLayer, find_prunable_layers
+from olmp.pruning.masks import (
+    Masks,
+    apply_masks,
+    compression_ratios,
+    count_kept,
+    current_masks,
+    dense_tensor,
+    magnitude_masks,
+    remove_masks,
+    update_masks_with_hysteresis,
+)
+from olmp.pruning.thresholds import PARAMETRISATIONS, make_parametrisation
+from olmp.solvers import SOLVERS, make_solver
+from olmp.training import TrainConfig, accuracy, model_device, train
+
+STATE_JSON = "state.json"
+STATE_TENSORS = "state.safetensors"
+RESULT_JSON = "result.json"
+PRUNED_CHECKPOINT = "pruned.safetensors"
+HISTORY_JSON = "history.json"
+PLOT_PNG = "progress.png"
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """Everything that decides a compression run (a run record stores it whole).
+
+    Attributes:
+        tolerance: allowed val-accuracy loss of the result against the reference (0 = none).
+        search_tolerance: allowed tune-accuracy loss of a candidate during the search,
+            before adjusting recovers it; the search's constraint.
+        solver: a key of :data:`olmp.solvers.SOLVERS`.
+        parametrisation: ``keep-ratio`` (log keep fraction per layer) or ``mean-std``.
+        popsize: candidates per solver generation.
+        evaluations_per_round: candidate evaluations of one round's search.
+        max_rounds: most search-and-adjust rounds.
+        patience: stop after this many rounds that did not shrink the network by 1 %.
+        max_evaluations: total candidate evaluation budget (``None``: no limit).
+        max_time_s: wall-time budget for the rounds, in seconds (``None``: no limit).
+        adjust_steps: DNS training steps per round; ``adjust_lr`` their peak learning rate.
+        mask_update_every: steps between DNS mask updates.
+        final_steps: fine-tuning steps with frozen masks at the end; ``final_lr`` their
+            peak learning rate.
+        batch_size: training batch size.
+        prune_biases: mask biases with their layer's threshold too (the paper did).
+        include, exclude: name patterns choosing the prunable layers.
+        min_keep: smallest keep fraction the ``keep-ratio`` search may give a layer.
+        seed: seeds the solver and the training order, per round.
+    """
+
+    tolerance: float = 0.0
+    search_tolerance: float = 0.02
+    solver: str = "ncs"
+    parametrisation: str = "keep-ratio"
+    popsize: int = 10
+    evaluations_per_round: int = 300
+    max_rounds: int = 30
+    patience: int = 3
+    max_evaluations: int | None = None
+    max_time_s: float | None = None
+    adjust_steps: int = 300
+    adjust_lr: float = 0.01
+    mask_update_every: int = 10
+    final_steps: int = 1500
+    final_lr: float = 0.01
+    batch_size: int = 64
+    prune_biases: bool = False
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+    min_keep: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.tolerance < 1:
+            raise OlmpError(f"tolerance must be in [0, 1), got {self.tolerance}")
+        if not 0 <= self.search_tolerance < 1:
+            raise OlmpError(f"search_tolerance must be in [0, 1), got {self.search_tolerance}")
+        if self.solver not in SOLVERS:
+            raise unknown_choice("solver", self.solver, list(SOLVERS))
+        if self.parametrisation not in PARAMETRISATIONS:
+            raise unknown_choice(
+                "threshold parametrisation", self.parametrisation, list(PARAMETRISATIONS)
+            )
+        for name in (
+            "popsize",
+            "evaluations_per_round",
+            "max_rounds",
+            "patience",
+            "adjust_steps",
+            "mask_update_every",
+            "batch_size",
+        ):
+            if getattr(self, name) < 1:
+                raise OlmpError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.final_steps < 0:
+            raise OlmpError(f"final_steps must be at least 0, got {self.final_steps}")
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> CompressConfig:
+        """Rebuild a config from :meth:`to_dict` output (lists back to tuples)."""
+        known = {f.name for f in fields(cls)}
+        values = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in known
+        }
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-friendly values."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class RunState:
+    """What a run carries from one round to the next (saved after every round)."""
+
+    round: int = 0
+    evaluations: int = 0
+    elapsed_s: float = 0.0
+    stale_rounds: int = 0
+    smallest_size: float = 1.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=dict)  # size, val accuracy, round
+    finished: bool = False
+
+
+# ---------------------------------------------------------------------------------------
+# Small pieces
+
+
+def masked_accuracy(
+    model: nn.Module, layers: list[PrunableLayer], masks: Masks, data: Split
+) -> float:
+    """Accuracy of ``W ⊙ M`` on ``data``; the model is left unmasked afterwards."""
+    apply_masks(layers, masks, straight_through=False)
+    try:
+        return accuracy(model, data)
+    finally:
+        remove_masks(layers, bake=False)
+
+
+def adjust(
+    model: nn.Module,
+    layers: list[PrunableLayer],
+    masks: Masks,
+    data: Split,
+    config: TrainConfig,
+    *,
+    thresholds: torch.Tensor | None,
+    update_every: int,
+) -> Masks:
+    """Retrain ``model`` with ``masks``; returns the masks at the end.
+
+    With ``thresholds`` this is Dynamic Network Surgery (straight-through gradients, masks
+    re-derived with hysteresis every ``update_every`` steps); without, plain fine-tuning
+    with frozen masks. The model's dense weights are updated in place and left unmasked.
+    """
+    dns = thresholds is not None
+    apply_masks(layers, masks, straight_through=dns)
+
+    def on_step(_: nn.Module, step: int) -> None:
+        if step % update_every == 0:
+            update_masks_with_hysteresis(layers, thresholds)
+
+    try:
+        train(model, data, config, on_step=on_step if dns else None)
+        return current_masks(layers)
+    finally:
+        remove_masks(layers, bake=False)
+
+
+def keep_fractions(layers: list[PrunableLayer], masks: Masks) -> np.ndarray:
+    """Fraction of each layer's weights that ``masks`` keep."""
+    return np.array(
+        [
+            float(masks[layer.weight_name].float().mean()) if layer.weight_name in masks else 1.0
+            for layer in layers
+        ]
+    )
+
+
+def layer_table(layers: list[PrunableLayer], masks: Masks) -> list[dict[str, Any]]:
+    """Per-layer totals and kept counts of weights (and biases)."""
+    rows = []
+    for layer in layers:
+        weight_mask = masks.get(layer.weight_name)
+        bias_mask = masks.get(layer.bias_name) if layer.bias_name else None
+        rows.append(
+            {
+                "name": layer.name,
+                "type": type(layer.module).__name__,
+                "shape": list(layer.module.weight.shape),
+                "total_weights": layer.n_weights,
+                "kept_weights": layer.n_weights if weight_mask is None else int(weight_mask.sum()),
+                "total_biases": layer.n_biases,
+                "kept_biases": layer.n_biases if bias_mask is None else int(bias_mask.sum()),
+            }
+        )
+    return rows
+
+
+def _size(layers: list[PrunableLayer], masks: Masks) -> float:
+    counts = count_kept(layers, masks)
+    return counts["kept_weights"] / counts["weights"]
+
+
+# ---------------------------------------------------------------------------------------
+# The run
+
+
+class Compressor:
+    """One OLMP run on ``model`` with ``splits``, recorded in ``run_dir`` (optional)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        splits: DatasetSplits,
+        config: CompressConfig,
+        *,
+        run_dir: Path | None = None,
+        metadata: dict[str, Any] | None = None,
+        on_round: Callable[[dict[str, Any], RunState], None] | None = None,
+    ) -> None:
+        self.model = model
+        self.splits = splits
+        self.config = config
+        self.run_dir = run_dir
+        self.metadata = metadata or {}
+        self.on_round = on_round
+        self.layers = find_prunable_layers(model, config.include, config.exclude)
+        self.masks: Masks = {}
+        self.best_tensors: dict[str, torch.Tensor] = {}
+        self.state = RunState()
+        self.reference: dict[str, float] = {}
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def _save_state(self) -> None:
+        if self.run_dir is None:
+            return
+        tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        tensors |= {f"mask/{k}": v for k, v in self.masks.items()}
+        tensors |= {f"best/{k}": v for k, v in self.best_tensors.items()}
+        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        with atomic_path(self.run_dir / STATE_TENSORS) as tmp:
+            save_file(tensors, str(tmp))
+        write_json_atomic(
+            self.run_dir / STATE_JSON,
+            {
+                "config": self.config.to_dict(),
+                "metadata": self.metadata,
+                "reference": self.reference,
+                "state": asdict(self.state),
+            },
+        )
+
+    def load_state(self) -> None:
+        """Continue from the state saved in ``run_dir`` (see :func:`compress` ``resume``)."""
+        assert self.run_dir is not None
+        record = json.loads((self.run_dir / STATE_JSON).read_text())
+        saved = CompressConfig.from_dict(record["config"])
+        if saved != self.config:
+            diff = {
+                k: (v, getattr(self.config, k))
+                for k, v in asdict(saved).items()
+                if getattr(self.config, k) != v
+            }
+            raise OlmpError(
+                f"cannot resume {self.run_dir}: its config differs from this one in "
+                f"{sorted(diff)}; resume with the same options or start anew with --force"
+            )
+        tensors = load_file(str(self.run_dir / STATE_TENSORS))
+        device = model_device(self.model)
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+        self.masks = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("mask/")}
+        self.best_tensors = {k[5:]: v for k, v in tensors.items() if k.startswith("best/")}
+        self.reference = record["reference"]
+        self.state = RunState(**record["state"])
+
+    # -- the algorithm -------------------------------------------------------------------
+
+    def _train_config(self, steps: int, lr: float, salt: int) -> TrainConfig:
+        return TrainConfig(
+            epochs=1,
+            max_steps=steps,
+            lr=lr,
+            batch_size=self.config.batch_size,
+            seed=self.config.seed * 100_003 + salt,
+        )
+
+    def _search(self, round_index: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One round's search; returns the chosen thresholds and a summary."""
+        cfg = self.config
+        abs_weights = [dense_tensor(layer, "weight").detach().abs().cpu() for layer in self.layers]
+        options = {"min_keep": cfg.min_keep} if cfg.parametrisation == "keep-ratio" else {}
+        param = make_parametrisation(cfg.parametrisation, abs_weights, **options)
+        lower, upper = param.bounds()
+        start = np.clip(param.encode(keep_fractions(self.layers, self.masks)), lower, upper)
+        required = self.reference["tune_accuracy"] - cfg.search_tolerance
+        evaluator = PopulationEvaluator(
+            self.model, self.layers, self.splits.tune, prune_biases=cfg.prune_biases
+        )
+        totals = torch.tensor([float(layer.n_weights) for layer in self.layers])
+        flat = [a.flatten() for a in abs_weights]
+        best = {"fitness": math.inf, "z": start, "accuracy": float("nan")}
+
+        def fitness(z: np.ndarray) -> np.ndarray:
+            thresholds = param.thresholds(z)
+            kept = torch.stack(
+                [(flat[i][None, :] >= thresholds[:, i : i + 1]).sum(1) for i in range(len(flat))],
+                dim=1,
+            ).double()
+            size = (kept.sum(1) / totals.sum()).numpy()
+            acc = evaluator.accuracies(thresholds)
+            values = np.where(acc >= required, size, 1.0 + np.maximum(required - acc, 0.0))
+            i = int(np.argmin(values))
+            if values[i] < best["fitness"]:
+                best.update(fitness=float(values[i]), z=np.array(z[i]), accuracy=float(acc[i]))
+            return values
+
+        budget = cfg.evaluations_per_round
+        if cfg.max_evaluations is not None:
+            budget = min(budget, cfg.max_evaluations - self.state.evaluations)
+        fitness(start[None, :])  # the incumbent, so the search never ends worse than it began
+        solver = make_solver(
+            cfg.solver,
+            lower,
+            upper,
+            x0=start,
+            popsize=cfg.popsize,
+            seed=cfg.seed * 1_000 + round_index,
+            sigma0=0.1 * (upper - lower),
+        )
+        if budget > 1:
+            solver.minimize(fitness, budget - 1)
+        self.state.evaluations += max(budget, 1)
+        thresholds = param.thresholds(best["z"][None, :])[0]
+        return thresholds, {
+            "search_feasible": best["fitness"] <= 1.0,
+            "search_size": best["fitness"] if best["fitness"] <= 1.0 else None,
+            "search_tune_accuracy": best["accuracy"],
+        }
+
+    def _consider_best(self, val_acc: float, round_index: int) -> bool:
+        """Make the current network the best if it is feasible on val and smaller."""
+        size = _size(self.layers, self.masks)
+        threshold = self.reference["val_accuracy"] - self.config.tolerance
+        if val_acc + 1e-12 < threshold or size >= self.state.best.get("size", 1.0 + 1e-9):
+            return False
+        self.state.best = {"size": size, "val_accuracy": val_acc, "round": round_index}
+        self.best_tensors = self._snapshot()
+        return True
+
+    def _restore(self, tensors: dict[str, torch.Tensor]) -> None:
+        device = model_device(self.model)
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+        self.masks = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("mask/")}
+
+    def _budget_left(self) -> bool:
+        cfg, s = self.config, self.state
+        if s.round >= cfg.max_rounds or s.stale_rounds >= cfg.patience:
+            return False
+        if cfg.max_evaluations is not None and s.evaluations >= cfg.max_evaluations:
+            return False
+        return cfg.max_time_s is None or s.elapsed_s < cfg.max_time_s
+
+    def run(self) -> dict[str, Any]:
+        """Run (or finish) the compression; returns the result record."""
+        cfg = self.config
+        if not self.reference:
+            self.reference = {
+                "tune_accuracy": accuracy(self.model, self.splits.tune),
+                "val_accuracy": accuracy(self.model, self.splits.val),
+                # Reported beside the result's test accuracy; no decision reads it.
+                "test_accuracy": accuracy(self.model, self.splits.test),
+            }
+            self.masks = magnitude_masks(
+                self.layers, torch.zeros(len(self.layers)), cfg.prune_biases
+            )
+            self._consider_best(self.reference["val_accuracy"], 0)
+            self._save_state()
+        while not self.state.finished and self._budget_left():
+            started = time.perf_counter()
+            r = self.state.round + 1
+            thresholds, summary = self._search(r)
+            self.masks = magnitude_masks(self.layers, thresholds, cfg.prune_biases)
+            self.masks = adjust(
+                self.model,
+                self.layers,
+                self.masks,
+                self.splits.train,
+                self._train_config(cfg.adjust_steps, cfg.adjust_lr, r),
+                thresholds=thresholds,
+                update_every=cfg.mask_update_every,
+            )
+            val_acc = masked_accuracy(self.model, self.layers, self.masks, self.splits.val)
+            size = _size(self.layers, self.masks)
+            improved = self._consider_best(val_acc, r)
+            self.state.stale_rounds = (
+                0 if size < 0.99 * self.state.smallest_size else self.state.stale_rounds + 1
+            )
+            self.state.smallest_size = min(self.state.smallest_size, size)
+            self.state.round = r
+            self.state.elapsed_s += time.perf_counter() - started
+            ratio, ratio_b = compression_ratios(self.layers, self.masks)
+            entry = {
+                "round": r,
+                "compression_ratio": ratio,
+                "compression_ratio_with_biases": ratio_b,
+                "val_accuracy": val_acc,
+                "keep_fractions": keep_fractions(self.layers, self.masks).tolist(),
+                "evaluations": self.state.evaluations,
+                "elapsed_s": round(self.state.elapsed_s, 3),
+                "new_best": improved,
+                **summary,
+            }
+            self.state.history.append(entry)
+            self._save_state()
+            if self.on_round is not None:
+                self.on_round(entry, self.state)
+        if not self.state.finished:
+            self._finish()
+        return self.result()
+
+    def _finish(self) -> None:
+        """Fine-tune the last and the best network with frozen masks; keep the smallest
+        one that is feasible on val (ties: the higher val accuracy)."""
+        cfg = self.config
+        started = time.perf_counter()
+        threshold = self.reference["val_accuracy"] - cfg.tolerance
+        last = self._snapshot()
+        options = [(self.state.best["size"], self.state.best["val_accuracy"], self.best_tensors)]
+        sources = [last]
+        if self.state.best.get("round") != self.state.round:
+            sources.append(self.best_tensors)
+        for salt, tensors in enumerate(sources):
+            self._restore(tensors)
+            if cfg.final_steps > 0:
+                self.masks = adjust(
+                    self.model,
+                    self.layers,
+                    self.masks,
+                    self.splits.train,
+                    self._train_config(cfg.final_steps, cfg.final_lr, 1_000_000 + salt),
+                    thresholds=None,
+                    update_every=cfg.mask_update_every,
+                )
+            val_acc = masked_accuracy(self.model, self.layers, self.masks, self.splits.val)
+            if val_acc + 1e-12 >= threshold:
+                options.append((_size(self.layers, self.masks), val_acc, self._snapshot()))
+        size, val_acc, tensors = min(options, key=lambda o: (o[0], -o[1]))
+        self.best_tensors = tensors
+        self.state.best = {**self.state.best, "size": size, "val_accuracy": val_acc}
+        self.state.elapsed_s += time.perf_counter() - started
+        self.state.finished = True
+        self._save_state()
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        """Copies of the current dense weights and masks."""
+        tensors = {f"model/{k}": v.detach().clone() for k, v in self.model.state_dict().items()}
+        return tensors | {f"mask/{k}": v.clone() for k, v in self.masks.items()}
+
+    def pruned_model(self) -> nn.Module:
+        """The best network with ``W ⊙ M`` baked into its parameters (masks removed)."""
+        self._restore(self.best_tensors)
+        apply_masks(self.layers, self.masks, straight_through=False)
+        remove_masks(self.layers, bake=True)
+        return self.model
+
+    def result(self) -> dict[str, Any]:
+        """The result record (``result.json``); reads the test split once, to report."""
+        model = self.pruned_model()
+        ratio, ratio_b = compression_ratios(self.layers, self.masks)
+        return {
+            **self.metadata,
+            "olmp_version": __version__,
+            "torch_version": torch.__version__,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "seed": self.config.seed,
+            "solver": self.config.solver,
+            "config": self.config.to_dict(),
+            "split_seed": self.splits.split_seed,
+            "compression_ratio": ratio,
+            "compression_ratio_with_biases": ratio_b,
+            "reference_tune_accuracy": self.reference["tune_accuracy"],
+            "reference_val_accuracy": self.reference["val_accuracy"],
+            "reference_test_accuracy": self.reference["test_accuracy"],
+            "val_accuracy": accuracy(model, self.splits.val),
+            "test_accuracy": accuracy(model, self.splits.test),
+            "rounds": self.state.round,
+            "best_round": self.state.best.get("round"),
+            "evaluations": self.state.evaluations,
+            "wall_time_s": round(self.state.elapsed_s, 3),
+            "layers": layer_table(self.layers, self.masks),
+            "history": self.state.history,
+        }
+
+
+# ---------------------------------------------------------------------------------------
+# Public API
+
+
+def check_input_fits(model: nn.Module, splits: DatasetSplits, model_name: str) -> None:
+    """Raise an :class:`OlmpError` when the dataset's inputs do not fit the model."""
+    probe = splits.val.x[:2].to(model_device(model))
+    try:
+        with torch.inference_mode():
+            out = model.eval()(probe)
+    except RuntimeError as exc:
+        raise OlmpError(
+            f"dataset {splits.name!r} (input shape {splits.input_shape}) does not fit model "
+            f"{model_name!r}: {str(exc).splitlines()[0]}"
+        ) from None
+    if out.ndim != 2 or out.shape[1] != splits.num_classes:
+        raise OlmpError(
+            f"model {model_name!r} outputs shape {tuple(out.shape)}, but dataset "
+            f"{splits.name!r} has {splits.num_classes} classes"
+        )
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
+    """Check ``run_dir`` against ``resume``/``force``; returns whether to resume."""
+    if resume and force:
+        raise OlmpError("choose one of --resume and --force, not both")
+    exists = run_dir.exists() and any(run_dir.iterdir())
+    if resume:
+        if not (run_dir / STATE_JSON).is_file():
+            raise OlmpError(f"cannot resume: {run_dir} holds no {STATE_JSON} of an olmp run")
+        return True
+    if exists and not force:
+        raise OlmpError(
+            f"{run_dir} already exists and is not empty; pass --resume to continue the run "
+            "there or --force to start it anew (its olmp files are replaced)"
+        )
+    return False
+
+
+def compress(
+    model: nn.Module,
+    splits: DatasetSplits,
+    config: CompressConfig | None = None,
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    metadata: dict[str, Any] | None = None,
+    on_round: Callable[[dict[str, Any], RunState], None] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Compress a trained ``model`` with OLMP; returns ``(pruned model, result record)``.
+
+    Args:
+        model: any trained ``nn.Module``; its Linear and Conv layers (filtered by
+            ``config.include`` / ``config.exclude``) are pruned in place.
+        splits: the data; the search checks accuracy on ``splits.tune``, the result is
+            chosen on ``splits.val``, ``splits.test`` is only reported. Build one from
+            your own tensors or loaders with :func:`olmp.data.splits_from_tensors`.
+        config: the run's settings (:class:`CompressConfig`); defaults when ``None``.
+        run_dir: folder for the run record, resumable state, pruned checkpoint and plot.
+        resume: continue the interrupted run in ``run_dir``.
+        force: start anew in a non-empty ``run_dir``.
+        metadata: extra fields for the run record (model name, dataset, ...).
+        on_round: called with each round's history entry and the run state.
+
+    The pruned model has ``W ⊙ M`` in its parameters. Result fields include
+    ``compression_ratio`` (weights only), ``compression_ratio_with_biases``,
+    ``reference_val_accuracy``, ``val_accuracy``, ``reference_test_accuracy``,
+    ``test_accuracy`` and ``layers`` (per-layer totals and kept counts).
+
+    Example:
+        >>> import olmp
+        >>> model, splits, _ = olmp.load_weights("ref.safetensors")  # doctest: +SKIP
+        >>> pruned, result = olmp.compress(model, splits, run_dir="runs/r1")  # doctest: +SKIP
+        >>> result["compression_ratio"]  # doctest: +SKIP
+    """
+    config = config or CompressConfig()
+    path = Path(run_dir) if run_dir is not None else None
+    model_name = (metadata or {}).get("model", type(model).__name__)
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise OlmpError(f"model {model_name!r} holds NaN or infinite values in {name}")
+    check_input_fits(model, splits, model_name)
+    compressor = Compressor(
+        model, splits, config, run_dir=path, metadata=metadata, on_round=on_round
+    )
+    if path is not None:
+        resuming = prepare_run_dir(path, resume=resume, force=force)
+        path.mkdir(parents=True, exist_ok=True)
+        if resuming:
+            compressor.load_state()
+        else:
+            for stale in (STATE_JSON, STATE_TENSORS, RESULT_JSON, PRUNED_CHECKPOINT, PLOT_PNG):
+                (path / stale).unlink(missing_ok=True)
+    result = compressor.run()
+    pruned = compressor.pruned_model()
+    if path is not None:
+        write_run_outputs(path, pruned, compressor.masks, result)
+    return pruned, result
+
+
+def write_run_outputs(
+    run_dir: Path, pruned: nn.Module, masks: Masks, result: dict[str, Any]
+) -> None:
+    """The pruned checkpoint (``W ⊙ M`` plus masks), the plot and ``result.json``
+    (written last: its presence means the run finished)."""
+    from olmp.report import plot_history
+
+    tensors = dict(pruned.state_dict()) | {f"mask/{k}": v for k, v in masks.items()}
+    meta_keys = (
+        "model",
+        "dataset",
+        "split_seed",
+        "compression_ratio",
+        "val_accuracy",
+        "test_accuracy",
+    )
+    save_checkpoint(
+        run_dir / PRUNED_CHECKPOINT,
+        tensors,
+        {k: result.get(k) for k in meta_keys} | {"kind": "olmp-pruned"},
+    )
+    plot_history(result, run_dir / PLOT_PNG)
+    write_json_atomic(run_dir / RESULT_JSON, result)

@@ -1,0 +1,99 @@
+"""Accuracy of many pruned variants of one model, in one batched pass per data batch.
+
+Each candidate is a set of per-layer thresholds. The masked weights of a population are
+stacked along a new leading axis and the model runs once over them with
+``torch.func.functional_call`` under ``torch.vmap`` (Linear layers become batched matrix
+products), so a population costs one call per data batch rather than one per candidate.
+The model itself is not modified.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from olmp.data.registry import Split
+from olmp.pruning.layers import PrunableLayer
+from olmp.pruning.masks import dense_tensor
+from olmp.training import model_device
+
+
+class PopulationEvaluator:
+    """Accuracy on ``data`` of ``model`` with each candidate's thresholds applied.
+
+    Args:
+        model: the network (plain, without masks applied), evaluated in eval mode.
+        layers: the prunable layers the thresholds refer to, in order.
+        data: the split to measure accuracy on (the tune split during the search).
+        prune_biases: mask each layer's bias with the layer's threshold too.
+        batched: evaluate a population with ``vmap`` (True) or one candidate at a time.
+        batch_size: samples per forward pass; ``population_chunk``: candidates per pass.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: list[PrunableLayer],
+        data: Split,
+        *,
+        prune_biases: bool = False,
+        batched: bool = True,
+        batch_size: int = 1000,
+        population_chunk: int = 16,
+    ) -> None:
+        self.model = model
+        self.layers = layers
+        self.prune_biases = prune_biases
+        self.batched = batched
+        self.population_chunk = population_chunk
+        device = model_device(model)
+        self.batches = [
+            (data.x[i : i + batch_size].to(device), data.y[i : i + batch_size].to(device))
+            for i in range(0, len(data), batch_size)
+        ]
+        self.n_samples = len(data)
+
+    def _masked_tensors(self, thresholds: torch.Tensor) -> dict[str, torch.Tensor]:
+        """State-dict name -> stacked masked tensor of shape (P, *shape)."""
+        stacked: dict[str, torch.Tensor] = {}
+        for index, layer in enumerate(self.layers):
+            t = thresholds[:, index].to(dense_tensor(layer, "weight").device)
+            pairs = [("weight", layer.weight_name)]
+            if self.prune_biases and layer.bias_name is not None:
+                pairs.append(("bias", layer.bias_name))
+            for attr, name in pairs:
+                w = dense_tensor(layer, attr).detach()
+                t_view = t.view(-1, *([1] * w.ndim))
+                stacked[name] = w.unsqueeze(0) * (w.abs().unsqueeze(0) >= t_view)
+        return stacked
+
+    @torch.inference_mode()
+    def accuracies(self, thresholds: torch.Tensor) -> np.ndarray:
+        """Accuracy of each candidate; ``thresholds`` has shape (P, number of layers)."""
+        self.model.eval()
+        results = []
+        for start in range(0, len(thresholds), self.population_chunk):
+            stacked = self._masked_tensors(thresholds[start : start + self.population_chunk])
+            results.append(self._chunk_correct(stacked))
+        return torch.cat(results).double().numpy() / self.n_samples
+
+    def _chunk_correct(self, stacked: dict[str, torch.Tensor]) -> torch.Tensor:
+        population = next(iter(stacked.values())).shape[0]
+        correct = torch.zeros(population, dtype=torch.long)
+        if self.batched:
+
+            def predict(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+                return functional_call(self.model, params, (x,)).argmax(dim=-1)
+
+            batched_predict = torch.vmap(predict, in_dims=(0, None))
+            for x, y in self.batches:
+                correct += (batched_predict(stacked, x) == y).sum(dim=1).cpu()
+        else:
+            for p in range(population):
+                params = {name: t[p] for name, t in stacked.items()}
+                for x, y in self.batches:
+                    predicted = functional_call(self.model, params, (x,)).argmax(dim=-1)
+                    correct[p] += int((predicted == y).sum())
+        return correct

@@ -1,0 +1,138 @@
+"""Magnitude masks applied through a module's own parameters.
+
+Masks are boolean tensors keyed by ``state_dict`` name (``"1.weight"``, ``"1.bias"``).
+While a model is being adjusted they live in a ``torch.nn.utils.parametrize``
+parametrisation, so ``module.weight`` *is* ``W ⊙ M`` and the dense ``W`` stays in
+``module.parametrizations.weight.original``. Two flavours:
+
+- straight-through (Dynamic Network Surgery): the forward pass uses ``W ⊙ M`` but the
+  gradient reaches every entry of ``W``, so a pruned weight can grow back and be spliced in
+  again by :func:`update_masks_with_hysteresis`;
+- plain: the gradient of a pruned entry is zero (fine-tuning with frozen masks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from olmp.pruning.layers import PrunableLayer
+
+Masks = dict[str, torch.Tensor]
+
+
+class MaskParametrisation(nn.Module):
+    """``w -> w * mask``, optionally with a straight-through gradient."""
+
+    def __init__(self, mask: torch.Tensor, straight_through: bool) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask.to(torch.bool))
+        self.straight_through = straight_through
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        masked = w * self.mask
+        if self.straight_through:
+            # Value of w * mask, gradient of w: d(masked)/dw is the identity.
+            return w + (masked - w).detach()
+        return masked
+
+
+def _tensors(layer: PrunableLayer) -> Iterator[tuple[str, str]]:
+    """(attribute, state_dict name) of the layer's weight and bias."""
+    yield "weight", layer.weight_name
+    if layer.bias_name is not None:
+        yield "bias", layer.bias_name
+
+
+def magnitude_masks(
+    layers: list[PrunableLayer], thresholds: torch.Tensor, prune_biases: bool = False
+) -> Masks:
+    """Masks keeping ``|w| >= t_l`` in each layer (and its bias when ``prune_biases``)."""
+    masks: Masks = {}
+    for layer, t in zip(layers, thresholds.tolist(), strict=True):
+        for attr, name in _tensors(layer):
+            if attr == "bias" and not prune_biases:
+                continue
+            masks[name] = dense_tensor(layer, attr).detach().abs() >= t
+    return masks
+
+
+def dense_tensor(layer: PrunableLayer, attr: str) -> torch.Tensor:
+    """The dense (unmasked) weight or bias of ``layer``, whether masked or not."""
+    module = layer.module
+    if parametrize.is_parametrized(module, attr):
+        return module.parametrizations[attr].original
+    return getattr(module, attr)
+
+
+def apply_masks(layers: list[PrunableLayer], masks: Masks, straight_through: bool) -> None:
+    """Make each masked tensor of ``layers`` read as ``W ⊙ M`` (see the module docstring)."""
+    for layer in layers:
+        for attr, name in _tensors(layer):
+            if name in masks:
+                mask = masks[name].to(dense_tensor(layer, attr).device)
+                parametrize.register_parametrization(
+                    layer.module, attr, MaskParametrisation(mask, straight_through)
+                )
+
+
+def current_masks(layers: list[PrunableLayer]) -> Masks:
+    """The masks currently applied to ``layers`` (copies)."""
+    masks: Masks = {}
+    for layer in layers:
+        for attr, name in _tensors(layer):
+            if parametrize.is_parametrized(layer.module, attr):
+                masks[name] = layer.module.parametrizations[attr][0].mask.clone()
+    return masks
+
+
+def remove_masks(layers: list[PrunableLayer], bake: bool) -> None:
+    """Remove the parametrisations; ``bake`` leaves ``W ⊙ M`` as the parameter, otherwise
+    the dense ``W`` comes back."""
+    for layer in layers:
+        for attr, _ in _tensors(layer):
+            if parametrize.is_parametrized(layer.module, attr):
+                parametrize.remove_parametrizations(layer.module, attr, leave_parametrized=bake)
+
+
+@torch.no_grad()
+def update_masks_with_hysteresis(
+    layers: list[PrunableLayer], thresholds: torch.Tensor, low: float = 0.9, high: float = 1.1
+) -> None:
+    """DNS splicing: prune a kept weight when ``|w| <= low * t``, restore a pruned one when
+    ``|w| > high * t``; weights in between keep their state. Updates masks in place."""
+    for layer, t in zip(layers, thresholds.tolist(), strict=True):
+        for attr, _ in _tensors(layer):
+            if not parametrize.is_parametrized(layer.module, attr):
+                continue
+            mask = layer.module.parametrizations[attr][0].mask
+            magnitude = layer.module.parametrizations[attr].original.abs()
+            mask &= magnitude > low * t
+            mask |= magnitude > high * t
+
+
+def count_kept(layers: list[PrunableLayer], masks: Masks) -> dict[str, int]:
+    """Totals of the layers' weights and biases and how many of each the masks keep
+    (an unmasked tensor is kept entirely)."""
+    totals = {"weights": 0, "kept_weights": 0, "biases": 0, "kept_biases": 0}
+    for layer in layers:
+        totals["weights"] += layer.n_weights
+        mask = masks.get(layer.weight_name)
+        totals["kept_weights"] += layer.n_weights if mask is None else int(mask.sum())
+        if layer.bias_name is not None:
+            totals["biases"] += layer.n_biases
+            mask = masks.get(layer.bias_name)
+            totals["kept_biases"] += layer.n_biases if mask is None else int(mask.sum())
+    return totals
+
+
+def compression_ratios(layers: list[PrunableLayer], masks: Masks) -> tuple[float, float]:
+    """(weights only, weights + biases) compression ratios = total / kept."""
+    c = count_kept(layers, masks)
+    return (
+        c["weights"] / max(c["kept_weights"], 1),
+        (c["weights"] + c["biases"]) / max(c["kept_weights"] + c["kept_biases"], 1),
+    )

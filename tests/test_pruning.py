@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from olmp.data import load_dataset
+from olmp.errors import OlmpError
+from olmp.models import build_model
+from olmp.pruning.evaluate import PopulationEvaluator
+from olmp.pruning.layers import find_prunable_layers
+from olmp.pruning.masks import (
+    apply_masks,
+    compression_ratios,
+    count_kept,
+    current_masks,
+    magnitude_masks,
+    remove_masks,
+    update_masks_with_hysteresis,
+)
+from olmp.pruning.thresholds import KeepRatio, MeanStd, make_parametrisation
+
+
+def test_layers_by_type_and_pattern():
+    model = build_model("lenet-5", (1, 28, 28), 10)
+    assert [layer.name for layer in find_prunable_layers(model)] == ["0", "2", "5", "7"]
+    assert [layer.name for layer in find_prunable_layers(model, exclude=["7"])] == ["0", "2", "5"]
+    assert [layer.name for layer in find_prunable_layers(model, include=["0", "2"])] == ["0", "2"]
+
+
+def test_model_without_prunable_layers_is_refused():
+    with pytest.raises(OlmpError, match="no prunable layers"):
+        find_prunable_layers(nn.Sequential(nn.ReLU(), nn.Flatten()))
+
+
+def test_keep_ratio_keeps_the_asked_fraction():
+    torch.manual_seed(0)
+    weights = [torch.randn(1000), torch.randn(50)]
+    param = KeepRatio([w.abs() for w in weights], min_keep=1e-3)
+    lower, upper = param.bounds()
+    assert lower.tolist() == [-3.0, -3.0] and upper.tolist() == [0.0, 0.0]
+    thresholds = param.thresholds(np.log10([[0.1, 0.5], [1.0, 1e-9]]))
+    kept = [
+        [int((w.abs() >= t).sum()) for w, t in zip(weights, row, strict=True)] for row in thresholds
+    ]
+    assert kept == [[100, 25], [1000, 1]]  # at least one weight per layer survives
+    assert np.allclose(param.encode(np.array([0.1, 0.5])), np.log10([0.1, 0.5]))
+
+
+def test_mean_std_matches_the_papers_formula():
+    w = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    param = MeanStd([w])
+    t = param.thresholds(np.array([[0.0], [1.0]]))
+    assert t[0, 0] == pytest.approx(1.5)
+    assert t[1, 0] == pytest.approx(min(1.5 + float(w.std()), 3.0))
+    with pytest.raises(OlmpError, match="unknown threshold parametrisation 'x'"):
+        make_parametrisation("x", [w])
+
+
+def test_masks_through_parameters_and_straight_through_gradients():
+    layer = nn.Linear(4, 3)
+    model = nn.Sequential(layer)
+    layers = find_prunable_layers(model)
+    with torch.no_grad():
+        layer.weight.copy_(torch.arange(12.0).reshape(3, 4) - 6)
+    masks = magnitude_masks(layers, torch.tensor([3.0]))
+    assert int(masks["0.weight"].sum()) == 7  # |w| >= 3
+    dense = layer.weight.detach().clone()
+
+    apply_masks(layers, masks, straight_through=True)
+    assert torch.equal(layer.weight, dense * masks["0.weight"])
+    layer(torch.ones(1, 4)).sum().backward()
+    grad = layer.parametrizations.weight.original.grad
+    assert (grad != 0).all()  # pruned weights get gradients too (DNS)
+    remove_masks(layers, bake=False)
+    assert torch.equal(layer.weight, dense)
+
+    apply_masks(layers, masks, straight_through=False)
+    layer.parametrizations.weight.original.grad = None
+    layer(torch.ones(1, 4)).sum().backward()
+    grad = layer.parametrizations.weight.original.grad
+    assert torch.equal(grad != 0, masks["0.weight"])
+    remove_masks(layers, bake=True)
+    assert torch.equal(layer.weight, dense * masks["0.weight"])
+
+
+def test_hysteresis_prunes_below_low_and_splices_above_high():
+    layer = nn.Linear(4, 1, bias=False)
+    layers = find_prunable_layers(nn.Sequential(layer))
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.85, 0.95, 1.05, 1.15]]))
+    mask = torch.tensor([[True, True, False, False]])
+    apply_masks(layers, {"0.weight": mask}, straight_through=True)
+    update_masks_with_hysteresis(layers, torch.tensor([1.0]))
+    assert current_masks(layers)["0.weight"].tolist() == [[False, True, False, True]]
+
+
+def test_size_accounting_with_and_without_biases():
+    model = nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 2, bias=False))
+    layers = find_prunable_layers(model)
+    masks = {"0.weight": torch.zeros(10, 10, dtype=torch.bool), "1.weight": torch.ones(2, 10) > 0}
+    masks["0.weight"][0, :5] = True
+    counts = count_kept(layers, masks)
+    assert counts == {"weights": 120, "kept_weights": 25, "biases": 10, "kept_biases": 10}
+    assert compression_ratios(layers, masks) == (120 / 25, 130 / 35)
+
+
+@pytest.fixture(scope="module")
+def digits_model():
+    splits = load_dataset("digits", seed=0)
+    torch.manual_seed(0)
+    model = build_model("lenet-300-100", splits.input_shape, 10).eval()
+    return model, splits
+
+
+@pytest.mark.parametrize("prune_biases", [False, True])
+def test_batched_evaluation_equals_one_at_a_time(digits_model, prune_biases):
+    model, splits = digits_model
+    layers = find_prunable_layers(model)
+    param = KeepRatio([layer.module.weight.detach().abs() for layer in layers])
+    z = np.random.default_rng(0).uniform(-2, 0, size=(7, len(layers)))
+    thresholds = param.thresholds(z)
+    kwargs = {"prune_biases": prune_biases, "population_chunk": 3, "batch_size": 50}
+    batched = PopulationEvaluator(model, layers, splits.tune, batched=True, **kwargs)
+    looped = PopulationEvaluator(model, layers, splits.tune, batched=False, **kwargs)
+    a, b = batched.accuracies(thresholds), looped.accuracies(thresholds)
+    assert np.allclose(a, b)
+    # and both equal applying the masks to the model itself
+    for p in (0, 6):
+        masks = magnitude_masks(layers, thresholds[p], prune_biases)
+        apply_masks(layers, masks, straight_through=False)
+        with torch.no_grad():
+            acc = (model(splits.tune.x).argmax(1) == splits.tune.y).double().mean().item()
+        remove_masks(layers, bake=False)
+        assert a[p] == pytest.approx(acc)
