@@ -51,8 +51,11 @@ def main() -> None:
             config = with_overrides(default_recipe(model, dataset), seed=seed)
             _, meta = train_reference(model, dataset, config=config, split_seed=seed)
             runs.append(meta)
-            print(f"{model} {dataset} seed {seed}: test {meta['test_accuracy']:.4f} "
-                  f"in {meta['train_time_s']:.1f} s", flush=True)
+            print(
+                f"{model} {dataset} seed {seed}: test {meta['test_accuracy']:.4f} "
+                f"in {meta['train_time_s']:.1f} s",
+                flush=True,
+            )
         test = [r["test_accuracy"] for r in runs]
         times = [r["train_time_s"] for r in runs]
         met = statistics.median(test) >= min_acc and (
@@ -74,8 +77,10 @@ def main() -> None:
         )
 
     info = machine()
-    print(f"\n`{info['command']}` — {info['cores']} cores, {info['cpu']}, torch {info['torch']}, "
-          f"{info['date']}, commit {info['commit']}\n")
+    print(
+        f"\n`{info['command']}` — {info['cores']} cores, {info['cpu']}, torch {info['torch']}, "
+        f"{info['date']}, commit {info['commit']}\n"
+    )
     print("| model | dataset | epochs | val acc | test acc | train time (s) | target | met |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -1,0 +1,132 @@
+import json
+
+import pytest
+import torch
+
+from olmp.compress import RESULT_JSON, STATE_JSON, CompressConfig, compress
+from olmp.data import load_dataset
+from olmp.errors import OlmpError
+from olmp.models import build_model
+from olmp.training import TrainConfig, accuracy, train
+
+FAST = dict(
+    evaluations_per_round=30,
+    max_rounds=2,
+    adjust_steps=20,
+    final_steps=20,
+    search_tolerance=0.05,
+    tolerance=0.02,
+)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    splits = load_dataset("digits", seed=0)
+    torch.manual_seed(0)
+    model = build_model("lenet-300-100", splits.input_shape, 10)
+    train(model, splits.train, TrainConfig(epochs=5, batch_size=32))
+    return model.state_dict(), splits
+
+
+def _model(reference):
+    state, splits = reference
+    model = build_model("lenet-300-100", splits.input_shape, 10)
+    model.load_state_dict(state)
+    return model
+
+
+@pytest.mark.parametrize("solver", ["ncs", "cmaes", "random"])
+def test_compression_keeps_val_accuracy_and_shrinks(reference, solver):
+    model = _model(reference)
+    splits = reference[1]
+    ref_val = accuracy(model, splits.val)
+    pruned, result = compress(model, splits, CompressConfig(solver=solver, **FAST))
+    assert result["compression_ratio"] > 2
+    assert result["val_accuracy"] >= ref_val - 0.02
+    assert result["val_accuracy"] == accuracy(pruned, splits.val)
+    kept = sum(row["kept_weights"] for row in result["layers"])
+    total = sum(row["total_weights"] for row in result["layers"])
+    assert result["compression_ratio"] == pytest.approx(total / kept)
+    nonzero = sum(int((m.weight != 0).sum()) for m in pruned if isinstance(m, torch.nn.Linear))
+    assert nonzero <= kept
+    assert len(result["history"]) == 2
+
+
+def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
+    run_dir = tmp_path / "run"
+    config = CompressConfig(**FAST)
+    _, full = compress(_model(reference), reference[1], config, run_dir=run_dir)
+    record = json.loads((run_dir / RESULT_JSON).read_text())
+    for key in (
+        "compression_ratio",
+        "compression_ratio_with_biases",
+        "reference_val_accuracy",
+        "val_accuracy",
+        "reference_test_accuracy",
+        "test_accuracy",
+        "seed",
+        "solver",
+        "wall_time_s",
+        "layers",
+    ):
+        assert key in record
+    assert (run_dir / "pruned.safetensors").is_file() and (run_dir / "progress.png").is_file()
+
+    before = (run_dir / RESULT_JSON).read_bytes()
+    with pytest.raises(OlmpError, match="already exists"):
+        compress(_model(reference), reference[1], config, run_dir=run_dir)
+    assert (run_dir / RESULT_JSON).read_bytes() == before
+
+    # An interrupted run: stop after the first round, then resume.
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(entry, state):
+        raise Stop
+
+    other = tmp_path / "interrupted"
+    with pytest.raises(Stop):
+        compress(_model(reference), reference[1], config, run_dir=other, on_round=stop_after_first)
+    state = json.loads((other / STATE_JSON).read_text())
+    assert state["state"]["round"] == 1 and not (other / RESULT_JSON).exists()
+    _, resumed = compress(_model(reference), reference[1], config, run_dir=other, resume=True)
+    assert resumed["compression_ratio"] == full["compression_ratio"]
+    assert resumed["val_accuracy"] == full["val_accuracy"]
+
+    with pytest.raises(OlmpError, match="config differs"):
+        compress(
+            _model(reference),
+            reference[1],
+            CompressConfig(**{**FAST, "seed": 9}),
+            run_dir=other,
+            resume=True,
+        )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"tolerance": -0.1}, r"tolerance must be in \[0, 1\), got -0.1"),
+        ({"tolerance": 1.0}, r"tolerance must be in \[0, 1\), got 1.0"),
+        ({"solver": "adam"}, r"unknown solver 'adam'; choose one of: cmaes, ncs, random"),
+    ],
+)
+def test_bad_config(options, message):
+    with pytest.raises(OlmpError, match=message):
+        CompressConfig(**options)
+
+
+def test_bad_models_are_refused_before_anything_is_written(reference, tmp_path):
+    splits = reference[1]
+    with pytest.raises(OlmpError, match="no prunable layers"):
+        no_layers = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.AdaptiveAvgPool1d(10))
+        compress(no_layers, splits, run_dir=tmp_path / "a")
+    model = _model(reference)
+    with torch.no_grad():
+        model[1].weight[0, 0] = float("inf")
+    with pytest.raises(OlmpError, match=r"NaN or infinite values in 1\.weight"):
+        compress(model, splits, run_dir=tmp_path / "b")
+    wrong = build_model("lenet-300-100", (1, 28, 28), 10)
+    with pytest.raises(OlmpError, match="does not fit model"):
+        compress(wrong, splits, run_dir=tmp_path / "c")
+    assert not any(tmp_path.iterdir())
