@@ -188,7 +188,7 @@ def test_corrupted_dataset_file_via_cli(tmp_path, capsys, isolated_data):
     assert "t10k-images-idx3-ubyte" in err and "truncated" in err
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "demo", "list"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "compress", "demo", "list"])
 def test_every_subcommand_help_has_an_example(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
@@ -207,3 +207,54 @@ def test_list_shows_models_and_datasets(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "lenet-300-100" in out and "fashion-mnist" in out
+
+
+TINY = [
+    "--rounds",
+    "1",
+    "--evaluations-per-round",
+    "20",
+    "--adjust-steps",
+    "10",
+    "--final-steps",
+    "10",
+    "--tolerance",
+    "0.05",
+]
+
+
+def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["compress", "--weights", str(digits_checkpoint), "--out", str(run_dir), *TINY]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "keep %" in out and "total" in out  # the per-layer table
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["model"] == "lenet-300-100" and result["dataset"] == "digits"
+    assert result["compression_ratio"] >= 1
+    assert result["config"]["augment_shift"] == 0  # the digits recipe has no shift
+
+    before = (run_dir / "result.json").read_bytes()
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (run_dir / "result.json").read_bytes() == before
+    assert main([*args, "--resume"]) == 0  # a finished run just reports again
+    assert (run_dir / "result.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--tolerance", "-0.5"], "tolerance must be in [0, 1), got -0.5"),
+        (["--tolerance", "1"], "tolerance must be in [0, 1), got 1.0"),
+        (["--solver", "sgd"], "unknown solver 'sgd'; choose one of: cmaes, ncs, random"),
+        (["--resume"], "holds no state.json"),
+        (["--model", "lenet-5"], "lenet-5 needs images of at least 16x16"),
+    ],
+)
+def test_compress_cli_bad_input_writes_nothing(digits_checkpoint, tmp_path, capsys, extra, message):
+    run_dir = tmp_path / "run"
+    args = ["compress", "--weights", str(digits_checkpoint), "--out", str(run_dir), *extra]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not run_dir.exists()

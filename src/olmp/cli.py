@@ -12,13 +12,18 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from torch import nn
 
 from olmp import __version__
-from olmp.data import DATASETS
+from olmp.compress import CompressConfig, RunState, compress, prepare_run_dir
+from olmp.data import DATASETS, DatasetSplits
 from olmp.errors import OlmpError, unknown_choice
 from olmp.files import refuse_to_overwrite
 from olmp.models import MODELS, resolve_factory
-from olmp.reference import evaluate_weights, train_reference
+from olmp.pruning.thresholds import PARAMETRISATIONS
+from olmp.reference import evaluate_weights, load_weights, train_reference
+from olmp.report import layer_rich_table
+from olmp.solvers import SOLVERS
 from olmp.training import default_recipe, with_overrides
 
 console = Console(stderr=True)
@@ -26,6 +31,7 @@ console = Console(stderr=True)
 EPILOG_MAIN = """\
 examples:
   olmp demo
+  olmp compress --weights ref.safetensors --out runs/r1
   olmp train --model lenet-300-100 --dataset mnist-5k --out ref.safetensors
   olmp evaluate --weights ref.safetensors --json
 """
@@ -115,6 +121,101 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_from_args(args: argparse.Namespace) -> CompressConfig:
+    """A CompressConfig from the command line; options left out keep their defaults."""
+    options = {
+        "tolerance": args.tolerance,
+        "search_tolerance": args.search_tolerance,
+        "solver": args.solver,
+        "parametrisation": args.parametrisation,
+        "popsize": args.popsize,
+        "evaluations_per_round": args.evaluations_per_round,
+        "max_rounds": args.rounds,
+        "patience": args.patience,
+        "max_evaluations": args.max_evaluations,
+        "max_time_s": args.time_limit,
+        "adjust": args.adjust,
+        "adjust_steps": args.adjust_steps,
+        "augment_shift": args.augment_shift,
+        "final_steps": args.final_steps,
+        "prune_biases": args.prune_biases or None,
+        "include": tuple(args.include) if args.include else None,
+        "exclude": tuple(args.exclude) if args.exclude else None,
+        "seed": args.seed,
+    }
+    return CompressConfig(**{k: v for k, v in options.items() if v is not None})
+
+
+def _run_compression(
+    model: nn.Module,
+    splits: DatasetSplits,
+    config: CompressConfig,
+    run_dir: Path,
+    metadata: dict,
+    *,
+    resume: bool = False,
+    force: bool = False,
+) -> dict:
+    """Run :func:`olmp.compress` with a progress bar over rounds; print the layer table."""
+    progress = Progress(
+        TextColumn("[bold]compressing[/]"),
+        BarColumn(),
+        TextColumn("round {task.completed}/{task.total}"),
+        TextColumn("{task.fields[ratio]}"),
+        TextColumn("{task.fields[acc]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    task = progress.add_task("rounds", total=config.max_rounds, ratio="", acc="")
+
+    def on_round(entry: dict, state: RunState) -> None:
+        best = state.best.get("size", 1.0)
+        progress.update(
+            task,
+            completed=entry["round"],
+            ratio=f"now {entry['compression_ratio']:.1f}x, best {1 / best:.1f}x",
+            acc=f"val {entry['val_accuracy']:.2%}",
+        )
+
+    with progress:
+        _, result = compress(
+            model,
+            splits,
+            config,
+            run_dir=run_dir,
+            resume=resume,
+            force=force,
+            metadata=metadata,
+            on_round=on_round,
+        )
+    Console().print(layer_rich_table(result))
+    console.print(f"done in {result['wall_time_s']:.0f} s; results in {run_dir}")
+    return result
+
+
+def _compress(args: argparse.Namespace) -> int:
+    _check_names(args.model, args.dataset)
+    config = _config_from_args(args)
+    run_dir = Path(args.out)
+    prepare_run_dir(run_dir, resume=args.resume, force=args.force)
+    model, splits, meta = load_weights(
+        args.weights,
+        args.model,
+        args.dataset,
+        split_seed=args.split_seed,
+        data_dir=args.data_dir,
+        device=args.device,
+    )
+    metadata = {
+        "model": args.model or meta["model"],
+        "dataset": splits.name,
+        "weights": str(args.weights),
+    }
+    _run_compression(model, splits, config, run_dir, metadata, resume=args.resume, force=args.force)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     out_dir = _fresh_dir(Path(args.out))
     model, dataset = "lenet-300-100", "mnist-5k"
@@ -126,13 +227,19 @@ def _demo(args: argparse.Namespace) -> int:
         _, meta = train_reference(
             model, dataset, out_dir / "reference.safetensors", device=args.device, on_epoch=on_epoch
         )
-    table = Table(title=f"reference {model} on {dataset}")
-    for column in ("split", "accuracy"):
-        table.add_column(column)
-    for split in ("tune", "val", "test"):
-        table.add_row(split, f"{meta[f'{split}_accuracy']:.2%}")
-    Console().print(table)
-    console.print(f"done in {time.perf_counter() - started:.1f} s; saved {out_dir}")
+    console.print(
+        f"reference: val accuracy {meta['val_accuracy']:.2%}, "
+        f"test accuracy {meta['test_accuracy']:.2%} ({meta['train_time_s']:.0f} s)"
+    )
+    net, splits, _ = load_weights(out_dir / "reference.safetensors", device=args.device)
+    metadata = {
+        "model": model,
+        "dataset": dataset,
+        "weights": str(out_dir / "reference.safetensors"),
+    }
+    demo_config = CompressConfig(augment_shift=config.max_shift)
+    _run_compression(net, splits, demo_config, out_dir / "compression", metadata)
+    console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
     return 0
 
 
@@ -219,12 +326,67 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
+    comp = commands.add_parser(
+        "compress",
+        help="prune a trained model with OLMP",
+        description="Prune every Linear and Conv layer of a trained model by weight "
+        "magnitude, with per-layer thresholds chosen by derivative-free search so that the "
+        "network is as small as possible while its accuracy stays within the tolerance; "
+        "rounds of search alternate with retraining (Dynamic Network Surgery). RUN_DIR "
+        "receives result.json, the pruned checkpoint, the run state (for --resume) and a "
+        "progress plot.",
+        epilog="examples:\n  olmp compress --weights ref.safetensors --out runs/r1\n"
+        "  olmp compress --model lenet-5 --dataset fashion-mnist --weights l5.safetensors "
+        "--out runs/l5 --solver cmaes --seed 1\n"
+        "  olmp compress --weights ref.safetensors --out runs/r1 --resume",
+        formatter_class=_Formatter,
+    )
+    comp.add_argument("--weights", required=True, help="trained checkpoint to compress")
+    comp.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
+    comp.add_argument("--model", help="model name (default: from the checkpoint)")
+    comp.add_argument("--dataset", help="dataset name (default: from the checkpoint)")
+    comp.add_argument("--split-seed", type=int, help="default: from the checkpoint")
+    comp.add_argument("--tolerance", type=float, help="allowed val-accuracy loss (default 0)")
+    comp.add_argument(
+        "--search-tolerance",
+        type=float,
+        help="allowed tune-accuracy loss of a candidate before retraining",
+    )
+    comp.add_argument("--solver", help=f"{', '.join(SOLVERS)} (default ncs)")
+    comp.add_argument("--parametrisation", help=f"{', '.join(PARAMETRISATIONS)}")
+    comp.add_argument("--seed", type=int, help="solver and training seed (default 0)")
+    budget = comp.add_argument_group("budget")
+    budget.add_argument("--rounds", type=int, help="most search-and-retrain rounds")
+    budget.add_argument("--patience", type=int, help="stop after N rounds without shrinking")
+    budget.add_argument("--evaluations-per-round", type=int, help="candidates per search")
+    budget.add_argument("--max-evaluations", type=int, help="total candidate evaluations")
+    budget.add_argument("--time-limit", type=float, metavar="SECONDS", help="wall time")
+    budget.add_argument("--popsize", type=int, help="candidates per solver generation")
+    budget.add_argument("--adjust-steps", type=int, help="DNS training steps per round")
+    budget.add_argument("--final-steps", type=int, help="fine-tuning steps at the end")
+    comp.add_argument("--adjust", help="retraining between searches: dns (default), finetune")
+    comp.add_argument(
+        "--augment-shift",
+        type=int,
+        metavar="PIXELS",
+        help="random-shift augmentation while retraining (default: the "
+        "model's training recipe for the dataset)",
+    )
+    comp.add_argument("--prune-biases", action="store_true", help="mask biases too")
+    comp.add_argument("--include", nargs="+", metavar="PATTERN", help="layer names to prune")
+    comp.add_argument("--exclude", nargs="+", metavar="PATTERN", help="layer names to keep")
+    again = comp.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
+    again.add_argument("--force", action="store_true", help="start anew in RUN_DIR")
+    _add_common(comp)
+    comp.set_defaults(run=_compress)
+
     demo = commands.add_parser(
         "demo",
-        help="the main job on built-in data: LeNet-300-100 on mnist-5k",
-        description="Train LeNet-300-100 on the built-in mnist-5k digits and report its "
-        "accuracy. Results go to a new folder (runs/demo, runs/demo-2, ...): nothing is "
-        "overwritten.",
+        help="the main job: train and compress LeNet-300-100 on built-in mnist-5k",
+        description="Train LeNet-300-100 on the built-in mnist-5k digits, then compress it "
+        "with OLMP's defaults and print the per-layer table. Results go to a new folder "
+        "(runs/demo, runs/demo-2, ...): nothing is overwritten.",
         epilog="example:\n  olmp demo --out runs/demo",
         formatter_class=_Formatter,
     )

@@ -67,6 +67,7 @@ RESULT_JSON = "result.json"
 PRUNED_CHECKPOINT = "pruned.safetensors"
 HISTORY_JSON = "history.json"
 PLOT_PNG = "progress.png"
+ADJUST_MODES = ("dns", "finetune")
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,15 @@ class CompressConfig:
         patience: stop after this many rounds that did not shrink the network by 1 %.
         max_evaluations: total candidate evaluation budget (``None``: no limit).
         max_time_s: wall-time budget for the rounds, in seconds (``None``: no limit).
-        adjust_steps: DNS training steps per round; ``adjust_lr`` their peak learning rate.
+        adjust: how a round retrains: ``dns`` (Dynamic Network Surgery: pruned weights keep
+            learning and can be spliced back) or ``finetune`` (masks frozen).
+        adjust_steps: training steps per round; ``adjust_lr`` their peak learning rate.
         mask_update_every: steps between DNS mask updates.
         final_steps: fine-tuning steps with frozen masks at the end; ``final_lr`` their
             peak learning rate.
         batch_size: training batch size.
+        augment_shift: random-shift augmentation (pixels) while retraining; use the
+            reference recipe's value (the CLI does).
         prune_biases: mask biases with their layer's threshold too (the paper did).
         include, exclude: name patterns choosing the prunable layers.
         min_keep: smallest keep fraction the ``keep-ratio`` search may give a layer.
@@ -106,12 +111,14 @@ class CompressConfig:
     patience: int = 3
     max_evaluations: int | None = None
     max_time_s: float | None = None
+    adjust: str = "dns"
     adjust_steps: int = 300
     adjust_lr: float = 0.01
     mask_update_every: int = 10
     final_steps: int = 1500
     final_lr: float = 0.01
     batch_size: int = 64
+    augment_shift: int = 0
     prune_biases: bool = False
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
@@ -140,6 +147,10 @@ class CompressConfig:
         ):
             if getattr(self, name) < 1:
                 raise OlmpError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.adjust not in ADJUST_MODES:
+            raise unknown_choice("adjust mode", self.adjust, list(ADJUST_MODES))
+        if self.augment_shift < 0:
+            raise OlmpError(f"augment_shift must be at least 0, got {self.augment_shift}")
         if self.final_steps < 0:
             raise OlmpError(f"final_steps must be at least 0, got {self.final_steps}")
 
@@ -332,6 +343,7 @@ class Compressor:
             max_steps=steps,
             lr=lr,
             batch_size=self.config.batch_size,
+            max_shift=self.config.augment_shift,
             seed=self.config.seed * 100_003 + salt,
         )
 
@@ -437,7 +449,7 @@ class Compressor:
                 self.masks,
                 self.splits.train,
                 self._train_config(cfg.adjust_steps, cfg.adjust_lr, r),
-                thresholds=thresholds,
+                thresholds=thresholds if cfg.adjust == "dns" else None,
                 update_every=cfg.mask_update_every,
             )
             val_acc = masked_accuracy(self.model, self.layers, self.masks, self.splits.val)
