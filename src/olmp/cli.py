@@ -137,6 +137,7 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
         "adjust": args.adjust,
         "adjust_steps": args.adjust_steps,
         "augment_shift": args.augment_shift,
+        "distill": args.distill,
         "final_steps": args.final_steps,
         "prune_biases": args.prune_biases or None,
         "include": tuple(args.include) if args.include else None,
@@ -364,13 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--popsize", type=int, help="candidates per solver generation")
     budget.add_argument("--adjust-steps", type=int, help="DNS training steps per round")
     budget.add_argument("--final-steps", type=int, help="fine-tuning steps at the end")
-    comp.add_argument("--adjust", help="retraining between searches: dns (default), finetune")
+    comp.add_argument("--adjust", help="retraining between searches: finetune (default), dns")
     comp.add_argument(
         "--augment-shift",
         type=int,
         metavar="PIXELS",
         help="random-shift augmentation while retraining (default: the "
         "model's training recipe for the dataset)",
+    )
+    comp.add_argument(
+        "--distill",
+        type=float,
+        metavar="WEIGHT",
+        help="weight of distillation from the dense reference while retraining (default 0)",
     )
     comp.add_argument("--prune-biases", action="store_true", help="mask biases too")
     comp.add_argument("--include", nargs="+", metavar="PATTERN", help="layer names to prune")

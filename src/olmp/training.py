@@ -99,8 +99,15 @@ def train(
     *,
     on_step: StepHook | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    teacher: nn.Module | None = None,
+    distill_weight: float = 0.5,
+    temperature: float = 4.0,
 ) -> nn.Module:
     """Train ``model`` in place on ``data`` with ``config``; returns the model.
+
+    With a ``teacher`` (for example the dense reference of a pruned network) the loss is
+    ``distill_weight * T² * KL(teacher || student at temperature T) + (1 - distill_weight) *
+    cross-entropy`` (knowledge distillation, Hinton et al. 2015).
 
     ``on_step(model, step)`` runs after each optimiser step; ``on_epoch(epoch, loss)``
     after each epoch with its mean training loss.
@@ -128,7 +135,12 @@ def train(
             x = x_all[index]
             if config.max_shift > 0 and x.ndim == 4:
                 x = random_shift(x, config.max_shift, generator)
-            loss = F.cross_entropy(model(x), y_all[index])
+            logits = model(x)
+            loss = F.cross_entropy(logits, y_all[index])
+            if teacher is not None:
+                loss = (1 - distill_weight) * loss + distill_weight * distillation_loss(
+                    logits, teacher, x, temperature
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -144,6 +156,16 @@ def train(
             on_epoch(epoch + 1, float(loss_sum) / seen)
     model.eval()
     return model
+
+
+def distillation_loss(
+    logits: torch.Tensor, teacher: nn.Module, x: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """``T² * KL(softmax(teacher / T) || softmax(student / T))``, batch mean."""
+    with torch.no_grad():
+        target = F.log_softmax(teacher(x) / temperature, dim=1)
+    student = F.log_softmax(logits / temperature, dim=1)
+    return F.kl_div(student, target, log_target=True, reduction="batchmean") * temperature**2
 
 
 @torch.inference_mode()
