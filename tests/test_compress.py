@@ -130,3 +130,35 @@ def test_bad_models_are_refused_before_anything_is_written(reference, tmp_path):
     with pytest.raises(OlmpError, match="does not fit model"):
         compress(wrong, splits, run_dir=tmp_path / "c")
     assert not any(tmp_path.iterdir())
+
+
+def test_custom_module_with_own_data_loaders(reference):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import olmp
+
+    digits = reference[1]
+
+    def loader(split):
+        return DataLoader(TensorDataset(split.x.flatten(1), split.y), batch_size=100)
+
+    splits = olmp.splits_from_loaders(
+        loader(digits.train), loader(digits.tune), loader(digits.val), loader(digits.test)
+    )
+    assert splits.input_shape == (64,) and splits.num_classes == 10
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    train(model, splits.train, TrainConfig(epochs=10, batch_size=32))
+    _, result = olmp.compress(model, splits, olmp.CompressConfig(**FAST))
+    assert result["compression_ratio"] > 1.5
+    assert [row["name"] for row in result["layers"]] == ["0", "2"]
+
+
+def test_own_tensors_are_validated():
+    import olmp
+
+    x, y = torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)
+    with pytest.raises(OlmpError, match="tune: inputs have 4 samples and labels 3"):
+        olmp.splits_from_tensors((x, y), (x, y[:3]), (x, y), (x, y))
+    with pytest.raises(OlmpError, match="labels must be a 1-d integer tensor"):
+        olmp.splits_from_tensors((x, y), (x, y.float()), (x, y), (x, y))

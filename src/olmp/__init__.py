@@ -5,7 +5,8 @@ The public API; every ``olmp`` CLI command is a thin layer over one of these.
 
 __version__ = "0.1.0"
 
-from olmp.data import DATASETS, load_dataset
+from olmp.compress import CompressConfig, compress
+from olmp.data import DATASETS, load_dataset, splits_from_loaders, splits_from_tensors
 from olmp.errors import OlmpError
 from olmp.models import MODELS, build_model
 from olmp.reference import evaluate_weights, load_weights, train_reference
@@ -14,15 +15,19 @@ from olmp.training import TrainConfig, accuracy, default_recipe, train
 __all__ = [
     "DATASETS",
     "MODELS",
+    "CompressConfig",
     "OlmpError",
     "TrainConfig",
     "__version__",
     "accuracy",
     "build_model",
+    "compress",
     "default_recipe",
     "evaluate_weights",
     "load_dataset",
     "load_weights",
+    "splits_from_loaders",
+    "splits_from_tensors",
     "train",
     "train_reference",
 ]

@@ -14,6 +14,8 @@ from olmp.data.registry import (
     Split,
     load_dataset,
     register_dataset,
+    splits_from_loaders,
+    splits_from_tensors,
 )
 
 __all__ = [
@@ -24,5 +26,7 @@ __all__ = [
     "load_dataset",
     "read_idx",
     "register_dataset",
+    "splits_from_loaders",
+    "splits_from_tensors",
     "write_idx",
 ]

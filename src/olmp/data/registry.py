@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from olmp.errors import unknown_choice
+from olmp.errors import OlmpError, unknown_choice
 
 # Seed of the carve that makes a test split for datasets that ship without one. Fixed so
 # that the test split is the same for every split seed and every run.
@@ -166,3 +167,61 @@ def load_dataset(
         num_classes=spec.num_classes,
         split_seed=seed,
     )
+
+
+def splits_from_tensors(
+    train: tuple[torch.Tensor, torch.Tensor],
+    tune: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    name: str = "custom",
+    num_classes: int | None = None,
+) -> DatasetSplits:
+    """Wrap your own ``(inputs, labels)`` tensors as :class:`DatasetSplits`.
+
+    Inputs may have any shape the model accepts (first axis = samples); labels are class
+    indices. Keep the four splits disjoint: the search checks accuracy on ``tune``, the
+    result is chosen on ``val``, ``test`` is only reported.
+    """
+    parts = {"train": train, "tune": tune, "val": val, "test": test}
+    splits = {}
+    for part, (x, y) in parts.items():
+        x, y = torch.as_tensor(x), torch.as_tensor(y)
+        if len(x) != len(y) or len(y) == 0:
+            raise OlmpError(
+                f"{part}: inputs have {len(x)} samples and labels {len(y)}; "
+                "they must be equal and non-zero"
+            )
+        if y.dtype.is_floating_point or y.ndim != 1:
+            raise OlmpError(
+                f"{part}: labels must be a 1-d integer tensor, got {y.dtype} {tuple(y.shape)}"
+            )
+        splits[part] = Split(x.float(), y.long())
+    shapes = {tuple(s.x.shape[1:]) for s in splits.values()}
+    if len(shapes) != 1:
+        raise OlmpError(f"the splits' input shapes differ: {sorted(shapes)}")
+    classes = num_classes or int(max(int(s.y.max()) for s in splits.values())) + 1
+    return DatasetSplits(
+        name=name, input_shape=shapes.pop(), num_classes=classes, split_seed=0, **splits
+    )
+
+
+def splits_from_loaders(
+    train: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    tune: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    val: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    test: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    **kwargs: Any,
+) -> DatasetSplits:
+    """Like :func:`splits_from_tensors`, from iterables of ``(inputs, labels)`` batches
+    (for example ``torch.utils.data.DataLoader`` objects). The data is read once into
+    memory, which suits the small datasets OLMP evaluates thousands of times."""
+
+    def gather(
+        loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = zip(*((torch.as_tensor(x), torch.as_tensor(y)) for x, y in loader), strict=True)
+        return torch.cat(xs), torch.cat(ys)
+
+    return splits_from_tensors(gather(train), gather(tune), gather(val), gather(test), **kwargs)
