@@ -4,10 +4,11 @@ For each seed: train the reference with the default recipe (initialisation seed 
 seed = the seed), compress it with `CompressConfig` defaults (the solver can be chosen) and
 record compression, val and test accuracy against the reference, and wall time. Prints a
 markdown table with the median and range over seeds; writes
-benchmarks/results/compress_mnist5k_<solver>.json.
+benchmarks/results/compress_mnist5k_<solver>_<adjust>.json.
 
     python benchmarks/compress_mnist5k.py                      # NCS, seeds 0 1 2
     python benchmarks/compress_mnist5k.py --solver cmaes
+    python benchmarks/compress_mnist5k.py --adjust dns          # Dynamic Network Surgery
 """
 
 from __future__ import annotations
@@ -32,14 +33,14 @@ def spread(values: list[float], fmt: str) -> str:
     return f"{med:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
-def run_seed(seed: int, solver: str, workdir: str) -> dict:
+def run_seed(seed: int, solver: str, adjust: str, workdir: str) -> dict:
     """Train a reference and compress it; returns the result record's headline fields."""
     recipe = with_overrides(default_recipe(MODEL, DATASET), seed=seed)
     weights = f"{workdir}/ref-{seed}.safetensors"
     started = time.perf_counter()
     train_reference(MODEL, DATASET, weights, config=recipe, split_seed=seed, force=True)
     model, splits, _ = load_weights(weights)
-    config = CompressConfig(solver=solver, seed=seed, augment_shift=recipe.max_shift)
+    config = CompressConfig(solver=solver, adjust=adjust, seed=seed, augment_shift=recipe.max_shift)
     _, result = compress(model, splits, config)
     total = time.perf_counter() - started
     keys = (
@@ -63,10 +64,11 @@ def run_seed(seed: int, solver: str, workdir: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--solver", default="ncs")
+    parser.add_argument("--adjust", default=CompressConfig.adjust, help="finetune or dns")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workdir", default="/tmp/olmp-bench")
     args = parser.parse_args()
-    runs = [run_seed(seed, args.solver, args.workdir) for seed in args.seeds]
+    runs = [run_seed(seed, args.solver, args.adjust, args.workdir) for seed in args.seeds]
 
     loss = [100 * (r["reference_test_accuracy"] - r["test_accuracy"]) for r in runs]
     ratio = [r["compression_ratio"] for r in runs]
@@ -81,9 +83,9 @@ def main() -> None:
         "| solver | seeds | ratio (weights) | ratio (w+b) | ref test % | test % | "
         "test loss (points) | val % - ref val % | time, train + compress (s) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| {args.solver} | {len(runs)} | {spread(ratio, '.1f')} | "
+        f"| {args.solver} | {args.adjust} | {len(runs)} | {spread(ratio, '.1f')} | "
         f"{spread([r['compression_ratio_with_biases'] for r in runs], '.1f')} | "
         f"{spread([100 * r['reference_test_accuracy'] for r in runs], '.1f')} | "
         f"{spread([100 * r['test_accuracy'] for r in runs], '.1f')} | "
@@ -96,7 +98,7 @@ def main() -> None:
         f"\ntarget (median >= 150x, median test loss <= 0.5 points): {'met' if met else 'NOT met'}"
     )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"compress_mnist5k_{args.solver}.json").write_text(
+    (RESULTS / f"compress_mnist5k_{args.solver}_{args.adjust}.json").write_text(
         json.dumps({"machine": info, "runs": runs}, indent=2) + "\n"
     )
 
