@@ -234,6 +234,11 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
     assert result["compression_ratio"] >= 1
     assert result["config"]["augment_shift"] == 0  # the digits recipe has no shift
 
+    assert main(["evaluate", "--weights", str(run_dir / "pruned.safetensors"), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["test_accuracy"] == result["test_accuracy"]
+    assert evaluated["val_accuracy"] == result["val_accuracy"]
+
     before = (run_dir / "result.json").read_bytes()
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err

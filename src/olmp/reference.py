@@ -104,6 +104,9 @@ def load_weights(
     records. Raises :class:`OlmpError` when the weights do not fit the model.
     """
     state_dict, metadata = load_checkpoint(weights)
+    # A pruned checkpoint (olmp compress) carries its masks beside W ⊙ M; the weights
+    # alone define the network.
+    state_dict = {k: v for k, v in state_dict.items() if not k.startswith("mask/")}
     model = model or metadata.get("model")
     dataset = dataset or metadata.get("dataset")
     if model is None or dataset is None:
