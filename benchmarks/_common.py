@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,9 @@ def machine() -> dict[str, str]:
         "commit": commit,
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
     }
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """``median (min-max)`` of ``values`` formatted with ``fmt``."""
+    med = statistics.median(values)
+    return f"{med:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"

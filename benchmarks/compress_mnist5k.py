@@ -18,19 +18,13 @@ import json
 import statistics
 import time
 
-from _common import RESULTS, machine
+from _common import RESULTS, machine, spread
 
 from olmp.compress import CompressConfig, compress
 from olmp.reference import load_weights, train_reference
 from olmp.training import default_recipe, with_overrides
 
 MODEL, DATASET = "lenet-300-100", "mnist-5k"
-
-
-def spread(values: list[float], fmt: str) -> str:
-    """``median (min-max)`` of ``values`` formatted with ``fmt``."""
-    med = statistics.median(values)
-    return f"{med:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
 def run_seed(seed: int, solver: str, adjust: str, workdir: str) -> dict:

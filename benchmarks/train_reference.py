@@ -14,7 +14,7 @@ import argparse
 import json
 import statistics
 
-from _common import RESULTS, machine
+from _common import RESULTS, machine, spread
 
 from olmp.reference import train_reference
 from olmp.training import default_recipe, with_overrides
@@ -25,12 +25,6 @@ SETTINGS = [  # (model, dataset, minimum test accuracy, maximum median train tim
     ("lenet-5", "fashion-mnist", 0.90, None),
     ("conv-small", "fashion-mnist", 0.91, None),
 ]
-
-
-def spread(values: list[float], fmt: str) -> str:
-    """``median (min-max)`` of ``values`` formatted with ``fmt``."""
-    med = statistics.median(values)
-    return f"{med:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
 def main() -> None:
