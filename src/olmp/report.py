@@ -65,6 +65,18 @@ def plot_history(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
     ax_acc.axhline(
         100 * result["reference_val_accuracy"], color="gray", linestyle="--", label="reference val"
     )
+    tolerance = result.get("config", {}).get("tolerance", 0.0)
+    if tolerance > 0:
+        ax_acc.axhline(
+            100 * (result["reference_val_accuracy"] - tolerance),
+            color="red",
+            linestyle=":",
+            label="val threshold",
+        )
+    chosen = [h for h in history if h["round"] == result.get("best_round")]
+    for h in chosen:  # the round the result comes from (before any final fine-tuning)
+        ax_ratio.plot(h["round"], h["compression_ratio"], "g*", markersize=14)
+        ax_acc.plot(h["round"], 100 * h["val_accuracy"], "g*", markersize=14)
     ax_acc.set_xlabel("round")
     ax_acc.set_ylabel("accuracy (%)")
     ax_acc.legend()
