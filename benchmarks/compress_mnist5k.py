@@ -74,7 +74,7 @@ def main() -> None:
         f"commit {info['commit']}\n"
     )
     print(
-        "| solver | seeds | ratio (weights) | ratio (w+b) | ref test % | test % | "
+        "| solver | adjust | seeds | ratio (weights) | ratio (w+b) | ref test % | test % | "
         "test loss (points) | val % - ref val % | time, train + compress (s) |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
