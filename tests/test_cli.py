@@ -263,3 +263,22 @@ def test_compress_cli_bad_input_writes_nothing(digits_checkpoint, tmp_path, caps
     assert main(args) == 2
     assert message in capsys.readouterr().err
     assert not run_dir.exists()
+
+
+def test_compress_explains_a_strict_val_rule(capsys):
+    from olmp.cli import _explain_selection
+
+    result = {
+        "compression_ratio": 10.0,
+        "reference_val_accuracy": 0.97,
+        "history": [
+            {"round": 1, "compression_ratio": 10.0, "val_accuracy": 0.97},
+            {"round": 2, "compression_ratio": 150.0, "val_accuracy": 0.955},
+        ],
+    }
+    _explain_selection(result)
+    err = capsys.readouterr().err
+    assert "round 2 reached 150.0x" in err and "--tolerance 0.015" in err
+    result["history"].pop()
+    _explain_selection(result)
+    assert capsys.readouterr().err == ""

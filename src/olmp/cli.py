@@ -191,8 +191,24 @@ def _run_compression(
             on_round=on_round,
         )
     Console().print(layer_rich_table(result))
+    _explain_selection(result)
     console.print(f"done in {result['wall_time_s']:.0f} s; results in {run_dir}")
     return result
+
+
+def _explain_selection(result: dict) -> None:
+    """Say so when the search found much smaller networks than the one val accepted."""
+    if not result["history"]:
+        return
+    smallest = max(result["history"], key=lambda h: h["compression_ratio"])
+    if smallest["compression_ratio"] < 1.2 * result["compression_ratio"]:
+        return
+    needed = result["reference_val_accuracy"] - smallest["val_accuracy"]
+    console.print(
+        f"note: round {smallest['round']} reached {smallest['compression_ratio']:.1f}x with val "
+        f"accuracy {smallest['val_accuracy']:.2%} (reference {result['reference_val_accuracy']:.2%}"
+        f"); --tolerance {needed:.3f} or more would accept networks that small."
+    )
 
 
 def _compress(args: argparse.Namespace) -> int:
