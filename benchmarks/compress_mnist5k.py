@@ -62,12 +62,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workdir", default="/tmp/olmp-bench")
     args = parser.parse_args()
+    info = machine()  # before the runs: the commit they ran
     runs = [run_seed(seed, args.solver, args.adjust, args.workdir) for seed in args.seeds]
 
     loss = [100 * (r["reference_test_accuracy"] - r["test_accuracy"]) for r in runs]
     ratio = [r["compression_ratio"] for r in runs]
     val_delta = [100 * (r["val_accuracy"] - r["reference_val_accuracy"]) for r in runs]
-    info = machine()
     print(
         f"\n`{info['command']}` — {info['cores']} cores ({info['torch_threads']} torch "
         f"threads), {info['cpu']}, torch {info['torch']}, {info['date']}, "

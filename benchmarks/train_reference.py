@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="mnist-5k, one seed")
     parser.add_argument("--only", nargs="+", help="restrict to these model names")
     args = parser.parse_args()
+    info = machine()  # before the runs: the commit they ran
     settings = SETTINGS[:1] if args.quick else SETTINGS
     seeds = args.seeds[:1] if args.quick else args.seeds
     if args.only:
@@ -70,7 +71,6 @@ def main() -> None:
             }
         )
 
-    info = machine()
     print(
         f"\n`{info['command']}` — {info['cores']} cores, {info['cpu']}, torch {info['torch']}, "
         f"{info['date']}, commit {info['commit']}\n"
