@@ -437,7 +437,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"[red]olmp: error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        console.print("olmp: interrupted")
+        hint = ""
+        if args.command == "compress":
+            hint = f"; finished rounds are saved in {args.out}: run the same command with --resume"
+        console.print(f"olmp: interrupted{hint}", highlight=False, soft_wrap=True)
         return 130
 
 
