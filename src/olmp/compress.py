@@ -749,7 +749,7 @@ def compress(
                 (path / stale).unlink(missing_ok=True)
             shutil.rmtree(path / "rounds", ignore_errors=True)
     result = compressor.run()
-    pruned = compressor.pruned_model()
+    pruned = compressor.model  # result() has baked the best network's W ⊙ M into it
     if path is not None:
         write_run_outputs(path, pruned, compressor.masks, result)
     return pruned, result
