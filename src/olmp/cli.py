@@ -22,7 +22,7 @@ from olmp.files import refuse_to_overwrite
 from olmp.models import MODELS, resolve_factory
 from olmp.pruning.thresholds import PARAMETRISATIONS
 from olmp.reference import evaluate_weights, load_weights, train_reference
-from olmp.report import layer_rich_table
+from olmp.report import layer_rich_table, summary_line
 from olmp.solvers import SOLVERS
 from olmp.training import default_recipe, with_overrides
 
@@ -191,6 +191,7 @@ def _run_compression(
             on_round=on_round,
         )
     Console().print(layer_rich_table(result))
+    Console().print(summary_line(result), soft_wrap=True, highlight=False)
     _explain_selection(result)
     console.print(f"done in {result['wall_time_s']:.0f} s; results in {run_dir}")
     return result

@@ -10,16 +10,19 @@ from rich.table import Table
 from olmp.files import atomic_path
 
 
+def summary_line(result: dict[str, Any]) -> str:
+    """Compression and accuracies of a result record, beside the reference's, in one line."""
+    return (
+        f"{result['compression_ratio']:.1f}x weights "
+        f"({result['compression_ratio_with_biases']:.1f}x with biases); "
+        f"val {result['val_accuracy']:.2%} (ref {result['reference_val_accuracy']:.2%}); "
+        f"test {result['test_accuracy']:.2%} (ref {result['reference_test_accuracy']:.2%})"
+    )
+
+
 def layer_rich_table(result: dict[str, Any]) -> Table:
     """The per-layer table of a result record (shape, total, kept, keep %)."""
-    table = Table(
-        title=(
-            f"{result.get('model', 'model')}: {result['compression_ratio']:.1f}x weights "
-            f"({result['compression_ratio_with_biases']:.1f}x with biases), "
-            f"val {result['val_accuracy']:.2%} (ref {result['reference_val_accuracy']:.2%}), "
-            f"test {result['test_accuracy']:.2%} (ref {result['reference_test_accuracy']:.2%})"
-        )
-    )
+    table = Table(title=f"{result.get('model', 'model')}, per layer")
     for column in ("layer", "type", "shape", "weights", "kept", "keep %"):
         table.add_column(column, justify="left" if column in ("layer", "type") else "right")
     total = kept = 0
