@@ -162,3 +162,14 @@ def test_own_tensors_are_validated():
         olmp.splits_from_tensors((x, y), (x, y[:3]), (x, y), (x, y))
     with pytest.raises(OlmpError, match="labels must be a 1-d integer tensor"):
         olmp.splits_from_tensors((x, y), (x, y.float()), (x, y), (x, y))
+
+
+def test_mean_std_parametrisation_with_pruned_biases(reference):
+    config = CompressConfig(parametrisation="mean-std", prune_biases=True, **FAST)
+    pruned, result = compress(_model(reference), reference[1], config)
+    assert result["compression_ratio"] > 1.5
+    kept_biases = sum(row["kept_biases"] for row in result["layers"])
+    total_biases = sum(row["total_biases"] for row in result["layers"])
+    assert kept_biases < total_biases  # biases were masked with their layer's threshold
+    zero_biases = sum(int((m.bias == 0).sum()) for m in pruned if isinstance(m, torch.nn.Linear))
+    assert zero_biases >= total_biases - kept_biases
