@@ -15,7 +15,7 @@ from pathlib import Path
 from _common import machine
 from safetensors.torch import load_file
 
-from olmp.compress import STATE_JSON, compression_ratios, masked_accuracy
+from olmp.compress import STATE_JSON, compression_ratios, masked_accuracy, split_snapshot
 from olmp.pruning.layers import find_prunable_layers
 from olmp.reference import load_weights
 
@@ -36,8 +36,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for r in rounds:
         snapshot = load_file(str(args.run_dir / "rounds" / f"round-{r:03d}.safetensors"))
-        model.load_state_dict({k[6:]: v for k, v in snapshot.items() if k.startswith("model/")})
-        masks = {k[5:]: v for k, v in snapshot.items() if k.startswith("mask/")}
+        weights, masks = split_snapshot(snapshot)
+        model.load_state_dict(weights)
         accs = [
             100 * masked_accuracy(model, layers, masks, getattr(splits, s))
             for s in ("tune", "val", "test")

@@ -43,6 +43,7 @@ def test_keep_ratio_keeps_the_asked_fraction():
         [int((w.abs() >= t).sum()) for w, t in zip(weights, row, strict=True)] for row in thresholds
     ]
     assert kept == [[100, 25], [1000, 1]]  # at least one weight per layer survives
+    assert param.kept_counts(thresholds).tolist() == kept
     assert np.allclose(param.encode(np.array([0.1, 0.5])), np.log10([0.1, 0.5]))
 
 

@@ -55,6 +55,7 @@ from olmp.pruning.masks import (
     count_kept,
     current_masks,
     dense_tensor,
+    layer_counts,
     magnitude_masks,
     remove_masks,
     update_masks_with_hysteresis,
@@ -256,32 +257,16 @@ def adjust(
 
 def keep_fractions(layers: list[PrunableLayer], masks: Masks) -> np.ndarray:
     """Fraction of each layer's weights that ``masks`` keep."""
-    return np.array(
-        [
-            float(masks[layer.weight_name].float().mean()) if layer.weight_name in masks else 1.0
-            for layer in layers
-        ]
-    )
+    return np.array([r["kept_weights"] / r["total_weights"] for r in layer_counts(layers, masks)])
 
 
-def layer_table(layers: list[PrunableLayer], masks: Masks) -> list[dict[str, Any]]:
-    """Per-layer totals and kept counts of weights (and biases)."""
-    rows = []
-    for layer in layers:
-        weight_mask = masks.get(layer.weight_name)
-        bias_mask = masks.get(layer.bias_name) if layer.bias_name else None
-        rows.append(
-            {
-                "name": layer.name,
-                "type": type(layer.module).__name__,
-                "shape": list(layer.module.weight.shape),
-                "total_weights": layer.n_weights,
-                "kept_weights": layer.n_weights if weight_mask is None else int(weight_mask.sum()),
-                "total_biases": layer.n_biases,
-                "kept_biases": layer.n_biases if bias_mask is None else int(bias_mask.sum()),
-            }
-        )
-    return rows
+def split_snapshot(
+    tensors: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], Masks]:
+    """``(state_dict, masks)`` of a round snapshot (keys ``model/...`` and ``mask/...``)."""
+    weights = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
+    masks = {k.removeprefix("mask/"): v for k, v in tensors.items() if k.startswith("mask/")}
+    return weights, masks
 
 
 def _size(layers: list[PrunableLayer], masks: Masks) -> float:
@@ -384,15 +369,14 @@ class Compressor:
 
     def _restore(self, tensors: dict[str, torch.Tensor]) -> None:
         device = model_device(self.model)
-        weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
+        weights, masks = split_snapshot(tensors)
         self.model.load_state_dict(weights)
-        self.masks = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("mask/")}
+        self.masks = {k: v.to(device) for k, v in masks.items()}
 
     def _make_teacher(self) -> None:
         if self.config.distill > 0:
             self.teacher = copy.deepcopy(self.model)
-            weights = {k[6:]: v for k, v in self.snapshots[0].items() if k.startswith("model/")}
-            self.teacher.load_state_dict(weights)
+            self.teacher.load_state_dict(split_snapshot(self.snapshots[0])[0])
             self.teacher.eval().requires_grad_(False)
 
     def _train_config(self, steps: int, lr: float, salt: int) -> TrainConfig:
@@ -449,11 +433,7 @@ class Compressor:
 
         def fitness(z: np.ndarray) -> np.ndarray:
             thresholds = param.thresholds(z)
-            kept = sum(
-                (a.flatten()[None, :] >= thresholds[:, i : i + 1]).sum(1).double()
-                for i, a in enumerate(abs_weights)
-            )
-            size = (kept / total).numpy()
+            size = (param.kept_counts(thresholds).sum(1).double() / total).numpy()
             acc = evaluator.accuracies(thresholds)
             values = np.where(acc >= required, size, 1.0 + np.maximum(required - acc, 0.0))
             i = int(np.argmin(values))
@@ -647,7 +627,7 @@ class Compressor:
             "best_fine_tuned": bool(self.state.best.get("fine_tuned")),
             "evaluations": self.state.evaluations,
             "wall_time_s": round(self.state.elapsed_s, 3),
-            "layers": layer_table(self.layers, self.masks),
+            "layers": layer_counts(self.layers, self.masks),
             "history": self.state.history,
             "final_attempts": self.state.final_attempts,
         }

@@ -45,7 +45,6 @@ class PopulationEvaluator:
     ) -> None:
         self.model = model
         self.layers = layers
-        self.prune_biases = prune_biases
         self.batched = batched
         self.population_chunk = population_chunk
         device = model_device(model)
@@ -54,19 +53,27 @@ class PopulationEvaluator:
             for i in range(0, len(data), batch_size)
         ]
         self.n_samples = len(data)
+        # The weights do not change while a population is evaluated: read them (and their
+        # magnitudes) once, not once per generation.
+        self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for layer in layers:
+            attrs = ["weight"]
+            if prune_biases and layer.bias_name is not None:
+                attrs.append("bias")
+            for attr in attrs:
+                w = dense_tensor(layer, attr).detach()
+                self.tensors[f"{layer.name}.{attr}"] = (w, w.abs())
 
     def _masked_tensors(self, thresholds: torch.Tensor) -> dict[str, torch.Tensor]:
         """State-dict name -> stacked masked tensor of shape (P, *shape)."""
         stacked: dict[str, torch.Tensor] = {}
         for index, layer in enumerate(self.layers):
-            t = thresholds[:, index].to(dense_tensor(layer, "weight").device)
-            pairs = [("weight", layer.weight_name)]
-            if self.prune_biases and layer.bias_name is not None:
-                pairs.append(("bias", layer.bias_name))
-            for attr, name in pairs:
-                w = dense_tensor(layer, attr).detach()
-                t_view = t.view(-1, *([1] * w.ndim))
-                stacked[name] = w.unsqueeze(0) * (w.abs().unsqueeze(0) >= t_view)
+            for name in (layer.weight_name, layer.bias_name):
+                if name not in self.tensors:
+                    continue
+                w, magnitude = self.tensors[name]
+                t = thresholds[:, index].to(w.device).view(-1, *([1] * w.ndim))
+                stacked[name] = w.unsqueeze(0) * (magnitude.unsqueeze(0) >= t)
         return stacked
 
     @torch.inference_mode()

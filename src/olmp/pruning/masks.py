@@ -14,6 +14,7 @@ parametrisation, so ``module.weight`` *is* ``W ⊙ M`` and the dense ``W`` stays
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -114,19 +115,37 @@ def update_masks_with_hysteresis(
             mask |= magnitude > high * t
 
 
+def layer_counts(layers: list[PrunableLayer], masks: Masks) -> list[dict[str, Any]]:
+    """Per layer: name, type, weight shape, and total and kept weights and biases (an
+    unmasked tensor is kept entirely)."""
+
+    def kept(name: str | None, total: int) -> int:
+        mask = masks.get(name) if name is not None else None
+        return total if mask is None else int(mask.sum())
+
+    return [
+        {
+            "name": layer.name,
+            "type": type(layer.module).__name__,
+            "shape": list(layer.module.weight.shape),
+            "total_weights": layer.n_weights,
+            "kept_weights": kept(layer.weight_name, layer.n_weights),
+            "total_biases": layer.n_biases,
+            "kept_biases": kept(layer.bias_name, layer.n_biases),
+        }
+        for layer in layers
+    ]
+
+
 def count_kept(layers: list[PrunableLayer], masks: Masks) -> dict[str, int]:
-    """Totals of the layers' weights and biases and how many of each the masks keep
-    (an unmasked tensor is kept entirely)."""
-    totals = {"weights": 0, "kept_weights": 0, "biases": 0, "kept_biases": 0}
-    for layer in layers:
-        totals["weights"] += layer.n_weights
-        mask = masks.get(layer.weight_name)
-        totals["kept_weights"] += layer.n_weights if mask is None else int(mask.sum())
-        if layer.bias_name is not None:
-            totals["biases"] += layer.n_biases
-            mask = masks.get(layer.bias_name)
-            totals["kept_biases"] += layer.n_biases if mask is None else int(mask.sum())
-    return totals
+    """Totals of the layers' weights and biases and how many of each the masks keep."""
+    rows = layer_counts(layers, masks)
+    return {
+        "weights": sum(r["total_weights"] for r in rows),
+        "kept_weights": sum(r["kept_weights"] for r in rows),
+        "biases": sum(r["total_biases"] for r in rows),
+        "kept_biases": sum(r["kept_biases"] for r in rows),
+    }
 
 
 def compression_ratios(layers: list[PrunableLayer], masks: Masks) -> tuple[float, float]:

@@ -50,6 +50,16 @@ class Parametrisation(abc.ABC):
     def encode(self, keep_fractions: np.ndarray) -> np.ndarray:
         """A ``z`` that keeps (about) ``keep_fractions`` of each layer — the start point."""
 
+    def kept_counts(self, thresholds: torch.Tensor) -> torch.Tensor:
+        """Weights kept (``|w| >= t``) per candidate and layer, shape (P, L), counted from
+        the sorted magnitudes rather than by comparing every weight again."""
+        columns = []
+        for layer, values in enumerate(self.sorted_desc):
+            ascending = values.flip(0)
+            below = torch.searchsorted(ascending, thresholds[:, layer].contiguous(), right=False)
+            columns.append(len(values) - below)
+        return torch.stack(columns, dim=1)
+
     def _cap(self, thresholds: torch.Tensor) -> torch.Tensor:
         # Never prune a layer's largest weight: a dead layer breaks the network for good.
         largest = torch.stack([s[0] for s in self.sorted_desc])
