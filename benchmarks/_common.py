@@ -47,3 +47,48 @@ def spread(values: list[float], fmt: str) -> str:
     """``median (min-max)`` of ``values`` formatted with ``fmt``."""
     med = statistics.median(values)
     return f"{med:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+MNIST5K_MODEL, MNIST5K_DATASET = "lenet-300-100", "mnist-5k"
+
+
+def mnist5k_run(
+    seed: int, workdir: str | Path, overrides: dict | None = None
+) -> tuple[Path, dict, dict]:
+    """LeNet-300-100 on mnist-5k, trained and compressed with the defaults (plus
+    ``overrides`` of `CompressConfig` fields) for ``seed`` (initialisation, split, solver).
+
+    Work is kept in ``workdir``: the reference checkpoint ``ref-<seed>.safetensors`` and the
+    run folder are reused when they exist (an interrupted run resumes), so scripts that need
+    the same runs share them. Returns ``(run folder, result record, reference metadata)``.
+    """
+    from dataclasses import replace
+
+    from olmp.compress import STATE_JSON, CompressConfig, compress
+    from olmp.reference import load_weights, train_reference
+    from olmp.training import default_recipe, with_overrides
+
+    overrides = overrides or {}
+    workdir = Path(workdir)
+    recipe = with_overrides(default_recipe(MNIST5K_MODEL, MNIST5K_DATASET), seed=seed)
+    weights = workdir / f"ref-{seed}.safetensors"
+    if not weights.exists():
+        train_reference(MNIST5K_MODEL, MNIST5K_DATASET, weights, config=recipe, split_seed=seed)
+    model, splits, reference = load_weights(weights)
+    config = replace(
+        CompressConfig(seed=seed, augment_shift=recipe.max_shift),
+        **{k: v for k, v in overrides.items() if k != "seed"},
+    )
+    tag = "".join(f"_{k}-{v}" for k, v in sorted(overrides.items())) or "_defaults"
+    run_dir = workdir / f"run{tag}_seed-{seed}"
+    resume = (run_dir / STATE_JSON).is_file()
+    _, result = compress(
+        model,
+        splits,
+        config,
+        run_dir=run_dir,
+        resume=resume,
+        force=not resume,
+        metadata={"model": MNIST5K_MODEL, "dataset": MNIST5K_DATASET, "weights": str(weights)},
+    )
+    return run_dir, result, reference

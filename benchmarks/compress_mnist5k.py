@@ -9,6 +9,13 @@ benchmarks/results/compress_mnist5k_<solver>_<adjust>.json.
     python benchmarks/compress_mnist5k.py                      # NCS, seeds 0 1 2
     python benchmarks/compress_mnist5k.py --solver cmaes
     python benchmarks/compress_mnist5k.py --adjust dns          # Dynamic Network Surgery
+    python benchmarks/compress_mnist5k.py --set distill=0.9 --set final_steps=3000
+
+`--set FIELD=VALUE` overrides any other `CompressConfig` field; the result file's name then
+carries the overrides too. Reference checkpoints and run folders are kept in `--workdir`
+(default /tmp/olmp-bench) and reused: an interrupted benchmark resumes where it stopped,
+and `benchmarks/export_size.py` exports the same runs. Delete the folder to start afresh.
+The time column is the reference's training time plus the run's wall time.
 """
 
 from __future__ import annotations
@@ -16,27 +23,28 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
+from dataclasses import fields
 
-from _common import RESULTS, machine, spread
+from _common import RESULTS, machine, mnist5k_run, spread
 
-from olmp.compress import CompressConfig, compress
-from olmp.reference import load_weights, train_reference
-from olmp.training import default_recipe, with_overrides
-
-MODEL, DATASET = "lenet-300-100", "mnist-5k"
+from olmp.compress import CompressConfig
 
 
-def run_seed(seed: int, solver: str, adjust: str, workdir: str) -> dict:
+def parse_override(text: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` -> (field, value converted to the field's default's type)."""
+    name, sep, value = text.partition("=")
+    defaults = {f.name: f.default for f in fields(CompressConfig)}
+    if not sep or name not in defaults:
+        raise argparse.ArgumentTypeError(
+            f"--set wants FIELD=VALUE with FIELD one of {', '.join(defaults)}; got {text!r}"
+        )
+    kind = type(defaults[name]) if defaults[name] is not None else float
+    return name, (value.lower() in ("1", "true", "yes") if kind is bool else kind(value))
+
+
+def run_seed(seed: int, workdir: str, overrides: dict[str, object]) -> dict:
     """Train a reference and compress it; returns the result record's headline fields."""
-    recipe = with_overrides(default_recipe(MODEL, DATASET), seed=seed)
-    weights = f"{workdir}/ref-{seed}.safetensors"
-    started = time.perf_counter()
-    train_reference(MODEL, DATASET, weights, config=recipe, split_seed=seed, force=True)
-    model, splits, _ = load_weights(weights)
-    config = CompressConfig(solver=solver, adjust=adjust, seed=seed, augment_shift=recipe.max_shift)
-    _, result = compress(model, splits, config)
-    total = time.perf_counter() - started
+    _, result, reference = mnist5k_run(seed, workdir, overrides)
     keys = (
         "compression_ratio",
         "compression_ratio_with_biases",
@@ -49,7 +57,10 @@ def run_seed(seed: int, solver: str, adjust: str, workdir: str) -> dict:
         "rounds",
         "best_round",
     )
-    record = {k: result[k] for k in keys} | {"seed": seed, "total_time_s": total}
+    record = {k: result[k] for k in keys} | {
+        "seed": seed,
+        "total_time_s": reference["train_time_s"] + result["wall_time_s"],
+    }
     record["keep_fractions"] = [r["kept_weights"] / r["total_weights"] for r in result["layers"]]
     print(json.dumps(record), flush=True)
     return record
@@ -57,14 +68,21 @@ def run_seed(seed: int, solver: str, adjust: str, workdir: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--solver", default="ncs")
+    parser.add_argument("--solver", default=CompressConfig.solver)
     parser.add_argument("--adjust", default=CompressConfig.adjust, help="finetune or dns")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workdir", default="/tmp/olmp-bench")
+    parser.add_argument("--set", type=parse_override, action="append", default=[])
     args = parser.parse_args()
+    overrides = dict(args.set)
+    if args.solver != CompressConfig.solver:
+        overrides["solver"] = args.solver
+    if args.adjust != CompressConfig.adjust:
+        overrides["adjust"] = args.adjust
     info = machine()  # before the runs: the commit they ran
-    runs = [run_seed(seed, args.solver, args.adjust, args.workdir) for seed in args.seeds]
+    runs = [run_seed(seed, args.workdir, overrides) for seed in args.seeds]
 
+    tag = " ".join(f"{k}={v}" for k, v in overrides.items() if k not in ("solver", "adjust"))
     loss = [100 * (r["reference_test_accuracy"] - r["test_accuracy"]) for r in runs]
     ratio = [r["compression_ratio"] for r in runs]
     val_delta = [100 * (r["val_accuracy"] - r["reference_val_accuracy"]) for r in runs]
@@ -74,12 +92,12 @@ def main() -> None:
         f"commit {info['commit']}\n"
     )
     print(
-        "| solver | adjust | seeds | ratio (weights) | ratio (w+b) | ref test % | test % | "
-        "test loss (points) | val % - ref val % | time, train + compress (s) |"
+        "| solver | adjust | overrides | seeds | ratio (weights) | ratio (w+b) | ref test % | "
+        "test % | test loss (points) | val % - ref val % | time, train + compress (s) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| {args.solver} | {args.adjust} | {len(runs)} | {spread(ratio, '.1f')} | "
+        f"| {args.solver} | {args.adjust} | {tag or '-'} | {len(runs)} | {spread(ratio, '.1f')} | "
         f"{spread([r['compression_ratio_with_biases'] for r in runs], '.1f')} | "
         f"{spread([100 * r['reference_test_accuracy'] for r in runs], '.1f')} | "
         f"{spread([100 * r['test_accuracy'] for r in runs], '.1f')} | "
@@ -92,7 +110,8 @@ def main() -> None:
         f"\ntarget (median >= 150x, median test loss <= 0.5 points): {'met' if met else 'NOT met'}"
     )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"compress_mnist5k_{args.solver}_{args.adjust}.json").write_text(
+    suffix = "".join(f"_{k}-{v}" for k, v in overrides.items() if k not in ("solver", "adjust"))
+    (RESULTS / f"compress_mnist5k_{args.solver}_{args.adjust}{suffix}.json").write_text(
         json.dumps({"machine": info, "runs": runs}, indent=2) + "\n"
     )
 

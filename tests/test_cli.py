@@ -188,7 +188,9 @@ def test_corrupted_dataset_file_via_cli(tmp_path, capsys, isolated_data):
     assert "t10k-images-idx3-ubyte" in err and "truncated" in err
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "compress", "demo", "list"])
+@pytest.mark.parametrize(
+    "command", ["train", "evaluate", "compress", "demo", "list", "export", "report", "inspect"]
+)
 def test_every_subcommand_help_has_an_example(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])

@@ -8,8 +8,10 @@ __version__ = "0.1.0"
 from olmp.compress import CompressConfig, compress
 from olmp.data import DATASETS, load_dataset, splits_from_loaders, splits_from_tensors
 from olmp.errors import OlmpError
+from olmp.export import export_run, inspect_export, load_compressed
 from olmp.models import MODELS, build_model
 from olmp.reference import evaluate_weights, load_weights, train_reference
+from olmp.report import report_run
 from olmp.training import TrainConfig, accuracy, default_recipe, train
 
 __all__ = [
@@ -24,8 +26,12 @@ __all__ = [
     "compress",
     "default_recipe",
     "evaluate_weights",
+    "export_run",
+    "inspect_export",
+    "load_compressed",
     "load_dataset",
     "load_weights",
+    "report_run",
     "splits_from_loaders",
     "splits_from_tensors",
     "train",

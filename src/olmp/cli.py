@@ -18,11 +18,12 @@ from olmp import __version__
 from olmp.compress import CompressConfig, RunState, compress, prepare_run_dir
 from olmp.data import DATASETS, DatasetSplits
 from olmp.errors import OlmpError, unknown_choice
+from olmp.export import VALUE_DTYPES, export_run, inspect_export, summarise_sizes
 from olmp.files import refuse_to_overwrite
 from olmp.models import MODELS, resolve_factory
 from olmp.pruning.thresholds import PARAMETRISATIONS
 from olmp.reference import evaluate_weights, load_weights, train_reference
-from olmp.report import layer_rich_table, summary_line
+from olmp.report import layer_rich_table, report_run, summary_line
 from olmp.solvers import SOLVERS
 from olmp.training import default_recipe, with_overrides
 
@@ -32,6 +33,8 @@ EPILOG_MAIN = """\
 examples:
   olmp demo
   olmp compress --weights ref.safetensors --out runs/r1
+  olmp report runs/r1
+  olmp export runs/r1 --out r1.olmp.safetensors
   olmp train --model lenet-300-100 --dataset mnist-5k --out ref.safetensors
   olmp evaluate --weights ref.safetensors --json
 """
@@ -261,6 +264,90 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    record = export_run(
+        args.run_dir,
+        args.out,
+        dtype=args.dtype,
+        onnx=args.onnx,
+        force=args.force,
+        data_dir=args.data_dir,
+    )
+    if args.json:
+        print(json.dumps(record))
+        return 0
+    if "onnx_file" in record:
+        print(
+            f"ONNX: {record['onnx_file']} ({record['onnx_bytes']:,} bytes, weights dense); "
+            f"onnxruntime matches PyTorch on {record['checked_inputs']:,} test inputs "
+            f"(largest logit difference {record['max_logit_difference']:.2g})"
+        )
+    if "file_bytes" in record:
+        print(f"{record['file']}: {summarise_sizes(record)}")
+        if "test_accuracy" in record:
+            change = 100 * (record["test_accuracy"] - record["run_test_accuracy"])
+            print(
+                f"loaded back: val {record['val_accuracy']:.2%}, test "
+                f"{record['test_accuracy']:.2%} ({change:+.2f} points against the run's "
+                f"{record['run_test_accuracy']:.2%})"
+            )
+        else:
+            print(record["accuracy_note"])
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    result, plots = report_run(args.run_dir, args.plots)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        Console().print(layer_rich_table(result))
+        Console().print(summary_line(result), soft_wrap=True, highlight=False)
+        print(
+            f"{result['solver']}, seed {result['seed']}: best of {result['rounds']} rounds "
+            f"is round {result['best_round']}"
+            + (" (fine-tuned at the end)" if result.get("best_fine_tuned") else "")
+            + f"; {result['evaluations']:,} candidate evaluations, "
+            f"{result['wall_time_s']:.0f} s"
+        )
+    console.print(f"plots: {', '.join(str(p) for p in plots)}", highlight=False)
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    info = inspect_export(args.file)
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    meta, sizes = info["metadata"], info["sizes"]
+    print(
+        f"{args.file}: olmp export v{meta['format_version']} of {meta.get('model', '?')} "
+        f"(input {meta.get('input_shape')}, {meta.get('num_classes')} classes), "
+        f"compressed on {meta.get('dataset', '?')} split seed {meta.get('split_seed', '?')}"
+    )
+    table = Table()
+    for column in ("tensor", "shape", "dtype", "encoding", "non-zero", "of", "stored bytes"):
+        table.add_column(column, justify="left" if column in ("tensor", "encoding") else "right")
+    for name, entry in meta["tensors"].items():
+        table.add_row(
+            name,
+            "x".join(map(str, entry["shape"])),
+            entry["dtype"],
+            entry["encoding"],
+            f"{entry['nonzero']:,}",
+            f"{entry['numel']:,}",
+            f"{entry['stored_bytes']:,}",
+        )
+    Console().print(table)
+    print(summarise_sizes(sizes))
+    if "test_accuracy" in meta:
+        print(
+            f"run: {meta['compression_ratio']:.1f}x, val {meta['val_accuracy']:.2%}, "
+            f"test {meta['test_accuracy']:.2%} (float32 weights)"
+        )
+    return 0
+
+
 def _fresh_dir(base: Path) -> Path:
     """``base`` if it does not exist yet, else the first free ``base-2``, ``base-3``, ..."""
     candidate, n = base, 1
@@ -350,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prune every Linear and Conv layer of a trained model by weight "
         "magnitude, with per-layer thresholds chosen by derivative-free search so that the "
         "network is as small as possible while its accuracy stays within the tolerance; "
-        "rounds of search alternate with retraining (Dynamic Network Surgery). RUN_DIR "
+        "rounds of search alternate with retraining (frozen-mask fine-tuning, or Dynamic "
+        "Network Surgery with --adjust dns). RUN_DIR "
         "receives result.json, the pruned checkpoint, the run state (for --resume) and a "
         "progress plot.",
         epilog="examples:\n  olmp compress --weights ref.safetensors --out runs/r1\n"
@@ -417,6 +505,56 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="results folder (default: runs/demo)")
     demo.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     demo.set_defaults(run=_demo)
+
+    export = commands.add_parser(
+        "export",
+        help="write a run's pruned network as a small sparse file (and/or ONNX)",
+        description="Write the pruned network of a finished run in olmp's sparse format "
+        "(safetensors; per tensor the smallest of bitmask + values, block indices + values, "
+        "or dense), load it back and measure its accuracy. --onnx also writes ONNX, "
+        "checked against PyTorch with onnxruntime on the test images (needs the optional "
+        "extra: pip install 'olmp[onnx]').",
+        epilog="examples:\n  olmp export runs/demo/compression --out lenet.olmp.safetensors\n"
+        "  olmp export runs/r1 --out r1-fp16.safetensors --dtype float16\n"
+        "  olmp export runs/r1 --onnx r1.onnx",
+        formatter_class=_Formatter,
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished olmp compress")
+    export.add_argument("--out", metavar="FILE", help="sparse safetensors file to write")
+    export.add_argument(
+        "--dtype", default="float32", choices=list(VALUE_DTYPES), help="stored value type"
+    )
+    export.add_argument("--onnx", metavar="FILE", help="ONNX file to write (weights dense)")
+    export.add_argument("--force", action="store_true", help="overwrite existing files")
+    export.add_argument("--json", action="store_true", help="print one JSON object")
+    export.add_argument("--data-dir", help="folder searched first for dataset files")
+    export.set_defaults(run=_export)
+
+    report = commands.add_parser(
+        "report",
+        help="show a finished run: per-layer table, summary, plots",
+        description="Print the per-layer table (shape, total, kept, keep %%, threshold) and "
+        "the summary of a finished run, and write PNG plots of compression and accuracy per "
+        "round and of the per-layer keep ratios (drawn from result.json, so rewriting them "
+        "loses nothing).",
+        epilog="examples:\n  olmp report runs/demo/compression\n  olmp report runs/r1 --json",
+        formatter_class=_Formatter,
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished olmp compress")
+    report.add_argument("--plots", metavar="DIR", help="where the PNGs go (RUN_DIR/report)")
+    report.add_argument("--json", action="store_true", help="print the run's record as JSON")
+    report.set_defaults(run=_report)
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="show what an exported file holds",
+        description="Print an olmp export's model, per-tensor encodings and sizes.",
+        epilog="example:\n  olmp inspect lenet.olmp.safetensors",
+        formatter_class=_Formatter,
+    )
+    inspect.add_argument("file", metavar="FILE", help="file written by olmp export")
+    inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.set_defaults(run=_inspect)
 
     listing = commands.add_parser(
         "list",

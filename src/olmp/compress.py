@@ -45,7 +45,7 @@ from torch import nn
 from olmp import __version__
 from olmp.data.registry import DatasetSplits, Split
 from olmp.errors import OlmpError, unknown_choice
-from olmp.files import atomic_path, save_checkpoint, write_json_atomic
+from olmp.files import atomic_path, load_checkpoint, save_checkpoint, write_json_atomic
 from olmp.pruning.evaluate import PopulationEvaluator
 from olmp.pruning.layers import PrunableLayer, find_prunable_layers
 from olmp.pruning.masks import (
@@ -58,7 +58,9 @@ from olmp.pruning.masks import (
     layer_counts,
     magnitude_masks,
     remove_masks,
+    split_masks,
     update_masks_with_hysteresis,
+    with_masks,
 )
 from olmp.pruning.thresholds import PARAMETRISATIONS, make_parametrisation
 from olmp.solvers import SOLVERS, make_solver
@@ -264,9 +266,8 @@ def split_snapshot(
     tensors: dict[str, torch.Tensor],
 ) -> tuple[dict[str, torch.Tensor], Masks]:
     """``(state_dict, masks)`` of a round snapshot (keys ``model/...`` and ``mask/...``)."""
-    weights = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
-    masks = {k.removeprefix("mask/"): v for k, v in tensors.items() if k.startswith("mask/")}
-    return weights, masks
+    others, masks = split_masks(tensors)
+    return {k.removeprefix("model/"): v for k, v in others.items()}, masks
 
 
 def _size(layers: list[PrunableLayer], masks: Masks) -> float:
@@ -365,7 +366,7 @@ class Compressor:
     def _snapshot(self) -> dict[str, torch.Tensor]:
         """Copies of the current dense weights and masks."""
         tensors = {f"model/{k}": v.detach().clone() for k, v in self.model.state_dict().items()}
-        return tensors | {f"mask/{k}": v.clone() for k, v in self.masks.items()}
+        return with_masks(tensors, {k: v.clone() for k, v in self.masks.items()})
 
     def _restore(self, tensors: dict[str, torch.Tensor]) -> None:
         device = model_device(self.model)
@@ -516,6 +517,7 @@ class Compressor:
             "compression_ratio_with_biases": ratio_b,
             "val_accuracy": val_acc,
             "keep_fractions": keep_fractions(self.layers, self.masks).tolist(),
+            "thresholds": thresholds.tolist(),
             "evaluations": self.state.evaluations,
             "elapsed_s": round(self.state.elapsed_s, 3),
             "new_best": improved,
@@ -602,6 +604,15 @@ class Compressor:
         remove_masks(self.layers, bake=True)
         return self.model
 
+    def _layer_rows(self) -> list[dict[str, Any]]:
+        """Per-layer counts of the result, with the magnitude threshold its round applied
+        (0 for the unpruned reference)."""
+        rows = layer_counts(self.layers, self.masks)
+        best = self.state.best.get("round", 0)
+        entry = next((h for h in self.state.history if h["round"] == best), {})
+        thresholds = entry.get("thresholds", [0.0] * len(rows))
+        return [row | {"threshold": t} for row, t in zip(rows, thresholds, strict=True)]
+
     def result(self) -> dict[str, Any]:
         """The result record (``result.json``); reads the test split once, to report."""
         model = self.pruned_model()
@@ -615,6 +626,8 @@ class Compressor:
             "solver": self.config.solver,
             "config": self.config.to_dict(),
             "split_seed": self.splits.split_seed,
+            "input_shape": list(self.splits.input_shape),
+            "num_classes": self.splits.num_classes,
             "compression_ratio": ratio,
             "compression_ratio_with_biases": ratio_b,
             "reference_tune_accuracy": self.reference["tune_accuracy"],
@@ -627,7 +640,7 @@ class Compressor:
             "best_fine_tuned": bool(self.state.best.get("fine_tuned")),
             "evaluations": self.state.evaluations,
             "wall_time_s": round(self.state.elapsed_s, 3),
-            "layers": layer_counts(self.layers, self.masks),
+            "layers": self._layer_rows(),
             "history": self.state.history,
             "final_attempts": self.state.final_attempts,
         }
@@ -742,7 +755,7 @@ def write_run_outputs(
     (written last: its presence means the run finished)."""
     from olmp.report import plot_history
 
-    tensors = dict(pruned.state_dict()) | {f"mask/{k}": v for k, v in masks.items()}
+    tensors = with_masks(pruned.state_dict(), masks)
     meta_keys = (
         "model",
         "dataset",
@@ -758,3 +771,35 @@ def write_run_outputs(
     )
     plot_history(result, run_dir / PLOT_PNG)
     write_json_atomic(run_dir / RESULT_JSON, result)
+
+
+def read_result(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The result record of the finished run in ``run_dir``; :class:`OlmpError` when there
+    is none."""
+    run_dir = Path(run_dir)
+    if not (run_dir / RESULT_JSON).is_file():
+        if not run_dir.is_dir():
+            raise OlmpError(f"run folder {run_dir} does not exist")
+        unfinished = (run_dir / STATE_JSON).is_file()
+        raise OlmpError(
+            f"{run_dir} holds no finished olmp run (no {RESULT_JSON})"
+            + ("; finish it with `olmp compress ... --resume`" if unfinished else "")
+        )
+    try:
+        return json.loads((run_dir / RESULT_JSON).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise OlmpError(f"{run_dir / RESULT_JSON} is not a readable run record: {exc}") from None
+
+
+def load_run(
+    run_dir: str | os.PathLike[str],
+) -> tuple[dict[str, Any], dict[str, torch.Tensor], Masks]:
+    """``(result record, pruned state_dict, masks)`` of the finished run in ``run_dir``.
+
+    The state_dict holds ``W ⊙ M``; masks are keyed by parameter name. Raises
+    :class:`OlmpError` when ``run_dir`` holds no finished run.
+    """
+    result = read_result(run_dir)
+    tensors, _ = load_checkpoint(Path(run_dir) / PRUNED_CHECKPOINT)
+    state_dict, masks = split_masks(tensors)
+    return result, state_dict, masks

@@ -17,8 +17,10 @@ from torch import nn
 from olmp import __version__
 from olmp.data import DatasetSplits, load_dataset
 from olmp.errors import OlmpError
+from olmp.export import decode_state_dict, is_export
 from olmp.files import load_checkpoint, refuse_to_overwrite, save_checkpoint
 from olmp.models import build_model
+from olmp.pruning.masks import split_masks
 from olmp.training import TrainConfig, accuracy, default_recipe, train
 
 
@@ -100,13 +102,18 @@ def load_weights(
 ) -> tuple[nn.Module, DatasetSplits, dict[str, Any]]:
     """Rebuild a model from a checkpoint, with the dataset splits it was made on.
 
+    ``weights`` may be a reference checkpoint, a run's pruned checkpoint or an
+    ``olmp export`` file.
+
     ``model``, ``dataset`` and ``split_seed`` default to what the checkpoint's metadata
     records. Raises :class:`OlmpError` when the weights do not fit the model.
     """
     state_dict, metadata = load_checkpoint(weights)
+    if is_export(metadata):  # olmp export: sparse tensors, decoded to dense
+        state_dict = decode_state_dict(state_dict, metadata, str(weights))
     # A pruned checkpoint (olmp compress) carries its masks beside W ⊙ M; the weights
     # alone define the network.
-    state_dict = {k: v for k, v in state_dict.items() if not k.startswith("mask/")}
+    state_dict, _ = split_masks(state_dict)
     model = model or metadata.get("model")
     dataset = dataset or metadata.get("dataset")
     if model is None or dataset is None:

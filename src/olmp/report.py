@@ -1,8 +1,10 @@
-"""Human-facing views of a run: the per-layer table and the progress plot."""
+"""Human-facing views of a run: the per-layer table, the summary line and the plots."""
 
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -21,14 +23,16 @@ def summary_line(result: dict[str, Any]) -> str:
 
 
 def layer_rich_table(result: dict[str, Any]) -> Table:
-    """The per-layer table of a result record (shape, total, kept, keep %)."""
+    """The per-layer table of a result record (shape, total, kept, keep %, and the
+    magnitude threshold where the record has it)."""
     table = Table(title=f"{result.get('model', 'model')}, per layer")
-    for column in ("layer", "type", "shape", "weights", "kept", "keep %"):
+    for column in ("layer", "type", "shape", "weights", "kept", "keep %", "threshold"):
         table.add_column(column, justify="left" if column in ("layer", "type") else "right")
     total = kept = 0
     for row in result["layers"]:
         total += row["total_weights"]
         kept += row["kept_weights"]
+        threshold = row.get("threshold")
         table.add_row(
             row["name"],
             row["type"],
@@ -36,57 +40,129 @@ def layer_rich_table(result: dict[str, Any]) -> Table:
             f"{row['total_weights']:,}",
             f"{row['kept_weights']:,}",
             f"{100 * row['kept_weights'] / row['total_weights']:.2f}",
+            "-" if threshold is None else f"{threshold:.4g}",
         )
     table.add_row(
-        "total", "", "", f"{total:,}", f"{kept:,}", f"{100 * kept / total:.2f}", style="bold"
+        "total", "", "", f"{total:,}", f"{kept:,}", f"{100 * kept / total:.2f}", "", style="bold"
     )
     return table
 
 
-def plot_history(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """PNG of compression ratio and val accuracy per round, with the reference's."""
+def _pyplot() -> Any:
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _chosen_round(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The history entry the result comes from (before any final fine-tuning), if any."""
+    return [h for h in result["history"] if h["round"] == result.get("best_round")]
+
+
+def _draw_compression(ax: Any, result: dict[str, Any]) -> None:
     history = result["history"]
-    rounds = [h["round"] for h in history]
-    fig, (ax_ratio, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_ratio.plot(rounds, [h["compression_ratio"] for h in history], marker="o")
-    ax_ratio.set_yscale("log")
-    ax_ratio.set_xlabel("round")
-    ax_ratio.set_ylabel("compression ratio (weights, log scale)")
-    ax_ratio.axhline(
+    ax.plot([h["round"] for h in history], [h["compression_ratio"] for h in history], marker="o")
+    ax.set_yscale("log")
+    ax.set_xlabel("round")
+    ax.set_ylabel("compression ratio (weights, log scale)")
+    ax.axhline(
         result["compression_ratio"],
         color="green",
         linestyle="--",
         label=f"result {result['compression_ratio']:.1f}x",
     )
-    ax_ratio.legend()
-    ax_acc.plot(rounds, [100 * h["val_accuracy"] for h in history], marker="o", label="val")
-    ax_acc.axhline(
+    for h in _chosen_round(result):
+        ax.plot(h["round"], h["compression_ratio"], "g*", markersize=14)
+    ax.legend()
+
+
+def _draw_accuracy(ax: Any, result: dict[str, Any]) -> None:
+    history = result["history"]
+    rounds = [h["round"] for h in history]
+    ax.plot(rounds, [100 * h["val_accuracy"] for h in history], marker="o", label="val")
+    ax.axhline(
         100 * result["reference_val_accuracy"], color="gray", linestyle="--", label="reference val"
     )
     tolerance = result.get("config", {}).get("tolerance", 0.0)
     if tolerance > 0:
-        ax_acc.axhline(
+        ax.axhline(
             100 * (result["reference_val_accuracy"] - tolerance),
             color="red",
             linestyle=":",
             label="val threshold",
         )
-    chosen = [h for h in history if h["round"] == result.get("best_round")]
-    for h in chosen:  # the round the result comes from (before any final fine-tuning)
-        ax_ratio.plot(h["round"], h["compression_ratio"], "g*", markersize=14)
-        ax_acc.plot(h["round"], 100 * h["val_accuracy"], "g*", markersize=14)
-    ax_acc.set_xlabel("round")
-    ax_acc.set_ylabel("accuracy (%)")
-    ax_acc.legend()
-    fig.suptitle(
-        f"OLMP ({result['solver']}) on {result.get('model', '')} / {result.get('dataset', '')}"
-    )
-    fig.tight_layout()
+    for h in _chosen_round(result):
+        ax.plot(h["round"], 100 * h["val_accuracy"], "g*", markersize=14)
+    ax.set_xlabel("round")
+    ax.set_ylabel("accuracy (%)")
+    ax.legend()
+
+
+def _draw_layers(ax: Any, result: dict[str, Any]) -> None:
+    rows = result["layers"]
+    keep = [100 * r["kept_weights"] / r["total_weights"] for r in rows]
+    bars = ax.bar(range(len(rows)), keep)
+    ax.bar_label(bars, labels=[f"{k:.2g}%" for k in keep])
+    ax.set_xticks(range(len(rows)), [r["name"] for r in rows], rotation=30, ha="right")
+    ax.set_yscale("log")
+    # Bars on a log axis start at its bottom: pin it to a whole decade so heights compare.
+    ax.set_ylim(10 ** math.floor(math.log10(max(min(keep), 1e-3))), 100)
+    ax.set_ylabel("weights kept (%, log scale)")
+    ax.set_title(f"per-layer keep ratios, {result['compression_ratio']:.1f}x overall")
+
+
+def _title(result: dict[str, Any]) -> str:
+    return f"OLMP ({result['solver']}) on {result.get('model', '')} / {result.get('dataset', '')}"
+
+
+def _save(fig: Any, path: str | os.PathLike[str]) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    _pyplot().close(fig)
+
+
+def plot_history(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """PNG of compression ratio and val accuracy per round, with the reference's."""
+    fig, (ax_ratio, ax_acc) = _pyplot().subplots(1, 2, figsize=(10, 4))
+    _draw_compression(ax_ratio, result)
+    _draw_accuracy(ax_acc, result)
+    fig.suptitle(_title(result))
+    fig.tight_layout()
+    _save(fig, path)
+
+
+REPORT_PLOTS = {
+    "compression.png": _draw_compression,
+    "accuracy.png": _draw_accuracy,
+    "layers.png": _draw_layers,
+}
+
+
+def write_report_plots(result: dict[str, Any], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """One PNG each for compression per round, val accuracy per round and per-layer keep
+    ratios, in ``out_dir``; returns their paths. (They are drawn from the record alone, so
+    rewriting them loses nothing.)"""
+    paths = []
+    for name, draw in REPORT_PLOTS.items():
+        fig, ax = _pyplot().subplots(figsize=(6, 4))
+        draw(ax, result)
+        fig.suptitle(_title(result))
+        fig.tight_layout()
+        _save(fig, Path(out_dir) / name)
+        paths.append(Path(out_dir) / name)
+    return paths
+
+
+def report_run(
+    run_dir: str | os.PathLike[str], plots_dir: str | os.PathLike[str] | None = None
+) -> tuple[dict[str, Any], list[Path]]:
+    """The result record of the finished run in ``run_dir`` and its plots, written to
+    ``plots_dir`` (default ``run_dir/report``)."""
+    from olmp.compress import read_result
+
+    result = read_result(run_dir)
+    plots = write_report_plots(result, plots_dir or Path(run_dir) / "report")
+    return result, plots

@@ -115,6 +115,22 @@ def update_masks_with_hysteresis(
             mask |= magnitude > high * t
 
 
+MASK_PREFIX = "mask/"
+
+
+def with_masks(state_dict: dict[str, torch.Tensor], masks: Masks) -> dict[str, torch.Tensor]:
+    """One tensor dict holding ``state_dict`` and the masks (keys ``mask/<parameter>``),
+    as pruned checkpoints store them."""
+    return dict(state_dict) | {f"{MASK_PREFIX}{k}": v for k, v in masks.items()}
+
+
+def split_masks(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], Masks]:
+    """The inverse of :func:`with_masks`: ``(the other tensors, masks)``."""
+    masks = {k[len(MASK_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MASK_PREFIX)}
+    others = {k: v for k, v in tensors.items() if not k.startswith(MASK_PREFIX)}
+    return others, masks
+
+
 def layer_counts(layers: list[PrunableLayer], masks: Masks) -> list[dict[str, Any]]:
     """Per layer: name, type, weight shape, and total and kept weights and biases (an
     unmasked tensor is kept entirely)."""

@@ -1,0 +1,386 @@
+"""Pruned networks that are small on disk: the olmp sparse file format.
+
+An export is a safetensors file. Each tensor of the pruned network's ``state_dict`` is
+stored in whichever of three encodings takes the fewest bytes:
+
+``dense``
+    the tensor itself, under its own name (small or barely pruned tensors).
+``bitmask``
+    ``NAME::bitmask``: one bit per entry, set where the entry is non-zero (row-major order,
+    packed eight to a byte), and ``NAME::values``: the non-zero entries in that order.
+    Costs ``n / 8`` bytes of index; wins between about 6 % and 97 % density.
+``indices``
+    the flattened positions of the non-zero entries, cut into blocks of 65,536 entries:
+    ``NAME::counts`` (int32, non-zeros per block) and ``NAME::offsets`` (uint16, position
+    within the block), and ``NAME::values``. Costs 2 bytes per kept entry; wins at the high
+    sparsity OLMP reaches.
+
+The file's metadata (the safetensors header's ``olmp`` entry, JSON) records ``kind:
+"olmp-export"``, the format version, the model (registry name or ``package.module:factory``)
+with its input shape and class count, the dataset and split seed it was compressed on, the
+stored value dtype, each tensor's shape, dtype and encoding, and the run's headline numbers.
+
+Only the non-zero entries of ``W ⊙ M`` are stored, so a weight that training drove to
+exactly zero is pruned in the file too; it contributes nothing to the outputs either way.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from olmp.errors import OlmpError, unknown_choice
+from olmp.files import load_checkpoint, refuse_to_overwrite, save_checkpoint
+
+EXPORT_KIND = "olmp-export"
+FORMAT_VERSION = 1
+BLOCK = 1 << 16  # entries per block of the ``indices`` encoding: offsets fit in uint16
+ENCODINGS = ("dense", "bitmask", "indices")
+VALUE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+_PART_SEPARATOR = "::"
+
+
+# ---------------------------------------------------------------------------------------
+# Encoding one tensor
+
+
+def encoded_sizes(numel: int, nonzero: int, value_bytes: int) -> dict[str, int]:
+    """Bytes of tensor data each encoding needs for ``nonzero`` of ``numel`` entries."""
+    return {
+        "dense": numel * value_bytes,
+        "bitmask": math.ceil(numel / 8) + nonzero * value_bytes,
+        "indices": 4 * math.ceil(numel / BLOCK) + nonzero * (2 + value_bytes),
+    }
+
+
+def encode_tensor(
+    name: str, tensor: torch.Tensor, value_dtype: torch.dtype
+) -> tuple[str, dict[str, torch.Tensor], int]:
+    """``(encoding, stored tensors, non-zero count)`` for ``tensor``, in the smallest of the
+    three encodings.
+
+    Floating-point tensors are stored as ``value_dtype`` (the count is of entries non-zero
+    in that dtype); other tensors (integer buffers such as BatchNorm's step counter) are
+    stored dense and unchanged.
+    """
+    tensor = tensor.detach().cpu()
+    if not tensor.is_floating_point():
+        return "dense", {name: tensor.contiguous()}, int(torch.count_nonzero(tensor))
+    flat = tensor.reshape(-1).to(value_dtype)
+    keep = flat != 0
+    nonzero = int(keep.sum())
+    sizes = encoded_sizes(flat.numel(), nonzero, flat.element_size())
+    encoding = min(ENCODINGS, key=sizes.__getitem__)  # ties go to the simpler encoding
+    if encoding == "dense":
+        return encoding, {name: flat.reshape(tensor.shape).contiguous()}, nonzero
+    parts = {f"{name}{_PART_SEPARATOR}values": flat[keep].contiguous()}
+    if encoding == "bitmask":
+        bits = np.packbits(keep.numpy())
+        parts[f"{name}{_PART_SEPARATOR}bitmask"] = torch.from_numpy(bits)
+    else:
+        positions = torch.nonzero(keep).reshape(-1)
+        blocks = math.ceil(flat.numel() / BLOCK)
+        counts = torch.bincount(positions // BLOCK, minlength=blocks).to(torch.int32)
+        offsets = (positions % BLOCK).to(torch.int32).numpy().astype(np.uint16)
+        parts[f"{name}{_PART_SEPARATOR}counts"] = counts
+        parts[f"{name}{_PART_SEPARATOR}offsets"] = torch.from_numpy(offsets)
+    return encoding, parts, nonzero
+
+
+def decode_tensor(
+    name: str, entry: dict[str, Any], stored: dict[str, torch.Tensor], source: str
+) -> torch.Tensor:
+    """Rebuild the tensor ``name`` described by its metadata ``entry`` from ``stored``."""
+    shape = tuple(entry["shape"])
+    dtype = getattr(torch, entry["dtype"])
+    numel = math.prod(shape)
+    encoding = entry["encoding"]
+
+    def part(suffix: str) -> torch.Tensor:
+        key = f"{name}{_PART_SEPARATOR}{suffix}" if suffix else name
+        if key not in stored:
+            raise OlmpError(f"{source} is damaged: tensor {key} is missing")
+        return stored[key]
+
+    if encoding == "dense":
+        dense = part("")
+        if dense.numel() != numel:
+            raise OlmpError(f"{source} is damaged: {name} has {dense.numel()} entries, not {numel}")
+        return dense.to(dtype).reshape(shape)
+    values = part("values").to(dtype)
+    if encoding == "bitmask":
+        bits = np.unpackbits(part("bitmask").numpy(), count=numel).astype(bool)
+        positions = torch.from_numpy(np.flatnonzero(bits))
+    elif encoding == "indices":
+        counts = part("counts").to(torch.int64)
+        offsets = torch.from_numpy(part("offsets").numpy().astype(np.int64))
+        if int(counts.sum()) != offsets.numel():
+            raise OlmpError(f"{source} is damaged: the block counts of {name} do not add up")
+        starts = torch.repeat_interleave(torch.arange(counts.numel()) * BLOCK, counts)
+        positions = starts + offsets
+    else:
+        raise unknown_choice(f"encoding of {name} in {source}", encoding, list(ENCODINGS))
+    if positions.numel() != values.numel() or (positions.numel() and positions.max() >= numel):
+        raise OlmpError(f"{source} is damaged: the index of {name} does not match its values")
+    flat = torch.zeros(numel, dtype=dtype)
+    flat[positions] = values
+    return flat.reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------
+# Whole files
+
+
+def encode_state_dict(
+    state_dict: dict[str, torch.Tensor], dtype: str = "float32"
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
+    """Encode every tensor; returns ``(stored tensors, per-tensor metadata entries)``."""
+    if dtype not in VALUE_DTYPES:
+        raise unknown_choice("dtype", dtype, list(VALUE_DTYPES))
+    stored: dict[str, torch.Tensor] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    for name, tensor in state_dict.items():
+        if _PART_SEPARATOR in name:
+            raise OlmpError(f"tensor name {name!r} contains {_PART_SEPARATOR!r}; cannot export")
+        encoding, parts, nonzero = encode_tensor(name, tensor, VALUE_DTYPES[dtype])
+        stored.update(parts)
+        entries[name] = {
+            "shape": list(tensor.shape),
+            "dtype": str(tensor.dtype).removeprefix("torch."),
+            "encoding": encoding,
+            "numel": tensor.numel(),
+            "nonzero": nonzero,
+            "stored_bytes": sum(p.numel() * p.element_size() for p in parts.values()),
+        }
+    return stored, entries
+
+
+def is_export(metadata: dict[str, Any]) -> bool:
+    """Whether a checkpoint's metadata says the file is an olmp export."""
+    return metadata.get("kind") == EXPORT_KIND
+
+
+def decode_state_dict(
+    stored: dict[str, torch.Tensor], metadata: dict[str, Any], source: str
+) -> dict[str, torch.Tensor]:
+    """The dense ``state_dict`` of an export (its stored tensors and metadata)."""
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION:
+        raise OlmpError(
+            f"{source} is olmp export format version {version}; this olmp reads version "
+            f"{FORMAT_VERSION}"
+        )
+    return {
+        name: decode_tensor(name, entry, stored, source)
+        for name, entry in metadata["tensors"].items()
+    }
+
+
+def read_export(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(dense state_dict, metadata)`` of the export at ``path``.
+
+    Raises :class:`OlmpError` when the file is missing, unreadable, truncated or not an
+    olmp export.
+    """
+    stored, metadata = load_checkpoint(path)
+    if not is_export(metadata):
+        raise OlmpError(
+            f"{path} is not an olmp export (no '{EXPORT_KIND}' metadata); make one with "
+            "`olmp export RUN_DIR --out FILE`"
+        )
+    return decode_state_dict(stored, metadata, str(path)), metadata
+
+
+def load_compressed(
+    path: str | os.PathLike[str],
+    model: nn.Module | None = None,
+    *,
+    device: str | torch.device | None = None,
+) -> nn.Module:
+    """The network stored in the export ``path``, ready for inference (``eval()`` mode).
+
+    ``model`` is built from the file's metadata (a registry name or
+    ``package.module:factory``) unless you pass an instance to load into, which you must
+    for a model that has neither.
+
+    Example:
+        >>> import olmp
+        >>> net = olmp.load_compressed("lenet.olmp.safetensors")  # doctest: +SKIP
+        >>> logits = net(images)  # doctest: +SKIP
+    """
+    from olmp.reference import check_state_dict_fits
+
+    state_dict, metadata = read_export(path)
+    name = metadata.get("model", "?")
+    if model is None:
+        model = build_recorded_model(metadata, str(path))
+    check_state_dict_fits(model, state_dict, str(path), name)
+    model.load_state_dict(state_dict)
+    if device is not None:
+        model = model.to(device)
+    return model.eval()
+
+
+def build_recorded_model(metadata: dict[str, Any], source: str) -> nn.Module:
+    """Build the (untrained) model that ``metadata`` names, for its input shape and classes."""
+    from olmp.models import build_model
+
+    missing = [k for k in ("model", "input_shape", "num_classes") if metadata.get(k) is None]
+    if missing:
+        raise OlmpError(
+            f"{source} does not record the model's {', '.join(missing)}; pass the model to "
+            "load into: load_compressed(FILE, model=MyNet())"
+        )
+    try:
+        return build_model(
+            metadata["model"], tuple(metadata["input_shape"]), int(metadata["num_classes"])
+        )
+    except OlmpError as exc:
+        raise OlmpError(
+            f"{source} records model {metadata['model']!r}, which cannot be built here ({exc}); "
+            "pass the model to load into: load_compressed(FILE, model=MyNet())"
+        ) from None
+
+
+def write_export(
+    path: str | os.PathLike[str],
+    state_dict: dict[str, torch.Tensor],
+    metadata: dict[str, Any],
+    *,
+    dtype: str = "float32",
+    force: bool = False,
+) -> dict[str, Any]:
+    """Write ``state_dict`` (a pruned network, zeros where pruned) as an export.
+
+    ``metadata`` should name the model (``model``, ``input_shape``, ``num_classes``) so
+    :func:`load_compressed` can rebuild it. Returns the file's size record (see
+    :func:`size_record`). The write is atomic; an existing ``path`` needs ``force``.
+    """
+    refuse_to_overwrite(path, force)
+    stored, entries = encode_state_dict(state_dict, dtype)
+    record = metadata | {
+        "kind": EXPORT_KIND,
+        "format_version": FORMAT_VERSION,
+        "value_dtype": dtype,
+        "tensors": entries,
+    }
+    save_checkpoint(path, stored, record)
+    return size_record(path, record)
+
+
+def size_record(path: str | os.PathLike[str], metadata: dict[str, Any]) -> dict[str, Any]:
+    """Sizes of an export: the file, its dense float32 equivalent and what the bytes hold."""
+    entries = metadata["tensors"]
+    floating = [e for e in entries.values() if e["dtype"].startswith(("float", "bfloat"))]
+    value_bytes = np.dtype(metadata["value_dtype"]).itemsize
+    kept = sum(e["nonzero"] for e in floating)
+    file_bytes = Path(path).stat().st_size
+    return {
+        "file": str(path),
+        "file_bytes": file_bytes,
+        "dense_float32_bytes": 4 * sum(e["numel"] for e in floating),
+        "kept_values": kept,
+        "kept_value_bytes": kept * value_bytes,
+        "value_dtype": metadata["value_dtype"],
+        "encodings": {name: e["encoding"] for name, e in entries.items()},
+    }
+
+
+def inspect_export(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What the export at ``path`` holds: its metadata, sizes and per-tensor encodings."""
+    _, metadata = read_export(path)  # decodes everything: a damaged file fails here
+    return {"metadata": metadata, "sizes": size_record(path, metadata)}
+
+
+def summarise_sizes(sizes: dict[str, Any]) -> str:
+    """One line: file size beside the dense float32 size and the kept values alone."""
+    file_bytes = sizes["file_bytes"]
+    return (
+        f"{file_bytes:,} bytes ({sizes['value_dtype']}, {sizes['kept_values']:,} kept values); "
+        f"dense float32: {sizes['dense_float32_bytes']:,} bytes, "
+        f"{sizes['dense_float32_bytes'] / file_bytes:.1f}x larger; "
+        f"the file is {file_bytes / sizes['kept_value_bytes']:.2f}x its kept values' bytes"
+    )
+
+
+def export_metadata(run_metadata: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a run's record that an export carries along."""
+    keys = (
+        "model",
+        "input_shape",
+        "num_classes",
+        "dataset",
+        "split_seed",
+        "compression_ratio",
+        "compression_ratio_with_biases",
+        "reference_val_accuracy",
+        "reference_test_accuracy",
+        "val_accuracy",
+        "test_accuracy",
+        "olmp_version",
+    )
+    return {k: run_metadata[k] for k in keys if k in run_metadata}
+
+
+# ---------------------------------------------------------------------------------------
+# From a run folder
+
+
+def export_run(
+    run_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    dtype: str = "float32",
+    onnx: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Export the pruned network of the finished run in ``run_dir``.
+
+    ``out`` gets the sparse safetensors file (values in ``dtype``); ``onnx`` an ONNX file
+    checked with onnxruntime on the run's test images. When the run's model and dataset
+    can be rebuilt (registry names or ``package.module:factory``), the written file is
+    loaded back and its val and test accuracy are measured, so the record shows what
+    float16 storage costs. Nothing is written when an input is bad or a check fails.
+
+    Returns a record with the sizes (``file_bytes``, ``dense_float32_bytes``,
+    ``kept_values``, ``kept_value_bytes``, per-tensor ``encodings``) and accuracies.
+    """
+    from olmp.compress import PRUNED_CHECKPOINT, load_run
+    from olmp.reference import load_weights
+    from olmp.training import accuracy
+
+    if out is None and onnx is None:
+        raise OlmpError("nothing to export to: give an output file (--out) and/or --onnx FILE")
+    if dtype not in VALUE_DTYPES:
+        raise unknown_choice("dtype", dtype, list(VALUE_DTYPES))
+    for target in (out, onnx):
+        if target is not None:
+            refuse_to_overwrite(target, force)
+    result, state_dict, _ = load_run(run_dir)
+    record: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "run_val_accuracy": result.get("val_accuracy"),
+        "run_test_accuracy": result.get("test_accuracy"),
+    }
+    if onnx is not None:  # first: its checks may fail, and then nothing is written
+        from olmp.onnx_export import export_onnx
+
+        net, splits, _ = load_weights(Path(run_dir) / PRUNED_CHECKPOINT, data_dir=data_dir)
+        record |= export_onnx(net, splits.test.x[:2000], onnx, force=force)
+    if out is not None:
+        record |= write_export(out, state_dict, export_metadata(result), dtype=dtype, force=force)
+        try:
+            net, splits, _ = load_weights(out, data_dir=data_dir)
+        except OlmpError as exc:  # a model or dataset only the user's code knows
+            record["accuracy_note"] = f"accuracy of the file not measured: {exc}"
+        else:
+            record["val_accuracy"] = accuracy(net, splits.val)
+            record["test_accuracy"] = accuracy(net, splits.test)
+    return record

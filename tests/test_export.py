@@ -1,0 +1,267 @@
+"""The sparse export format, loading it back, `olmp export / inspect / report`."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import olmp
+from olmp.cli import main
+from olmp.compress import PRUNED_CHECKPOINT, RESULT_JSON, CompressConfig, compress
+from olmp.data import load_dataset
+from olmp.errors import OlmpError
+from olmp.export import (
+    decode_tensor,
+    encode_tensor,
+    export_run,
+    inspect_export,
+    load_compressed,
+    read_export,
+    write_export,
+)
+from olmp.files import load_checkpoint, save_checkpoint
+from olmp.models import build_model
+from olmp.reference import load_weights
+from olmp.training import TrainConfig, train
+
+
+def _sparse(shape, density, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.randn(shape, generator=generator)
+    keep = torch.rand(shape, generator=generator) < density
+    return values * keep
+
+
+@pytest.mark.parametrize(
+    ("shape", "density", "encoding"),
+    [
+        ((30, 20), 1.0, "dense"),  # bitmask wins up to ~97 % density
+        ((300, 784), 0.2, "bitmask"),
+        ((300, 784), 0.01, "indices"),  # 235,200 entries: four index blocks
+        ((1000,), 0.0, "indices"),  # nothing kept: values and offsets are empty
+    ],
+)
+def test_each_encoding_round_trips_exactly(shape, density, encoding):
+    tensor = _sparse(shape, density)
+    chosen, parts, nonzero = encode_tensor("w", tensor, torch.float32)
+    assert chosen == encoding
+    assert nonzero == int(torch.count_nonzero(tensor))
+    entry = {"shape": list(shape), "dtype": "float32", "encoding": chosen}
+    assert torch.equal(decode_tensor("w", entry, parts, "test"), tensor)
+
+
+def test_the_smallest_encoding_wins():
+    tensor = _sparse((300, 784), 0.01)
+    _, parts, nonzero = encode_tensor("w", tensor, torch.float32)
+    stored = sum(p.numel() * p.element_size() for p in parts.values())
+    assert stored < nonzero * 4 + tensor.numel() / 8  # less than bitmask + values
+    assert stored <= nonzero * 6 + 4 * 4  # 2-byte offsets, four int32 block counts
+
+
+def test_float16_values_and_integer_buffers():
+    tensor = _sparse((100, 100), 0.05)
+    _, parts, _ = encode_tensor("w", tensor, torch.float16)
+    entry = {"shape": [100, 100], "dtype": "float32", "encoding": "indices"}
+    assert torch.equal(decode_tensor("w", entry, parts, "t"), tensor.half().float())
+    steps = torch.tensor(12, dtype=torch.int64)
+    encoding, parts, _ = encode_tensor("bn.num_batches_tracked", steps, torch.float16)
+    assert encoding == "dense" and parts["bn.num_batches_tracked"].dtype == torch.int64
+
+
+def _pruned_lenet5(density=0.05):
+    torch.manual_seed(0)
+    model = build_model("lenet-5", (1, 28, 28), 10).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear | nn.Conv2d):
+                module.weight.mul_(torch.rand_like(module.weight) < density)
+    return model
+
+
+def _metadata():
+    return {"model": "lenet-5", "input_shape": [1, 28, 28], "num_classes": 10}
+
+
+def test_load_compressed_gives_identical_outputs(tmp_path):
+    model = _pruned_lenet5()
+    path = tmp_path / "l5.safetensors"
+    sizes = write_export(path, model.state_dict(), _metadata())
+    x = torch.randn(8, 1, 28, 28)
+    loaded = olmp.load_compressed(path)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), model(x))
+    kept = sum(int(torch.count_nonzero(t)) for t in model.state_dict().values())
+    assert sizes["kept_values"] == kept
+    assert sizes["file_bytes"] == path.stat().st_size
+    assert sizes["file_bytes"] <= 2.5 * 4 * kept
+    assert sizes["dense_float32_bytes"] == 4 * sum(p.numel() for p in model.parameters())
+
+    # into an instance the caller builds (how a model without a registry name loads)
+    into = load_compressed(path, model=build_model("lenet-5", (1, 28, 28), 10))
+    with torch.inference_mode():
+        assert torch.equal(into(x), model(x))
+
+
+def test_exports_refuse_overwriting_and_bad_dtypes(tmp_path):
+    model = _pruned_lenet5()
+    path = tmp_path / "l5.safetensors"
+    write_export(path, model.state_dict(), _metadata())
+    before = path.read_bytes()
+    with pytest.raises(OlmpError, match="already exists"):
+        write_export(path, model.state_dict(), _metadata())
+    with pytest.raises(OlmpError, match="unknown dtype 'int8'; choose one of: float16, float32"):
+        write_export(tmp_path / "x.safetensors", model.state_dict(), _metadata(), dtype="int8")
+    assert path.read_bytes() == before and not (tmp_path / "x.safetensors").exists()
+
+
+def test_bad_files_give_clear_errors(tmp_path):
+    model = _pruned_lenet5()
+    path = tmp_path / "l5.safetensors"
+    write_export(path, model.state_dict(), _metadata())
+
+    plain = tmp_path / "plain.safetensors"
+    save_checkpoint(plain, model.state_dict(), {"model": "lenet-5"})
+    with pytest.raises(OlmpError, match="is not an olmp export"):
+        load_compressed(plain)
+
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(OlmpError, match="not a readable safetensors"):
+        load_compressed(truncated)
+
+    with pytest.raises(OlmpError, match="do not fit model 'lenet-5'"):
+        load_compressed(path, model=build_model("lenet-300-100", (1, 28, 28), 10))
+
+    stored, meta = load_checkpoint(path)
+    missing = tmp_path / "missing.safetensors"
+    save_checkpoint(missing, {k: v for k, v in stored.items() if "values" not in k}, meta)
+    with pytest.raises(OlmpError, match=r"is damaged: tensor .*::values is missing"):
+        load_compressed(missing)
+
+    unnamed = tmp_path / "unnamed.safetensors"
+    write_export(unnamed, model.state_dict(), {"model": "MyNet"})
+    with pytest.raises(OlmpError, match=r"load_compressed\(FILE, model=MyNet\(\)\)"):
+        load_compressed(unnamed)
+
+
+# ---------------------------------------------------------------------------------------
+# From a run
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    splits = load_dataset("digits", seed=0)
+    torch.manual_seed(0)
+    model = build_model("lenet-300-100", splits.input_shape, 10)
+    train(model, splits.train, TrainConfig(epochs=5, batch_size=32))
+    run_dir = tmp_path_factory.mktemp("run") / "run"
+    config = CompressConfig(
+        evaluations_per_round=30,
+        max_rounds=2,
+        adjust_steps=20,
+        final_steps=20,
+        search_tolerance=0.05,
+        tolerance=0.02,
+    )
+    metadata = {"model": "lenet-300-100", "dataset": "digits"}
+    compress(model, splits, config, run_dir=run_dir, metadata=metadata)
+    return run_dir
+
+
+def test_export_run_matches_the_run(finished_run, tmp_path):
+    result = json.loads((finished_run / RESULT_JSON).read_text())
+    out = tmp_path / "run.olmp.safetensors"
+    record = export_run(finished_run, out)
+    assert record["test_accuracy"] == result["test_accuracy"]
+    assert record["val_accuracy"] == result["val_accuracy"]
+    assert record["file_bytes"] == out.stat().st_size
+
+    pruned, splits, _ = load_weights(finished_run / PRUNED_CHECKPOINT)
+    loaded = load_compressed(out)
+    with torch.inference_mode():
+        assert torch.equal(loaded(splits.test.x), pruned.eval()(splits.test.x))
+    state, meta = read_export(out)
+    assert meta["dataset"] == "digits" and meta["compression_ratio"] == result["compression_ratio"]
+    kept_weights = sum(row["kept_weights"] for row in result["layers"])
+    weights = sum(int(torch.count_nonzero(state[f"{r['name']}.weight"])) for r in result["layers"])
+    assert weights <= kept_weights
+
+    half = export_run(finished_run, tmp_path / "half.safetensors", dtype="float16")
+    assert half["value_dtype"] == "float16"
+    assert half["file_bytes"] < record["file_bytes"]
+    assert abs(half["test_accuracy"] - result["test_accuracy"]) <= 0.02
+
+
+def test_export_run_bad_input_writes_nothing(finished_run, tmp_path):
+    with pytest.raises(OlmpError, match="nothing to export to"):
+        export_run(finished_run)
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "state.json").write_text("{}")
+    with pytest.raises(OlmpError, match=r"no finished olmp run.*--resume"):
+        export_run(unfinished, tmp_path / "x.safetensors")
+    with pytest.raises(OlmpError, match="does not exist"):
+        export_run(tmp_path / "nowhere", tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_onnx_export_is_checked_with_onnxruntime(finished_run, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "run.onnx"
+    record = export_run(finished_run, onnx=out)
+    assert out.is_file() and record["onnx_bytes"] == out.stat().st_size
+    assert record["prediction_agreement"] == 1.0
+    assert record["checked_inputs"] == 360  # digits' test split
+
+    # A file that fails the check is not written.
+    import olmp.onnx_export
+
+    monkeypatch.setattr(olmp.onnx_export, "RELATIVE_TOLERANCE", -1.0)
+    with pytest.raises(OlmpError, match=r"disagrees with PyTorch.*nothing written"):
+        export_run(finished_run, onnx=tmp_path / "bad.onnx")
+    assert not (tmp_path / "bad.onnx").exists()
+    assert list(tmp_path.iterdir()) == [out]  # no temporary file left behind
+
+
+def test_cli_export_inspect_evaluate(finished_run, tmp_path, capsys):
+    result = json.loads((finished_run / RESULT_JSON).read_text())
+    out = tmp_path / "run.olmp.safetensors"
+    assert main(["export", str(finished_run), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{out.stat().st_size:,} bytes" in printed and "dense float32" in printed
+    assert "+0.00 points" in printed
+
+    assert main(["evaluate", "--weights", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_accuracy"] == result["test_accuracy"]
+
+    assert main(["inspect", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "lenet-300-100" in printed and "encoding" in printed
+    assert main(["inspect", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info == json.loads(json.dumps(inspect_export(out)))
+
+    before = out.read_bytes()
+    assert main(["export", str(finished_run), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert main(["inspect", str(finished_run / PRUNED_CHECKPOINT)]) == 2
+    assert "is not an olmp export" in capsys.readouterr().err
+
+
+def test_cli_report(finished_run, tmp_path, capsys):
+    result = json.loads((finished_run / RESULT_JSON).read_text())
+    plots = tmp_path / "plots"
+    assert main(["report", str(finished_run), "--plots", str(plots)]) == 0
+    captured = capsys.readouterr()
+    assert "threshold" in captured.out and "keep %" in captured.out
+    assert f"{result['compression_ratio']:.1f}x weights" in captured.out
+    for name in ("compression.png", "accuracy.png", "layers.png"):
+        assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["report", str(finished_run), "--json", "--plots", str(plots)]) == 0
+    assert json.loads(capsys.readouterr().out) == result
+    assert all(row["threshold"] >= 0 for row in result["layers"])
+
+    assert main(["report", str(tmp_path)]) == 2
+    assert "holds no finished olmp run" in capsys.readouterr().err
