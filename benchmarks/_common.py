@@ -52,43 +52,62 @@ def spread(values: list[float], fmt: str) -> str:
 MNIST5K_MODEL, MNIST5K_DATASET = "lenet-300-100", "mnist-5k"
 
 
-def mnist5k_run(
-    seed: int, workdir: str | Path, overrides: dict | None = None
+def reference_checkpoint(model: str, dataset: str, seed: int, workdir: str | Path) -> Path:
+    """``workdir/ref-<model>-<dataset>-<seed>.safetensors``, trained with the default recipe
+    (initialisation and split seed = ``seed``) unless it is already there."""
+    from olmp.reference import train_reference
+    from olmp.training import default_recipe, with_overrides
+
+    weights = Path(workdir) / f"ref-{model}-{dataset}-{seed}.safetensors"
+    if not weights.exists():
+        recipe = with_overrides(default_recipe(model, dataset), seed=seed)
+        train_reference(model, dataset, weights, config=recipe, split_seed=seed)
+    return weights
+
+
+def olmp_run(
+    model: str, dataset: str, seed: int, workdir: str | Path, overrides: dict | None = None
 ) -> tuple[Path, dict, dict]:
-    """LeNet-300-100 on mnist-5k, trained and compressed with the defaults (plus
+    """``model`` on ``dataset``, trained and compressed with the defaults (plus
     ``overrides`` of `CompressConfig` fields) for ``seed`` (initialisation, split, solver).
 
-    Work is kept in ``workdir``: the reference checkpoint ``ref-<seed>.safetensors`` and the
-    run folder are reused when they exist (an interrupted run resumes), so scripts that need
-    the same runs share them. Returns ``(run folder, result record, reference metadata)``.
+    Work is kept in ``workdir``: the reference checkpoint and the run folder are reused
+    when they exist (an interrupted run resumes), so scripts that need the same runs share
+    them. Returns ``(run folder, result record, reference metadata)``.
     """
     from dataclasses import replace
 
     from olmp.compress import STATE_JSON, CompressConfig, compress
-    from olmp.reference import load_weights, train_reference
-    from olmp.training import default_recipe, with_overrides
+    from olmp.reference import load_weights
+    from olmp.training import default_recipe
 
-    overrides = overrides or {}
-    workdir = Path(workdir)
-    recipe = with_overrides(default_recipe(MNIST5K_MODEL, MNIST5K_DATASET), seed=seed)
-    weights = workdir / f"ref-{seed}.safetensors"
-    if not weights.exists():
-        train_reference(MNIST5K_MODEL, MNIST5K_DATASET, weights, config=recipe, split_seed=seed)
-    model, splits, reference = load_weights(weights)
+    # Settings equal to the defaults do not make a different run (nor a different folder).
+    overrides = {
+        k: v for k, v in (overrides or {}).items() if getattr(CompressConfig, k, None) != v
+    }
+    weights = reference_checkpoint(model, dataset, seed, workdir)
+    net, splits, reference = load_weights(weights)
     config = replace(
-        CompressConfig(seed=seed, augment_shift=recipe.max_shift),
+        CompressConfig(seed=seed, augment_shift=default_recipe(model, dataset).max_shift),
         **{k: v for k, v in overrides.items() if k != "seed"},
     )
     tag = "".join(f"_{k}-{v}" for k, v in sorted(overrides.items())) or "_defaults"
-    run_dir = workdir / f"run{tag}_seed-{seed}"
+    run_dir = Path(workdir) / f"run-{model}-{dataset}{tag}_seed-{seed}"
     resume = (run_dir / STATE_JSON).is_file()
     _, result = compress(
-        model,
+        net,
         splits,
         config,
         run_dir=run_dir,
         resume=resume,
         force=not resume,
-        metadata={"model": MNIST5K_MODEL, "dataset": MNIST5K_DATASET, "weights": str(weights)},
+        metadata={"model": model, "dataset": dataset, "weights": str(weights)},
     )
     return run_dir, result, reference
+
+
+def mnist5k_run(
+    seed: int, workdir: str | Path, overrides: dict | None = None
+) -> tuple[Path, dict, dict]:
+    """:func:`olmp_run` for the headline setting, LeNet-300-100 on mnist-5k."""
+    return olmp_run(MNIST5K_MODEL, MNIST5K_DATASET, seed, workdir, overrides)

@@ -197,6 +197,11 @@ def _run_compression(
     Console().print(summary_line(result), soft_wrap=True, highlight=False)
     _explain_selection(result)
     console.print(f"done in {result['wall_time_s']:.0f} s; results in {run_dir}")
+    console.print(
+        f"next: olmp report {run_dir}   (plots) · "
+        f"olmp export {run_dir} --out pruned.olmp.safetensors   (a small file)",
+        highlight=False,
+    )
     return result
 
 

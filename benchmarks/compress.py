@@ -1,0 +1,195 @@
+"""OLMP side by side with the baselines it must beat, at equal retraining budget.
+
+For each setting and seed, on the same reference network (default recipe, initialisation
+and split seed = the seed):
+
+1. OLMP with each solver (`--solvers`, default ncs cmaes random — random search around the
+   incumbent is what the released OLMP code effectively did), `CompressConfig` defaults;
+2. the baselines of `olmp.baselines` — `global` magnitude pruning with iterative
+   retraining (Han et al. 2015), `uniform` per-layer pruning, and `sa`, a simulated-
+   annealing allocation of per-layer sparsities (NNI's SimulatedAnnealingPruner idea) —
+   each given the retraining steps the OLMP-NCS run of that seed spent, spread over its
+   stages, and OLMP's selection rule (smallest network with val >= reference val).
+
+Per method: compression ratio (weights only, and weights + biases), val and test accuracy
+beside the reference's, wall time, candidate evaluations; median and range over seeds.
+Writes a markdown table (stdout), benchmarks/results/compress_<setting>.csv and .json, and
+a plot of test accuracy against compression ratio (benchmarks/results/compress_<setting>.png).
+
+    python benchmarks/compress.py --quick                       # mnist-5k, 1 seed, short runs
+    python benchmarks/compress.py --setting lenet-300-100/mnist-5k --seeds 0 1 2
+    python benchmarks/compress.py --setting lenet-300-100/fashion-mnist --seeds 0 1 2  # hours
+    python benchmarks/compress.py --setting lenet-5/fashion-mnist --seeds 0 1 2        # hours
+
+OLMP runs and references are kept in --workdir and reused (an interrupted benchmark
+resumes); baseline runs are cheap and always rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+from pathlib import Path
+
+from _common import RESULTS, machine, olmp_run, reference_checkpoint, spread
+
+from olmp.baselines import METHODS, BaselineConfig, prune_baseline
+from olmp.compress import CompressConfig
+from olmp.reference import load_weights
+from olmp.training import default_recipe
+
+SETTINGS = ("lenet-300-100/mnist-5k", "lenet-300-100/fashion-mnist", "lenet-5/fashion-mnist")
+QUICK = {"max_rounds": 15, "patience": 5}  # OLMP overrides of --quick
+
+
+def retrain_steps(result: dict) -> int:
+    """SGD steps an OLMP run spent retraining: every round plus every final attempt."""
+    config = result["config"]
+    return (
+        result["rounds"] * config["adjust_steps"]
+        + len(result["final_attempts"]) * config["final_steps"]
+    )
+
+
+def row_of(method: str, seed: int, result: dict, steps: int) -> dict:
+    keys = (
+        "compression_ratio",
+        "compression_ratio_with_biases",
+        "reference_val_accuracy",
+        "val_accuracy",
+        "reference_test_accuracy",
+        "test_accuracy",
+        "wall_time_s",
+        "evaluations",
+    )
+    return {"method": method, "seed": seed, "retrain_steps": steps} | {k: result[k] for k in keys}
+
+
+def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
+    model_name, dataset = setting.split("/")
+    overrides = dict(QUICK) if args.quick else {}
+    rows = []
+    for solver in args.solvers:
+        _, result, _ = olmp_run(
+            model_name, dataset, seed, args.workdir, overrides | {"solver": solver}
+        )
+        rows.append(row_of(f"olmp-{solver}", seed, result, retrain_steps(result)))
+        print(json.dumps(rows[-1]), flush=True)
+    budget = rows[0]["retrain_steps"]  # the first solver's (NCS by default)
+    weights = reference_checkpoint(model_name, dataset, seed, args.workdir)
+    shift = default_recipe(model_name, dataset).max_shift
+    for method in args.baselines:
+        model, splits, _ = load_weights(weights)
+        config = BaselineConfig(
+            method=method,
+            stages=args.stages,
+            stage_steps=budget // args.stages,
+            augment_shift=shift,
+            lr=CompressConfig.adjust_lr,
+            batch_size=CompressConfig.batch_size,
+            seed=seed,
+        )
+        _, result = prune_baseline(model, splits, config)
+        rows.append(row_of(method, seed, result, result["retrain_steps"]))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def plot(rows: list[dict], setting: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method in dict.fromkeys(r["method"] for r in rows):
+        sel = [r for r in rows if r["method"] == method]
+        ax.scatter(
+            [r["compression_ratio"] for r in sel],
+            [100 * (r["test_accuracy"] - r["reference_test_accuracy"]) for r in sel],
+            label=method,
+            marker="*" if method.startswith("olmp") else "o",
+            s=80,
+        )
+    ax.axhline(0, color="gray", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("compression ratio (weights, log scale)")
+    ax.set_ylabel("test accuracy - reference (points)")
+    ax.set_title(f"{setting}: one point per method and seed")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setting", choices=SETTINGS, default=SETTINGS[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--solvers", nargs="+", default=["ncs", "cmaes", "random"])
+    parser.add_argument("--baselines", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--stages", type=int, default=BaselineConfig.stages)
+    parser.add_argument("--quick", action="store_true", help="1 seed, OLMP capped at 15 rounds")
+    parser.add_argument("--workdir", default="/tmp/olmp-bench")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds = args.seeds[:1]
+    info = machine()
+    rows = [row for seed in args.seeds for row in run_seed(args.setting, seed, args)]
+
+    print(
+        f"\n`{info['command']}` — {info['cores']} cores ({info['torch_threads']} torch "
+        f"threads), {info['cpu']}, torch {info['torch']}, {info['date']}, "
+        f"commit {info['commit']}\n"
+    )
+    print(
+        "| method | seeds | ratio (weights) | ratio (w+b) | val % - ref val % | test % | "
+        "test % - ref test % | retrain steps | evaluations | time (s) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for method in dict.fromkeys(r["method"] for r in rows):
+        sel = [r for r in rows if r["method"] == method]
+
+        def s(key: str, fmt: str, scale: float = 1.0, rel: str | None = None) -> str:
+            values = [scale * (r[key] - (r[rel] if rel else 0)) for r in sel]  # noqa: B023
+            return spread(values, fmt)
+
+        print(
+            f"| {method} | {len(sel)} | {s('compression_ratio', '.1f')} | "
+            f"{s('compression_ratio_with_biases', '.1f')} | "
+            f"{s('val_accuracy', '+.1f', 100, 'reference_val_accuracy')} | "
+            f"{s('test_accuracy', '.1f', 100)} | "
+            f"{s('test_accuracy', '+.1f', 100, 'reference_test_accuracy')} | "
+            f"{s('retrain_steps', '.0f')} | {s('evaluations', '.0f')} | "
+            f"{s('wall_time_s', '.0f')} |"
+        )
+    olmp_best = max(
+        statistics.median(r["compression_ratio"] for r in rows if r["method"] == m)
+        for m in {r["method"] for r in rows if r["method"].startswith("olmp")}
+    )
+    others = {
+        m: statistics.median(r["compression_ratio"] for r in rows if r["method"] == m)
+        for m in args.baselines
+    }
+    if "global" in others:
+        print(
+            "\nOLMP's best solver vs global magnitude pruning: "
+            f"{olmp_best / others['global']:.2f}x the compression (target >= 2x); "
+            "ahead of every baseline: "
+            + ("yes" if all(olmp_best > v for v in others.values()) else "no")
+        )
+
+    RESULTS.mkdir(exist_ok=True)
+    stem = "compress_" + args.setting.replace("/", "_") + ("_quick" if args.quick else "")
+    with (RESULTS / f"{stem}.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=2))
+    plot(rows, args.setting, RESULTS / f"{stem}.png")
+
+
+if __name__ == "__main__":
+    main()

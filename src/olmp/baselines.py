@@ -1,0 +1,308 @@
+"""The pruning methods OLMP is measured against, on the same footing as OLMP.
+
+Every baseline runs the same loop: prune to the next keep fraction of a geometric schedule
+(``1 → final_keep`` over ``stages`` stages), retrain with frozen masks for
+``stage_steps`` steps, measure val accuracy, and keep the smallest network whose val
+accuracy is at least the reference's minus ``tolerance`` — OLMP's own selection rule. The
+retraining budget is ``stages × stage_steps`` SGD steps, which a benchmark sets equal to
+what an OLMP run spent. The methods differ only in how a keep fraction is spread over the
+layers:
+
+``global``
+    one magnitude threshold for the whole network (Han et al. 2015, "Learning both
+    weights and connections", iterative prune-and-retrain), through
+    :func:`torch.nn.utils.prune.global_unstructured`.
+``uniform``
+    the same keep fraction in every layer.
+``sa``
+    a per-layer allocation found by simulated annealing on the tune split (the idea of
+    NNI's ``SimulatedAnnealingPruner``, written here from its published description): keep
+    fractions are perturbed in log space, rescaled to the stage's overall budget, scored by
+    tune accuracy without retraining, and accepted by the Metropolis rule while the
+    temperature cools.
+
+Weights pruned at one stage stay pruned (the network is baked to ``W ⊙ M`` before the next
+stage ranks magnitudes), so the schedule only ever removes weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from olmp.compress import adjust, masked_accuracy
+from olmp.data.registry import DatasetSplits
+from olmp.errors import OlmpError, unknown_choice
+from olmp.pruning.evaluate import PopulationEvaluator
+from olmp.pruning.layers import PrunableLayer, find_prunable_layers
+from olmp.pruning.masks import Masks, compression_ratios, layer_counts
+from olmp.training import TrainConfig, accuracy
+
+METHODS = ("global", "uniform", "sa")
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Settings of a baseline run.
+
+    Attributes:
+        method: one of :data:`METHODS`.
+        tolerance: allowed val-accuracy loss against the reference (0 = none).
+        stages: pruning stages; ``stage_steps`` retraining steps follow each.
+        final_keep: keep fraction of the last stage (the schedule is geometric).
+        patience: stop after this many stages in a row that fail the val rule.
+        lr, batch_size, augment_shift: retraining settings (as OLMP's ``adjust_lr``,
+            ``batch_size``, ``augment_shift``).
+        sa_evaluations: candidate allocations scored per stage (``sa`` only).
+        sa_start_temperature, sa_end_temperature: Metropolis temperature, in accuracy
+            points, at the first and last evaluation of a stage's annealing.
+        sa_step: standard deviation of a perturbation of log10(keep fraction) at the start
+            temperature; it shrinks in proportion to the temperature.
+        seed: seeds retraining order and the annealing.
+    """
+
+    method: str = "global"
+    tolerance: float = 0.0
+    stages: int = 20
+    stage_steps: int = 500
+    final_keep: float = 0.002
+    patience: int = 3
+    lr: float = 0.01
+    batch_size: int = 64
+    augment_shift: int = 0
+    sa_evaluations: int = 300
+    sa_start_temperature: float = 1.0
+    sa_end_temperature: float = 0.05
+    sa_step: float = 0.35
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise unknown_choice("method", self.method, list(METHODS))
+        if not 0 <= self.tolerance < 1:
+            raise OlmpError(f"tolerance must be in [0, 1), got {self.tolerance}")
+        if not 0 < self.final_keep < 1:
+            raise OlmpError(f"final_keep must be in (0, 1), got {self.final_keep}")
+        for name in ("stages", "patience", "sa_evaluations"):
+            if getattr(self, name) < 1:
+                raise OlmpError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.stage_steps < 0:
+            raise OlmpError(f"stage_steps must be >= 0, got {self.stage_steps}")
+
+    def schedule(self) -> list[float]:
+        """Keep fraction of each stage."""
+        return [self.final_keep ** (k / self.stages) for k in range(1, self.stages + 1)]
+
+
+# ---------------------------------------------------------------------------------------
+# Allocations: a keep fraction of the whole network -> masks
+
+
+def top_k_masks(layers: list[PrunableLayer], counts: list[int]) -> Masks:
+    """Masks keeping exactly the ``counts[l]`` largest-magnitude weights of each layer."""
+    masks: Masks = {}
+    for layer, k in zip(layers, counts, strict=True):
+        magnitudes = layer.module.weight.detach().abs().flatten()
+        mask = torch.zeros_like(magnitudes, dtype=torch.bool)
+        mask[torch.topk(magnitudes, int(k), sorted=False).indices] = True
+        masks[layer.weight_name] = mask.reshape(layer.module.weight.shape)
+    return masks
+
+
+def global_masks(layers: list[PrunableLayer], keep: float) -> Masks:
+    """One magnitude threshold across all layers, via ``prune.global_unstructured``."""
+    total = sum(layer.n_weights for layer in layers)
+    parameters = [(layer.module, "weight") for layer in layers]
+    prune.global_unstructured(
+        parameters,
+        pruning_method=prune.L1Unstructured,
+        amount=total - max(1, round(keep * total)),
+    )
+    masks = {layer.weight_name: layer.module.weight_mask.bool().clone() for layer in layers}
+    for layer in layers:
+        prune.remove(layer.module, "weight")  # bakes W ⊙ M; the mask is what we keep
+    return masks
+
+
+def uniform_masks(layers: list[PrunableLayer], keep: float) -> Masks:
+    """The same keep fraction in every layer."""
+    return top_k_masks(layers, [max(1, round(keep * layer.n_weights)) for layer in layers])
+
+
+def rescale_keep(log_keep: np.ndarray, sizes: np.ndarray, budget: float) -> np.ndarray:
+    """Keep fractions ``min(1, 10**(log_keep + b))`` with the one shift ``b`` that makes
+    ``Σ sizes · keep`` equal ``budget`` weights (found by bisection)."""
+    lo, hi = -12.0, 12.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        kept = float((sizes * np.minimum(1.0, 10.0 ** (log_keep + mid))).sum())
+        lo, hi = (mid, hi) if kept < budget else (lo, mid)
+    return np.minimum(1.0, 10.0 ** (log_keep + (lo + hi) / 2))
+
+
+def annealed_masks(
+    model: nn.Module,
+    layers: list[PrunableLayer],
+    keep: float,
+    splits: DatasetSplits,
+    config: BaselineConfig,
+    rng: np.random.Generator,
+) -> tuple[Masks, int]:
+    """A per-layer allocation of ``keep`` found by simulated annealing on tune accuracy.
+
+    Starts from the uniform allocation. Returns the masks of the best allocation seen and
+    the number of allocations scored.
+    """
+    sizes = np.array([layer.n_weights for layer in layers], dtype=float)
+    nonzero = np.array([int(torch.count_nonzero(layer.module.weight)) for layer in layers])
+    budget = keep * sizes.sum()
+    evaluator = PopulationEvaluator(model, layers, splits.tune, batched=False)
+
+    def counts_of(log_keep: np.ndarray) -> list[int]:
+        fractions = rescale_keep(log_keep, sizes, budget)
+        return [int(c) for c in np.clip(np.round(fractions * sizes), 1, nonzero)]
+
+    def score(counts: list[int]) -> float:
+        thresholds = torch.stack(
+            [
+                torch.topk(layer.module.weight.detach().abs().flatten(), k).values.min()
+                for layer, k in zip(layers, counts, strict=True)
+            ]
+        )
+        return 100 * float(evaluator.accuracies(thresholds[None, :])[0])
+
+    current = np.full(len(layers), math.log10(keep))
+    current_counts = counts_of(current)
+    current_score = score(current_counts)
+    best_counts, best_score = current_counts, current_score
+    cooling = (config.sa_end_temperature / config.sa_start_temperature) ** (
+        1 / max(config.sa_evaluations - 1, 1)
+    )
+    temperature = config.sa_start_temperature
+    for _ in range(config.sa_evaluations - 1):
+        step = config.sa_step * temperature / config.sa_start_temperature
+        candidate = current + rng.normal(0.0, step, size=current.shape)
+        candidate_counts = counts_of(candidate)
+        candidate_score = score(candidate_counts)
+        delta = candidate_score - current_score
+        if delta >= 0 or rng.random() < math.exp(delta / temperature):
+            current, current_counts, current_score = candidate, candidate_counts, candidate_score
+            if current_score > best_score:
+                best_counts, best_score = current_counts, current_score
+        temperature *= cooling
+    return top_k_masks(layers, best_counts), config.sa_evaluations
+
+
+# ---------------------------------------------------------------------------------------
+# The shared loop
+
+
+def _bake(layers: list[PrunableLayer], masks: Masks) -> None:
+    with torch.no_grad():
+        for layer in layers:
+            layer.module.weight.mul_(masks[layer.weight_name].to(layer.module.weight.device))
+
+
+def prune_baseline(
+    model: nn.Module, splits: DatasetSplits, config: BaselineConfig | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Prune the trained ``model`` in place with a baseline method; returns
+    ``(pruned model, result record)`` with the fields of an OLMP result record that apply
+    (compression ratios, val and test accuracy beside the reference's, per-layer counts,
+    per-stage history, retraining steps, wall time)."""
+    config = config or BaselineConfig()
+    started = time.perf_counter()
+    layers = find_prunable_layers(model)
+    rng = np.random.default_rng(config.seed)
+    reference = {
+        "reference_tune_accuracy": accuracy(model, splits.tune),
+        "reference_val_accuracy": accuracy(model, splits.val),
+        "reference_test_accuracy": accuracy(model, splits.test),
+    }
+    required = reference["reference_val_accuracy"] - config.tolerance
+    best = {
+        "stage": 0,
+        "state": copy.deepcopy(model.state_dict()),
+        "masks": {
+            layer.weight_name: torch.ones_like(layer.module.weight, dtype=torch.bool)
+            for layer in layers
+        },
+        "val_accuracy": reference["reference_val_accuracy"],
+    }
+    history: list[dict[str, Any]] = []
+    evaluations = steps = failures = 0
+    for stage, keep in enumerate(config.schedule(), start=1):
+        if config.method == "global":
+            masks = global_masks(layers, keep)
+        elif config.method == "uniform":
+            masks = uniform_masks(layers, keep)
+        else:
+            masks, scored = annealed_masks(model, layers, keep, splits, config, rng)
+            evaluations += scored
+        _bake(layers, masks)
+        train_config = TrainConfig(
+            epochs=1,
+            max_steps=config.stage_steps,
+            lr=config.lr,
+            batch_size=config.batch_size,
+            max_shift=config.augment_shift,
+            seed=config.seed * 100_003 + stage,
+        )
+        if config.stage_steps > 0:
+            adjust(
+                model, layers, masks, splits.train, train_config, thresholds=None, update_every=1
+            )
+            _bake(layers, masks)
+        steps += config.stage_steps
+        val = masked_accuracy(model, layers, masks, splits.val)
+        ratio, _ = compression_ratios(layers, masks)
+        feasible = val + 1e-12 >= required
+        history.append(
+            {
+                "stage": stage,
+                "keep": keep,
+                "compression_ratio": ratio,
+                "val_accuracy": val,
+                "feasible": feasible,
+            }
+        )
+        if feasible:
+            best = {
+                "stage": stage,
+                "state": copy.deepcopy(model.state_dict()),
+                "masks": masks,
+                "val_accuracy": val,
+            }
+            failures = 0
+        else:
+            failures += 1
+            if failures >= config.patience:
+                break
+    model.load_state_dict(best["state"])
+    masks = best["masks"]
+    ratio, ratio_b = compression_ratios(layers, masks)
+    return model, {
+        "method": config.method,
+        "config": asdict(config),
+        "seed": config.seed,
+        **reference,
+        "compression_ratio": ratio,
+        "compression_ratio_with_biases": ratio_b,
+        "val_accuracy": accuracy(model, splits.val),
+        "test_accuracy": accuracy(model, splits.test),
+        "best_stage": best["stage"],
+        "stages_run": len(history),
+        "retrain_steps": steps,
+        "evaluations": evaluations,
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "layers": layer_counts(layers, masks),
+        "history": history,
+    }

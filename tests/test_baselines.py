@@ -1,0 +1,130 @@
+"""The baselines OLMP is compared against: allocations and the shared prune-retrain loop."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from olmp.baselines import (
+    BaselineConfig,
+    annealed_masks,
+    global_masks,
+    prune_baseline,
+    rescale_keep,
+    uniform_masks,
+)
+from olmp.data import load_dataset
+from olmp.errors import OlmpError
+from olmp.models import build_model
+from olmp.pruning.evaluate import PopulationEvaluator
+from olmp.pruning.layers import find_prunable_layers
+from olmp.training import TrainConfig, accuracy, train
+
+
+@pytest.fixture(scope="module")
+def trained():
+    splits = load_dataset("digits", seed=0)
+    torch.manual_seed(0)
+    model = build_model("lenet-300-100", splits.input_shape, 10)
+    train(model, splits.train, TrainConfig(epochs=5, batch_size=32))
+    return model.state_dict(), splits
+
+
+def _model(trained):
+    state, splits = trained
+    model = build_model("lenet-300-100", splits.input_shape, 10)
+    model.load_state_dict(state)
+    return model
+
+
+def test_schedule_is_geometric_down_to_final_keep():
+    schedule = BaselineConfig(stages=4, final_keep=0.01).schedule()
+    assert schedule[-1] == pytest.approx(0.01)
+    ratios = np.array(schedule[1:]) / np.array(schedule[:-1])
+    assert np.allclose(ratios, ratios[0]) and ratios[0] < 1
+
+
+def test_global_masks_keep_the_globally_largest(trained):
+    model = _model(trained)
+    layers = find_prunable_layers(model)
+    dense = {layer.weight_name: layer.module.weight.detach().clone() for layer in layers}
+    masks = global_masks(layers, 0.05)
+    total = sum(layer.n_weights for layer in layers)
+    assert sum(int(m.sum()) for m in masks.values()) == round(0.05 * total)
+    kept = torch.cat([dense[k].abs()[m] for k, m in masks.items()])
+    pruned = torch.cat([dense[k].abs()[~m] for k, m in masks.items()])
+    assert kept.min() >= pruned.max()
+    # the model is left plain (no pruning hooks), with W ⊙ M in its weights
+    assert all(not hasattr(layer.module, "weight_orig") for layer in layers)
+    assert all(torch.equal(layer.module.weight == 0, ~masks[layer.weight_name]) for layer in layers)
+
+
+def test_uniform_masks_keep_the_same_fraction_per_layer(trained):
+    layers = find_prunable_layers(_model(trained))
+    masks = uniform_masks(layers, 0.1)
+    for layer in layers:
+        assert int(masks[layer.weight_name].sum()) == round(0.1 * layer.n_weights)
+
+
+def test_rescale_keep_meets_the_budget():
+    sizes = np.array([19200.0, 30000.0, 1000.0])
+    keep = rescale_keep(np.log10([0.5, 0.01, 0.9]), sizes, 0.03 * sizes.sum())
+    assert (sizes * keep).sum() == pytest.approx(0.03 * sizes.sum(), rel=1e-6)
+    assert keep.max() <= 1.0 and keep[0] > keep[1]  # the relative order survives
+
+
+def test_annealing_beats_or_ties_the_uniform_start(trained):
+    model = _model(trained)
+    splits = trained[1]
+    layers = find_prunable_layers(model)
+    config = BaselineConfig(method="sa", sa_evaluations=40)
+    masks, scored = annealed_masks(model, layers, 0.05, splits, config, np.random.default_rng(0))
+    assert scored == 40
+    total = sum(layer.n_weights for layer in layers)
+    assert abs(sum(int(m.sum()) for m in masks.values()) - 0.05 * total) <= len(layers)
+
+    def tune_accuracy(masks):
+        thresholds = torch.stack(
+            [layer.module.weight.detach().abs()[masks[layer.weight_name]].min() for layer in layers]
+        )
+        evaluator = PopulationEvaluator(model, layers, splits.tune, batched=False)
+        return float(evaluator.accuracies(thresholds[None, :])[0])
+
+    assert tune_accuracy(masks) >= tune_accuracy(uniform_masks(layers, 0.05))
+
+
+@pytest.mark.parametrize("method", ["global", "uniform", "sa"])
+def test_prune_baseline_holds_val_and_shrinks(trained, method):
+    model = _model(trained)
+    splits = trained[1]
+    reference_val = accuracy(model, splits.val)
+    config = BaselineConfig(
+        method=method, stages=6, stage_steps=30, final_keep=0.02, tolerance=0.02, sa_evaluations=20
+    )
+    pruned, record = prune_baseline(model, splits, config)
+    assert record["reference_val_accuracy"] == reference_val
+    assert record["val_accuracy"] >= reference_val - 0.02
+    assert record["val_accuracy"] == accuracy(pruned, splits.val)
+    assert record["compression_ratio"] > 1.5
+    assert record["retrain_steps"] == 30 * record["stages_run"] <= 30 * 6
+    kept = sum(row["kept_weights"] for row in record["layers"])
+    nonzero = sum(
+        int(torch.count_nonzero(layer.module.weight)) for layer in find_prunable_layers(pruned)
+    )
+    assert nonzero <= kept
+    assert record["evaluations"] == (20 * record["stages_run"] if method == "sa" else 0)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"method": "magic"}, "unknown method 'magic'; choose one of: global, sa, uniform"),
+        ({"tolerance": -0.1}, "tolerance must be in [0, 1), got -0.1"),
+        ({"final_keep": 1.5}, "final_keep must be in (0, 1), got 1.5"),
+        ({"stages": 0}, "stages must be at least 1, got 0"),
+    ],
+)
+def test_bad_config(options, message):
+    with pytest.raises(OlmpError, match=re.escape(message)):
+        BaselineConfig(**options)
