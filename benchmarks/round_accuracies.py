@@ -15,9 +15,10 @@ from pathlib import Path
 from _common import machine
 from safetensors.torch import load_file
 
-from olmp.compress import STATE_JSON, compression_ratios, masked_accuracy, split_snapshot
+from olmp.compress import STATE_JSON, compression_ratios, masked_score, split_snapshot
 from olmp.pruning.layers import find_prunable_layers
 from olmp.reference import load_weights
+from olmp.task import SplitsTask
 
 
 def main() -> None:
@@ -28,6 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     state = json.loads((args.run_dir / STATE_JSON).read_text())["state"]
     model, splits, _ = load_weights(args.weights)
+    task = SplitsTask(splits)
     layers = find_prunable_layers(model)
     rounds = args.rounds if args.rounds is not None else range(state["round"] + 1)
     info = machine()
@@ -38,10 +40,7 @@ def main() -> None:
         snapshot = load_file(str(args.run_dir / "rounds" / f"round-{r:03d}.safetensors"))
         weights, masks = split_snapshot(snapshot)
         model.load_state_dict(weights)
-        accs = [
-            100 * masked_accuracy(model, layers, masks, getattr(splits, s))
-            for s in ("tune", "val", "test")
-        ]
+        accs = [100 * masked_score(task, model, layers, masks, s) for s in ("tune", "val", "test")]
         ratio = compression_ratios(layers, masks)[0]
         print(f"| {r} | {ratio:.1f} | " + " | ".join(f"{a:.1f}" for a in accs) + " |")
 

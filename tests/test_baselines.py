@@ -19,6 +19,7 @@ from olmp.errors import OlmpError
 from olmp.models import build_model
 from olmp.pruning.evaluate import PopulationEvaluator
 from olmp.pruning.layers import find_prunable_layers
+from olmp.task import SplitsTask
 from olmp.training import TrainConfig, accuracy, train
 
 
@@ -79,7 +80,8 @@ def test_annealing_beats_or_ties_the_uniform_start(trained):
     splits = trained[1]
     layers = find_prunable_layers(model)
     config = BaselineConfig(method="sa", sa_evaluations=40)
-    masks, scored = annealed_masks(model, layers, 0.05, splits, config, np.random.default_rng(0))
+    task = SplitsTask(splits)
+    masks, scored = annealed_masks(model, layers, 0.05, task, config, np.random.default_rng(0))
     assert scored == 40
     total = sum(layer.n_weights for layer in layers)
     assert abs(sum(int(m.sum()) for m in masks.values()) - 0.05 * total) <= len(layers)

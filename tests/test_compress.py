@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -173,3 +174,64 @@ def test_mean_std_parametrisation_with_pruned_biases(reference):
     assert kept_biases < total_biases  # biases were masked with their layer's threshold
     zero_biases = sum(int((m.bias == 0).sum()) for m in pruned if isinstance(m, torch.nn.Linear))
     assert zero_biases >= total_biases - kept_biases
+
+
+def test_compress_with_user_callables(reference):
+    """A model with its own evaluation and training loop: no splits, no registry entry."""
+    splits = reference[1]
+    model = _model(reference)
+    calls = {"train": 0, "steps": 0}
+
+    def evaluate(net, split):
+        assert not net.training  # olmp puts the network in eval mode to score it
+        return accuracy(net, getattr(splits, split))
+
+    def train_steps(net, *, steps, lr, seed, on_step):
+        calls["train"] += 1
+        optimiser = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+        generator = torch.Generator().manual_seed(seed)
+        net.train()
+        for step in range(1, steps + 1):
+            index = torch.randint(len(splits.train), (32,), generator=generator)
+            loss = torch.nn.functional.cross_entropy(
+                net(splits.train.x[index]), splits.train.y[index]
+            )
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            calls["steps"] += 1
+            if on_step is not None:
+                on_step(step)
+
+    config = CompressConfig(**FAST)
+    pruned, result = compress(model, config=config, evaluate=evaluate, train=train_steps)
+    assert calls["train"] >= 2 and calls["steps"] == calls["train"] * 20
+    assert result["compression_ratio"] > 2
+    assert result["val_accuracy"] == accuracy(pruned, splits.val)
+    assert result["val_accuracy"] >= result["reference_val_accuracy"] - 0.02
+    assert "split_seed" not in result and result["metric"] == "score"
+
+    # the same run scored by the default one-candidate-at-a-time path picks the same
+    # thresholds as the batched SplitsTask path: both compute tune accuracy
+    _, batched = compress(_model(reference), splits, config)
+    assert batched["history"][0]["thresholds"] == result["history"][0]["thresholds"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "exactly one of splits=, evaluate= (with optional train=) or task=; got none"),
+        ({"splits": "S", "evaluate": len}, "got splits, evaluate"),
+        ({"train": len, "task": object()}, "train= needs evaluate= beside it"),
+    ],
+)
+def test_compress_data_arguments_are_checked(reference, kwargs, message):
+    kwargs = {k: (reference[1] if v == "S" else v) for k, v in kwargs.items()}
+    with pytest.raises(OlmpError, match=re.escape(message)):
+        compress(_model(reference), **kwargs)
+
+
+def test_evaluate_must_return_a_number(reference, tmp_path):
+    with pytest.raises(OlmpError, match=r"evaluate\(model, 'tune'\) returned 'high'"):
+        compress(_model(reference), evaluate=lambda net, split: "high", run_dir=tmp_path / "r")
+    assert not (tmp_path / "r" / "result.json").exists()

@@ -12,13 +12,17 @@ from olmp.export import export_run, inspect_export, load_compressed
 from olmp.models import MODELS, build_model
 from olmp.reference import evaluate_weights, load_weights, train_reference
 from olmp.report import report_run
+from olmp.task import CallableTask, SplitsTask, Task
 from olmp.training import TrainConfig, accuracy, default_recipe, train
 
 __all__ = [
     "DATASETS",
     "MODELS",
+    "CallableTask",
     "CompressConfig",
     "OlmpError",
+    "SplitsTask",
+    "Task",
     "TrainConfig",
     "__version__",
     "accuracy",

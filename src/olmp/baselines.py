@@ -38,13 +38,12 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from olmp.compress import adjust, masked_accuracy
+from olmp.compress import adjust, masked_score
 from olmp.data.registry import DatasetSplits
 from olmp.errors import OlmpError, unknown_choice
-from olmp.pruning.evaluate import PopulationEvaluator
 from olmp.pruning.layers import PrunableLayer, find_prunable_layers
 from olmp.pruning.masks import Masks, compression_ratios, layer_counts
-from olmp.training import TrainConfig, accuracy
+from olmp.task import SplitsTask, Task
 
 METHODS = ("global", "uniform", "sa")
 
@@ -152,7 +151,7 @@ def annealed_masks(
     model: nn.Module,
     layers: list[PrunableLayer],
     keep: float,
-    splits: DatasetSplits,
+    task: Task,
     config: BaselineConfig,
     rng: np.random.Generator,
 ) -> tuple[Masks, int]:
@@ -164,7 +163,7 @@ def annealed_masks(
     sizes = np.array([layer.n_weights for layer in layers], dtype=float)
     nonzero = np.array([int(torch.count_nonzero(layer.module.weight)) for layer in layers])
     budget = keep * sizes.sum()
-    evaluator = PopulationEvaluator(model, layers, splits.tune, batched=False)
+    scorer = task.population_scorer(model, layers, prune_biases=False)
 
     def counts_of(log_keep: np.ndarray) -> list[int]:
         fractions = rescale_keep(log_keep, sizes, budget)
@@ -177,7 +176,7 @@ def annealed_masks(
                 for layer, k in zip(layers, counts, strict=True)
             ]
         )
-        return 100 * float(evaluator.accuracies(thresholds[None, :])[0])
+        return 100 * float(scorer(thresholds[None, :])[0])
 
     current = np.full(len(layers), math.log10(keep))
     current_counts = counts_of(current)
@@ -212,20 +211,30 @@ def _bake(layers: list[PrunableLayer], masks: Masks) -> None:
 
 
 def prune_baseline(
-    model: nn.Module, splits: DatasetSplits, config: BaselineConfig | None = None
+    model: nn.Module,
+    splits: DatasetSplits | None = None,
+    config: BaselineConfig | None = None,
+    *,
+    task: Task | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Prune the trained ``model`` in place with a baseline method; returns
     ``(pruned model, result record)`` with the fields of an OLMP result record that apply
     (compression ratios, val and test accuracy beside the reference's, per-layer counts,
-    per-stage history, retraining steps, wall time)."""
+    per-stage history, retraining steps, wall time).
+
+    The data come as ``splits`` (classification, retrained with the config's
+    ``batch_size`` and ``augment_shift``) or as any :class:`olmp.task.Task`.
+    """
     config = config or BaselineConfig()
+    if (splits is None) == (task is None):
+        raise OlmpError("give prune_baseline() exactly one of splits= or task=")
+    if task is None:
+        task = SplitsTask(splits, batch_size=config.batch_size, augment_shift=config.augment_shift)
     started = time.perf_counter()
     layers = find_prunable_layers(model)
     rng = np.random.default_rng(config.seed)
     reference = {
-        "reference_tune_accuracy": accuracy(model, splits.tune),
-        "reference_val_accuracy": accuracy(model, splits.val),
-        "reference_test_accuracy": accuracy(model, splits.test),
+        f"reference_{split}_accuracy": task.score(model, split) for split in ("tune", "val", "test")
     }
     required = reference["reference_val_accuracy"] - config.tolerance
     best = {
@@ -245,24 +254,24 @@ def prune_baseline(
         elif config.method == "uniform":
             masks = uniform_masks(layers, keep)
         else:
-            masks, scored = annealed_masks(model, layers, keep, splits, config, rng)
+            masks, scored = annealed_masks(model, layers, keep, task, config, rng)
             evaluations += scored
         _bake(layers, masks)
-        train_config = TrainConfig(
-            epochs=1,
-            max_steps=config.stage_steps,
-            lr=config.lr,
-            batch_size=config.batch_size,
-            max_shift=config.augment_shift,
-            seed=config.seed * 100_003 + stage,
-        )
         if config.stage_steps > 0:
+            seed = config.seed * 100_003 + stage
             adjust(
-                model, layers, masks, splits.train, train_config, thresholds=None, update_every=1
+                model,
+                layers,
+                masks,
+                task,
+                steps=config.stage_steps,
+                lr=config.lr,
+                seed=seed,
+                thresholds=None,
             )
             _bake(layers, masks)
         steps += config.stage_steps
-        val = masked_accuracy(model, layers, masks, splits.val)
+        val = masked_score(task, model, layers, masks, "val")
         ratio, _ = compression_ratios(layers, masks)
         feasible = val + 1e-12 >= required
         history.append(
@@ -296,8 +305,8 @@ def prune_baseline(
         **reference,
         "compression_ratio": ratio,
         "compression_ratio_with_biases": ratio_b,
-        "val_accuracy": accuracy(model, splits.val),
-        "test_accuracy": accuracy(model, splits.test),
+        "val_accuracy": task.score(model, "val"),
+        "test_accuracy": task.score(model, "test"),
         "best_stage": best["stage"],
         "stages_run": len(history),
         "retrain_steps": steps,

@@ -43,10 +43,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from olmp import __version__
-from olmp.data.registry import DatasetSplits, Split
+from olmp.data.registry import DatasetSplits
 from olmp.errors import OlmpError, unknown_choice
 from olmp.files import atomic_path, load_checkpoint, save_checkpoint, write_json_atomic
-from olmp.pruning.evaluate import PopulationEvaluator
 from olmp.pruning.layers import PrunableLayer, find_prunable_layers
 from olmp.pruning.masks import (
     Masks,
@@ -64,7 +63,8 @@ from olmp.pruning.masks import (
 )
 from olmp.pruning.thresholds import PARAMETRISATIONS, make_parametrisation
 from olmp.solvers import SOLVERS, make_solver
-from olmp.training import TrainConfig, accuracy, model_device, train
+from olmp.task import CallableTask, SplitsTask, Task
+from olmp.training import model_device
 
 STATE_JSON = "state.json"
 RESULT_JSON = "result.json"
@@ -207,13 +207,13 @@ class RunState:
 # Small pieces
 
 
-def masked_accuracy(
-    model: nn.Module, layers: list[PrunableLayer], masks: Masks, data: Split
+def masked_score(
+    task: Task, model: nn.Module, layers: list[PrunableLayer], masks: Masks, split: str
 ) -> float:
-    """Accuracy of ``W ⊙ M`` on ``data``; the model is left unmasked afterwards."""
+    """The task's score of ``W ⊙ M`` on ``split``; the model is left unmasked afterwards."""
     apply_masks(layers, masks, straight_through=False)
     try:
-        return accuracy(model, data)
+        return task.score(model, split)
     finally:
         remove_masks(layers, bake=False)
 
@@ -222,15 +222,15 @@ def adjust(
     model: nn.Module,
     layers: list[PrunableLayer],
     masks: Masks,
-    data: Split,
-    config: TrainConfig,
+    task: Task,
     *,
+    steps: int,
+    lr: float,
+    seed: int,
     thresholds: torch.Tensor | None,
-    update_every: int,
-    teacher: nn.Module | None = None,
-    distill_weight: float = 0.0,
+    update_every: int = 10,
 ) -> Masks:
-    """Retrain ``model`` with ``masks``; returns the masks at the end.
+    """Retrain ``model`` with ``masks`` through ``task``; returns the masks at the end.
 
     With ``thresholds`` this is Dynamic Network Surgery (straight-through gradients, masks
     re-derived with hysteresis every ``update_every`` steps); without, plain fine-tuning
@@ -239,19 +239,12 @@ def adjust(
     dns = thresholds is not None
     apply_masks(layers, masks, straight_through=dns)
 
-    def on_step(_: nn.Module, step: int) -> None:
+    def on_step(step: int) -> None:
         if step % update_every == 0:
             update_masks_with_hysteresis(layers, thresholds)
 
     try:
-        train(
-            model,
-            data,
-            config,
-            on_step=on_step if dns else None,
-            teacher=teacher if distill_weight > 0 else None,
-            distill_weight=distill_weight,
-        )
+        task.retrain(model, steps=steps, lr=lr, seed=seed, on_step=on_step if dns else None)
         return current_masks(layers)
     finally:
         remove_masks(layers, bake=False)
@@ -280,7 +273,7 @@ def _size(layers: list[PrunableLayer], masks: Masks) -> float:
 
 
 class Compressor:
-    """One OLMP run on ``model`` with ``splits``, recorded in ``run_dir`` (optional).
+    """One OLMP run on ``model`` for ``task``, recorded in ``run_dir`` (optional).
 
     Every round's network (dense weights and masks) is kept as a snapshot — in memory, and
     with a ``run_dir`` also in ``rounds/round-NNN.safetensors`` — so the final phase can
@@ -291,7 +284,7 @@ class Compressor:
     def __init__(
         self,
         model: nn.Module,
-        splits: DatasetSplits,
+        task: Task,
         config: CompressConfig,
         *,
         run_dir: Path | None = None,
@@ -299,7 +292,7 @@ class Compressor:
         on_round: Callable[[dict[str, Any], RunState], None] | None = None,
     ) -> None:
         self.model = model
-        self.splits = splits
+        self.task = task
         self.config = config
         self.run_dir = run_dir
         self.metadata = metadata or {}
@@ -308,7 +301,6 @@ class Compressor:
         self.masks: Masks = {}
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
         self.final: dict[str, torch.Tensor] | None = None  # the fine-tuned result, if any
-        self.teacher: nn.Module | None = None
         self.state = RunState()
         self.reference: dict[str, float] = {}
 
@@ -375,20 +367,11 @@ class Compressor:
         self.masks = {k: v.to(device) for k, v in masks.items()}
 
     def _make_teacher(self) -> None:
-        if self.config.distill > 0:
-            self.teacher = copy.deepcopy(self.model)
-            self.teacher.load_state_dict(split_snapshot(self.snapshots[0])[0])
-            self.teacher.eval().requires_grad_(False)
-
-    def _train_config(self, steps: int, lr: float, salt: int) -> TrainConfig:
-        return TrainConfig(
-            epochs=1,
-            max_steps=steps,
-            lr=lr,
-            batch_size=self.config.batch_size,
-            max_shift=self.config.augment_shift,
-            seed=self.config.seed * 100_003 + salt,
-        )
+        """The dense reference, frozen, as the distillation teacher of a SplitsTask."""
+        if self.config.distill > 0 and isinstance(self.task, SplitsTask):
+            teacher = copy.deepcopy(self.model)
+            teacher.load_state_dict(split_snapshot(self.snapshots[0])[0])
+            self.task.teacher = teacher.eval().requires_grad_(False)
 
     def _retrain(self, steps: int, lr: float, salt: int, thresholds: torch.Tensor | None) -> None:
         """Retrain the current network in place (DNS with ``thresholds``, else frozen)."""
@@ -396,13 +379,17 @@ class Compressor:
             self.model,
             self.layers,
             self.masks,
-            self.splits.train,
-            self._train_config(steps, lr, salt),
+            self.task,
+            steps=steps,
+            lr=lr,
+            seed=self.config.seed * 100_003 + salt,
             thresholds=thresholds,
             update_every=self.config.mask_update_every,
-            teacher=self.teacher,
-            distill_weight=self.config.distill,
         )
+
+    def _score(self, split: str) -> float:
+        """The task's score of the current ``W ⊙ M`` on ``split``."""
+        return masked_score(self.task, self.model, self.layers, self.masks, split)
 
     def _budget_left(self) -> bool:
         cfg, s = self.config, self.state
@@ -426,16 +413,14 @@ class Compressor:
         lower, upper = param.bounds()
         start = np.clip(param.encode(keep_fractions(self.layers, self.masks)), lower, upper)
         required = self.reference["tune_accuracy"] - cfg.search_tolerance
-        evaluator = PopulationEvaluator(
-            self.model, self.layers, self.splits.tune, prune_biases=cfg.prune_biases
-        )
+        scorer = self.task.population_scorer(self.model, self.layers, cfg.prune_biases)
         total = float(sum(layer.n_weights for layer in self.layers))
         best = {"fitness": math.inf, "z": start, "accuracy": float("nan")}
 
         def fitness(z: np.ndarray) -> np.ndarray:
             thresholds = param.thresholds(z)
             size = (param.kept_counts(thresholds).sum(1).double() / total).numpy()
-            acc = evaluator.accuracies(thresholds)
+            acc = scorer(thresholds)
             values = np.where(acc >= required, size, 1.0 + np.maximum(required - acc, 0.0))
             i = int(np.argmin(values))
             if values[i] < best["fitness"]:
@@ -478,10 +463,10 @@ class Compressor:
 
     def _start(self) -> None:
         self.reference = {
-            "tune_accuracy": accuracy(self.model, self.splits.tune),
-            "val_accuracy": accuracy(self.model, self.splits.val),
+            "tune_accuracy": self.task.score(self.model, "tune"),
+            "val_accuracy": self.task.score(self.model, "val"),
             # Reported beside the result's test accuracy; no decision reads it.
-            "test_accuracy": accuracy(self.model, self.splits.test),
+            "test_accuracy": self.task.score(self.model, "test"),
         }
         self.masks = magnitude_masks(
             self.layers, torch.zeros(len(self.layers)), self.config.prune_biases
@@ -501,7 +486,7 @@ class Compressor:
         self._retrain(
             cfg.adjust_steps, cfg.adjust_lr, r, thresholds if cfg.adjust == "dns" else None
         )
-        val_acc = masked_accuracy(self.model, self.layers, self.masks, self.splits.val)
+        val_acc = self._score("val")
         size = _size(self.layers, self.masks)
         improved = self._consider_best(val_acc, r)
         shrunk = size < 0.99 * self.state.smallest_size
@@ -568,7 +553,7 @@ class Compressor:
             self._restore(self.snapshots[r])
             if cfg.final_steps > 0:
                 self._retrain(cfg.final_steps, cfg.final_lr, 1_000_000 + salt, None)
-            val_acc = masked_accuracy(self.model, self.layers, self.masks, self.splits.val)
+            val_acc = self._score("val")
             is_best_round = r == self.state.best["round"]
             better = (
                 val_acc > self.state.best["val_accuracy"]
@@ -625,16 +610,15 @@ class Compressor:
             "seed": self.config.seed,
             "solver": self.config.solver,
             "config": self.config.to_dict(),
-            "split_seed": self.splits.split_seed,
-            "input_shape": list(self.splits.input_shape),
-            "num_classes": self.splits.num_classes,
+            **self.task.describe(),
+            "metric": self.task.metric,
             "compression_ratio": ratio,
             "compression_ratio_with_biases": ratio_b,
             "reference_tune_accuracy": self.reference["tune_accuracy"],
             "reference_val_accuracy": self.reference["val_accuracy"],
             "reference_test_accuracy": self.reference["test_accuracy"],
-            "val_accuracy": accuracy(model, self.splits.val),
-            "test_accuracy": accuracy(model, self.splits.test),
+            "val_accuracy": self.task.score(model, "val"),
+            "test_accuracy": self.task.score(model, "test"),
             "rounds": self.state.round,
             "best_round": self.state.best.get("round"),
             "best_fine_tuned": bool(self.state.best.get("fine_tuned")),
@@ -648,24 +632,6 @@ class Compressor:
 
 # ---------------------------------------------------------------------------------------
 # Public API
-
-
-def check_input_fits(model: nn.Module, splits: DatasetSplits, model_name: str) -> None:
-    """Raise an :class:`OlmpError` when the dataset's inputs do not fit the model."""
-    probe = splits.val.x[:2].to(model_device(model))
-    try:
-        with torch.inference_mode():
-            out = model.eval()(probe)
-    except RuntimeError as exc:
-        raise OlmpError(
-            f"dataset {splits.name!r} (input shape {splits.input_shape}) does not fit model "
-            f"{model_name!r}: {str(exc).splitlines()[0]}"
-        ) from None
-    if out.ndim != 2 or out.shape[1] != splits.num_classes:
-        raise OlmpError(
-            f"model {model_name!r} outputs shape {tuple(out.shape)}, but dataset "
-            f"{splits.name!r} has {splits.num_classes} classes"
-        )
 
 
 def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
@@ -687,9 +653,12 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
 
 def compress(
     model: nn.Module,
-    splits: DatasetSplits,
+    splits: DatasetSplits | None = None,
     config: CompressConfig | None = None,
     *,
+    evaluate: Callable[[nn.Module, str], float] | None = None,
+    train: Callable[..., None] | None = None,
+    task: Task | None = None,
     run_dir: str | os.PathLike[str] | None = None,
     resume: bool = False,
     force: bool = False,
@@ -703,8 +672,15 @@ def compress(
             ``config.include`` / ``config.exclude``) are pruned in place.
         splits: the data; the search checks accuracy on ``splits.tune``, the result is
             chosen on ``splits.val``, ``splits.test`` is only reported. Build one from
-            your own tensors or loaders with :func:`olmp.data.splits_from_tensors`.
+            your own tensors or loaders with :func:`olmp.data.splits_from_tensors` or
+            :func:`olmp.data.splits_from_loaders`.
         config: the run's settings (:class:`CompressConfig`); defaults when ``None``.
+        evaluate, train: instead of ``splits``, your own functions (see
+            :class:`olmp.task.CallableTask`): ``evaluate(model, split) -> float`` for
+            ``split`` in ``"tune"``, ``"val"``, ``"test"`` (higher is better), and
+            optionally ``train(model, *, steps, lr, seed, on_step)``. The config's
+            ``batch_size``, ``augment_shift`` and ``distill`` then do not apply.
+        task: any :class:`olmp.task.Task`, for full control (instead of the above).
         run_dir: folder for the run record, resumable state, pruned checkpoint and plot.
         resume: continue the interrupted run in ``run_dir``.
         force: start anew in a non-empty ``run_dir``.
@@ -728,10 +704,9 @@ def compress(
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise OlmpError(f"model {model_name!r} holds NaN or infinite values in {name}")
-    check_input_fits(model, splits, model_name)
-    compressor = Compressor(
-        model, splits, config, run_dir=path, metadata=metadata, on_round=on_round
-    )
+    task = _make_task(splits, evaluate, train, task, config)
+    task.check(model, model_name)
+    compressor = Compressor(model, task, config, run_dir=path, metadata=metadata, on_round=on_round)
     if path is not None:
         resuming = prepare_run_dir(path, resume=resume, force=force)
         path.mkdir(parents=True, exist_ok=True)
@@ -746,6 +721,38 @@ def compress(
     if path is not None:
         write_run_outputs(path, pruned, compressor.masks, result)
     return pruned, result
+
+
+def _make_task(
+    splits: DatasetSplits | None,
+    evaluate: Callable[[nn.Module, str], float] | None,
+    train: Callable[..., None] | None,
+    task: Task | None,
+    config: CompressConfig,
+) -> Task:
+    """The one task that ``compress``'s data arguments describe."""
+    given = [
+        name
+        for name, value in (("splits", splits), ("evaluate", evaluate), ("task", task))
+        if value is not None
+    ]
+    if len(given) != 1:
+        raise OlmpError(
+            "give compress() exactly one of splits=, evaluate= (with optional train=) or "
+            f"task=; got {', '.join(given) if given else 'none'}"
+        )
+    if train is not None and evaluate is None:
+        raise OlmpError("train= needs evaluate= beside it (splits= brings its own training)")
+    if task is not None:
+        return task
+    if evaluate is not None:
+        return CallableTask(evaluate, train)
+    return SplitsTask(
+        splits,
+        batch_size=config.batch_size,
+        augment_shift=config.augment_shift,
+        distill=config.distill,
+    )
 
 
 def write_run_outputs(

@@ -1,0 +1,235 @@
+"""What OLMP needs to know about a job: how good a network is, and how to retrain it.
+
+OLMP itself only masks weights, searches thresholds and keeps the best network. A *task*
+supplies the rest:
+
+* ``score(model, split)`` — the quality of the network as it is now (masks applied), on
+  ``"tune"`` (the search's constraint), ``"val"`` (selection) or ``"test"`` (the report);
+  higher is better. For classification it is accuracy.
+* ``population_scorer(model, layers, prune_biases)`` — a function scoring many candidate
+  threshold vectors on the tune split at once. The default applies each candidate's masks
+  in turn and calls ``score``; :class:`SplitsTask` evaluates a whole population in one
+  batched pass.
+* ``retrain(model, steps, lr, seed, on_step)`` — train the (masked) network in place for
+  ``steps`` optimiser steps at peak learning rate ``lr``, calling ``on_step(step)`` after
+  each step when it is given (Dynamic Network Surgery re-derives its masks there).
+
+Two tasks come with olmp: :class:`SplitsTask`, classification on a
+:class:`~olmp.data.DatasetSplits` (what the CLI uses), and :class:`CallableTask`, built
+from your own ``evaluate`` and ``train`` functions, so a model with its own data pipeline
+or metric needs nothing else.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from olmp.data.registry import DatasetSplits
+from olmp.errors import OlmpError
+from olmp.pruning.evaluate import PopulationEvaluator
+from olmp.pruning.layers import PrunableLayer
+from olmp.pruning.masks import apply_masks, magnitude_masks, remove_masks
+from olmp.training import TrainConfig, accuracy, train
+
+SPLITS = ("tune", "val", "test")
+
+#: ``scorer(thresholds)``: thresholds of shape (P, layers) in, P scores out.
+PopulationScorer = Callable[[torch.Tensor], np.ndarray]
+
+
+class Task(abc.ABC):
+    """How to score and retrain networks for one OLMP run (see the module docstring)."""
+
+    #: Name of the score in messages and records.
+    metric: str = "score"
+
+    @abc.abstractmethod
+    def score(self, model: nn.Module, split: str) -> float:
+        """Quality of ``model`` (as it is, masks included) on ``split``; higher is better."""
+
+    @abc.abstractmethod
+    def retrain(
+        self,
+        model: nn.Module,
+        *,
+        steps: int,
+        lr: float,
+        seed: int,
+        on_step: Callable[[int], None] | None,
+    ) -> None:
+        """Train ``model`` in place for ``steps`` optimiser steps."""
+
+    def population_scorer(
+        self, model: nn.Module, layers: list[PrunableLayer], prune_biases: bool
+    ) -> PopulationScorer:
+        """Tune-split scores of candidate thresholds, one candidate at a time."""
+
+        def scores(thresholds: torch.Tensor) -> np.ndarray:
+            values = []
+            for row in thresholds:
+                apply_masks(layers, magnitude_masks(layers, row, prune_biases), False)
+                try:
+                    values.append(self.score(model, "tune"))
+                finally:
+                    remove_masks(layers, bake=False)
+            return np.array(values, dtype=float)
+
+        return scores
+
+    def describe(self) -> dict[str, Any]:
+        """Fields for the run record (dataset, split seed, input shape, ...)."""
+        return {}
+
+    def check(self, model: nn.Module, model_name: str) -> None:  # noqa: B027 (optional hook)
+        """Raise :class:`OlmpError` when the task cannot work with ``model`` (nothing is
+        checked unless a task knows what to check)."""
+
+
+class SplitsTask(Task):
+    """Classification accuracy on ``splits``; retraining with :func:`olmp.training.train`
+    on ``splits.train`` (SGD, cosine schedule, optional random-shift augmentation and
+    distillation from ``teacher``)."""
+
+    metric = "accuracy"
+
+    def __init__(
+        self,
+        splits: DatasetSplits,
+        *,
+        batch_size: int = 64,
+        augment_shift: int = 0,
+        distill: float = 0.0,
+        teacher: nn.Module | None = None,
+    ) -> None:
+        self.splits = splits
+        self.batch_size = batch_size
+        self.augment_shift = augment_shift
+        self.distill = distill
+        self.teacher = teacher
+
+    def score(self, model: nn.Module, split: str) -> float:
+        if split not in SPLITS:
+            raise OlmpError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+        return accuracy(model, getattr(self.splits, split))
+
+    def population_scorer(
+        self, model: nn.Module, layers: list[PrunableLayer], prune_biases: bool
+    ) -> PopulationScorer:
+        evaluator = PopulationEvaluator(model, layers, self.splits.tune, prune_biases=prune_biases)
+        return evaluator.accuracies
+
+    def retrain(
+        self,
+        model: nn.Module,
+        *,
+        steps: int,
+        lr: float,
+        seed: int,
+        on_step: Callable[[int], None] | None,
+    ) -> None:
+        config = TrainConfig(
+            epochs=1,
+            max_steps=steps,
+            lr=lr,
+            batch_size=self.batch_size,
+            max_shift=self.augment_shift,
+            seed=seed,
+        )
+        train(
+            model,
+            self.splits.train,
+            config,
+            on_step=(lambda _, step: on_step(step)) if on_step else None,
+            teacher=self.teacher if self.distill > 0 else None,
+            distill_weight=self.distill,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "split_seed": self.splits.split_seed,
+            "input_shape": list(self.splits.input_shape),
+            "num_classes": self.splits.num_classes,
+        }
+
+    def check(self, model: nn.Module, model_name: str) -> None:
+        """The dataset's inputs must run through the model and give one logit per class."""
+        from olmp.training import model_device
+
+        splits = self.splits
+        probe = splits.val.x[:2].to(model_device(model))
+        try:
+            with torch.inference_mode():
+                out = model.eval()(probe)
+        except RuntimeError as exc:
+            raise OlmpError(
+                f"dataset {splits.name!r} (input shape {splits.input_shape}) does not fit "
+                f"model {model_name!r}: {str(exc).splitlines()[0]}"
+            ) from None
+        if out.ndim != 2 or out.shape[1] != splits.num_classes:
+            raise OlmpError(
+                f"model {model_name!r} outputs shape {tuple(out.shape)}, but dataset "
+                f"{splits.name!r} has {splits.num_classes} classes"
+            )
+
+
+class CallableTask(Task):
+    """A task from your own functions.
+
+    Args:
+        evaluate: ``evaluate(model, split) -> float`` with ``split`` one of ``"tune"``,
+            ``"val"``, ``"test"``; higher is better (accuracy, negative loss, ...). Use
+            disjoint data for the three: the search reads tune, selection reads val, and
+            test is only reported.
+        train: ``train(model, *, steps, lr, seed, on_step)`` trains ``model`` in place for
+            ``steps`` optimiser steps at learning rate ``lr`` (any optimiser and schedule),
+            calling ``on_step(step)`` after each step when ``on_step`` is not ``None``
+            (needed only for ``adjust="dns"``). Without it, rounds do not retrain.
+    """
+
+    def __init__(
+        self,
+        evaluate: Callable[[nn.Module, str], float],
+        train: Callable[..., None] | None = None,
+    ) -> None:
+        if not callable(evaluate):
+            raise OlmpError(f"evaluate must be callable, got {evaluate!r}")
+        if train is not None and not callable(train):
+            raise OlmpError(f"train must be callable or None, got {train!r}")
+        self.evaluate = evaluate
+        self.train = train
+
+    def score(self, model: nn.Module, split: str) -> float:
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                value = self.evaluate(model, split)
+        finally:
+            model.train(was_training)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise OlmpError(
+                f"evaluate(model, {split!r}) returned {value!r}, not a number"
+            ) from None
+        if not np.isfinite(value):
+            raise OlmpError(f"evaluate(model, {split!r}) returned {value}; it must be finite")
+        return value
+
+    def retrain(
+        self,
+        model: nn.Module,
+        *,
+        steps: int,
+        lr: float,
+        seed: int,
+        on_step: Callable[[int], None] | None,
+    ) -> None:
+        if self.train is not None and steps > 0:
+            self.train(model, steps=steps, lr=lr, seed=seed, on_step=on_step)
