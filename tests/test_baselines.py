@@ -9,6 +9,7 @@ import torch
 from olmp.baselines import (
     BaselineConfig,
     annealed_masks,
+    dns_thresholds,
     global_masks,
     prune_baseline,
     rescale_keep,
@@ -96,7 +97,7 @@ def test_annealing_beats_or_ties_the_uniform_start(trained):
     assert tune_accuracy(masks) >= tune_accuracy(uniform_masks(layers, 0.05))
 
 
-@pytest.mark.parametrize("method", ["global", "uniform", "sa"])
+@pytest.mark.parametrize("method", ["global", "uniform", "sa", "dns"])
 def test_prune_baseline_holds_val_and_shrinks(trained, method):
     model = _model(trained)
     splits = trained[1]
@@ -121,7 +122,7 @@ def test_prune_baseline_holds_val_and_shrinks(trained, method):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"method": "magic"}, "unknown method 'magic'; choose one of: global, sa, uniform"),
+        ({"method": "magic"}, "unknown method 'magic'; choose one of: dns, global, sa, uniform"),
         ({"tolerance": -0.1}, "tolerance must be in [0, 1), got -0.1"),
         ({"final_keep": 1.5}, "final_keep must be in (0, 1), got 1.5"),
         ({"stages": 0}, "stages must be at least 1, got 0"),
@@ -130,3 +131,11 @@ def test_prune_baseline_holds_val_and_shrinks(trained, method):
 def test_bad_config(options, message):
     with pytest.raises(OlmpError, match=re.escape(message)):
         BaselineConfig(**options)
+
+
+def test_dns_thresholds_follow_mean_and_std(trained):
+    layers = find_prunable_layers(_model(trained))
+    thresholds = dns_thresholds(layers, np.array([0.0, 1.0, 2.0]))
+    for layer, c, t in zip(layers, [0.0, 1.0, 2.0], thresholds.tolist(), strict=True):
+        magnitudes = layer.module.weight.detach().abs()
+        assert t == pytest.approx(float(magnitudes.mean() + c * magnitudes.std()), rel=1e-5)

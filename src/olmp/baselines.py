@@ -20,9 +20,15 @@ layers:
     fractions are perturbed in log space, rescaled to the stage's overall budget, scored by
     tune accuracy without retraining, and accepted by the Metropolis rule while the
     temperature cools.
+``dns``
+    Dynamic Network Surgery (Guo et al. 2016) with hand-set coefficients: layer ``l``'s
+    threshold is ``μ_l + c_l·σ_l`` of its current ``|W_l|``, with ``c`` ramped linearly
+    over the stages up to ``dns_coefficients``; training is straight-through with the
+    0.9·t / 1.1·t hysteresis, so pruned weights can come back.
 
-Weights pruned at one stage stay pruned (the network is baked to ``W ⊙ M`` before the next
-stage ranks magnitudes), so the schedule only ever removes weights.
+For ``global``, ``uniform`` and ``sa``, weights pruned at one stage stay pruned (the
+network is baked to ``W ⊙ M`` before the next stage ranks magnitudes), so the schedule
+only ever removes weights.
 """
 
 from __future__ import annotations
@@ -42,10 +48,11 @@ from olmp.compress import adjust, masked_score
 from olmp.data.registry import DatasetSplits
 from olmp.errors import OlmpError, unknown_choice
 from olmp.pruning.layers import PrunableLayer, find_prunable_layers
-from olmp.pruning.masks import Masks, compression_ratios, layer_counts
+from olmp.pruning.masks import Masks, compression_ratios, layer_counts, magnitude_masks
+from olmp.pruning.thresholds import MeanStd
 from olmp.task import SplitsTask, Task
 
-METHODS = ("global", "uniform", "sa")
+METHODS = ("global", "uniform", "sa", "dns")
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class BaselineConfig:
             points, at the first and last evaluation of a stage's annealing.
         sa_step: standard deviation of a perturbation of log10(keep fraction) at the start
             temperature; it shrinks in proportion to the temperature.
+        dns_coefficients: ``c`` per prunable layer for ``dns`` (one value: every layer);
+            2.5 keeps roughly 2 % of a Gaussian-initialised layer.
         seed: seeds retraining order and the annealing.
     """
 
@@ -81,6 +90,7 @@ class BaselineConfig:
     sa_start_temperature: float = 1.0
     sa_end_temperature: float = 0.05
     sa_step: float = 0.35
+    dns_coefficients: tuple[float, ...] = (2.5,)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -95,6 +105,10 @@ class BaselineConfig:
                 raise OlmpError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.stage_steps < 0:
             raise OlmpError(f"stage_steps must be >= 0, got {self.stage_steps}")
+        if not self.dns_coefficients or min(self.dns_coefficients) < 0:
+            raise OlmpError(
+                f"dns_coefficients must be one or more numbers >= 0, got {self.dns_coefficients}"
+            )
 
     def schedule(self) -> list[float]:
         """Keep fraction of each stage."""
@@ -200,6 +214,12 @@ def annealed_masks(
     return top_k_masks(layers, best_counts), config.sa_evaluations
 
 
+def dns_thresholds(layers: list[PrunableLayer], coefficients: np.ndarray) -> torch.Tensor:
+    """``μ_l + c_l·σ_l`` of each layer's current ``|W_l|`` (never above its largest)."""
+    abs_weights = [layer.module.weight.detach().abs().cpu() for layer in layers]
+    return MeanStd(abs_weights, c_max=float(coefficients.max())).thresholds(coefficients)[0]
+
+
 # ---------------------------------------------------------------------------------------
 # The shared loop
 
@@ -246,20 +266,26 @@ def prune_baseline(
         },
         "val_accuracy": reference["reference_val_accuracy"],
     }
+    coefficients = np.broadcast_to(np.asarray(config.dns_coefficients, dtype=float), (len(layers),))
     history: list[dict[str, Any]] = []
     evaluations = steps = failures = 0
     for stage, keep in enumerate(config.schedule(), start=1):
+        thresholds = None  # DNS only: masks are re-derived from them while training
         if config.method == "global":
             masks = global_masks(layers, keep)
         elif config.method == "uniform":
             masks = uniform_masks(layers, keep)
-        else:
+        elif config.method == "sa":
             masks, scored = annealed_masks(model, layers, keep, task, config, rng)
             evaluations += scored
-        _bake(layers, masks)
+        else:
+            thresholds = dns_thresholds(layers, coefficients * stage / config.stages)
+            masks = magnitude_masks(layers, thresholds)
+        if thresholds is None:
+            _bake(layers, masks)
         if config.stage_steps > 0:
             seed = config.seed * 100_003 + stage
-            adjust(
+            masks = adjust(
                 model,
                 layers,
                 masks,
@@ -267,9 +293,10 @@ def prune_baseline(
                 steps=config.stage_steps,
                 lr=config.lr,
                 seed=seed,
-                thresholds=None,
+                thresholds=thresholds,
             )
-            _bake(layers, masks)
+            if thresholds is None:
+                _bake(layers, masks)
         steps += config.stage_steps
         val = masked_score(task, model, layers, masks, "val")
         ratio, _ = compression_ratios(layers, masks)
@@ -277,7 +304,7 @@ def prune_baseline(
         history.append(
             {
                 "stage": stage,
-                "keep": keep,
+                "target_keep": keep if thresholds is None else None,
                 "compression_ratio": ratio,
                 "val_accuracy": val,
                 "feasible": feasible,
@@ -297,6 +324,7 @@ def prune_baseline(
                 break
     model.load_state_dict(best["state"])
     masks = best["masks"]
+    _bake(layers, masks)  # DNS keeps pruned weights' values until the end
     ratio, ratio_b = compression_ratios(layers, masks)
     return model, {
         "method": config.method,
