@@ -1,0 +1,155 @@
+"""Throughput of candidate evaluation: a batched population against one at a time.
+
+For LeNet-300-100 and LeNet-5, populations of 1 to 64 threshold vectors (each layer near a
+keep fraction of --keep, jittered per candidate) are scored on mnist-5k's tune split
+(1,000 images) with `olmp.pruning.evaluate.PopulationEvaluator`, once batched (`vmap` over
+stacked masked weights) and once one candidate at a time, alternating in the same process.
+Reports candidates per second, the speed-up, and the GFLOP/s achieved (dense arithmetic of
+the forward passes) beside a plain dense matrix product measured in the same process.
+
+    python benchmarks/eval_speed.py --quick            # under a minute
+    python benchmarks/eval_speed.py --json benchmarks/results/eval_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import machine
+from torch import nn
+
+from olmp.data import load_dataset
+from olmp.models import build_model
+from olmp.pruning.evaluate import PopulationEvaluator
+from olmp.pruning.layers import find_prunable_layers
+from olmp.pruning.thresholds import make_parametrisation
+
+
+def forward_flops(model: nn.Module, x: torch.Tensor) -> float:
+    """Multiply-adds x2 of the Linear and Conv layers for one forward pass over ``x``."""
+    flops = 0.0
+
+    def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal flops
+        if isinstance(module, nn.Linear):
+            flops += 2.0 * output.numel() * module.in_features
+        elif isinstance(module, nn.Conv2d):
+            per_output = module.in_channels // module.groups * np.prod(module.kernel_size)
+            flops += 2.0 * output.numel() * per_output
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()]
+    with torch.inference_mode():
+        model.eval()(x)
+    for hook in hooks:
+        hook.remove()
+    return flops
+
+
+def dense_gflops(n: int, repeats: int) -> float:
+    """GFLOP/s of a plain (n x 784) @ (784 x 300) matrix product, median of ``repeats``."""
+    a, b = torch.randn(n, 784), torch.randn(784, 300)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - started)
+    return 2.0 * n * 784 * 300 / statistics.median(times) / 1e9
+
+
+def time_population(
+    evaluator: PopulationEvaluator, thresholds: torch.Tensor, repeats: int
+) -> float:
+    evaluator.accuracies(thresholds)  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        evaluator.accuracies(thresholds)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    parser.add_argument("--keep", type=float, default=0.05, help="keep fraction per layer")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    info = machine()
+    splits = load_dataset("mnist-5k", seed=0)
+    sizes = [1, 10, 64] if args.quick else [1, 2, 4, 8, 10, 16, 32, 64]
+    repeats = 3 if args.quick else 7
+    rng = np.random.default_rng(0)
+    gflops_dense = dense_gflops(len(splits.tune), repeats)
+    rows = []
+    for name in ("lenet-300-100", "lenet-5"):
+        torch.manual_seed(0)
+        model = build_model(name, splits.input_shape, splits.num_classes).eval()
+        layers = find_prunable_layers(model)
+        param = make_parametrisation(
+            "keep-ratio", [layer.module.weight.detach().abs() for layer in layers]
+        )
+        flops = forward_flops(model, splits.tune.x)
+        evaluators = {
+            batched: PopulationEvaluator(model, layers, splits.tune, batched=batched)
+            for batched in (True, False)
+        }
+        for population in sizes:
+            z = np.log10(args.keep) + 0.1 * rng.standard_normal((population, len(layers)))
+            thresholds = param.thresholds(z)
+            seconds = {b: time_population(e, thresholds, repeats) for b, e in evaluators.items()}
+            row = {
+                "model": name,
+                "population": population,
+                "batched_candidates_per_s": population / seconds[True],
+                "loop_candidates_per_s": population / seconds[False],
+                "speedup": seconds[False] / seconds[True],
+                "batched_gflops": population * flops / seconds[True] / 1e9,
+                "loop_gflops": population * flops / seconds[False] / 1e9,
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+
+    print(
+        f"\n`{info['command']}` — {info['cores']} cores ({info['torch_threads']} torch "
+        f"threads), {info['cpu']}, torch {info['torch']}, {info['date']}, commit "
+        f"{info['commit']}; dense matmul (1000x784 @ 784x300): {gflops_dense:.1f} GFLOP/s\n"
+    )
+    print(
+        "| model | population | batched cand/s | one-at-a-time cand/s | speed-up | "
+        "batched GFLOP/s | one-at-a-time GFLOP/s |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['model']} | {r['population']} | {r['batched_candidates_per_s']:.1f} | "
+            f"{r['loop_candidates_per_s']:.1f} | {r['speedup']:.2f} | "
+            f"{r['batched_gflops']:.1f} | {r['loop_gflops']:.1f} |"
+        )
+    pop10 = next((r for r in rows if r["model"] == "lenet-300-100" and r["population"] == 10), None)
+    summary = {
+        "machine": info,
+        "dense_matmul_gflops": gflops_dense,
+        "keep": args.keep,
+        "rows": rows,
+        "batched_speedup_pop10": pop10["speedup"] if pop10 else None,
+    }
+    if pop10:
+        met = "met" if pop10["speedup"] >= 3 else "NOT met"
+        print(
+            f"\nbatched speed-up at population 10 (LeNet-300-100): {pop10['speedup']:.2f}x "
+            f"(target >= 3x): {met}"
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
