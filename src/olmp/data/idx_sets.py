@@ -185,6 +185,20 @@ register_dataset(
 )
 register_dataset(
     DatasetSpec(
+        name="mnist-paper",
+        description="MNIST with the OLMP paper's split: 6,000 of the 60,000 training images "
+        "held out (3,000 tune + 3,000 val), official test",
+        load=lambda data_dir, dl: load_idx_dataset("mnist", data_dir, dl),
+        scale=255.0,
+        mean=0.1307,
+        std=0.3081,
+        num_classes=10,
+        tune_size=3000,
+        val_size=3000,
+    )
+)
+register_dataset(
+    DatasetSpec(
         name="fashion-mnist",
         description="Fashion-MNIST clothing images, 28x28, 60,000 train / 10,000 test (IDX)",
         load=lambda data_dir, dl: load_idx_dataset("fashion-mnist", data_dir, dl),
