@@ -51,6 +51,18 @@ def spread(values: list[float], fmt: str) -> str:
 
 MNIST5K_MODEL, MNIST5K_DATASET = "lenet-300-100", "mnist-5k"
 
+#: The fields of a result record (OLMP's or a baseline's) that the benchmark tables show.
+HEADLINE_KEYS = (
+    "compression_ratio",
+    "compression_ratio_with_biases",
+    "reference_val_accuracy",
+    "val_accuracy",
+    "reference_test_accuracy",
+    "test_accuracy",
+    "wall_time_s",
+    "evaluations",
+)
+
 
 def reference_checkpoint(model: str, dataset: str, seed: int, workdir: str | Path) -> Path:
     """``workdir/ref-<model>-<dataset>-<seed>.safetensors``, trained with the default recipe

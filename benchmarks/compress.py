@@ -33,7 +33,7 @@ import json
 import statistics
 from pathlib import Path
 
-from _common import RESULTS, machine, olmp_run, reference_checkpoint, spread
+from _common import HEADLINE_KEYS, RESULTS, machine, olmp_run, reference_checkpoint, spread
 
 from olmp.baselines import METHODS, BaselineConfig, prune_baseline
 from olmp.compress import CompressConfig
@@ -54,17 +54,8 @@ def retrain_steps(result: dict) -> int:
 
 
 def row_of(method: str, seed: int, result: dict, steps: int) -> dict:
-    keys = (
-        "compression_ratio",
-        "compression_ratio_with_biases",
-        "reference_val_accuracy",
-        "val_accuracy",
-        "reference_test_accuracy",
-        "test_accuracy",
-        "wall_time_s",
-        "evaluations",
-    )
-    return {"method": method, "seed": seed, "retrain_steps": steps} | {k: result[k] for k in keys}
+    headline = {k: result[k] for k in HEADLINE_KEYS}
+    return {"method": method, "seed": seed, "retrain_steps": steps} | headline
 
 
 def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:

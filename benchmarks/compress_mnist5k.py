@@ -25,7 +25,7 @@ import json
 import statistics
 from dataclasses import fields
 
-from _common import RESULTS, machine, mnist5k_run, spread
+from _common import HEADLINE_KEYS, RESULTS, machine, mnist5k_run, spread
 
 from olmp.compress import CompressConfig
 
@@ -45,18 +45,7 @@ def parse_override(text: str) -> tuple[str, object]:
 def run_seed(seed: int, workdir: str, overrides: dict[str, object]) -> dict:
     """Train a reference and compress it; returns the result record's headline fields."""
     _, result, reference = mnist5k_run(seed, workdir, overrides)
-    keys = (
-        "compression_ratio",
-        "compression_ratio_with_biases",
-        "reference_val_accuracy",
-        "val_accuracy",
-        "reference_test_accuracy",
-        "test_accuracy",
-        "wall_time_s",
-        "evaluations",
-        "rounds",
-        "best_round",
-    )
+    keys = (*HEADLINE_KEYS, "rounds", "best_round")
     record = {k: result[k] for k in keys} | {
         "seed": seed,
         "total_time_s": reference["train_time_s"] + result["wall_time_s"],

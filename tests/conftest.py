@@ -39,3 +39,40 @@ def isolated_data(tmp_path, monkeypatch):
     registry._raw_tensors.cache_clear()
     yield tmp_path
     registry._raw_tensors.cache_clear()
+
+
+# Budgets small enough for a unit test, large enough that compression happens.
+FAST_COMPRESS = dict(
+    evaluations_per_round=30,
+    max_rounds=2,
+    adjust_steps=20,
+    final_steps=20,
+    search_tolerance=0.05,
+    tolerance=0.02,
+)
+
+
+@pytest.fixture(scope="session")
+def digits_reference():
+    """``(state_dict, splits)`` of LeNet-300-100 trained briefly on digits (about 93 %)."""
+    import torch
+
+    from olmp.data import load_dataset
+    from olmp.models import build_model
+    from olmp.training import TrainConfig, train
+
+    splits = load_dataset("digits", seed=0)
+    torch.manual_seed(0)
+    model = build_model("lenet-300-100", splits.input_shape, 10)
+    train(model, splits.train, TrainConfig(epochs=5, batch_size=32))
+    return model.state_dict(), splits
+
+
+def fresh_model(reference):
+    """A new LeNet-300-100 holding the weights of a ``digits_reference``."""
+    from olmp.models import build_model
+
+    state, splits = reference
+    model = build_model("lenet-300-100", splits.input_shape, 10)
+    model.load_state_dict(state)
+    return model

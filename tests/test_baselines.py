@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import fresh_model
 
 from olmp.baselines import (
     BaselineConfig,
@@ -15,29 +16,20 @@ from olmp.baselines import (
     rescale_keep,
     uniform_masks,
 )
-from olmp.data import load_dataset
 from olmp.errors import OlmpError
-from olmp.models import build_model
 from olmp.pruning.evaluate import PopulationEvaluator
 from olmp.pruning.layers import find_prunable_layers
 from olmp.task import SplitsTask
-from olmp.training import TrainConfig, accuracy, train
+from olmp.training import accuracy
 
 
-@pytest.fixture(scope="module")
-def trained():
-    splits = load_dataset("digits", seed=0)
-    torch.manual_seed(0)
-    model = build_model("lenet-300-100", splits.input_shape, 10)
-    train(model, splits.train, TrainConfig(epochs=5, batch_size=32))
-    return model.state_dict(), splits
+@pytest.fixture
+def trained(digits_reference):
+    return digits_reference
 
 
 def _model(trained):
-    state, splits = trained
-    model = build_model("lenet-300-100", splits.input_shape, 10)
-    model.load_state_dict(state)
-    return model
+    return fresh_model(trained)
 
 
 def test_schedule_is_geometric_down_to_final_keep():

@@ -3,37 +3,23 @@ import re
 
 import pytest
 import torch
+from conftest import FAST_COMPRESS, fresh_model
 
 from olmp.compress import RESULT_JSON, STATE_JSON, CompressConfig, compress
-from olmp.data import load_dataset
 from olmp.errors import OlmpError
 from olmp.models import build_model
 from olmp.training import TrainConfig, accuracy, train
 
-FAST = dict(
-    evaluations_per_round=30,
-    max_rounds=2,
-    adjust_steps=20,
-    final_steps=20,
-    search_tolerance=0.05,
-    tolerance=0.02,
-)
+FAST = FAST_COMPRESS
 
 
-@pytest.fixture(scope="module")
-def reference():
-    splits = load_dataset("digits", seed=0)
-    torch.manual_seed(0)
-    model = build_model("lenet-300-100", splits.input_shape, 10)
-    train(model, splits.train, TrainConfig(epochs=5, batch_size=32))
-    return model.state_dict(), splits
+@pytest.fixture
+def reference(digits_reference):
+    return digits_reference
 
 
 def _model(reference):
-    state, splits = reference
-    model = build_model("lenet-300-100", splits.input_shape, 10)
-    model.load_state_dict(state)
-    return model
+    return fresh_model(reference)
 
 
 @pytest.mark.parametrize("solver", ["ncs", "cmaes", "random"])

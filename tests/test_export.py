@@ -4,12 +4,12 @@ import json
 
 import pytest
 import torch
+from conftest import FAST_COMPRESS, fresh_model
 from torch import nn
 
 import olmp
 from olmp.cli import main
 from olmp.compress import PRUNED_CHECKPOINT, RESULT_JSON, CompressConfig, compress
-from olmp.data import load_dataset
 from olmp.errors import OlmpError
 from olmp.export import (
     decode_tensor,
@@ -23,7 +23,6 @@ from olmp.export import (
 from olmp.files import load_checkpoint, save_checkpoint
 from olmp.models import build_model
 from olmp.reference import load_weights
-from olmp.training import TrainConfig, train
 
 
 def _sparse(shape, density, seed=0):
@@ -150,22 +149,11 @@ def test_bad_files_give_clear_errors(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    splits = load_dataset("digits", seed=0)
-    torch.manual_seed(0)
-    model = build_model("lenet-300-100", splits.input_shape, 10)
-    train(model, splits.train, TrainConfig(epochs=5, batch_size=32))
+def finished_run(tmp_path_factory, digits_reference):
     run_dir = tmp_path_factory.mktemp("run") / "run"
-    config = CompressConfig(
-        evaluations_per_round=30,
-        max_rounds=2,
-        adjust_steps=20,
-        final_steps=20,
-        search_tolerance=0.05,
-        tolerance=0.02,
-    )
     metadata = {"model": "lenet-300-100", "dataset": "digits"}
-    compress(model, splits, config, run_dir=run_dir, metadata=metadata)
+    model, splits = fresh_model(digits_reference), digits_reference[1]
+    compress(model, splits, CompressConfig(**FAST_COMPRESS), run_dir=run_dir, metadata=metadata)
     return run_dir
 
 
