@@ -7,10 +7,12 @@ One round:
    :mod:`olmp.pruning.thresholds`). A candidate's fitness is the fraction of weights it
    keeps when its tune-split accuracy is at least ``reference tune accuracy -
    search_tolerance``, and ``1 + shortfall`` otherwise (worse than any feasible candidate,
-   but still pointing towards feasibility). Populations are evaluated in one batched pass.
-2. **Adjust.** Dynamic Network Surgery: train with the forward pass through ``W ⊙ M`` and
-   straight-through gradients to every weight, re-deriving masks with hysteresis (prune at
-   ``|w| <= 0.9 t``, splice back at ``|w| > 1.1 t``) every few steps.
+   but still pointing towards feasibility). On a GPU a population is evaluated in one
+   batched pass.
+2. **Adjust.** Retrain through ``W ⊙ M``: with the masks frozen (``adjust="finetune"``,
+   the default), or as Dynamic Network Surgery (``adjust="dns"``: straight-through
+   gradients to every weight, masks re-derived with hysteresis — prune at
+   ``|w| <= 0.9 t``, splice back at ``|w| > 1.1 t`` — every few steps).
 3. **Select.** Measure val accuracy of ``W ⊙ M``; the smallest network whose val accuracy
    is at least ``reference val accuracy - tolerance`` is the best so far (keep-best).
 

@@ -8,8 +8,8 @@ supplies the rest:
   higher is better. For classification it is accuracy.
 * ``population_scorer(model, layers, prune_biases)`` — a function scoring many candidate
   threshold vectors on the tune split at once. The default applies each candidate's masks
-  in turn and calls ``score``; :class:`SplitsTask` evaluates a whole population in one
-  batched pass.
+  in turn and calls ``score``; :class:`SplitsTask` uses
+  :class:`~olmp.pruning.evaluate.PopulationEvaluator` (one batched pass on a GPU).
 * ``retrain(model, steps, lr, seed, on_step)`` — train the (masked) network in place for
   ``steps`` optimiser steps at peak learning rate ``lr``, calling ``on_step(step)`` after
   each step when it is given (Dynamic Network Surgery re-derives its masks there).

@@ -4,8 +4,8 @@
 - :mod:`olmp.pruning.thresholds` — turn a search vector into per-layer thresholds;
 - :mod:`olmp.pruning.masks` — masks through ``torch.nn.utils.parametrize``, DNS splicing,
   size accounting;
-- :mod:`olmp.pruning.evaluate` — accuracy of a whole population of pruned variants in one
-  batched pass.
+- :mod:`olmp.pruning.evaluate` — accuracy of a whole population of pruned variants (one
+  batched pass on a GPU).
 """
 
 from olmp.pruning.evaluate import PopulationEvaluator

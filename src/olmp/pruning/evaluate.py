@@ -1,10 +1,11 @@
-"""Accuracy of many pruned variants of one model, in one batched pass per data batch.
+"""Accuracy of many pruned variants of one model.
 
-Each candidate is a set of per-layer thresholds. The masked weights of a population are
-stacked along a new leading axis and the model runs once over them with
-``torch.func.functional_call`` under ``torch.vmap`` (Linear layers become batched matrix
-products), so a population costs one call per data batch rather than one per candidate.
-The model itself is not modified.
+Each candidate is a set of per-layer thresholds. The layers' magnitudes are read once per
+population; each candidate's masked weights go into ``torch.func.functional_call``, so the
+model itself is never modified. On a GPU the masked weights of a whole population are
+stacked along a new leading axis and the model runs once over them under ``torch.vmap``
+(one call per data batch rather than one per candidate); on a CPU, where the matrix
+products dominate and batching them saves nothing, candidates run one after another.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ class PopulationEvaluator:
         layers: the prunable layers the thresholds refer to, in order.
         data: the split to measure accuracy on (the tune split during the search).
         prune_biases: mask each layer's bias with the layer's threshold too.
-        batched: evaluate a population with ``vmap`` (True) or one candidate at a time.
+        batched: evaluate a population with ``vmap`` (True) or one candidate at a time
+            (False). ``None`` (the default) picks ``vmap`` on a GPU, where it saves a kernel
+            launch per candidate, and one at a time on a CPU, where the work is
+            arithmetic-bound either way and ``vmap`` over convolutions is about half as fast
+            (``benchmarks/eval_speed.py``, BENCHMARKS.md).
         batch_size: samples per forward pass; ``population_chunk``: candidates per pass.
     """
 
@@ -39,15 +44,15 @@ class PopulationEvaluator:
         data: Split,
         *,
         prune_biases: bool = False,
-        batched: bool = True,
+        batched: bool | None = None,
         batch_size: int = 1000,
         population_chunk: int = 16,
     ) -> None:
         self.model = model
         self.layers = layers
-        self.batched = batched
-        self.population_chunk = population_chunk
         device = model_device(model)
+        self.batched = device.type != "cpu" if batched is None else batched
+        self.population_chunk = population_chunk
         self.batches = [
             (data.x[i : i + batch_size].to(device), data.y[i : i + batch_size].to(device))
             for i in range(0, len(data), batch_size)
