@@ -18,7 +18,7 @@ from torch.func import functional_call
 from olmp.data.registry import Split
 from olmp.pruning.layers import PrunableLayer
 from olmp.pruning.masks import dense_tensor
-from olmp.training import model_device
+from olmp.training import model_device, prefers_channels_last, to_channels_last
 
 
 class PopulationEvaluator:
@@ -53,8 +53,14 @@ class PopulationEvaluator:
         device = model_device(model)
         self.batched = device.type != "cpu" if batched is None else batched
         self.population_chunk = population_chunk
+        # Convolutional networks on a CPU run about twice as fast on channels-last images
+        # (LeNet-5: 520 -> 230 ms per 1,000 images); vmap does not keep that layout.
+        self.channels_last = prefers_channels_last(model) and not self.batched
         self.batches = [
-            (data.x[i : i + batch_size].to(device), data.y[i : i + batch_size].to(device))
+            (
+                self._layout(data.x[i : i + batch_size].to(device)),
+                data.y[i : i + batch_size].to(device),
+            )
             for i in range(0, len(data), batch_size)
         ]
         self.n_samples = len(data)
@@ -68,6 +74,10 @@ class PopulationEvaluator:
             for attr in attrs:
                 w = dense_tensor(layer, attr).detach()
                 self.tensors[f"{layer.name}.{attr}"] = (w, w.abs())
+
+    def _layout(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Images and convolution kernels channels-last when that is faster (see above)."""
+        return to_channels_last(tensor) if self.channels_last else tensor
 
     def _masked_tensors(self, thresholds: torch.Tensor) -> dict[str, torch.Tensor]:
         """State-dict name -> stacked masked tensor of shape (P, *shape)."""
@@ -104,7 +114,7 @@ class PopulationEvaluator:
                 correct += (batched_predict(stacked, x) == y).sum(dim=1).cpu()
         else:
             for p in range(population):
-                params = {name: t[p] for name, t in stacked.items()}
+                params = {name: self._layout(t[p]) for name, t in stacked.items()}
                 for x, y in self.batches:
                     predicted = functional_call(self.model, params, (x,)).argmax(dim=-1)
                     correct[p] += int((predicted == y).sum())
