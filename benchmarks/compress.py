@@ -21,8 +21,8 @@ a plot of test accuracy against compression ratio (benchmarks/results/compress_<
     python benchmarks/compress.py --setting lenet-300-100/fashion-mnist --seeds 0 1 2  # hours
     python benchmarks/compress.py --setting lenet-5/fashion-mnist --seeds 0 1 2        # hours
 
-OLMP runs and references are kept in --workdir and reused (an interrupted benchmark
-resumes); baseline runs are cheap and always rerun.
+OLMP runs, baseline results and references are kept in --workdir and reused (an
+interrupted benchmark resumes, and seeds run separately can be tabled together).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from _common import HEADLINE_KEYS, RESULTS, machine, olmp_run, reference_checkpo
 
 from olmp.baselines import METHODS, BaselineConfig, prune_baseline
 from olmp.compress import CompressConfig
+from olmp.files import write_json_atomic
 from olmp.reference import load_weights
 from olmp.training import default_recipe
 
@@ -72,7 +73,6 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
     weights = reference_checkpoint(model_name, dataset, seed, args.workdir)
     shift = default_recipe(model_name, dataset).max_shift
     for method in args.baselines:
-        model, splits, _ = load_weights(weights)
         config = BaselineConfig(
             method=method,
             stages=args.stages,
@@ -82,7 +82,17 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
             batch_size=CompressConfig.batch_size,
             seed=seed,
         )
-        _, result = prune_baseline(model, splits, config)
+        # A finished baseline run with the same settings is reused, like the OLMP runs.
+        cache = Path(args.workdir) / (
+            f"baseline-{model_name}-{dataset}-{method}-seed-{seed}-"
+            f"{config.stages}x{config.stage_steps}.json"
+        )
+        if cache.exists():
+            result = json.loads(cache.read_text())
+        else:
+            model, splits, _ = load_weights(weights)
+            _, result = prune_baseline(model, splits, config)
+            write_json_atomic(cache, result)
         rows.append(row_of(method, seed, result, result["retrain_steps"]))
         print(json.dumps(rows[-1]), flush=True)
     return rows
