@@ -123,8 +123,13 @@ def test_batched_evaluation_equals_one_at_a_time(digits_model, prune_biases):
     kwargs = {"prune_biases": prune_biases, "population_chunk": 3, "batch_size": 50}
     batched = PopulationEvaluator(model, layers, splits.tune, batched=True, **kwargs)
     looped = PopulationEvaluator(model, layers, splits.tune, batched=False, **kwargs)
+    alone = PopulationEvaluator(
+        model, layers, splits.tune, batched=False, share_first_layer=False, **kwargs
+    )
+    assert looped.shared is not None and alone.shared is None  # Flatten -> Linear: shared
     a, b = batched.accuracies(thresholds), looped.accuracies(thresholds)
     assert np.allclose(a, b)
+    assert np.allclose(alone.accuracies(thresholds), b)
     # and both equal applying the masks to the model itself
     for p in (0, 6):
         masks = magnitude_masks(layers, thresholds[p], prune_biases)
@@ -163,3 +168,22 @@ def test_convolutional_evaluation_on_cpu_goes_channels_last():
         assert abs(accuracy(model, splits.tune) - a[2]) <= 1 / 60
     finally:
         remove_masks(layers, bake=False)
+
+
+def test_shared_first_layer_outputs_match_each_candidate():
+    from olmp.pruning.evaluate import SharedFirstLayer
+
+    torch.manual_seed(0)
+    linear = nn.Linear(50, 7)
+    layer = find_prunable_layers(nn.Sequential(linear))[0]
+    x = torch.randn(30, 50)
+    shared = SharedFirstLayer(layer, [x], bias=None, dense_fraction=0.3)
+    magnitudes = linear.weight.detach().abs().flatten()
+    # tied thresholds, one keeping nothing, one keeping everything, and slices big enough
+    # for the dense product as well as small sparse ones
+    thresholds = torch.tensor([0.05, 0.05, 10.0, 0.0, 0.1, 0.12, float(magnitudes.max())])
+    out = shared.outputs(thresholds)[0]
+    for p, t in enumerate(thresholds):
+        w = linear.weight.detach() * (linear.weight.detach().abs() >= t)
+        expected = x @ w.T + linear.bias.detach()
+        assert torch.allclose(out[p], expected, atol=1e-5)

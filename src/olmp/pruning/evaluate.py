@@ -6,9 +6,19 @@ model itself is never modified. On a GPU the masked weights of a whole populatio
 stacked along a new leading axis and the model runs once over them under ``torch.vmap``
 (one call per data batch rather than one per candidate); on a CPU, where the matrix
 products dominate and batching them saves nothing, candidates run one after another.
+
+On the one-at-a-time path the population still shares work where it can: when the first
+prunable layer the data reaches is a Linear layer, its input is the same for every
+candidate, and each candidate keeps a prefix of that layer's weights sorted by magnitude.
+So its outputs for the whole population come from one pass over the weights the most
+permissive candidate keeps — a dense product for the common part, sparse products for the
+slices between candidates — and cumulative sums (:class:`SharedFirstLayer`).
 """
 
 from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -19,6 +29,78 @@ from olmp.data.registry import Split
 from olmp.pruning.layers import PrunableLayer
 from olmp.pruning.masks import dense_tensor
 from olmp.training import model_device, prefers_channels_last, to_channels_last
+
+
+class SharedFirstLayer:
+    """The outputs of a population's first Linear layer, computed together.
+
+    Candidate ``p`` keeps the weights with ``|w| >= t_p``: a prefix of the weights sorted
+    by decreasing magnitude. Sorted by prefix length, each candidate's output is the
+    previous one's plus the product with the slice of weights between them, so the whole
+    population costs one product over the largest prefix instead of one per candidate.
+    Slices above ``dense_fraction`` of the layer use a dense product, smaller ones a
+    sparse one. Results match the per-candidate products up to float rounding.
+    """
+
+    def __init__(
+        self,
+        layer: PrunableLayer,
+        inputs: list[torch.Tensor],
+        bias: tuple[torch.Tensor, torch.Tensor] | None,
+        dense_fraction: float = 0.05,
+    ) -> None:
+        self.layer = layer
+        self.inputs = inputs  # the layer's input for each data batch, (N, in_features)
+        weight = dense_tensor(layer, "weight").detach()
+        self.shape = weight.shape
+        self.flat = weight.flatten()
+        self.order = torch.argsort(self.flat.abs(), descending=True)
+        self.ascending = self.flat.abs()[self.order].flip(0).contiguous()
+        self.bias = bias  # (bias, |bias|) when biases are pruned too
+        self.plain_bias = None if layer.module.bias is None else layer.module.bias.detach()
+        self.dense_fraction = dense_fraction
+
+    def _slice_product(self, x: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        index = self.order[start:end]
+        out_features, in_features = self.shape
+        if end - start > self.dense_fraction * self.flat.numel():
+            part = torch.zeros_like(self.flat)
+            part[index] = self.flat[index]
+            return x @ part.view(out_features, in_features).T
+        coordinates = torch.stack([index // in_features, index % in_features])
+        part = torch.sparse_coo_tensor(
+            coordinates, self.flat[index], (out_features, in_features), check_invariants=False
+        )
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": we checked it
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse.mm(part.to_sparse_csr(), x.T).T
+
+    def outputs(self, thresholds: torch.Tensor) -> list[torch.Tensor]:
+        """Per data batch, the layer's outputs for every candidate: (P, N, out_features)."""
+        kept = self.ascending.numel() - torch.searchsorted(self.ascending, thresholds.contiguous())
+        by_size = torch.argsort(kept)
+        biases = self._biases(thresholds)
+        results = []
+        for x in self.inputs:
+            out = torch.empty(len(thresholds), x.shape[0], self.shape[0], dtype=x.dtype)
+            running = torch.zeros(x.shape[0], self.shape[0], dtype=x.dtype)
+            start = 0
+            for p in by_size.tolist():
+                end = int(kept[p])
+                if end > start:
+                    running = running + self._slice_product(x, start, end)
+                    start = end
+                out[p] = running if biases is None else running + biases[p]
+            results.append(out)
+        return results
+
+    def _biases(self, thresholds: torch.Tensor) -> torch.Tensor | None:
+        if self.bias is not None:
+            bias, magnitude = self.bias
+            return bias.unsqueeze(0) * (magnitude.unsqueeze(0) >= thresholds[:, None])
+        if self.plain_bias is not None:
+            return self.plain_bias.unsqueeze(0).expand(len(thresholds), -1)
+        return None
 
 
 class PopulationEvaluator:
@@ -34,6 +116,9 @@ class PopulationEvaluator:
             launch per candidate, and one at a time on a CPU, where the work is
             arithmetic-bound either way and ``vmap`` over convolutions is about half as fast
             (``benchmarks/eval_speed.py``, BENCHMARKS.md).
+        share_first_layer: on the one-at-a-time path, compute the first Linear layer's
+            outputs for the whole population together (:class:`SharedFirstLayer`); turn it
+            off to measure what evaluating each candidate alone costs.
         batch_size: samples per forward pass; ``population_chunk``: candidates per pass.
     """
 
@@ -45,6 +130,7 @@ class PopulationEvaluator:
         *,
         prune_biases: bool = False,
         batched: bool | None = None,
+        share_first_layer: bool = True,
         batch_size: int = 1000,
         population_chunk: int = 16,
     ) -> None:
@@ -74,15 +160,52 @@ class PopulationEvaluator:
             for attr in attrs:
                 w = dense_tensor(layer, attr).detach()
                 self.tensors[f"{layer.name}.{attr}"] = (w, w.abs())
+        self.shared: SharedFirstLayer | None = None
+        self.shared_index = -1
+        if share_first_layer and not self.batched:
+            self._share_first_layer()
+
+    @torch.inference_mode()
+    def _share_first_layer(self) -> None:
+        """Set up :class:`SharedFirstLayer` when the first prunable layer the data reach is
+        a Linear layer fed a 2-D input (its input is then the same for every candidate)."""
+        entered: list[tuple[PrunableLayer, torch.Tensor]] = []
+
+        def record(layer: PrunableLayer) -> Callable[..., None]:
+            def hook(_: nn.Module, args: tuple) -> None:
+                if not entered:
+                    entered.append((layer, args[0]))
+
+            return hook
+
+        inputs = []
+        for x, _ in self.batches:
+            entered.clear()
+            handles = [lay.module.register_forward_pre_hook(record(lay)) for lay in self.layers]
+            try:
+                self.model.eval()(x)
+            finally:
+                for handle in handles:
+                    handle.remove()
+            layer, first_input = entered[0]
+            if not isinstance(layer.module, nn.Linear) or first_input.dim() != 2:
+                return
+            inputs.append(first_input.clone())
+        index = self.layers.index(layer)
+        self.shared = SharedFirstLayer(layer, inputs, self.tensors.get(f"{layer.name}.bias"))
+        self.shared_index = index
 
     def _layout(self, tensor: torch.Tensor) -> torch.Tensor:
         """Images and convolution kernels channels-last when that is faster (see above)."""
         return to_channels_last(tensor) if self.channels_last else tensor
 
     def _masked_tensors(self, thresholds: torch.Tensor) -> dict[str, torch.Tensor]:
-        """State-dict name -> stacked masked tensor of shape (P, *shape)."""
+        """State-dict name -> stacked masked tensor of shape (P, *shape); the shared first
+        layer (if any) is left out, its outputs are computed without them."""
         stacked: dict[str, torch.Tensor] = {}
         for index, layer in enumerate(self.layers):
+            if index == self.shared_index:
+                continue
             for name in (layer.weight_name, layer.bias_name):
                 if name not in self.tensors:
                     continue
@@ -97,12 +220,14 @@ class PopulationEvaluator:
         self.model.eval()
         results = []
         for start in range(0, len(thresholds), self.population_chunk):
-            stacked = self._masked_tensors(thresholds[start : start + self.population_chunk])
-            results.append(self._chunk_correct(stacked))
+            chunk = thresholds[start : start + self.population_chunk]
+            results.append(self._chunk_correct(self._masked_tensors(chunk), chunk))
         return torch.cat(results).double().numpy() / self.n_samples
 
-    def _chunk_correct(self, stacked: dict[str, torch.Tensor]) -> torch.Tensor:
-        population = next(iter(stacked.values())).shape[0]
+    def _chunk_correct(
+        self, stacked: dict[str, torch.Tensor], thresholds: torch.Tensor
+    ) -> torch.Tensor:
+        population = len(thresholds)
         correct = torch.zeros(population, dtype=torch.long)
         if self.batched:
 
@@ -112,6 +237,19 @@ class PopulationEvaluator:
             batched_predict = torch.vmap(predict, in_dims=(0, None))
             for x, y in self.batches:
                 correct += (batched_predict(stacked, x) == y).sum(dim=1).cpu()
+        elif self.shared is not None:
+            shared_outputs = self.shared.outputs(thresholds[:, self.shared_index])
+            module = self.shared.layer.module
+            for p in range(population):
+                params = {name: t[p] for name, t in stacked.items()}
+                for (x, y), outputs in zip(self.batches, shared_outputs, strict=True):
+                    # The shared layer's output is already known: answer it, skip the product.
+                    module.forward = lambda *_, out=outputs[p]: out
+                    try:
+                        predicted = functional_call(self.model, params, (x,)).argmax(dim=-1)
+                    finally:
+                        del module.forward
+                    correct[p] += int((predicted == y).sum())
         else:
             for p in range(population):
                 params = {name: self._layout(t[p]) for name, t in stacked.items()}
