@@ -96,9 +96,14 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
         ({"tolerance": -0.1}, r"tolerance must be in \[0, 1\), got -0.1"),
         ({"tolerance": 1.0}, r"tolerance must be in \[0, 1\), got 1.0"),
         ({"solver": "adam"}, r"unknown solver 'adam'; choose one of: cmaes, ncs, random"),
+        ({"backtrack_after": 0}, r"backtrack_after must be at least 1 or None, got 0"),
     ],
 )
 def test_bad_config(options, message):
+    from olmp.solvers import SOLVERS
+
+    # the solver list grows with the solver suite: every registered name is offered
+    message = message.replace("cmaes, ncs, random", ", ".join(sorted(SOLVERS)))
     with pytest.raises(OlmpError, match=message):
         CompressConfig(**options)
 
@@ -221,3 +226,44 @@ def test_evaluate_must_return_a_number(reference, tmp_path):
     with pytest.raises(OlmpError, match=r"evaluate\(model, 'tune'\) returned 'high'"):
         compress(_model(reference), evaluate=lambda net, split: "high", run_dir=tmp_path / "r")
     assert not (tmp_path / "r" / "result.json").exists()
+
+
+def test_backtracking_goes_back_to_the_best_and_halves_the_search_tolerance(reference, tmp_path):
+    """With tolerance 0 and a loose search, rounds fail val; after two failures in a row
+    the run continues from the best network with half the search tolerance, and an
+    interrupted run resumes to the same result."""
+    options = {**FAST, "tolerance": 0.0, "search_tolerance": 0.2, "max_rounds": 6}
+    config = CompressConfig(**options, backtrack_after=2, patience=6)
+    _, full = compress(_model(reference), reference[1], config, run_dir=tmp_path / "full")
+    history = full["history"]
+    backtracks = [h for h in history if h["backtracked_to"] is not None]
+    assert backtracks, [h["val_accuracy"] for h in history]
+    first = backtracks[0]
+    before = [h for h in history if h["round"] < first["round"]]
+    assert all(h["val_accuracy"] < full["reference_val_accuracy"] for h in before[-2:])
+    assert first["search_tolerance"] == pytest.approx(0.1)
+    assert first["backtracked_to"] == max((h["round"] for h in before if h["new_best"]), default=0)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_backtrack(entry, state):
+        if entry["round"] == first["round"]:
+            raise Stop
+
+    with pytest.raises(Stop):
+        compress(
+            _model(reference),
+            reference[1],
+            config,
+            run_dir=tmp_path / "cut",
+            on_round=stop_at_backtrack,
+        )
+    _, resumed = compress(
+        _model(reference), reference[1], config, run_dir=tmp_path / "cut", resume=True
+    )
+    def timeless(entries):
+        return [{k: v for k, v in h.items() if k != "elapsed_s"} for h in entries]
+
+    assert timeless(resumed["history"]) == timeless(history)
+    assert resumed["compression_ratio"] == full["compression_ratio"]

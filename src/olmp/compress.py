@@ -93,6 +93,10 @@ class CompressConfig:
         evaluations_per_round: candidate evaluations of one round's search.
         max_rounds: most search-and-adjust rounds.
         patience: stop after this many rounds that did not shrink the network by 1 %.
+        backtrack_after: after this many rounds in a row that fail the val rule, go back to
+            the best network and halve the search tolerance, so the search takes smaller
+            steps from the last network that held its accuracy (``None``: never; the
+            default until it is measured on every benchmark setting).
         max_evaluations: total candidate evaluation budget (``None``: no limit).
         max_time_s: wall-time budget for the rounds, in seconds (``None``: no limit).
         adjust: how a round retrains: ``finetune`` (masks frozen; the default, because it
@@ -124,6 +128,7 @@ class CompressConfig:
     evaluations_per_round: int = 300
     max_rounds: int = 60
     patience: int = 8
+    backtrack_after: int | None = None
     max_evaluations: int | None = None
     max_time_s: float | None = None
     adjust: str = "finetune"
@@ -165,6 +170,10 @@ class CompressConfig:
         ):
             if getattr(self, name) < 1:
                 raise OlmpError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.backtrack_after is not None and self.backtrack_after < 1:
+            raise OlmpError(
+                f"backtrack_after must be at least 1 or None, got {self.backtrack_after}"
+            )
         if not 0 < self.search_step <= 1:
             raise OlmpError(f"search_step must be in (0, 1], got {self.search_step}")
         if self.adjust not in ADJUST_MODES:
@@ -199,6 +208,8 @@ class RunState:
     elapsed_s: float = 0.0
     stale_rounds: int = 0
     smallest_size: float = 1.0
+    failed_rounds: int = 0  # rounds in a row that failed the val rule
+    search_tolerance: float | None = None  # the current one, once backtracking halved it
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=dict)  # size, val accuracy, round
     final_attempts: list[dict[str, Any]] = field(default_factory=list)
@@ -401,6 +412,11 @@ class Compressor:
             return False
         return cfg.max_time_s is None or s.elapsed_s < cfg.max_time_s
 
+    def _search_tolerance(self) -> float:
+        if self.state.search_tolerance is None:
+            return self.config.search_tolerance
+        return self.state.search_tolerance
+
     def _val_threshold(self) -> float:
         return self.reference["val_accuracy"] - self.config.tolerance
 
@@ -414,7 +430,7 @@ class Compressor:
         param = make_parametrisation(cfg.parametrisation, abs_weights, **options)
         lower, upper = param.bounds()
         start = np.clip(param.encode(keep_fractions(self.layers, self.masks)), lower, upper)
-        required = self.reference["tune_accuracy"] - cfg.search_tolerance
+        required = self.reference["tune_accuracy"] - self._search_tolerance()
         scorer = self.task.population_scorer(self.model, self.layers, cfg.prune_biases)
         total = float(sum(layer.n_weights for layer in self.layers))
         best = {"fitness": math.inf, "z": start, "accuracy": float("nan")}
@@ -453,6 +469,21 @@ class Compressor:
             "search_tune_accuracy": best["accuracy"],
         }
 
+    def _maybe_backtrack(self) -> int | None:
+        """After ``backtrack_after`` rounds in a row that failed val, continue from the best
+        network with half the search tolerance; returns the round gone back to."""
+        after = self.config.backtrack_after
+        if after is None or self.state.failed_rounds < after:
+            return None
+        best_round = self.state.best["round"]
+        self._restore(self.snapshots[best_round])
+        self.state.search_tolerance = self._search_tolerance() / 2
+        self.state.failed_rounds = 0
+        # Shrinking is measured from here again, or patience would end the run at once.
+        self.state.smallest_size = self.state.best["size"]
+        self.state.stale_rounds = 0
+        return best_round
+
     def _consider_best(self, val_acc: float, round_index: int) -> bool:
         """Make the current network the best if it is feasible on val and smaller."""
         size = _size(self.layers, self.masks)
@@ -483,6 +514,7 @@ class Compressor:
         cfg = self.config
         started = time.perf_counter()
         r = self.state.round + 1
+        backtracked_to = self._maybe_backtrack()
         thresholds, summary = self._search(r)
         self.masks = magnitude_masks(self.layers, thresholds, cfg.prune_biases)
         self._retrain(
@@ -491,6 +523,8 @@ class Compressor:
         val_acc = self._score("val")
         size = _size(self.layers, self.masks)
         improved = self._consider_best(val_acc, r)
+        feasible = val_acc + 1e-12 >= self._val_threshold()
+        self.state.failed_rounds = 0 if feasible else self.state.failed_rounds + 1
         shrunk = size < 0.99 * self.state.smallest_size
         self.state.stale_rounds = 0 if shrunk else self.state.stale_rounds + 1
         self.state.smallest_size = min(self.state.smallest_size, size)
@@ -508,6 +542,8 @@ class Compressor:
             "evaluations": self.state.evaluations,
             "elapsed_s": round(self.state.elapsed_s, 3),
             "new_best": improved,
+            "search_tolerance": self._search_tolerance(),
+            "backtracked_to": backtracked_to,
             **summary,
         }
         self.state.history.append(entry)
