@@ -123,3 +123,23 @@ def mnist5k_run(
 ) -> tuple[Path, dict, dict]:
     """:func:`olmp_run` for the headline setting, LeNet-300-100 on mnist-5k."""
     return olmp_run(MNIST5K_MODEL, MNIST5K_DATASET, seed, workdir, overrides)
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` -> (field, value converted to the field's default's type)."""
+    import argparse
+    from dataclasses import fields
+
+    from olmp.compress import CompressConfig
+
+    name, sep, value = text.partition("=")
+    defaults = {f.name: f.default for f in fields(CompressConfig)}
+    if not sep or name not in defaults:
+        raise argparse.ArgumentTypeError(
+            f"--set wants FIELD=VALUE with FIELD one of {', '.join(defaults)}; got {text!r}"
+        )
+    if defaults[name] is not None:
+        kind = type(defaults[name])
+    else:  # an optional number: an integer when it reads as one
+        kind = int if value.lstrip("-").isdigit() else float
+    return name, (value.lower() in ("1", "true", "yes") if kind is bool else kind(value))

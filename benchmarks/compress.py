@@ -20,6 +20,7 @@ a plot of test accuracy against compression ratio (benchmarks/results/compress_<
     python benchmarks/compress.py --setting lenet-300-100/mnist-5k --seeds 0 1 2
     python benchmarks/compress.py --setting lenet-300-100/fashion-mnist --seeds 0 1 2  # hours
     python benchmarks/compress.py --setting lenet-5/fashion-mnist --seeds 0 1 2        # hours
+    python benchmarks/compress.py --setting lenet-300-100/fashion-mnist --set backtrack_after=3
 
 OLMP runs, baseline results and references are kept in --workdir and reused (an
 interrupted benchmark resumes, and seeds run separately can be tabled together).
@@ -33,7 +34,15 @@ import json
 import statistics
 from pathlib import Path
 
-from _common import HEADLINE_KEYS, RESULTS, machine, olmp_run, reference_checkpoint, spread
+from _common import (
+    HEADLINE_KEYS,
+    RESULTS,
+    machine,
+    olmp_run,
+    parse_override,
+    reference_checkpoint,
+    spread,
+)
 
 from olmp.baselines import METHODS, BaselineConfig, prune_baseline
 from olmp.compress import CompressConfig
@@ -61,7 +70,7 @@ def row_of(method: str, seed: int, result: dict, steps: int) -> dict:
 
 def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
     model_name, dataset = setting.split("/")
-    overrides = dict(QUICK) if args.quick else {}
+    overrides = (dict(QUICK) if args.quick else {}) | dict(args.set)
     rows = []
     for solver in args.solvers:
         _, result, _ = olmp_run(
@@ -134,6 +143,14 @@ def main() -> None:
     parser.add_argument("--stages", type=int, default=BaselineConfig.stages)
     parser.add_argument("--quick", action="store_true", help="1 seed, OLMP capped at 15 rounds")
     parser.add_argument("--workdir", default="/tmp/olmp-bench")
+    parser.add_argument(
+        "--set",
+        type=parse_override,
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a CompressConfig field of the OLMP runs",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seeds = args.seeds[:1]
@@ -184,6 +201,7 @@ def main() -> None:
 
     RESULTS.mkdir(exist_ok=True)
     stem = "compress_" + args.setting.replace("/", "_") + ("_quick" if args.quick else "")
+    stem += "".join(f"_{k}-{v}" for k, v in args.set)
     with (RESULTS / f"{stem}.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -23,23 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from dataclasses import fields
 
-from _common import HEADLINE_KEYS, RESULTS, machine, mnist5k_run, spread
+from _common import HEADLINE_KEYS, RESULTS, machine, mnist5k_run, parse_override, spread
 
 from olmp.compress import CompressConfig
-
-
-def parse_override(text: str) -> tuple[str, object]:
-    """``FIELD=VALUE`` -> (field, value converted to the field's default's type)."""
-    name, sep, value = text.partition("=")
-    defaults = {f.name: f.default for f in fields(CompressConfig)}
-    if not sep or name not in defaults:
-        raise argparse.ArgumentTypeError(
-            f"--set wants FIELD=VALUE with FIELD one of {', '.join(defaults)}; got {text!r}"
-        )
-    kind = type(defaults[name]) if defaults[name] is not None else float
-    return name, (value.lower() in ("1", "true", "yes") if kind is bool else kind(value))
 
 
 def run_seed(seed: int, workdir: str, overrides: dict[str, object]) -> dict:
