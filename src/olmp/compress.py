@@ -95,8 +95,9 @@ class CompressConfig:
         patience: stop after this many rounds that did not shrink the network by 1 %.
         backtrack_after: after this many rounds in a row that fail the val rule, go back to
             the best network and halve the search tolerance, so the search takes smaller
-            steps from the last network that held its accuracy (``None``: never; the
-            default until it is measured on every benchmark setting).
+            steps from the last network that held its accuracy (``None``: never). Measured
+            in BENCHMARKS.md: on fashion-mnist it lifts LeNet-300-100 from 9.3× to 15.1×
+            (median of two seeds) in a third of the time; on mnist-5k the median stays.
         max_evaluations: total candidate evaluation budget (``None``: no limit).
         max_time_s: wall-time budget for the rounds, in seconds (``None``: no limit).
         adjust: how a round retrains: ``finetune`` (masks frozen; the default, because it
@@ -128,7 +129,7 @@ class CompressConfig:
     evaluations_per_round: int = 300
     max_rounds: int = 60
     patience: int = 8
-    backtrack_after: int | None = None
+    backtrack_after: int | None = 3
     max_evaluations: int | None = None
     max_time_s: float | None = None
     adjust: str = "finetune"
