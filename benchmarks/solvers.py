@@ -180,7 +180,7 @@ def bbob_plot(runs: list[dict[str, Any]], solvers: list[str], path: Path) -> Non
                 ax.plot(grid, np.maximum(curve, 1e-12), label=name)
             ax.set(xscale="log", yscale="log", title=f"f{fid} {FUNCTIONS[fid]}, {dim}-D")
             ax.set_xlabel("evaluations")
-            ax.set_ylabel("median best f - f_opt")
+            ax.set_ylabel("median best f - f_opt (floor 1e-12)")
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()

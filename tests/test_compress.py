@@ -262,8 +262,17 @@ def test_backtracking_goes_back_to_the_best_and_halves_the_search_tolerance(refe
     _, resumed = compress(
         _model(reference), reference[1], config, run_dir=tmp_path / "cut", resume=True
     )
+
     def timeless(entries):
         return [{k: v for k, v in h.items() if k != "elapsed_s"} for h in entries]
 
     assert timeless(resumed["history"]) == timeless(history)
     assert resumed["compression_ratio"] == full["compression_ratio"]
+
+
+def test_a_solver_without_its_backend_is_refused_at_the_door(monkeypatch):
+    from olmp.solvers import SOLVERS
+
+    monkeypatch.setattr(SOLVERS["tpe"], "available", classmethod(lambda cls: False))
+    with pytest.raises(OlmpError, match=r"solver 'tpe' needs .*pip install 'olmp\[tpe\]'"):
+        CompressConfig(solver="tpe")

@@ -1,21 +1,39 @@
 """Tests of the derivative-free solvers (olmp.solvers): interface, bounds, determinism,
-budget handling, input validation, NCS mechanics, and NCS against the random-search baseline."""
+budget handling, input validation, NCS mechanics, NCS against the random-search baseline;
+the optional backends (sracos, tpe, mads, bobyqa; skipped where not installed), the
+variable-kind and constraint hooks, ``olmp solvers`` and a compression with a new solver."""
 
 from __future__ import annotations
 
+import gc
+import json
 import math
+import threading
 
 import numpy as np
 import pytest
 
 from olmp.errors import OlmpError
-from olmp.solvers import SOLVERS, Solver, make_solver
+from olmp.solvers import (
+    BOBYQA,
+    MADS,
+    SOLVERS,
+    TPE,
+    Solver,
+    SRacos,
+    check_solvers,
+    describe_solvers,
+    make_solver,
+)
 from olmp.solvers.cmaes import CMAES
 from olmp.solvers.ncs import NCS, normalised_diversity, normalised_fitness
 from olmp.solvers.random_search import RandomSearch
 
 DIM = 10
-NAMES = sorted(SOLVERS)
+# The solvers that need nothing optional; the tests written for them use fixed populations.
+NAMES = ["cmaes", "ncs", "random"]
+# Solvers whose backend is an optional extra; their tests skip when it is not installed.
+OPTIONAL = ["sracos", "tpe", "mads", "bobyqa"]
 
 # A box of unequal widths with an off-centre optimum, so that per-coordinate steps and the
 # default x0 (the centre) are both exercised.
@@ -65,16 +83,31 @@ class Recorder:
 
 
 def test_registry_names_match_classes():
-    assert dict(SOLVERS) == {"ncs": NCS, "cmaes": CMAES, "random": RandomSearch}
+    assert dict(SOLVERS) == {
+        "ncs": NCS,
+        "cmaes": CMAES,
+        "random": RandomSearch,
+        "sracos": SRacos,
+        "tpe": TPE,
+        "mads": MADS,
+        "bobyqa": BOBYQA,
+    }
     for name, cls in SOLVERS.items():
         assert cls.name == name
-        solver = make_solver(name, LOWER, UPPER, seed=3)
-        assert isinstance(solver, cls) and isinstance(solver, Solver)
-        assert solver.seed == 3
+        assert cls.summary and cls.supports
+        if not cls.available():
+            continue
+        with make_solver(name, LOWER, UPPER, seed=3) as solver:
+            assert isinstance(solver, cls) and isinstance(solver, Solver)
+            assert solver.seed == 3
 
 
 def test_unknown_solver_lists_the_choices():
-    with pytest.raises(OlmpError, match=r"unknown solver 'nsc'; choose one of: cmaes, ncs, random"):
+    with pytest.raises(
+        OlmpError,
+        match=r"unknown solver 'nsc'; choose one of: bobyqa, cmaes, mads, ncs, random, "
+        r"sracos, tpe",
+    ):
         make_solver("nsc", LOWER, UPPER)
 
 
@@ -424,3 +457,351 @@ def test_ncs_reoffers_start_points_that_were_not_told():
     assert not np.any(np.all(second[:7] == first[:7], axis=1))
     solver.tell(second, sphere(second))
     assert solver.generation == 1 and solver.n_evaluations == 17
+
+
+# -- optional backends: sracos, tpe, mads, bobyqa ------------------------------------------
+
+
+def _need(name: str) -> None:
+    """Skip the test when the solver's optional backend is not installed."""
+    pytest.importorskip(SOLVERS[name].backend, reason=f"{SOLVERS[name].install_hint()} to test")
+
+
+# MADS re-reads its cache file every iteration (a few ms per evaluation): smaller budgets.
+QUICK_BUDGET = {"sracos": 300, "tpe": 300, "mads": 200, "bobyqa": 300}
+
+SMALL_LOWER = np.zeros(4)
+SMALL_UPPER = np.array([0.2, 0.5, 0.2, 0.5])
+# Beyond the upper face in coordinates 0 and 2, inside elsewhere.
+SMALL_OPTIMUM = np.array([0.5, 0.1, 0.5, 0.3])
+
+
+@pytest.mark.parametrize("name", OPTIONAL)
+def test_optional_solver_keeps_inside_the_bounds_and_finds_the_faces(name):
+    _need(name)
+    objective = Recorder(lambda x: sphere(x, SMALL_OPTIMUM))
+    with make_solver(name, SMALL_LOWER, SMALL_UPPER, sigma0=0.5, seed=1) as solver:
+        best_x, best_f = solver.minimize(objective, 150)
+    rows = objective.rows
+    assert rows.shape == (150, 4) and solver.n_evaluations == 150
+    assert np.all(rows >= SMALL_LOWER) and np.all(rows <= SMALL_UPPER)
+    floor = sphere(np.clip(SMALL_OPTIMUM, SMALL_LOWER, SMALL_UPPER)[None], SMALL_OPTIMUM)[0]
+    start = sphere(solver.x0[None], SMALL_OPTIMUM)[0]
+    assert best_f - floor < 0.2 * (start - floor)
+    assert np.all(best_x[::2] > 0.15)  # pushed towards the upper face
+
+
+def _asked_rows(name: str, seed: int, rounds: int = 6) -> list[np.ndarray]:
+    asked = []
+    with make_solver(name, LOWER, UPPER, seed=seed, popsize=3) as solver:
+        for _ in range(rounds):
+            x = solver.ask()
+            asked.append(x)
+            solver.tell(x, rastrigin(x))
+    return asked
+
+
+@pytest.mark.parametrize("name", OPTIONAL)
+def test_optional_solver_same_seed_same_sequence(name):
+    _need(name)
+    first, again = _asked_rows(name, 5), _asked_rows(name, 5)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    other = _asked_rows(name, 6)
+    if name == "bobyqa":  # deterministic: the seed changes nothing (documented)
+        assert all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+    else:
+        assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+@pytest.mark.parametrize("name", OPTIONAL)
+def test_optional_solver_improves_on_the_sphere_and_leaves_numpy_random_alone(name):
+    _need(name)
+    np.random.seed(42)
+    before = np.random.get_state()[1].copy()
+    with make_solver(name, LOWER, UPPER, seed=0) as solver:
+        start = sphere(solver.x0[None])[0]
+        _, best_f = solver.minimize(sphere, QUICK_BUDGET[name])
+    assert best_f < 0.25 * start
+    assert np.array_equal(np.random.get_state()[1], before)
+
+
+@pytest.mark.parametrize("name", OPTIONAL)
+def test_optional_solver_takes_failed_evaluations_and_rejects_bad_tells(name):
+    _need(name)
+    with make_solver(name, LOWER, UPPER, seed=0) as solver:
+        finite_told = []
+        for _ in range(6):
+            x = solver.ask()
+            f = sphere(x)
+            f[::2] = np.nan
+            f[1::4] = np.inf
+            solver.tell(x, f)
+            finite_told.extend(f[np.isfinite(f)])
+        assert solver.best_f == (min(finite_told) if finite_told else math.inf)
+        x = solver.ask()
+        k = len(x)
+        with pytest.raises(OlmpError, match=rf"fitness must have shape \({k},\)"):
+            solver.tell(x, np.zeros(k + 1))
+        with pytest.raises(OlmpError, match=r"the \d+ rows given differ"):
+            solver.tell(x + 1e-3, sphere(x))
+        solver.tell(x, sphere(x))  # the population can still be told properly
+
+
+def test_sracos_batches_end_at_the_initial_samples_and_untold_rows_come_back():
+    _need("sracos")
+    solver = SRacos(LOWER, UPPER, popsize=5, seed=0, train_size=12, positive_size=2)
+    first = solver.ask()
+    assert np.array_equal(first[0], solver.x0) or np.allclose(first[0], solver.x0)
+    sizes = []
+    for _ in range(3):
+        x = solver.ask()
+        sizes.append(len(x))
+        solver.tell(x, sphere(x))
+    # 12 initial samples: 5 + 5 + 2, then samples from the learned region.
+    assert sizes == [5, 5, 2] and len(solver.ask()) == 5
+    x = solver.ask()
+    solver.tell(x[:2], sphere(x[:2]))
+    assert np.array_equal(solver.ask()[:3], x[2:])
+    with pytest.raises(OlmpError, match=r"positive_size must be < train_size, got 3 and 3"):
+        SRacos(LOWER, UPPER, train_size=3, positive_size=3)
+
+
+def test_tpe_offers_untold_trials_again():
+    _need("tpe")
+    solver = TPE(LOWER, UPPER, popsize=4, seed=0)
+    x = solver.ask()
+    assert np.array_equal(x[0], solver.x0)  # x0 is the first trial
+    solver.tell(x[:1], sphere(x[:1]))
+    again = solver.ask()
+    assert np.array_equal(again[:3], x[1:])
+    solver.tell(again, sphere(again))
+    assert len(solver.study.trials) == 5
+
+
+def test_mads_batches_vary_restarts_when_converged_and_cleans_up():
+    _need("mads")
+    solver = MADS([-2.0, -2.0], [2.0, 2.0], popsize=3, seed=0)
+    assert len(solver.ask()) == 1  # x0 alone: NOMAD suggests from an evaluated cache
+    objective = Recorder(lambda x: np.sum((x - 0.37) ** 2, axis=1))
+    solver.minimize(objective, 200)
+    assert {len(b) for b in objective.batches} <= {1, 2, 3} and len(objective.rows) == 200
+    assert solver.best_f < 1e-8
+    assert solver.n_restarts >= 1  # the mesh converged on 0.37 and MADS started again
+    folder = solver._folder
+    assert folder.exists()
+    solver.close()
+    assert not folder.exists()
+
+
+def test_bobyqa_thread_hands_one_point_at_a_time_and_ends_cleanly():
+    _need("bobyqa")
+    before = threading.active_count()
+    solver = BOBYQA(LOWER, UPPER, popsize=10, seed=0)
+    assert solver.popsize == 1
+    x = solver.ask()
+    assert x.shape == (1, DIM) and solver.worker_alive
+    assert np.array_equal(solver.ask(), x)  # not told: offered again
+    solver.tell(x, [np.nan])  # a failed evaluation reaches BOBYQA as a finite stand-in
+    solver.minimize(sphere, 60)
+    solver.close()
+    assert not solver.worker_alive and threading.active_count() == before
+    with pytest.raises(OlmpError, match=r"was closed"):
+        solver.ask()
+    # A solver dropped while its worker waits for a value ends that worker too.
+    dropped = BOBYQA(LOWER, UPPER)
+    dropped.minimize(sphere, 5)
+    thread = dropped._run.thread
+    del dropped
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_bobyqa_restarts_from_the_best_point_when_a_run_ends():
+    _need("bobyqa")
+    with BOBYQA([-2.0, -2.0], [2.0, 2.0]) as solver:
+        solver.minimize(lambda x: np.sum((x - 0.37) ** 2, axis=1), 200)
+        assert solver.n_restarts >= 1 and solver.last_result is not None
+        assert solver.best_f < 1e-12
+
+
+@pytest.mark.parametrize("name", OPTIONAL)
+def test_missing_backend_names_the_extra(name, monkeypatch):
+    cls = SOLVERS[name]
+    monkeypatch.setattr(cls, "backend", "olmp_test_no_such_module")
+    assert not cls.available()
+    with pytest.raises(OlmpError, match=rf"solver '{name}' needs .*: pip install 'olmp\[{name}\]'"):
+        make_solver(name, LOWER, UPPER)
+    row = next(r for r in describe_solvers() if r["name"] == name)
+    assert row["installed"] is False and row["install"] == f"pip install 'olmp[{name}]'"
+    (record,) = check_solvers(dim=2, budget=5, names=[name])
+    assert record["best"] is None and f"olmp[{name}]" in record["error"]
+
+
+def test_bobyqa_is_labelled_gpl():
+    assert "GPL" in BOBYQA.backend_package and "GPL" in BOBYQA.supports
+
+
+# -- variable kinds and constraints --------------------------------------------------------
+
+KIND_LOWER = [0.0, 0.0, 0.0, -2.0]
+KIND_UPPER = [1.0, 5.0, 3.0, 2.0]
+KINDS = ["real", "integer", "categorical", "integer"]
+
+
+@pytest.mark.parametrize("name", NAMES + OPTIONAL)
+def test_integer_and_categorical_coordinates_come_out_whole(name):
+    if name in OPTIONAL:
+        _need(name)
+    target = np.array([0.3, 4.0, 1.0, -1.0])
+    with make_solver(name, KIND_LOWER, KIND_UPPER, space=KINDS, seed=0) as solver:
+        assert solver.kinds == tuple(KINDS)
+        objective = Recorder(lambda x: np.sum((x - target) ** 2, axis=1))
+        solver.minimize(objective, 60)
+    whole = objective.rows[:, 1:]
+    assert np.array_equal(whole, np.round(whole))
+    assert np.all(objective.rows >= KIND_LOWER) and np.all(objective.rows <= KIND_UPPER)
+    assert solver.best_f < np.sum((solver.x0 - target) ** 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"space": ["real", "ordinal"]}, r"space\[1\] is 'ordinal'; a variable kind is one of"),
+        ({"space": ["real"]}, r"space must name one kind per variable \(2\), got 1"),
+        ({"space": "integer"}, r"space must be a sequence of 2 kinds"),
+        ({"space": ["real", "integer"], "upper": [1.0, 2.5]}, r"upper\[1\]=2\.5 must be a whole"),
+        ({"space": ["integer", "real"], "x0": [0.5, 0.5]}, r"x0\[0\]=0\.5 must be a whole"),
+    ],
+)
+def test_bad_space_names_the_bad_value(kwargs, message):
+    arguments = {"lower": [0.0, 0.0], "upper": [1.0, 1.0], **kwargs}
+    lower, upper = arguments.pop("lower"), arguments.pop("upper")
+    with pytest.raises(OlmpError, match=message):
+        RandomSearch(lower, upper, **arguments)
+
+
+def test_default_x0_is_rounded_for_integer_variables():
+    solver = RandomSearch([0.0, 0.0], [3.0, 3.0], space=["integer", "real"])
+    assert solver.x0.tolist() == [2.0, 1.5]  # round half to even
+
+
+def _constrained(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimise x0 + x1 over [0, 2]^2 subject to x0 >= 1 and x1 >= 0.5 (optimum 1.5)."""
+    return x[:, 0] + x[:, 1], np.stack([1.0 - x[:, 0], 0.5 - x[:, 1]], axis=1)
+
+
+@pytest.mark.parametrize("name", NAMES + OPTIONAL)
+def test_constraints_lead_to_the_feasible_optimum(name):
+    if name in OPTIONAL:
+        _need(name)
+    # MADS: each NOMAD suggestion costs about 0.1 s here, so a smaller budget.
+    budget = 100 if name == "mads" else 200
+    with make_solver(name, [0.0, 0.0], [2.0, 2.0], x0=[0.2, 0.2], seed=0) as solver:
+        while solver.n_evaluations < budget:
+            x = solver.ask()
+            f, c = _constrained(x)
+            solver.tell(x, f, constraints=c)
+        assert solver.n_constraints == 2
+        assert solver.best_violation == 0.0
+        # BOBYQA models the penalised fitness, which has a kink on the feasible boundary.
+        assert solver.best_f < 1.5 + (0.3 if name == "bobyqa" else 0.2)
+
+
+def test_best_so_far_prefers_feasible_then_less_violation():
+    solver = RandomSearch([0.0], [1.0], popsize=3, seed=0)
+    x = solver.ask()
+    solver.tell(x, [0.0, 5.0, 1.0], constraints=[3.0, 2.0, 0.5])
+    assert solver.best_f == 1.0 and solver.best_violation == 0.5  # all infeasible
+    x = solver.ask()
+    solver.tell(x, [9.0, -1.0, 8.0], constraints=[[0.0], [0.1], [-2.0]])
+    assert solver.best_f == 8.0 and solver.best_violation == 0.0
+    assert np.array_equal(solver.best_x, x[2])
+
+
+def test_constraint_fold_penalises_the_violation():
+    told = []
+
+    class Spy(RandomSearch):
+        def _tell(self, candidates, fitness):
+            told.append(fitness.copy())
+
+    solver = Spy([0.0], [1.0], popsize=2)
+    solver.constraint_penalty = 10.0
+    x = solver.ask()
+    solver.tell(x, [1.0, 2.0], constraints=[[0.5, -1.0], [np.nan, 0.0]])
+    np.testing.assert_array_equal(told[0], [6.0, np.inf])  # NaN: violated without limit
+
+
+def test_bad_constraints_are_rejected():
+    solver = RandomSearch([0.0, 0.0], [1.0, 1.0], popsize=2, seed=0)
+    x = solver.ask()
+    with pytest.raises(OlmpError, match=r"constraints must have shape \(2, m\) or \(2,\)"):
+        solver.tell(x, [1.0, 2.0], constraints=[1.0, 2.0, 3.0])
+    with pytest.raises(OlmpError, match=r"constraints must be numbers"):
+        solver.tell(x, [1.0, 2.0], constraints=["a", "b"])
+    solver.tell(x, [1.0, 2.0], constraints=[[1.0, 0.0], [0.0, 0.0]])
+    x = solver.ask()
+    with pytest.raises(OlmpError, match=r"keep the shape of the first tell \(2 values"):
+        solver.tell(x, [1.0, 2.0], constraints=[0.0, 0.0])
+    with pytest.raises(OlmpError, match=r"constraints must be told with every population"):
+        solver.tell(x, [1.0, 2.0])
+    unconstrained = RandomSearch([0.0], [1.0], popsize=1)
+    x = unconstrained.ask()
+    unconstrained.tell(x, [1.0])
+    x = unconstrained.ask()
+    with pytest.raises(OlmpError, match=r"first tell \(no constraints\)"):
+        unconstrained.tell(x, [1.0], constraints=[0.0])
+
+
+# -- olmp solvers ----------------------------------------------------------------------------
+
+
+def test_cli_lists_every_solver_with_what_it_supports(capsys):
+    from olmp.cli import main
+
+    assert main(["solvers"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in SOLVERS) and "GPL" in out
+    assert main(["solvers", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == list(SOLVERS)
+    for r in rows:
+        assert r["installed"] == SOLVERS[r["name"]].available()
+        assert r["supports"] == SOLVERS[r["name"]].supports
+    with pytest.raises(SystemExit) as info:
+        main(["solvers", "--help"])
+    assert info.value.code == 0 and "olmp solvers" in capsys.readouterr().out
+
+
+def test_cli_check_runs_every_installed_solver(capsys):
+    from olmp.cli import main
+
+    assert main(["solvers", "--check", "--json", "--budget", "150"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in records] == list(SOLVERS)
+    for r in records:
+        if r["installed"]:
+            assert r["error"] is None, r
+            assert math.isfinite(r["best"]) and r["best"] < 0.5 * r["start"], r
+            assert r["evaluations"] == 150 and r["seconds"] >= 0
+        else:
+            assert r["best"] is None and "pip install" in r["error"]
+    assert main(["solvers", "--check", "--budget", "20", "--dim", "3"]) == 0
+    assert "ncs" in capsys.readouterr().out
+
+
+def test_compress_runs_with_a_new_solver(digits_reference):
+    _need("tpe")
+    from conftest import FAST_COMPRESS, fresh_model
+
+    from olmp.compress import CompressConfig, compress
+
+    _, result = compress(
+        fresh_model(digits_reference),
+        digits_reference[1],
+        CompressConfig(solver="tpe", **FAST_COMPRESS),
+    )
+    assert result["solver"] == "tpe" and len(result["history"]) == 2
+    assert result["history"][0]["search_feasible"]
+    assert result["compression_ratio"] >= 1.0

@@ -135,6 +135,7 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
         "evaluations_per_round": args.evaluations_per_round,
         "max_rounds": args.rounds,
         "patience": args.patience,
+        "backtrack_after": args.backtrack_after,
         "max_evaluations": args.max_evaluations,
         "max_time_s": args.time_limit,
         "adjust": args.adjust,
@@ -353,6 +354,41 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _solvers(args: argparse.Namespace) -> int:
+    from olmp.solvers import check_solvers, describe_solvers
+
+    if args.check:
+        records = check_solvers(dim=args.dim, budget=args.budget, seed=args.seed)
+        failed = any(r["installed"] and r["error"] for r in records)
+        if args.json:
+            print(json.dumps(records, indent=2))
+            return 1 if failed else 0
+        table = Table(
+            title=f"shifted sphere in [-5, 5]^{args.dim}, {args.budget} evaluations, "
+            f"seed {args.seed}; f at the centre {records[0]['start']:.4g}"
+        )
+        for column in ("solver", "best f", "seconds", "note"):
+            table.add_column(column)
+        for r in records:
+            best = "-" if r["best"] is None else f"{r['best']:.3g}"
+            seconds = "-" if r["seconds"] is None else f"{r['seconds']:.2f}"
+            table.add_row(r["name"], best, seconds, r["error"] or "")
+        Console().print(table)
+        return 1 if failed else 0
+    records = describe_solvers()
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    table = Table(title="solvers (olmp compress --solver NAME)")
+    for column in ("name", "installed", "backend", "supports"):
+        table.add_column(column)
+    for r in records:
+        installed = "yes" if r["installed"] else f"no: {r['install']}"
+        table.add_row(r["name"], installed, r["backend"], r["supports"])
+    Console().print(table)
+    return 0
+
+
 def _fresh_dir(base: Path) -> Path:
     """``base`` if it does not exist yet, else the first free ``base-2``, ``base-3``, ..."""
     candidate, n = base, 1
@@ -469,6 +505,13 @@ def build_parser() -> argparse.ArgumentParser:
     budget = comp.add_argument_group("budget")
     budget.add_argument("--rounds", type=int, help="most search-and-retrain rounds")
     budget.add_argument("--patience", type=int, help="stop after N rounds without shrinking")
+    budget.add_argument(
+        "--backtrack-after",
+        type=int,
+        metavar="N",
+        help="after N rounds failing val, resume from the best with half the search "
+        "tolerance (default 3)",
+    )
     budget.add_argument("--evaluations-per-round", type=int, help="candidates per search")
     budget.add_argument("--max-evaluations", type=int, help="total candidate evaluations")
     budget.add_argument("--time-limit", type=float, metavar="SECONDS", help="wall time")
@@ -560,6 +603,28 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("file", metavar="FILE", help="file written by olmp export")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
     inspect.set_defaults(run=_inspect)
+
+    solvers = commands.add_parser(
+        "solvers",
+        help="list the derivative-free solvers; --check runs the installed ones",
+        description="List every solver that olmp compress --solver accepts: what it "
+        "supports (variable kinds, candidates per ask, constraints), its backend library "
+        "and licence, and whether that is installed. Optional backends install as extras, "
+        "e.g. pip install 'olmp[tpe]' or 'olmp[solvers]' for all but bobyqa, whose "
+        "Py-BOBYQA is GPL-3.0+ (pip install 'olmp[bobyqa]'). --check runs each installed "
+        "solver on a shifted sphere, by default in [-5, 5]^10 with 500 evaluations and "
+        "seed 0, and reports the best value each reached.",
+        epilog="example:\n  olmp solvers --check",
+        formatter_class=_Formatter,
+    )
+    solvers.add_argument("--check", action="store_true", help="run each installed solver")
+    solvers.add_argument("--json", action="store_true", help="print a JSON list")
+    solvers.add_argument("--dim", type=int, default=10, help="--check: dimension (default 10)")
+    solvers.add_argument(
+        "--budget", type=int, default=500, help="--check: evaluations per solver (default 500)"
+    )
+    solvers.add_argument("--seed", type=int, default=0, help="--check: seed (default 0)")
+    solvers.set_defaults(run=_solvers)
 
     listing = commands.add_parser(
         "list",

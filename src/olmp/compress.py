@@ -156,6 +156,12 @@ class CompressConfig:
             raise OlmpError(f"search_tolerance must be in [0, 1), got {self.search_tolerance}")
         if self.solver not in SOLVERS:
             raise unknown_choice("solver", self.solver, list(SOLVERS))
+        if not SOLVERS[self.solver].available():  # fail before a run folder is started
+            solver = SOLVERS[self.solver]
+            raise OlmpError(
+                f"solver {self.solver!r} needs {solver.backend_package}, which is not "
+                f"installed: {solver.install_hint()}"
+            )
         if self.parametrisation not in PARAMETRISATIONS:
             raise unknown_choice(
                 "threshold parametrisation", self.parametrisation, list(PARAMETRISATIONS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cma
 import numpy as np
@@ -34,6 +35,10 @@ class CMAES(Solver):
     """
 
     name = "cmaes"
+    summary = "CMA-ES with box bounds (pycma)"
+    supports = "real (int/cat rounded); batch = popsize >= 2; constraints: penalty"
+    backend = "cma"
+    backend_package = "cma (BSD-3-Clause)"
     min_popsize = 2
 
     def __init__(
@@ -45,8 +50,11 @@ class CMAES(Solver):
         sigma0: float | ArrayLike | None = None,
         popsize: int | None = None,
         seed: int = 0,
+        space: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(lower, upper, x0=x0, sigma0=sigma0, popsize=popsize, seed=seed)
+        super().__init__(
+            lower, upper, x0=x0, sigma0=sigma0, popsize=popsize, seed=seed, space=space
+        )
         options = {
             "bounds": [self.lower.tolist(), self.upper.tolist()],
             "popsize": self.popsize,

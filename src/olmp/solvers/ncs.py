@@ -23,6 +23,9 @@ multiplied by ``r`` when fewer.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -96,7 +99,8 @@ class NCS(Solver):
     """Negatively Correlated Search: ``popsize`` parallel (1+1) searches kept apart.
 
     Args:
-        lower, upper, x0, sigma0, popsize, seed: See :class:`~olmp.solvers.base.Solver`.
+        lower, upper, x0, sigma0, popsize, seed, space: See
+            :class:`~olmp.solvers.base.Solver`.
             ``popsize`` is the number of searches ``N`` (default 10, at least 2 because
             diversity is measured against the other searches).
         max_evaluations: Planned length of the run, over which ``lambda_sigma`` is annealed
@@ -126,6 +130,8 @@ class NCS(Solver):
     """
 
     name = "ncs"
+    summary = "Negatively Correlated Search (Tang, Yang & Yao 2016), parallel (1+1) searches"
+    supports = "real (int/cat rounded); batch = popsize >= 2; constraints: penalty"
     min_popsize = 2
 
     def __init__(
@@ -141,8 +147,11 @@ class NCS(Solver):
         epoch: int | None = None,
         r: float = 0.99,
         lambda_sigma: float = 0.1,
+        space: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(lower, upper, x0=x0, sigma0=sigma0, popsize=popsize, seed=seed)
+        super().__init__(
+            lower, upper, x0=x0, sigma0=sigma0, popsize=popsize, seed=seed, space=space
+        )
         self.max_evaluations = (
             None if max_evaluations is None else check_int("max_evaluations", max_evaluations, 1)
         )
@@ -163,6 +172,10 @@ class NCS(Solver):
         self._accepted = np.zeros(self.popsize, dtype=int)
         self._tried = np.zeros(self.popsize, dtype=int)
         self._horizon = self.max_evaluations
+        # f* of the replacement rule: the least fitness this search was told. It is
+        # best_f, except with constraints folded into fitness (best_f is then the raw
+        # fitness of the least violating candidate).
+        self._f_star = math.inf
 
     @property
     def parents(self) -> np.ndarray:
@@ -192,9 +205,13 @@ class NCS(Solver):
         return np.where(untold[:, None], self._parents, children)
 
     def _tell(self, candidates: np.ndarray, fitness: np.ndarray) -> None:
+        self._f_star = min(self._f_star, float(fitness.min()))
         rows = np.arange(candidates.shape[0])
         starting = np.isnan(self._parent_f[rows])
         self._parent_f[rows[starting]] = fitness[starting]
+        # The told rows, not the internal start points: they differ where ask() rounded
+        # integer or categorical coordinates.
+        self._parents[rows[starting]] = candidates[starting]
         if starting.all():
             return
         self._select(rows[~starting], candidates[~starting], fitness[~starting])
@@ -210,7 +227,7 @@ class NCS(Solver):
         )
         corr_child = nearest_bhattacharyya(children, variances[idx], idx, self._parents, variances)
         f_parent = self._parent_f[idx]
-        bad_fitness = normalised_fitness(f_parent, f_children, self.best_f)
+        bad_fitness = normalised_fitness(f_parent, f_children, self._f_star)
         diversity = normalised_diversity(corr_parent, corr_child)
         lam = 1.0 + self.current_lambda_sigma() * self.rng.standard_normal()
         accept = lam * diversity > bad_fitness

@@ -20,6 +20,8 @@ class RandomSearch(Solver):
     """
 
     name = "random"
+    summary = "Gaussian sampling with a fixed step around the incumbent (baseline)"
+    supports = "real (int/cat rounded); batch = popsize; constraints: penalty"
 
     def _ask(self) -> np.ndarray:
         centre = self._best_x if math.isfinite(self._best_f) else self.x0

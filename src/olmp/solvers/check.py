@@ -1,0 +1,93 @@
+"""What ``olmp solvers`` shows: the solvers, their backends, and a quick check run."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from olmp.solvers.base import Solver, check_int
+
+
+def _registry() -> dict[str, type[Solver]]:
+    from olmp.solvers import SOLVERS  # the registry imports this module
+
+    return SOLVERS
+
+
+def describe_solvers() -> list[dict[str, Any]]:
+    """One record per registered solver: name, summary, supports, backend, installed."""
+    return [
+        {
+            "name": name,
+            "summary": cls.summary,
+            "supports": cls.supports,
+            "backend": cls.backend_package or "numpy only",
+            "extra": cls.extra,
+            "installed": cls.available(),
+            "install": None if cls.extra is None else cls.install_hint(),
+        }
+        for name, cls in _registry().items()
+    ]
+
+
+def check_solvers(
+    dim: int = 10, budget: int = 500, seed: int = 0, names: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Run every installed solver on a shifted sphere in ``[-5, 5]^dim`` and report.
+
+    The sphere is ``f(x) = sum((x - x*)**2)`` with ``x*`` drawn uniformly from
+    ``[-4, 4]^dim`` by ``seed``; every solver starts at the box centre with its default
+    settings and the same ``seed`` and spends ``budget`` evaluations.
+
+    Returns one record per solver (all registered ones, or ``names``): ``name``,
+    ``installed``, ``start`` (``f`` at the centre), ``best`` (``None`` when the solver did
+    not run), ``evaluations``, ``seconds`` and ``error`` (``None``, the install hint of a
+    missing backend, or the message of a failure).
+    """
+    dim = check_int("dim", dim, 1)
+    budget = check_int("budget", budget, 1)
+    seed = check_int("seed", seed, 0)
+    registry = _registry()
+    if names is not None:
+        unknown = [n for n in names if n not in registry]
+        if unknown:
+            from olmp.errors import unknown_choice
+
+            raise unknown_choice("solver", unknown[0], list(registry))
+    optimum = np.random.default_rng(seed).uniform(-4.0, 4.0, dim)
+    lower, upper = np.full(dim, -5.0), np.full(dim, 5.0)
+
+    def sphere(x: np.ndarray) -> np.ndarray:
+        return np.sum((x - optimum) ** 2, axis=1)
+
+    start = float(sphere(np.zeros((1, dim)))[0])
+    records = []
+    for name in names or list(registry):
+        cls = registry[name]
+        record: dict[str, Any] = {
+            "name": name,
+            "installed": cls.available(),
+            "start": start,
+            "best": None,
+            "evaluations": 0,
+            "seconds": None,
+            "error": None,
+        }
+        records.append(record)
+        if not record["installed"]:
+            record["error"] = f"not installed: {cls.install_hint()}"
+            continue
+        began = time.perf_counter()
+        try:
+            with cls(lower, upper, seed=seed) as solver:
+                _, best = solver.minimize(sphere, budget)
+                record["evaluations"] = solver.n_evaluations
+        except Exception as error:  # reported per solver; the others still run
+            record["error"] = f"{type(error).__name__}: {error}"
+        else:
+            record["best"] = best if math.isfinite(best) else None
+        record["seconds"] = round(time.perf_counter() - began, 3)
+    return records
