@@ -35,7 +35,7 @@ from olmp.errors import OlmpError
 from olmp.pruning.evaluate import PopulationEvaluator
 from olmp.pruning.layers import PrunableLayer
 from olmp.pruning.masks import apply_masks, magnitude_masks, remove_masks
-from olmp.training import TrainConfig, accuracy, train
+from olmp.training import TrainConfig, accuracy, model_device, train
 
 SPLITS = ("tune", "val", "test")
 
@@ -159,8 +159,6 @@ class SplitsTask(Task):
 
     def check(self, model: nn.Module, model_name: str) -> None:
         """The dataset's inputs must run through the model and give one logit per class."""
-        from olmp.training import model_device
-
         splits = self.splits
         probe = splits.val.x[:2].to(model_device(model))
         try:
