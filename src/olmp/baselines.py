@@ -178,18 +178,18 @@ def annealed_masks(
     nonzero = np.array([int(torch.count_nonzero(layer.module.weight)) for layer in layers])
     budget = keep * sizes.sum()
     scorer = task.population_scorer(model, layers, prune_biases=False)
+    # Sorted once per stage: keeping the k largest is then the threshold at index k - 1.
+    descending = [
+        torch.sort(layer.module.weight.detach().abs().flatten(), descending=True).values
+        for layer in layers
+    ]
 
     def counts_of(log_keep: np.ndarray) -> list[int]:
         fractions = rescale_keep(log_keep, sizes, budget)
         return [int(c) for c in np.clip(np.round(fractions * sizes), 1, nonzero)]
 
     def score(counts: list[int]) -> float:
-        thresholds = torch.stack(
-            [
-                torch.topk(layer.module.weight.detach().abs().flatten(), k).values.min()
-                for layer, k in zip(layers, counts, strict=True)
-            ]
-        )
+        thresholds = torch.stack([d[k - 1] for d, k in zip(descending, counts, strict=True)])
         return 100 * float(scorer(thresholds[None, :])[0])
 
     current = np.full(len(layers), math.log10(keep))

@@ -54,8 +54,9 @@ class SharedFirstLayer:
         weight = dense_tensor(layer, "weight").detach()
         self.shape = weight.shape
         self.flat = weight.flatten()
-        self.order = torch.argsort(self.flat.abs(), descending=True)
-        self.ascending = self.flat.abs()[self.order].flip(0).contiguous()
+        magnitude = self.flat.abs()
+        self.order = torch.argsort(magnitude, descending=True)
+        self.ascending = magnitude[self.order].flip(0).contiguous()
         self.bias = bias  # (bias, |bias|) when biases are pruned too
         self.plain_bias = None if layer.module.bias is None else layer.module.bias.detach()
         self.dense_fraction = dense_fraction
