@@ -17,7 +17,6 @@ slices between candidates — and cumulative sums (:class:`SharedFirstLayer`).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -47,52 +46,61 @@ class SharedFirstLayer:
         layer: PrunableLayer,
         inputs: list[torch.Tensor],
         bias: tuple[torch.Tensor, torch.Tensor] | None,
-        dense_fraction: float = 0.05,
+        dense_fraction: float = 0.12,
     ) -> None:
         self.layer = layer
-        self.inputs = inputs  # the layer's input for each data batch, (N, in_features)
+        # The layer's input for each data batch, stored transposed, (in_features, N): a
+        # sparse (out, in) @ dense (in, N) product is 3-6x faster with a contiguous
+        # right-hand side than with the transposed view of an (N, in) batch.
+        self.inputs_t = [x.T.contiguous() for x in inputs]
         weight = dense_tensor(layer, "weight").detach()
         self.shape = weight.shape
         self.flat = weight.flatten()
         magnitude = self.flat.abs()
         self.order = torch.argsort(magnitude, descending=True)
+        self.rank = torch.empty_like(self.order)  # each weight's position in that order
+        self.rank[self.order] = torch.arange(len(self.order))
         self.ascending = magnitude[self.order].flip(0).contiguous()
         self.bias = bias  # (bias, |bias|) when biases are pruned too
         self.plain_bias = None if layer.module.bias is None else layer.module.bias.detach()
+        # Above this fraction of the layer a dense product beats a sparse one (measured on
+        # one CPU core for LeNet-300-100's first layer: the two cross near 13 %).
         self.dense_fraction = dense_fraction
 
-    def _slice_product(self, x: torch.Tensor, start: int, end: int) -> torch.Tensor:
-        index = self.order[start:end]
+    def _slice_product(self, x_t: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        """(out_features, N): the product with the sorted weights ``start:end`` only."""
         out_features, in_features = self.shape
         if end - start > self.dense_fraction * self.flat.numel():
-            part = torch.zeros_like(self.flat)
-            part[index] = self.flat[index]
-            return x @ part.view(out_features, in_features).T
+            part = self.flat * ((self.rank >= start) & (self.rank < end))
+            return part.view(out_features, in_features) @ x_t
+        index = self.order[start:end]
         coordinates = torch.stack([index // in_features, index % in_features])
         part = torch.sparse_coo_tensor(
             coordinates, self.flat[index], (out_features, in_features), check_invariants=False
         )
-        with warnings.catch_warnings():  # "sparse CSR support is in beta": we checked it
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.sparse.mm(part.to_sparse_csr(), x.T).T
+        return torch.sparse.mm(part, x_t)
 
     def outputs(self, thresholds: torch.Tensor) -> list[torch.Tensor]:
-        """Per data batch, the layer's outputs for every candidate: (P, N, out_features)."""
+        """Per data batch, the layer's outputs for every candidate: (P, N, out_features),
+        a transposed view of the (P, out_features, N) products."""
         kept = self.ascending.numel() - torch.searchsorted(self.ascending, thresholds.contiguous())
         by_size = torch.argsort(kept)
         biases = self._biases(thresholds)
         results = []
-        for x in self.inputs:
-            out = torch.empty(len(thresholds), x.shape[0], self.shape[0], dtype=x.dtype)
-            running = torch.zeros(x.shape[0], self.shape[0], dtype=x.dtype)
+        for x_t in self.inputs_t:
+            out = torch.empty(len(thresholds), self.shape[0], x_t.shape[1], dtype=x_t.dtype)
+            running = torch.zeros(self.shape[0], x_t.shape[1], dtype=x_t.dtype)
             start = 0
             for p in by_size.tolist():
                 end = int(kept[p])
                 if end > start:
-                    running = running + self._slice_product(x, start, end)
+                    running += self._slice_product(x_t, start, end)
                     start = end
-                out[p] = running if biases is None else running + biases[p]
-            results.append(out)
+                if biases is None:
+                    out[p] = running
+                else:
+                    torch.add(running, biases[p].unsqueeze(1), out=out[p])
+            results.append(out.transpose(1, 2))
         return results
 
     def _biases(self, thresholds: torch.Tensor) -> torch.Tensor | None:
