@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import fresh_model
 from torch import nn
 
 from olmp.data import load_dataset
@@ -138,6 +139,38 @@ def test_batched_evaluation_equals_one_at_a_time(digits_model, prune_biases):
             acc = (model(splits.tune.x).argmax(1) == splits.tune.y).double().mean().item()
         remove_masks(layers, bake=False)
         assert a[p] == pytest.approx(acc)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_floor_stops_failing_candidates_early_and_decides_feasibility_exactly(
+    digits_reference, batched
+):
+    model, splits = fresh_model(digits_reference).eval(), digits_reference[1]
+    layers = find_prunable_layers(model)
+    param = KeepRatio([layer.module.weight.detach().abs() for layer in layers])
+    z = np.random.default_rng(0).uniform(-2.5, -0.5, size=(9, len(layers)))
+    thresholds = param.thresholds(z)
+    evaluator = PopulationEvaluator(
+        model, layers, splits.tune, batched=batched, batch_size=50, population_chunk=4
+    )
+    full = evaluator.accuracies(thresholds)
+    assert len(set(full.tolist())) > 3  # candidates differ, so the floor splits them
+    floor = float(np.median(full))
+    raced = evaluator.accuracies(thresholds, floor=floor)
+    passing = full >= floor
+    assert passing.any() and (~passing).any()
+    assert np.array_equal(raced[passing], full[passing])
+    assert (raced[~passing] < floor).all()
+    # An unreachable floor: every candidate stops after the first batch of 50 samples, and
+    # its estimate is its accuracy on that batch.
+    x, y = splits.tune.x[:50], splits.tune.y[:50]
+    first_batch = []
+    for row in thresholds:
+        apply_masks(layers, magnitude_masks(layers, row), straight_through=False)
+        with torch.no_grad():
+            first_batch.append((model(x).argmax(1) == y).double().mean().item())
+        remove_masks(layers, bake=False)
+    assert np.allclose(evaluator.accuracies(thresholds, floor=0.99), first_batch)
 
 
 def test_convolutional_evaluation_on_cpu_goes_channels_last():

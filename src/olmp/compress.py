@@ -8,7 +8,8 @@ One round:
    keeps when its tune-split accuracy is at least ``reference tune accuracy -
    search_tolerance``, and ``1 + shortfall`` otherwise (worse than any feasible candidate,
    but still pointing towards feasibility). On a GPU a population is evaluated in one
-   batched pass.
+   batched pass; a candidate stops being evaluated once it has made too many errors to
+   be feasible (its shortfall is then estimated from the samples it saw).
 2. **Adjust.** Retrain through ``W ⊙ M``: with the masks frozen (``adjust="finetune"``,
    the default), or as Dynamic Network Surgery (``adjust="dns"``: straight-through
    gradients to every weight, masks re-derived with hysteresis — prune at
@@ -445,7 +446,7 @@ class Compressor:
         def fitness(z: np.ndarray) -> np.ndarray:
             thresholds = param.thresholds(z)
             size = (param.kept_counts(thresholds).sum(1).double() / total).numpy()
-            acc = scorer(thresholds)
+            acc = scorer(thresholds, floor=required)
             values = np.where(acc >= required, size, 1.0 + np.maximum(required - acc, 0.0))
             i = int(np.argmin(values))
             if values[i] < best["fitness"]:

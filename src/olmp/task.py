@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -39,8 +39,16 @@ from olmp.training import TrainConfig, accuracy, model_device, train
 
 SPLITS = ("tune", "val", "test")
 
-#: ``scorer(thresholds)``: thresholds of shape (P, layers) in, P scores out.
-PopulationScorer = Callable[[torch.Tensor], np.ndarray]
+
+class PopulationScorer(Protocol):
+    """``scorer(thresholds, floor=None)``: thresholds of shape (P, layers) in, P scores out.
+
+    ``floor`` is the score the search needs; a scorer may stop evaluating a candidate once
+    it is certain to fall below it and return an estimate that is also below it
+    (:meth:`olmp.pruning.evaluate.PopulationEvaluator.accuracies` does), or ignore it.
+    """
+
+    def __call__(self, thresholds: torch.Tensor, floor: float | None = None) -> np.ndarray: ...
 
 
 class Task(abc.ABC):
@@ -68,9 +76,10 @@ class Task(abc.ABC):
     def population_scorer(
         self, model: nn.Module, layers: list[PrunableLayer], prune_biases: bool
     ) -> PopulationScorer:
-        """Tune-split scores of candidate thresholds, one candidate at a time."""
+        """Tune-split scores of candidate thresholds, one candidate at a time (every
+        candidate scored in full: ``floor`` is not used)."""
 
-        def scores(thresholds: torch.Tensor) -> np.ndarray:
+        def scores(thresholds: torch.Tensor, floor: float | None = None) -> np.ndarray:
             values = []
             for row in thresholds:
                 apply_masks(layers, magnitude_masks(layers, row, prune_biases), False)

@@ -17,6 +17,7 @@ slices between candidates — and cumulative sums (:class:`SharedFirstLayer`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -224,20 +225,33 @@ class PopulationEvaluator:
         return stacked
 
     @torch.inference_mode()
-    def accuracies(self, thresholds: torch.Tensor) -> np.ndarray:
-        """Accuracy of each candidate; ``thresholds`` has shape (P, number of layers)."""
+    def accuracies(self, thresholds: torch.Tensor, floor: float | None = None) -> np.ndarray:
+        """Accuracy of each candidate; ``thresholds`` has shape (P, number of layers).
+
+        With ``floor``, a candidate stops being evaluated as soon as its errors on the
+        batches seen so far rule out an accuracy of at least ``floor`` on the whole split;
+        its accuracy is then the fraction it got right on the samples it saw, which is
+        below ``floor`` too. So whether a candidate reaches ``floor`` is always decided
+        exactly; only how far a failing one falls short is an estimate.
+        """
         self.model.eval()
-        results = []
+        # A candidate that has made more errors than this cannot reach the floor.
+        allowed = math.inf if floor is None else (1.0 - floor) * self.n_samples + 1e-6
+        correct, seen = [], []
         for start in range(0, len(thresholds), self.population_chunk):
             chunk = thresholds[start : start + self.population_chunk]
-            results.append(self._chunk_correct(self._masked_tensors(chunk), chunk))
-        return torch.cat(results).double().numpy() / self.n_samples
+            c, n = self._chunk_counts(self._masked_tensors(chunk), chunk, allowed)
+            correct.append(c)
+            seen.append(n)
+        return (torch.cat(correct).double() / torch.cat(seen).double()).numpy()
 
-    def _chunk_correct(
-        self, stacked: dict[str, torch.Tensor], thresholds: torch.Tensor
-    ) -> torch.Tensor:
+    def _chunk_counts(
+        self, stacked: dict[str, torch.Tensor], thresholds: torch.Tensor, allowed: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Correct predictions and samples seen per candidate (see :meth:`accuracies`)."""
         population = len(thresholds)
         correct = torch.zeros(population, dtype=torch.long)
+        seen = torch.zeros(population, dtype=torch.long)
         if self.batched:
 
             def predict(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -245,24 +259,38 @@ class PopulationEvaluator:
 
             batched_predict = torch.vmap(predict, in_dims=(0, None))
             for x, y in self.batches:
-                correct += (batched_predict(stacked, x) == y).sum(dim=1).cpu()
-        elif self.shared is not None:
+                active = torch.nonzero(seen - correct <= allowed).flatten()
+                if len(active) == 0:
+                    break
+                on_device = active.to(y.device)
+                params = {name: t[on_device] for name, t in stacked.items()}
+                correct[active] += (batched_predict(params, x) == y).sum(dim=1).cpu()
+                seen[active] += len(y)
+            return correct, seen
+        shared_outputs = None
+        if self.shared is not None:
             shared_outputs = self.shared.outputs(thresholds[:, self.shared_index])
-            module = self.shared.layer.module
-            for p in range(population):
-                params = {name: t[p] for name, t in stacked.items()}
-                for (x, y), outputs in zip(self.batches, shared_outputs, strict=True):
-                    # The shared layer's output is already known: answer it, skip the product.
-                    module.forward = lambda *_, out=outputs[p]: out
-                    try:
-                        predicted = functional_call(self.model, params, (x,)).argmax(dim=-1)
-                    finally:
-                        del module.forward
-                    correct[p] += int((predicted == y).sum())
-        else:
-            for p in range(population):
-                params = {name: self._layout(t[p]) for name, t in stacked.items()}
-                for x, y in self.batches:
-                    predicted = functional_call(self.model, params, (x,)).argmax(dim=-1)
-                    correct[p] += int((predicted == y).sum())
-        return correct
+        for p in range(population):
+            params = {name: self._layout(t[p]) for name, t in stacked.items()}
+            for b, (x, y) in enumerate(self.batches):
+                if seen[p] - correct[p] > allowed:
+                    break
+                shared = None if shared_outputs is None else shared_outputs[b][p]
+                predicted = self._predict(params, x, shared)
+                correct[p] += int((predicted == y).sum())
+                seen[p] += len(y)
+        return correct, seen
+
+    def _predict(
+        self, params: dict[str, torch.Tensor], x: torch.Tensor, shared: torch.Tensor | None
+    ) -> torch.Tensor:
+        """One candidate's predicted classes for batch ``x``; ``shared``: the shared first
+        layer's output for it, answered in place of that layer's product."""
+        if shared is None:
+            return functional_call(self.model, params, (x,)).argmax(dim=-1)
+        module = self.shared.layer.module
+        module.forward = lambda *_: shared
+        try:
+            return functional_call(self.model, params, (x,)).argmax(dim=-1)
+        finally:
+            del module.forward
