@@ -195,6 +195,7 @@ def olmp_round(args: argparse.Namespace, solvers: list[str]) -> dict[str, Any]:
     """One search round from the dense reference, as ``olmp compress`` runs it, per solver."""
     import torch
 
+    from olmp.compress import search_fitness
     from olmp.pruning.evaluate import PopulationEvaluator
     from olmp.pruning.layers import find_prunable_layers
     from olmp.pruning.masks import dense_tensor
@@ -218,7 +219,7 @@ def olmp_round(args: argparse.Namespace, solvers: list[str]) -> dict[str, Any]:
             thresholds = param.thresholds(z)
             size = (param.kept_counts(thresholds).sum(1).double() / total).numpy()
             acc = evaluator.accuracies(thresholds)
-        return np.where(acc >= required, size, 1.0 + np.maximum(required - acc, 0.0))
+        return search_fitness(size, acc, required)
 
     runs = []
     for name in solvers:

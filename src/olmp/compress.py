@@ -271,6 +271,13 @@ def adjust(
         remove_masks(layers, bake=False)
 
 
+def search_fitness(size: np.ndarray, score: np.ndarray, required: float) -> np.ndarray:
+    """The search's objective, to minimise: the kept fraction ``size`` of a candidate whose
+    tune ``score`` reaches ``required``, else ``1 + shortfall`` — worse than any feasible
+    candidate, yet still telling the solver which infeasible one is closer."""
+    return np.where(score >= required, size, 1.0 + np.maximum(required - score, 0.0))
+
+
 def keep_fractions(layers: list[PrunableLayer], masks: Masks) -> np.ndarray:
     """Fraction of each layer's weights that ``masks`` keep."""
     return np.array([r["kept_weights"] / r["total_weights"] for r in layer_counts(layers, masks)])
@@ -447,7 +454,7 @@ class Compressor:
             thresholds = param.thresholds(z)
             size = (param.kept_counts(thresholds).sum(1).double() / total).numpy()
             acc = scorer(thresholds, floor=required)
-            values = np.where(acc >= required, size, 1.0 + np.maximum(required - acc, 0.0))
+            values = search_fitness(size, acc, required)
             i = int(np.argmin(values))
             if values[i] < best["fitness"]:
                 best.update(fitness=float(values[i]), z=np.array(z[i]), accuracy=float(acc[i]))
