@@ -8,7 +8,9 @@ and seed ``instance``. It records best-so-far ``f - f_opt`` against evaluations,
 markdown table of the median (min-max) final ``f - f_opt`` over instances, and writes
 convergence plots. ``--quick``: dimensions 2 and 10, 2 instances, 50 evaluations per
 variable. A run that passes ``--time-limit`` seconds stops at the end of its current batch
-and is marked ``*`` (MADS through NOMAD 4.6 is very slow beyond about 20 variables).
+and is marked ``*`` (MADS through NOMAD 4.6 is very slow beyond about 20 variables); for
+rows with such a run a second table compares every solver after the fewest evaluations
+any run of the row spent, and the convergence curves stop where each run stopped.
 
 (b) ``--olmp --weights L5.safetensors``: one OLMP search round on a trained LeNet-5 /
 fashion-mnist reference (``olmp train --model lenet-5 --dataset fashion-mnist --out
@@ -21,6 +23,7 @@ best feasible candidate against candidate evaluations.
     python benchmarks/solvers.py --quick
     python benchmarks/solvers.py --solvers cmaes tpe --dims 10 --instances 3
     python benchmarks/solvers.py --olmp --weights l5.safetensors --olmp-evaluations 300
+    python benchmarks/solvers.py --report benchmarks/results/solvers_bbob.json  # tables again
 
 Results go to ``benchmarks/results/solvers_bbob[_quick].json`` / ``..._convergence.png``
 and ``solvers_olmp_lenet-5.json`` / ``.png``.
@@ -33,6 +36,7 @@ import json
 import math
 import statistics
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -144,16 +148,46 @@ def bbob_table(runs: list[dict[str, Any]], solvers: list[str]) -> str:
     return "\n".join(lines)
 
 
-def median_curve(traces: list[list[tuple[int, float]]], budget: int) -> tuple[list, list]:
-    """Median over runs of best-so-far at log-spaced evaluation counts."""
+def best_at(points: list[tuple[int, float]], evaluations: int) -> float:
+    """Best-so-far value of a trace after ``evaluations`` evaluations (inf before any)."""
+    values = [v for e, v in points if e <= evaluations]
+    return values[-1] if values else math.inf
+
+
+def equal_budget_table(runs: list[dict[str, Any]], solvers: list[str]) -> str | None:
+    """Markdown, for the function/dim rows where some run hit the time limit: every
+    solver's f - f_opt after the fewest evaluations any run of that row spent, so the
+    row compares equal budgets. None when no run was stopped."""
+    lines = [
+        "| function | dim | evaluations | " + " | ".join(solvers) + " |",
+        "|---|---|---|" + "---|" * len(solvers),
+    ]
+    keys = sorted({(r["function"], r["dim"]) for r in runs if r["stopped_by_time"]})
+    for fid, dim in keys:
+        row = [r for r in runs if (r["function"], r["dim"]) == (fid, dim)]
+        common = min(r["evaluations"] for r in row)
+        cells = [
+            spread([max(best_at(r["trace"], common), 0.0) for r in row if r["solver"] == n], ".1e")
+            for n in solvers
+        ]
+        lines.append(f"| f{fid} {FUNCTIONS[fid]} | {dim} | {common} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) if keys else None
+
+
+def median_curve(runs: list[dict[str, Any]], budget: int) -> tuple[list, list]:
+    """Median over runs of best-so-far at log-spaced evaluation counts; a run stopped by
+    the time limit counts only up to the evaluations it spent."""
     grid = np.unique(np.geomspace(1, budget, 60).astype(int))
     curves = []
-    for points in traces:
-        evals = np.array([e for e, _ in points])
-        values = np.array([v for _, v in points])
+    for run in runs:
+        evals = np.array([e for e, _ in run["trace"]])
+        values = np.array([v for _, v in run["trace"]])
         idx = np.searchsorted(evals, grid, side="right") - 1
-        curves.append(np.where(idx >= 0, values[np.maximum(idx, 0)], np.nan))
-    return grid.tolist(), np.nanmedian(np.array(curves), axis=0).tolist()
+        curve = np.where(idx >= 0, values[np.maximum(idx, 0)], np.nan)
+        curves.append(np.where(grid <= run["evaluations"], curve, np.nan))
+    with warnings.catch_warnings():  # columns past every run's end are all-NaN: left blank
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return grid.tolist(), np.nanmedian(np.array(curves), axis=0).tolist()
 
 
 def bbob_plot(runs: list[dict[str, Any]], solvers: list[str], path: Path) -> None:
@@ -176,7 +210,7 @@ def bbob_plot(runs: list[dict[str, Any]], solvers: list[str], path: Path) -> Non
                 ]
                 if not mine:
                     continue
-                grid, curve = median_curve([r["trace"] for r in mine], mine[0]["budget"])
+                grid, curve = median_curve(mine, mine[0]["budget"])
                 ax.plot(grid, np.maximum(curve, 1e-12), label=name)
             ax.set(xscale="log", yscale="log", title=f"f{fid} {FUNCTIONS[fid]}, {dim}-D")
             ax.set_xlabel("evaluations")
@@ -289,6 +323,22 @@ def olmp_plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def report_bbob(result: dict[str, Any], plot_path: Path) -> None:
+    """Print part (a)'s tables and draw its convergence plot from its JSON record."""
+    runs, solvers = result["runs"], result["solvers"]
+    bbob_plot(runs, solvers, plot_path)
+    print("\nmedian (min-max) over instances of the final f - f_opt; * = time limit hit\n")
+    print(bbob_table(runs, solvers))
+    equal = equal_budget_table(runs, solvers)
+    if equal:
+        print("\nrows with a time-limited run, every solver after the same evaluations:\n")
+        print(equal)
+    seconds = {
+        n: statistics.median(r["seconds"] for r in runs if r["solver"] == n) for n in solvers
+    }
+    print("\nmedian seconds per run: " + ", ".join(f"{n} {s:.2f}" for n, s in seconds.items()))
+
+
 # -- command line -----------------------------------------------------------------------------
 
 
@@ -306,6 +356,9 @@ def main() -> None:
         "--time-limit", type=float, default=300.0, help="seconds per run (default 300)"
     )
     parser.add_argument("--no-bbob", action="store_true", help="skip part (a)")
+    parser.add_argument(
+        "--report", type=Path, metavar="JSON", help="(a) tables and plot from a saved record"
+    )
     parser.add_argument("--olmp", action="store_true", help="run part (b); needs --weights")
     parser.add_argument("--weights", help="(b) trained LeNet-5 / fashion-mnist checkpoint")
     parser.add_argument("--data-dir", help="(b) folder searched first for dataset files")
@@ -326,6 +379,10 @@ def main() -> None:
     solvers = [n for n in (args.solvers or SOLVERS) if SOLVERS[n].available()]
     missing = [n for n in (args.solvers or SOLVERS) if n not in solvers]
 
+    if args.report:
+        plot_path = args.report.with_name(f"{args.report.stem}_convergence.png")
+        report_bbob(json.loads(args.report.read_text()), plot_path)
+        return
     info = machine()
     print(
         f"`{info['command']}` — {info['date']}, commit {info['commit']}, {info['cpu']}, "
@@ -346,14 +403,7 @@ def main() -> None:
         config = {k: getattr(args, k) for k in ("functions", "dims", "instances", "budget_per_dim")}
         result.update(machine=info, config=config, solvers=solvers)
         (RESULTS / f"solvers_bbob{tag}.json").write_text(json.dumps(result, indent=1))
-        bbob_plot(result["runs"], solvers, RESULTS / f"solvers_bbob{tag}_convergence.png")
-        print("\nmedian (min-max) over instances of the final f - f_opt; * = time limit hit\n")
-        print(bbob_table(result["runs"], solvers))
-        seconds = {
-            n: statistics.median(r["seconds"] for r in result["runs"] if r["solver"] == n)
-            for n in solvers
-        }
-        print("\nmedian seconds per run: " + ", ".join(f"{n} {s:.2f}" for n, s in seconds.items()))
+        report_bbob(result, RESULTS / f"solvers_bbob{tag}_convergence.png")
 
     if args.olmp:
         print(f"\n(b) one OLMP search round from {args.weights}\n", flush=True)
