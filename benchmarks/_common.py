@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -87,7 +88,7 @@ def olmp_run(
     when they exist (an interrupted run resumes), so scripts that need the same runs share
     them. Returns ``(run folder, result record, reference metadata)``.
     """
-    from dataclasses import replace
+    from dataclasses import asdict, replace
 
     from olmp.compress import STATE_JSON, CompressConfig, compress
     from olmp.reference import load_weights
@@ -106,6 +107,14 @@ def olmp_run(
     tag = "".join(f"_{k}-{v}" for k, v in sorted(overrides.items())) or "_defaults"
     run_dir = Path(workdir) / f"run-{model}-{dataset}{tag}_seed-{seed}"
     resume = (run_dir / STATE_JSON).is_file()
+    if resume:
+        saved = CompressConfig.from_dict(json.loads((run_dir / STATE_JSON).read_text())["config"])
+        if saved != config:
+            changed = sorted(k for k, v in asdict(saved).items() if getattr(config, k) != v)
+            raise SystemExit(
+                f"{run_dir} holds a run with other settings ({', '.join(changed)}), made "
+                "before the defaults changed; delete it or use another --workdir"
+            )
     _, result = compress(
         net,
         splits,

@@ -276,3 +276,11 @@ def test_a_solver_without_its_backend_is_refused_at_the_door(monkeypatch):
     monkeypatch.setattr(SOLVERS["tpe"], "available", classmethod(lambda cls: False))
     with pytest.raises(OlmpError, match=r"solver 'tpe' needs .*pip install 'olmp\[tpe\]'"):
         CompressConfig(solver="tpe")
+
+
+def test_config_recorded_before_a_field_existed_keeps_the_old_behaviour():
+    record = CompressConfig(max_rounds=7).to_dict()
+    assert CompressConfig.from_dict(record) == CompressConfig(max_rounds=7)
+    del record["backtrack_after"]  # runs recorded before backtracking existed never did it
+    old = CompressConfig.from_dict(record)
+    assert old.backtrack_after is None and old.max_rounds == 7

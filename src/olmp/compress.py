@@ -75,6 +75,9 @@ PRUNED_CHECKPOINT = "pruned.safetensors"
 HISTORY_JSON = "history.json"
 PLOT_PNG = "progress.png"
 ADJUST_MODES = ("dns", "finetune")
+#: CompressConfig fields added after runs were already being recorded, with the value that
+#: reproduces what a run recorded without the field did.
+FIELDS_ADDED_LATER: dict[str, Any] = {"backtrack_after": None}
 
 
 @dataclass(frozen=True)
@@ -195,11 +198,18 @@ class CompressConfig:
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> CompressConfig:
-        """Rebuild a config from :meth:`to_dict` output (lists back to tuples)."""
+        """Rebuild a config from :meth:`to_dict` output (lists back to tuples).
+
+        A field the record lacks, because it was written before the field existed, gets
+        the value that reproduces how such runs behaved (:data:`FIELDS_ADDED_LATER`), not
+        today's default: a resumed old run ends as it would have.
+        """
         known = {f.name for f in fields(cls)}
         values = {
             k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in known
         }
+        for name, old_behaviour in FIELDS_ADDED_LATER.items():
+            values.setdefault(name, old_behaviour)
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
