@@ -24,6 +24,7 @@ best feasible candidate against candidate evaluations.
     python benchmarks/solvers.py --solvers cmaes tpe --dims 10 --instances 3
     python benchmarks/solvers.py --olmp --weights l5.safetensors --olmp-evaluations 300
     python benchmarks/solvers.py --report benchmarks/results/solvers_bbob.json  # tables again
+    python benchmarks/solvers.py --report benchmarks/results/solvers_olmp_lenet-5.json
 
 Results go to ``benchmarks/results/solvers_bbob[_quick].json`` / ``..._convergence.png``
 and ``solvers_olmp_lenet-5.json`` / ``.png``.
@@ -290,13 +291,27 @@ def olmp_round(args: argparse.Namespace, solvers: list[str]) -> dict[str, Any]:
 
 
 def olmp_table(result: dict[str, Any]) -> str:
+    """Markdown: each solver's best feasible compression at its end, and after the fewest
+    evaluations any solver spent (the equal-budget column when a time limit cut runs)."""
+    common = min(r["evaluations"] for r in result["runs"])
     lines = [
-        "| solver | compression (best feasible) | evaluations | seconds |",
-        "|---|---|---|---|",
+        f"| solver | compression (best feasible) | after {common} evaluations "
+        "| evaluations | seconds |",
+        "|---|---|---|---|---|",
     ]
+
+    def shown(ratio: float | None) -> str:
+        return "-" if ratio is None else f"{ratio:.1f}x"
+
     for r in result["runs"]:
-        ratio = "-" if r["compression"] is None else f"{r['compression']:.1f}x"
-        lines.append(f"| {r['solver']} | {ratio} | {r['evaluations']} | {r['seconds']:.0f} |")
+        # best_at minimises, so rank feasible compressions by their inverse
+        points = [(e, 1.0 / c) for e, c in r["trace"] if c is not None]
+        size = best_at(points, common)
+        at_common = None if math.isinf(size) else 1.0 / size
+        lines.append(
+            f"| {r['solver']} | {shown(r['compression'])} | {shown(at_common)} "
+            f"| {r['evaluations']} | {r['seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -353,11 +368,17 @@ def main() -> None:
     parser.add_argument("--instances", type=int, help="instances 1..N (default 5; quick: 2)")
     parser.add_argument("--budget-per-dim", type=int, help="default 100 (quick: 50)")
     parser.add_argument(
-        "--time-limit", type=float, default=300.0, help="seconds per run (default 300)"
+        "--time-limit",
+        type=float,
+        default=300.0,
+        help="seconds per run, (b) included (default 300)",
     )
     parser.add_argument("--no-bbob", action="store_true", help="skip part (a)")
     parser.add_argument(
-        "--report", type=Path, metavar="JSON", help="(a) tables and plot from a saved record"
+        "--report",
+        type=Path,
+        metavar="JSON",
+        help="tables and plot again from a saved (a) or (b) record",
     )
     parser.add_argument("--olmp", action="store_true", help="run part (b); needs --weights")
     parser.add_argument("--weights", help="(b) trained LeNet-5 / fashion-mnist checkpoint")
@@ -380,8 +401,12 @@ def main() -> None:
     missing = [n for n in (args.solvers or SOLVERS) if n not in solvers]
 
     if args.report:
-        plot_path = args.report.with_name(f"{args.report.stem}_convergence.png")
-        report_bbob(json.loads(args.report.read_text()), plot_path)
+        record = json.loads(args.report.read_text())
+        if "layers" in record:  # part (b)'s record
+            olmp_plot(record, args.report.with_suffix(".png"))
+            print(olmp_table(record))
+        else:
+            report_bbob(record, args.report.with_name(f"{args.report.stem}_convergence.png"))
         return
     info = machine()
     print(
