@@ -54,6 +54,21 @@ def test_global_masks_keep_the_globally_largest(trained):
     assert all(torch.equal(layer.module.weight == 0, ~masks[layer.weight_name]) for layer in layers)
 
 
+def test_global_masks_accept_channels_last_conv_weights():
+    # training a conv net on a CPU leaves its weights channels-last (not contiguous)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3)
+    ).to(memory_format=torch.channels_last)
+    assert not model[0].weight.is_contiguous()
+    layers = find_prunable_layers(model)
+    dense = {layer.weight_name: layer.module.weight.detach().clone() for layer in layers}
+    masks = global_masks(layers, 0.2)
+    kept = torch.cat([dense[k].abs()[m] for k, m in masks.items()])
+    pruned = torch.cat([dense[k].abs()[~m] for k, m in masks.items()])
+    assert kept.numel() == round(0.2 * (72 + 432)) and kept.min() >= pruned.max()
+
+
 def test_uniform_masks_keep_the_same_fraction_per_layer(trained):
     layers = find_prunable_layers(_model(trained))
     masks = uniform_masks(layers, 0.1)

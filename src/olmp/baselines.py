@@ -134,6 +134,11 @@ def global_masks(layers: list[PrunableLayer], keep: float) -> Masks:
     """One magnitude threshold across all layers, via ``prune.global_unstructured``."""
     total = sum(layer.n_weights for layer in layers)
     parameters = [(layer.module, "weight") for layer in layers]
+    # Training leaves conv weights channels-last, which global_unstructured cannot flatten
+    # (it views each weight and its default mask as 1-D): give it the same values in
+    # contiguous strides. Training switches the layout back when it next runs.
+    for layer in layers:
+        layer.module.weight.data = layer.module.weight.data.contiguous()
     prune.global_unstructured(
         parameters,
         pruning_method=prune.L1Unstructured,
