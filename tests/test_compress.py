@@ -97,6 +97,10 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
         ({"tolerance": 1.0}, r"tolerance must be in \[0, 1\), got 1.0"),
         ({"solver": "adam"}, r"unknown solver 'adam'; choose one of: cmaes, ncs, random"),
         ({"backtrack_after": 0}, r"backtrack_after must be at least 1 or None, got 0"),
+        (
+            {"backtracks_per_best": -1},
+            r"backtracks_per_best must be at least 0 or None, got -1",
+        ),
     ],
 )
 def test_bad_config(options, message):
@@ -270,6 +274,31 @@ def test_backtracking_goes_back_to_the_best_and_halves_the_search_tolerance(refe
     assert resumed["compression_ratio"] == full["compression_ratio"]
 
 
+@pytest.mark.parametrize("retries", [0, 1])
+def test_the_run_ends_when_backtracking_to_the_same_best_keeps_failing(reference, retries):
+    """Rounds that fail val after ``retries`` returns to one best network end the run,
+    and the result says so."""
+    options = {**FAST, "tolerance": 0.0, "search_tolerance": 0.2, "max_rounds": 12}
+    config = CompressConfig(**options, backtrack_after=2, backtracks_per_best=retries, patience=12)
+    _, result = compress(_model(reference), reference[1], config)
+    history = result["history"]
+    assert result["stop_reason"] == "backtracks_per_best", [h["val_accuracy"] for h in history]
+    assert result["rounds"] < 12
+    # the last two rounds failed val, and the best had already been gone back to `retries` times
+    assert all(not h["new_best"] for h in history[-2:])
+    assert all(h["val_accuracy"] < result["reference_val_accuracy"] for h in history[-2:])
+    last_best = max((h["round"] for h in history if h["new_best"]), default=0)
+    backtracks = [h for h in history if h["backtracked_to"] is not None]
+    assert [h["backtracked_to"] for h in backtracks if h["round"] > last_best] == [
+        last_best
+    ] * retries
+
+
+def test_a_run_records_which_budget_ended_it(reference):
+    _, result = compress(_model(reference), reference[1], CompressConfig(**FAST))
+    assert result["rounds"] == FAST["max_rounds"] and result["stop_reason"] == "max_rounds"
+
+
 def test_a_solver_without_its_backend_is_refused_at_the_door(monkeypatch):
     from olmp.solvers import SOLVERS
 
@@ -282,5 +311,7 @@ def test_config_recorded_before_a_field_existed_keeps_the_old_behaviour():
     record = CompressConfig(max_rounds=7).to_dict()
     assert CompressConfig.from_dict(record) == CompressConfig(max_rounds=7)
     del record["backtrack_after"]  # runs recorded before backtracking existed never did it
+    del record["backtracks_per_best"]  # ... nor stopped it
     old = CompressConfig.from_dict(record)
-    assert old.backtrack_after is None and old.max_rounds == 7
+    assert old.backtrack_after is None and old.backtracks_per_best is None
+    assert old.max_rounds == 7

@@ -136,6 +136,7 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
         "max_rounds": args.rounds,
         "patience": args.patience,
         "backtrack_after": args.backtrack_after,
+        "backtracks_per_best": args.backtracks_per_best,
         "max_evaluations": args.max_evaluations,
         "max_time_s": args.time_limit,
         "adjust": args.adjust,
@@ -197,7 +198,8 @@ def _run_compression(
     Console().print(layer_rich_table(result))
     Console().print(summary_line(result), soft_wrap=True, highlight=False)
     _explain_selection(result)
-    console.print(f"done in {result['wall_time_s']:.0f} s; results in {run_dir}")
+    ended = f", rounds ended by {result['stop_reason']}" if result.get("stop_reason") else ""
+    console.print(f"done in {result['wall_time_s']:.0f} s{ended}; results in {run_dir}")
     console.print(
         f"next: olmp report {run_dir}   (plots) · "
         f"olmp export {run_dir} --out pruned.olmp.safetensors   (a small file)",
@@ -313,6 +315,7 @@ def _report(args: argparse.Namespace) -> int:
             f"{result['solver']}, seed {result['seed']}: best of {result['rounds']} rounds "
             f"is round {result['best_round']}"
             + (" (fine-tuned at the end)" if result.get("best_fine_tuned") else "")
+            + (f"; rounds ended by {result['stop_reason']}" if result.get("stop_reason") else "")
             + f"; {result['evaluations']:,} candidate evaluations, "
             f"{result['wall_time_s']:.0f} s"
         )
@@ -511,6 +514,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="after N rounds failing val, resume from the best with half the search "
         "tolerance (default 3)",
+    )
+    budget.add_argument(
+        "--backtracks-per-best",
+        type=int,
+        metavar="N",
+        help="end the run when rounds fail again after N returns to the same best "
+        "network (default 1)",
     )
     budget.add_argument("--evaluations-per-round", type=int, help="candidates per search")
     budget.add_argument("--max-evaluations", type=int, help="total candidate evaluations")

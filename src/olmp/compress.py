@@ -17,8 +17,11 @@ One round:
 3. **Select.** Measure val accuracy of ``W ⊙ M``; the smallest network whose val accuracy
    is at least ``reference val accuracy - tolerance`` is the best so far (keep-best).
 
-Rounds stop when the network has not shrunk by 1 % for ``patience`` rounds, or a budget
-(rounds, candidate evaluations, wall time) is spent. Then the last network and the best one
+After ``backtrack_after`` rounds in a row that fail the val rule, the run goes back to the
+best network and searches with half the tolerance. Rounds stop when the network has not
+shrunk by 1 % for ``patience`` rounds, when rounds fail again after ``backtracks_per_best``
+returns to the same best network, or when a budget (rounds, candidate evaluations, wall
+time) is spent; the result's ``stop_reason`` names which. Then the last network and the best one
 are fine-tuned with frozen masks and the best by val accuracy wins. The test split is read
 once, for the report.
 
@@ -77,7 +80,7 @@ PLOT_PNG = "progress.png"
 ADJUST_MODES = ("dns", "finetune")
 #: CompressConfig fields added after runs were already being recorded, with the value that
 #: reproduces what a run recorded without the field did.
-FIELDS_ADDED_LATER: dict[str, Any] = {"backtrack_after": None}
+FIELDS_ADDED_LATER: dict[str, Any] = {"backtrack_after": None, "backtracks_per_best": None}
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,12 @@ class CompressConfig:
             steps from the last network that held its accuracy (``None``: never). Measured
             in BENCHMARKS.md: on fashion-mnist it lifts LeNet-300-100 from 9.3× to 15.1×
             (median of two seeds) in a third of the time; on mnist-5k the median stays.
+        backtracks_per_best: how often the run may go back to the same best network; when
+            the rounds after the last of them fail the val rule again, the run ends
+            (``None``: no limit). Each halving makes the search stricter than tune
+            accuracy can measure, and then it keeps weights rather than pruning them: in
+            BENCHMARKS.md, unlimited retries spent the last seven of 35 LeNet-5 rounds
+            growing the network from 39× back to 1.1×.
         max_evaluations: total candidate evaluation budget (``None``: no limit).
         max_time_s: wall-time budget for the rounds, in seconds (``None``: no limit).
         adjust: how a round retrains: ``finetune`` (masks frozen; the default, because it
@@ -134,6 +143,7 @@ class CompressConfig:
     max_rounds: int = 60
     patience: int = 8
     backtrack_after: int | None = 3
+    backtracks_per_best: int | None = 1
     max_evaluations: int | None = None
     max_time_s: float | None = None
     adjust: str = "finetune"
@@ -185,6 +195,10 @@ class CompressConfig:
             raise OlmpError(
                 f"backtrack_after must be at least 1 or None, got {self.backtrack_after}"
             )
+        if self.backtracks_per_best is not None and self.backtracks_per_best < 0:
+            raise OlmpError(
+                f"backtracks_per_best must be at least 0 or None, got {self.backtracks_per_best}"
+            )
         if not 0 < self.search_step <= 1:
             raise OlmpError(f"search_step must be in (0, 1], got {self.search_step}")
         if self.adjust not in ADJUST_MODES:
@@ -228,6 +242,8 @@ class RunState:
     smallest_size: float = 1.0
     failed_rounds: int = 0  # rounds in a row that failed the val rule
     search_tolerance: float | None = None  # the current one, once backtracking halved it
+    backtracks_to_best: int = 0  # times the run went back to the current best network
+    stop_reason: str | None = None  # which rule or budget ended the rounds
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=dict)  # size, val accuracy, round
     final_attempts: list[dict[str, Any]] = field(default_factory=list)
@@ -429,13 +445,21 @@ class Compressor:
         """The task's score of the current ``W ⊙ M`` on ``split``."""
         return masked_score(self.task, self.model, self.layers, self.masks, split)
 
-    def _budget_left(self) -> bool:
+    def _stop_reason(self) -> str | None:
+        """The config field whose rule or budget ends the rounds now (``None``: go on)."""
         cfg, s = self.config, self.state
-        if s.round >= cfg.max_rounds or s.stale_rounds >= cfg.patience:
-            return False
-        if cfg.max_evaluations is not None and s.evaluations >= cfg.max_evaluations:
-            return False
-        return cfg.max_time_s is None or s.elapsed_s < cfg.max_time_s
+        retries = cfg.backtracks_per_best
+        ended = {
+            "max_rounds": s.round >= cfg.max_rounds,
+            "patience": s.stale_rounds >= cfg.patience,
+            "backtracks_per_best": self._backtrack_due()
+            and retries is not None
+            and s.backtracks_to_best >= retries,
+            "max_evaluations": cfg.max_evaluations is not None
+            and s.evaluations >= cfg.max_evaluations,
+            "max_time_s": cfg.max_time_s is not None and s.elapsed_s >= cfg.max_time_s,
+        }
+        return next((name for name, now in ended.items() if now), None)
 
     def _search_tolerance(self) -> float:
         if self.state.search_tolerance is None:
@@ -494,16 +518,20 @@ class Compressor:
             "search_tune_accuracy": best["accuracy"],
         }
 
+    def _backtrack_due(self) -> bool:
+        after = self.config.backtrack_after
+        return after is not None and self.state.failed_rounds >= after
+
     def _maybe_backtrack(self) -> int | None:
         """After ``backtrack_after`` rounds in a row that failed val, continue from the best
         network with half the search tolerance; returns the round gone back to."""
-        after = self.config.backtrack_after
-        if after is None or self.state.failed_rounds < after:
+        if not self._backtrack_due():
             return None
         best_round = self.state.best["round"]
         self._restore(self.snapshots[best_round])
         self.state.search_tolerance = self._search_tolerance() / 2
         self.state.failed_rounds = 0
+        self.state.backtracks_to_best += 1
         # Shrinking is measured from here again, or patience would end the run at once.
         self.state.smallest_size = self.state.best["size"]
         self.state.stale_rounds = 0
@@ -517,6 +545,7 @@ class Compressor:
         if size >= self.state.best.get("size", 1.0 + 1e-9):
             return False
         self.state.best = {"size": size, "val_accuracy": val_acc, "round": round_index}
+        self.state.backtracks_to_best = 0
         return True
 
     def _start(self) -> None:
@@ -582,9 +611,10 @@ class Compressor:
         """Run (or finish) the compression; returns the result record."""
         if not self.snapshots:
             self._start()
-        while not self.state.finished and self._budget_left():
+        while not self.state.finished and self._stop_reason() is None:
             self._round()
         if not self.state.finished:
+            self.state.stop_reason = self._stop_reason()
             self._finish()
         return self.result()
 
@@ -683,6 +713,7 @@ class Compressor:
             "val_accuracy": self.task.score(model, "val"),
             "test_accuracy": self.task.score(model, "test"),
             "rounds": self.state.round,
+            "stop_reason": self.state.stop_reason,
             "best_round": self.state.best.get("round"),
             "best_fine_tuned": bool(self.state.best.get("fine_tuned")),
             "evaluations": self.state.evaluations,
