@@ -143,10 +143,15 @@ def parse_override(text: str) -> tuple[str, object]:
 
     name, sep, value = text.partition("=")
     defaults = {f.name: f.default for f in fields(CompressConfig)}
+    optional = {f.name for f in fields(CompressConfig) if "None" in str(f.type)}
     if not sep or name not in defaults:
         raise argparse.ArgumentTypeError(
             f"--set wants FIELD=VALUE with FIELD one of {', '.join(defaults)}; got {text!r}"
         )
+    if value.lower() == "none":
+        if name not in optional:
+            raise argparse.ArgumentTypeError(f"--set {name}=None: {name} cannot be None")
+        return name, None
     if defaults[name] is not None:
         kind = type(defaults[name])
     else:  # an optional number: an integer when it reads as one
