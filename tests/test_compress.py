@@ -274,6 +274,37 @@ def test_backtracking_goes_back_to_the_best_and_halves_the_search_tolerance(refe
     assert resumed["compression_ratio"] == full["compression_ratio"]
 
 
+@pytest.mark.parametrize("can_grow", [True, False])
+def test_a_search_from_an_infeasible_network_grows_it_only_when_allowed(reference, can_grow):
+    """Start a round's search from a network pruned far past the search's tolerance (as
+    after a backtrack with a halved tolerance): the paper's constraint alone makes the
+    search re-grow weights to reach it; capped at the start's tune accuracy it does not."""
+    from olmp.compress import Compressor, _size
+    from olmp.pruning.masks import magnitude_masks
+    from olmp.task import SplitsTask
+
+    model, splits = _model(reference), reference[1]
+    config = CompressConfig(**{**FAST, "search_tolerance": 0.02}, search_can_grow=can_grow)
+    compressor = Compressor(model, SplitsTask(splits), config)
+    compressor._start()
+    layers = compressor.layers
+    # Keep about 1 % of every layer: far below the tune requirement.
+    magnitudes = [layer.module.weight.detach().abs().flatten() for layer in layers]
+    one_percent = torch.stack([m.kthvalue(int(0.99 * len(m))).values for m in magnitudes])
+    compressor.masks = magnitude_masks(layers, one_percent)
+    start_size = _size(layers, compressor.masks)
+    thresholds, summary = compressor._search(1)
+    size = _size(layers, magnitude_masks(layers, thresholds))
+    paper_required = compressor.reference["tune_accuracy"] - 0.02
+    if can_grow:
+        assert summary["search_required_accuracy"] == pytest.approx(paper_required)
+        assert size > start_size
+    else:
+        assert summary["search_required_accuracy"] < paper_required
+        assert size <= start_size * 1.01
+        assert summary["search_feasible"]
+
+
 @pytest.mark.parametrize("retries", [0, 1])
 def test_the_run_ends_when_backtracking_to_the_same_best_keeps_failing(reference, retries):
     """Rounds that fail val after ``retries`` returns to one best network end the run,
@@ -312,6 +343,8 @@ def test_config_recorded_before_a_field_existed_keeps_the_old_behaviour():
     assert CompressConfig.from_dict(record) == CompressConfig(max_rounds=7)
     del record["backtrack_after"]  # runs recorded before backtracking existed never did it
     del record["backtracks_per_best"]  # ... nor stopped it
+    del record["search_can_grow"]  # ... and searched against the reference's accuracy alone
     old = CompressConfig.from_dict(record)
     assert old.backtrack_after is None and old.backtracks_per_best is None
+    assert old.search_can_grow
     assert old.max_rounds == 7

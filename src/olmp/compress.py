@@ -80,7 +80,11 @@ PLOT_PNG = "progress.png"
 ADJUST_MODES = ("dns", "finetune")
 #: CompressConfig fields added after runs were already being recorded, with the value that
 #: reproduces what a run recorded without the field did.
-FIELDS_ADDED_LATER: dict[str, Any] = {"backtrack_after": None, "backtracks_per_best": None}
+FIELDS_ADDED_LATER: dict[str, Any] = {
+    "backtrack_after": None,
+    "backtracks_per_best": None,
+    "search_can_grow": True,
+}
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,13 @@ class CompressConfig:
             accuracy can measure, and then it keeps weights rather than pruning them: in
             BENCHMARKS.md, unlimited retries spent the last seven of 35 LeNet-5 rounds
             growing the network from 39× back to 1.1×.
+        search_can_grow: let a round's search return a network larger than the one it
+            starts from. With ``False`` (the default) the search's accuracy requirement is
+            capped at the tune accuracy of the network it starts from, so that network is
+            always feasible and a round never grows it: after a backtrack, or when
+            retraining has not recovered the tolerance, the search prunes only what keeps
+            tune accuracy where it is, instead of re-growing weights towards the reference.
+            ``True`` is the paper's constraint alone (relative to the reference).
         max_evaluations: total candidate evaluation budget (``None``: no limit).
         max_time_s: wall-time budget for the rounds, in seconds (``None``: no limit).
         adjust: how a round retrains: ``finetune`` (masks frozen; the default, because it
@@ -144,6 +155,7 @@ class CompressConfig:
     patience: int = 8
     backtrack_after: int | None = 3
     backtracks_per_best: int | None = 1
+    search_can_grow: bool = False
     max_evaluations: int | None = None
     max_time_s: float | None = None
     adjust: str = "finetune"
@@ -481,6 +493,8 @@ class Compressor:
         start = np.clip(param.encode(keep_fractions(self.layers, self.masks)), lower, upper)
         required = self.reference["tune_accuracy"] - self._search_tolerance()
         scorer = self.task.population_scorer(self.model, self.layers, cfg.prune_biases)
+        if not cfg.search_can_grow:  # the starting network must stay feasible
+            required = min(required, float(scorer(param.thresholds(start[None, :]))[0]))
         total = float(sum(layer.n_weights for layer in self.layers))
         best = {"fitness": math.inf, "z": start, "accuracy": float("nan")}
 
@@ -516,6 +530,7 @@ class Compressor:
             "search_feasible": feasible,
             "search_size": best["fitness"] if feasible else None,
             "search_tune_accuracy": best["accuracy"],
+            "search_required_accuracy": required,
         }
 
     def _backtrack_due(self) -> bool:
