@@ -250,6 +250,15 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
     assert main([*args, "--resume"]) == 0  # a finished run just reports again
     assert (run_dir / "result.json").read_bytes() == before
 
+    other = tmp_path / "options"
+    extra = ["--racing-z", "2.5", "--search-can-grow"]
+    assert (
+        main(["compress", "--weights", str(digits_checkpoint), "--out", str(other), *TINY, *extra])
+        == 0
+    )
+    config = json.loads((other / "result.json").read_text())["config"]
+    assert config["racing_z"] == 2.5 and config["search_can_grow"] is True
+
 
 @pytest.mark.parametrize(
     ("extra", "message"),
@@ -258,6 +267,7 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
         (["--tolerance", "1"], "tolerance must be in [0, 1), got 1.0"),
         (["--solver", "sgd"], "unknown solver 'sgd'; choose one of: " + ", ".join(sorted(SOLVERS))),
         (["--resume"], "holds no state.json"),
+        (["--racing-z", "-1"], "racing_z must be positive or None, got -1.0"),
         (["--model", "lenet-5"], "lenet-5 needs images of at least 16x16"),
     ],
 )

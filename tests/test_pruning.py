@@ -5,9 +5,10 @@ from conftest import fresh_model
 from torch import nn
 
 from olmp.data import load_dataset
+from olmp.data.registry import Split
 from olmp.errors import OlmpError
 from olmp.models import build_model
-from olmp.pruning.evaluate import PopulationEvaluator
+from olmp.pruning.evaluate import PopulationEvaluator, racing_decided
 from olmp.pruning.layers import find_prunable_layers
 from olmp.pruning.masks import (
     apply_masks,
@@ -171,6 +172,59 @@ def test_floor_stops_failing_candidates_early_and_decides_feasibility_exactly(
             first_batch.append((model(x).argmax(1) == y).double().mean().item())
         remove_masks(layers, bake=False)
     assert np.allclose(evaluator.accuracies(thresholds, floor=0.99), first_batch)
+
+
+def test_racing_decides_only_what_the_seen_samples_make_clear():
+    seen = torch.tensor([500, 500, 500, 5000, 0])
+    correct = torch.tensor([500, 400, 452, 4499, 0])
+    decided = racing_decided(correct, seen, total=5000, floor=0.9, z=3.0)
+    # all right: clearly above; 80 %: clearly below; 90.4 % of 500: within the noise; the
+    # whole split seen: always decided; nothing seen: never.
+    assert decided.tolist() == [True, True, False, True, False]
+    # A smaller z decides sooner; near the end of the split the error shrinks to nothing.
+    assert racing_decided(correct[2:3], seen[2:3], 5000, 0.9, z=0.1).item()
+    assert racing_decided(torch.tensor([4480]), torch.tensor([4990]), 5000, 0.895, 3.0).item()
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_racing_stops_clear_candidates_early_and_keeps_their_feasibility(digits_reference, batched):
+    """Scored with the sequential test, candidates far from the floor stop after part of
+    the split, and every decision agrees with the exact one here."""
+    model, splits = fresh_model(digits_reference).eval(), digits_reference[1]
+    layers = find_prunable_layers(model)
+    param = KeepRatio([layer.module.weight.detach().abs() for layer in layers])
+    z = np.random.default_rng(1).uniform(-4.0, -0.2, size=(12, len(layers)))
+    thresholds = param.thresholds(z)
+    # The tune split four times over, so that there are batches to skip.
+    data = Split(splits.tune.x.repeat(4, 1, 1, 1), splits.tune.y.repeat(4))
+    options = dict(batched=batched, batch_size=60, population_chunk=4)
+    exact = PopulationEvaluator(model, layers, data, **options)
+    raced = PopulationEvaluator(model, layers, data, racing_z=3.0, **options)
+    full = exact.accuracies(thresholds)
+    floor = 0.8
+    assert (full >= floor).any() and (full < floor - 0.2).any()
+    counted = []
+    original = raced._predict if not batched else None
+    if original is not None:
+        raced._predict = lambda *args: counted.append(1) or original(*args)
+    quick = raced.accuracies(thresholds, floor=floor)
+    assert np.array_equal(quick >= floor, full >= floor)
+    if original is not None:  # fewer batches than every candidate on the whole split
+        assert len(counted) < len(thresholds) * len(raced.batches)
+
+
+def test_racing_is_right_on_a_split_stored_sorted_by_class():
+    """A network that answers class 0 to everything looks perfect on the first batches of
+    a split sorted by label; the evaluator shuffles before it races."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    with torch.no_grad():
+        model[1].weight.fill_(0.01)
+        model[1].bias.copy_(torch.tensor([5.0, 0.0, 0.0]))
+    data = Split(torch.randn(3000, 1, 2, 2), torch.arange(3).repeat_interleave(1000))
+    layers = find_prunable_layers(model)
+    evaluator = PopulationEvaluator(model, layers, data, racing_z=3.0, batch_size=500)
+    accuracy = evaluator.accuracies(torch.zeros(1, 1), floor=0.5)[0]
+    assert accuracy < 0.5
 
 
 def test_convolutional_evaluation_on_cpu_goes_channels_last():

@@ -137,6 +137,8 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
         "patience": args.patience,
         "backtrack_after": args.backtrack_after,
         "backtracks_per_best": args.backtracks_per_best,
+        "search_can_grow": args.search_can_grow or None,
+        "racing_z": args.racing_z,
         "max_evaluations": args.max_evaluations,
         "max_time_s": args.time_limit,
         "adjust": args.adjust,
@@ -522,6 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="end the run when rounds fail again after N returns to the same best "
         "network (default 1)",
     )
+    budget.add_argument(
+        "--racing-z",
+        type=float,
+        metavar="Z",
+        help="stop scoring a candidate once the tune samples seen put it Z standard errors "
+        "above or below the search's requirement (default: only when it cannot pass)",
+    )
     budget.add_argument("--evaluations-per-round", type=int, help="candidates per search")
     budget.add_argument("--max-evaluations", type=int, help="total candidate evaluations")
     budget.add_argument("--time-limit", type=float, metavar="SECONDS", help="wall time")
@@ -541,6 +550,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="WEIGHT",
         help="weight of distillation from the dense reference while retraining (default 0)",
+    )
+    comp.add_argument(
+        "--search-can-grow",
+        action="store_true",
+        help="let a round's search keep more weights than the network it starts from "
+        "(the paper's constraint alone)",
     )
     comp.add_argument("--prune-biases", action="store_true", help="mask biases too")
     comp.add_argument("--include", nargs="+", metavar="PATTERN", help="layer names to prune")

@@ -122,6 +122,11 @@ class CompressConfig:
             retraining has not recovered the tolerance, the search prunes only what keeps
             tune accuracy where it is, instead of re-growing weights towards the reference.
             ``True`` is the paper's constraint alone (relative to the reference).
+        racing_z: stop scoring a candidate on the tune split once the part seen puts its
+            accuracy more than this many standard errors above or below the search's
+            requirement (a sequential test, see
+            :func:`olmp.pruning.evaluate.racing_decided`); ``None``: stop only once it
+            cannot reach the requirement for certain, so feasibility is decided exactly.
         max_evaluations: total candidate evaluation budget (``None``: no limit).
         max_time_s: wall-time budget for the rounds, in seconds (``None``: no limit).
         adjust: how a round retrains: ``finetune`` (masks frozen; the default, because it
@@ -156,6 +161,7 @@ class CompressConfig:
     backtrack_after: int | None = 3
     backtracks_per_best: int | None = 1
     search_can_grow: bool = False
+    racing_z: float | None = None
     max_evaluations: int | None = None
     max_time_s: float | None = None
     adjust: str = "finetune"
@@ -219,6 +225,8 @@ class CompressConfig:
             raise OlmpError(f"augment_shift must be at least 0, got {self.augment_shift}")
         if not 0 <= self.distill <= 1:
             raise OlmpError(f"distill must be in [0, 1], got {self.distill}")
+        if self.racing_z is not None and not self.racing_z > 0:
+            raise OlmpError(f"racing_z must be positive or None, got {self.racing_z}")
         if self.final_steps < 0:
             raise OlmpError(f"final_steps must be at least 0, got {self.final_steps}")
 
@@ -861,6 +869,7 @@ def _make_task(
         batch_size=config.batch_size,
         augment_shift=config.augment_shift,
         distill=config.distill,
+        racing_z=config.racing_z,
     )
 
 

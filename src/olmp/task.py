@@ -103,7 +103,9 @@ class Task(abc.ABC):
 class SplitsTask(Task):
     """Classification accuracy on ``splits``; retraining with :func:`olmp.training.train`
     on ``splits.train`` (SGD, cosine schedule, optional random-shift augmentation and
-    distillation from ``teacher``)."""
+    distillation from ``teacher``). Candidates are scored by
+    :class:`~olmp.pruning.evaluate.PopulationEvaluator` (``racing_z``: its sequential
+    test)."""
 
     metric = "accuracy"
 
@@ -115,8 +117,10 @@ class SplitsTask(Task):
         augment_shift: int = 0,
         distill: float = 0.0,
         teacher: nn.Module | None = None,
+        racing_z: float | None = None,
     ) -> None:
         self.splits = splits
+        self.racing_z = racing_z
         self.batch_size = batch_size
         self.augment_shift = augment_shift
         self.distill = distill
@@ -130,7 +134,9 @@ class SplitsTask(Task):
     def population_scorer(
         self, model: nn.Module, layers: list[PrunableLayer], prune_biases: bool
     ) -> PopulationScorer:
-        evaluator = PopulationEvaluator(model, layers, self.splits.tune, prune_biases=prune_biases)
+        evaluator = PopulationEvaluator(
+            model, layers, self.splits.tune, prune_biases=prune_biases, racing_z=self.racing_z
+        )
         return evaluator.accuracies
 
     def retrain(

@@ -17,7 +17,6 @@ slices between candidates — and cumulative sums (:class:`SharedFirstLayer`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -129,7 +128,13 @@ class PopulationEvaluator:
         share_first_layer: on the one-at-a-time path, compute the first Linear layer's
             outputs for the whole population together (:class:`SharedFirstLayer`); turn it
             off to measure what evaluating each candidate alone costs.
-        batch_size: samples per forward pass; ``population_chunk``: candidates per pass.
+        racing_z: when :meth:`accuracies` is given a floor, also stop scoring a candidate
+            once the samples it has seen put its accuracy on the whole split more than
+            ``racing_z`` standard errors above or below the floor (a sequential test; see
+            :func:`racing_decided`). ``None``: stop only when the floor is out of reach
+            for certain, so every feasibility decision is exact.
+        batch_size: samples per forward pass (and per look of the sequential test);
+            ``population_chunk``: candidates per pass.
     """
 
     def __init__(
@@ -141,12 +146,22 @@ class PopulationEvaluator:
         prune_biases: bool = False,
         batched: bool | None = None,
         share_first_layer: bool = True,
+        racing_z: float | None = None,
         batch_size: int = 1000,
         population_chunk: int = 16,
     ) -> None:
+        if racing_z is not None and not racing_z > 0:
+            raise ValueError(f"racing_z must be positive or None, got {racing_z}")
         self.model = model
         self.layers = layers
+        self.racing_z = racing_z
         device = model_device(model)
+        if racing_z is not None:
+            # The sequential test treats the samples seen so far as a random draw from the
+            # split; a fixed shuffle makes that true for splits stored sorted (by class,
+            # say). The accuracy on the whole split does not depend on the order.
+            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+            data = Split(data.x[order], data.y[order])
         self.batched = device.type != "cpu" if batched is None else batched
         self.population_chunk = population_chunk
         # Convolutional networks on a CPU run about twice as fast on channels-last images
@@ -235,18 +250,28 @@ class PopulationEvaluator:
         exactly; only how far a failing one falls short is an estimate.
         """
         self.model.eval()
-        # A candidate that has made more errors than this cannot reach the floor.
-        allowed = math.inf if floor is None else (1.0 - floor) * self.n_samples + 1e-6
         correct, seen = [], []
         for start in range(0, len(thresholds), self.population_chunk):
             chunk = thresholds[start : start + self.population_chunk]
-            c, n = self._chunk_counts(self._masked_tensors(chunk), chunk, allowed)
+            c, n = self._chunk_counts(self._masked_tensors(chunk), chunk, floor)
             correct.append(c)
             seen.append(n)
         return (torch.cat(correct).double() / torch.cat(seen).double()).numpy()
 
+    def _decided(
+        self, correct: torch.Tensor, seen: torch.Tensor, floor: float | None
+    ) -> torch.Tensor:
+        """Which candidates need no more samples to tell whether they reach ``floor``."""
+        if floor is None:
+            return torch.zeros_like(seen, dtype=torch.bool)
+        # More errors than this and the floor is out of reach for certain.
+        certain = seen - correct > (1.0 - floor) * self.n_samples + 1e-6
+        if self.racing_z is None:
+            return certain
+        return certain | racing_decided(correct, seen, self.n_samples, floor, self.racing_z)
+
     def _chunk_counts(
-        self, stacked: dict[str, torch.Tensor], thresholds: torch.Tensor, allowed: float
+        self, stacked: dict[str, torch.Tensor], thresholds: torch.Tensor, floor: float | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Correct predictions and samples seen per candidate (see :meth:`accuracies`)."""
         population = len(thresholds)
@@ -259,7 +284,7 @@ class PopulationEvaluator:
 
             batched_predict = torch.vmap(predict, in_dims=(0, None))
             for x, y in self.batches:
-                active = torch.nonzero(seen - correct <= allowed).flatten()
+                active = torch.nonzero(~self._decided(correct, seen, floor)).flatten()
                 if len(active) == 0:
                     break
                 on_device = active.to(y.device)
@@ -273,7 +298,7 @@ class PopulationEvaluator:
         for p in range(population):
             params = {name: self._layout(t[p]) for name, t in stacked.items()}
             for b, (x, y) in enumerate(self.batches):
-                if seen[p] - correct[p] > allowed:
+                if self._decided(correct[p : p + 1], seen[p : p + 1], floor)[0]:
                     break
                 shared = None if shared_outputs is None else shared_outputs[b][p]
                 predicted = self._predict(params, x, shared)
@@ -294,3 +319,24 @@ class PopulationEvaluator:
             return functional_call(self.model, params, (x,)).argmax(dim=-1)
         finally:
             del module.forward
+
+
+def racing_decided(
+    correct: torch.Tensor, seen: torch.Tensor, total: int, floor: float, z: float
+) -> torch.Tensor:
+    """Whether each candidate's accuracy on the whole split (``total`` samples) is more
+    than ``z`` standard errors above or below ``floor``, judged from the ``seen`` samples
+    it got ``correct`` so far (a random draw from the split, taken without replacement).
+
+    The standard error is that of the mean of ``seen`` draws without replacement,
+    ``sqrt(p (1 - p) / seen * (total - seen) / (total - 1))``, with ``p`` smoothed as
+    ``(correct + 1) / (seen + 2)`` so that a candidate with no errors yet is not certain.
+    A candidate that has seen the whole split is always decided.
+    """
+    seen_f = seen.double().clamp(min=1)
+    p = (correct.double() + 1) / (seen_f + 2)
+    finite = (total - seen_f).clamp(min=0) / max(total - 1, 1)
+    error = torch.sqrt(p * (1 - p) / seen_f * finite)
+    estimate = correct.double() / seen_f
+    started = seen > 0
+    return started & ((estimate - z * error >= floor) | (estimate + z * error < floor))
