@@ -258,6 +258,23 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
     )
     config = json.loads((other / "result.json").read_text())["config"]
     assert config["racing_z"] == 2.5 and config["search_can_grow"] is True
+    exact = tmp_path / "exact"
+    assert (
+        main(
+            [
+                "compress",
+                "--weights",
+                str(digits_checkpoint),
+                "--out",
+                str(exact),
+                *TINY,
+                "--racing-z",
+                "0",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((exact / "result.json").read_text())["config"]["racing_z"] is None
 
 
 @pytest.mark.parametrize(
@@ -267,7 +284,7 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
         (["--tolerance", "1"], "tolerance must be in [0, 1), got 1.0"),
         (["--solver", "sgd"], "unknown solver 'sgd'; choose one of: " + ", ".join(sorted(SOLVERS))),
         (["--resume"], "holds no state.json"),
-        (["--racing-z", "-1"], "racing_z must be positive or None, got -1.0"),
+        (["--racing-z", "-1"], "racing_z must be positive, or None for exact decisions; got -1.0"),
         (["--model", "lenet-5"], "lenet-5 needs images of at least 16x16"),
     ],
 )

@@ -344,7 +344,8 @@ def test_config_recorded_before_a_field_existed_keeps_the_old_behaviour():
     del record["backtrack_after"]  # runs recorded before backtracking existed never did it
     del record["backtracks_per_best"]  # ... nor stopped it
     del record["search_can_grow"]  # ... and searched against the reference's accuracy alone
+    del record["racing_z"]  # ... deciding feasibility exactly
     old = CompressConfig.from_dict(record)
     assert old.backtrack_after is None and old.backtracks_per_best is None
-    assert old.search_can_grow
+    assert old.search_can_grow and old.racing_z is None
     assert old.max_rounds == 7

@@ -197,9 +197,11 @@ def test_racing_stops_clear_candidates_early_and_keeps_their_feasibility(digits_
     thresholds = param.thresholds(z)
     # The tune split four times over, so that there are batches to skip.
     data = Split(splits.tune.x.repeat(4, 1, 1, 1), splits.tune.y.repeat(4))
-    options = dict(batched=batched, batch_size=60, population_chunk=4)
+    # Without a shared first Linear layer, as for a convolutional network or on a GPU.
+    options = dict(batched=batched, batch_size=60, population_chunk=4, share_first_layer=False)
     exact = PopulationEvaluator(model, layers, data, **options)
     raced = PopulationEvaluator(model, layers, data, racing_z=3.0, **options)
+    assert raced.racing_z == 3.0
     full = exact.accuracies(thresholds)
     floor = 0.8
     assert (full >= floor).any() and (full < floor - 0.2).any()
@@ -222,9 +224,26 @@ def test_racing_is_right_on_a_split_stored_sorted_by_class():
         model[1].bias.copy_(torch.tensor([5.0, 0.0, 0.0]))
     data = Split(torch.randn(3000, 1, 2, 2), torch.arange(3).repeat_interleave(1000))
     layers = find_prunable_layers(model)
-    evaluator = PopulationEvaluator(model, layers, data, racing_z=3.0, batch_size=500)
+    evaluator = PopulationEvaluator(
+        model, layers, data, racing_z=3.0, batch_size=500, share_first_layer=False
+    )
+    assert evaluator.racing_z == 3.0
     accuracy = evaluator.accuracies(torch.zeros(1, 1), floor=0.5)[0]
     assert accuracy < 0.5
+
+
+def test_racing_is_off_where_the_first_layer_is_shared(digits_reference):
+    """The shared first Linear layer is computed for every sample anyway: decisions stay
+    exact, and the feasible candidates' accuracies are their exact ones."""
+    model, splits = fresh_model(digits_reference).eval(), digits_reference[1]
+    layers = find_prunable_layers(model)
+    evaluator = PopulationEvaluator(model, layers, splits.tune, racing_z=3.0)
+    assert evaluator.shared is not None and evaluator.racing_z is None
+    thresholds = KeepRatio([layer.module.weight.detach().abs() for layer in layers]).thresholds(
+        np.full((1, len(layers)), -1.0)
+    )
+    exact = PopulationEvaluator(model, layers, splits.tune).accuracies(thresholds)
+    assert np.array_equal(evaluator.accuracies(thresholds, floor=0.0), exact)
 
 
 def test_convolutional_evaluation_on_cpu_goes_channels_last():

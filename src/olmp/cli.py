@@ -138,7 +138,7 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
         "backtrack_after": args.backtrack_after,
         "backtracks_per_best": args.backtracks_per_best,
         "search_can_grow": args.search_can_grow or None,
-        "racing_z": args.racing_z,
+        "racing_z": args.racing_z or None,
         "max_evaluations": args.max_evaluations,
         "max_time_s": args.time_limit,
         "adjust": args.adjust,
@@ -151,7 +151,10 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
         "exclude": tuple(args.exclude) if args.exclude else None,
         "seed": args.seed,
     }
-    return CompressConfig(**{k: v for k, v in options.items() if v is not None})
+    given = {k: v for k, v in options.items() if v is not None}
+    if args.racing_z == 0:  # --racing-z 0: decide every candidate's feasibility exactly
+        given["racing_z"] = None
+    return CompressConfig(**given)
 
 
 def _run_compression(
@@ -529,7 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="Z",
         help="stop scoring a candidate once the tune samples seen put it Z standard errors "
-        "above or below the search's requirement (default: only when it cannot pass)",
+        "above or below the search's requirement (default 3; 0: only once it cannot pass, "
+        "so every decision is exact)",
     )
     budget.add_argument("--evaluations-per-round", type=int, help="candidates per search")
     budget.add_argument("--max-evaluations", type=int, help="total candidate evaluations")

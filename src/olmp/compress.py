@@ -84,6 +84,7 @@ FIELDS_ADDED_LATER: dict[str, Any] = {
     "backtrack_after": None,
     "backtracks_per_best": None,
     "search_can_grow": True,
+    "racing_z": None,
 }
 
 
@@ -127,6 +128,8 @@ class CompressConfig:
             requirement (a sequential test, see
             :func:`olmp.pruning.evaluate.racing_decided`); ``None``: stop only once it
             cannot reach the requirement for certain, so feasibility is decided exactly.
+            At the default 3 a LeNet-5 search on fashion-mnist runs 2.2× faster and its
+            600 feasibility decisions all agree with the exact ones (BENCHMARKS.md).
         max_evaluations: total candidate evaluation budget (``None``: no limit).
         max_time_s: wall-time budget for the rounds, in seconds (``None``: no limit).
         adjust: how a round retrains: ``finetune`` (masks frozen; the default, because it
@@ -161,7 +164,7 @@ class CompressConfig:
     backtrack_after: int | None = 3
     backtracks_per_best: int | None = 1
     search_can_grow: bool = False
-    racing_z: float | None = None
+    racing_z: float | None = 3.0
     max_evaluations: int | None = None
     max_time_s: float | None = None
     adjust: str = "finetune"
@@ -226,7 +229,9 @@ class CompressConfig:
         if not 0 <= self.distill <= 1:
             raise OlmpError(f"distill must be in [0, 1], got {self.distill}")
         if self.racing_z is not None and not self.racing_z > 0:
-            raise OlmpError(f"racing_z must be positive or None, got {self.racing_z}")
+            raise OlmpError(
+                f"racing_z must be positive, or None for exact decisions; got {self.racing_z}"
+            )
         if self.final_steps < 0:
             raise OlmpError(f"final_steps must be at least 0, got {self.final_steps}")
 

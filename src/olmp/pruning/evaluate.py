@@ -132,9 +132,10 @@ class PopulationEvaluator:
             once the samples it has seen put its accuracy on the whole split more than
             ``racing_z`` standard errors above or below the floor (a sequential test; see
             :func:`racing_decided`). ``None``: stop only when the floor is out of reach
-            for certain, so every feasibility decision is exact.
+            for certain, so every feasibility decision is exact. Ignored (exact) when the
+            first layer is shared, whose outputs are computed for every sample anyway.
         batch_size: samples per forward pass, and so per look of the tests that stop a
-            candidate early (default 1,000; 250 with ``racing_z``, for more looks);
+            candidate early (default 1,000; 250 when racing, for more looks);
             ``population_chunk``: candidates per pass.
     """
 
@@ -156,27 +157,13 @@ class PopulationEvaluator:
         self.model = model
         self.layers = layers
         self.racing_z = racing_z
-        if batch_size is None:
-            batch_size = 1000 if racing_z is None else 250
         device = model_device(model)
-        if racing_z is not None:
-            # The sequential test treats the samples seen so far as a random draw from the
-            # split; a fixed shuffle makes that true for splits stored sorted (by class,
-            # say). The accuracy on the whole split does not depend on the order.
-            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
-            data = Split(data.x[order], data.y[order])
         self.batched = device.type != "cpu" if batched is None else batched
         self.population_chunk = population_chunk
         # Convolutional networks on a CPU run about twice as fast on channels-last images
         # (LeNet-5: 520 -> 230 ms per 1,000 images); vmap does not keep that layout.
         self.channels_last = prefers_channels_last(model) and not self.batched
-        self.batches = [
-            (
-                self._layout(data.x[i : i + batch_size].to(device)),
-                data.y[i : i + batch_size].to(device),
-            )
-            for i in range(0, len(data), batch_size)
-        ]
+        self.batches = self._batches(data, batch_size or 1000, device)
         self.n_samples = len(data)
         # The weights do not change while a population is evaluated: read them (and their
         # magnitudes) once, not once per generation.
@@ -192,6 +179,31 @@ class PopulationEvaluator:
         self.shared_index = -1
         if share_first_layer and not self.batched:
             self._share_first_layer()
+        if self.shared is not None:
+            # The shared first layer's outputs are computed for every sample up front, and
+            # that layer is most of the work: stopping early would save little, so every
+            # decision stays exact.
+            self.racing_z = None
+        elif racing_z is not None:
+            # The sequential test treats the samples seen so far as a random draw from the
+            # split; a fixed shuffle makes that true for splits stored sorted (by class,
+            # say). The accuracy on the whole split does not depend on the order. Smaller
+            # batches give the test more looks.
+            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+            self.batches = self._batches(
+                Split(data.x[order], data.y[order]), batch_size or 250, device
+            )
+
+    def _batches(
+        self, data: Split, batch_size: int, device: torch.device
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [
+            (
+                self._layout(data.x[i : i + batch_size].to(device)),
+                data.y[i : i + batch_size].to(device),
+            )
+            for i in range(0, len(data), batch_size)
+        ]
 
     @torch.inference_mode()
     def _share_first_layer(self) -> None:
