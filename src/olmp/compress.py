@@ -7,9 +7,12 @@ One round:
    :mod:`olmp.pruning.thresholds`). A candidate's fitness is the fraction of weights it
    keeps when its tune-split accuracy is at least ``reference tune accuracy -
    search_tolerance``, and ``1 + shortfall`` otherwise (worse than any feasible candidate,
-   but still pointing towards feasibility). On a GPU a population is evaluated in one
-   batched pass; a candidate stops being evaluated once it has made too many errors to
-   be feasible (its shortfall is then estimated from the samples it saw).
+   but still pointing towards feasibility); the requirement is capped at the starting
+   network's own tune accuracy, so a round never grows the network (``search_can_grow``).
+   On a GPU a population is evaluated in one batched pass; a candidate stops being
+   evaluated once it has made too many errors to be feasible, or once the samples seen
+   make its feasibility clear by ``racing_z`` standard errors (its accuracy is then
+   estimated from the samples it saw).
 2. **Adjust.** Retrain through ``W ⊙ M``: with the masks frozen (``adjust="finetune"``,
    the default), or as Dynamic Network Surgery (``adjust="dns"``: straight-through
    gradients to every weight, masks re-derived with hysteresis — prune at

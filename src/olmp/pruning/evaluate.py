@@ -259,10 +259,13 @@ class PopulationEvaluator:
         """Accuracy of each candidate; ``thresholds`` has shape (P, number of layers).
 
         With ``floor``, a candidate stops being evaluated as soon as its errors on the
-        batches seen so far rule out an accuracy of at least ``floor`` on the whole split;
-        its accuracy is then the fraction it got right on the samples it saw, which is
-        below ``floor`` too. So whether a candidate reaches ``floor`` is always decided
-        exactly; only how far a failing one falls short is an estimate.
+        batches seen so far rule out an accuracy of at least ``floor`` on the whole split,
+        and with ``racing_z`` also as soon as the sequential test decides it either way;
+        its accuracy is then the fraction it got right on the samples it saw, which falls
+        on the same side of ``floor``. Without ``racing_z`` whether a candidate reaches
+        ``floor`` is decided exactly and only how far a failing one falls short is an
+        estimate; with it, a decision is wrong only when the samples seen mislead by more
+        than ``racing_z`` standard errors.
         """
         self.model.eval()
         correct, seen = [], []
