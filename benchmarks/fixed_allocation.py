@@ -19,6 +19,7 @@ import json
 import statistics
 import time
 
+import numpy as np
 import torch
 from _common import MNIST5K_DATASET, MNIST5K_MODEL, machine, reference_checkpoint, spread
 
@@ -31,18 +32,16 @@ from olmp.pruning.masks import (
     magnitude_masks,
     remove_masks,
 )
+from olmp.pruning.thresholds import KeepRatio
 from olmp.reference import load_weights
 from olmp.training import TrainConfig, accuracy, default_recipe, train
 
 
 def top_fraction_thresholds(layers, fractions) -> torch.Tensor:
-    """Per layer, the magnitude that keeps the given fraction of its weights."""
-    values = []
-    for layer, fraction in zip(layers, fractions, strict=True):
-        magnitude = dense_tensor(layer, "weight").detach().abs().flatten()
-        keep = max(1, round(fraction * magnitude.numel()))
-        values.append(magnitude.kthvalue(magnitude.numel() - keep + 1).values)
-    return torch.stack(values)
+    """Per layer, the magnitude that keeps the given fraction of its weights (OLMP's own
+    keep-ratio parametrisation of the current weights)."""
+    param = KeepRatio([dense_tensor(layer, "weight").detach().abs() for layer in layers])
+    return param.thresholds(param.encode(np.array(fractions)))[0]
 
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict:

@@ -31,6 +31,7 @@ from _common import machine, reference_checkpoint
 from olmp.compress import CompressConfig, compress
 from olmp.pruning.evaluate import PopulationEvaluator
 from olmp.pruning.layers import find_prunable_layers
+from olmp.pruning.thresholds import KeepRatio
 from olmp.reference import load_weights
 from olmp.task import SplitsTask
 from olmp.training import default_recipe
@@ -41,7 +42,7 @@ class LoggingTask(SplitsTask):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.log: list[dict] = []  # per round: weights, layers' names, populations, floors
+        self.log: list[dict] = []  # per round: the weights, its populations and floors
 
     def population_scorer(self, model, layers, prune_biases):
         scorer = super().population_scorer(model, layers, prune_biases)
@@ -128,11 +129,9 @@ def main() -> None:
             continue
         thresholds = torch.cat(entry["thresholds"])
         model.load_state_dict(entry["state"])  # sizes are those of this round's weights
-        masks_kept = [
-            (layer.module.weight.detach().abs().flatten()[None, :] >= thresholds[:, i, None]).sum(1)
-            for i, layer in enumerate(layers)
-        ]
-        entry["sizes"] = (torch.stack(masks_kept, 1).sum(1).double() / total).numpy()
+        magnitudes = [layer.module.weight.detach().abs() for layer in layers]
+        kept = KeepRatio(magnitudes).kept_counts(thresholds).sum(1)
+        entry["sizes"] = (kept.double() / total).numpy()
         exact_runs.append(score_round(model, layers, splits.tune, entry, None, entry["sizes"]))
     for z in [None, *args.z]:
         runs = (

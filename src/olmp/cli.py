@@ -138,7 +138,7 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
         "backtrack_after": args.backtrack_after,
         "backtracks_per_best": args.backtracks_per_best,
         "search_can_grow": args.search_can_grow or None,
-        "racing_z": args.racing_z or None,
+        "racing_z": args.racing_z,
         "max_evaluations": args.max_evaluations,
         "max_time_s": args.time_limit,
         "adjust": args.adjust,
@@ -152,7 +152,7 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
         "seed": args.seed,
     }
     given = {k: v for k, v in options.items() if v is not None}
-    if args.racing_z == 0:  # --racing-z 0: decide every candidate's feasibility exactly
+    if given.get("racing_z") == 0:  # --racing-z 0: decide every candidate's feasibility exactly
         given["racing_z"] = None
     return CompressConfig(**given)
 

@@ -509,15 +509,19 @@ class Compressor:
         start = np.clip(param.encode(keep_fractions(self.layers, self.masks)), lower, upper)
         required = self.reference["tune_accuracy"] - self._search_tolerance()
         scorer = self.task.population_scorer(self.model, self.layers, cfg.prune_biases)
+        incumbent, incumbent_accuracy = start[None, :], None
         if not cfg.search_can_grow:  # the starting network must stay feasible
-            required = min(required, float(scorer(param.thresholds(start[None, :]))[0]))
+            incumbent_accuracy = scorer(param.thresholds(incumbent))
+            required = min(required, float(incumbent_accuracy[0]))
         total = float(sum(layer.n_weights for layer in self.layers))
         best = {"fitness": math.inf, "z": start, "accuracy": float("nan")}
 
-        def fitness(z: np.ndarray) -> np.ndarray:
+        def fitness(z: np.ndarray, acc: np.ndarray | None = None) -> np.ndarray:
+            """Search fitness of the rows of ``z`` (``acc``: their tune scores, if known)."""
             thresholds = param.thresholds(z)
             size = (param.kept_counts(thresholds).sum(1).double() / total).numpy()
-            acc = scorer(thresholds, floor=required)
+            if acc is None:
+                acc = scorer(thresholds, floor=required)
             values = search_fitness(size, acc, required)
             i = int(np.argmin(values))
             if values[i] < best["fitness"]:
@@ -527,7 +531,8 @@ class Compressor:
         budget = cfg.evaluations_per_round
         if cfg.max_evaluations is not None:
             budget = min(budget, cfg.max_evaluations - self.state.evaluations)
-        fitness(start[None, :])  # the incumbent, so the search never ends worse than it began
+        # The incumbent first (scored once), so the search never ends worse than it began.
+        fitness(incumbent, incumbent_accuracy)
         solver = make_solver(
             cfg.solver,
             lower,
