@@ -1,6 +1,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 from conftest import FAST_COMPRESS, fresh_model
@@ -101,6 +102,7 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
             {"backtracks_per_best": -1},
             r"backtracks_per_best must be at least 0 or None, got -1",
         ),
+        ({"backtrack_shrink": 1.0}, r"backtrack_shrink must be greater than 1 or None, got 1.0"),
     ],
 )
 def test_bad_config(options, message):
@@ -272,6 +274,46 @@ def test_backtracking_goes_back_to_the_best_and_halves_the_search_tolerance(refe
 
     assert timeless(resumed["history"]) == timeless(history)
     assert resumed["compression_ratio"] == full["compression_ratio"]
+
+
+def test_a_shortened_step_stops_where_the_size_reaches_the_floor():
+    from olmp.compress import shortened_step
+
+    def size_of(z):  # size falls linearly from 1 at z = 0 to 0.1 at z = (1, 1)
+        return 1.0 - 0.45 * z.sum(axis=1)
+
+    start, end = np.zeros(2), np.ones(2)
+    assert shortened_step(size_of, start, end, 0.05) is end  # within the limit: unchanged
+    middle = shortened_step(size_of, start, end, 0.5)
+    assert size_of(middle[None, :])[0] == pytest.approx(0.5, abs=1e-6)
+    assert size_of(middle[None, :])[0] >= 0.5
+    np.testing.assert_allclose(middle, [5 / 9, 5 / 9], atol=1e-6)
+
+
+@pytest.mark.parametrize("limit", [None, 1.5])
+def test_after_a_backtrack_a_round_shrinks_the_network_at_most_by_backtrack_shrink(
+    reference, limit
+):
+    """With a loose search every round prunes far; once the run has backtracked, a round
+    with ``backtrack_shrink`` keeps at least 1/limit of the network it starts from."""
+    from olmp.compress import Compressor, _size
+    from olmp.pruning.masks import magnitude_masks
+    from olmp.task import SplitsTask
+
+    config = CompressConfig(**{**FAST, "search_tolerance": 0.3}, backtrack_shrink=limit)
+    compressor = Compressor(_model(reference), SplitsTask(reference[1]), config)
+    compressor._start()
+    layers = compressor.layers
+    unlimited, _ = compressor._search(1)
+    assert _size(layers, magnitude_masks(layers, unlimited)) < 1 / 1.5  # a large step
+    compressor.state.search_tolerance = 0.3  # as after a backtrack (same tolerance here)
+    thresholds, summary = compressor._search(1)
+    size = _size(layers, magnitude_masks(layers, thresholds))
+    if limit is None:
+        assert size < 1 / 1.5
+    else:
+        assert size == pytest.approx(1 / limit, rel=0.02)
+        assert summary["search_size"] == pytest.approx(size, rel=1e-6)
 
 
 @pytest.mark.parametrize("can_grow", [True, False])

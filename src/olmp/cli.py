@@ -137,6 +137,7 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
         "patience": args.patience,
         "backtrack_after": args.backtrack_after,
         "backtracks_per_best": args.backtracks_per_best,
+        "backtrack_shrink": args.backtrack_shrink,
         "search_can_grow": args.search_can_grow or None,
         "racing_z": args.racing_z,
         "max_evaluations": args.max_evaluations,
@@ -526,6 +527,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="end the run when rounds fail again after N returns to the same best "
         "network (default 1)",
+    )
+    budget.add_argument(
+        "--backtrack-shrink",
+        type=float,
+        metavar="FACTOR",
+        help="after a backtrack, let a round shrink the network by at most FACTOR "
+        "(greater than 1; default: no limit)",
     )
     budget.add_argument(
         "--racing-z",

@@ -88,6 +88,7 @@ FIELDS_ADDED_LATER: dict[str, Any] = {
     "backtracks_per_best": None,
     "search_can_grow": True,
     "racing_z": None,
+    "backtrack_shrink": None,
 }
 
 
@@ -119,6 +120,12 @@ class CompressConfig:
             accuracy can measure, and then it keeps weights rather than pruning them: in
             BENCHMARKS.md, unlimited retries spent the last seven of 35 LeNet-5 rounds
             growing the network from 39× back to 1.1×.
+        backtrack_shrink: after a backtrack, a round may shrink the network by at most
+            this factor: when the search's choice is smaller, the step is shortened along
+            the line from the starting network to it (``None``: no limit). Meant for a
+            reference that is lucky on val, where the first, large steps all fail the val
+            rule and a smaller one may hold it; off by default until measured on every
+            setting (BENCHMARKS.md has what was measured).
         search_can_grow: let a round's search return a network larger than the one it
             starts from. With ``False`` (the default) the search's accuracy requirement is
             capped at the tune accuracy of the network it starts from, so that network is
@@ -166,6 +173,7 @@ class CompressConfig:
     patience: int = 8
     backtrack_after: int | None = 3
     backtracks_per_best: int | None = 1
+    backtrack_shrink: float | None = None
     search_can_grow: bool = False
     racing_z: float | None = 3.0
     max_evaluations: int | None = None
@@ -218,6 +226,10 @@ class CompressConfig:
         if self.backtrack_after is not None and self.backtrack_after < 1:
             raise OlmpError(
                 f"backtrack_after must be at least 1 or None, got {self.backtrack_after}"
+            )
+        if self.backtrack_shrink is not None and not self.backtrack_shrink > 1:
+            raise OlmpError(
+                f"backtrack_shrink must be greater than 1 or None, got {self.backtrack_shrink}"
             )
         if self.backtracks_per_best is not None and self.backtracks_per_best < 0:
             raise OlmpError(
@@ -330,6 +342,28 @@ def search_fitness(size: np.ndarray, score: np.ndarray, required: float) -> np.n
     tune ``score`` reaches ``required``, else ``1 + shortfall`` — worse than any feasible
     candidate, yet still telling the solver which infeasible one is closer."""
     return np.where(score >= required, size, 1.0 + np.maximum(required - score, 0.0))
+
+
+def shortened_step(
+    size_of: Callable[[np.ndarray], np.ndarray],
+    start: np.ndarray,
+    end: np.ndarray,
+    min_size: float,
+    iterations: int = 30,
+) -> np.ndarray:
+    """``end``, or the point of the segment ``start -> end`` nearest to it whose size is at
+    least ``min_size`` (bisection; ``size_of`` maps rows of points to sizes, and ``start``
+    must be at least ``min_size``)."""
+    if size_of(end[None, :])[0] >= min_size:
+        return end
+    low, high = 0.0, 1.0  # the size at `low` is >= min_size, at `high` below it
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        if size_of((start + middle * (end - start))[None, :])[0] >= min_size:
+            low = middle
+        else:
+            high = middle
+    return start + low * (end - start)
 
 
 def keep_fractions(layers: list[PrunableLayer], masks: Masks) -> np.ndarray:
@@ -516,10 +550,14 @@ class Compressor:
         total = float(sum(layer.n_weights for layer in self.layers))
         best = {"fitness": math.inf, "z": start, "accuracy": float("nan")}
 
+        def kept_fraction(z: np.ndarray) -> np.ndarray:
+            """Fraction of the weights kept by each row of ``z``."""
+            return (param.kept_counts(param.thresholds(z)).sum(1).double() / total).numpy()
+
         def fitness(z: np.ndarray, acc: np.ndarray | None = None) -> np.ndarray:
             """Search fitness of the rows of ``z`` (``acc``: their tune scores, if known)."""
             thresholds = param.thresholds(z)
-            size = (param.kept_counts(thresholds).sum(1).double() / total).numpy()
+            size = kept_fraction(z)
             if acc is None:
                 acc = scorer(thresholds, floor=required)
             values = search_fitness(size, acc, required)
@@ -545,14 +583,29 @@ class Compressor:
         if budget > 1:
             solver.minimize(fitness, budget - 1)
         self.state.evaluations += max(budget, 1)
-        thresholds = param.thresholds(best["z"][None, :])[0]
         feasible = best["fitness"] <= 1.0
+        limit = self._shrink_limit()
+        if feasible and limit is not None:
+            start_size = float(kept_fraction(start[None, :])[0])
+            z = shortened_step(kept_fraction, start, best["z"], start_size / limit)
+            if z is not best["z"]:  # the shortened step's tune accuracy, for the record
+                self.state.evaluations += 1
+                acc = float(scorer(param.thresholds(z[None, :]))[0])
+                best.update(fitness=float(kept_fraction(z[None, :])[0]), z=z, accuracy=acc)
+        thresholds = param.thresholds(best["z"][None, :])[0]
         return thresholds, {
             "search_feasible": feasible,
             "search_size": best["fitness"] if feasible else None,
             "search_tune_accuracy": best["accuracy"],
             "search_required_accuracy": required,
         }
+
+    def _shrink_limit(self) -> float | None:
+        """The most a round may shrink the network now: ``backtrack_shrink`` once the run
+        has backtracked (its search tolerance was halved), otherwise no limit."""
+        if self.state.search_tolerance is None:
+            return None
+        return self.config.backtrack_shrink
 
     def _backtrack_due(self) -> bool:
         after = self.config.backtrack_after
