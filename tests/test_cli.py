@@ -251,13 +251,14 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
     assert (run_dir / "result.json").read_bytes() == before
 
     other = tmp_path / "options"
-    extra = ["--racing-z", "2.5", "--search-can-grow"]
+    extra = ["--racing-z", "2.5", "--search-can-grow", "--backtrack-shrink", "1.5"]
     assert (
         main(["compress", "--weights", str(digits_checkpoint), "--out", str(other), *TINY, *extra])
         == 0
     )
     config = json.loads((other / "result.json").read_text())["config"]
     assert config["racing_z"] == 2.5 and config["search_can_grow"] is True
+    assert config["backtrack_shrink"] == 1.5
     exact = tmp_path / "exact"
     assert (
         main(
@@ -285,6 +286,7 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
         (["--solver", "sgd"], "unknown solver 'sgd'; choose one of: " + ", ".join(sorted(SOLVERS))),
         (["--resume"], "holds no state.json"),
         (["--racing-z", "-1"], "racing_z must be positive, or None for exact decisions; got -1.0"),
+        (["--backtrack-shrink", "1"], "backtrack_shrink must be greater than 1 or None, got 1.0"),
         (["--model", "lenet-5"], "lenet-5 needs images of at least 16x16"),
     ],
 )
