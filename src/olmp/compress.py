@@ -124,9 +124,9 @@ class CompressConfig:
             this factor: when the search's choice is smaller, the step is shortened along
             the line from the starting network to it (``None``: no limit). Meant for a
             reference that is lucky on val, where the first, large steps all fail the val
-            rule and a smaller one may hold it. Off by default: on the one such seed
-            measured (LeNet-300-100 / fashion-mnist, BENCHMARKS.md) a factor of 2 kept
-            nothing more than the default did.
+            rule and a smaller one may hold it. Off by default until measured on every
+            setting: on such seeds (BENCHMARKS.md) a factor of 2 kept 2.0× instead of
+            nothing on LeNet-5 / fashion-mnist, and nothing more on LeNet-300-100.
         search_can_grow: let a round's search return a network larger than the one it
             starts from. With ``False`` (the default) the search's accuracy requirement is
             capped at the tune accuracy of the network it starts from, so that network is
