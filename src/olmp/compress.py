@@ -35,6 +35,7 @@ last finished round and, being seeded per round, ends where an uninterrupted run
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import os
@@ -70,7 +71,7 @@ from olmp.pruning.masks import (
     update_masks_with_hysteresis,
     with_masks,
 )
-from olmp.pruning.thresholds import PARAMETRISATIONS, make_parametrisation
+from olmp.pruning.thresholds import PARAMETRISATIONS, Parametrisation, make_parametrisation
 from olmp.solvers import SOLVERS, make_solver
 from olmp.task import CallableTask, SplitsTask, Task
 from olmp.training import model_device
@@ -345,6 +346,16 @@ def search_fitness(size: np.ndarray, score: np.ndarray, required: float) -> np.n
     return np.where(score >= required, size, 1.0 + np.maximum(required - score, 0.0))
 
 
+def kept_fraction(param: Parametrisation, total: float, thresholds: torch.Tensor) -> np.ndarray:
+    """Fraction of ``total`` weights kept by each row of ``thresholds``."""
+    return (param.kept_counts(thresholds).sum(1).double() / total).numpy()
+
+
+def points_kept_fraction(param: Parametrisation, total: float, z: np.ndarray) -> np.ndarray:
+    """Fraction of ``total`` weights kept by each row of ``z`` (points of ``param``)."""
+    return kept_fraction(param, total, param.thresholds(z))
+
+
 def shortened_step(
     size_of: Callable[[np.ndarray], np.ndarray],
     start: np.ndarray,
@@ -551,14 +562,10 @@ class Compressor:
         total = float(sum(layer.n_weights for layer in self.layers))
         best = {"fitness": math.inf, "z": start, "accuracy": float("nan")}
 
-        def kept_fraction(z: np.ndarray) -> np.ndarray:
-            """Fraction of the weights kept by each row of ``z``."""
-            return (param.kept_counts(param.thresholds(z)).sum(1).double() / total).numpy()
-
         def fitness(z: np.ndarray, acc: np.ndarray | None = None) -> np.ndarray:
             """Search fitness of the rows of ``z`` (``acc``: their tune scores, if known)."""
             thresholds = param.thresholds(z)
-            size = kept_fraction(z)
+            size = kept_fraction(param, total, thresholds)
             if acc is None:
                 acc = scorer(thresholds, floor=required)
             values = search_fitness(size, acc, required)
@@ -587,12 +594,14 @@ class Compressor:
         feasible = best["fitness"] <= 1.0
         limit = self._shrink_limit()
         if feasible and limit is not None:
-            start_size = float(kept_fraction(start[None, :])[0])
-            z = shortened_step(kept_fraction, start, best["z"], start_size / limit)
+            size_of = functools.partial(points_kept_fraction, param, total)
+            start_size = float(size_of(start[None, :])[0])
+            z = shortened_step(size_of, start, best["z"], start_size / limit)
             if z is not best["z"]:  # the shortened step's tune accuracy, for the record
                 self.state.evaluations += 1
-                acc = float(scorer(param.thresholds(z[None, :]))[0])
-                best.update(fitness=float(kept_fraction(z[None, :])[0]), z=z, accuracy=acc)
+                shortened = param.thresholds(z[None, :])
+                size = float(kept_fraction(param, total, shortened)[0])
+                best.update(fitness=size, z=z, accuracy=float(scorer(shortened)[0]))
         thresholds = param.thresholds(best["z"][None, :])[0]
         return thresholds, {
             "search_feasible": feasible,
