@@ -79,6 +79,8 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
         rows.append(row_of(f"olmp-{solver}", seed, result, retrain_steps(result)))
         print(json.dumps(rows[-1]), flush=True)
     budget = rows[0]["retrain_steps"]  # the first solver's (NCS by default)
+    # The baselines retrain at OLMP's learning rate, overridden or not (equal budgets).
+    lr = float(overrides.get("adjust_lr", CompressConfig.adjust_lr))
     weights = reference_checkpoint(model_name, dataset, seed, args.workdir)
     shift = default_recipe(model_name, dataset).max_shift
     for method in args.baselines:
@@ -87,14 +89,16 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
             stages=args.stages,
             stage_steps=budget // args.stages,
             augment_shift=shift,
-            lr=CompressConfig.adjust_lr,
+            lr=lr,
             batch_size=CompressConfig.batch_size,
             seed=seed,
         )
         # A finished baseline run with the same settings is reused, like the OLMP runs.
         cache = Path(args.workdir) / (
             f"baseline-{model_name}-{dataset}-{method}-seed-{seed}-"
-            f"{config.stages}x{config.stage_steps}.json"
+            f"{config.stages}x{config.stage_steps}"
+            + ("" if lr == CompressConfig.adjust_lr else f"-lr-{lr:g}")
+            + ".json"
         )
         if cache.exists():
             result = json.loads(cache.read_text())

@@ -252,6 +252,7 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
 
     other = tmp_path / "options"
     extra = ["--racing-z", "2.5", "--search-can-grow", "--backtrack-shrink", "1.5"]
+    extra += ["--final-order", "smallest-first"]
     assert (
         main(["compress", "--weights", str(digits_checkpoint), "--out", str(other), *TINY, *extra])
         == 0
@@ -259,6 +260,7 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
     config = json.loads((other / "result.json").read_text())["config"]
     assert config["racing_z"] == 2.5 and config["search_can_grow"] is True
     assert config["backtrack_shrink"] == 1.5
+    assert config["final_order"] == "smallest-first"
     exact = tmp_path / "exact"
     assert (
         main(
@@ -271,11 +273,14 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
                 *TINY,
                 "--racing-z",
                 "0",
+                "--backtrack-shrink",
+                "0",
             ]
         )
         == 0
     )
-    assert json.loads((exact / "result.json").read_text())["config"]["racing_z"] is None
+    exact_config = json.loads((exact / "result.json").read_text())["config"]
+    assert exact_config["racing_z"] is None and exact_config["backtrack_shrink"] is None
 
 
 @pytest.mark.parametrize(
@@ -287,6 +292,7 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
         (["--resume"], "holds no state.json"),
         (["--racing-z", "-1"], "racing_z must be positive, or None for exact decisions; got -1.0"),
         (["--backtrack-shrink", "1"], "backtrack_shrink must be greater than 1 or None, got 1.0"),
+        (["--final-order", "best"], "unknown final order 'best'"),
         (["--model", "lenet-5"], "lenet-5 needs images of at least 16x16"),
     ],
 )

@@ -1,4 +1,5 @@
 import json
+import math
 import re
 
 import numpy as np
@@ -103,6 +104,11 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
             r"backtracks_per_best must be at least 0 or None, got -1",
         ),
         ({"backtrack_shrink": 1.0}, r"backtrack_shrink must be greater than 1 or None, got 1.0"),
+        (
+            {"final_order": "largest"},
+            r"unknown final order 'largest'; choose one of: bisect, smallest-first",
+        ),
+        ({"final_candidates": -1}, r"final_candidates must be at least 0, got -1"),
     ],
 )
 def test_bad_config(options, message):
@@ -290,6 +296,63 @@ def test_a_shortened_step_stops_where_the_size_reaches_the_floor():
     np.testing.assert_allclose(middle, [5 / 9, 5 / 9], atol=1e-6)
 
 
+@pytest.mark.parametrize("count", [1, 2, 5, 8, 13])
+def test_bisect_finds_the_smallest_passing_candidate_within_its_attempts(count):
+    """Candidates 0..count-1 sorted from the smallest network; those from ``first_pass`` on
+    pass. Bisection finds the first passing one with 1 + ceil(log2(count)) attempts at
+    most, wherever it lies; smallest-first only when it is among the first ``attempts``."""
+    from olmp.compress import smallest_passing
+
+    attempts = 1 + math.ceil(math.log2(count)) if count > 1 else 1
+    for first_pass in range(count + 1):  # count: nothing passes
+        tried = []
+
+        def passes(i, first_pass=first_pass, tried=tried):
+            tried.append(i)
+            return i >= first_pass
+
+        found = smallest_passing(count, attempts, passes, "bisect")
+        assert found == (first_pass if first_pass < count else None)
+        assert len(tried) <= attempts and len(set(tried)) == len(tried)
+        in_order = smallest_passing(
+            count, attempts, lambda i, f=first_pass: i >= f, "smallest-first"
+        )
+        assert in_order == (first_pass if first_pass < attempts else None)
+    assert smallest_passing(count, 0, passes) is None
+    assert smallest_passing(0, 4, passes) is None
+
+
+def test_the_final_phase_keeps_the_smallest_round_that_fine_tuning_lifts_over_val(reference):
+    """Rounds that prune hard fail val at tolerance 0; the final phase fine-tunes the
+    smallest of the rounds below the loop's best first, then bisects, and the result is
+    the smallest round that passed."""
+    options = {**FAST, "tolerance": 0.0, "search_tolerance": 0.2, "max_rounds": 5}
+    config = CompressConfig(**options, final_margin=1.0, final_candidates=3, patience=5)
+    _, result = compress(_model(reference), reference[1], config)
+    threshold = result["reference_val_accuracy"]
+    history = {h["round"]: h for h in result["history"]}
+    loop_best = min(
+        (h["size"] for h in history.values() if h["val_accuracy"] >= threshold), default=1.0
+    )
+    candidates = sorted(
+        (h for h in history.values() if h["size"] < loop_best), key=lambda h: h["size"]
+    )
+    assert candidates, [h["val_accuracy"] for h in history.values()]
+    attempts = result["final_attempts"]
+    assert attempts[0]["round"] == candidates[0]["round"]
+    on_candidates = [a for a in attempts if history[a["round"]]["size"] < loop_best]
+    assert len(on_candidates) <= 3
+    for a in on_candidates:
+        assert a["accepted"] == (a["val_accuracy"] >= threshold)
+    passed = [a for a in on_candidates if a["accepted"]]
+    if passed:
+        smallest = min(passed, key=lambda a: history[a["round"]]["size"])
+        assert result["best_round"] == smallest["round"] and result["best_fine_tuned"]
+        assert result["val_accuracy"] >= threshold
+    else:
+        assert history.get(result["best_round"], {"size": 1.0})["size"] == loop_best
+
+
 @pytest.mark.parametrize("limit", [None, 1.5])
 def test_after_a_backtrack_a_round_shrinks_the_network_at_most_by_backtrack_shrink(
     reference, limit
@@ -387,7 +450,9 @@ def test_config_recorded_before_a_field_existed_keeps_the_old_behaviour():
     del record["backtracks_per_best"]  # ... nor stopped it
     del record["search_can_grow"]  # ... and searched against the reference's accuracy alone
     del record["racing_z"]  # ... deciding feasibility exactly
+    del record["final_order"]  # ... and fine-tuning the smallest candidates first
     old = CompressConfig.from_dict(record)
     assert old.backtrack_after is None and old.backtracks_per_best is None
     assert old.search_can_grow and old.racing_z is None
+    assert old.final_order == "smallest-first"
     assert old.max_rounds == 7

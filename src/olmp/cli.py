@@ -147,6 +147,7 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
         "augment_shift": args.augment_shift,
         "distill": args.distill,
         "final_steps": args.final_steps,
+        "final_order": args.final_order,
         "prune_biases": args.prune_biases or None,
         "include": tuple(args.include) if args.include else None,
         "exclude": tuple(args.exclude) if args.exclude else None,
@@ -155,6 +156,8 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
     given = {k: v for k, v in options.items() if v is not None}
     if given.get("racing_z") == 0:  # --racing-z 0: decide every candidate's feasibility exactly
         given["racing_z"] = None
+    if given.get("backtrack_shrink") == 0:  # --backtrack-shrink 0: no limit
+        given["backtrack_shrink"] = None
     return CompressConfig(**given)
 
 
@@ -533,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="FACTOR",
         help="after a backtrack, let a round shrink the network by at most FACTOR "
-        "(greater than 1; default: no limit)",
+        "(greater than 1; default 2; 0: no limit)",
     )
     budget.add_argument(
         "--racing-z",
@@ -549,6 +552,11 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--popsize", type=int, help="candidates per solver generation")
     budget.add_argument("--adjust-steps", type=int, help="DNS training steps per round")
     budget.add_argument("--final-steps", type=int, help="fine-tuning steps at the end")
+    budget.add_argument(
+        "--final-order",
+        help="which rounds below the best the final phase fine-tunes: bisect (default: the "
+        "smallest, then a bisection by size) or smallest-first",
+    )
     comp.add_argument("--adjust", help="retraining between searches: finetune (default), dns")
     comp.add_argument(
         "--augment-shift",

@@ -82,6 +82,7 @@ PRUNED_CHECKPOINT = "pruned.safetensors"
 HISTORY_JSON = "history.json"
 PLOT_PNG = "progress.png"
 ADJUST_MODES = ("dns", "finetune")
+FINAL_ORDERS = ("bisect", "smallest-first")
 #: CompressConfig fields added after runs were already being recorded, with the value that
 #: reproduces what a run recorded without the field did.
 FIELDS_ADDED_LATER: dict[str, Any] = {
@@ -90,6 +91,7 @@ FIELDS_ADDED_LATER: dict[str, Any] = {
     "search_can_grow": True,
     "racing_z": None,
     "backtrack_shrink": None,
+    "final_order": "smallest-first",
 }
 
 
@@ -123,11 +125,11 @@ class CompressConfig:
             growing the network from 39× back to 1.1×.
         backtrack_shrink: after a backtrack, a round may shrink the network by at most
             this factor: when the search's choice is smaller, the step is shortened along
-            the line from the starting network to it (``None``: no limit). Meant for a
+            the line from the starting network to it (``None``: no limit). For a
             reference that is lucky on val, where the first, large steps all fail the val
-            rule and a smaller one may hold it. Off by default until measured on every
-            setting: on such seeds (BENCHMARKS.md) a factor of 2 kept 2.0× instead of
-            nothing on LeNet-5 / fashion-mnist, and nothing more on LeNet-300-100.
+            rule and a smaller one may hold it: on two such LeNet-5 / fashion-mnist seeds
+            (BENCHMARKS.md) a factor of 2 gave the final phase networks of 2–8× to choose
+            from where without it the run kept nothing.
         search_can_grow: let a round's search return a network larger than the one it
             starts from. With ``False`` (the default) the search's accuracy requirement is
             capped at the tune accuracy of the network it starts from, so that network is
@@ -153,6 +155,12 @@ class CompressConfig:
             peak learning rate.
         final_candidates, final_margin: how many rounds smaller than the best the final
             phase fine-tunes, and how far below the val threshold they may start.
+        final_order: which of those rounds the final phase fine-tunes. ``bisect`` (the
+            default): the smallest first, then a bisection over the rest by size, so the
+            attempts home in on the size where fine-tuning stops holding val wherever it
+            lies (:func:`smallest_passing`); ``smallest-first``: the smallest ones in
+            order, which spends every attempt on networks far below that size when the
+            last rounds overshot it.
         distill: weight of knowledge distillation from the dense reference in every
             retraining (0 turns it off).
         batch_size: training batch size.
@@ -175,7 +183,7 @@ class CompressConfig:
     patience: int = 8
     backtrack_after: int | None = 3
     backtracks_per_best: int | None = 1
-    backtrack_shrink: float | None = None
+    backtrack_shrink: float | None = 2.0
     search_can_grow: bool = False
     racing_z: float | None = 3.0
     max_evaluations: int | None = None
@@ -188,6 +196,7 @@ class CompressConfig:
     final_lr: float = 0.01
     final_candidates: int = 4
     final_margin: float = 0.01
+    final_order: str = "bisect"
     distill: float = 0.0
     batch_size: int = 64
     augment_shift: int = 0
@@ -239,6 +248,10 @@ class CompressConfig:
             )
         if not 0 < self.search_step <= 1:
             raise OlmpError(f"search_step must be in (0, 1], got {self.search_step}")
+        if self.final_order not in FINAL_ORDERS:
+            raise unknown_choice("final order", self.final_order, list(FINAL_ORDERS))
+        if self.final_candidates < 0:
+            raise OlmpError(f"final_candidates must be at least 0, got {self.final_candidates}")
         if self.adjust not in ADJUST_MODES:
             raise unknown_choice("adjust mode", self.adjust, list(ADJUST_MODES))
         if self.augment_shift < 0:
@@ -376,6 +389,34 @@ def shortened_step(
         else:
             high = middle
     return start + low * (end - start)
+
+
+def smallest_passing(
+    count: int, attempts: int, passes: Callable[[int], bool], order: str = "bisect"
+) -> int | None:
+    """The index of the smallest network found to pass, probing at most ``attempts`` of
+    ``count`` candidates sorted from the smallest (index 0) up; ``None`` if none passed.
+
+    ``passes(i)`` fine-tunes and checks candidate ``i``. A larger network passes more
+    often, so after the smallest fails, ``bisect`` halves the rest: a pass sends it to
+    the smaller half, a failure to the larger. ``smallest-first`` tries them in order.
+    """
+    if order == "smallest-first":
+        return next((i for i in range(min(count, attempts)) if passes(i)), None)
+    if count == 0 or attempts == 0:
+        return None
+    if passes(0):
+        return 0
+    lo, hi, found = 1, count, None
+    for _ in range(attempts - 1):
+        if lo >= hi:
+            break
+        mid = (lo + hi) // 2
+        if passes(mid):
+            found, hi = mid, mid
+        else:
+            lo = mid + 1
+    return found
 
 
 def keep_fractions(layers: list[PrunableLayer], masks: Masks) -> np.ndarray:
@@ -718,53 +759,65 @@ class Compressor:
         return self.result()
 
     def _finish(self) -> None:
-        """Fine-tune candidates with frozen masks, smallest first, and keep the first that
-        is feasible on val; otherwise the loop's best stands.
+        """Fine-tune candidates with frozen masks and keep the smallest that is feasible on
+        val; otherwise the loop's best stands.
 
         Candidates are the rounds smaller than the best so far whose val accuracy is within
         ``final_margin`` of the threshold (fine-tuning recovers about that much); at most
-        ``final_candidates`` are tried. The best itself is fine-tuned too and kept when
-        that raises its val accuracy.
+        ``final_candidates`` are fine-tuned, chosen by ``final_order``
+        (:func:`smallest_passing`). When none passes, the best itself is fine-tuned and
+        kept if that raises its val accuracy.
         """
         cfg = self.config
         started = time.perf_counter()
         threshold = self._val_threshold()
         best_size = self.state.best["size"]
-        candidates = sorted(
-            (
-                h
-                for h in self.state.history
-                if h["size"] < best_size and h["val_accuracy"] >= threshold - cfg.final_margin
-            ),
-            key=lambda h: h["size"],
-        )[: cfg.final_candidates]
-        attempts = [h["round"] for h in candidates]
-        if self.state.best["round"] > 0:  # round 0 is the dense reference: nothing to tune
-            attempts.append(self.state.best["round"])
-        for salt, r in enumerate(attempts):
+        near = [
+            h
+            for h in self.state.history
+            if h["size"] < best_size and h["val_accuracy"] >= threshold - cfg.final_margin
+        ]
+        candidates = [h["round"] for h in sorted(near, key=lambda h: h["size"])]
+
+        def fine_tune(r: int) -> float:
             self._restore(self.snapshots[r])
             if cfg.final_steps > 0:
-                self._retrain(cfg.final_steps, cfg.final_lr, 1_000_000 + salt, None)
-            val_acc = self._score("val")
-            is_best_round = r == self.state.best["round"]
-            better = (
-                val_acc > self.state.best["val_accuracy"]
-                if is_best_round
-                else (val_acc + 1e-12 >= threshold)
-            )
+                salt = 1_000_000 + len(self.state.final_attempts)
+                self._retrain(cfg.final_steps, cfg.final_lr, salt, None)
+            return self._score("val")
+
+        def keep(r: int, val_acc: float) -> None:
+            size = _size(self.layers, self.masks)
+            self.state.best = {
+                "size": size,
+                "val_accuracy": val_acc,
+                "round": r,
+                "fine_tuned": True,
+            }
+            self.final = self._snapshot()
+            self._save_snapshot("final", self.final)
+
+        def passes(i: int) -> bool:
+            r = candidates[i]
+            val_acc = fine_tune(r)
+            feasible = val_acc + 1e-12 >= threshold
             self.state.final_attempts.append(
-                {"round": r, "val_accuracy": val_acc, "accepted": better}
+                {"round": r, "val_accuracy": val_acc, "accepted": feasible}
+            )
+            if feasible:  # a later pass is smaller (see smallest_passing) and replaces it
+                keep(r, val_acc)
+            return feasible
+
+        found = smallest_passing(len(candidates), cfg.final_candidates, passes, cfg.final_order)
+        best_round = self.state.best["round"]
+        if found is None and best_round > 0:  # round 0 is the dense reference: nothing to tune
+            val_acc = fine_tune(best_round)
+            better = val_acc > self.state.best["val_accuracy"]
+            self.state.final_attempts.append(
+                {"round": best_round, "val_accuracy": val_acc, "accepted": better}
             )
             if better:
-                self.state.best = {
-                    "size": _size(self.layers, self.masks),
-                    "val_accuracy": val_acc,
-                    "round": r,
-                    "fine_tuned": True,
-                }
-                self.final = self._snapshot()
-                self._save_snapshot("final", self.final)
-                break
+                keep(best_round, val_acc)
         self.state.elapsed_s += time.perf_counter() - started
         self.state.finished = True
         self._save_state()
