@@ -21,50 +21,21 @@ from dataclasses import replace
 from pathlib import Path
 
 from _common import RESULTS, machine
-from safetensors.torch import load_file
 
-from olmp.compress import FINAL_ORDERS, STATE_JSON, CompressConfig, Compressor, RunState
+from olmp.compress import FINAL_ORDERS, STATE_JSON, CompressConfig, Compressor, splits_task
 from olmp.files import write_json_atomic
 from olmp.reference import load_weights
-from olmp.task import SplitsTask
-
-
-def loop_best(history: list[dict], reference_val: float, threshold: float) -> dict:
-    """The best network when the rounds ended: the smallest round that held the val rule
-    (the replay of :meth:`Compressor._consider_best` over the history)."""
-    best = {"size": 1.0, "val_accuracy": reference_val, "round": 0}
-    for h in history:
-        if h["val_accuracy"] + 1e-12 >= threshold and h["size"] < best["size"]:
-            best = {"size": h["size"], "val_accuracy": h["val_accuracy"], "round": h["round"]}
-    return best
 
 
 def replay(run_dir: Path, order: str) -> dict:
-    """The run in ``run_dir`` with its final phase done again in ``order``."""
+    """The run in ``run_dir`` with its final phase done again in ``order`` (the folder is
+    only read)."""
     record = json.loads((run_dir / STATE_JSON).read_text())
     config = replace(CompressConfig.from_dict(record["config"]), final_order=order)
     model, splits, _ = load_weights(record["metadata"]["weights"])
-    task = SplitsTask(
-        splits,
-        batch_size=config.batch_size,
-        augment_shift=config.augment_shift,
-        distill=config.distill,
-        racing_z=config.racing_z,
-    )
-    run = Compressor(model, task, config)  # no run_dir: nothing is written back
-    run.reference = record["reference"]
-    state = RunState(**record["state"])
-    threshold = run.reference["val_accuracy"] - config.tolerance
-    state.best = loop_best(state.history, run.reference["val_accuracy"], threshold)
-    state.final_attempts, state.finished = [], False
-    run.state = state
-    run.snapshots = {
-        r: load_file(str(run_dir / "rounds" / f"round-{r:03d}.safetensors"))
-        for r in range(state.round + 1)
-    }
-    run._make_teacher()
-    if run._stop_reason() is None:
-        raise SystemExit(f"{run_dir}: its rounds did not end; finish the run first")
+    run = Compressor(model, splits_task(splits, config), config)  # no run_dir: no writes
+    run.load_rounds(run_dir, record)
+    run.reopen_final_phase()
     result = run.run()  # the rounds are done: this is the final phase alone
     return {
         "run": run_dir.name,

@@ -419,6 +419,12 @@ def smallest_passing(
     return found
 
 
+def snapshot_path(run_dir: Path, key: int | str) -> Path:
+    """Where a run folder keeps round ``key``'s network (an int) or the ``final`` one."""
+    name = f"round-{key:03d}" if isinstance(key, int) else str(key)
+    return Path(run_dir) / "rounds" / f"{name}.safetensors"
+
+
 def keep_fractions(layers: list[PrunableLayer], masks: Masks) -> np.ndarray:
     """Fraction of each layer's weights that ``masks`` keep."""
     return np.array([r["kept_weights"] / r["total_weights"] for r in layer_counts(layers, masks)])
@@ -477,8 +483,7 @@ class Compressor:
 
     def _snapshot_path(self, key: int | str) -> Path:
         assert self.run_dir is not None
-        name = f"round-{key:03d}" if isinstance(key, int) else str(key)
-        return self.run_dir / "rounds" / f"{name}.safetensors"
+        return snapshot_path(self.run_dir, key)
 
     def _save_snapshot(self, key: int | str, tensors: dict[str, torch.Tensor]) -> None:
         if self.run_dir is None:
@@ -513,14 +518,23 @@ class Compressor:
                 f"cannot resume {self.run_dir}: its config differs from this one in "
                 f"{diff}; resume with the same options or start anew with --force"
             )
+        self.load_rounds(self.run_dir, record)
+        if self.state.finished and self._snapshot_path("final").is_file():
+            self.final = load_file(str(self._snapshot_path("final")))
+        self._restore(self.snapshots[self.state.round])
+
+    def load_rounds(self, run_dir: Path, record: dict[str, Any] | None = None) -> None:
+        """Take the reference scores, run state and round networks recorded in ``run_dir``
+        (its ``state.json``, or ``record`` when already read). ``run_dir`` is only read, so
+        a finished run can be replayed elsewhere, e.g. its final phase with other settings
+        (:meth:`reopen_final_phase`)."""
+        if record is None:
+            record = json.loads((Path(run_dir) / STATE_JSON).read_text())
         self.reference = record["reference"]
         self.state = RunState(**record["state"])
         for r in range(self.state.round + 1):
-            self.snapshots[r] = load_file(str(self._snapshot_path(r)))
-        if self.state.finished and self._snapshot_path("final").is_file():
-            self.final = load_file(str(self._snapshot_path("final")))
+            self.snapshots[r] = load_file(str(snapshot_path(run_dir, r)))
         self._make_teacher()
-        self._restore(self.snapshots[self.state.round])
 
     # -- small helpers -------------------------------------------------------------------
 
@@ -677,15 +691,14 @@ class Compressor:
         self.state.stale_rounds = 0
         return best_round
 
-    def _consider_best(self, val_acc: float, round_index: int) -> bool:
-        """Make the current network the best if it is feasible on val and smaller."""
-        size = _size(self.layers, self.masks)
+    def _consider_best(self, val_acc: float, round_index: int, size: float) -> bool:
+        """Make round ``round_index``'s network (``size`` kept) the best if it is feasible
+        on val and smaller."""
         if val_acc + 1e-12 < self._val_threshold():
             return False
         if size >= self.state.best.get("size", 1.0 + 1e-9):
             return False
         self.state.best = {"size": size, "val_accuracy": val_acc, "round": round_index}
-        self.state.backtracks_to_best = 0
         return True
 
     def _start(self) -> None:
@@ -701,7 +714,7 @@ class Compressor:
         self.snapshots[0] = self._snapshot()
         self._save_snapshot(0, self.snapshots[0])
         self._make_teacher()
-        self._consider_best(self.reference["val_accuracy"], 0)
+        self._consider_best(self.reference["val_accuracy"], 0, _size(self.layers, self.masks))
         self._save_state()
 
     def _round(self) -> None:
@@ -716,7 +729,9 @@ class Compressor:
         )
         val_acc = self._score("val")
         size = _size(self.layers, self.masks)
-        improved = self._consider_best(val_acc, r)
+        improved = self._consider_best(val_acc, r, size)
+        if improved:  # a new best earns its own returns
+            self.state.backtracks_to_best = 0
         feasible = val_acc + 1e-12 >= self._val_threshold()
         self.state.failed_rounds = 0 if feasible else self.state.failed_rounds + 1
         shrunk = size < 0.99 * self.state.smallest_size
@@ -757,6 +772,18 @@ class Compressor:
             self.state.stop_reason = self._stop_reason()
             self._finish()
         return self.result()
+
+    def reopen_final_phase(self) -> None:
+        """Undo the final phase of a finished run, so that :meth:`run` does it again (with
+        this compressor's ``final_*`` settings) from where the rounds ended: the best goes
+        back to the smallest round that held the val rule, as the rounds left it."""
+        if self._stop_reason() is None:
+            raise OlmpError("the rounds of this run did not end; finish the run first")
+        self.state.best = {}
+        self._consider_best(self.reference["val_accuracy"], 0, 1.0)  # the dense network
+        for h in self.state.history:
+            self._consider_best(h["val_accuracy"], h["round"], h["size"])
+        self.state.final_attempts, self.state.finished, self.final = [], False, None
 
     def _finish(self) -> None:
         """Fine-tune candidates with frozen masks and keep the smallest that is feasible on
@@ -993,6 +1020,11 @@ def _make_task(
         return task
     if evaluate is not None:
         return CallableTask(evaluate, train)
+    return splits_task(splits, config)
+
+
+def splits_task(splits: DatasetSplits, config: CompressConfig) -> SplitsTask:
+    """The task of a run on ``splits``, retraining and scoring as ``config`` says."""
     return SplitsTask(
         splits,
         batch_size=config.batch_size,
