@@ -1,30 +1,47 @@
 """How much accuracy a fixed per-layer allocation keeps after retraining, search aside.
 
-For the mnist-5k headline setting (LeNet-300-100): the reference (default recipe, seed =
-initialisation and split seed) is pruned by magnitude to the keep fractions given, in
-`--stages` stages of a geometric schedule, retraining `--steps` SGD steps after each stage
-and `--final-steps` at the end with the masks frozen (olmp's own `train`, shift
-augmentation as the recipe). Accuracy is measured on tune, val and test together (3,000
-held-out images, so a paired difference has about half the noise of one split): it tells
-what a network of that size can reach with this retraining, whatever search chose it.
+For each seed the reference (default recipe, seed = initialisation and split seed) is
+pruned by magnitude to the keep fractions given, in ``--stages`` stages of a geometric
+schedule, retraining ``--steps`` SGD steps after each stage and ``--final-steps`` more at
+the end with the masks frozen (olmp's own ``train``; the setting's recipe gives the shift
+augmentation). Accuracy is measured on tune, val and test together (the held-out images,
+so a paired difference has less noise than one split's): it tells what a network of that
+size can reach with this retraining, whatever search chose it. Nothing here selects
+anything, so reading test does not bias a decision.
+
+Several allocations (``--keep``, repeated) and retraining variants (``--retrain``,
+repeated) run side by side on the same references; each row is one (allocation, variant)
+with medians over the seeds, and the last column is the paired difference, seed by seed,
+to the table's first row (the first allocation with the first variant). A variant is
+``default`` or comma-separated ``FIELD=VALUE`` pairs of:
+
+- ``weight_decay``, ``batch_size``, ``max_shift``: the retraining recipe's fields;
+- ``distill``: weight of distillation from the dense reference (temperature 4);
+- ``splice``: 1 re-chooses each layer's kept weights every 10 steps as the largest of the
+  dense weights at the stage's kept count, with gradients reaching every weight (dynamic
+  pruning with feedback, Lin et al. 2020); masks freeze for ``--final-steps``.
 
     python benchmarks/fixed_allocation.py --keep 0.004 0.024 0.11 --seeds 0 1 2
-    python benchmarks/fixed_allocation.py --keep 0.0055 0.012 0.10 --lr 0.01 --final-lr 0.01
+    python benchmarks/fixed_allocation.py --keep 0.004 0.024 0.11 --retrain default \\
+        --retrain weight_decay=0 --retrain distill=0.5 --retrain splice=1
+    python benchmarks/fixed_allocation.py --setting lenet-300-100/fashion-mnist \\
+        --keep 0.038 0.045 0.6 --steps 1000
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import time
 
 import numpy as np
 import torch
-from _common import MNIST5K_DATASET, MNIST5K_MODEL, machine, reference_checkpoint, spread
+from _common import machine, reference_checkpoint, spread
 
 from olmp.data.registry import Split
-from olmp.pruning.layers import find_prunable_layers
+from olmp.pruning.layers import PrunableLayer, find_prunable_layers
 from olmp.pruning.masks import (
     apply_masks,
     compression_ratios,
@@ -36,6 +53,27 @@ from olmp.pruning.thresholds import KeepRatio
 from olmp.reference import load_weights
 from olmp.training import TrainConfig, accuracy, default_recipe, train
 
+SETTINGS = ("lenet-300-100/mnist-5k", "lenet-300-100/fashion-mnist", "lenet-5/fashion-mnist")
+RECIPE_FIELDS = {"weight_decay": float, "batch_size": int, "max_shift": int}
+VARIANT_FIELDS = RECIPE_FIELDS | {"distill": float, "splice": int}
+SPLICE_EVERY = 10
+
+
+def parse_variant(text: str) -> dict:
+    """``default`` or ``FIELD=VALUE[,FIELD=VALUE...]`` -> {field: value}."""
+    if text == "default":
+        return {}
+    variant = {}
+    for pair in text.split(","):
+        name, sep, value = pair.partition("=")
+        if not sep or name not in VARIANT_FIELDS:
+            raise argparse.ArgumentTypeError(
+                f"--retrain wants 'default' or FIELD=VALUE pairs with FIELD one of "
+                f"{', '.join(VARIANT_FIELDS)}; got {pair!r}"
+            )
+        variant[name] = VARIANT_FIELDS[name](value)
+    return variant
+
 
 def top_fraction_thresholds(layers, fractions) -> torch.Tensor:
     """Per layer, the magnitude that keeps the given fraction of its weights (OLMP's own
@@ -44,29 +82,68 @@ def top_fraction_thresholds(layers, fractions) -> torch.Tensor:
     return param.thresholds(param.encode(np.array(fractions)))[0]
 
 
-def run_seed(seed: int, args: argparse.Namespace) -> dict:
-    weights = reference_checkpoint(MNIST5K_MODEL, MNIST5K_DATASET, seed, args.workdir)
+@torch.no_grad()
+def splice_top_k(layers: list[PrunableLayer], counts: list[int]) -> None:
+    """Each layer's mask re-chosen in place as its ``count`` largest dense weights."""
+    for layer, count in zip(layers, counts, strict=True):
+        mask = layer.module.parametrizations.weight[0].mask
+        magnitude = dense_tensor(layer, "weight").abs().flatten()
+        mask.view(-1).zero_()[torch.topk(magnitude, count).indices] = True
+
+
+def run_one(setting: str, seed: int, keep: list[float], variant: dict, args) -> dict:
+    """One seed of one (allocation, variant): the held-out accuracy it reaches."""
+    model_name, dataset = setting.split("/")
+    weights = reference_checkpoint(model_name, dataset, seed, args.workdir)
     model, splits, _ = load_weights(weights)
     held_out = Split(
         torch.cat([splits.tune.x, splits.val.x, splits.test.x]),
         torch.cat([splits.tune.y, splits.val.y, splits.test.y]),
     )
     reference = accuracy(model, held_out)
-    shift = default_recipe(MNIST5K_MODEL, MNIST5K_DATASET).max_shift
+    teacher = copy.deepcopy(model).requires_grad_(False) if variant.get("distill") else None
+    recipe_fields = {k: v for k, v in variant.items() if k in RECIPE_FIELDS}
+    base = default_recipe(model_name, dataset)
     layers = find_prunable_layers(model)
+    if len(keep) != len(layers):
+        raise SystemExit(f"--keep needs {len(layers)} fractions for {setting}, got {keep}")
+    splice = bool(variant.get("splice"))
     started = time.perf_counter()
     for stage in range(1, args.stages + 1):
-        fractions = [k ** (stage / args.stages) for k in args.keep]
+        fractions = [k ** (stage / args.stages) for k in keep]
         masks = magnitude_masks(layers, top_fraction_thresholds(layers, fractions))
-        apply_masks(layers, masks, straight_through=False)
-        steps = args.steps if stage < args.stages else args.steps + args.final_steps
-        lr = args.lr if stage < args.stages else args.final_lr
-        recipe = TrainConfig(max_steps=steps, lr=lr, max_shift=shift, seed=seed * 100 + stage)
-        train(model, splits.train, recipe)
-        if stage < args.stages:
+        counts = [int(masks[layer.weight_name].sum()) for layer in layers]
+        apply_masks(layers, masks, straight_through=splice)
+        last = stage == args.stages
+        recipe = TrainConfig(
+            **{
+                "max_shift": base.max_shift,
+                **recipe_fields,
+                "max_steps": args.steps + (args.final_steps if last else 0),
+                "lr": args.final_lr if last else args.lr,
+                "seed": seed * 100 + stage,
+            }
+        )
+
+        def on_step(_model, step: int, counts=counts) -> None:
+            if step % SPLICE_EVERY == 0 and step <= args.steps:  # frozen for final steps
+                splice_top_k(layers, counts)
+
+        train(
+            model,
+            splits.train,
+            recipe,
+            on_step=on_step if splice else None,
+            teacher=teacher,
+            distill_weight=variant.get("distill", 0.0),
+        )
+        if not last:
             remove_masks(layers, bake=False)
     record = {
+        "setting": setting,
         "seed": seed,
+        "keep": keep,
+        "variant": variant,
         "ratio": compression_ratios(layers, masks)[0],
         "reference_held_out": reference,
         "held_out": accuracy(model, held_out),
@@ -78,9 +155,29 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
     return record
 
 
+def variant_label(variant: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in variant.items()) or "default"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=float, nargs=3, required=True, metavar="FRACTION")
+    parser.add_argument("--setting", choices=SETTINGS, default=SETTINGS[0])
+    parser.add_argument(
+        "--keep",
+        type=float,
+        nargs="+",
+        action="append",
+        required=True,
+        metavar="FRACTION",
+        help="one keep fraction per prunable layer; repeat for more allocations",
+    )
+    parser.add_argument(
+        "--retrain",
+        type=parse_variant,
+        action="append",
+        metavar="VARIANT",
+        help="'default' or FIELD=VALUE[,...] (see the module docstring); repeatable",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--stages", type=int, default=10)
     parser.add_argument("--steps", type=int, default=500, help="retraining steps per stage")
@@ -88,22 +185,38 @@ def main() -> None:
     parser.add_argument("--final-steps", type=int, default=3000)
     parser.add_argument("--final-lr", type=float, default=0.05)
     parser.add_argument("--workdir", default="/tmp/olmp-bench")
+    parser.add_argument("--json", help="also write every record to this file")
     args = parser.parse_args()
+    variants = args.retrain or [{}]
     info = machine()
-    runs = [run_seed(seed, args) for seed in args.seeds]
-    loss = [100 * (r["reference_held_out"] - r["held_out"]) for r in runs]
+    rows, first = [], None
+    for keep in args.keep:
+        for variant in variants:
+            runs = [run_one(args.setting, seed, keep, variant, args) for seed in args.seeds]
+            loss = [100 * (r["reference_held_out"] - r["held_out"]) for r in runs]
+            first = first or loss
+            rows.append(
+                (keep, variant, runs, loss, [a - b for a, b in zip(loss, first, strict=True)])
+            )
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump([r for row in rows for r in row[2]], out, indent=1)
     print(
         f"\n`{info['command']}` — {info['cores']} cores ({info['torch_threads']} torch "
         f"threads), {info['cpu']}, torch {info['torch']}, {info['date']}, commit {info['commit']}\n"
     )
-    print("| keep fractions | seeds | ratio (weights) | held-out loss (points) | val % | test % |")
-    print("|---|---|---|---|---|---|")
     print(
-        f"| {' / '.join(f'{k:g}' for k in args.keep)} | {len(runs)} | "
-        f"{statistics.median(r['ratio'] for r in runs):.1f} | {spread(loss, '.2f')} | "
-        f"{spread([100 * r['val'] for r in runs], '.1f')} | "
-        f"{spread([100 * r['test'] for r in runs], '.1f')} |"
+        "| keep fractions | retraining | seeds | ratio (weights) | held-out loss (points) "
+        "| val % | test % | loss − first row's (points) |"
     )
+    print("|---|---|---|---|---|---|---|---|")
+    for keep, variant, runs, loss, paired in rows:
+        print(
+            f"| {' / '.join(f'{k:g}' for k in keep)} | {variant_label(variant)} | {len(runs)} | "
+            f"{statistics.median(r['ratio'] for r in runs):.1f} | {spread(loss, '.2f')} | "
+            f"{spread([100 * r['val'] for r in runs], '.1f')} | "
+            f"{spread([100 * r['test'] for r in runs], '.1f')} | {spread(paired, '+.2f')} |"
+        )
 
 
 if __name__ == "__main__":
