@@ -101,7 +101,7 @@ def run_one(setting: str, seed: int, keep: list[float], variant: dict, args) -> 
         torch.cat([splits.tune.y, splits.val.y, splits.test.y]),
     )
     reference = accuracy(model, held_out)
-    teacher = copy.deepcopy(model).requires_grad_(False) if variant.get("distill") else None
+    teacher = copy.deepcopy(model).eval().requires_grad_(False) if variant.get("distill") else None
     recipe_fields = {k: v for k, v in variant.items() if k in RECIPE_FIELDS}
     base = default_recipe(model_name, dataset)
     layers = find_prunable_layers(model)
