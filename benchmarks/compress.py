@@ -14,7 +14,8 @@ and split seed = the seed):
 Per method: compression ratio (weights only, and weights + biases), val and test accuracy
 beside the reference's, wall time, candidate evaluations; median and range over seeds.
 Writes a markdown table (stdout), benchmarks/results/compress_<setting>.csv and .json, and
-a plot of test accuracy against compression ratio (benchmarks/results/compress_<setting>.png).
+a plot of test accuracy against compression ratio (benchmarks/results/compress_<setting>.png);
+`--set` overrides and `--tag` add to the file names.
 
     python benchmarks/compress.py --quick                       # mnist-5k, 1 seed, short runs
     python benchmarks/compress.py --setting lenet-300-100/mnist-5k --seeds 0 1 2
@@ -148,6 +149,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 seed, OLMP capped at 15 rounds")
     parser.add_argument("--workdir", default="/tmp/olmp-bench")
     parser.add_argument(
+        "--tag",
+        default="",
+        help="suffix of the result files' names, to keep an earlier record of the setting",
+    )
+    parser.add_argument(
         "--set",
         type=parse_override,
         action="append",
@@ -205,7 +211,7 @@ def main() -> None:
 
     RESULTS.mkdir(exist_ok=True)
     stem = "compress_" + args.setting.replace("/", "_") + ("_quick" if args.quick else "")
-    stem += "".join(f"_{k}-{v}" for k, v in args.set)
+    stem += "".join(f"_{k}-{v}" for k, v in args.set) + (f"_{args.tag}" if args.tag else "")
     with (RESULTS / f"{stem}.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
