@@ -52,6 +52,9 @@ def spread(values: list[float], fmt: str) -> str:
 
 MNIST5K_MODEL, MNIST5K_DATASET = "lenet-300-100", "mnist-5k"
 
+#: The benchmark settings, "model/dataset".
+SETTINGS = ("lenet-300-100/mnist-5k", "lenet-300-100/fashion-mnist", "lenet-5/fashion-mnist")
+
 #: The fields of a result record (OLMP's or a baseline's) that the benchmark tables show.
 HEADLINE_KEYS = (
     "compression_ratio",

@@ -38,6 +38,7 @@ from pathlib import Path
 from _common import (
     HEADLINE_KEYS,
     RESULTS,
+    SETTINGS,
     machine,
     olmp_run,
     parse_override,
@@ -51,7 +52,6 @@ from olmp.files import write_json_atomic
 from olmp.reference import load_weights
 from olmp.training import default_recipe
 
-SETTINGS = ("lenet-300-100/mnist-5k", "lenet-300-100/fashion-mnist", "lenet-5/fashion-mnist")
 QUICK = {"max_rounds": 15, "patience": 5}  # OLMP overrides of --quick
 
 

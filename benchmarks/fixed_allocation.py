@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 import torch
-from _common import machine, reference_checkpoint, spread
+from _common import SETTINGS, machine, reference_checkpoint, spread
 
 from olmp.data.registry import Split
 from olmp.pruning.layers import PrunableLayer, find_prunable_layers
@@ -53,7 +53,6 @@ from olmp.pruning.thresholds import KeepRatio
 from olmp.reference import load_weights
 from olmp.training import TrainConfig, accuracy, default_recipe, train
 
-SETTINGS = ("lenet-300-100/mnist-5k", "lenet-300-100/fashion-mnist", "lenet-5/fashion-mnist")
 RECIPE_FIELDS = {"weight_decay": float, "batch_size": int, "max_shift": int}
 VARIANT_FIELDS = RECIPE_FIELDS | {"distill": float, "splice": int}
 SPLICE_EVERY = 10

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import machine, reference_checkpoint
+from _common import SETTINGS, machine, reference_checkpoint
 
 from olmp.compress import CompressConfig, compress
 from olmp.pruning.evaluate import PopulationEvaluator
@@ -93,11 +93,7 @@ def score_round(model, layers, tune, entry, z, sizes) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--setting",
-        default="lenet-300-100/mnist-5k",
-        choices=["lenet-300-100/mnist-5k", "lenet-300-100/fashion-mnist", "lenet-5/fashion-mnist"],
-    )
+    parser.add_argument("--setting", default=SETTINGS[0], choices=SETTINGS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3, help="exact OLMP rounds to log")
     parser.add_argument("--z", type=float, nargs="+", default=[2.0, 3.0, 4.0])
