@@ -43,6 +43,7 @@ from _common import SETTINGS, machine, reference_checkpoint, spread
 from olmp.data.registry import Split
 from olmp.pruning.layers import PrunableLayer, find_prunable_layers
 from olmp.pruning.masks import (
+    applied_mask,
     apply_masks,
     compression_ratios,
     dense_tensor,
@@ -85,7 +86,7 @@ def top_fraction_thresholds(layers, fractions) -> torch.Tensor:
 def splice_top_k(layers: list[PrunableLayer], counts: list[int]) -> None:
     """Each layer's mask re-chosen in place as its ``count`` largest dense weights."""
     for layer, count in zip(layers, counts, strict=True):
-        mask = layer.module.parametrizations.weight[0].mask
+        mask = applied_mask(layer, "weight")
         magnitude = dense_tensor(layer, "weight").abs().flatten()
         mask.view(-1).zero_()[torch.topk(magnitude, count).indices] = True
 

@@ -69,6 +69,12 @@ def dense_tensor(layer: PrunableLayer, attr: str) -> torch.Tensor:
     return getattr(module, attr)
 
 
+def applied_mask(layer: PrunableLayer, attr: str) -> torch.Tensor:
+    """The mask applied to ``layer``'s ``attr`` (``"weight"`` or ``"bias"``), itself, not a
+    copy: changing it in place changes what the layer computes."""
+    return layer.module.parametrizations[attr][0].mask
+
+
 def apply_masks(layers: list[PrunableLayer], masks: Masks, straight_through: bool) -> None:
     """Make each masked tensor of ``layers`` read as ``W ⊙ M`` (see the module docstring)."""
     for layer in layers:
@@ -86,7 +92,7 @@ def current_masks(layers: list[PrunableLayer]) -> Masks:
     for layer in layers:
         for attr, name in _tensors(layer):
             if parametrize.is_parametrized(layer.module, attr):
-                masks[name] = layer.module.parametrizations[attr][0].mask.clone()
+                masks[name] = applied_mask(layer, attr).clone()
     return masks
 
 
@@ -109,8 +115,8 @@ def update_masks_with_hysteresis(
         for attr, _ in _tensors(layer):
             if not parametrize.is_parametrized(layer.module, attr):
                 continue
-            mask = layer.module.parametrizations[attr][0].mask
-            magnitude = layer.module.parametrizations[attr].original.abs()
+            mask = applied_mask(layer, attr)
+            magnitude = dense_tensor(layer, attr).abs()
             mask &= magnitude > low * t
             mask |= magnitude > high * t
 
