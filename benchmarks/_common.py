@@ -98,16 +98,16 @@ def olmp_run(
     from olmp.training import default_recipe
 
     # Settings equal to the defaults do not make a different run (nor a different folder).
-    overrides = {
-        k: v for k, v in (overrides or {}).items() if getattr(CompressConfig, k, None) != v
-    }
+    defaults = CompressConfig()
+    overrides = {k: v for k, v in (overrides or {}).items() if getattr(defaults, k) != v}
     weights = reference_checkpoint(model, dataset, seed, workdir)
     net, splits, reference = load_weights(weights)
     config = replace(
         CompressConfig(seed=seed, augment_shift=default_recipe(model, dataset).max_shift),
         **{k: v for k, v in overrides.items() if k != "seed"},
     )
-    tag = "".join(f"_{k}-{v}" for k, v in sorted(overrides.items())) or "_defaults"
+    tag = "".join(f"_{k}-{override_text(v)}" for k, v in sorted(overrides.items()))
+    tag = tag or "_defaults"
     run_dir = Path(workdir) / f"run-{model}-{dataset}{tag}_seed-{seed}"
     resume = (run_dir / STATE_JSON).is_file()
     if resume:
@@ -137,6 +137,25 @@ def mnist5k_run(
     return olmp_run(MNIST5K_MODEL, MNIST5K_DATASET, seed, workdir, overrides)
 
 
+def override_text(value: object) -> str:
+    """A setting as it appears in file names: ``{"r": 0.8, "epoch": 2}`` -> ``r=0.8,epoch=2``."""
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def solver_spec(text: str) -> tuple[str, dict]:
+    """``NAME`` or ``NAME:OPTION=VALUE[,OPTION=VALUE...]`` (e.g. ``ncs:r=0.8,epoch=2``) ->
+    (solver name, its options), checked against the solver: how a benchmark runs a solver
+    with other settings beside its defaults (``olmp compress --solver-option`` for users)."""
+    from olmp.solvers import check_solver_options, parse_solver_options
+
+    name, _, options_text = text.partition(":")
+    options = parse_solver_options(options_text.split(",")) if options_text else {}
+    check_solver_options(name, options)
+    return name, options
+
+
 def parse_override(text: str) -> tuple[str, object]:
     """``FIELD=VALUE`` -> (field, value converted to the field's default's type)."""
     import argparse
@@ -150,6 +169,10 @@ def parse_override(text: str) -> tuple[str, object]:
     if not sep or name not in defaults:
         raise argparse.ArgumentTypeError(
             f"--set wants FIELD=VALUE with FIELD one of {', '.join(defaults)}; got {text!r}"
+        )
+    if name == "solver_options":
+        raise argparse.ArgumentTypeError(
+            "solver options go with the solver: --solvers NAME:OPTION=VALUE[,...]"
         )
     if value.lower() == "none":
         if name not in optional:

@@ -43,11 +43,13 @@ from _common import (
     olmp_run,
     parse_override,
     reference_checkpoint,
+    solver_spec,
     spread,
 )
 
 from olmp.baselines import METHODS, BaselineConfig, prune_baseline
 from olmp.compress import CompressConfig
+from olmp.errors import OlmpError
 from olmp.files import write_json_atomic
 from olmp.reference import load_weights
 from olmp.training import default_recipe
@@ -73,11 +75,16 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
     model_name, dataset = setting.split("/")
     overrides = (dict(QUICK) if args.quick else {}) | dict(args.set)
     rows = []
-    for solver in args.solvers:
+    for spec in args.solvers:
+        solver, options = solver_spec(spec)
         _, result, _ = olmp_run(
-            model_name, dataset, seed, args.workdir, overrides | {"solver": solver}
+            model_name,
+            dataset,
+            seed,
+            args.workdir,
+            overrides | {"solver": solver, "solver_options": options},
         )
-        rows.append(row_of(f"olmp-{solver}", seed, result, retrain_steps(result)))
+        rows.append(row_of(f"olmp-{spec}", seed, result, retrain_steps(result)))
         print(json.dumps(rows[-1]), flush=True)
     budget = rows[0]["retrain_steps"]  # the first solver's (NCS by default)
     # The baselines retrain at OLMP's learning rate, overridden or not (equal budgets).
@@ -143,7 +150,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setting", choices=SETTINGS, default=SETTINGS[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--solvers", nargs="+", default=["ncs", "cmaes", "random"])
+    parser.add_argument(
+        "--solvers",
+        nargs="+",
+        default=["ncs", "cmaes", "random"],
+        metavar="SOLVER",
+        help="NAME or NAME:OPTION=VALUE[,...], e.g. ncs:r=0.8,epoch=2 beside ncs",
+    )
     parser.add_argument("--baselines", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--stages", type=int, default=BaselineConfig.stages)
     parser.add_argument("--quick", action="store_true", help="1 seed, OLMP capped at 15 rounds")
@@ -162,6 +175,11 @@ def main() -> None:
         help="override a CompressConfig field of the OLMP runs",
     )
     args = parser.parse_args()
+    for spec in args.solvers:
+        try:
+            solver_spec(spec)
+        except OlmpError as error:
+            parser.error(f"--solvers {spec}: {error}")
     if args.quick:
         args.seeds = args.seeds[:1]
     info = machine()

@@ -22,12 +22,14 @@ best feasible candidate against candidate evaluations.
 
     python benchmarks/solvers.py --quick
     python benchmarks/solvers.py --solvers cmaes tpe --dims 10 --instances 3
+    python benchmarks/solvers.py --solvers ncs ncs:r=0.8,epoch=2 random --no-bbob --olmp ...
     python benchmarks/solvers.py --olmp --weights l5.safetensors --olmp-evaluations 300
     python benchmarks/solvers.py --report benchmarks/results/solvers_bbob.json  # tables again
     python benchmarks/solvers.py --report benchmarks/results/solvers_olmp_lenet-5.json
 
 Results go to ``benchmarks/results/solvers_bbob[_quick].json`` / ``..._convergence.png``
-and ``solvers_olmp_lenet-5.json`` / ``.png``.
+and ``solvers_olmp_lenet-5.json`` / ``.png``; ``--tag T`` adds ``_T`` to those names, so a
+partial run does not replace the record of the full one.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import RESULTS, machine, spread
+from _common import RESULTS, machine, solver_spec, spread
 
+from olmp.errors import OlmpError
 from olmp.solvers import SOLVERS, make_solver
 
 FUNCTIONS = {1: "sphere", 2: "ellipsoid", 3: "rastrigin", 8: "rosenbrock"}
@@ -72,11 +75,13 @@ class Trace:
 def run_solver(
     name: str, trace: Trace, lower: np.ndarray, upper: np.ndarray, **options: Any
 ) -> dict[str, Any]:
-    """Spend the budget of ``options`` with solver ``name``; stop early past the time limit."""
+    """Spend the budget of ``options`` with solver ``name`` (a :func:`solver_spec`); stop
+    early past the time limit."""
     budget, limit = options.pop("budget"), options.pop("time_limit")
+    solver_name, own_options = solver_spec(name)
     began = time.perf_counter()
     stopped = False
-    with make_solver(name, lower, upper, **options) as solver:
+    with make_solver(solver_name, lower, upper, **own_options, **options) as solver:
         while trace.evaluations < budget:
             if time.perf_counter() - began > limit:
                 stopped = True
@@ -361,7 +366,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--solvers", nargs="+", help="default: every installed solver")
+    parser.add_argument(
+        "--solvers",
+        nargs="+",
+        metavar="SOLVER",
+        help="NAME or NAME:OPTION=VALUE[,...] (e.g. ncs:r=0.99,epoch=10); default: every "
+        "installed solver with its defaults",
+    )
     parser.add_argument("--quick", action="store_true", help="dims 2 10, 2 instances, 50/dim")
     parser.add_argument("--functions", type=int, nargs="+", default=list(FUNCTIONS))
     parser.add_argument("--dims", type=int, nargs="+", help="default 2 10 40 (quick: 2 10)")
@@ -374,6 +385,7 @@ def main() -> None:
         help="seconds per run, (b) included (default 300)",
     )
     parser.add_argument("--no-bbob", action="store_true", help="skip part (a)")
+    parser.add_argument("--tag", default="", help="suffix of the result files' names")
     parser.add_argument(
         "--report",
         type=Path,
@@ -394,10 +406,12 @@ def main() -> None:
     args.budget_per_dim = args.budget_per_dim or (50 if args.quick else 100)
     if args.olmp and not args.weights:
         parser.error("--olmp needs --weights (a trained LeNet-5 / fashion-mnist checkpoint)")
-    unknown = [n for n in args.solvers or [] if n not in SOLVERS]
-    if unknown:
-        parser.error(f"unknown solver {unknown[0]!r}; choose from {', '.join(SOLVERS)}")
-    solvers = [n for n in (args.solvers or SOLVERS) if SOLVERS[n].available()]
+    for spec in args.solvers or []:
+        try:
+            solver_spec(spec)
+        except OlmpError as error:
+            parser.error(f"--solvers {spec}: {error}")
+    solvers = [n for n in (args.solvers or SOLVERS) if SOLVERS[solver_spec(n)[0]].available()]
     missing = [n for n in (args.solvers or SOLVERS) if n not in solvers]
 
     if args.report:
@@ -418,7 +432,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
 
     if not args.no_bbob:
-        tag = "_quick" if args.quick else ""
+        tag = ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
         print(
             f"\n(a) BBOB f{', f'.join(map(str, args.functions))}, dims {args.dims}, instances "
             f"1-{args.instances}, {args.budget_per_dim} evaluations per variable\n",
@@ -434,8 +448,9 @@ def main() -> None:
         print(f"\n(b) one OLMP search round from {args.weights}\n", flush=True)
         result = olmp_round(args, solvers)
         result.update(machine=info)
-        (RESULTS / "solvers_olmp_lenet-5.json").write_text(json.dumps(result, indent=1))
-        olmp_plot(result, RESULTS / "solvers_olmp_lenet-5.png")
+        stem = "solvers_olmp_lenet-5" + (f"_{args.tag}" if args.tag else "")
+        (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
+        olmp_plot(result, RESULTS / f"{stem}.png")
         print()
         print(olmp_table(result))
 

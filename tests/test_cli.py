@@ -252,7 +252,8 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
 
     other = tmp_path / "options"
     extra = ["--racing-z", "2.5", "--search-can-grow", "--backtrack-shrink", "1.5"]
-    extra += ["--final-order", "smallest-first"]
+    extra += ["--final-order", "smallest-first", "--solver-option", "r=0.8"]
+    extra += ["--solver-option", "epoch=2"]
     assert (
         main(["compress", "--weights", str(digits_checkpoint), "--out", str(other), *TINY, *extra])
         == 0
@@ -261,6 +262,10 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
     assert config["racing_z"] == 2.5 and config["search_can_grow"] is True
     assert config["backtrack_shrink"] == 1.5
     assert config["final_order"] == "smallest-first"
+    assert config["solver_options"] == {"r": 0.8, "epoch": 2}
+    capsys.readouterr()
+    assert main(["report", str(other)]) == 0
+    assert "ncs, epoch=2, r=0.8, seed 0: best of" in capsys.readouterr().out
     exact = tmp_path / "exact"
     assert (
         main(
@@ -293,6 +298,8 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
         (["--racing-z", "-1"], "racing_z must be positive, or None for exact decisions; got -1.0"),
         (["--backtrack-shrink", "1"], "backtrack_shrink must be greater than 1 or None, got 1.0"),
         (["--final-order", "best"], "unknown final order 'best'"),
+        (["--solver-option", "sigma=2"], "solver 'ncs' has no option 'sigma'; its options are"),
+        (["--solver-option", "r"], "a solver option is NAME=VALUE (e.g. r=0.8), got 'r'"),
         (["--model", "lenet-5"], "lenet-5 needs images of at least 16x16"),
     ],
 )

@@ -109,6 +109,16 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
             r"unknown final order 'largest'; choose one of: bisect, smallest-first",
         ),
         ({"final_candidates": -1}, r"final_candidates must be at least 0, got -1"),
+        (
+            {"solver_options": {"rr": 0.9}},
+            r"solver 'ncs' has no option 'rr'; its options are max_evaluations, epoch, r, "
+            r"lambda_sigma",
+        ),
+        (
+            {"solver": "cmaes", "solver_options": {"r": 0.9}},
+            r"solver 'cmaes' has no option 'r'; its options are none",
+        ),
+        ({"solver_options": {"r": 1.5}}, r"solver 'ncs': r must be a number in \(0.0, 1.0\]"),
     ],
 )
 def test_bad_config(options, message):
@@ -470,6 +480,27 @@ def test_a_solver_without_its_backend_is_refused_at_the_door(monkeypatch):
     monkeypatch.setattr(SOLVERS["tpe"], "available", classmethod(lambda cls: False))
     with pytest.raises(OlmpError, match=r"solver 'tpe' needs .*pip install 'olmp\[tpe\]'"):
         CompressConfig(solver="tpe")
+
+
+def test_solver_options_reach_the_solver_and_the_run_record(reference, monkeypatch):
+    import importlib
+
+    compress_module = importlib.import_module("olmp.compress")  # not the function olmp.compress
+    built = []
+    real = compress_module.make_solver
+
+    def recording_make_solver(name, lower, upper, **kwargs):
+        solver = real(name, lower, upper, **kwargs)
+        built.append(solver)
+        return solver
+
+    monkeypatch.setattr(compress_module, "make_solver", recording_make_solver)
+    config = CompressConfig(solver_options={"r": 0.8, "epoch": 2}, **FAST)
+    _, result = compress(_model(reference), reference[1], config)
+    assert len(built) == FAST["max_rounds"]
+    assert all(s.r == 0.8 and s.epoch == 2 for s in built)
+    assert result["config"]["solver_options"] == {"r": 0.8, "epoch": 2}
+    assert CompressConfig.from_dict(json.loads(json.dumps(result["config"]))) == config
 
 
 def test_config_recorded_before_a_field_existed_keeps_the_old_behaviour():

@@ -226,6 +226,31 @@ def test_ncs_beats_random_search_at_equal_budget(function):
     assert ncs < 0.75 * random, (ncs, random)
 
 
+# -- solver options ------------------------------------------------------------------------
+
+
+def test_solver_options_are_each_solvers_own_constructor_arguments():
+    from olmp.solvers import solver_options
+
+    assert solver_options("ncs") == ["max_evaluations", "epoch", "r", "lambda_sigma"]
+    assert solver_options("cmaes") == []
+    with pytest.raises(OlmpError, match="unknown solver 'nsc'"):
+        solver_options("nsc")
+
+
+def test_solver_options_are_parsed_from_text_and_checked():
+    from olmp.solvers import check_solver_options, parse_solver_options
+
+    options = parse_solver_options(["r=0.8", "epoch=2", "max_evaluations=none", "x=abc"])
+    assert options == {"r": 0.8, "epoch": 2, "max_evaluations": None, "x": "abc"}
+    assert isinstance(options["epoch"], int)
+    with pytest.raises(OlmpError, match=r"NAME=VALUE \(e.g. r=0.8\), got 'r'"):
+        parse_solver_options(["r"])
+    check_solver_options("ncs", {"r": 0.8, "epoch": 2})  # valid: no error
+    with pytest.raises(OlmpError, match="solver 'ncs': epoch must be"):
+        check_solver_options("ncs", {"epoch": 0})
+
+
 # -- NCS mechanics -------------------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ from olmp.models import MODELS, resolve_factory
 from olmp.pruning.thresholds import PARAMETRISATIONS
 from olmp.reference import evaluate_weights, load_weights, train_reference
 from olmp.report import layer_rich_table, report_run, summary_line
-from olmp.solvers import SOLVERS
+from olmp.solvers import SOLVERS, parse_solver_options
 from olmp.training import default_recipe, with_overrides
 
 console = Console(stderr=True)
@@ -130,6 +130,7 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
         "tolerance": args.tolerance,
         "search_tolerance": args.search_tolerance,
         "solver": args.solver,
+        "solver_options": parse_solver_options(args.solver_option or []) or None,
         "parametrisation": args.parametrisation,
         "popsize": args.popsize,
         "evaluations_per_round": args.evaluations_per_round,
@@ -320,8 +321,10 @@ def _report(args: argparse.Namespace) -> int:
     else:
         Console().print(layer_rich_table(result))
         Console().print(summary_line(result), soft_wrap=True, highlight=False)
+        options = result.get("config", {}).get("solver_options") or {}
+        solver = result["solver"] + "".join(f", {k}={v}" for k, v in options.items())
         print(
-            f"{result['solver']}, seed {result['seed']}: best of {result['rounds']} rounds "
+            f"{solver}, seed {result['seed']}: best of {result['rounds']} rounds "
             f"is round {result['best_round']}"
             + (" (fine-tuned at the end)" if result.get("best_fine_tuned") else "")
             + (f"; rounds ended by {result['stop_reason']}" if result.get("stop_reason") else "")
@@ -392,11 +395,12 @@ def _solvers(args: argparse.Namespace) -> int:
         print(json.dumps(records, indent=2))
         return 0
     table = Table(title="solvers (olmp compress --solver NAME)")
-    for column in ("name", "installed", "backend", "supports"):
+    for column in ("name", "installed", "backend", "supports", "options (--solver-option)"):
         table.add_column(column)
     for r in records:
         installed = "yes" if r["installed"] else f"no: {r['install']}"
-        table.add_row(r["name"], installed, r["backend"], r["supports"])
+        options = ", ".join(r["options"]) or "-"
+        table.add_row(r["name"], installed, r["backend"], r["supports"], options)
     Console().print(table)
     return 0
 
@@ -512,6 +516,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="allowed tune-accuracy loss of a candidate before retraining",
     )
     comp.add_argument("--solver", help=f"{', '.join(SOLVERS)} (default ncs)")
+    comp.add_argument(
+        "--solver-option",
+        action="append",
+        metavar="NAME=VALUE",
+        help="one of the solver's own options, repeatable, e.g. --solver-option r=0.8 "
+        "--solver-option epoch=2 for NCS (olmp solvers lists each solver's options)",
+    )
     comp.add_argument("--parametrisation", help=f"{', '.join(PARAMETRISATIONS)}")
     comp.add_argument("--seed", type=int, help="solver and training seed (default 0)")
     budget = comp.add_argument_group("budget")

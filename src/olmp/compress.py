@@ -72,7 +72,7 @@ from olmp.pruning.masks import (
     with_masks,
 )
 from olmp.pruning.thresholds import PARAMETRISATIONS, Parametrisation, make_parametrisation
-from olmp.solvers import SOLVERS, make_solver
+from olmp.solvers import SOLVERS, check_solver_options, make_solver
 from olmp.task import CallableTask, SplitsTask, Task
 from olmp.training import model_device
 
@@ -104,6 +104,8 @@ class CompressConfig:
         search_tolerance: allowed tune-accuracy loss of a candidate during the search,
             before adjusting recovers it; the search's constraint.
         solver: a key of :data:`olmp.solvers.SOLVERS`.
+        solver_options: the solver's own options (:func:`olmp.solvers.solver_options`),
+            e.g. ``{"r": 0.8, "epoch": 2}`` for NCS; empty: the solver's defaults.
         parametrisation: ``keep-ratio`` (log keep fraction per layer) or ``mean-std``.
         popsize: candidates per solver generation.
         search_step: the solver's initial step, as a fraction of each variable's range.
@@ -175,6 +177,7 @@ class CompressConfig:
     tolerance: float = 0.0
     search_tolerance: float = 0.02
     solver: str = "ncs"
+    solver_options: dict[str, Any] = field(default_factory=dict)
     parametrisation: str = "keep-ratio"
     popsize: int = 10
     search_step: float = 0.02
@@ -219,6 +222,7 @@ class CompressConfig:
                 f"solver {self.solver!r} needs {solver.backend_package}, which is not "
                 f"installed: {solver.install_hint()}"
             )
+        check_solver_options(self.solver, self.solver_options)
         if self.parametrisation not in PARAMETRISATIONS:
             raise unknown_choice(
                 "threshold parametrisation", self.parametrisation, list(PARAMETRISATIONS)
@@ -642,6 +646,7 @@ class Compressor:
             popsize=cfg.popsize,
             seed=cfg.seed * 1_000 + round_index,
             sigma0=cfg.search_step * (upper - lower),
+            **cfg.solver_options,
         )
         if budget > 1:
             solver.minimize(fitness, budget - 1)

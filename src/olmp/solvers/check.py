@@ -18,11 +18,15 @@ def _registry() -> dict[str, type[Solver]]:
 
 
 def describe_solvers() -> list[dict[str, Any]]:
-    """One record per registered solver: name, summary, supports, backend, installed."""
+    """One record per registered solver: name, summary, supports, options (its own
+    constructor options, see :func:`olmp.solvers.solver_options`), backend, installed."""
+    from olmp.solvers import solver_options
+
     return [
         {
             "name": name,
             "summary": cls.summary,
+            "options": solver_options(name),
             "supports": cls.supports,
             "backend": cls.backend_package or "numpy only",
             "extra": cls.extra,
