@@ -6,8 +6,9 @@ and split seed = the seed):
 1. OLMP with each solver (`--solvers`, default ncs cmaes random — random search around the
    incumbent is what the released OLMP code effectively did), `CompressConfig` defaults;
 2. the baselines of `olmp.baselines` — `global` magnitude pruning with iterative
-   retraining (Han et al. 2015), `uniform` per-layer pruning, and `sa`, a simulated-
-   annealing allocation of per-layer sparsities (NNI's SimulatedAnnealingPruner idea) —
+   retraining (Han et al. 2015), `uniform` per-layer pruning, `sa`, a simulated-
+   annealing allocation of per-layer sparsities (NNI's SimulatedAnnealingPruner idea), and
+   `dns`, Dynamic Network Surgery with hand-set coefficients (Guo et al. 2016) —
    each given the retraining steps the OLMP-NCS run of that seed spent, spread over its
    stages, and OLMP's selection rule (smallest network with val >= reference val).
 

@@ -301,6 +301,10 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
         (["--solver-option", "sigma=2"], "solver 'ncs' has no option 'sigma'; its options are"),
         (["--solver-option", "r"], "a solver option is NAME=VALUE (e.g. r=0.8), got 'r'"),
         (["--model", "lenet-5"], "lenet-5 needs images of at least 16x16"),
+        (
+            ["--dataset", "mnist-5k"],
+            "dataset 'mnist-5k' (1x28x28 inputs, 10 classes) does not fit the weights in",
+        ),
     ],
 )
 def test_compress_cli_bad_input_writes_nothing(digits_checkpoint, tmp_path, capsys, extra, message):
@@ -309,6 +313,16 @@ def test_compress_cli_bad_input_writes_nothing(digits_checkpoint, tmp_path, caps
     assert main(args) == 2
     assert message in capsys.readouterr().err
     assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("extra", [[], ["--force"], ["--resume"]])
+def test_compress_refuses_a_file_as_its_run_folder(digits_checkpoint, tmp_path, capsys, extra):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    args = ["compress", "--weights", str(digits_checkpoint), "--out", str(target), *extra]
+    assert main(args) == 2
+    assert "notes.txt is a file, not a folder" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
 
 
 def test_compress_explains_a_strict_val_rule(capsys):

@@ -561,7 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--max-evaluations", type=int, help="total candidate evaluations")
     budget.add_argument("--time-limit", type=float, metavar="SECONDS", help="wall time")
     budget.add_argument("--popsize", type=int, help="candidates per solver generation")
-    budget.add_argument("--adjust-steps", type=int, help="DNS training steps per round")
+    budget.add_argument(
+        "--adjust-steps", type=int, help="retraining steps per round (finetune or dns)"
+    )
     budget.add_argument("--final-steps", type=int, help="fine-tuning steps at the end")
     budget.add_argument(
         "--final-order",

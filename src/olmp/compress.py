@@ -24,9 +24,11 @@ After ``backtrack_after`` rounds in a row that fail the val rule, the run goes b
 best network and searches with half the tolerance. Rounds stop when the network has not
 shrunk by 1 % for ``patience`` rounds, when rounds fail again after ``backtracks_per_best``
 returns to the same best network, or when a budget (rounds, candidate evaluations, wall
-time) is spent; the result's ``stop_reason`` names which. Then the last network and the best one
-are fine-tuned with frozen masks and the best by val accuracy wins. The test split is read
-once, for the report.
+time) is spent; the result's ``stop_reason`` names which. Then the final phase fine-tunes,
+with frozen masks, up to ``final_candidates`` rounds smaller than the best whose val accuracy
+came close to the threshold (the smallest first, then a bisection by size), and keeps the
+smallest that holds val; when none does, the best itself is fine-tuned and kept if that
+raises its val accuracy. The test split is read once, for the report.
 
 Every round's end state is saved in the run folder, so an interrupted run resumes from the
 last finished round and, being seeded per round, ends where an uninterrupted run would.
@@ -916,6 +918,8 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
     """Check ``run_dir`` against ``resume``/``force``; returns whether to resume."""
     if resume and force:
         raise OlmpError("choose one of --resume and --force, not both")
+    if run_dir.exists() and not run_dir.is_dir():  # even --force must not delete a file
+        raise OlmpError(f"{run_dir} is a file, not a folder; give --out a folder for the run")
     exists = run_dir.exists() and any(run_dir.iterdir())
     if resume:
         if not (run_dir / STATE_JSON).is_file():

@@ -121,8 +121,18 @@ def load_weights(
     if split_seed is None:
         split_seed = int(metadata.get("split_seed", 0))
     splits = load_dataset(dataset, seed=split_seed, data_dir=data_dir)
-    net = build_model(model, splits.input_shape, splits.num_classes)
-    check_state_dict_fits(net, state_dict, str(weights), model)
+    made_on = metadata.get("dataset")
+    try:
+        net = build_model(model, splits.input_shape, splits.num_classes)
+        check_state_dict_fits(net, state_dict, str(weights), model)
+    except OlmpError as error:
+        if made_on is None or made_on == dataset:
+            raise
+        shape = "x".join(map(str, splits.input_shape))
+        raise OlmpError(
+            f"dataset {dataset!r} ({shape} inputs, {splits.num_classes} classes) does not fit "
+            f"the weights in {weights}, which were made on {made_on!r}: {error}"
+        ) from None
     net.load_state_dict(state_dict)
     return net.to(pick_device(device)), splits, metadata
 
