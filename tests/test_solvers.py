@@ -186,12 +186,18 @@ def test_global_numpy_random_state_is_left_alone(name):
 # -- optimisation quality ------------------------------------------------------------------
 
 
+# Seeds 0-2 reached at most 0.16 (sphere), 0.05 (ellipsoid) and 0.43 (Rastrigin) of the
+# value at the start with 1,000 evaluations; the bounds leave room for other seeds.
+IMPROVEMENT = {"sphere": 0.25, "ellipsoid": 0.1, "rastrigin": 0.6}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.__name__)
 @pytest.mark.parametrize("name", NAMES)
-def test_clear_improvement_on_the_sphere(name):
+def test_clear_improvement_on_every_test_function(name, function):
     solver = make_solver(name, LOWER, UPPER, seed=0)
-    start = sphere(solver.x0[None])[0]
-    _, best_f = solver.minimize(sphere, 1000)
-    assert best_f < 0.25 * start
+    start = function(solver.x0[None])[0]
+    _, best_f = solver.minimize(function, 1000)
+    assert best_f < IMPROVEMENT[function.__name__] * start
 
 
 def test_cmaes_converges_on_the_sphere():
