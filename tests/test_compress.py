@@ -474,6 +474,33 @@ def test_a_run_records_which_budget_ended_it(reference):
     assert result["rounds"] == FAST["max_rounds"] and result["stop_reason"] == "max_rounds"
 
 
+@pytest.mark.parametrize(
+    ("budget", "reason"),
+    [({"max_evaluations": 45}, "max_evaluations"), ({"max_time_s": 1e-9}, "max_time_s")],
+)
+def test_evaluation_and_time_budgets_end_the_rounds(reference, budget, reason):
+    config = CompressConfig(**(FAST | {"max_rounds": 10} | budget))
+    _, result = compress(_model(reference), reference[1], config)
+    assert result["stop_reason"] == reason
+    if reason == "max_evaluations":  # round 1 spends 30, round 2 the 15 left
+        assert result["rounds"] == 2
+        assert [h["evaluations"] for h in result["history"]] == [30, 45]
+    else:  # the first round always runs; the clock has run out after it
+        assert result["rounds"] == 1
+
+
+def test_dns_adjusting_end_to_end_splices_weights_back(reference):
+    model = _model(reference)
+    splits = reference[1]
+    pruned, result = compress(model, splits, CompressConfig(adjust="dns", **FAST))
+    assert result["config"]["adjust"] == "dns"
+    assert result["compression_ratio"] > 1.5
+    assert result["val_accuracy"] == accuracy(pruned, splits.val)
+    # DNS re-derives masks from the weights it keeps training, so a round's search size is
+    # not what retraining ends with: masks moved in at least one round.
+    assert any(h["size"] != h["search_size"] for h in result["history"])
+
+
 def test_a_solver_without_its_backend_is_refused_at_the_door(monkeypatch):
     from olmp.solvers import SOLVERS
 
