@@ -528,6 +528,9 @@ def test_solver_options_reach_the_solver_and_the_run_record(reference, monkeypat
     assert all(s.r == 0.8 and s.epoch == 2 for s in built)
     assert result["config"]["solver_options"] == {"r": 0.8, "epoch": 2}
     assert CompressConfig.from_dict(json.loads(json.dumps(result["config"]))) == config
+    same = CompressConfig(solver_options={"epoch": 2, "r": 0.8}, **FAST)
+    assert same == config and hash(same) == hash(config)  # a config is still a value
+    assert hash(CompressConfig(**FAST)) != hash(config)
 
 
 def test_config_recorded_before_a_field_existed_keeps_the_old_behaviour():

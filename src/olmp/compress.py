@@ -271,6 +271,10 @@ class CompressConfig:
         if self.final_steps < 0:
             raise OlmpError(f"final_steps must be at least 0, got {self.final_steps}")
 
+    def __hash__(self) -> int:
+        # Frozen, so hashable like any value; solver_options is a dict, hence by the record.
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> CompressConfig:
         """Rebuild a config from :meth:`to_dict` output (lists back to tuples).
