@@ -59,6 +59,18 @@ def test_mean_std_matches_the_papers_formula():
         make_parametrisation("x", [w])
 
 
+def test_mean_std_can_keep_a_whole_layer():
+    weights = [torch.randn(500), torch.randn(40) * 3]
+    param = MeanStd([w.abs() for w in weights])
+    lower, upper = param.bounds()
+    assert (lower < 0).all() and (upper == param.c_max).all()
+    keep_all = param.encode(np.ones(2))
+    assert param.kept_counts(param.thresholds(keep_all)).tolist() == [[500, 40]]
+    assert param.kept_counts(param.thresholds(lower)).tolist() == [[500, 40]]
+    half = param.kept_counts(param.thresholds(param.encode(np.array([0.5, 0.5])))).tolist()
+    assert half == [[250, 20]]
+
+
 def test_masks_through_parameters_and_straight_through_gradients():
     layer = nn.Linear(4, 3)
     model = nn.Sequential(layer)

@@ -93,7 +93,10 @@ class KeepRatio(Parametrisation):
 
 
 class MeanStd(Parametrisation):
-    """``t_l = max(mu_l + c_l * sigma_l, 0)`` over ``|W_l|``; ``z_l = c_l`` in ``[0, c_max]``."""
+    """``t_l = max(mu_l + c_l * sigma_l, 0)`` over ``|W_l|``; ``z_l = c_l`` in
+    ``[-mu_l / sigma_l, c_max]``. The lower end is the threshold 0, which keeps the whole
+    layer; with ``c_l >= 0`` alone a layer could keep only the weights above its mean
+    magnitude (about 40 % for Gaussian weights), so every layer would be pruned."""
 
     name = "mean-std"
 
@@ -104,7 +107,8 @@ class MeanStd(Parametrisation):
         self.std = torch.stack([a.std() for a in self.abs_weights])
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.zeros(self.dim), np.full(self.dim, self.c_max)
+        keep_all = -(self.mean / self.std.clamp_min(1e-12)).double().numpy()
+        return keep_all, np.full(self.dim, self.c_max)
 
     def thresholds(self, z: np.ndarray) -> torch.Tensor:
         c = torch.as_tensor(np.atleast_2d(z), dtype=self.mean.dtype)
@@ -116,7 +120,7 @@ class MeanStd(Parametrisation):
             index = int(np.clip(np.ceil(keep_fractions[layer] * len(values)), 1, len(values)))
             c = (values[index - 1] - self.mean[layer]) / self.std[layer].clamp_min(1e-12)
             z.append(float(c))
-        return np.clip(np.array(z), 0.0, self.c_max)
+        return np.clip(np.array(z), *self.bounds())
 
 
 PARAMETRISATIONS: dict[str, type[Parametrisation]] = {
