@@ -325,6 +325,29 @@ def test_compress_refuses_a_file_as_its_run_folder(digits_checkpoint, tmp_path, 
     assert target.read_text() == "keep me"
 
 
+def test_demo_trains_compresses_and_never_reuses_a_folder(tmp_path, capsys, monkeypatch):
+    import functools
+
+    from conftest import FAST_COMPRESS
+
+    import olmp.cli
+
+    # The demo's own defaults take minutes; the same path with a tiny search budget.
+    tiny = functools.partial(olmp.cli.CompressConfig, **FAST_COMPRESS)
+    monkeypatch.setattr(olmp.cli, "CompressConfig", tiny)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    assert "keep %" in capsys.readouterr().out  # ends with the per-layer table
+    result = json.loads((out / "compression" / "result.json").read_text())
+    assert (result["model"], result["dataset"]) == ("lenet-300-100", "mnist-5k")
+    assert result["config"]["augment_shift"] == 2  # the mnist-5k recipe's shift
+    assert result["reference_test_accuracy"] > 0.9  # a real reference was trained
+    assert (out / "reference.safetensors").is_file()
+    assert main(["demo", "--out", str(out)]) == 0  # a second demo goes next to the first
+    assert (out.parent / "demo-2" / "compression" / "result.json").is_file()
+    assert json.loads((out / "compression" / "result.json").read_text()) == result
+
+
 def test_compress_explains_a_strict_val_rule(capsys):
     from olmp.cli import _explain_selection
 
