@@ -150,7 +150,7 @@ class CompressConfig:
             600 feasibility decisions all agree with the exact ones (BENCHMARKS.md).
         max_evaluations: total candidate evaluation budget (``None``: no limit).
         max_time_s: wall-time budget, in seconds, for scoring the reference and the rounds
-            (``None``: no limit); the run's ``wall_time_s`` counts the same and the final phase.
+            (``None``: no limit); the result's ``wall_time_s`` is that time plus the final phase.
         adjust: how a round retrains: ``finetune`` (masks frozen; the default, because it
             reached smaller networks in our measurements, see BENCHMARKS.md) or ``dns``
             (Dynamic Network Surgery: pruned weights keep learning and can be spliced back).
