@@ -59,8 +59,10 @@ def test_mean_std_matches_the_papers_formula():
         make_parametrisation("x", [w])
 
 
-def test_mean_std_can_keep_a_whole_layer():
-    weights = [torch.randn(500), torch.randn(40) * 3]
+@pytest.mark.parametrize("seed", range(20))
+def test_mean_std_can_keep_a_whole_layer(seed):
+    generator = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(500, generator=generator), torch.randn(40, generator=generator) * 3]
     param = MeanStd([w.abs() for w in weights])
     lower, upper = param.bounds()
     assert (lower < 0).all() and (upper == param.c_max).all()

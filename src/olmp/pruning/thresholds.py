@@ -107,7 +107,9 @@ class MeanStd(Parametrisation):
         self.std = torch.stack([a.std() for a in self.abs_weights])
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        keep_all = -(self.mean / self.std.clamp_min(1e-12)).double().numpy()
+        # A hair below -mu/sigma, so that float32 rounding cannot leave the threshold just
+        # above 0 and drop a weight of magnitude ~0 from a layer meant to stay whole.
+        keep_all = -(self.mean / self.std.clamp_min(1e-12)).double().numpy() * (1 + 1e-6) - 1e-6
         return keep_all, np.full(self.dim, self.c_max)
 
     def thresholds(self, z: np.ndarray) -> torch.Tensor:
@@ -115,12 +117,18 @@ class MeanStd(Parametrisation):
         return self._cap(torch.clamp(self.mean + c * self.std, min=0.0))
 
     def encode(self, keep_fractions: np.ndarray) -> np.ndarray:
+        lower, upper = self.bounds()
         z = []
         for layer, values in enumerate(self.sorted_desc):
-            index = int(np.clip(np.ceil(keep_fractions[layer] * len(values)), 1, len(values)))
-            c = (values[index - 1] - self.mean[layer]) / self.std[layer].clamp_min(1e-12)
-            z.append(float(c))
-        return np.clip(np.array(z), *self.bounds())
+            count = int(np.clip(np.ceil(keep_fractions[layer] * len(values)), 1, len(values)))
+            if count == len(values):
+                z.append(lower[layer])
+                continue
+            # Midway between the last magnitude kept and the first dropped, so that rounding
+            # in thresholds() flips neither.
+            threshold = 0.5 * (values[count - 1] + values[count])
+            z.append(float((threshold - self.mean[layer]) / self.std[layer].clamp_min(1e-12)))
+        return np.clip(np.array(z), lower, upper)
 
 
 PARAMETRISATIONS: dict[str, type[Parametrisation]] = {
