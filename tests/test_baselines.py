@@ -83,7 +83,7 @@ def test_rescale_keep_meets_the_budget():
     assert keep.max() <= 1.0 and keep[0] > keep[1]  # the relative order survives
 
 
-def test_annealing_beats_or_ties_the_uniform_start(trained):
+def test_annealing_beats_the_uniform_start(trained):
     model = _model(trained)
     splits = trained[1]
     layers = find_prunable_layers(model)
@@ -101,7 +101,10 @@ def test_annealing_beats_or_ties_the_uniform_start(trained):
         evaluator = PopulationEvaluator(model, layers, splits.tune, batched=False)
         return float(evaluator.accuracies(thresholds[None, :])[0])
 
-    assert tune_accuracy(masks) >= tune_accuracy(uniform_masks(layers, 0.05))
+    annealed, uniform = tune_accuracy(masks), tune_accuracy(uniform_masks(layers, 0.05))
+    # The search keeps its best, so it cannot end below its uniform start; it must also
+    # find better (measured: 0.87 against 0.60 tune accuracy).
+    assert annealed > uniform + 0.1
 
 
 @pytest.mark.parametrize("method", ["global", "uniform", "sa", "dns"])

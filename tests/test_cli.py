@@ -235,7 +235,7 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
     assert "x weights" in out and "(ref " in out  # the one-line summary
     result = json.loads((run_dir / "result.json").read_text())
     assert result["model"] == "lenet-300-100" and result["dataset"] == "digits"
-    assert result["compression_ratio"] >= 1
+    assert result["compression_ratio"] > 1  # TINY still prunes
     assert result["config"]["augment_shift"] == 0  # the digits recipe has no shift
 
     assert main(["evaluate", "--weights", str(run_dir / "pruned.safetensors"), "--json"]) == 0
