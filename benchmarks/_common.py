@@ -156,6 +156,20 @@ def solver_spec(text: str) -> tuple[str, dict]:
     return name, options
 
 
+def solver_specs(parser, specs: list[str]) -> dict[str, tuple[str, dict]]:
+    """Each ``--solvers`` spec -> (solver name, options), checked once; a bad spec ends the
+    script through ``parser.error``, naming it."""
+    from olmp.errors import OlmpError
+
+    parsed = {}
+    for spec in specs:
+        try:
+            parsed[spec] = solver_spec(spec)
+        except OlmpError as error:
+            parser.error(f"--solvers {spec}: {error}")
+    return parsed
+
+
 def parse_override(text: str) -> tuple[str, object]:
     """``FIELD=VALUE`` -> (field, value converted to the field's default's type)."""
     import argparse

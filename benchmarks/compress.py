@@ -44,13 +44,12 @@ from _common import (
     olmp_run,
     parse_override,
     reference_checkpoint,
-    solver_spec,
+    solver_specs,
     spread,
 )
 
 from olmp.baselines import METHODS, BaselineConfig, prune_baseline
 from olmp.compress import CompressConfig
-from olmp.errors import OlmpError
 from olmp.files import write_json_atomic
 from olmp.reference import load_weights
 from olmp.training import default_recipe
@@ -76,8 +75,7 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
     model_name, dataset = setting.split("/")
     overrides = (dict(QUICK) if args.quick else {}) | dict(args.set)
     rows = []
-    for spec in args.solvers:
-        solver, options = solver_spec(spec)
+    for spec, (solver, options) in args.solver_specs.items():
         _, result, _ = olmp_run(
             model_name,
             dataset,
@@ -176,11 +174,7 @@ def main() -> None:
         help="override a CompressConfig field of the OLMP runs",
     )
     args = parser.parse_args()
-    for spec in args.solvers:
-        try:
-            solver_spec(spec)
-        except OlmpError as error:
-            parser.error(f"--solvers {spec}: {error}")
+    args.solver_specs = solver_specs(parser, args.solvers)
     if args.quick:
         args.seeds = args.seeds[:1]
     info = machine()

@@ -44,9 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import RESULTS, machine, solver_spec, spread
+from _common import RESULTS, machine, solver_spec, solver_specs, spread
 
-from olmp.errors import OlmpError
 from olmp.solvers import SOLVERS, make_solver
 
 FUNCTIONS = {1: "sphere", 2: "ellipsoid", 3: "rastrigin", 8: "rosenbrock"}
@@ -406,13 +405,9 @@ def main() -> None:
     args.budget_per_dim = args.budget_per_dim or (50 if args.quick else 100)
     if args.olmp and not args.weights:
         parser.error("--olmp needs --weights (a trained LeNet-5 / fashion-mnist checkpoint)")
-    for spec in args.solvers or []:
-        try:
-            solver_spec(spec)
-        except OlmpError as error:
-            parser.error(f"--solvers {spec}: {error}")
-    solvers = [n for n in (args.solvers or SOLVERS) if SOLVERS[solver_spec(n)[0]].available()]
-    missing = [n for n in (args.solvers or SOLVERS) if n not in solvers]
+    specs = solver_specs(parser, args.solvers or list(SOLVERS))
+    solvers = [spec for spec, (name, _) in specs.items() if SOLVERS[name].available()]
+    missing = [spec for spec in specs if spec not in solvers]
 
     if args.report:
         record = json.loads(args.report.read_text())

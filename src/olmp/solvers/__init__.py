@@ -58,11 +58,14 @@ def make_solver(name: str, lower: ArrayLike, upper: ArrayLike, **kwargs: Any) ->
     ``space`` and solver-specific options such as NCS's ``max_evaluations``). A solver whose
     library is not installed raises :class:`~olmp.errors.OlmpError` naming the extra.
     """
+    return _solver_class(name)(lower, upper, **kwargs)
+
+
+def _solver_class(name: str) -> type[Solver]:
     try:
-        cls = SOLVERS[name]
+        return SOLVERS[name]
     except (KeyError, TypeError):
         raise unknown_choice("solver", str(name), list(SOLVERS)) from None
-    return cls(lower, upper, **kwargs)
 
 
 #: Constructor arguments that every solver takes and that its caller sets (the box, the
@@ -72,11 +75,7 @@ COMMON_ARGUMENTS = ("lower", "upper", "x0", "sigma0", "popsize", "seed", "space"
 
 def solver_options(name: str) -> list[str]:
     """The options of solver ``name`` beyond :data:`COMMON_ARGUMENTS` (e.g. NCS's ``r``)."""
-    try:
-        cls = SOLVERS[name]
-    except (KeyError, TypeError):
-        raise unknown_choice("solver", str(name), list(SOLVERS)) from None
-    parameters = inspect.signature(cls.__init__).parameters
+    parameters = inspect.signature(_solver_class(name).__init__).parameters
     return [p for p in parameters if p != "self" and p not in COMMON_ARGUMENTS]
 
 
