@@ -8,7 +8,8 @@ and split seed = the seed):
 2. the baselines of `olmp.baselines` — `global` magnitude pruning with iterative
    retraining (Han et al. 2015), `uniform` per-layer pruning, `sa`, a simulated-
    annealing allocation of per-layer sparsities (NNI's SimulatedAnnealingPruner idea), and
-   `dns`, Dynamic Network Surgery with hand-set coefficients (Guo et al. 2016) —
+   `dns`, Dynamic Network Surgery with hand-set per-layer coefficients (Guo et al. 2016;
+   see DNS_KEEP) —
    each given the retraining steps the OLMP-NCS run of that seed spent, spread over its
    stages, and OLMP's selection rule (smallest network with val >= reference val).
 
@@ -48,13 +49,19 @@ from _common import (
     spread,
 )
 
-from olmp.baselines import METHODS, BaselineConfig, prune_baseline
+from olmp.baselines import METHODS, BaselineConfig, dns_coefficient, prune_baseline
 from olmp.compress import CompressConfig
 from olmp.files import write_json_atomic
 from olmp.reference import load_weights
 from olmp.training import default_recipe
 
 QUICK = {"max_rounds": 15, "patience": 5}  # OLMP overrides of --quick
+
+# DNS's hand-set per-layer coefficients: for each layer, the c at which mean + c * std of a
+# Gaussian layer's |W| keeps the fraction that DNS itself ended with on MNIST (Guo et al.
+# 2016: LeNet-300-100 1.8 / 1.8 / 5.5 %, LeNet-5 14.2 / 3.1 / 0.7 / 4.3 % of each layer).
+# The coefficients ramp up to these over the stages; the val rule picks the stage.
+DNS_KEEP = {"lenet-300-100": (0.018, 0.018, 0.055), "lenet-5": (0.142, 0.031, 0.007, 0.043)}
 
 
 def retrain_steps(result: dict) -> int:
@@ -90,6 +97,7 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
     lr = float(overrides.get("adjust_lr", CompressConfig.adjust_lr))
     weights = reference_checkpoint(model_name, dataset, seed, args.workdir)
     shift = default_recipe(model_name, dataset).max_shift
+    coefficients = tuple(round(dns_coefficient(keep), 3) for keep in DNS_KEEP[model_name])
     for method in args.baselines:
         config = BaselineConfig(
             method=method,
@@ -98,6 +106,7 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
             augment_shift=shift,
             lr=lr,
             batch_size=CompressConfig.batch_size,
+            dns_coefficients=coefficients,
             seed=seed,
         )
         # A finished baseline run with the same settings is reused, like the OLMP runs.
@@ -105,6 +114,7 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
             f"baseline-{model_name}-{dataset}-{method}-seed-{seed}-"
             f"{config.stages}x{config.stage_steps}"
             + ("" if lr == CompressConfig.adjust_lr else f"-lr-{lr:g}")
+            + ("-c-" + "-".join(f"{c:g}" for c in coefficients) if method == "dns" else "")
             + ".json"
         )
         if cache.exists():

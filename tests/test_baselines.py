@@ -10,6 +10,7 @@ from conftest import fresh_model
 from olmp.baselines import (
     BaselineConfig,
     annealed_masks,
+    dns_coefficient,
     dns_thresholds,
     global_masks,
     prune_baseline,
@@ -149,3 +150,29 @@ def test_dns_thresholds_follow_mean_and_std(trained):
     for layer, c, t in zip(layers, [0.0, 1.0, 2.0], thresholds.tolist(), strict=True):
         magnitudes = layer.module.weight.detach().abs()
         assert t == pytest.approx(float(magnitudes.mean() + c * magnitudes.std()), rel=1e-5)
+
+
+@pytest.mark.parametrize("keep", [0.007, 0.018, 0.055, 0.142, 0.3])
+def test_dns_coefficient_keeps_that_fraction_of_a_gaussian_layer(keep):
+    weights = torch.randn(1_000_000, generator=torch.Generator().manual_seed(0)) * 0.05
+    magnitudes = weights.abs()
+    threshold = magnitudes.mean() + dns_coefficient(keep) * magnitudes.std()
+    assert float((magnitudes > threshold).float().mean()) == pytest.approx(keep, rel=0.03)
+
+
+def test_dns_coefficient_is_0_where_the_mean_keeps_too_few():
+    # The mean of a half-normal lies at its 57.5th percentile: c = 0 keeps 42.5 %, and
+    # DNS's thresholds do not go below the mean.
+    assert dns_coefficient(0.6) == 0.0 < dns_coefficient(0.42)
+
+
+def test_dns_coefficient_refuses_a_keep_fraction_outside_0_1():
+    with pytest.raises(OlmpError, match=re.escape("a keep fraction must be in (0, 1), got 1.2")):
+        dns_coefficient(1.2)
+
+
+def test_dns_coefficients_must_match_the_layers(trained):
+    model = _model(trained)
+    config = BaselineConfig(method="dns", dns_coefficients=(2.0, 2.5))
+    with pytest.raises(OlmpError, match=r"dns_coefficients has 2 values; give one, or one per"):
+        prune_baseline(model, trained[1], config)

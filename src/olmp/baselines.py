@@ -37,6 +37,7 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -73,7 +74,8 @@ class BaselineConfig:
         sa_step: standard deviation of a perturbation of log10(keep fraction) at the start
             temperature; it shrinks in proportion to the temperature.
         dns_coefficients: ``c`` per prunable layer for ``dns`` (one value: every layer);
-            2.5 keeps roughly 2 % of a Gaussian-initialised layer.
+            2.5 keeps roughly 2 % of a Gaussian-initialised layer, and
+            :func:`dns_coefficient` turns a wanted keep fraction into its ``c``.
         seed: seeds retraining order and the annealing.
     """
 
@@ -219,6 +221,25 @@ def annealed_masks(
     return top_k_masks(layers, best_counts), config.sa_evaluations
 
 
+def dns_coefficient(keep: float) -> float:
+    """The ``c`` at which ``μ + c·σ`` of a Gaussian layer's ``|W|`` keeps ``keep`` of it.
+
+    A way to hand-set DNS's per-layer coefficients from the keep fractions one aims at.
+    The magnitudes of zero-mean Gaussian weights (standard deviation ``s``) are
+    half-normal, with mean ``s·√(2/π)`` and standard deviation ``s·√(1 − 2/π)``, and a
+    fraction ``keep`` of them lies above ``s·Φ⁻¹(1 − keep/2)``; ``s`` cancels. The mean
+    alone keeps about 42.5 %, so larger fractions give ``c = 0``.
+
+        >>> round(dns_coefficient(0.018), 2)
+        2.6
+    """
+    if not 0 < keep < 1:
+        raise OlmpError(f"a keep fraction must be in (0, 1), got {keep}")
+    threshold = NormalDist().inv_cdf(1 - keep / 2)
+    mean, std = math.sqrt(2 / math.pi), math.sqrt(1 - 2 / math.pi)
+    return max(0.0, (threshold - mean) / std)
+
+
 def dns_thresholds(layers: list[PrunableLayer], coefficients: np.ndarray) -> torch.Tensor:
     """``μ_l + c_l·σ_l`` of each layer's current ``|W_l|`` (never above its largest)."""
     abs_weights = [layer.module.weight.detach().abs().cpu() for layer in layers]
@@ -257,6 +278,12 @@ def prune_baseline(
         task = SplitsTask(splits, batch_size=config.batch_size, augment_shift=config.augment_shift)
     started = time.perf_counter()
     layers = find_prunable_layers(model)
+    if config.method == "dns" and len(config.dns_coefficients) not in (1, len(layers)):
+        names = ", ".join(layer.name for layer in layers)
+        raise OlmpError(
+            f"dns_coefficients has {len(config.dns_coefficients)} values; give one, or one "
+            f"per prunable layer ({len(layers)}: {names})"
+        )
     rng = np.random.default_rng(config.seed)
     reference = {
         f"reference_{split}_accuracy": task.score(model, split) for split in ("tune", "val", "test")
