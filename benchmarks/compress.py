@@ -10,8 +10,9 @@ and split seed = the seed):
    annealing allocation of per-layer sparsities (NNI's SimulatedAnnealingPruner idea), and
    `dns`, Dynamic Network Surgery with hand-set per-layer coefficients (Guo et al. 2016;
    see DNS_KEEP) —
-   each given the retraining steps the OLMP-NCS run of that seed spent, spread over its
-   stages, and OLMP's selection rule (smallest network with val >= reference val).
+   each given the retraining steps that the OLMP run of that seed with the first of
+   `--solvers` (NCS by default) spent, spread over its stages, and OLMP's selection rule
+   (smallest network with val >= reference val).
 
 Per method: compression ratio (weights only, and weights + biases), val and test accuracy
 beside the reference's, wall time, candidate evaluations; median and range over seeds.
