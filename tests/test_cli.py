@@ -37,6 +37,7 @@ def test_train_saves_weights_and_metadata(digits_checkpoint):
     assert meta["model"] == "lenet-300-100" and meta["dataset"] == "digits"
     assert meta["split_seed"] == 0 and meta["recipe"]["epochs"] == 3
     assert 0.85 < meta["val_accuracy"] <= 1 and 0.85 < meta["test_accuracy"] <= 1
+    assert meta["torch_threads"] == torch.get_num_threads() >= 1
 
 
 def test_evaluate_json_matches_training_metadata(digits_checkpoint, capsys):

@@ -59,6 +59,9 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
         "layers",
     ):
         assert key in record
+    # Reruns are bit-identical only at the same thread count, so the record names it.
+    assert record["torch_threads"] == torch.get_num_threads()
+    assert record["torch_version"] == torch.__version__
     assert (run_dir / "pruned.safetensors").is_file() and (run_dir / "progress.png").is_file()
 
     before = (run_dir / RESULT_JSON).read_bytes()

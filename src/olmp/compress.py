@@ -41,7 +41,6 @@ import functools
 import json
 import math
 import os
-import platform
 import shutil
 import time
 from collections.abc import Callable
@@ -54,8 +53,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from olmp import __version__
 from olmp.data.registry import DatasetSplits
+from olmp.environment import describe_environment
 from olmp.errors import OlmpError, unknown_choice
 from olmp.files import atomic_path, load_checkpoint, save_checkpoint, write_json_atomic
 from olmp.pruning.layers import PrunableLayer, find_prunable_layers
@@ -890,9 +889,7 @@ class Compressor:
         ratio, ratio_b = compression_ratios(self.layers, self.masks)
         return {
             **self.metadata,
-            "olmp_version": __version__,
-            "torch_version": torch.__version__,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            **describe_environment(),
             "seed": self.config.seed,
             "solver": self.config.solver,
             "config": self.config.to_dict(),

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from olmp import __version__
 from olmp.data import DatasetSplits, load_dataset
+from olmp.environment import describe_environment
 from olmp.errors import OlmpError
 from olmp.export import decode_state_dict, is_export
 from olmp.files import load_checkpoint, refuse_to_overwrite, save_checkpoint
@@ -53,7 +53,8 @@ def train_reference(
     a safetensors checkpoint (refused if it exists, unless ``force``).
 
     Returns ``(model, metadata)``; the metadata holds model, dataset, split seed, recipe,
-    val and test accuracy and training time.
+    val and test accuracy, training time, and the versions and torch thread count that
+    made it (:func:`olmp.environment.describe_environment`).
 
     Example:
         >>> model, meta = train_reference("lenet-300-100", "digits")  # doctest: +SKIP
@@ -69,7 +70,7 @@ def train_reference(
     started = time.perf_counter()
     train(net, splits.train, config, on_epoch=on_epoch)
     metadata = {
-        "olmp_version": __version__,
+        **describe_environment(),
         "model": model,
         "dataset": dataset,
         "split_seed": split_seed,
