@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
+from olmp.environment import describe_environment
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -32,11 +32,12 @@ def machine() -> dict[str, str]:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
+    environment = describe_environment()  # what olmp's own records say, in this format
     return {
         "cores": str(os.cpu_count()),
-        "torch_threads": str(torch.get_num_threads()),
+        "torch_threads": str(environment["torch_threads"]),
         "cpu": cpu,
-        "torch": torch.__version__,
+        "torch": environment["torch_version"],
         "python": sys.version.split()[0],
         "date": datetime.date.today().isoformat(),
         "commit": commit,
