@@ -71,7 +71,15 @@ HEADLINE_KEYS = (
 
 def reference_checkpoint(model: str, dataset: str, seed: int, workdir: str | Path) -> Path:
     """``workdir/ref-<model>-<dataset>-<seed>.safetensors``, trained with the default recipe
-    (initialisation and split seed = ``seed``) unless it is already there."""
+    (initialisation and split seed = ``seed``) unless it is already there.
+
+    A reference kept from a run with another torch thread count is refused: it is not the
+    network this run would train (see :mod:`olmp.environment`), so every result built on
+    it would differ from a fresh run's.
+    """
+    import torch
+
+    from olmp.files import load_checkpoint
     from olmp.reference import train_reference
     from olmp.training import default_recipe, with_overrides
 
@@ -79,6 +87,13 @@ def reference_checkpoint(model: str, dataset: str, seed: int, workdir: str | Pat
     if not weights.exists():
         recipe = with_overrides(default_recipe(model, dataset), seed=seed)
         train_reference(model, dataset, weights, config=recipe, split_seed=seed)
+    made_with = load_checkpoint(weights)[1].get("torch_threads")
+    if made_with is not None and made_with != torch.get_num_threads():
+        raise SystemExit(
+            f"{weights} was trained with torch_threads={made_with} and this run has "
+            f"torch_threads={torch.get_num_threads()}: set OMP_NUM_THREADS={made_with} to reuse it, or "
+            f"give another --workdir to train a reference with this thread count"
+        )
     return weights
 
 
