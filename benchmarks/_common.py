@@ -91,8 +91,8 @@ def reference_checkpoint(model: str, dataset: str, seed: int, workdir: str | Pat
     if made_with is not None and made_with != torch.get_num_threads():
         raise SystemExit(
             f"{weights} was trained with torch_threads={made_with} and this run has "
-            f"torch_threads={torch.get_num_threads()}: set OMP_NUM_THREADS={made_with} to reuse it, or "
-            f"give another --workdir to train a reference with this thread count"
+            f"torch_threads={torch.get_num_threads()}: set OMP_NUM_THREADS={made_with} to "
+            f"reuse it, or give another --workdir to train a reference with this thread count"
         )
     return weights
 
