@@ -48,6 +48,31 @@ def test_hooks_are_called(digits):
     assert [e for e, _ in epochs] == [1, 2] and all(loss > 0 for _, loss in epochs)
 
 
+def test_average_last_ends_with_the_mean_of_the_last_steps_weights(digits):
+    # 1077 samples / 500 -> 3 steps per epoch, 4 epochs: 12 steps; 0.25 averages the last 3.
+    config = TrainConfig(epochs=4, batch_size=500, seed=1)
+    snapshots = []
+
+    def record(model, step):
+        snapshots.append([p.detach().clone() for p in model.parameters()])
+
+    torch.manual_seed(0)
+    plain = train(
+        build_model("lenet-300-100", digits.input_shape, 10), digits.train, config, on_step=record
+    )
+    torch.manual_seed(0)
+    averaged = train(
+        build_model("lenet-300-100", digits.input_shape, 10),
+        digits.train,
+        TrainConfig(**{**config.to_dict(), "average_last": 0.25}),
+    )
+    assert len(snapshots) == 12
+    for i, param in enumerate(averaged.parameters()):
+        expected = torch.stack([s[i] for s in snapshots[-3:]]).mean(dim=0)
+        torch.testing.assert_close(param.detach(), expected)
+        assert not torch.allclose(param, list(plain.parameters())[i])  # not the last step's
+
+
 def test_random_shift_translates_each_image():
     x = torch.zeros(2, 1, 5, 5)
     x[:, 0, 2, 2] = 1.0
@@ -65,7 +90,10 @@ def test_default_recipes_are_specific_where_defined():
     assert default_recipe("custom:model", "mnist").epochs == TrainConfig().epochs
 
 
-@pytest.mark.parametrize("bad", [{"epochs": 0}, {"batch_size": 0}, {"lr": 0.0}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"epochs": 0}, {"batch_size": 0}, {"lr": 0.0}, {"average_last": 1.0}, {"average_last": -0.1}],
+)
 def test_bad_recipes_are_refused(bad):
     with pytest.raises(OlmpError):
         TrainConfig(**bad)

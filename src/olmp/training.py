@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from olmp.data.registry import Split
 from olmp.errors import OlmpError
@@ -29,6 +30,10 @@ class TrainConfig:
     ``max_shift`` > 0 adds random translations of up to that many pixels (zero padded).
     ``max_steps``, when set, ends training after that many optimiser steps (epochs are
     repeated as needed) and the learning-rate schedule spans those steps.
+    ``average_last`` > 0 ends with the mean of the weights after each of that fraction of
+    the last steps instead of the last step's weights (stochastic weight averaging along
+    the tail of the cosine schedule, Izmailov et al. 2018). Masks that change during those
+    steps would be averaged over, so use it where masks are frozen.
     """
 
     epochs: int = 20
@@ -39,6 +44,7 @@ class TrainConfig:
     max_shift: int = 0
     seed: int = 0
     max_steps: int | None = None
+    average_last: float = 0.0
 
     def __post_init__(self) -> None:
         for field in ("epochs", "batch_size", "max_steps"):
@@ -46,6 +52,11 @@ class TrainConfig:
                 raise OlmpError(f"{field} must be at least 1, got {getattr(self, field)}")
         if not self.lr > 0:
             raise OlmpError(f"learning rate must be positive, got {self.lr}")
+        if not 0 <= self.average_last < 1:
+            raise OlmpError(
+                f"average_last is the fraction of the last steps to average, in [0, 1); "
+                f"got {self.average_last}"
+            )
 
     def to_dict(self) -> dict:
         """The recipe as a plain dict (for run records)."""
@@ -148,6 +159,8 @@ def train(
     channels_last = prefers_channels_last(model)
     if channels_last:  # the parameters' strides change, not their values
         model.to(memory_format=torch.channels_last)
+    averaged_from = total_steps - round(config.average_last * total_steps)
+    averaged = AveragedModel(model) if averaged_from < total_steps else None
     model.train()
     step = 0
     for epoch in range(math.ceil(total_steps / steps_per_epoch)):
@@ -173,12 +186,18 @@ def train(
             step += 1
             if on_step is not None:
                 on_step(model, step)
+            if averaged is not None and step > averaged_from:
+                averaged.update_parameters(model)
             loss_sum += loss.detach() * len(index)
             seen += len(index)
             if step == total_steps:
                 break
         if on_epoch is not None:
             on_epoch(epoch + 1, float(loss_sum) / seen)
+    if averaged is not None:
+        with torch.no_grad():
+            for param, mean in zip(model.parameters(), averaged.module.parameters(), strict=True):
+                param.copy_(mean)
     model.eval()
     return model
 
