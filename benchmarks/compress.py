@@ -12,7 +12,8 @@ and split seed = the seed):
    see DNS_KEEP) —
    each given the retraining steps that the OLMP run of that seed with the first of
    `--solvers` (NCS by default) spent, spread over its stages, and OLMP's selection rule
-   (smallest network with val >= reference val).
+   (smallest network with val >= reference val - tolerance, OLMP's tolerance: 0 unless
+   `--set tolerance=...`).
 
 Per method: compression ratio (weights only, and weights + biases), val and test accuracy
 beside the reference's, wall time, candidate evaluations; median and range over seeds.
@@ -94,8 +95,10 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
         rows.append(row_of(f"olmp-{spec}", seed, result, retrain_steps(result)))
         print(json.dumps(rows[-1]), flush=True)
     budget = rows[0]["retrain_steps"]  # the first solver's (NCS by default)
-    # The baselines retrain at OLMP's learning rate, overridden or not (equal budgets).
+    # The baselines retrain at OLMP's learning rate and select by OLMP's tolerance,
+    # overridden or not (equal budgets, equal rule).
     lr = float(overrides.get("adjust_lr", CompressConfig.adjust_lr))
+    tolerance = float(overrides.get("tolerance", CompressConfig.tolerance))
     weights = reference_checkpoint(model_name, dataset, seed, args.workdir)
     shift = default_recipe(model_name, dataset).max_shift
     coefficients = tuple(round(dns_coefficient(keep), 3) for keep in DNS_KEEP[model_name])
@@ -106,6 +109,7 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
             stage_steps=budget // args.stages,
             augment_shift=shift,
             lr=lr,
+            tolerance=tolerance,
             batch_size=CompressConfig.batch_size,
             dns_coefficients=coefficients,
             seed=seed,
@@ -115,6 +119,7 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
             f"baseline-{model_name}-{dataset}-{method}-seed-{seed}-"
             f"{config.stages}x{config.stage_steps}"
             + ("" if lr == CompressConfig.adjust_lr else f"-lr-{lr:g}")
+            + ("" if tolerance == CompressConfig.tolerance else f"-tolerance-{tolerance:g}")
             + ("-c-" + "-".join(f"{c:g}" for c in coefficients) if method == "dns" else "")
             + ".json"
         )
