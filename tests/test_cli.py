@@ -349,6 +349,16 @@ def test_demo_trains_compresses_and_never_reuses_a_folder(tmp_path, capsys, monk
     assert json.loads((out / "compression" / "result.json").read_text()) == result
 
 
+def test_a_tolerance_given_in_points_gets_a_note_on_its_units(capsys):
+    from olmp.cli import _note_large_tolerance
+
+    _note_large_tolerance(0.5)
+    err = " ".join(capsys.readouterr().err.split())  # as one line, however rich wrapped it
+    assert "drop by 50 percentage points" in err and "half a point is 0.005" in err
+    _note_large_tolerance(0.05)  # 5 points may well be meant
+    assert capsys.readouterr().err == ""
+
+
 def test_compress_explains_a_strict_val_rule(capsys):
     from olmp.cli import _explain_selection
 

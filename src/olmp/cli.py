@@ -28,6 +28,7 @@ from olmp.solvers import SOLVERS, parse_solver_options
 from olmp.training import default_recipe, with_overrides
 
 console = Console(stderr=True)
+LARGE_TOLERANCE = 0.05  # tolerances above this get a note on their units
 
 EPILOG_MAIN = """\
 examples:
@@ -233,9 +234,20 @@ def _explain_selection(result: dict) -> None:
     )
 
 
+def _note_large_tolerance(tolerance: float) -> None:
+    """Tolerances are fractions; one of more than 5 points is more often a slip for points
+    (0.5 meant as half a point) than a wish, so say what it allows before the run starts."""
+    if tolerance > LARGE_TOLERANCE:
+        console.print(
+            f"note: --tolerance {tolerance:g} lets val accuracy drop by {100 * tolerance:g} "
+            f"percentage points (it is a fraction: half a point is 0.005)"
+        )
+
+
 def _compress(args: argparse.Namespace) -> int:
     _check_names(args.model, args.dataset)
     config = _config_from_args(args)
+    _note_large_tolerance(config.tolerance)
     run_dir = Path(args.out)
     prepare_run_dir(run_dir, resume=args.resume, force=args.force)
     model, splits, meta = load_weights(
@@ -509,7 +521,11 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--model", help="model name (default: from the checkpoint)")
     comp.add_argument("--dataset", help="dataset name (default: from the checkpoint)")
     comp.add_argument("--split-seed", type=int, help="default: from the checkpoint")
-    comp.add_argument("--tolerance", type=float, help="allowed val-accuracy loss (default 0)")
+    comp.add_argument(
+        "--tolerance",
+        type=float,
+        help="allowed val-accuracy loss as a fraction, 0.005 = half a point (default 0)",
+    )
     comp.add_argument(
         "--search-tolerance",
         type=float,
