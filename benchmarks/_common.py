@@ -77,9 +77,7 @@ def reference_checkpoint(model: str, dataset: str, seed: int, workdir: str | Pat
     network this run would train (see :mod:`olmp.environment`), so every result built on
     it would differ from a fresh run's.
     """
-    import torch
-
-    from olmp.files import load_checkpoint
+    from olmp.files import load_checkpoint_metadata
     from olmp.reference import train_reference
     from olmp.training import default_recipe, with_overrides
 
@@ -87,12 +85,14 @@ def reference_checkpoint(model: str, dataset: str, seed: int, workdir: str | Pat
     if not weights.exists():
         recipe = with_overrides(default_recipe(model, dataset), seed=seed)
         train_reference(model, dataset, weights, config=recipe, split_seed=seed)
-    made_with = load_checkpoint(weights)[1].get("torch_threads")
-    if made_with is not None and made_with != torch.get_num_threads():
+        return weights
+    made_with = load_checkpoint_metadata(weights).get("torch_threads")
+    threads = describe_environment()["torch_threads"]
+    if made_with is not None and made_with != threads:
         raise SystemExit(
             f"{weights} was trained with torch_threads={made_with} and this run has "
-            f"torch_threads={torch.get_num_threads()}: set OMP_NUM_THREADS={made_with} to "
-            f"reuse it, or give another --workdir to train a reference with this thread count"
+            f"torch_threads={threads}: set OMP_NUM_THREADS={made_with} to reuse it, or give "
+            f"another --workdir to train a reference with this thread count"
         )
     return weights
 

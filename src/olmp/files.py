@@ -66,18 +66,28 @@ def save_checkpoint(
         save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata)})
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Load ``(state_dict, metadata)`` from a checkpoint written by :func:`save_checkpoint`.
-
-    Files without olmp metadata (a plain safetensors ``state_dict``) load with empty metadata.
-    """
+def load_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata record of a checkpoint written by :func:`save_checkpoint`, without
+    reading its tensors (empty for a plain safetensors ``state_dict``)."""
     path = Path(path)
     if not path.is_file():
         raise OlmpError(f"weights file {path} does not exist")
     try:
         with safe_open(str(path), framework="pt") as handle:
             raw = (handle.metadata() or {}).get(METADATA_KEY)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise OlmpError(f"{path} is not a readable safetensors checkpoint: {exc}") from None
+    return json.loads(raw) if raw else {}
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load ``(state_dict, metadata)`` from a checkpoint written by :func:`save_checkpoint`.
+
+    Files without olmp metadata (a plain safetensors ``state_dict``) load with empty metadata.
+    """
+    metadata = load_checkpoint_metadata(path)
+    try:
         state_dict = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise OlmpError(f"{path} is not a readable safetensors checkpoint: {exc}") from None
-    return state_dict, json.loads(raw) if raw else {}
+    return state_dict, metadata
