@@ -148,6 +148,7 @@ def run_one(setting: str, seed: int, keep: list[float], variant: dict, args) -> 
         "ratio": compression_ratios(layers, masks)[0],
         "reference_held_out": reference,
         "held_out": accuracy(model, held_out),
+        "train": accuracy(model, splits.train),  # unaugmented: capacity or generalisation?
         "val": accuracy(model, splits.val),
         "test": accuracy(model, splits.test),
         "seconds": time.perf_counter() - started,
@@ -208,13 +209,14 @@ def main() -> None:
     )
     print(
         "| keep fractions | retraining | seeds | ratio (weights) | held-out loss (points) "
-        "| val % | test % | loss − first row's (points) |"
+        "| train % | val % | test % | loss − first row's (points) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for keep, variant, runs, loss, paired in rows:
         print(
             f"| {' / '.join(f'{k:g}' for k in keep)} | {variant_label(variant)} | {len(runs)} | "
             f"{statistics.median(r['ratio'] for r in runs):.1f} | {spread(loss, '.2f')} | "
+            f"{spread([100 * r['train'] for r in runs], '.1f')} | "
             f"{spread([100 * r['val'] for r in runs], '.1f')} | "
             f"{spread([100 * r['test'] for r in runs], '.1f')} | {spread(paired, '+.2f')} |"
         )

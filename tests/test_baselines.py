@@ -120,6 +120,9 @@ def test_prune_baseline_holds_val_and_shrinks(trained, method):
     assert record["reference_val_accuracy"] == reference_val
     assert record["val_accuracy"] >= reference_val - 0.02
     assert record["val_accuracy"] == accuracy(pruned, splits.val)
+    assert record["paired_change"]["test"]["change"] == pytest.approx(
+        record["test_accuracy"] - record["reference_test_accuracy"]
+    )
     assert record["compression_ratio"] > 1.5
     assert record["retrain_steps"] == 30 * record["stages_run"] <= 30 * 6
     kept = sum(row["kept_weights"] for row in record["layers"])

@@ -234,6 +234,7 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
     out = capsys.readouterr().out
     assert "keep %" in out and "total" in out  # the per-layer table
     assert "x weights" in out and "(ref " in out  # the one-line summary
+    assert "test change " in out and " points, paired standard error " in out
     result = json.loads((run_dir / "result.json").read_text())
     assert result["model"] == "lenet-300-100" and result["dataset"] == "digits"
     assert result["compression_ratio"] > 1  # TINY still prunes

@@ -10,7 +10,8 @@ from conftest import FAST_COMPRESS, fresh_model
 from olmp.compress import RESULT_JSON, STATE_JSON, CompressConfig, compress
 from olmp.errors import OlmpError
 from olmp.models import build_model
-from olmp.training import TrainConfig, accuracy, train
+from olmp.task import paired_change
+from olmp.training import TrainConfig, accuracy, correct, train
 
 FAST = FAST_COMPRESS
 
@@ -39,6 +40,38 @@ def test_compression_keeps_val_accuracy_and_shrinks(reference, solver):
     nonzero = sum(int((m.weight != 0).sum()) for m in pruned if isinstance(m, torch.nn.Linear))
     assert nonzero <= kept
     assert len(result["history"]) == 2
+
+
+def test_the_result_gives_the_paired_change_against_the_reference(reference):
+    model, splits = _model(reference), reference[1]
+    before = {split: correct(model, getattr(splits, split)) for split in ("val", "test")}
+    pruned, result = compress(model, splits, CompressConfig(**FAST))
+    for split, was_right in before.items():
+        change, now_right = result["paired_change"][split], correct(pruned, getattr(splits, split))
+        assert change["examples"] == len(now_right) == len(getattr(splits, split))
+        assert change["better"] == int((now_right & ~was_right).sum())
+        assert change["worse"] == int((was_right & ~now_right).sum())
+        assert change["change"] == pytest.approx(
+            result[f"{split}_accuracy"] - result[f"reference_{split}_accuracy"]
+        )
+        diff = now_right.double() - was_right.double()
+        assert change["standard_error"] == pytest.approx(float(diff.std() / len(diff) ** 0.5))
+    assert change["worse"] + change["better"] > 0  # the pruned network does differ
+
+
+def test_paired_change_by_hand():
+    change = paired_change(np.array([1.0, 1, 0, 0, 1]), np.array([1.0, 0, 1, 0, 1]))
+    # differences 0, -1, 1, 0, 0: mean 0, sample variance 2/4, error sqrt(0.5 / 5)
+    assert change == {
+        "change": 0.0,
+        "standard_error": pytest.approx(math.sqrt(0.1)),
+        "examples": 5,
+        "better": 1,
+        "worse": 1,
+    }
+    assert paired_change(np.array([1.0]), np.array([0.0]))["standard_error"] is None
+    with pytest.raises(OlmpError, match="same examples; got 3 and 2"):
+        paired_change(np.ones(3), np.ones(2))
 
 
 def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
@@ -227,6 +260,7 @@ def test_compress_with_user_callables(reference):
     assert result["val_accuracy"] == accuracy(pruned, splits.val)
     assert result["val_accuracy"] >= result["reference_val_accuracy"] - 0.02
     assert "split_seed" not in result and result["metric"] == "score"
+    assert result["paired_change"] is None  # evaluate() gives no per-example outcomes
 
     # the same run scored by the default one-candidate-at-a-time path picks the same
     # thresholds as the batched SplitsTask path: both compute tune accuracy

@@ -23,6 +23,7 @@ from olmp.export import (
 from olmp.files import load_checkpoint, save_checkpoint
 from olmp.models import build_model
 from olmp.reference import load_weights
+from olmp.report import change_line
 
 
 def _sparse(shape, density, seed=0):
@@ -245,6 +246,8 @@ def test_cli_report(finished_run, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "threshold" in captured.out and "keep %" in captured.out
     assert f"{result['compression_ratio']:.1f}x weights" in captured.out
+    test_change = result["paired_change"]["test"]
+    assert f"test change {100 * test_change['change']:+.2f} points" in captured.out
     for name in ("compression.png", "accuracy.png", "layers.png"):
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["report", str(finished_run), "--json", "--plots", str(plots)]) == 0
@@ -253,3 +256,15 @@ def test_cli_report(finished_run, tmp_path, capsys):
 
     assert main(["report", str(tmp_path)]) == 2
     assert "holds no finished olmp run" in capsys.readouterr().err
+
+
+def test_change_line_speaks_the_metric_and_needs_outcomes():
+    change = {"change": -0.25, "standard_error": 0.125, "examples": 1200, "better": 3, "worse": 9}
+    record = {"metric": "score", "paired_change": {"val": change, "test": change}}
+    assert change_line(record) == (
+        "test change -0.25, paired standard error 0.12 (1,200 examples: 9 worse, 3 better)"
+    )
+    assert "-25.00 points" in change_line(record | {"metric": "accuracy"})
+    assert "9 now wrong, 3 now right" in change_line(record | {"metric": "accuracy"})
+    assert change_line(record | {"paired_change": None}) is None
+    assert change_line({"metric": "accuracy"}) is None  # a record from before the field

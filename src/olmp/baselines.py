@@ -51,7 +51,7 @@ from olmp.errors import OlmpError, unknown_choice
 from olmp.pruning.layers import PrunableLayer, find_prunable_layers
 from olmp.pruning.masks import Masks, compression_ratios, layer_counts, magnitude_masks
 from olmp.pruning.thresholds import MeanStd
-from olmp.task import SplitsTask, Task
+from olmp.task import SplitsTask, Task, paired_changes, reported_outcomes
 
 METHODS = ("global", "uniform", "sa", "dns")
 
@@ -265,8 +265,8 @@ def prune_baseline(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Prune the trained ``model`` in place with a baseline method; returns
     ``(pruned model, result record)`` with the fields of an OLMP result record that apply
-    (compression ratios, val and test accuracy beside the reference's, per-layer counts,
-    per-stage history, retraining steps, wall time).
+    (compression ratios, val and test accuracy beside the reference's and their paired
+    change, per-layer counts, per-stage history, retraining steps, wall time).
 
     The data come as ``splits`` (classification, retrained with the config's
     ``batch_size`` and ``augment_shift``) or as any :class:`olmp.task.Task`.
@@ -288,6 +288,7 @@ def prune_baseline(
     reference = {
         f"reference_{split}_accuracy": task.score(model, split) for split in ("tune", "val", "test")
     }
+    reference_outcomes = reported_outcomes(task, model)
     required = reference["reference_val_accuracy"] - config.tolerance
     best = {
         "stage": 0,
@@ -367,6 +368,7 @@ def prune_baseline(
         "compression_ratio_with_biases": ratio_b,
         "val_accuracy": task.score(model, "val"),
         "test_accuracy": task.score(model, "test"),
+        "paired_change": paired_changes(reference_outcomes, reported_outcomes(task, model)),
         "best_stage": best["stage"],
         "stages_run": len(history),
         "retrain_steps": steps,

@@ -23,7 +23,7 @@ from olmp.files import refuse_to_overwrite
 from olmp.models import MODELS, resolve_factory
 from olmp.pruning.thresholds import PARAMETRISATIONS
 from olmp.reference import evaluate_weights, load_weights, train_reference
-from olmp.report import layer_rich_table, report_run, summary_line
+from olmp.report import change_line, layer_rich_table, report_run, summary_line
 from olmp.solvers import SOLVERS, parse_solver_options
 from olmp.training import default_recipe, with_overrides
 
@@ -206,8 +206,7 @@ def _run_compression(
             metadata=metadata,
             on_round=on_round,
         )
-    Console().print(layer_rich_table(result))
-    Console().print(summary_line(result), soft_wrap=True, highlight=False)
+    _print_result(result)
     _explain_selection(result)
     ended = f", rounds ended by {result['stop_reason']}" if result.get("stop_reason") else ""
     console.print(f"done in {result['wall_time_s']:.0f} s{ended}; results in {run_dir}")
@@ -217,6 +216,15 @@ def _run_compression(
         highlight=False,
     )
     return result
+
+
+def _print_result(result: dict) -> None:
+    """The per-layer table, the summary line and the test change with its error."""
+    Console().print(layer_rich_table(result))
+    Console().print(summary_line(result), soft_wrap=True, highlight=False)
+    change = change_line(result)
+    if change is not None:
+        Console().print(change, soft_wrap=True, highlight=False)
 
 
 def _explain_selection(result: dict) -> None:
@@ -331,8 +339,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        Console().print(layer_rich_table(result))
-        Console().print(summary_line(result), soft_wrap=True, highlight=False)
+        _print_result(result)
         options = result.get("config", {}).get("solver_options") or {}
         solver = result["solver"] + "".join(f", {k}={v}" for k, v in options.items())
         print(

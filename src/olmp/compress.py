@@ -74,7 +74,7 @@ from olmp.pruning.masks import (
 )
 from olmp.pruning.thresholds import PARAMETRISATIONS, Parametrisation, make_parametrisation
 from olmp.solvers import SOLVERS, check_solver_options, make_solver
-from olmp.task import CallableTask, SplitsTask, Task
+from olmp.task import CallableTask, SplitsTask, Task, paired_changes, reported_outcomes
 from olmp.training import model_device
 
 STATE_JSON = "state.json"
@@ -884,7 +884,9 @@ class Compressor:
         return [row | {"threshold": t} for row, t in zip(rows, thresholds, strict=True)]
 
     def result(self) -> dict[str, Any]:
-        """The result record (``result.json``); reads the test split once, to report."""
+        """The result record (``result.json``); reads the test split, to report only."""
+        self._restore(self.snapshots[0])  # the reference, unmasked as when it was scored
+        reference_outcomes = reported_outcomes(self.task, self.model)
         model = self.pruned_model()
         ratio, ratio_b = compression_ratios(self.layers, self.masks)
         return {
@@ -902,6 +904,9 @@ class Compressor:
             "reference_test_accuracy": self.reference["test_accuracy"],
             "val_accuracy": self.task.score(model, "val"),
             "test_accuracy": self.task.score(model, "test"),
+            "paired_change": paired_changes(
+                reference_outcomes, reported_outcomes(self.task, model)
+            ),
             "rounds": self.state.round,
             "stop_reason": self.state.stop_reason,
             "best_round": self.state.best.get("round"),
@@ -976,7 +981,10 @@ def compress(
     The pruned model has ``W ⊙ M`` in its parameters. Result fields include
     ``compression_ratio`` (weights only), ``compression_ratio_with_biases``,
     ``reference_val_accuracy``, ``val_accuracy``, ``reference_test_accuracy``,
-    ``test_accuracy`` and ``layers`` (per-layer totals and kept counts).
+    ``test_accuracy``, ``paired_change`` (per split, val and test: the change against the
+    reference with its paired standard error and the counts of examples now right and
+    now wrong; ``None`` with your own ``evaluate``) and ``layers`` (per-layer totals and
+    kept counts).
 
     Example:
         >>> import olmp

@@ -22,6 +22,22 @@ def summary_line(result: dict[str, Any]) -> str:
     )
 
 
+def change_line(result: dict[str, Any]) -> str | None:
+    """The test score's change against the reference with its paired standard error, in
+    words (``None`` when the record has no per-example outcomes)."""
+    change = (result.get("paired_change") or {}).get("test")
+    if not change or change["standard_error"] is None:
+        return None
+    accuracy = result.get("metric", "accuracy") == "accuracy"
+    scale, unit = (100, " points") if accuracy else (1, "")
+    worse, better = ("now wrong", "now right") if accuracy else ("worse", "better")
+    return (
+        f"test change {scale * change['change']:+.2f}{unit}, paired standard error "
+        f"{scale * change['standard_error']:.2f}{unit} ({change['examples']:,} examples: "
+        f"{change['worse']:,} {worse}, {change['better']:,} {better})"
+    )
+
+
 def layer_rich_table(result: dict[str, Any]) -> Table:
     """The per-layer table of a result record (shape, total, kept, keep %, and the
     magnitude threshold where the record has it)."""

@@ -10,6 +10,11 @@ supplies the rest:
   threshold vectors on the tune split at once. The default applies each candidate's masks
   in turn and calls ``score``; :class:`SplitsTask` uses
   :class:`~olmp.pruning.evaluate.PopulationEvaluator` (one batched pass on a GPU).
+* ``outcomes(model, split)`` (optional) — the per-example scores whose mean is ``score``
+  (for accuracy: 1 where an example is classified correctly), so that a result's change
+  against the reference can be given with a paired standard error
+  (:func:`paired_changes`). ``None`` where the task cannot tell, as for your own
+  ``evaluate``.
 * ``retrain(model, steps, lr, seed, on_step)`` — train the (masked) network in place for
   ``steps`` optimiser steps at peak learning rate ``lr``, calling ``on_step(step)`` after
   each step when it is given (Dynamic Network Surgery re-derives its masks there).
@@ -35,9 +40,11 @@ from olmp.errors import OlmpError
 from olmp.pruning.evaluate import PopulationEvaluator
 from olmp.pruning.layers import PrunableLayer
 from olmp.pruning.masks import apply_masks, magnitude_masks, remove_masks
-from olmp.training import TrainConfig, accuracy, model_device, train
+from olmp.training import TrainConfig, accuracy, correct, model_device, train
 
 SPLITS = ("tune", "val", "test")
+REPORTED_SPLITS = ("val", "test")
+"""The splits whose change against the reference a result reports."""
 
 
 class PopulationScorer(Protocol):
@@ -72,6 +79,11 @@ class Task(abc.ABC):
         on_step: Callable[[int], None] | None,
     ) -> None:
         """Train ``model`` in place for ``steps`` optimiser steps."""
+
+    def outcomes(self, model: nn.Module, split: str) -> np.ndarray | None:
+        """Per-example scores of ``model`` on ``split`` whose mean is ``score(model,
+        split)``, or ``None`` when the task cannot tell (the default)."""
+        return None
 
     def population_scorer(
         self, model: nn.Module, layers: list[PrunableLayer], prune_biases: bool
@@ -131,6 +143,12 @@ class SplitsTask(Task):
             raise OlmpError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
         return accuracy(model, getattr(self.splits, split))
 
+    def outcomes(self, model: nn.Module, split: str) -> np.ndarray:
+        """1.0 for each example of ``split`` classified correctly, else 0.0."""
+        if split not in SPLITS:
+            raise OlmpError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+        return correct(model, getattr(self.splits, split)).numpy().astype(float)
+
     def population_scorer(
         self, model: nn.Module, layers: list[PrunableLayer], prune_biases: bool
     ) -> PopulationScorer:
@@ -189,6 +207,45 @@ class SplitsTask(Task):
                 f"model {model_name!r} outputs shape {tuple(out.shape)}, but dataset "
                 f"{splits.name!r} has {splits.num_classes} classes"
             )
+
+
+def reported_outcomes(task: Task, model: nn.Module) -> dict[str, np.ndarray] | None:
+    """``task.outcomes`` of ``model`` on each of :data:`REPORTED_SPLITS`, or ``None`` when
+    the task cannot tell per example."""
+    outcomes = {split: task.outcomes(model, split) for split in REPORTED_SPLITS}
+    return None if any(v is None for v in outcomes.values()) else outcomes
+
+
+def paired_change(reference: np.ndarray, result: np.ndarray) -> dict[str, Any]:
+    """How a per-example score changed from ``reference`` to ``result`` on the same
+    examples: the mean change, its standard error, and how many examples got better or
+    worse. The error is that of the paired differences, so it counts only the examples
+    on which the two networks disagree; it tells how far the change could be the luck of
+    which examples the split happens to hold."""
+    if reference.shape != result.shape:
+        raise OlmpError(
+            f"paired outcomes must cover the same examples; got {reference.shape[0]} "
+            f"and {result.shape[0]}"
+        )
+    diff = np.asarray(result, dtype=float) - np.asarray(reference, dtype=float)
+    n = diff.size
+    return {
+        "change": float(diff.mean()) if n else 0.0,
+        "standard_error": float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else None,
+        "examples": n,
+        "better": int((diff > 0).sum()),
+        "worse": int((diff < 0).sum()),
+    }
+
+
+def paired_changes(
+    reference: dict[str, np.ndarray] | None, result: dict[str, np.ndarray] | None
+) -> dict[str, dict[str, Any]] | None:
+    """:func:`paired_change` per split of two :func:`reported_outcomes` (``None`` when
+    either is)."""
+    if reference is None or result is None:
+        return None
+    return {split: paired_change(reference[split], result[split]) for split in reference}
 
 
 class CallableTask(Task):

@@ -213,18 +213,24 @@ def distillation_loss(
 
 
 @torch.inference_mode()
-def accuracy(model: nn.Module, data: Split, batch_size: int = 2000) -> float:
-    """Fraction of ``data`` that ``model`` classifies correctly (model left in eval mode)."""
+def correct(model: nn.Module, data: Split, batch_size: int = 2000) -> torch.Tensor:
+    """Per example of ``data``, whether ``model`` classifies it correctly (a bool tensor on
+    the CPU; the model is left in eval mode)."""
     model.eval()
     device = model_device(model)
     channels_last = prefers_channels_last(model)
-    correct = 0
+    hits = []
     for start in range(0, len(data), batch_size):
         x = data.x[start : start + batch_size].to(device)
         x = to_channels_last(x) if channels_last else x
         y = data.y[start : start + batch_size].to(device)
-        correct += int((model(x).argmax(dim=1) == y).sum())
-    return correct / len(data)
+        hits.append((model(x).argmax(dim=1) == y).cpu())
+    return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
+
+
+def accuracy(model: nn.Module, data: Split, batch_size: int = 2000) -> float:
+    """Fraction of ``data`` that ``model`` classifies correctly (model left in eval mode)."""
+    return int(correct(model, data, batch_size).sum()) / len(data)
 
 
 def with_overrides(config: TrainConfig, **overrides: object) -> TrainConfig:
