@@ -15,8 +15,8 @@ with medians over the seeds, and the last column is the paired difference, seed 
 to the table's first row (the first allocation with the first variant). A variant is
 ``default`` or comma-separated ``FIELD=VALUE`` pairs of:
 
-- ``weight_decay``, ``batch_size``, ``max_shift``, ``average_last``: the retraining
-  recipe's fields;
+- ``weight_decay``, ``batch_size``, ``max_shift``, ``max_rotation``, ``max_scale``,
+  ``average_last``: the retraining recipe's fields;
 - ``distill``: weight of distillation from the dense reference (temperature 4);
 - ``splice``: 1 re-chooses each layer's kept weights every 10 steps as the largest of the
   dense weights at the stage's kept count, with gradients reaching every weight (dynamic
@@ -55,7 +55,14 @@ from olmp.pruning.thresholds import KeepRatio
 from olmp.reference import load_weights
 from olmp.training import TrainConfig, accuracy, default_recipe, train
 
-RECIPE_FIELDS = {"weight_decay": float, "batch_size": int, "max_shift": int, "average_last": float}
+RECIPE_FIELDS = {
+    "weight_decay": float,
+    "batch_size": int,
+    "max_shift": int,
+    "max_rotation": float,
+    "max_scale": float,
+    "average_last": float,
+}
 VARIANT_FIELDS = RECIPE_FIELDS | {"distill": float, "splice": int}
 SPLICE_EVERY = 10
 

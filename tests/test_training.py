@@ -4,7 +4,14 @@ import torch
 from olmp.data import load_dataset
 from olmp.errors import OlmpError
 from olmp.models import build_model
-from olmp.training import TrainConfig, accuracy, default_recipe, random_shift, train
+from olmp.training import (
+    TrainConfig,
+    accuracy,
+    default_recipe,
+    random_affine,
+    random_shift,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +91,24 @@ def test_random_shift_translates_each_image():
     assert torch.equal(shifted.sum(dim=(1, 2, 3)), torch.ones(2))
 
 
+def test_random_affine_rotates_and_scales_about_the_centre():
+    x = torch.full((3, 1, 28, 28), -0.5)  # a background that is not 0
+    x[:, 0, 6:22, 13:15] = 1.0  # a vertical bar through the centre
+    generator = torch.Generator().manual_seed(0)
+    same = random_affine(x, 0.0, 0.0, generator)
+    assert torch.allclose(same, x, atol=1e-5)
+    turned = random_affine(x, 90.0, 0.0, torch.Generator().manual_seed(1))
+    assert turned.shape == x.shape
+    assert torch.allclose(turned[:, :, :3], torch.full_like(turned[:, :, :3], -0.5))  # fill
+    ink = turned > 0.25
+    rows, cols = ink.any(dim=3).sum(dim=2), ink.any(dim=2).sum(dim=2)
+    assert not torch.equal(rows, cols.new_full(cols.shape, 16))  # not all still upright
+    scaled = random_affine(x, 0.0, 0.3, torch.Generator().manual_seed(2))
+    lengths = (scaled[:, 0, :, 13] > 0.25).sum(dim=1).float()
+    assert ((lengths >= 16 / 1.3 - 1) & (lengths <= 16 * 1.3 + 1)).all()
+    assert lengths.unique().numel() > 1  # each image has its own factor
+
+
 def test_default_recipes_are_specific_where_defined():
     assert default_recipe("lenet-5", "fashion-mnist").lr == 0.02
     assert default_recipe("lenet-300-100", "mnist-5k").max_shift == 2
@@ -92,7 +117,16 @@ def test_default_recipes_are_specific_where_defined():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"epochs": 0}, {"batch_size": 0}, {"lr": 0.0}, {"average_last": 1.0}, {"average_last": -0.1}],
+    [
+        {"epochs": 0},
+        {"batch_size": 0},
+        {"lr": 0.0},
+        {"average_last": 1.0},
+        {"average_last": -0.1},
+        {"max_rotation": -1.0},
+        {"max_rotation": 200.0},
+        {"max_scale": 1.0},
+    ],
 )
 def test_bad_recipes_are_refused(bad):
     with pytest.raises(OlmpError):

@@ -28,6 +28,8 @@ class TrainConfig:
     """A training recipe: SGD with Nesterov momentum, weight decay, cosine learning rate.
 
     ``max_shift`` > 0 adds random translations of up to that many pixels (zero padded).
+    ``max_rotation`` (degrees) and ``max_scale`` (a fraction) > 0 add random rotations
+    and scalings about the image centre, before the shift.
     ``max_steps``, when set, ends training after that many optimiser steps (epochs are
     repeated as needed) and the learning-rate schedule spans those steps.
     ``average_last`` > 0 ends with the mean of the weights after each of that fraction of
@@ -42,6 +44,8 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     max_shift: int = 0
+    max_rotation: float = 0.0
+    max_scale: float = 0.0
     seed: int = 0
     max_steps: int | None = None
     average_last: float = 0.0
@@ -52,6 +56,10 @@ class TrainConfig:
                 raise OlmpError(f"{field} must be at least 1, got {getattr(self, field)}")
         if not self.lr > 0:
             raise OlmpError(f"learning rate must be positive, got {self.lr}")
+        if not 0 <= self.max_rotation <= 180:
+            raise OlmpError(f"max_rotation is in degrees, in [0, 180]; got {self.max_rotation}")
+        if not 0 <= self.max_scale < 1:
+            raise OlmpError(f"max_scale is a fraction in [0, 1); got {self.max_scale}")
         if not 0 <= self.average_last < 1:
             raise OlmpError(
                 f"average_last is the fraction of the last steps to average, in [0, 1); "
@@ -96,6 +104,23 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
     return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def random_affine(
+    x: torch.Tensor, max_rotation: float, max_scale: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Rotate each image in ``x`` (N x C x H x W) about its centre by its own random angle
+    of at most ``max_rotation`` degrees and scale it by a random factor in ``1 ± max_scale``
+    (bilinear, filling with the background value)."""
+    n = x.shape[0]
+    angle = (2 * torch.rand(n, generator=generator) - 1) * math.radians(max_rotation)
+    scale = 1 + (2 * torch.rand(n, generator=generator) - 1) * max_scale
+    # affine_grid maps output to input coordinates, so the inverse transform goes in.
+    cos, sin, zero = torch.cos(angle) / scale, torch.sin(angle) / scale, torch.zeros(n)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    background = x.amin()
+    return F.grid_sample(x - background, grid, align_corners=False) + background
 
 
 def prefers_channels_last(model: nn.Module) -> bool:
@@ -169,6 +194,8 @@ def train(
         for start in range(0, len(data), config.batch_size):
             index = order[start : start + config.batch_size]
             x = x_all[index]
+            if (config.max_rotation > 0 or config.max_scale > 0) and x.ndim == 4:
+                x = random_affine(x, config.max_rotation, config.max_scale, generator)
             if config.max_shift > 0 and x.ndim == 4:
                 x = random_shift(x, config.max_shift, generator)
             if channels_last:
