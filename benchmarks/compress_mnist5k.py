@@ -2,8 +2,9 @@
 
 For each seed: train the reference with the default recipe (initialisation seed and split
 seed = the seed), compress it with `CompressConfig` defaults (the solver can be chosen) and
-record compression, val and test accuracy against the reference, and wall time. Prints a
-markdown table with the median and range over seeds; writes
+record compression, val and test accuracy against the reference (with the paired standard
+error of the test change), and wall time. Prints a markdown table with the median and
+range over seeds; writes
 benchmarks/results/compress_mnist5k_<solver>_<adjust>.json.
 
     python benchmarks/compress_mnist5k.py                      # NCS, seeds 0 1 2
@@ -38,6 +39,8 @@ def run_seed(seed: int, workdir: str, overrides: dict[str, object]) -> dict:
         "total_time_s": reference["train_time_s"] + result["wall_time_s"],
     }
     record["keep_fractions"] = [r["kept_weights"] / r["total_weights"] for r in result["layers"]]
+    # How much of the test change could be the luck of the 1,000 test images.
+    record["test_change_standard_error"] = result["paired_change"]["test"]["standard_error"]
     print(json.dumps(record), flush=True)
     return record
 
@@ -69,15 +72,17 @@ def main() -> None:
     )
     print(
         "| solver | adjust | overrides | seeds | ratio (weights) | ratio (w+b) | ref test % | "
-        "test % | test loss (points) | val % - ref val % | time, train + compress (s) |"
+        "test % | test loss (points) | its paired SE (points) | val % - ref val % | "
+        "time, train + compress (s) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {args.solver} | {args.adjust} | {tag or '-'} | {len(runs)} | {spread(ratio, '.1f')} | "
         f"{spread([r['compression_ratio_with_biases'] for r in runs], '.1f')} | "
         f"{spread([100 * r['reference_test_accuracy'] for r in runs], '.1f')} | "
         f"{spread([100 * r['test_accuracy'] for r in runs], '.1f')} | "
         f"{spread(loss, '.1f')} | "
+        f"{spread([100 * r['test_change_standard_error'] for r in runs], '.2f')} | "
         f"{spread(val_delta, '.1f')} | "
         f"{spread([r['total_time_s'] for r in runs], '.0f')} |"
     )
