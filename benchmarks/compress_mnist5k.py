@@ -13,9 +13,10 @@ benchmarks/results/compress_mnist5k_<solver>_<adjust>.json.
     python benchmarks/compress_mnist5k.py --set distill=0.9 --set final_steps=3000
 
 `--set FIELD=VALUE` overrides any other `CompressConfig` field; the result file's name then
-carries the overrides too. Reference checkpoints and run folders are kept in `--workdir`
-(default /tmp/olmp-bench) and reused: an interrupted benchmark resumes where it stopped,
-and `benchmarks/export_size.py` exports the same runs. Delete the folder to start afresh.
+carries the overrides too, and `--tag TAG` ends it (so a rerun can keep an older record).
+Reference checkpoints and run folders are kept in `--workdir` (default /tmp/olmp-bench)
+and reused: an interrupted benchmark resumes where it stopped, and
+`benchmarks/export_size.py` exports the same runs. Delete the folder to start afresh.
 The time column is the reference's training time plus the run's wall time.
 """
 
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workdir", default="/tmp/olmp-bench")
     parser.add_argument("--set", type=parse_override, action="append", default=[])
+    parser.add_argument("--tag", help="appended to the result file's name, to keep older records")
     args = parser.parse_args()
     overrides = dict(args.set)
     if args.solver != CompressConfig.solver:
@@ -92,6 +94,7 @@ def main() -> None:
     )
     RESULTS.mkdir(exist_ok=True)
     suffix = "".join(f"_{k}-{v}" for k, v in overrides.items() if k not in ("solver", "adjust"))
+    suffix += f"_{args.tag}" if args.tag else ""
     (RESULTS / f"compress_mnist5k_{args.solver}_{args.adjust}{suffix}.json").write_text(
         json.dumps({"machine": info, "runs": runs}, indent=2) + "\n"
     )
