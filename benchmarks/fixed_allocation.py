@@ -6,7 +6,9 @@ schedule, retraining ``--steps`` SGD steps after each stage and ``--final-steps`
 the end with the masks frozen (olmp's own ``train``; the setting's recipe gives the shift
 augmentation). Accuracy is measured on tune, val and test together (the held-out images,
 so a paired difference has less noise than one split's): it tells what a network of that
-size can reach with this retraining, whatever search chose it. Nothing here selects
+size can reach with this retraining, whatever search chose it. Accuracy on the training
+images (without augmentation) tells whether a network that loses accuracy fails to fit
+them or fails to generalise from them. Nothing here selects
 anything, so reading test does not bias a decision.
 
 Several allocations (``--keep``, repeated) and retraining variants (``--retrain``,
