@@ -17,7 +17,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict[str, str]:
-    """Cores, CPU model, torch version, date and commit of this run."""
+    """Cores, CPU model, torch version, date and commit of this run (``-dirty`` after the
+    commit when tracked files differ from it, so a record says when it ran uncommitted
+    code)."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -28,7 +30,11 @@ def machine() -> dict[str, str]:
         pass
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+            # --exclude '*': the commit's hash even where tags exist
+            ["git", "describe", "--always", "--dirty", "--abbrev=7", "--exclude", "*"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
