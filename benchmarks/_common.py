@@ -17,9 +17,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict[str, str]:
-    """Cores, CPU model, torch version, date and commit of this run (``-dirty`` after the
-    commit when tracked files differ from it, so a record says when it ran uncommitted
-    code)."""
+    """Cores, CPU model, torch version, date and commit of this run (see :func:`_commit`)."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -28,16 +26,7 @@ def machine() -> dict[str, str]:
                 break
     except OSError:
         pass
-    try:
-        commit = subprocess.run(
-            # --exclude '*': the commit's hash even where tags exist
-            ["git", "describe", "--always", "--dirty", "--abbrev=7", "--exclude", "*"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    commit = _commit()
     environment = describe_environment()  # what olmp's own records say, in this format
     return {
         "cores": str(os.cpu_count()),
@@ -49,6 +38,32 @@ def machine() -> dict[str, str]:
         "commit": commit,
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
     }
+
+
+def _commit() -> str:
+    """The checked-out commit, with ``-dirty`` when the code differs from it: a changed or
+    new file under ``src/`` or ``benchmarks/`` (result files and notes aside), so that a
+    record says when it ran uncommitted code."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=True, cwd=RESULTS.parent.parent
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git(
+            "status",
+            "--porcelain",
+            "--untracked-files=all",
+            "--",
+            "src",
+            "benchmarks",
+            ":!benchmarks/results",
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if changed else "")
 
 
 def spread(values: list[float], fmt: str) -> str:

@@ -196,7 +196,9 @@ def main() -> None:
     parser.add_argument("--final-steps", type=int, default=3000)
     parser.add_argument("--final-lr", type=float, default=0.05)
     parser.add_argument("--workdir", default="/tmp/olmp-bench")
-    parser.add_argument("--json", help="also write every record to this file")
+    parser.add_argument(
+        "--json", help="also write every run's record, with the machine's, to this file"
+    )
     args = parser.parse_args()
     variants = args.retrain or [{}]
     info = machine()
@@ -211,7 +213,7 @@ def main() -> None:
             )
     if args.json:
         with open(args.json, "w") as out:
-            json.dump([r for row in rows for r in row[2]], out, indent=1)
+            json.dump({"machine": info, "runs": [r for row in rows for r in row[2]]}, out, indent=1)
     print(
         f"\n`{info['command']}` — {info['cores']} cores ({info['torch_threads']} torch "
         f"threads), {info['cpu']}, torch {info['torch']}, {info['date']}, commit {info['commit']}\n"

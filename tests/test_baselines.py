@@ -21,7 +21,7 @@ from olmp.errors import OlmpError
 from olmp.pruning.evaluate import PopulationEvaluator
 from olmp.pruning.layers import find_prunable_layers
 from olmp.task import SplitsTask
-from olmp.training import accuracy
+from olmp.training import accuracy, correct
 
 
 @pytest.fixture
@@ -113,6 +113,7 @@ def test_prune_baseline_holds_val_and_shrinks(trained, method):
     model = _model(trained)
     splits = trained[1]
     reference_val = accuracy(model, splits.val)
+    reference_right = {split: correct(model, getattr(splits, split)) for split in ("val", "test")}
     config = BaselineConfig(
         method=method, stages=6, stage_steps=30, final_keep=0.02, tolerance=0.02, sa_evaluations=20
     )
@@ -120,9 +121,14 @@ def test_prune_baseline_holds_val_and_shrinks(trained, method):
     assert record["reference_val_accuracy"] == reference_val
     assert record["val_accuracy"] >= reference_val - 0.02
     assert record["val_accuracy"] == accuracy(pruned, splits.val)
-    assert record["paired_change"]["test"]["change"] == pytest.approx(
-        record["test_accuracy"] - record["reference_test_accuracy"]
-    )
+    for split, was_right in reference_right.items():
+        now_right = correct(pruned, getattr(splits, split))
+        change = record["paired_change"][split]
+        assert change["better"] == int((now_right & ~was_right).sum())
+        assert change["worse"] == int((was_right & ~now_right).sum())
+        assert change["change"] == pytest.approx(
+            record[f"{split}_accuracy"] - record[f"reference_{split}_accuracy"]
+        )
     assert record["compression_ratio"] > 1.5
     assert record["retrain_steps"] == 30 * record["stages_run"] <= 30 * 6
     kept = sum(row["kept_weights"] for row in record["layers"])

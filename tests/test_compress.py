@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 import re
@@ -8,6 +9,7 @@ import torch
 from conftest import FAST_COMPRESS, fresh_model
 
 from olmp.compress import RESULT_JSON, STATE_JSON, CompressConfig, compress
+from olmp.data.registry import Split
 from olmp.errors import OlmpError
 from olmp.models import build_model
 from olmp.task import paired_change
@@ -69,9 +71,24 @@ def test_paired_change_by_hand():
         "better": 1,
         "worse": 1,
     }
-    assert paired_change(np.array([1.0]), np.array([0.0]))["standard_error"] is None
-    with pytest.raises(OlmpError, match="same examples; got 3 and 2"):
+    assert paired_change([1.0], [0.0])["standard_error"] is None
+    with pytest.raises(OlmpError, match=r"same examples; got shapes \(3,\) and \(2,\)"):
         paired_change(np.ones(3), np.ones(2))
+    with pytest.raises(OlmpError, match=r"one score per example.*shapes \(\) and \(\)"):
+        paired_change(np.float64(1.0), np.float64(0.0))
+
+
+def test_no_paired_change_against_a_reference_the_run_did_not_score(reference, tmp_path):
+    splits = reference[1]
+    run_dir = tmp_path / "run"
+    _, full = compress(_model(reference), splits, CompressConfig(**FAST), run_dir=run_dir)
+    assert full["paired_change"] is not None
+    relabelled = dataclasses.replace(splits, test=Split(splits.test.x, splits.test.y.roll(1)))
+    with pytest.warns(UserWarning, match="recorded when the run started; the result gives no"):
+        _, resumed = compress(
+            _model(reference), relabelled, CompressConfig(**FAST), run_dir=run_dir, resume=True
+        )
+    assert resumed["paired_change"] is None
 
 
 def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
@@ -117,6 +134,7 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
     _, resumed = compress(_model(reference), reference[1], config, run_dir=other, resume=True)
     assert resumed["compression_ratio"] == full["compression_ratio"]
     assert resumed["val_accuracy"] == full["val_accuracy"]
+    assert resumed["paired_change"] == full["paired_change"]
 
     with pytest.raises(OlmpError, match="config differs"):
         compress(

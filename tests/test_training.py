@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -91,22 +93,52 @@ def test_random_shift_translates_each_image():
     assert torch.equal(shifted.sum(dim=(1, 2, 3)), torch.ones(2))
 
 
-def test_random_affine_rotates_and_scales_about_the_centre():
-    x = torch.full((3, 1, 28, 28), -0.5)  # a background that is not 0
-    x[:, 0, 6:22, 13:15] = 1.0  # a vertical bar through the centre
-    generator = torch.Generator().manual_seed(0)
-    same = random_affine(x, 0.0, 0.0, generator)
-    assert torch.allclose(same, x, atol=1e-5)
-    turned = random_affine(x, 90.0, 0.0, torch.Generator().manual_seed(1))
-    assert turned.shape == x.shape
-    assert torch.allclose(turned[:, :, :3], torch.full_like(turned[:, :, :3], -0.5))  # fill
-    ink = turned > 0.25
-    rows, cols = ink.any(dim=3).sum(dim=2), ink.any(dim=2).sum(dim=2)
-    assert not torch.equal(rows, cols.new_full(cols.shape, 16))  # not all still upright
+def _tilt_degrees(image: torch.Tensor) -> float:
+    """Angle between the principal axis of an image's ink and the vertical."""
+    rows_cols = (image > 0.25).nonzero().double()
+    centred = rows_cols - rows_cols.mean(dim=0)
+    _, vectors = torch.linalg.eigh(centred.T @ centred)
+    row, col = vectors[:, -1].tolist()  # the axis of largest spread
+    return math.degrees(math.atan2(abs(col), abs(row)))
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (20, 60)])
+def test_random_affine_rotates_within_its_bound_about_the_centre(shape):
+    height, width = shape
+    x = torch.full((8, 1, height, width), -0.5)  # a background that is not 0
+    x[:, 0, 4 : height - 4, width // 2 - 1 : width // 2 + 1] = 1.0  # a vertical bar
+    assert torch.allclose(random_affine(x, 0.0, 0.0, torch.Generator()), x, atol=1e-5)
+    small = random_affine(x, 10.0, 0.0, torch.Generator().manual_seed(1))
+    assert all(_tilt_degrees(image[0]) <= 10 + 3 for image in small)  # 3: pixel rounding
+    large = random_affine(x, 90.0, 0.0, torch.Generator().manual_seed(1))
+    tilts = [_tilt_degrees(image[0]) for image in large]
+    assert max(tilts) > 30
+    for image in large:  # a rotation keeps the bar's length (on a non-square image too)
+        rows_cols = (image[0] > 0.25).nonzero().double()
+        assert abs(torch.cdist(rows_cols, rows_cols).max() - (height - 9)) <= 3
+        centre = rows_cols.mean(dim=0)
+        assert abs(centre[0] - (height - 1) / 2) <= 1.5 and abs(centre[1] - (width - 1) / 2) <= 1.5
+    assert torch.allclose(large[:, :, :, :2], torch.full_like(large[:, :, :, :2], -0.5))  # fill
+
+
+def test_random_affine_scales_each_image_by_its_own_factor():
+    x = torch.full((6, 1, 28, 28), -0.5)
+    x[:, 0, 6:22, 13:15] = 1.0  # a bar 16 pixels long
     scaled = random_affine(x, 0.0, 0.3, torch.Generator().manual_seed(2))
     lengths = (scaled[:, 0, :, 13] > 0.25).sum(dim=1).float()
     assert ((lengths >= 16 / 1.3 - 1) & (lengths <= 16 * 1.3 + 1)).all()
-    assert lengths.unique().numel() > 1  # each image has its own factor
+    assert lengths.unique().numel() > 1
+
+
+def test_training_applies_the_rotations(digits):
+    def trained(config):
+        torch.manual_seed(0)
+        model = build_model("lenet-300-100", digits.input_shape, digits.num_classes)
+        return train(model, digits.train, config).state_dict()
+
+    plain = trained(TrainConfig(epochs=1, batch_size=32))
+    turned = trained(TrainConfig(epochs=1, batch_size=32, max_rotation=15))
+    assert not all(torch.equal(plain[k], turned[k]) for k in plain)
 
 
 def test_default_recipes_are_specific_where_defined():

@@ -43,6 +43,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -862,6 +863,26 @@ class Compressor:
         self.state.finished = True
         self._save_state()
 
+    def _reference_outcomes(self) -> dict[str, np.ndarray] | None:
+        """The reference's per-example outcomes on the reported splits, from snapshot 0
+        (the reference, unmasked as when the run scored it). ``None`` when the task gives
+        none, or, with a warning, when they no longer reproduce the scores recorded at the
+        start (other data on a resume, or an evaluation that is not deterministic): no
+        change is reported against a reference that the run did not score."""
+        self._restore(self.snapshots[0])
+        outcomes = reported_outcomes(self.task, self.model)
+        for split, values in (outcomes or {}).items():
+            recorded = self.reference[f"{split}_accuracy"]
+            if abs(float(values.mean()) - recorded) > 1e-9:
+                warnings.warn(
+                    f"the reference now scores {float(values.mean()):.6g} on {split}, not "
+                    f"the {recorded:.6g} recorded when the run started; the result gives "
+                    "no paired_change",
+                    stacklevel=3,
+                )
+                return None
+        return outcomes
+
     def _best_tensors(self) -> dict[str, torch.Tensor]:
         if self.state.best.get("fine_tuned") and self.final is not None:
             return self.final
@@ -885,8 +906,7 @@ class Compressor:
 
     def result(self) -> dict[str, Any]:
         """The result record (``result.json``); reads the test split, to report only."""
-        self._restore(self.snapshots[0])  # the reference, unmasked as when it was scored
-        reference_outcomes = reported_outcomes(self.task, self.model)
+        reference_outcomes = self._reference_outcomes()
         model = self.pruned_model()
         ratio, ratio_b = compression_ratios(self.layers, self.masks)
         return {

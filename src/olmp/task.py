@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from olmp.data.registry import DatasetSplits
+from olmp.data.registry import DatasetSplits, Split
 from olmp.errors import OlmpError
 from olmp.pruning.evaluate import PopulationEvaluator
 from olmp.pruning.layers import PrunableLayer
@@ -138,16 +138,17 @@ class SplitsTask(Task):
         self.distill = distill
         self.teacher = teacher
 
-    def score(self, model: nn.Module, split: str) -> float:
+    def _split(self, split: str) -> Split:
         if split not in SPLITS:
             raise OlmpError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-        return accuracy(model, getattr(self.splits, split))
+        return getattr(self.splits, split)
+
+    def score(self, model: nn.Module, split: str) -> float:
+        return accuracy(model, self._split(split))
 
     def outcomes(self, model: nn.Module, split: str) -> np.ndarray:
         """1.0 for each example of ``split`` classified correctly, else 0.0."""
-        if split not in SPLITS:
-            raise OlmpError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-        return correct(model, getattr(self.splits, split)).numpy().astype(float)
+        return correct(model, self._split(split)).numpy().astype(float)
 
     def population_scorer(
         self, model: nn.Module, layers: list[PrunableLayer], prune_biases: bool
@@ -222,12 +223,14 @@ def paired_change(reference: np.ndarray, result: np.ndarray) -> dict[str, Any]:
     worse. The error is that of the paired differences, so it counts only the examples
     on which the two networks disagree; it tells how far the change could be the luck of
     which examples the split happens to hold."""
-    if reference.shape != result.shape:
+    reference = np.asarray(reference, dtype=float)
+    result = np.asarray(result, dtype=float)
+    if reference.ndim != 1 or reference.shape != result.shape:
         raise OlmpError(
-            f"paired outcomes must cover the same examples; got {reference.shape[0]} "
-            f"and {result.shape[0]}"
+            f"paired outcomes must be one score per example, for the same examples; got "
+            f"shapes {reference.shape} and {result.shape}"
         )
-    diff = np.asarray(result, dtype=float) - np.asarray(reference, dtype=float)
+    diff = result - reference
     n = diff.size
     return {
         "change": float(diff.mean()) if n else 0.0,

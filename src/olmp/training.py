@@ -27,7 +27,8 @@ StepHook = Callable[[nn.Module, int], None]
 class TrainConfig:
     """A training recipe: SGD with Nesterov momentum, weight decay, cosine learning rate.
 
-    ``max_shift`` > 0 adds random translations of up to that many pixels (zero padded).
+    ``max_shift`` > 0 adds random translations of up to that many pixels (filled with
+    the background value).
     ``max_rotation`` (degrees) and ``max_scale`` (a fraction) > 0 add random rotations
     and scalings about the image centre, before the shift.
     ``max_steps``, when set, ends training after that many optimiser steps (epochs are
@@ -115,9 +116,18 @@ def random_affine(
     n = x.shape[0]
     angle = (2 * torch.rand(n, generator=generator) - 1) * math.radians(max_rotation)
     scale = 1 + (2 * torch.rand(n, generator=generator) - 1) * max_scale
-    # affine_grid maps output to input coordinates, so the inverse transform goes in.
+    # affine_grid maps output to input coordinates, so the inverse transform goes in. Its
+    # coordinates run from -1 to 1 across width and height alike, so on a non-square
+    # image the off-diagonal terms carry the aspect ratio for the turn to stay a rotation.
+    height, width = x.shape[-2:]
     cos, sin, zero = torch.cos(angle) / scale, torch.sin(angle) / scale, torch.zeros(n)
-    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin * height / width, zero], 1),
+            torch.stack([sin * width / height, cos, zero], 1),
+        ],
+        1,
+    )
     grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
     background = x.amin()
     return F.grid_sample(x - background, grid, align_corners=False) + background
