@@ -374,6 +374,11 @@ def test_compress_explains_a_strict_val_rule(capsys):
     _explain_selection(result)
     err = capsys.readouterr().err
     assert "round 2 reached 150.0x" in err and "--tolerance 0.015" in err
+    assert "standard error" not in err  # the record has no per-example outcomes
+    result["paired_change"] = {"val": {"standard_error": 0.0052}, "test": {}}
+    _explain_selection(result)
+    err = capsys.readouterr().err
+    assert "--tolerance 0.015" in err and "paired standard error of 0.005." in err
     result["history"].pop()
     _explain_selection(result)
     assert capsys.readouterr().err == ""

@@ -235,10 +235,17 @@ def _explain_selection(result: dict) -> None:
     if smallest["compression_ratio"] < 1.2 * result["compression_ratio"]:
         return
     needed = result["reference_val_accuracy"] - smallest["val_accuracy"]
+    val_change = (result.get("paired_change") or {}).get("val") or {}
+    scale = (
+        f" For scale, the selected network's val change has a paired standard error of "
+        f"{val_change['standard_error']:.3f}."
+        if val_change.get("standard_error") is not None
+        else ""
+    )
     console.print(
         f"note: round {smallest['round']} reached {smallest['compression_ratio']:.1f}x with val "
         f"accuracy {smallest['val_accuracy']:.2%} (reference {result['reference_val_accuracy']:.2%}"
-        f"); --tolerance {needed:.3f} or more would accept networks that small."
+        f"); --tolerance {needed:.3f} or more would accept networks that small.{scale}"
     )
 
 
