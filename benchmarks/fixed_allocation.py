@@ -29,12 +29,18 @@ to the table's first row (the first allocation with the first variant). A varian
         --retrain weight_decay=0 --retrain distill=0.5 --retrain splice=1
     python benchmarks/fixed_allocation.py --setting lenet-300-100/fashion-mnist \\
         --keep 0.038 0.045 0.6 --steps 1000
+
+``--train-images N`` asks how the answer depends on the amount of training data: the
+reference is then trained here (same recipe and seeds as the cached one) on the first N
+training images only, and retraining uses those N images too; the held-out images are the
+same. With N = the whole training split it is the cached reference again.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import statistics
 import time
@@ -43,7 +49,9 @@ import numpy as np
 import torch
 from _common import SETTINGS, machine, reference_checkpoint, spread
 
-from olmp.data.registry import Split
+from olmp.data import load_dataset
+from olmp.data.registry import DatasetSplits, Split
+from olmp.models import build_model
 from olmp.pruning.layers import PrunableLayer, find_prunable_layers
 from olmp.pruning.masks import (
     applied_mask,
@@ -55,7 +63,7 @@ from olmp.pruning.masks import (
 )
 from olmp.pruning.thresholds import KeepRatio
 from olmp.reference import load_weights
-from olmp.training import TrainConfig, accuracy, default_recipe, train
+from olmp.training import TrainConfig, accuracy, default_recipe, train, with_overrides
 
 RECIPE_FIELDS = {
     "weight_decay": float,
@@ -101,11 +109,31 @@ def splice_top_k(layers: list[PrunableLayer], counts: list[int]) -> None:
         mask.view(-1).zero_()[torch.topk(magnitude, count).indices] = True
 
 
+def subset_reference(
+    model_name: str, dataset: str, seed: int, count: int
+) -> tuple[torch.nn.Module, DatasetSplits]:
+    """A reference trained as :func:`_common.reference_checkpoint` trains one (default
+    recipe, initialisation and split seed = ``seed``) on the first ``count`` training
+    images only, with the splits cut down to them."""
+    splits = load_dataset(dataset, seed=seed)
+    if not 0 < count <= len(splits.train):
+        raise SystemExit(f"--train-images must be in [1, {len(splits.train)}], got {count}")
+    train_x, train_y = splits.train.x[:count], splits.train.y[:count]
+    splits = dataclasses.replace(splits, train=Split(train_x, train_y))
+    recipe = with_overrides(default_recipe(model_name, dataset), seed=seed)
+    torch.manual_seed(recipe.seed)
+    model = build_model(model_name, splits.input_shape, splits.num_classes)
+    return train(model, splits.train, recipe), splits
+
+
 def run_one(setting: str, seed: int, keep: list[float], variant: dict, args) -> dict:
     """One seed of one (allocation, variant): the held-out accuracy it reaches."""
     model_name, dataset = setting.split("/")
-    weights = reference_checkpoint(model_name, dataset, seed, args.workdir)
-    model, splits, _ = load_weights(weights)
+    if args.train_images:
+        model, splits = subset_reference(model_name, dataset, seed, args.train_images)
+    else:
+        weights = reference_checkpoint(model_name, dataset, seed, args.workdir)
+        model, splits, _ = load_weights(weights)
     held_out = Split(
         torch.cat([splits.tune.x, splits.val.x, splits.test.x]),
         torch.cat([splits.tune.y, splits.val.y, splits.test.y]),
@@ -154,6 +182,7 @@ def run_one(setting: str, seed: int, keep: list[float], variant: dict, args) -> 
         "seed": seed,
         "keep": keep,
         "variant": variant,
+        "train_images": len(splits.train),
         "ratio": compression_ratios(layers, masks)[0],
         "reference_held_out": reference,
         "held_out": accuracy(model, held_out),
@@ -195,6 +224,12 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.03)
     parser.add_argument("--final-steps", type=int, default=3000)
     parser.add_argument("--final-lr", type=float, default=0.05)
+    parser.add_argument(
+        "--train-images",
+        type=int,
+        metavar="N",
+        help="train the reference here, and retrain, on the first N training images only",
+    )
     parser.add_argument("--workdir", default="/tmp/olmp-bench")
     parser.add_argument(
         "--json", help="also write every run's record, with the machine's, to this file"
