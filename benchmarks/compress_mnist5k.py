@@ -65,9 +65,9 @@ def main() -> None:
     info = machine()  # before the runs: the commit they ran
     runs = [run_seed(seed, args.workdir, overrides) for seed in args.seeds]
 
-    overrides_text = " ".join(
-        f"{k}={v}" for k, v in overrides.items() if k not in ("solver", "adjust")
-    )
+    # solver and adjust have their own columns and file-name parts
+    extra = {k: v for k, v in overrides.items() if k not in ("solver", "adjust")}
+    overrides_text = " ".join(f"{k}={v}" for k, v in extra.items())
     loss = [100 * (r["reference_test_accuracy"] - r["test_accuracy"]) for r in runs]
     ratio = [r["compression_ratio"] for r in runs]
     val_delta = [100 * (r["val_accuracy"] - r["reference_val_accuracy"]) for r in runs]
@@ -98,7 +98,7 @@ def main() -> None:
         f"\ntarget (median >= 150x, median test loss <= 0.5 points): {'met' if met else 'NOT met'}"
     )
     RESULTS.mkdir(exist_ok=True)
-    suffix = "".join(f"_{k}-{v}" for k, v in overrides.items() if k not in ("solver", "adjust"))
+    suffix = "".join(f"_{k}-{v}" for k, v in extra.items())
     suffix += f"_{args.tag}" if args.tag else ""
     (RESULTS / f"compress_mnist5k_{args.solver}_{args.adjust}{suffix}.json").write_text(
         json.dumps({"machine": info, "runs": runs}, indent=2) + "\n"

@@ -51,7 +51,6 @@ from _common import SETTINGS, machine, reference_checkpoint, spread
 
 from olmp.data import load_dataset
 from olmp.data.registry import DatasetSplits, Split
-from olmp.models import build_model
 from olmp.pruning.layers import PrunableLayer, find_prunable_layers
 from olmp.pruning.masks import (
     applied_mask,
@@ -62,7 +61,7 @@ from olmp.pruning.masks import (
     remove_masks,
 )
 from olmp.pruning.thresholds import KeepRatio
-from olmp.reference import load_weights
+from olmp.reference import load_weights, train_new
 from olmp.training import TrainConfig, accuracy, default_recipe, train, with_overrides
 
 RECIPE_FIELDS = {
@@ -113,17 +112,15 @@ def subset_reference(
     model_name: str, dataset: str, seed: int, count: int
 ) -> tuple[torch.nn.Module, DatasetSplits]:
     """A reference trained as :func:`_common.reference_checkpoint` trains one (default
-    recipe, initialisation and split seed = ``seed``) on the first ``count`` training
-    images only, with the splits cut down to them."""
+    recipe, initialisation and split seed = ``seed``, olmp's own ``train_new``) on the
+    first ``count`` training images only, with the splits cut down to them."""
     splits = load_dataset(dataset, seed=seed)
     if not 0 < count <= len(splits.train):
         raise SystemExit(f"--train-images must be in [1, {len(splits.train)}], got {count}")
     train_x, train_y = splits.train.x[:count], splits.train.y[:count]
     splits = dataclasses.replace(splits, train=Split(train_x, train_y))
     recipe = with_overrides(default_recipe(model_name, dataset), seed=seed)
-    torch.manual_seed(recipe.seed)
-    model = build_model(model_name, splits.input_shape, splits.num_classes)
-    return train(model, splits.train, recipe), splits
+    return train_new(model_name, splits, recipe), splits
 
 
 def run_one(setting: str, seed: int, keep: list[float], variant: dict, args) -> dict:

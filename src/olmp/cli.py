@@ -23,7 +23,13 @@ from olmp.files import refuse_to_overwrite
 from olmp.models import MODELS, resolve_factory
 from olmp.pruning.thresholds import PARAMETRISATIONS
 from olmp.reference import evaluate_weights, load_weights, train_reference
-from olmp.report import change_line, layer_rich_table, report_run, summary_line
+from olmp.report import (
+    change_line,
+    layer_rich_table,
+    report_run,
+    standard_error_of_change,
+    summary_line,
+)
 from olmp.solvers import SOLVERS, parse_solver_options
 from olmp.training import default_recipe, with_overrides
 
@@ -235,11 +241,10 @@ def _explain_selection(result: dict) -> None:
     if smallest["compression_ratio"] < 1.2 * result["compression_ratio"]:
         return
     needed = result["reference_val_accuracy"] - smallest["val_accuracy"]
-    val_change = (result.get("paired_change") or {}).get("val") or {}
+    error = standard_error_of_change(result, "val")
     scale = (
-        f" For scale, the selected network's val change has a paired standard error of "
-        f"{val_change['standard_error']:.3f}."
-        if val_change.get("standard_error") is not None
+        f" For scale, the selected network's val change has a paired standard error of {error:.3f}."
+        if error is not None
         else ""
     )
     console.print(

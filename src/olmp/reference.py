@@ -65,10 +65,8 @@ def train_reference(
         refuse_to_overwrite(out, force)
     config = config or default_recipe(model, dataset)
     splits = load_dataset(dataset, seed=split_seed, data_dir=data_dir)
-    torch.manual_seed(config.seed)
-    net = build_model(model, splits.input_shape, splits.num_classes).to(pick_device(device))
     started = time.perf_counter()
-    train(net, splits.train, config, on_epoch=on_epoch)
+    net = train_new(model, splits, config, device=device, on_epoch=on_epoch)
     metadata = {
         **describe_environment(),
         "model": model,
@@ -81,6 +79,21 @@ def train_reference(
     if out is not None:
         save_checkpoint(Path(out), net.state_dict(), metadata)
     return net, metadata
+
+
+def train_new(
+    model: str,
+    splits: DatasetSplits,
+    config: TrainConfig,
+    *,
+    device: str | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> nn.Module:
+    """A new ``model`` network for ``splits``, initialised from ``config.seed`` and trained
+    on ``splits.train`` with ``config`` (how :func:`train_reference` makes a reference)."""
+    torch.manual_seed(config.seed)
+    net = build_model(model, splits.input_shape, splits.num_classes).to(pick_device(device))
+    return train(net, splits.train, config, on_epoch=on_epoch)
 
 
 def split_accuracies(model: nn.Module, splits: DatasetSplits) -> dict[str, float]:

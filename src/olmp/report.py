@@ -22,12 +22,19 @@ def summary_line(result: dict[str, Any]) -> str:
     )
 
 
+def standard_error_of_change(result: dict[str, Any], split: str) -> float | None:
+    """The paired standard error of a result's ``split`` change against the reference;
+    ``None`` where the record has none (no per-example outcomes, or a record from before
+    ``paired_change`` existed)."""
+    return ((result.get("paired_change") or {}).get(split) or {}).get("standard_error")
+
+
 def change_line(result: dict[str, Any]) -> str | None:
     """The test score's change against the reference with its paired standard error, in
     words (``None`` when the record has no per-example outcomes)."""
-    change = (result.get("paired_change") or {}).get("test")
-    if not change or change["standard_error"] is None:
+    if standard_error_of_change(result, "test") is None:
         return None
+    change = result["paired_change"]["test"]
     accuracy = result.get("metric", "accuracy") == "accuracy"
     scale, unit = (100, " points") if accuracy else (1, "")
     worse, better = ("now wrong", "now right") if accuracy else ("worse", "better")
