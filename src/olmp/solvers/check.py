@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from olmp.solvers.base import Solver, check_int
+from olmp.dfo.solvers.base import Solver, check_int
 
 
 def _registry() -> dict[str, type[Solver]]:

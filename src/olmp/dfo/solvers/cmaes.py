@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import cma
 import numpy as np
-from numpy.typing import ArrayLike
 
-from olmp.solvers.base import Solver
+from olmp.dfo.solvers.base import Solver
 
 
 class CMAES(Solver):
@@ -41,20 +39,7 @@ class CMAES(Solver):
     backend_package = "cma (BSD-3-Clause)"
     min_popsize = 2
 
-    def __init__(
-        self,
-        lower: ArrayLike,
-        upper: ArrayLike,
-        *,
-        x0: ArrayLike | None = None,
-        sigma0: float | ArrayLike | None = None,
-        popsize: int | None = None,
-        seed: int = 0,
-        space: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(
-            lower, upper, x0=x0, sigma0=sigma0, popsize=popsize, seed=seed, space=space
-        )
+    def _setup(self) -> None:
         options = {
             "bounds": [self.lower.tolist(), self.upper.tolist()],
             "popsize": self.popsize,

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from olmp.solvers.base import Solver, clip_into_box
+from olmp.dfo.solvers.base import Solver, clip_into_box
 
 
 class RandomSearch(Solver):

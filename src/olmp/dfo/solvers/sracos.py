@@ -37,14 +37,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import ArrayLike
 
+from olmp.dfo.solvers.base import Option, Solver
+from olmp.dfo.solvers.checks import integer, real
 from olmp.errors import OlmpError
-from olmp.solvers.base import Solver, check_float, check_int
 
 #: Precision ZOOpt rounds the unit-cube coordinates to.
 PRECISION = 1e-10
@@ -83,37 +83,17 @@ class SRacos(Solver):
     backend_package = "zoopt (MIT)"
     extra = "sracos"
     variable_batch = True
+    options: ClassVar[dict[str, Option]] = {
+        "max_evaluations": Option(None, integer(1, optional=True), "planned run length"),
+        "train_size": Option(None, integer(2, optional=True), "solutions kept"),
+        "positive_size": Option(None, integer(1, optional=True), "of which positive"),
+        "exploration_rate": Option(0.01, real(0.0, 1.0), "chance of sampling the whole box"),
+    }
 
-    def __init__(
-        self,
-        lower: ArrayLike,
-        upper: ArrayLike,
-        *,
-        x0: ArrayLike | None = None,
-        sigma0: float | ArrayLike | None = None,
-        popsize: int | None = None,
-        seed: int = 0,
-        space: Sequence[str] | None = None,
-        max_evaluations: int | None = None,
-        train_size: int | None = None,
-        positive_size: int | None = None,
-        exploration_rate: float = 0.01,
-    ) -> None:
-        self.import_backend()
-        super().__init__(
-            lower, upper, x0=x0, sigma0=sigma0, popsize=popsize, seed=seed, space=space
-        )
-        self.max_evaluations = (
-            None if max_evaluations is None else check_int("max_evaluations", max_evaluations, 1)
-        )
-        self.train_size = None if train_size is None else check_int("train_size", train_size, 2)
-        self.positive_size = (
-            None if positive_size is None else check_int("positive_size", positive_size, 1)
-        )
+    def _setup(self) -> None:
         sizes = (self.positive_size, self.train_size)
         if None not in sizes and sizes[0] >= sizes[1]:  # type: ignore[operator]
             raise OlmpError(f"positive_size must be < train_size, got {sizes[0]} and {sizes[1]}")
-        self.exploration_rate = check_float("exploration_rate", exploration_rate, low=0, high=1)
         #: Candidates the adapter made up because ZOOpt had none (see the module docstring).
         self.n_fallbacks = 0
         self._planned: int | None = None

@@ -24,12 +24,12 @@ multiplied by ``r`` when fewer.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
-from numpy.typing import ArrayLike
 
-from olmp.solvers.base import Solver, check_float, check_int, clip_into_box
+from olmp.dfo.solvers.base import Option, Solver, clip_into_box
+from olmp.dfo.solvers.checks import integer, real
 
 
 def normalised_fitness(f_parent: np.ndarray, f_child: np.ndarray, f_best: float) -> np.ndarray:
@@ -133,31 +133,15 @@ class NCS(Solver):
     summary = "Negatively Correlated Search (Tang, Yang & Yao 2016), parallel (1+1) searches"
     supports = "real (int/cat rounded); batch = popsize >= 2; constraints: penalty"
     min_popsize = 2
+    options: ClassVar[dict[str, Option]] = {
+        "max_evaluations": Option(None, integer(1, optional=True), "planned run length"),
+        "epoch": Option(None, integer(1, optional=True), "generations per step update"),
+        "r": Option(0.99, real(0.0, 1.0, open_low=True), "1/5-rule factor"),
+        "lambda_sigma": Option(0.1, real(0.0), "initial spread of lambda"),
+    }
 
-    def __init__(
-        self,
-        lower: ArrayLike,
-        upper: ArrayLike,
-        *,
-        x0: ArrayLike | None = None,
-        sigma0: float | ArrayLike | None = None,
-        popsize: int | None = None,
-        seed: int = 0,
-        max_evaluations: int | None = None,
-        epoch: int | None = None,
-        r: float = 0.99,
-        lambda_sigma: float = 0.1,
-        space: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(
-            lower, upper, x0=x0, sigma0=sigma0, popsize=popsize, seed=seed, space=space
-        )
-        self.max_evaluations = (
-            None if max_evaluations is None else check_int("max_evaluations", max_evaluations, 1)
-        )
-        self.epoch = self.popsize if epoch is None else check_int("epoch", epoch, 1)
-        self.r = check_float("r", r, low=0.0, high=1.0, open_low=True)
-        self.lambda_sigma = check_float("lambda_sigma", lambda_sigma, low=0.0)
+    def _setup(self) -> None:
+        self.epoch = self.popsize if self.epoch is None else self.epoch
         #: Times a child replaced its parent, over the whole run.
         self.n_replacements = 0
         #: Generations of children told so far.

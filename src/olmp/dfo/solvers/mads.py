@@ -66,15 +66,13 @@ import subprocess
 import sys
 import tempfile
 import weakref
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
 
+from olmp.dfo.solvers.base import Solver, clip_into_box
 from olmp.errors import OlmpError
-from olmp.solvers.base import Solver, clip_into_box
 
 #: The frame size below which (relative to the box width) MADS is restarted.
 MIN_RELATIVE_FRAME = 1e-9
@@ -182,21 +180,8 @@ class MADS(Solver):
     native_kinds = frozenset({"real", "integer"})
     native_constraints = True
 
-    def __init__(
-        self,
-        lower: ArrayLike,
-        upper: ArrayLike,
-        *,
-        x0: ArrayLike | None = None,
-        sigma0: float | ArrayLike | None = None,
-        popsize: int | None = None,
-        seed: int = 0,
-        space: Sequence[str] | None = None,
-    ) -> None:
-        self.import_backend()  # only to fail early: NOMAD itself runs in a child process
-        super().__init__(
-            lower, upper, x0=x0, sigma0=sigma0, popsize=popsize, seed=seed, space=space
-        )
+    def _setup(self) -> None:
+        # The backend was imported only to fail early: NOMAD runs in a child process.
         self._folder = Path(tempfile.mkdtemp(prefix="olmp-mads-"))
         if re.search(r"\s", str(self._folder)):
             shutil.rmtree(self._folder, ignore_errors=True)

@@ -40,15 +40,25 @@ import abc
 import importlib
 import importlib.util
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from types import ModuleType, TracebackType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from olmp.dfo.solvers.checks import (
+    Option,
+    as_vector,
+    check_fitness,
+    check_float,
+    check_int,
+    check_options,
+    is_numeric,
+)
 from olmp.errors import OlmpError
+
+__all__ = ["VARIABLE_KINDS", "Option", "Solver", "check_float", "check_int", "clip_into_box"]
 
 #: What :meth:`Solver.minimize` evaluates: a batch ``(k, dim)`` in, ``k`` fitness values out.
 BatchObjective = Callable[[np.ndarray], ArrayLike]
@@ -63,43 +73,6 @@ VARIABLE_KINDS = ("real", "integer", "categorical")
 def clip_into_box(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """Project points onto the box ``[lower, upper]`` coordinate by coordinate."""
     return np.clip(x, lower, upper)
-
-
-def _as_vector(name: str, value: ArrayLike) -> np.ndarray:
-    try:
-        vector = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as error:
-        raise OlmpError(f"{name} must be a sequence of numbers, got {value!r}") from error
-    if vector.ndim != 1 or vector.size == 0:
-        raise OlmpError(
-            f"{name} must be a non-empty 1-D sequence of numbers, got shape {vector.shape}"
-        )
-    bad = np.flatnonzero(~np.isfinite(vector))
-    if bad.size:
-        i = int(bad[0])
-        raise OlmpError(f"{name} must be finite; {name}[{i}] is {vector[i]}")
-    return vector
-
-
-def check_int(name: str, value: object, minimum: int) -> int:
-    """Return ``value`` as an int if it is an integer ``>= minimum``, else raise OlmpError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise OlmpError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_float(
-    name: str, value: object, *, low: float, high: float = math.inf, open_low: bool = False
-) -> float:
-    """Return ``value`` as a float inside ``[low, high]`` (``(low, high]`` if ``open_low``)."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    number = float(value) if ok else math.nan  # type: ignore[arg-type]
-    inside = (number > low if open_low else number >= low) and number <= high
-    if not (ok and math.isfinite(number) and inside):
-        left = "(" if open_low else "["
-        right = "]" if math.isfinite(high) else ")"
-        raise OlmpError(f"{name} must be a number in {left}{low}, {high}{right}, got {value!r}")
-    return number
 
 
 class Solver(abc.ABC):
@@ -146,6 +119,22 @@ class Solver(abc.ABC):
     native_constraints: ClassVar[bool] = False
     #: Weight of the total violation in the penalised fitness of the constraint fold.
     constraint_penalty: float = 1e6
+    #: The solver's own options (beyond the common arguments), declared as data.
+    options: ClassVar[dict[str, Option]] = {}
+    #: How the engine (:mod:`olmp.dfo`) treats each kind of variable for this solver.
+    kind_handling: ClassVar[dict[str, str]] = {
+        "real": "native",
+        "log-real": "native (log scale mapped to the unit box)",
+        "integer": "rounded",
+        "categorical": "one-hot, arg-max",
+        "conditional": "inactive variables ignored",
+    }
+    #: Whether results at a cheaper fidelity are told as such (``False``: told alike).
+    native_fidelities: ClassVar[bool] = False
+    #: How many trials may be out at once in the engine, in words.
+    parallel_asks: ClassVar[str] = "popsize"
+    #: Whether the trials a study asks depend on the order results come back in.
+    order_dependent: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -157,9 +146,12 @@ class Solver(abc.ABC):
         popsize: int | None = None,
         seed: int = 0,
         space: Sequence[str] | None = None,
+        **options: Any,
     ) -> None:
-        self.lower = _as_vector("lower", lower)
-        self.upper = _as_vector("upper", upper)
+        # First, so that a missing optional library is what the user hears about.
+        self._backend = self.import_backend()
+        self.lower = as_vector("lower", lower)
+        self.upper = as_vector("upper", upper)
         if self.lower.size != self.upper.size:
             raise OlmpError(
                 f"lower and upper must have the same length, got {self.lower.size} "
@@ -180,7 +172,7 @@ class Solver(abc.ABC):
         if x0 is None:
             self.x0 = self._round(0.5 * (self.lower + self.upper))
         else:
-            self.x0 = _as_vector("x0", x0)
+            self.x0 = as_vector("x0", x0)
             if self.x0.size != self.dim:
                 raise OlmpError(
                     f"x0 must have {self.dim} values (one per bound), got {self.x0.size}"
@@ -217,6 +209,13 @@ class Solver(abc.ABC):
         self._best_violation = math.inf
         self._best_constraints: np.ndarray | None = None
         self._asked: np.ndarray | None = None
+        for key, value in check_options(self.name, self.options, options).items():
+            setattr(self, key, value)
+        self._setup()
+
+    def _setup(self) -> None:
+        """Called at the end of the constructor, options set: build the solver's state."""
+        return None
 
     def _check_space(self, space: Sequence[str] | None) -> tuple[str, ...]:
         if space is None:
@@ -245,7 +244,7 @@ class Solver(abc.ABC):
     def _check_sigma0(self, sigma0: float | ArrayLike | None) -> np.ndarray:
         if sigma0 is None:
             return DEFAULT_SIGMA_FRACTION * (self.upper - self.lower)
-        sigma = np.asarray(sigma0, dtype=float) if _is_numeric(sigma0) else None
+        sigma = np.asarray(sigma0, dtype=float) if is_numeric(sigma0) else None
         if sigma is None or sigma.ndim > 1 or (sigma.ndim == 1 and sigma.size != self.dim):
             raise OlmpError(
                 f"sigma0 must be a positive number or {self.dim} positive numbers, got {sigma0!r}"
@@ -359,7 +358,7 @@ class Solver(abc.ABC):
                 "candidates must be the rows returned by the last ask(), in the same order "
                 f"(or its first k rows); the {k} rows given differ from them"
             )
-        values = _check_fitness(fitness, k)
+        values = check_fitness(fitness, k)
         limits = self._check_constraints(constraints, k)
         violation = np.zeros(k) if limits is None else np.maximum(limits, 0.0).sum(axis=1)
         self._asked = None
@@ -479,30 +478,3 @@ class Solver(abc.ABC):
                 f"{values.shape[1]} per candidate"
             )
         return np.where(np.isnan(values), np.inf, values)
-
-
-def _is_numeric(value: object) -> bool:
-    try:
-        np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def _check_fitness(fitness: ArrayLike, k: int) -> np.ndarray:
-    try:
-        values = np.asarray(fitness, dtype=float)
-    except (TypeError, ValueError) as error:
-        raise OlmpError(f"fitness must be {k} numbers, got {fitness!r}") from error
-    if values.shape != (k,):
-        raise OlmpError(
-            f"fitness must have shape ({k},), one value per candidate told, "
-            f"got shape {values.shape}"
-        )
-    if np.any(values == -np.inf):
-        i = int(np.flatnonzero(values == -np.inf)[0])
-        raise OlmpError(
-            f"fitness[{i}] is -inf; fitness must be a number, +inf or NaN (both mean worst)"
-        )
-    # NaN compares false with everything, which would corrupt ranking and best-so-far.
-    return np.where(np.isnan(values), np.inf, values)

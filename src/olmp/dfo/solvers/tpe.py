@@ -23,13 +23,12 @@ is thin: one optuna trial per candidate, one variable ``x00, x01, ...`` per coor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import ArrayLike
 
-from olmp.solvers.base import Solver, check_int
+from olmp.dfo.solvers.base import Option, Solver
+from olmp.dfo.solvers.checks import integer
 
 
 class TPE(Solver):
@@ -50,24 +49,12 @@ class TPE(Solver):
     extra = "tpe"
     native_kinds = frozenset({"real", "integer", "categorical"})
     native_constraints = True
+    options: ClassVar[dict[str, Option]] = {
+        "n_startup_trials": Option(10, integer(0), "random trials first")
+    }
 
-    def __init__(
-        self,
-        lower: ArrayLike,
-        upper: ArrayLike,
-        *,
-        x0: ArrayLike | None = None,
-        sigma0: float | ArrayLike | None = None,
-        popsize: int | None = None,
-        seed: int = 0,
-        space: Sequence[str] | None = None,
-        n_startup_trials: int = 10,
-    ) -> None:
-        optuna = self.import_backend()
-        super().__init__(
-            lower, upper, x0=x0, sigma0=sigma0, popsize=popsize, seed=seed, space=space
-        )
-        self.n_startup_trials = check_int("n_startup_trials", n_startup_trials, 0)
+    def _setup(self) -> None:
+        optuna = self._backend
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.TPESampler(
             seed=self.seed,

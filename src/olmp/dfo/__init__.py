@@ -1,0 +1,1 @@
+"""The derivative-free engine (see DESIGN.md section 2)."""

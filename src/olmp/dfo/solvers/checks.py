@@ -1,0 +1,150 @@
+"""Validation helpers shared by the solvers, and their options declared as data.
+
+A solver's own options (NCS's ``r``, SRACOS's ``train_size``, ...) are declared once, as a
+class attribute ``options = {"r": Option(0.99, real(0, 1, open_low=True)), ...}``, in the
+manner of scikit-learn's parameter constraints: the constructor stores and checks them, the
+CLI lists them, and no solver repeats the common constructor.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from olmp.errors import OlmpError
+
+#: A check takes the option's name and value and returns the value to store (or raises).
+Check = Callable[[str, Any], Any]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a solver: its default and the check its value must pass."""
+
+    default: Any
+    check: Check
+    help: str = ""
+
+
+def check_int(name: str, value: object, minimum: int) -> int:
+    """Return ``value`` as an int if it is an integer ``>= minimum``, else raise OlmpError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise OlmpError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_float(
+    name: str, value: object, *, low: float, high: float = math.inf, open_low: bool = False
+) -> float:
+    """Return ``value`` as a float inside ``[low, high]`` (``(low, high]`` if ``open_low``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    number = float(value) if ok else math.nan  # type: ignore[arg-type]
+    inside = (number > low if open_low else number >= low) and number <= high
+    if not (ok and math.isfinite(number) and inside):
+        left = "(" if open_low else "["
+        right = "]" if math.isfinite(high) else ")"
+        raise OlmpError(f"{name} must be a number in {left}{low}, {high}{right}, got {value!r}")
+    return number
+
+
+def integer(minimum: int, *, optional: bool = False) -> Check:
+    """A check for an integer ``>= minimum`` (or ``None`` when ``optional``)."""
+
+    def check(name: str, value: Any) -> int | None:
+        if optional and value is None:
+            return None
+        return check_int(name, value, minimum)
+
+    return check
+
+
+def real(low: float, high: float = math.inf, *, open_low: bool = False) -> Check:
+    """A check for a number in ``[low, high]`` (``(low, high]`` with ``open_low``)."""
+
+    def check(name: str, value: Any) -> float:
+        return check_float(name, value, low=low, high=high, open_low=open_low)
+
+    return check
+
+
+def one_of(*choices: Any) -> Check:
+    """A check for one of ``choices``."""
+
+    def check(name: str, value: Any) -> Any:
+        if value not in choices:
+            listed = ", ".join(repr(c) for c in choices)
+            raise OlmpError(f"{name} must be one of {listed}, got {value!r}")
+        return value
+
+    return check
+
+
+def as_vector(name: str, value: ArrayLike) -> np.ndarray:
+    """``value`` as a non-empty 1-D array of finite floats, or OlmpError naming it."""
+    try:
+        vector = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise OlmpError(f"{name} must be a sequence of numbers, got {value!r}") from error
+    if vector.ndim != 1 or vector.size == 0:
+        raise OlmpError(
+            f"{name} must be a non-empty 1-D sequence of numbers, got shape {vector.shape}"
+        )
+    bad = np.flatnonzero(~np.isfinite(vector))
+    if bad.size:
+        i = int(bad[0])
+        raise OlmpError(f"{name} must be finite; {name}[{i}] is {vector[i]}")
+    return vector
+
+
+def is_numeric(value: object) -> bool:
+    try:
+        np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def check_fitness(fitness: ArrayLike, k: int) -> np.ndarray:
+    """``k`` fitness values with NaN turned into ``+inf``; ``-inf`` is refused."""
+    try:
+        values = np.asarray(fitness, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise OlmpError(f"fitness must be {k} numbers, got {fitness!r}") from error
+    if values.shape != (k,):
+        raise OlmpError(
+            f"fitness must have shape ({k},), one value per candidate told, "
+            f"got shape {values.shape}"
+        )
+    if np.any(values == -np.inf):
+        i = int(np.flatnonzero(values == -np.inf)[0])
+        raise OlmpError(
+            f"fitness[{i}] is -inf; fitness must be a number, +inf or NaN (both mean worst)"
+        )
+    # NaN compares false with everything, which would corrupt ranking and best-so-far.
+    return np.where(np.isnan(values), np.inf, values)
+
+
+def check_options(
+    solver: str, declared: dict[str, Option], given: dict[str, Any]
+) -> dict[str, Any]:
+    """Every declared option's value (given or default), checked; unknown names refused."""
+    unknown = [key for key in given if key not in declared]
+    if unknown:
+        raise OlmpError(
+            f"solver {solver!r} has no option {unknown[0]!r}; its options are "
+            f"{', '.join(declared) or 'none'}"
+        )
+    return {
+        key: option.check(key, given.get(key, option.default)) for key, option in declared.items()
+    }
+
+
+def names(values: Sequence[Any]) -> str:
+    """``a, b, c`` for error messages."""
+    return ", ".join(str(v) for v in values)
