@@ -135,6 +135,8 @@ class Solver(abc.ABC):
     parallel_asks: ClassVar[str] = "popsize"
     #: Whether the trials a study asks depend on the order results come back in.
     order_dependent: ClassVar[bool] = False
+    #: Which engine sampler runs the solver on a space (see :func:`olmp.dfo.sampler.make_sampler`).
+    sampler: ClassVar[str] = "box"
 
     def __init__(
         self,
@@ -395,6 +397,11 @@ class Solver(abc.ABC):
             spent += batch.shape[0]
         assert self._best_x is not None  # at least one evaluation was told
         return self._best_x.copy(), self._best_f
+
+    def plan(self, budget: int) -> None:
+        """Say how many evaluations the run will spend (what :meth:`minimize` does itself):
+        solvers with a schedule over the run use it when none was configured."""
+        self._plan(check_int("budget", budget, 1))
 
     def close(self) -> None:
         """Release what the backend holds (threads, temporary files); idempotent.

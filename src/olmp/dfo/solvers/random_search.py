@@ -22,6 +22,10 @@ class RandomSearch(Solver):
     name = "random"
     summary = "Gaussian sampling with a fixed step around the incumbent (baseline)"
     supports = "real (int/cat rounded); batch = popsize; constraints: penalty"
+    # In the engine, one trial at a time around the incumbent (olmp.dfo.sampler.RandomSampler).
+    sampler = "ahead"
+    parallel_asks = "any number"
+    order_dependent = True
 
     def _ask(self) -> np.ndarray:
         centre = self._best_x if math.isfinite(self._best_f) else self.x0

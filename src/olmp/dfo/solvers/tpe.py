@@ -49,6 +49,16 @@ class TPE(Solver):
     extra = "tpe"
     native_kinds = frozenset({"real", "integer", "categorical"})
     native_constraints = True
+    sampler = "tpe"
+    parallel_asks = "any number"
+    order_dependent = True
+    kind_handling: ClassVar[dict[str, str]] = {
+        "real": "native",
+        "log-real": "native",
+        "integer": "native",
+        "categorical": "native (unordered)",
+        "conditional": "native (define-by-run)",
+    }
     options: ClassVar[dict[str, Option]] = {
         "n_startup_trials": Option(10, integer(0), "random trials first")
     }

@@ -1,0 +1,210 @@
+"""Samplers: what a :class:`~olmp.dfo.study.Study` asks for trials and tells results to.
+
+The interface is small, as in optuna: :meth:`Sampler.ask` proposes the parameters of one
+trial (or ``None`` when it must wait for results first), :meth:`Sampler.tell` hands back the
+result of any asked trial, in any order, and :meth:`Sampler.warm_start` passes the results
+of earlier trials before the first ask. The study's loop, budgets and record live apart.
+
+:class:`BoxSampler` runs any box solver (:class:`~olmp.dfo.solvers.base.Solver`) on a
+space through its unit-box transform. A box solver wants the results of a whole population
+(``ask`` gives ``popsize`` rows) before it proposes more, told row by row in its order, so
+the sampler hands the rows out as trials one at a time, keeps results that come back early,
+and tells the solver once every row of the population has come back. Hence its trials do
+not depend on the order results come back in, and at most ``popsize`` trials are out at
+once. :class:`RandomSampler` (``random``) asks ahead without waiting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from olmp.dfo.solvers.base import Solver
+from olmp.dfo.solvers.checks import Option, check_options, integer, real
+from olmp.dfo.space import Space
+
+#: Common solver arguments a study passes through its ``options`` (``sigma0``: the initial
+#: step as a fraction of the unit box; ``popsize``: candidates per population).
+_BOX_OPTIONS = {
+    "popsize": Option(None, integer(1, optional=True)),
+    "sigma0": Option(
+        None, lambda name, v: v if v is None else real(0.0, 1.0, open_low=True)(name, v)
+    ),
+}
+BOX_ARGUMENTS = tuple(_BOX_OPTIONS)
+
+
+@dataclass(frozen=True)
+class Told:
+    """A result as a sampler sees it: ``value`` is ``+inf`` for a failed evaluation."""
+
+    params: dict[str, Any]
+    value: float
+    constraints: tuple[float, ...] = ()
+
+    @property
+    def violation(self) -> float:
+        return float(sum(max(c, 0.0) for c in self.constraints))
+
+
+def best_of(records: Sequence[Told]) -> Told | None:
+    """The least violating record, then the least value (``None`` for none)."""
+    return min(records, key=lambda r: (r.violation, r.value), default=None)
+
+
+class Sampler:
+    """Proposes trials for a study. Subclasses override :meth:`ask` and :meth:`tell`.
+
+    Args:
+        solver: The registered solver class this sampler serves.
+        space: The space searched.
+        seed: Seed of everything random in the sampler.
+        n_constraints: Constraint values in every result.
+        budget: Evaluations the study plans (``None``: unknown).
+        options: The solver's own options, plus ``popsize`` and ``sigma0`` (a fraction of
+            the unit box).
+    """
+
+    def __init__(
+        self,
+        solver: type[Solver],
+        space: Space,
+        *,
+        seed: int = 0,
+        n_constraints: int = 0,
+        budget: int | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        self.solver_class = solver
+        self.space = space
+        self.seed = seed
+        self.n_constraints = n_constraints
+        self.budget = budget
+        self.options = dict(options or {})
+        self.warm: list[Told] = []
+
+    def warm_start(self, records: Sequence[Told]) -> None:
+        """Learn from earlier results before the first :meth:`ask` (default: keep them)."""
+        self.warm = list(records)
+
+    def ask(self, trial_id: int) -> dict[str, Any] | None:
+        """Parameters for trial ``trial_id``, or ``None`` until more results are told."""
+        raise NotImplementedError
+
+    def tell(self, trial_id: int, record: Told) -> None:
+        """The result of an asked trial (any order)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the sampler holds (threads, child processes)."""
+        return None
+
+
+class BoxSampler(Sampler):
+    """A box solver on the space's unit box; see the module docstring."""
+
+    def __init__(self, solver: type[Solver], space: Space, **kwargs: Any) -> None:
+        super().__init__(solver, space, **kwargs)
+        self.box: Solver | None = None  # built at the first ask, after any warm start
+        self._rows = np.empty((0, space.dim))
+        self._results: list[Told | None] = []
+        self._handed = 0
+        self._row_of: dict[int, int] = {}
+
+    def _build(self) -> Solver:
+        best = best_of([r for r in self.warm if math.isfinite(r.value)])
+        x0 = None if best is None else self.space.to_unit(best.params)
+        dim = self.space.dim
+        box = self.solver_class(np.zeros(dim), np.ones(dim), x0=x0, seed=self.seed, **self.options)
+        if self.budget is not None:
+            box.plan(self.budget)
+        return box
+
+    def ask(self, trial_id: int) -> dict[str, Any] | None:
+        if self.box is None:
+            self.box = self._build()
+        if self._handed == len(self._rows):
+            if any(r is None for r in self._results):
+                return None  # the population is out; wait for its results
+            self._rows = self.box.ask()
+            self._results = [None] * len(self._rows)
+            self._handed = 0
+        row = self._handed
+        self._handed += 1
+        self._row_of[trial_id] = row
+        return self.space.from_unit(self._rows[row])
+
+    def tell(self, trial_id: int, record: Told) -> None:
+        self._results[self._row_of.pop(trial_id)] = record
+        if self._handed == len(self._rows) and all(r is not None for r in self._results):
+            assert self.box is not None
+            told = [r for r in self._results if r is not None]
+            values = [r.value for r in told]
+            constraints = [r.constraints for r in told] if self.n_constraints else None
+            self.box.tell(self._rows, values, constraints)
+
+    def close(self) -> None:
+        if self.box is not None:
+            self.box.close()
+
+
+class RandomSampler(Sampler):
+    """Gaussian steps (``sigma0`` of the unit box, default 0.2) around the best result told
+    so far, one trial at a time, so any number may be out at once. ``x0`` (the box centre,
+    or the best warm-start point) is the centre until a result is told."""
+
+    def __init__(self, solver: type[Solver], space: Space, **kwargs: Any) -> None:
+        super().__init__(solver, space, **kwargs)
+        self.rng = np.random.default_rng(self.seed)
+        self.sigma = float(self.options.get("sigma0", 0.2))
+        self.best: Told | None = None
+        self._centre = np.full(space.dim, 0.5)
+        self._drawn: dict[int, np.ndarray] = {}  # the unit point of each trial out
+
+    def warm_start(self, records: Sequence[Told]) -> None:
+        super().warm_start(records)
+        for record in records:
+            self._consider(record, self.space.to_unit(record.params))
+
+    def _consider(self, record: Told, point: np.ndarray) -> None:
+        if not math.isfinite(record.value):
+            return
+        if self.best is None or (record.violation, record.value) < (
+            self.best.violation,
+            self.best.value,
+        ):
+            self.best = record
+            # The point drawn, not the encoding of its parameters: steps from it keep the
+            # arg-max margins of categorical variables as they were drawn.
+            self._centre = point
+
+    def ask(self, trial_id: int) -> dict[str, Any]:
+        step = self.sigma * self.rng.standard_normal(self.space.dim)
+        self._drawn[trial_id] = point = np.clip(self._centre + step, 0.0, 1.0)
+        return self.space.from_unit(point)
+
+    def tell(self, trial_id: int, record: Told) -> None:
+        self._consider(record, self._drawn.pop(trial_id))
+
+
+def make_sampler(solver: type[Solver], space: Space, **kwargs: Any) -> Sampler:
+    """The sampler that runs ``solver`` on ``space`` (the solver's ``sampler`` names it):
+    ``"box"`` (:class:`BoxSampler`), ``"ahead"`` (:class:`RandomSampler`) or ``"tpe"``
+    (:class:`~olmp.dfo.optuna_sampler.TPESampler`). Options are checked here, so a bad
+    one fails before any trial."""
+    options = dict(kwargs.pop("options", None) or {})
+    check_options(solver.name, {**solver.options, **_BOX_OPTIONS}, options)
+    if not solver.available():
+        solver.import_backend()  # raises OlmpError with the install line
+    kind = solver.sampler
+    if kind == "tpe":
+        from olmp.dfo.optuna_sampler import TPESampler  # imports optuna: only when picked
+
+        return TPESampler(solver, space, options=options, **kwargs)
+    if kind == "ahead":
+        return RandomSampler(solver, space, options=options, **kwargs)
+    return BoxSampler(solver, space, options=options, **kwargs)

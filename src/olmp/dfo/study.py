@@ -1,0 +1,412 @@
+"""A study: the record of one optimisation, asked and told by trial id.
+
+>>> from olmp.dfo import Problem, Real, Space, Study
+>>> problem = Problem(Space([Real("x", -5, 5)]), lambda p: (p["x"] - 2) ** 2)
+>>> study = Study(problem, "cmaes", seed=0, max_evaluations=60)
+>>> best = study.optimize()
+>>> round(best.params["x"], 2)
+2.0
+
+Or by hand: ``trial = study.ask()`` gives a :class:`~olmp.dfo.trial.Trial` with an ``id``
+(``None`` while the solver waits for results), ``study.tell(trial.id, value, constraints=...)``
+takes results in any order, for any part of the trials out.
+
+* **Budgets** (``max_evaluations``, ``max_seconds`` of wall time, ``max_cost`` in
+  evaluation costs) and ``target`` (stop once a feasible value ``<= target`` is found) end
+  :meth:`Study.optimize`; :attr:`Study.stop_reason` says which. ``callbacks`` are called
+  with ``(study, trial)`` after every tell; one that returns ``True`` stops the study.
+* **Record**: with ``path``, the study is saved atomically (:func:`olmp.files.write_json_atomic`)
+  after every ask and tell: space, solver, seed, options, every trial and the order of asks
+  and tells. An existing file is never overwritten: pass ``resume=True`` to continue it.
+* **Resume** rebuilds the solver from its seed and replays the recorded asks and tells, so
+  its state is exactly what it was; trials that were running are evaluated again first.
+  A sequential study killed and resumed therefore ends exactly as one never interrupted.
+* **Warm start** (``warm_start=`` another study, its file, or trials): their complete
+  results are told to the solver before its first ask (box solvers start from the best
+  one; ``tpe`` learns from all). They are kept in the record, not in :attr:`Study.trials`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from olmp.dfo.executors import Executor, make_executor
+from olmp.dfo.problem import Problem, Result, check_constraints
+from olmp.dfo.sampler import Sampler, Told, make_sampler
+from olmp.dfo.solvers import solver_class
+from olmp.dfo.space import Space
+from olmp.dfo.trial import Trial
+from olmp.errors import OlmpError
+from olmp.files import write_json_atomic
+
+#: What a study file says it is.
+FORMAT = "olmp-study"
+VERSION = 1
+#: What must match between a study and the file it resumes.
+_IDENTITY = ("space", "solver", "seed", "options", "n_constraints", "fidelities")
+
+Callback = Callable[["Study", Trial], Any]
+
+
+class Study:
+    """One optimisation of ``problem`` by ``solver``; see the module docstring."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        solver: str = "ncs",
+        *,
+        seed: int = 0,
+        options: dict[str, Any] | None = None,
+        max_evaluations: int | None = None,
+        max_seconds: float | None = None,
+        max_cost: float | None = None,
+        target: float | None = None,
+        callbacks: Sequence[Callback] = (),
+        path: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        warm_start: Study | Iterable[Trial] | str | os.PathLike[str] | None = None,
+    ) -> None:
+        if not isinstance(problem, Problem):
+            raise OlmpError(f"a study needs an olmp.dfo.Problem, got {problem!r}")
+        self.problem = problem
+        self.solver = solver
+        self.seed = _positive("seed", seed, 0)
+        self.options = dict(options or {})
+        self.max_evaluations = (
+            None if max_evaluations is None else _positive("max_evaluations", max_evaluations, 1)
+        )
+        self.max_seconds = _limit("max_seconds", max_seconds)
+        self.max_cost = _limit("max_cost", max_cost)
+        self.target = None if target is None else float(target)
+        self.callbacks = list(callbacks)
+        self.path = None if path is None else Path(path)
+        #: Every trial asked, by id (ids count from 0 in ask order).
+        self.trials: list[Trial] = []
+        #: Results told to the solver before its first ask (see the module docstring).
+        self.warm: list[Told] = []
+        #: ``["a", id]`` and ``["t", id]`` in the order asks and tells happened.
+        self.log: list[list[Any]] = []
+        self.best: Trial | None = None
+        self._stopped_by_callback = False
+        self._elapsed_before = 0.0
+        self._began = time.monotonic()
+        self.sampler: Sampler = make_sampler(
+            solver_class(solver),
+            problem.space,
+            seed=self.seed,
+            n_constraints=problem.n_constraints,
+            budget=self.max_evaluations,
+            options=self.options,
+        )
+        record = self._read_record() if self.path is not None and self.path.exists() else None
+        if record is not None and not resume:
+            raise OlmpError(
+                f"study file {self.path} already exists; pass resume=True to continue it, "
+                "or another path"
+            )
+        if record is not None:
+            self._replay(record)
+        else:
+            self._warm_start(warm_start)
+            self._save()
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def n_evaluations(self) -> int:
+        """Trials told (complete or failed)."""
+        return sum(t.done for t in self.trials)
+
+    @property
+    def cost(self) -> float:
+        """Total cost of the trials told."""
+        return float(sum(t.cost or 0.0 for t in self.trials if t.done))
+
+    @property
+    def elapsed(self) -> float:
+        """Wall seconds the study has run, over all its sessions."""
+        return self._elapsed_before + time.monotonic() - self._began
+
+    def running(self) -> list[Trial]:
+        return [t for t in self.trials if not t.done]
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the study stops, or ``None`` while it may go on."""
+        if self._stopped_by_callback:
+            return "callback"
+        best = self.best
+        if self.target is not None and best is not None and best.value <= self.target:  # type: ignore[operator]
+            return "target"
+        if self.max_evaluations is not None and self.n_evaluations >= self.max_evaluations:
+            return "max_evaluations"
+        if self.max_cost is not None and self.cost >= self.max_cost:
+            return "max_cost"
+        if self.max_seconds is not None and self.elapsed >= self.max_seconds:
+            return "max_seconds"
+        return None
+
+    # -- ask / tell ----------------------------------------------------------------------
+
+    def ask(self, fidelity: str | None = None) -> Trial | None:
+        """A new trial to evaluate, or ``None`` when the study is stopped, its evaluation
+        budget is all out, or the solver waits for results of the trials out."""
+        fidelity = self.problem.check_fidelity(fidelity)
+        out = len(self.trials)
+        if self.stop_reason or (self.max_evaluations is not None and out >= self.max_evaluations):
+            return None
+        params = self.sampler.ask(out)
+        if params is None:
+            return None
+        trial = Trial(id=out, params=params, fidelity=fidelity, started=time.time())
+        self.trials.append(trial)
+        self.log.append(["a", trial.id])
+        self._save()
+        return trial
+
+    def tell(
+        self,
+        trial_id: int,
+        value: float | None = None,
+        *,
+        constraints: Sequence[float] | None = None,
+        cost: float | None = None,
+        error: str | None = None,
+    ) -> Trial:
+        """Record the result of trial ``trial_id`` (any order): its ``value`` and
+        ``constraints``, or ``error`` (a message) for a failed evaluation."""
+        trial = self._running(trial_id)
+        if error is not None:
+            result = Result(cost=self.problem.cost_of(trial.fidelity) if cost is None else cost)
+            result.error = str(error)
+        else:
+            if value is None:
+                raise OlmpError(f"tell trial {trial_id} a value, or error='message' if it failed")
+            returned = {"value": value, "constraints": constraints, "cost": cost}
+            result = self.problem.read(
+                {k: v for k, v in returned.items() if v is not None}, trial.fidelity
+            )
+        return self._record(trial, result)
+
+    def _running(self, trial_id: Any) -> Trial:
+        ok = isinstance(trial_id, int) and not isinstance(trial_id, bool)
+        if not ok or not 0 <= trial_id < len(self.trials):
+            running = [t.id for t in self.running()]
+            raise OlmpError(f"unknown trial id {trial_id!r}; the trials running are {running}")
+        trial = self.trials[trial_id]
+        if trial.done:
+            raise OlmpError(f"trial {trial_id} was already told ({trial.state}); tell it once")
+        return trial
+
+    def _record(self, trial: Trial, result: Result, replay: bool = False) -> Trial:
+        trial.state = "failed" if result.error else "complete"
+        trial.value = None if result.error else result.value
+        trial.constraints = [] if result.error else list(result.constraints)
+        trial.cost, trial.error = result.cost, result.error
+        if not replay:
+            trial.finished = time.time()
+            trial.seconds = result.seconds or None
+        value = math.inf if trial.value is None else trial.value
+        self.sampler.tell(trial.id, Told(trial.params, value, tuple(trial.constraints)))
+        self.log.append(["t", trial.id])
+        if trial.feasible and (self.best is None or trial.value < self.best.value):  # type: ignore[operator]
+            self.best = trial
+        if not replay:
+            for callback in self.callbacks:
+                if callback(self, trial) is True:
+                    self._stopped_by_callback = True
+            self._save()
+        return trial
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def optimize(self, executor: Executor | None = None, n_jobs: int = 1) -> Trial | None:
+        """Ask, evaluate with the problem's objective, tell, until a budget or stop rule
+        ends the study; returns :attr:`best`. Trials left running by a killed session are
+        evaluated first. ``n_jobs > 1`` evaluates in a pool of worker processes (or pass
+        an ``executor``); see :mod:`olmp.dfo.executors`."""
+        if self.problem.objective is None:
+            raise OlmpError("this problem has no objective: evaluate by hand with ask and tell")
+        if self.max_evaluations is None and self.max_seconds is None and self.max_cost is None:
+            raise OlmpError("optimize needs a budget: max_evaluations, max_seconds or max_cost")
+        own = executor is None
+        executor = make_executor(n_jobs) if executor is None else executor
+        try:
+            self._loop(executor)
+        finally:
+            if own:
+                executor.close()
+        return self.best
+
+    def _loop(self, executor: Executor) -> None:
+        out: dict[Any, Trial] = {}
+        evaluate = self.problem.evaluate
+        for trial in self.running():  # left by a killed session
+            out[executor.submit(evaluate, trial.params, trial.fidelity)] = trial
+        while True:
+            while len(out) < executor.capacity and not self.stop_reason:
+                trial = self.ask()
+                if trial is None:
+                    break
+                out[executor.submit(evaluate, trial.params, trial.fidelity)] = trial
+            if not out:
+                return
+            for future in executor.wait(out):
+                trial = out.pop(future)
+                try:
+                    result = future.result()
+                except Exception as error:  # the worker itself failed, not the objective
+                    result = Result(cost=self.problem.cost_of(trial.fidelity), error=repr(error))
+                self._record(trial, result)
+
+    # -- warm start, record, resume ------------------------------------------------------------
+
+    def _warm_start(self, source: Any) -> None:
+        if source is None:
+            return
+        if isinstance(source, str | os.PathLike):
+            trials = [Trial.from_json(t) for t in _load(Path(source)).get("trials", [])]
+        elif isinstance(source, Study):
+            trials = source.trials
+        else:
+            trials = list(source)
+        for trial in trials:
+            if not isinstance(trial, Trial):
+                raise OlmpError(f"warm_start takes a Study, a study file or Trials, got {trial!r}")
+            if trial.state != "complete":
+                continue
+            try:
+                self.problem.space.validate(trial.params)
+                constraints = check_constraints(trial.constraints, self.problem.n_constraints)
+            except OlmpError as error:
+                raise OlmpError(
+                    f"warm-start trial {trial.id} does not fit this study: {error}"
+                ) from None
+            self.warm.append(Told(dict(trial.params), float(trial.value), tuple(constraints)))  # type: ignore[arg-type]
+        self.sampler.warm_start(self.warm)
+
+    def identity(self) -> dict[str, Any]:
+        """What a resumed file must share with this study."""
+        return {
+            "space": self.problem.space.to_json(),
+            "solver": self.solver,
+            "seed": self.seed,
+            "options": self.options,
+            "n_constraints": self.problem.n_constraints,
+            "fidelities": self.problem.fidelities,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            **self.identity(),
+            "budgets": {
+                "max_evaluations": self.max_evaluations,
+                "max_seconds": self.max_seconds,
+                "max_cost": self.max_cost,
+                "target": self.target,
+            },
+            "elapsed": self.elapsed,
+            "warm": [[t.params, t.value, list(t.constraints)] for t in self.warm],
+            "trials": [t.to_json() for t in self.trials],
+            "log": self.log,
+        }
+
+    def _save(self) -> None:
+        if self.path is not None:
+            write_json_atomic(self.path, self.to_json())
+
+    def _read_record(self) -> dict[str, Any]:
+        assert self.path is not None
+        record = _load(self.path)
+        mine = json.loads(json.dumps(self.identity()))  # as it reads back from JSON
+        for key in _IDENTITY:
+            if record.get(key) != mine[key]:
+                what = (
+                    "space"
+                    if key == "space"
+                    else f"{key} ({record.get(key)!r}, here {mine[key]!r})"
+                )
+                raise OlmpError(
+                    f"study file {self.path} was written for another {what}; it is left as "
+                    "it is: resume with the same problem, solver, seed and options, or "
+                    "start a study at another path"
+                )
+        return record
+
+    def _replay(self, record: dict[str, Any]) -> None:
+        """Rebuild the solver's state by replaying the recorded asks and tells."""
+        try:
+            self.warm = [Told(p, float(v), tuple(c)) for p, v, c in record["warm"]]
+            trials = [Trial.from_json(t) for t in record["trials"]]
+            log = [(str(op), int(i)) for op, i in record["log"]]
+            self._elapsed_before = float(record["elapsed"])
+        except (KeyError, TypeError, ValueError, OlmpError) as error:
+            raise OlmpError(
+                f"study file {self.path} is damaged ({error}); it is left as it is"
+            ) from None
+        self.sampler.warm_start(self.warm)
+        for op, i in log:
+            if op == "a":
+                params = self.sampler.ask(i)
+                if i != len(self.trials) or i >= len(trials) or params != trials[i].params:
+                    raise OlmpError(
+                        f"study file {self.path} does not replay: trial {i} was recorded with "
+                        f"other parameters than the solver proposes now (another library "
+                        "version?); it is left as it is"
+                    )
+                self.trials.append(trials[i])
+                self.log.append(["a", i])
+            elif op == "t" and i < len(self.trials) and self.trials[i].done:
+                t = self.trials[i]
+                result = Result(
+                    t.value if t.value is not None else math.nan,
+                    t.constraints,
+                    t.cost or 0.0,
+                    t.error,
+                )
+                self._record(t, result, replay=True)
+            else:
+                raise OlmpError(
+                    f"study file {self.path} is damaged (log entry {op!r} {i}); it is left as it is"
+                )
+        self._began = time.monotonic()
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise OlmpError(
+            f"study file {path} is damaged or unreadable ({error}); it is left as it is"
+        ) from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise OlmpError(
+            f'{path} is not an olmp study file (no "format": "{FORMAT}"); it is left as it is'
+        )
+    return record
+
+
+def _positive(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise OlmpError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _limit(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise OlmpError(f"{name} must be a number > 0 or None, got {value!r}")
+    return float(value)
+
+
+__all__ = ["Space", "Study"]
