@@ -19,7 +19,12 @@ def _registry() -> dict[str, type[Solver]]:
 
 def describe_solvers() -> list[dict[str, Any]]:
     """One record per registered solver: name, summary, supports, options (its own
-    constructor options, see :func:`olmp.solvers.solver_options`), backend, installed."""
+    constructor options, see :func:`olmp.solvers.solver_options`), backend, installed, and
+    what it supports natively on the engine (:mod:`olmp.dfo`): ``native`` holds ``kinds``
+    (how each kind of variable is treated), ``constraints`` (``"native"`` or
+    ``"penalty"``), ``fidelities`` (whether cheaper results are told as such),
+    ``parallel_asks`` (how many trials may be out at once) and ``order_dependent``
+    (whether what it asks depends on the order results come back in)."""
     from olmp.solvers import solver_options
 
     return [
@@ -32,6 +37,13 @@ def describe_solvers() -> list[dict[str, Any]]:
             "extra": cls.extra,
             "installed": cls.available(),
             "install": None if cls.extra is None else cls.install_hint(),
+            "native": {
+                "kinds": dict(cls.kind_handling),
+                "constraints": "native" if cls.native_constraints else "penalty",
+                "fidelities": cls.native_fidelities,
+                "parallel_asks": cls.parallel_asks,
+                "order_dependent": cls.order_dependent,
+            },
         }
         for name, cls in _registry().items()
     ]

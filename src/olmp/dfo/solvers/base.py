@@ -123,10 +123,10 @@ class Solver(abc.ABC):
     options: ClassVar[dict[str, Option]] = {}
     #: How the engine (:mod:`olmp.dfo`) treats each kind of variable for this solver.
     kind_handling: ClassVar[dict[str, str]] = {
-        "real": "native",
-        "log-real": "native (log scale mapped to the unit box)",
-        "integer": "rounded",
-        "categorical": "one-hot, arg-max",
+        "real": "native (unit box)",
+        "log-real": "native (unit box in log scale)",
+        "integer": "rounded (one cell of the unit box per value)",
+        "categorical": "one-hot, arg-max (unordered)",
         "conditional": "inactive variables ignored",
     }
     #: Whether results at a cheaper fidelity are told as such (``False``: told alike).

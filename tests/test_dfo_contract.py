@@ -1,0 +1,222 @@
+"""The contract every registered solver keeps on the engine (olmp.dfo), one suite for all.
+
+Parametrised over :data:`olmp.dfo.SOLVERS`, so a solver added with ``register_solver``
+before collection is held to it too. Optional backends that are not installed are skipped
+with the line that installs them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from olmp.dfo import SOLVERS, Categorical, Integer, Problem, Real, Space, Study
+
+NAMES = list(SOLVERS)
+#: Solvers whose runs do not depend on the seed (deterministic methods).
+SEEDLESS = {"bobyqa", "cobyqa"}
+
+MIXED = Space(
+    [
+        Real("x", -2.0, 3.0),
+        Real("lr", 1e-4, 1.0, log=True),
+        Integer("n", 1, 6),
+        Categorical("act", ["tanh", "relu", None]),
+        Integer("width", 4, 64, log=True, when={"act": ["relu"]}),
+    ]
+)
+
+
+def mixed(params):
+    """A known optimum away from the box centre: x = 1.7, lr = 0.003, n = 2, act = relu,
+    width = 40; 0 there."""
+    value = (params["x"] - 1.7) ** 2 + math.log10(params["lr"] / 0.003) ** 2
+    value += (params["n"] - 2) ** 2 + (0.0 if params["act"] == "relu" else 2.0)
+    if "width" in params:
+        value += math.log2(params["width"] / 40) ** 2
+    return value
+
+
+def constrained(params):
+    return {"value": mixed(params), "constraints": [0.5 - params["x"]]}  # x >= 0.5
+
+
+def _need(name):
+    cls = SOLVERS[name]
+    if not cls.available():
+        pytest.skip(f"{name} needs {cls.backend_package}: {cls.install_hint()}")
+
+
+def _study(name, objective=mixed, **kwargs):
+    _need(name)
+    n_constraints = kwargs.pop("n_constraints", 0)
+    problem = Problem(MIXED, objective, n_constraints=n_constraints)
+    kwargs.setdefault("max_evaluations", 30)
+    return Study(problem, name, **kwargs)
+
+
+def _params(study):
+    return [t.params for t in study.trials]
+
+
+@pytest.fixture(autouse=True)
+def _close_samplers(monkeypatch):
+    """Close every study's sampler after the test (threads, NOMAD's child process)."""
+    made = []
+    real_init = Study.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Study, "__init__", init)
+    yield
+    for study in made:
+        study.sampler.close()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bounds_and_kinds_are_respected(name):
+    study = _study(name, seed=1)
+    study.optimize()
+    assert study.n_evaluations == 30
+    for params in _params(study):
+        MIXED.validate(params)  # every active variable inside, of its kind; inactive absent
+        assert isinstance(params["n"], int) and params["act"] in ("relu", "tanh", None)
+    assert study.best is not None and study.best.value == min(t.value for t in study.trials)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_trials(name):
+    first = _study(name, seed=3)
+    first.optimize()
+    again = _study(name, seed=3)
+    again.optimize()
+    assert _params(first) == _params(again)
+    if name not in SEEDLESS:
+        other = _study(name, seed=4)
+        other.optimize()
+        assert _params(other) != _params(first)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_out_of_order_and_partial_tells(name):
+    study = _study(
+        name, seed=2, options={"popsize": 4} if SOLVERS[name].fixed_popsize is None else None
+    )
+    out = []
+    while len(out) < 4 and (trial := study.ask()) is not None:
+        out.append(trial)
+    assert out, "a study asks at least one trial"
+    # Tell the last first and keep one back: the study goes on with what came back.
+    kept = out.pop(0) if len(out) > 1 else None
+    for trial in reversed(out):
+        study.tell(trial.id, mixed(trial.params))
+    asked_while_one_is_out = study.ask()
+    if kept is not None:
+        study.tell(kept.id, mixed(kept.params))
+    if asked_while_one_is_out is not None:
+        study.tell(asked_while_one_is_out.id, mixed(asked_while_one_is_out.params))
+    study.optimize()
+    assert all(t.done for t in study.trials) and study.n_evaluations == 30
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not SOLVERS[n].order_dependent])
+def test_completion_order_does_not_change_what_comes_next(name):
+    def run(order):
+        study = _study(name, seed=5)
+        for _ in range(3):
+            batch = []
+            while (trial := study.ask()) is not None:
+                batch.append(trial)
+            for trial in order(batch):
+                study.tell(trial.id, mixed(trial.params))
+        return _params(study)
+
+    assert run(list) == run(lambda batch: list(reversed(batch)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_constraints_lead_to_a_feasible_best(name):
+    study = _study(name, constrained, n_constraints=1, seed=0, max_evaluations=40)
+    best = study.optimize()
+    assert best is not None and best.feasible and best.params["x"] >= 0.5
+    assert all(len(t.constraints) == 1 for t in study.trials)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_failures_are_recorded_and_the_study_goes_on(name):
+    def flaky(params):
+        if params["n"] % 2:
+            raise RuntimeError(f"n={params['n']} crashed")
+        return mixed(params)
+
+    study = _study(name, flaky, seed=0)
+    study.optimize()
+    failed = [t for t in study.trials if t.state == "failed"]
+    assert study.n_evaluations == 30 and failed
+    assert all("RuntimeError: n=" in t.error and t.value is None for t in failed)
+
+
+class _Killed(BaseException):
+    """Stands for the process being killed (not an Exception: the study cannot catch it)."""
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_killed_study_resumes_to_the_same_end(name, tmp_path):
+    whole = _study(name, seed=7, max_evaluations=24)
+    whole.optimize()
+    calls = []
+
+    def dies_at_the_15th(params):
+        calls.append(1)
+        if len(calls) == 15:
+            raise _Killed
+        return mixed(params)
+
+    path = tmp_path / "study.json"
+    with pytest.raises(_Killed):
+        _study(name, dies_at_the_15th, seed=7, max_evaluations=24, path=path).optimize()
+    resumed = _study(name, seed=7, max_evaluations=24, path=path, resume=True)
+    assert resumed.n_evaluations == 14 and len(resumed.running()) == 1
+    resumed.optimize()
+    assert _params(resumed) == _params(whole)
+    assert [t.value for t in resumed.trials] == [t.value for t in whole.trials]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_warm_start_from_another_study(name):
+    earlier = _study(name, seed=0, max_evaluations=40)
+    earlier.optimize()
+    warm = _study(name, seed=1, max_evaluations=12, warm_start=earlier)
+    cold = _study(name, seed=1, max_evaluations=12)
+    warm.optimize()
+    cold.optimize()
+    assert len(warm.warm) == 40
+    assert warm.best.value < cold.best.value
+    assert warm.best.value <= earlier.best.value + 1.0  # it starts where the other ended
+
+
+def test_every_registered_solver_declares_what_it_supports():
+    for name, cls in SOLVERS.items():
+        assert set(cls.kind_handling) == {
+            "real",
+            "log-real",
+            "integer",
+            "categorical",
+            "conditional",
+        }
+        assert isinstance(cls.native_constraints, bool) and cls.parallel_asks, name
+
+
+def test_random_and_tpe_ask_ahead_box_solvers_wait_for_their_population():
+    _need("tpe")
+    for name in ("random", "tpe"):
+        study = _study(name)
+        assert all(study.ask() is not None for _ in range(12))
+    study = _study("ncs", options={"popsize": 5})
+    asked = [study.ask() for _ in range(6)]
+    assert all(a is not None for a in asked[:5]) and asked[5] is None
+    np.testing.assert_equal(len(study.running()), 5)

@@ -1,0 +1,282 @@
+"""The engine's pieces (olmp.dfo): spaces, problems, studies' budgets and records, executors,
+the registry, and every bad input named with what is allowed."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+
+from olmp.dfo import (
+    SOLVERS,
+    Categorical,
+    Integer,
+    Problem,
+    ProcessPool,
+    Real,
+    Solver,
+    Space,
+    Study,
+    register_solver,
+)
+from olmp.errors import OlmpError
+
+SPACE = Space([Real("x", -1.0, 1.0), Integer("k", 0, 3), Categorical("c", ["a", {"b": 1}, 2.5])])
+
+
+def square(params):
+    return params["x"] ** 2 + params["k"]
+
+
+def slow(params):  # module level: the worker pool pickles it
+    time.sleep(0.05)
+    return params["x"] ** 2
+
+
+# -- space ---------------------------------------------------------------------------------
+
+
+def test_space_samples_valid_points_and_round_trips_through_json_and_the_unit_box():
+    space = Space(
+        [
+            Real("lr", 1e-5, 1e-1, log=True),
+            Integer("layers", 1, 3),
+            Integer("w3", 8, 512, log=True, when={"layers": [3]}),
+            Categorical("act", ["relu", None, 1]),
+        ]
+    )
+    assert space.dim == 1 + 1 + 1 + 3 and space.kinds() == {
+        "log-real",
+        "integer",
+        "categorical",
+        "conditional",
+    }
+    for params in space.sample(rng=0, n=50):
+        space.validate(params)
+        assert ("w3" in params) == (params["layers"] == 3)
+        back = space.from_unit(space.to_unit(params))
+        assert back.keys() == params.keys() and back["act"] is params["act"]
+        assert back["lr"] == pytest.approx(params["lr"])
+    assert Space.from_json(json.loads(json.dumps(space.to_json()))) == space
+    # Every integer value gets an equal share of the unit box.
+    cells = [Integer("k", 0, 3).decode(np.array([u])) for u in np.linspace(0, 1, 401)]
+    assert (
+        sorted(set(cells)) == [0, 1, 2, 3]
+        and max(np.bincount(cells)) - min(np.bincount(cells)) <= 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: Space.from_json({"variables": [{"name": "a", "kind": "complex"}]}),
+            r"unknown variable kind 'complex'; choose one of: categorical, integer, real",
+        ),
+        (lambda: Categorical("c", []), r"variable 'c': choices must be a non-empty list, got \[\]"),
+        (
+            lambda: Categorical("c", ["a", "b", "a"]),
+            r"choice 'a' is listed twice in \['a', 'b', 'a'\]",
+        ),
+        (lambda: Real("x", 1.0, 1.0), r"variable 'x': low must be < high, got low=1.0 >= high=1.0"),
+        (lambda: Integer("n", 5, 2), r"variable 'n': low must be < high, got low=5 >= high=2"),
+        (
+            lambda: Real("lr", 0.0, 1.0, log=True),
+            r"'lr': a log scale needs bounds > 0, got low=0.0",
+        ),
+        (lambda: Integer("n", 1.5, 4), r"variable 'n': bounds must be whole, got 1.5"),
+        (
+            lambda: Space([Real("a", 0, 1, when={"b": [1]})]),
+            r"variable 'a' has a condition on unknown variable 'b'",
+        ),
+        (lambda: Space([Real("a", 0, 1), Real("a", 0, 2)]), r"variable name 'a' is used twice"),
+        (
+            lambda: SPACE.validate({"x": 2.0, "k": 0, "c": "a"}),
+            r"variable 'x' must be a real number in \[-1.0, 1.0\], got 2.0",
+        ),
+        (lambda: SPACE.validate({"x": 0.0, "k": 0, "c": "z"}), r"variable 'c' must be one of"),
+        (lambda: SPACE.validate({"x": 0.0, "k": 0}), r"variable 'c' is active and has no value"),
+    ],
+)
+def test_bad_spaces_name_the_value_and_what_is_allowed(build, message):
+    with pytest.raises(OlmpError, match=message):
+        build()
+
+
+# -- problem and study ---------------------------------------------------------------------
+
+
+def test_tell_by_id_checks_ids_constraints_and_fidelities():
+    problem = Problem(SPACE, n_constraints=1, fidelities={"cheap": 0.1, "full": 1.0})
+    study = Study(problem, "random", seed=0)
+    first, second = study.ask(), study.ask(fidelity="cheap")
+    assert (first.id, second.id) == (0, 1) and first.fidelity == "full"
+    with pytest.raises(OlmpError, match=r"unknown trial id 7; the trials running are \[0, 1\]"):
+        study.tell(7, 1.0, constraints=[0.0])
+    with pytest.raises(OlmpError, match=r"constraint 0 is NaN"):
+        study.tell(1, 1.0, constraints=[math.nan])
+    with pytest.raises(OlmpError, match=r"declares 1 constraint\(s\), got 0"):
+        study.tell(1, 1.0)
+    study.tell(1, 0.5, constraints=[-1.0])  # the later trial first
+    study.tell(0, error="out of memory")
+    with pytest.raises(OlmpError, match=r"trial 1 was already told \(complete\)"):
+        study.tell(1, 0.5, constraints=[-1.0])
+    with pytest.raises(OlmpError, match=r"unknown fidelity 'medium'.*cheap, full"):
+        study.ask(fidelity="medium")
+    with pytest.raises(OlmpError, match=r"fidelity 'full' was not declared; this problem has no"):
+        Study(Problem(SPACE), "random").ask(fidelity="full")
+    assert study.trials[0].state == "failed" and study.trials[0].error == "out of memory"
+    assert study.best is study.trials[1] and study.cost == pytest.approx(1.1)
+
+
+def test_budgets_target_and_callbacks_stop_the_study():
+    def run(**kwargs):
+        study = Study(Problem(SPACE, square), "random", seed=0, **kwargs)
+        study.optimize()
+        return study
+
+    assert run(max_evaluations=25).n_evaluations == 25
+    by_cost = run(max_cost=5.0, max_evaluations=100)
+    assert by_cost.stop_reason == "max_cost" and by_cost.n_evaluations == 5
+    by_target = run(target=0.05, max_evaluations=500)
+    assert by_target.stop_reason == "target" and by_target.best.value <= 0.05
+    seen = []
+    stopped = run(max_evaluations=100, callbacks=[lambda s, t: seen.append(t.id) or t.id == 9])
+    assert stopped.stop_reason == "callback" and seen == list(range(10))
+    timed = run(max_seconds=0.2)
+    assert timed.stop_reason == "max_seconds" and timed.elapsed < 2
+    with pytest.raises(OlmpError, match="optimize needs a budget"):
+        Study(Problem(SPACE, square), "random").optimize()
+
+
+def test_the_record_is_saved_as_it_goes_and_never_overwritten(tmp_path):
+    path = tmp_path / "s.json"
+    study = Study(Problem(SPACE, square), "ncs", seed=0, max_evaluations=12, path=path)
+    trial = study.ask()
+    record = json.loads(path.read_text())
+    assert record["trials"][0]["state"] == "running" and record["log"] == [["a", 0]]
+    study.tell(trial.id, 1.0)
+    assert json.loads(path.read_text())["trials"][0]["value"] == 1.0
+    with pytest.raises(OlmpError, match=r"s.json already exists; pass resume=True"):
+        Study(Problem(SPACE, square), "ncs", seed=0, path=path)
+
+
+def test_resuming_another_space_or_a_damaged_file_names_it_and_keeps_it(tmp_path):
+    path = tmp_path / "s.json"
+    Study(Problem(SPACE, square), "ncs", seed=0, max_evaluations=12, path=path).optimize()
+    before = path.read_text()
+    other = Space([Real("x", -1.0, 2.0)])
+    with pytest.raises(OlmpError, match=r"s.json was written for another space; it is left"):
+        Study(Problem(other, square), "ncs", seed=0, path=path, resume=True)
+    with pytest.raises(OlmpError, match=r"another seed \(0, here 1\)"):
+        Study(Problem(SPACE, square), "ncs", seed=1, path=path, resume=True)
+    assert path.read_text() == before
+    path.write_text(before[: len(before) // 2])
+    with pytest.raises(OlmpError, match=r"study file .*s.json is damaged or unreadable"):
+        Study(Problem(SPACE, square), "ncs", seed=0, path=path, resume=True)
+    assert path.read_text() == before[: len(before) // 2]
+
+
+def test_failing_objectives_and_bad_returns_are_recorded_with_their_message():
+    def bad(params):
+        return {"value": math.nan} if params["x"] < 0 else {"value": 1.0, "oops": 2}
+
+    study = Study(Problem(SPACE, bad), "random", seed=0, max_evaluations=10)
+    study.optimize()
+    errors = {t.error.split(" (")[0] for t in study.trials}
+    assert "OlmpError: the objective's value is NaN" in errors
+    assert any("'oops'" in e for e in errors) and study.best is None
+
+
+def test_warm_start_trials_must_fit_the_space():
+    earlier = Study(
+        Problem(Space([Real("y", 0, 1)]), lambda p: p["y"]), "random", max_evaluations=3
+    )
+    earlier.optimize()
+    with pytest.raises(
+        OlmpError, match=r"warm-start trial 0 does not fit this study: unknown variable 'y'"
+    ):
+        Study(Problem(SPACE, square), "random", warm_start=earlier)
+
+
+def test_bad_solver_options_and_unknown_solvers():
+    with pytest.raises(OlmpError, match=r"solver 'ncs' has no option 'rr'; its options are"):
+        Study(Problem(SPACE), "ncs", options={"rr": 1})
+    with pytest.raises(OlmpError, match=r"r must be a number in \(0.0, 1.0\], got 2"):
+        Study(Problem(SPACE), "ncs", options={"r": 2}).ask()
+    with pytest.raises(OlmpError, match=r"unknown solver 'nsc'; choose one of: .*cobyqa"):
+        Study(Problem(SPACE), "nsc")
+
+
+# -- executors -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["random", "ncs"])
+def test_a_worker_pool_evaluates_in_parallel(name):
+    study = Study(
+        Problem(SPACE, slow),
+        name,
+        seed=0,
+        max_evaluations=16,
+        options={"popsize": 4} if name == "ncs" else None,
+    )
+    began = time.perf_counter()
+    study.optimize(n_jobs=4)
+    wall = time.perf_counter() - began
+    assert study.n_evaluations == 16 and all(t.state == "complete" for t in study.trials)
+    assert wall < 16 * 0.05 * 0.8  # well under one worker's time, start-up included
+    with pytest.raises(OlmpError, match="cannot be pickled"):
+        Study(Problem(SPACE, lambda p: 0.0), "random", max_evaluations=2).optimize(n_jobs=2)
+    with pytest.raises(OlmpError, match="n_jobs must be an integer >= 1, got 0"):
+        ProcessPool(0)
+
+
+# -- registry ------------------------------------------------------------------------------
+
+
+def test_a_user_registers_a_solver_and_the_engine_runs_it():
+    class Coordinate(Solver):
+        """Tries one coordinate at a time, a step either side of the best point."""
+
+        summary = "coordinate search (test)"
+        supports = "real"
+
+        turn = 0
+
+        def _ask(self):
+            i, self.turn = self.turn % self.dim, self.turn + 1
+            centre = self.x0 if self.best_x is None else self.best_x
+            rows = np.repeat(centre[None, :], self.popsize, axis=0)
+            rows[:, i] += self.sigma0[i] * np.linspace(-1, 1, self.popsize)
+            return np.clip(rows, self.lower, self.upper)
+
+        def _tell(self, rows, fitness):
+            pass
+
+    register_solver("coordinate", Coordinate)
+    try:
+        study = Study(Problem(SPACE, square), "coordinate", max_evaluations=100)
+        assert study.optimize().value < 0.05
+        with pytest.raises(OlmpError, match=r"solver 'coordinate' is already registered"):
+            register_solver("coordinate", type("Other", (Coordinate,), {}))
+        with pytest.raises(OlmpError, match=r"register_solver needs a subclass of olmp.dfo.Solver"):
+            register_solver("bad", object)
+    finally:
+        SOLVERS.pop("coordinate")
+
+
+def test_olmp_solvers_lists_cobyqa_with_what_each_supports_natively():
+    from olmp.solvers import describe_solvers
+
+    records = {r["name"]: r for r in describe_solvers()}
+    assert {"ncs", "cmaes", "random", "sracos", "tpe", "mads", "bobyqa", "cobyqa"} <= set(records)
+    assert records["cobyqa"]["native"]["constraints"] == "native"
+    assert records["cobyqa"]["installed"] and records["cobyqa"]["install"] is None
+    assert records["tpe"]["native"]["kinds"]["conditional"].startswith("native")
+    assert (
+        records["tpe"]["native"]["order_dependent"]
+        and not records["ncs"]["native"]["order_dependent"]
+    )
