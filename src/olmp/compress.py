@@ -82,7 +82,14 @@ from olmp.pruning.masks import (
 )
 from olmp.pruning.thresholds import PARAMETRISATIONS, Parametrisation, make_parametrisation
 from olmp.solvers import SOLVERS, check_solver_options, make_solver
-from olmp.task import CallableTask, SplitsTask, Task, paired_changes, reported_outcomes
+from olmp.task import (
+    CallableTask,
+    SplitsTask,
+    Task,
+    expected_standard_error,
+    paired_changes,
+    reported_outcomes,
+)
 from olmp.training import model_device
 
 STATE_JSON = "state.json"
@@ -91,6 +98,9 @@ PRUNED_CHECKPOINT = "pruned.safetensors"
 HISTORY_JSON = "history.json"
 PLOT_PNG = "progress.png"
 ADJUST_MODES = ("dns", "finetune")
+#: Val's expected paired standard error (a fraction) above which, when it is also above
+#: the tolerance, a run warns that val is too small (see ``_warn_if_val_is_small``).
+SMALL_VAL_ERROR = 0.01
 FINAL_ORDERS = ("bisect", "smallest-first")
 #: CompressConfig fields added after runs were already being recorded, with the value that
 #: reproduces what a run recorded without the field did.
@@ -861,6 +871,7 @@ class Compressor:
             # Reported beside the result's test accuracy; no decision reads it.
             "test_accuracy": self.task.score(self.model, "test"),
         }
+        self._warn_if_val_is_small()
         self.masks = magnitude_masks(
             self.layers, torch.zeros(len(self.layers)), self.config.prune_biases
         )
@@ -870,6 +881,24 @@ class Compressor:
         self.state.elapsed_s += time.perf_counter() - started  # scoring the reference counts
         self._save_snapshot(0, self.snapshots[0])
         self._save_state()
+
+    def _warn_if_val_is_small(self) -> None:
+        """Warn before the rounds when val is too small to see a loss of the tolerance: its
+        expected paired standard error is above both the tolerance and one point, so that
+        networks losing several points can pass the val rule by luck."""
+        examples = self.task.split_size("val")
+        if examples is None:
+            return
+        error = expected_standard_error(self.reference["val_accuracy"], examples)
+        if error > max(self.config.tolerance, SMALL_VAL_ERROR):
+            warnings.warn(
+                f"the val split has only {examples} examples: a change of val accuracy has "
+                f"a paired standard error of about {100 * error:.1f} points, more than the "
+                f"tolerance of {100 * self.config.tolerance:g} points, so networks that "
+                "lose more can pass val by luck; give a larger val split for a result to "
+                "trust (test accuracy will show the loss)",
+                stacklevel=4,
+            )
 
     def _round(self) -> None:
         cfg = self.config

@@ -28,11 +28,17 @@ results = Console(soft_wrap=True)
 def print_table(table: Table, to: Console | None = None) -> None:
     """Print ``table`` readably at any width (see the module docstring)."""
     to = to or results
-    width = Measurement.get(to, to.options, table).maximum
+    unbounded = to.options.update_width(10_000)  # the table's own width, not the console's
+    width = Measurement.get(to, unbounded, table).maximum
     if width <= to.width:
         to.print(table)
     elif not to.is_terminal:  # a file has no width to respect: keep the rows whole
-        to.print(table, width=width)
+        narrow = to.width
+        to.width = width
+        try:
+            to.print(table)
+        finally:
+            to.width = narrow
     else:
         print_records(table, to)
 
