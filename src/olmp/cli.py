@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import NoReturn
 
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from torch import nn
 
 from olmp import __version__
 from olmp.compress import CompressConfig, RunState, compress, prepare_run_dir
+from olmp.console import (
+    ProgressLog,
+    console,
+    install_warning_printer,
+    print_table,
+    results,
+)
 from olmp.data import DATASETS, DatasetSplits
-from olmp.errors import OlmpError, unknown_choice
+from olmp.errors import OlmpError, OptionError, unknown_choice
 from olmp.export import VALUE_DTYPES, export_run, inspect_export, summarise_sizes
-from olmp.files import refuse_to_overwrite
+from olmp.files import check_writable, refuse_to_overwrite
 from olmp.models import MODELS, resolve_factory
 from olmp.pruning.thresholds import PARAMETRISATIONS
-from olmp.reference import evaluate_weights, load_weights, train_reference
+from olmp.reference import evaluate_weights, load_weights, pick_device, train_reference
 from olmp.report import (
     change_line,
     layer_rich_table,
@@ -33,7 +43,6 @@ from olmp.report import (
 from olmp.solvers import SOLVERS, parse_solver_options
 from olmp.training import default_recipe, with_overrides
 
-console = Console(stderr=True)
 LARGE_TOLERANCE = 0.05  # tolerances above this get a note on their units
 
 EPILOG_MAIN = """\
@@ -51,8 +60,58 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
-def _epoch_progress(total: int, label: str) -> tuple[Progress, Callable[[int, float], None]]:
-    """A rich progress bar over epochs and the callback that advances it."""
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (the usage is a --help away) and exit
+    with status 2, like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        console.print(
+            f"[red]{self.prog}: error:[/] {message} (see {self.prog} --help)", highlight=False
+        )
+        raise SystemExit(2)
+
+
+def _seed(text: str) -> int:
+    """An argparse type: a seed, an integer in [0, 2**31)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**31), got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _number(text: str) -> float:
+    """An argparse type: a finite number (the option's own range is checked later)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _epoch_progress(
+    total: int, label: str
+) -> tuple[AbstractContextManager[object], Callable[[int, float], None]]:
+    """A progress display over epochs and the callback that advances it: a rich bar on a
+    terminal, a line per epoch otherwise (a log file, CI)."""
+    if not console.is_terminal:
+        log = ProgressLog("epoch", total)
+        return contextlib.nullcontext(), lambda epoch, loss: log.step(epoch, f"loss {loss:.4f}")
     progress = Progress(
         TextColumn(f"[bold]{label}[/]"),
         BarColumn(),
@@ -82,6 +141,8 @@ def _check_names(model: str | None, dataset: str | None) -> None:
 def _train(args: argparse.Namespace) -> int:
     _check_names(args.model, args.dataset)
     refuse_to_overwrite(args.out, args.force)
+    check_writable(args.out, "--out")
+    pick_device(args.device)
     config = with_overrides(
         default_recipe(args.model, args.dataset),
         epochs=args.epochs,
@@ -112,6 +173,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     _check_names(args.model, args.dataset)
+    pick_device(args.device)
     result = evaluate_weights(
         args.weights,
         args.model,
@@ -119,6 +181,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         split_seed=args.split_seed,
         data_dir=args.data_dir,
         device=args.device,
+        trust_model_code=args.trust_model_code,
     )
     if args.json:
         print(json.dumps(result))
@@ -128,45 +191,88 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"val accuracy {result['val_accuracy']:.2%}, "
             f"test accuracy {result['test_accuracy']:.2%}"
         )
+    if "recorded_note" in result:
+        console.print(f"[yellow]note:[/] {result['recorded_note']}", highlight=False)
     return 0
 
 
+#: ``olmp compress`` options that set a :class:`CompressConfig` field: field -> flag. Errors
+#: about a field name the flag, and each option's help shows the field's default.
+COMPRESS_FLAGS = {
+    "tolerance": "--tolerance",
+    "search_tolerance": "--search-tolerance",
+    "solver": "--solver",
+    "solver_options": "--solver-option",
+    "parametrisation": "--parametrisation",
+    "popsize": "--popsize",
+    "evaluations_per_round": "--evaluations-per-round",
+    "max_rounds": "--rounds",
+    "patience": "--patience",
+    "backtrack_after": "--backtrack-after",
+    "backtracks_per_best": "--backtracks-per-best",
+    "backtrack_shrink": "--backtrack-shrink",
+    "search_can_grow": "--search-can-grow",
+    "racing_z": "--racing-z",
+    "max_evaluations": "--max-evaluations",
+    "max_time_s": "--time-limit",
+    "adjust": "--adjust",
+    "adjust_steps": "--adjust-steps",
+    "augment_shift": "--augment-shift",
+    "distill": "--distill",
+    "final_steps": "--final-steps",
+    "final_order": "--final-order",
+    "prune_biases": "--prune-biases",
+    "include": "--include",
+    "exclude": "--exclude",
+    "seed": "--seed",
+}
+#: Options whose value 0 on the command line means "no limit" (None in the config).
+ZERO_MEANS_NONE = ("racing_z", "backtrack_shrink")
+
+
+def _dest(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
+
+
 def _config_from_args(args: argparse.Namespace) -> CompressConfig:
-    """A CompressConfig from the command line; options left out keep their defaults."""
-    options = {
-        "tolerance": args.tolerance,
-        "search_tolerance": args.search_tolerance,
-        "solver": args.solver,
-        "solver_options": parse_solver_options(args.solver_option or []) or None,
-        "parametrisation": args.parametrisation,
-        "popsize": args.popsize,
-        "evaluations_per_round": args.evaluations_per_round,
-        "max_rounds": args.rounds,
-        "patience": args.patience,
-        "backtrack_after": args.backtrack_after,
-        "backtracks_per_best": args.backtracks_per_best,
-        "backtrack_shrink": args.backtrack_shrink,
-        "search_can_grow": args.search_can_grow or None,
-        "racing_z": args.racing_z,
-        "max_evaluations": args.max_evaluations,
-        "max_time_s": args.time_limit,
-        "adjust": args.adjust,
-        "adjust_steps": args.adjust_steps,
-        "augment_shift": args.augment_shift,
-        "distill": args.distill,
-        "final_steps": args.final_steps,
-        "final_order": args.final_order,
-        "prune_biases": args.prune_biases or None,
-        "include": tuple(args.include) if args.include else None,
-        "exclude": tuple(args.exclude) if args.exclude else None,
-        "seed": args.seed,
-    }
-    given = {k: v for k, v in options.items() if v is not None}
-    if given.get("racing_z") == 0:  # --racing-z 0: decide every candidate's feasibility exactly
-        given["racing_z"] = None
-    if given.get("backtrack_shrink") == 0:  # --backtrack-shrink 0: no limit
-        given["backtrack_shrink"] = None
-    return CompressConfig(**given)
+    """A CompressConfig from the command line; options left out keep their defaults.
+    Errors name the flag the user typed, not the config field."""
+    given = {}
+    for name, flag in COMPRESS_FLAGS.items():
+        value = getattr(args, _dest(flag))
+        if value is None or value is False or value == []:
+            continue
+        if name == "solver_options":
+            value = parse_solver_options(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        elif name in ZERO_MEANS_NONE and value == 0:
+            value = None
+        given[name] = value
+    try:
+        return CompressConfig(**given)
+    except OptionError as error:
+        raise error.named(COMPRESS_FLAGS.get(error.option, error.option)) from None
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append each compress option's default (from CompressConfig) to its help."""
+    defaults = CompressConfig()
+    flag_field = {flag: name for name, flag in COMPRESS_FLAGS.items()}
+    for action in parser._actions:
+        name = next((flag_field[o] for o in action.option_strings if o in flag_field), None)
+        if name is None or action.help is None or "default" in action.help:
+            continue
+        value = getattr(defaults, name)
+        if isinstance(value, tuple):
+            value = " ".join(value) or "none"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "the solver's own"
+        elif value is None:
+            value = "none"
+        elif isinstance(value, bool):
+            value = "on" if value else "off"
+        action.help += f" (default: {value})"
 
 
 def _run_compression(
@@ -179,7 +285,9 @@ def _run_compression(
     resume: bool = False,
     force: bool = False,
 ) -> dict:
-    """Run :func:`olmp.compress` with a progress bar over rounds; print the layer table."""
+    """Run :func:`olmp.compress` with progress over rounds (a bar on a terminal, a line per
+    round otherwise); print the layer table."""
+    log = ProgressLog("round", config.max_rounds, limit_s=config.max_time_s)
     progress = Progress(
         TextColumn("[bold]compressing[/]"),
         BarColumn(),
@@ -189,17 +297,17 @@ def _run_compression(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
+        disable=not console.is_terminal,
     )
     task = progress.add_task("rounds", total=config.max_rounds, ratio="", acc="")
 
     def on_round(entry: dict, state: RunState) -> None:
-        best = state.best.get("size", 1.0)
-        progress.update(
-            task,
-            completed=entry["round"],
-            ratio=f"now {entry['compression_ratio']:.1f}x, best {1 / best:.1f}x",
-            acc=f"val {entry['val_accuracy']:.2%}",
-        )
+        ratio = f"now {entry['compression_ratio']:.1f}x, best {1 / state.best['size']:.1f}x"
+        accuracy = f"val {entry['val_accuracy']:.2%}"
+        if console.is_terminal:
+            progress.update(task, completed=entry["round"], ratio=ratio, acc=accuracy)
+        else:
+            log.step(entry["round"], f"{ratio}, {accuracy}", elapsed_s=state.elapsed_s)
 
     with progress:
         _, result = compress(
@@ -226,11 +334,11 @@ def _run_compression(
 
 def _print_result(result: dict) -> None:
     """The per-layer table, the summary line and the test change with its error."""
-    Console().print(layer_rich_table(result))
-    Console().print(summary_line(result), soft_wrap=True, highlight=False)
+    print_table(layer_rich_table(result))
+    results.print(summary_line(result), highlight=False)
     change = change_line(result)
     if change is not None:
-        Console().print(change, soft_wrap=True, highlight=False)
+        results.print(change, highlight=False)
 
 
 def _explain_selection(result: dict) -> None:
@@ -268,6 +376,7 @@ def _compress(args: argparse.Namespace) -> int:
     _check_names(args.model, args.dataset)
     config = _config_from_args(args)
     _note_large_tolerance(config.tolerance)
+    pick_device(args.device)
     run_dir = Path(args.out)
     prepare_run_dir(run_dir, resume=args.resume, force=args.force)
     model, splits, meta = load_weights(
@@ -277,6 +386,7 @@ def _compress(args: argparse.Namespace) -> int:
         split_seed=args.split_seed,
         data_dir=args.data_dir,
         device=args.device,
+        trust_model_code=args.trust_model_code,
     )
     metadata = {
         "model": args.model or meta["model"],
@@ -288,6 +398,8 @@ def _compress(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    pick_device(args.device)
+    check_writable(args.out, "--out")
     out_dir = _fresh_dir(Path(args.out))
     model, dataset = "lenet-300-100", "mnist-5k"
     console.print(f"[bold]olmp demo[/]: {model} on {dataset}, results in {out_dir}")
@@ -322,6 +434,7 @@ def _export(args: argparse.Namespace) -> int:
         onnx=args.onnx,
         force=args.force,
         data_dir=args.data_dir,
+        trust_model_code=args.trust_model_code,
     )
     if args.json:
         print(json.dumps(record))
@@ -390,7 +503,7 @@ def _inspect(args: argparse.Namespace) -> int:
             f"{entry['numel']:,}",
             f"{entry['stored_bytes']:,}",
         )
-    Console().print(table)
+    print_table(table)
     print(summarise_sizes(sizes))
     if "test_accuracy" in meta:
         print(
@@ -419,7 +532,7 @@ def _solvers(args: argparse.Namespace) -> int:
             best = "-" if r["best"] is None else f"{r['best']:.3g}"
             seconds = "-" if r["seconds"] is None else f"{r['seconds']:.2f}"
             table.add_row(r["name"], best, seconds, r["error"] or "")
-        Console().print(table)
+        print_table(table)
         return 1 if failed else 0
     records = describe_solvers()
     if args.json:
@@ -432,7 +545,7 @@ def _solvers(args: argparse.Namespace) -> int:
         installed = "yes" if r["installed"] else f"no: {r['install']}"
         options = ", ".join(r["options"]) or "-"
         table.add_row(r["name"], installed, r["backend"], r["supports"], options)
-    Console().print(table)
+    print_table(table)
     return 0
 
 
@@ -452,13 +565,13 @@ def _list(args: argparse.Namespace) -> int:
     table.add_column("description")
     for spec in MODELS.values():
         table.add_row(spec.name, spec.description)
-    Console().print(table)
+    print_table(table)
     table = Table(title="datasets")
     table.add_column("name")
     table.add_column("description")
     for spec in DATASETS.values():
         table.add_row(spec.name, spec.description)
-    Console().print(table)
+    print_table(table)
     return 0
 
 
@@ -467,9 +580,18 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
 
 
+def _add_trust(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-model-code",
+        action="store_true",
+        help="build a model that the file records as package.module:factory (this imports "
+        "and runs that code; without it only registry models are built from a file)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``olmp`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="olmp",
         description="Compress trained PyTorch networks by layer-wise magnitude pruning "
         "with thresholds chosen by derivative-free optimisation (OLMP).",
@@ -493,11 +615,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", required=True, help=f"{', '.join(MODELS)} or pkg.mod:factory")
     train.add_argument("--dataset", required=True, help=", ".join(DATASETS))
     train.add_argument("--out", required=True, help="checkpoint file to write (.safetensors)")
-    train.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
-    train.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
-    train.add_argument("--batch-size", type=int, help="override the recipe's batch size")
-    train.add_argument("--seed", type=int, default=0, help="initialisation and batch-order seed")
-    train.add_argument("--split-seed", type=int, default=0, help="seed of the tune/val carve")
+    train.add_argument("--epochs", type=_count, help="override the recipe's number of epochs")
+    train.add_argument("--lr", type=_number, help="override the recipe's peak learning rate")
+    train.add_argument("--batch-size", type=_count, help="override the recipe's batch size")
+    train.add_argument("--seed", type=_seed, default=0, help="initialisation and batch-order seed")
+    train.add_argument("--split-seed", type=_seed, default=0, help="seed of the tune/val carve")
     train.add_argument("--force", action="store_true", help="overwrite an existing --out")
     _add_common(train)
     train.set_defaults(run=_train)
@@ -514,9 +636,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--weights", required=True, help="checkpoint file")
     evaluate.add_argument("--model", help="model name (default: from the checkpoint)")
     evaluate.add_argument("--dataset", help="dataset name (default: from the checkpoint)")
-    evaluate.add_argument("--split-seed", type=int, help="default: from the checkpoint")
+    evaluate.add_argument("--split-seed", type=_seed, help="default: from the checkpoint")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     _add_common(evaluate)
+    _add_trust(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
     comp = commands.add_parser(
@@ -539,18 +662,18 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
     comp.add_argument("--model", help="model name (default: from the checkpoint)")
     comp.add_argument("--dataset", help="dataset name (default: from the checkpoint)")
-    comp.add_argument("--split-seed", type=int, help="default: from the checkpoint")
+    comp.add_argument("--split-seed", type=_seed, help="default: from the checkpoint")
     comp.add_argument(
         "--tolerance",
-        type=float,
-        help="allowed val-accuracy loss as a fraction, 0.005 = half a point (default 0)",
+        type=_number,
+        help="allowed val-accuracy loss as a fraction, 0.005 = half a point",
     )
     comp.add_argument(
         "--search-tolerance",
-        type=float,
+        type=_number,
         help="allowed tune-accuracy loss of a candidate before retraining",
     )
-    comp.add_argument("--solver", help=f"{', '.join(SOLVERS)} (default ncs)")
+    comp.add_argument("--solver", help=", ".join(SOLVERS))
     comp.add_argument(
         "--solver-option",
         action="append",
@@ -559,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--solver-option epoch=2 for NCS (olmp solvers lists each solver's options)",
     )
     comp.add_argument("--parametrisation", help=f"{', '.join(PARAMETRISATIONS)}")
-    comp.add_argument("--seed", type=int, help="solver and training seed (default 0)")
+    comp.add_argument("--seed", type=_seed, help="solver and training seed")
     budget = comp.add_argument_group("budget")
     budget.add_argument("--rounds", type=int, help="most search-and-retrain rounds")
     budget.add_argument("--patience", type=int, help="stop after N rounds without shrinking")
@@ -567,34 +690,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--backtrack-after",
         type=int,
         metavar="N",
-        help="after N rounds failing val, resume from the best with half the search "
-        "tolerance (default 3)",
+        help="after N rounds failing val, resume from the best with half the search tolerance",
     )
     budget.add_argument(
         "--backtracks-per-best",
         type=int,
         metavar="N",
-        help="end the run when rounds fail again after N returns to the same best "
-        "network (default 1)",
+        help="end the run when rounds fail again after N returns to the same best network",
     )
     budget.add_argument(
         "--backtrack-shrink",
-        type=float,
+        type=_number,
         metavar="FACTOR",
         help="after a backtrack, let a round shrink the network by at most FACTOR "
-        "(greater than 1; default 2; 0: no limit)",
+        "(greater than 1; 0: no limit)",
     )
     budget.add_argument(
         "--racing-z",
-        type=float,
+        type=_number,
         metavar="Z",
         help="stop scoring a candidate once the tune samples seen put it Z standard errors "
-        "above or below the search's requirement (default 3; 0: only once it cannot pass, "
+        "above or below the search's requirement (0: only once it cannot pass, "
         "so every decision is exact)",
     )
     budget.add_argument("--evaluations-per-round", type=int, help="candidates per search")
     budget.add_argument("--max-evaluations", type=int, help="total candidate evaluations")
-    budget.add_argument("--time-limit", type=float, metavar="SECONDS", help="wall time")
+    budget.add_argument(
+        "--time-limit",
+        type=_number,
+        metavar="SECONDS",
+        help="wall-time limit of the whole run, final phase included",
+    )
     budget.add_argument("--popsize", type=int, help="candidates per solver generation")
     budget.add_argument(
         "--adjust-steps", type=int, help="retraining steps per round (finetune or dns)"
@@ -602,22 +728,21 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--final-steps", type=int, help="fine-tuning steps at the end")
     budget.add_argument(
         "--final-order",
-        help="which rounds below the best the final phase fine-tunes: bisect (default: the "
+        help="which rounds below the best the final phase fine-tunes: bisect (the "
         "smallest, then a bisection by size) or smallest-first",
     )
-    comp.add_argument("--adjust", help="retraining between searches: finetune (default), dns")
+    comp.add_argument("--adjust", help="retraining between searches: finetune or dns")
     comp.add_argument(
         "--augment-shift",
         type=int,
         metavar="PIXELS",
-        help="random-shift augmentation while retraining (default: the "
-        "model's training recipe for the dataset)",
+        help="random-shift augmentation while retraining",
     )
     comp.add_argument(
         "--distill",
-        type=float,
+        type=_number,
         metavar="WEIGHT",
-        help="weight of distillation from the dense reference while retraining (default 0)",
+        help="weight of distillation from the dense reference while retraining",
     )
     comp.add_argument(
         "--search-can-grow",
@@ -626,12 +751,24 @@ def build_parser() -> argparse.ArgumentParser:
         "(the paper's constraint alone)",
     )
     comp.add_argument("--prune-biases", action="store_true", help="mask biases too")
-    comp.add_argument("--include", nargs="+", metavar="PATTERN", help="layer names to prune")
-    comp.add_argument("--exclude", nargs="+", metavar="PATTERN", help="layer names to keep")
+    comp.add_argument(
+        "--include",
+        nargs="+",
+        metavar="PATTERN",
+        help="glob patterns (fnmatch: *, ?, [..]) of the layer names to prune, e.g. 'fc*'",
+    )
+    comp.add_argument(
+        "--exclude",
+        nargs="+",
+        metavar="PATTERN",
+        help="glob patterns of layer names to leave dense, e.g. 'fc3' or 'features.*'",
+    )
     again = comp.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
     again.add_argument("--force", action="store_true", help="start anew in RUN_DIR")
     _add_common(comp)
+    _add_trust(comp)
+    _show_defaults(comp)
     comp.set_defaults(run=_compress)
 
     demo = commands.add_parser(
@@ -669,6 +806,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="overwrite existing files")
     export.add_argument("--json", action="store_true", help="print one JSON object")
     export.add_argument("--data-dir", help="folder searched first for dataset files")
+    _add_trust(export)
     export.set_defaults(run=_export)
 
     report = commands.add_parser(
@@ -712,11 +850,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     solvers.add_argument("--check", action="store_true", help="run each installed solver")
     solvers.add_argument("--json", action="store_true", help="print a JSON list")
-    solvers.add_argument("--dim", type=int, default=10, help="--check: dimension (default 10)")
+    solvers.add_argument("--dim", type=_count, default=10, help="--check: dimension (default 10)")
     solvers.add_argument(
-        "--budget", type=int, default=500, help="--check: evaluations per solver (default 500)"
+        "--budget", type=_count, default=500, help="--check: evaluations per solver (default 500)"
     )
-    solvers.add_argument("--seed", type=int, default=0, help="--check: seed (default 0)")
+    solvers.add_argument("--seed", type=_seed, default=0, help="--check: seed (default 0)")
     solvers.set_defaults(run=_solvers)
 
     listing = commands.add_parser(
@@ -733,11 +871,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``olmp`` command; returns the exit status (2 for bad input)."""
     args = build_parser().parse_args(argv)
+    install_warning_printer()
     try:
         return args.run(args)
     except OlmpError as exc:
-        console.print(f"[red]olmp: error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]olmp: error:[/] {exc}", highlight=False)
         return 2
+    except OSError as exc:  # the disk or the system, not the input: one line all the same
+        console.print(f"[red]olmp: error:[/] {exc}", highlight=False)
+        return 1
     except KeyboardInterrupt:
         hint = ""
         if args.command == "compress":

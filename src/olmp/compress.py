@@ -36,8 +36,10 @@ last finished round and, being seeded per round, ends where an uninterrupted run
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import itertools
 import json
 import math
 import os
@@ -51,13 +53,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from olmp.data.registry import DatasetSplits
 from olmp.environment import describe_environment
-from olmp.errors import OlmpError, unknown_choice
-from olmp.files import atomic_path, load_checkpoint, save_checkpoint, write_json_atomic
+from olmp.errors import OlmpError, OptionError, unknown_choice
+from olmp.files import (
+    check_writable,
+    content_hash,
+    load_checkpoint,
+    save_checkpoint,
+    write_json_atomic,
+)
 from olmp.pruning.layers import PrunableLayer, find_prunable_layers
 from olmp.pruning.masks import (
     Masks,
@@ -75,7 +82,14 @@ from olmp.pruning.masks import (
 )
 from olmp.pruning.thresholds import PARAMETRISATIONS, Parametrisation, make_parametrisation
 from olmp.solvers import SOLVERS, check_solver_options, make_solver
-from olmp.task import CallableTask, SplitsTask, Task, paired_changes, reported_outcomes
+from olmp.task import (
+    CallableTask,
+    SplitsTask,
+    Task,
+    expected_standard_error,
+    paired_changes,
+    reported_outcomes,
+)
 from olmp.training import model_device
 
 STATE_JSON = "state.json"
@@ -84,6 +98,9 @@ PRUNED_CHECKPOINT = "pruned.safetensors"
 HISTORY_JSON = "history.json"
 PLOT_PNG = "progress.png"
 ADJUST_MODES = ("dns", "finetune")
+#: Val's expected paired standard error (a fraction) above which, when it is also above
+#: the tolerance, a run warns that val is too small (see ``_warn_if_val_is_small``).
+SMALL_VAL_ERROR = 0.01
 FINAL_ORDERS = ("bisect", "smallest-first")
 #: CompressConfig fields added after runs were already being recorded, with the value that
 #: reproduces what a run recorded without the field did.
@@ -149,8 +166,12 @@ class CompressConfig:
             At the default 3 a LeNet-5 search on fashion-mnist runs 2.2× faster and its
             600 feasibility decisions all agree with the exact ones (BENCHMARKS.md).
         max_evaluations: total candidate evaluation budget (``None``: no limit).
-        max_time_s: wall-time budget, in seconds, for scoring the reference and the rounds
-            (``None``: no limit); the result's ``wall_time_s`` is that time plus the final phase.
+        max_time_s: wall-time budget, in seconds, for the whole run: scoring the reference,
+            the rounds and the final phase (``None``: no limit). It is checked between
+            candidates of a search and after every training step, so a round is cut short
+            when the time is spent (its best candidate so far stands, its retraining stops)
+            and the final phase fine-tunes only while time is left. Beyond the limit come
+            only the last val score and the result's val and test scores (seconds).
         adjust: how a round retrains: ``finetune`` (masks frozen; the default, because it
             reached smaller networks in our measurements, see BENCHMARKS.md) or ``dns``
             (Dynamic Network Surgery: pruned weights keep learning and can be spliced back).
@@ -213,10 +234,20 @@ class CompressConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.tolerance < 1:
-            raise OlmpError(f"tolerance must be in [0, 1), got {self.tolerance}")
-        if not 0 <= self.search_tolerance < 1:
-            raise OlmpError(f"search_tolerance must be in [0, 1), got {self.search_tolerance}")
+        def check(name: str, ok: bool, allowed: str) -> None:
+            if not ok:
+                raise OptionError(name, f"must be {allowed}, got {getattr(self, name)!r}")
+
+        def finite(name: str) -> bool:
+            value = getattr(self, name)
+            return isinstance(value, int | float) and math.isfinite(value)
+
+        check("tolerance", finite("tolerance") and 0 <= self.tolerance < 1, "in [0, 1)")
+        check(
+            "search_tolerance",
+            finite("search_tolerance") and 0 <= self.search_tolerance < 1,
+            "in [0, 1)",
+        )
         if self.solver not in SOLVERS:
             raise unknown_choice("solver", self.solver, list(SOLVERS))
         if not SOLVERS[self.solver].available():  # fail before a run folder is started
@@ -239,38 +270,44 @@ class CompressConfig:
             "mask_update_every",
             "batch_size",
         ):
-            if getattr(self, name) < 1:
-                raise OlmpError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.backtrack_after is not None and self.backtrack_after < 1:
-            raise OlmpError(
-                f"backtrack_after must be at least 1 or None, got {self.backtrack_after}"
+            check(name, getattr(self, name) >= 1, "at least 1")
+        for name in ("final_steps", "final_candidates", "augment_shift"):
+            check(name, getattr(self, name) >= 0, "at least 0")
+        for name in ("adjust_lr", "final_lr"):
+            check(name, finite(name) and getattr(self, name) > 0, "a positive number")
+        if self.backtrack_after is not None:
+            check("backtrack_after", self.backtrack_after >= 1, "at least 1 or None")
+        if self.backtrack_shrink is not None:
+            check(
+                "backtrack_shrink",
+                finite("backtrack_shrink") and self.backtrack_shrink > 1,
+                "greater than 1 or None",
             )
-        if self.backtrack_shrink is not None and not self.backtrack_shrink > 1:
-            raise OlmpError(
-                f"backtrack_shrink must be greater than 1 or None, got {self.backtrack_shrink}"
+        if self.backtracks_per_best is not None:
+            check("backtracks_per_best", self.backtracks_per_best >= 0, "at least 0 or None")
+        if self.max_evaluations is not None:
+            check("max_evaluations", self.max_evaluations >= 1, "at least 1 or None")
+        if self.max_time_s is not None:
+            check(
+                "max_time_s",
+                finite("max_time_s") and self.max_time_s > 0,
+                "a positive number of seconds or None",
             )
-        if self.backtracks_per_best is not None and self.backtracks_per_best < 0:
-            raise OlmpError(
-                f"backtracks_per_best must be at least 0 or None, got {self.backtracks_per_best}"
-            )
-        if not 0 < self.search_step <= 1:
-            raise OlmpError(f"search_step must be in (0, 1], got {self.search_step}")
+        check("search_step", finite("search_step") and 0 < self.search_step <= 1, "in (0, 1]")
+        check("final_margin", finite("final_margin") and self.final_margin >= 0, "at least 0")
+        check("min_keep", finite("min_keep") and 0 < self.min_keep <= 1, "in (0, 1]")
         if self.final_order not in FINAL_ORDERS:
             raise unknown_choice("final order", self.final_order, list(FINAL_ORDERS))
-        if self.final_candidates < 0:
-            raise OlmpError(f"final_candidates must be at least 0, got {self.final_candidates}")
         if self.adjust not in ADJUST_MODES:
             raise unknown_choice("adjust mode", self.adjust, list(ADJUST_MODES))
-        if self.augment_shift < 0:
-            raise OlmpError(f"augment_shift must be at least 0, got {self.augment_shift}")
-        if not 0 <= self.distill <= 1:
-            raise OlmpError(f"distill must be in [0, 1], got {self.distill}")
-        if self.racing_z is not None and not self.racing_z > 0:
-            raise OlmpError(
-                f"racing_z must be positive, or None for exact decisions; got {self.racing_z}"
+        check("distill", finite("distill") and 0 <= self.distill <= 1, "in [0, 1]")
+        if self.racing_z is not None:
+            check(
+                "racing_z",
+                finite("racing_z") and self.racing_z > 0,
+                "positive, or None for exact decisions",
             )
-        if self.final_steps < 0:
-            raise OlmpError(f"final_steps must be at least 0, got {self.final_steps}")
+        check("seed", 0 <= self.seed < 2**31, "in [0, 2**31)")
 
     def __hash__(self) -> int:
         # Frozen, so hashable like any value; solver_options is a dict, hence by the record.
@@ -342,22 +379,28 @@ def adjust(
     seed: int,
     thresholds: torch.Tensor | None,
     update_every: int = 10,
+    out_of_time: Callable[[], bool] | None = None,
 ) -> Masks:
     """Retrain ``model`` with ``masks`` through ``task``; returns the masks at the end.
 
     With ``thresholds`` this is Dynamic Network Surgery (straight-through gradients, masks
     re-derived with hysteresis every ``update_every`` steps); without, plain fine-tuning
     with frozen masks. The model's dense weights are updated in place and left unmasked.
+    When ``out_of_time()`` turns true after a step, training stops there.
     """
     dns = thresholds is not None
     apply_masks(layers, masks, straight_through=dns)
 
     def on_step(step: int) -> None:
-        if step % update_every == 0:
+        if dns and step % update_every == 0:
             update_masks_with_hysteresis(layers, thresholds)
+        if out_of_time is not None and out_of_time():
+            raise OutOfTime
 
+    hook = on_step if dns or out_of_time is not None else None
+    with contextlib.suppress(OutOfTime):
+        task.retrain(model, steps=steps, lr=lr, seed=seed, on_step=hook)
     try:
-        task.retrain(model, steps=steps, lr=lr, seed=seed, on_step=on_step if dns else None)
         return current_masks(layers)
     finally:
         remove_masks(layers, bake=False)
@@ -430,6 +473,26 @@ def smallest_passing(
     return found
 
 
+class OutOfTime(Exception):
+    """Raised inside a search or a retraining when ``max_time_s`` is spent, to stop it."""
+
+
+class DamagedRunFile(OlmpError):
+    """A file of a run folder that cannot be read back (named in the message)."""
+
+
+def read_state_record(path: Path) -> dict[str, Any]:
+    """The run state record in ``path`` (``state.json``); :class:`DamagedRunFile` when it
+    is truncated or not a run state."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DamagedRunFile(f"{path} is damaged ({exc})") from None
+    if not isinstance(record, dict) or not {"config", "reference", "state"} <= record.keys():
+        raise DamagedRunFile(f"{path} is damaged (not an olmp run state)")
+    return record
+
+
 def snapshot_path(run_dir: Path, key: int | str) -> Path:
     """Where a run folder keeps round ``key``'s network (an int) or the ``final`` one."""
     name = f"round-{key:03d}" if isinstance(key, int) else str(key)
@@ -489,6 +552,9 @@ class Compressor:
         self.final: dict[str, torch.Tensor] | None = None  # the fine-tuned result, if any
         self.state = RunState()
         self.reference: dict[str, float] = {}
+        self._deadline: float | None = None  # perf_counter() time when max_time_s is spent
+        # Identifies the weights the run starts from, so a resume cannot switch them.
+        self.reference_sha256 = content_hash(model.state_dict(), {})
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -496,32 +562,57 @@ class Compressor:
         assert self.run_dir is not None
         return snapshot_path(self.run_dir, key)
 
+    def _state_record(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "metadata": self.metadata,
+            "reference": self.reference,
+            "reference_sha256": self.reference_sha256,
+            "state": asdict(self.state),
+        }
+
     def _save_snapshot(self, key: int | str, tensors: dict[str, torch.Tensor]) -> None:
+        """Write a snapshot with the run state as it stands, so that a run whose
+        ``state.json`` or later snapshots are damaged can resume from this one."""
         if self.run_dir is None:
             return
-        path = self._snapshot_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        record = {"kind": "olmp-round", "run_state": self._state_record()}
+        save_checkpoint(self._snapshot_path(key), tensors, record)
 
     def _save_state(self) -> None:
         """Write the run state; the round snapshots it refers to are already on disk."""
         if self.run_dir is None:
             return
-        write_json_atomic(
-            self.run_dir / STATE_JSON,
-            {
-                "config": self.config.to_dict(),
-                "metadata": self.metadata,
-                "reference": self.reference,
-                "state": asdict(self.state),
-            },
-        )
+        write_json_atomic(self.run_dir / STATE_JSON, self._state_record())
 
     def load_state(self) -> None:
-        """Continue from the state saved in ``run_dir`` (see :func:`compress` ``resume``)."""
+        """Continue from the state saved in ``run_dir`` (see :func:`compress` ``resume``).
+
+        When ``state.json`` or a round snapshot is damaged (a crash mid-write on a disk
+        without atomic renames, a truncated copy), the run resumes from the last round
+        whose snapshots are all intact, with a warning naming the damaged file; rounds
+        after it are run again. With no intact round the error names the file.
+        """
         assert self.run_dir is not None
-        record = json.loads((self.run_dir / STATE_JSON).read_text())
+        state_file = self.run_dir / STATE_JSON
+        try:
+            record = read_state_record(state_file)
+            self._check_resumable(record)
+            self.load_rounds(self.run_dir, record)
+        except DamagedRunFile as damaged:
+            record = self._last_intact_state(damaged)
+            self._check_resumable(record)
+            self.load_rounds(self.run_dir, record)
+        if self.state.finished and self._snapshot_path("final").is_file():
+            try:
+                self.final, _ = load_checkpoint(self._snapshot_path("final"), "final snapshot")
+            except OlmpError as exc:  # the final phase is run again from the rounds
+                record = self._last_intact_state(DamagedRunFile(str(exc)))
+                self.load_rounds(self.run_dir, record)
+        self._restore(self.snapshots[self.state.round])
+
+    def _check_resumable(self, record: dict[str, Any]) -> None:
+        """Refuse to resume with another config or from other reference weights."""
         saved = CompressConfig.from_dict(record["config"])
         if saved != self.config:
             diff = sorted(k for k, v in asdict(saved).items() if getattr(self.config, k) != v)
@@ -529,22 +620,63 @@ class Compressor:
                 f"cannot resume {self.run_dir}: its config differs from this one in "
                 f"{diff}; resume with the same options or start anew with --force"
             )
-        self.load_rounds(self.run_dir, record)
-        if self.state.finished and self._snapshot_path("final").is_file():
-            self.final = load_file(str(self._snapshot_path("final")))
-        self._restore(self.snapshots[self.state.round])
+        recorded = record.get("reference_sha256")
+        if recorded is not None and recorded != self.reference_sha256:
+            started = record.get("metadata", {}).get("weights", "other weights")
+            given = self.metadata.get("weights", "the model given now")
+            raise OlmpError(
+                f"cannot resume {self.run_dir}: it started from {started}, and the weights "
+                f"given now ({given}) are different; resume with the weights it started "
+                "from, or start anew with --force"
+            )
+
+    def _last_intact_state(self, damaged: DamagedRunFile) -> dict[str, Any]:
+        """The run state saved with the last round whose snapshots, and all before it,
+        are intact; raises an :class:`OlmpError` naming the damaged file when none is."""
+        assert self.run_dir is not None
+        record = None
+        for r in itertools.count():
+            path = self._snapshot_path(r)
+            if not path.is_file():
+                break
+            try:
+                _, meta = load_checkpoint(path, "round snapshot")
+            except OlmpError:
+                break
+            if not isinstance(meta.get("run_state"), dict):
+                break
+            record = meta["run_state"]
+        if record is None:
+            raise OlmpError(
+                f"cannot resume: {damaged}; no intact round to resume from. "
+                "Start the run anew with --force"
+            ) from None
+        round_index = record["state"]["round"]
+        warnings.warn(
+            f"{damaged}; resuming {self.run_dir} from round {round_index}, the last round "
+            "whose files are intact (the rounds after it run again)",
+            stacklevel=3,
+        )
+        return record
 
     def load_rounds(self, run_dir: Path, record: dict[str, Any] | None = None) -> None:
         """Take the reference scores, run state and round networks recorded in ``run_dir``
         (its ``state.json``, or ``record`` when already read). ``run_dir`` is only read, so
         a finished run can be replayed elsewhere, e.g. its final phase with other settings
-        (:meth:`reopen_final_phase`)."""
+        (:meth:`reopen_final_phase`). A damaged snapshot raises :class:`DamagedRunFile`."""
         if record is None:
-            record = json.loads((Path(run_dir) / STATE_JSON).read_text())
-        self.reference = record["reference"]
-        self.state = RunState(**record["state"])
+            record = read_state_record(Path(run_dir) / STATE_JSON)
+        try:
+            self.reference = record["reference"]
+            self.state = RunState(**record["state"])
+        except (KeyError, TypeError) as exc:
+            raise DamagedRunFile(f"{run_dir}'s run state lacks or garbles {exc}") from None
+        self.snapshots = {}
         for r in range(self.state.round + 1):
-            self.snapshots[r] = load_file(str(snapshot_path(run_dir, r)))
+            try:
+                self.snapshots[r], _ = load_checkpoint(snapshot_path(run_dir, r), "round snapshot")
+            except OlmpError as exc:
+                raise DamagedRunFile(str(exc)) from None
         self._make_teacher()
 
     # -- small helpers -------------------------------------------------------------------
@@ -579,7 +711,18 @@ class Compressor:
             seed=self.config.seed * 100_003 + salt,
             thresholds=thresholds,
             update_every=self.config.mask_update_every,
+            out_of_time=self._out_of_time if self._deadline is not None else None,
         )
+
+    def _start_clock(self) -> float:
+        """Start timing a stretch of the run; sets the deadline that ``max_time_s`` leaves."""
+        now = time.perf_counter()
+        if self.config.max_time_s is not None:
+            self._deadline = now + self.config.max_time_s - self.state.elapsed_s
+        return now
+
+    def _out_of_time(self) -> bool:
+        return self._deadline is not None and time.perf_counter() >= self._deadline
 
     def _score(self, split: str) -> float:
         """The task's score of the current ``W ⊙ M`` on ``split``."""
@@ -630,6 +773,8 @@ class Compressor:
 
         def fitness(z: np.ndarray, acc: np.ndarray | None = None) -> np.ndarray:
             """Search fitness of the rows of ``z`` (``acc``: their tune scores, if known)."""
+            if acc is None and self._out_of_time():
+                raise OutOfTime
             thresholds = param.thresholds(z)
             size = kept_fraction(param, total, thresholds)
             if acc is None:
@@ -655,8 +800,12 @@ class Compressor:
             sigma0=cfg.search_step * (upper - lower),
             **cfg.solver_options,
         )
+        cut_short = False
         if budget > 1:
-            solver.minimize(fitness, budget - 1)
+            try:
+                solver.minimize(fitness, budget - 1)
+            except OutOfTime:  # the best candidate so far stands
+                cut_short = True
         self.state.evaluations += max(budget, 1)
         feasible = best["fitness"] <= 1.0
         limit = self._shrink_limit()
@@ -675,6 +824,7 @@ class Compressor:
             "search_size": best["fitness"] if feasible else None,
             "search_tune_accuracy": best["accuracy"],
             "search_required_accuracy": required,
+            "search_cut_short": cut_short,
         }
 
     def _shrink_limit(self) -> float | None:
@@ -714,26 +864,45 @@ class Compressor:
         return True
 
     def _start(self) -> None:
-        started = time.perf_counter()
+        started = self._start_clock()
         self.reference = {
             "tune_accuracy": self.task.score(self.model, "tune"),
             "val_accuracy": self.task.score(self.model, "val"),
             # Reported beside the result's test accuracy; no decision reads it.
             "test_accuracy": self.task.score(self.model, "test"),
         }
+        self._warn_if_val_is_small()
         self.masks = magnitude_masks(
             self.layers, torch.zeros(len(self.layers)), self.config.prune_biases
         )
         self.snapshots[0] = self._snapshot()
-        self._save_snapshot(0, self.snapshots[0])
         self._make_teacher()
         self._consider_best(self.reference["val_accuracy"], 0, _size(self.layers, self.masks))
         self.state.elapsed_s += time.perf_counter() - started  # scoring the reference counts
+        self._save_snapshot(0, self.snapshots[0])
         self._save_state()
+
+    def _warn_if_val_is_small(self) -> None:
+        """Warn before the rounds when val is too small to see a loss of the tolerance: its
+        expected paired standard error is above both the tolerance and one point, so that
+        networks losing several points can pass the val rule by luck."""
+        examples = self.task.split_size("val")
+        if examples is None:
+            return
+        error = expected_standard_error(self.reference["val_accuracy"], examples)
+        if error > max(self.config.tolerance, SMALL_VAL_ERROR):
+            warnings.warn(
+                f"the val split has only {examples} examples: a change of val accuracy has "
+                f"a paired standard error of about {100 * error:.1f} points, more than the "
+                f"tolerance of {100 * self.config.tolerance:g} points, so networks that "
+                "lose more can pass val by luck; give a larger val split for a result to "
+                "trust (test accuracy will show the loss)",
+                stacklevel=4,
+            )
 
     def _round(self) -> None:
         cfg = self.config
-        started = time.perf_counter()
+        started = self._start_clock()
         r = self.state.round + 1
         backtracked_to = self._maybe_backtrack()
         thresholds, summary = self._search(r)
@@ -810,7 +979,7 @@ class Compressor:
         kept if that raises its val accuracy.
         """
         cfg = self.config
-        started = time.perf_counter()
+        started = self._start_clock()
         threshold = self._val_threshold()
         best_size = self.state.best["size"]
         near = [
@@ -839,6 +1008,8 @@ class Compressor:
             self._save_snapshot("final", self.final)
 
         def passes(i: int) -> bool:
+            if self._out_of_time():
+                raise OutOfTime
             r = candidates[i]
             val_acc = fine_tune(r)
             feasible = val_acc + 1e-12 >= threshold
@@ -849,9 +1020,12 @@ class Compressor:
                 keep(r, val_acc)
             return feasible
 
-        found = smallest_passing(len(candidates), cfg.final_candidates, passes, cfg.final_order)
+        try:
+            found = smallest_passing(len(candidates), cfg.final_candidates, passes, cfg.final_order)
+        except OutOfTime:  # what passed so far is kept
+            found = next((a["round"] for a in self.state.final_attempts if a["accepted"]), None)
         best_round = self.state.best["round"]
-        if found is None and best_round > 0:  # round 0 is the dense reference: nothing to tune
+        if found is None and best_round > 0 and not self._out_of_time():  # round 0: dense
             val_acc = fine_tune(best_round)
             better = val_acc > self.state.best["val_accuracy"]
             self.state.final_attempts.append(
@@ -949,6 +1123,7 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
         raise OlmpError("choose one of --resume and --force, not both")
     if run_dir.exists() and not run_dir.is_dir():  # even --force must not delete a file
         raise OlmpError(f"{run_dir} is a file, not a folder; give --out a folder for the run")
+    check_writable(run_dir / STATE_JSON, "the run folder's files in")
     exists = run_dir.exists() and any(run_dir.iterdir())
     if resume:
         if not (run_dir / STATE_JSON).is_file():
@@ -1105,6 +1280,8 @@ def read_result(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     is none."""
     run_dir = Path(run_dir)
     if not (run_dir / RESULT_JSON).is_file():
+        if run_dir.is_file():
+            raise OlmpError(f"{run_dir} is a file; give the folder of an olmp compress run")
         if not run_dir.is_dir():
             raise OlmpError(f"run folder {run_dir} does not exist")
         unfinished = (run_dir / STATE_JSON).is_file()

@@ -19,3 +19,18 @@ def unknown_choice(kind: str, value: str, choices: list[str], hint: str = "") ->
     if hint:
         message += f" ({hint})"
     return OlmpError(message)
+
+
+class OptionError(OlmpError):
+    """A bad value of one named option, e.g. ``OptionError("max_rounds", "must be at least
+    1, got 0")``. Front ends that call the option something else (the CLI's ``--rounds``)
+    re-word it with :meth:`named`."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        super().__init__(f"{option} {problem}")
+        self.option = option
+        self.problem = problem
+
+    def named(self, name: str) -> OlmpError:
+        """The same error about the option as the user spelled it."""
+        return OlmpError(f"{name} {self.problem}")

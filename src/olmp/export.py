@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from olmp.errors import OlmpError, unknown_choice
-from olmp.files import load_checkpoint, refuse_to_overwrite, save_checkpoint
+from olmp.files import check_writable, load_checkpoint, refuse_to_overwrite, save_checkpoint
 
 EXPORT_KIND = "olmp-export"
 FORMAT_VERSION = 1
@@ -202,12 +202,13 @@ def load_compressed(
     model: nn.Module | None = None,
     *,
     device: str | torch.device | None = None,
+    trust_model_code: bool = False,
 ) -> nn.Module:
     """The network stored in the export ``path``, ready for inference (``eval()`` mode).
 
-    ``model`` is built from the file's metadata (a registry name or
-    ``package.module:factory``) unless you pass an instance to load into, which you must
-    for a model that has neither.
+    ``model`` is built from the file's metadata unless you pass an instance to load into.
+    A registry name is built as is; a recorded ``package.module:factory`` would import and
+    run code that the file names, so it is refused unless ``trust_model_code=True``.
 
     Example:
         >>> import olmp
@@ -219,7 +220,7 @@ def load_compressed(
     state_dict, metadata = read_export(path)
     name = metadata.get("model", "?")
     if model is None:
-        model = build_recorded_model(metadata, str(path))
+        model = build_recorded_model(metadata, str(path), trust_model_code)
     check_state_dict_fits(model, state_dict, str(path), name)
     model.load_state_dict(state_dict)
     if device is not None:
@@ -227,9 +228,12 @@ def load_compressed(
     return model.eval()
 
 
-def build_recorded_model(metadata: dict[str, Any], source: str) -> nn.Module:
-    """Build the (untrained) model that ``metadata`` names, for its input shape and classes."""
-    from olmp.models import build_model
+def build_recorded_model(
+    metadata: dict[str, Any], source: str, trust_model_code: bool = False
+) -> nn.Module:
+    """Build the (untrained) model that ``metadata`` names, for its input shape and classes
+    (a ``package.module:factory`` only with ``trust_model_code``)."""
+    from olmp.models import build_model, check_recorded_model
 
     missing = [k for k in ("model", "input_shape", "num_classes") if metadata.get(k) is None]
     if missing:
@@ -237,11 +241,10 @@ def build_recorded_model(metadata: dict[str, Any], source: str) -> nn.Module:
             f"{source} does not record the model's {', '.join(missing)}; pass the model to "
             "load into: load_compressed(FILE, model=MyNet())"
         )
+    name = check_recorded_model(metadata["model"], source, trust_model_code)
     try:
-        return build_model(
-            metadata["model"], tuple(metadata["input_shape"]), int(metadata["num_classes"])
-        )
-    except OlmpError as exc:
+        return build_model(name, tuple(metadata["input_shape"]), int(metadata["num_classes"]))
+    except (OlmpError, TypeError, ValueError) as exc:
         raise OlmpError(
             f"{source} records model {metadata['model']!r}, which cannot be built here ({exc}); "
             "pass the model to load into: load_compressed(FILE, model=MyNet())"
@@ -340,6 +343,7 @@ def export_run(
     onnx: str | os.PathLike[str] | None = None,
     force: bool = False,
     data_dir: str | os.PathLike[str] | None = None,
+    trust_model_code: bool = False,
 ) -> dict[str, Any]:
     """Export the pruned network of the finished run in ``run_dir``.
 
@@ -347,7 +351,9 @@ def export_run(
     checked with onnxruntime on the run's test images. When the run's model and dataset
     can be rebuilt (registry names or ``package.module:factory``), the written file is
     loaded back and its val and test accuracy are measured, so the record shows what
-    float16 storage costs. Nothing is written when an input is bad or a check fails.
+    float16 storage costs. A run of a ``package.module:factory`` model is rebuilt only with
+    ``trust_model_code`` (see :func:`olmp.reference.load_weights`). Nothing is written when
+    an input is bad or a check fails.
 
     Returns a record with the sizes (``file_bytes``, ``dense_float32_bytes``,
     ``kept_values``, ``kept_value_bytes``, per-tensor ``encodings``) and accuracies.
@@ -363,6 +369,7 @@ def export_run(
     for target in (out, onnx):
         if target is not None:
             refuse_to_overwrite(target, force)
+            check_writable(target, "export")
     result, state_dict, _ = load_run(run_dir)
     record: dict[str, Any] = {
         "run_dir": str(run_dir),
@@ -372,12 +379,14 @@ def export_run(
     if onnx is not None:  # first: its checks may fail, and then nothing is written
         from olmp.onnx_export import export_onnx
 
-        net, splits, _ = load_weights(Path(run_dir) / PRUNED_CHECKPOINT, data_dir=data_dir)
+        net, splits, _ = load_weights(
+            Path(run_dir) / PRUNED_CHECKPOINT, data_dir=data_dir, trust_model_code=trust_model_code
+        )
         record |= export_onnx(net, splits.test.x[:2000], onnx, force=force)
     if out is not None:
         record |= write_export(out, state_dict, export_metadata(result), dtype=dtype, force=force)
         try:
-            net, splits, _ = load_weights(out, data_dir=data_dir)
+            net, splits, _ = load_weights(out, data_dir=data_dir, trust_model_code=trust_model_code)
         except OlmpError as exc:  # a model or dataset only the user's code knows
             record["accuracy_note"] = f"accuracy of the file not measured: {exc}"
         else:

@@ -1,14 +1,22 @@
-"""Files on disk: atomic writes and reference checkpoints.
+"""Files on disk: atomic writes and checkpoints with an integrity hash.
 
-A checkpoint is a safetensors file holding the model's ``state_dict`` plus a JSON metadata
-record (model, dataset, split seed, accuracies, ...). Writes go to a temporary file in the
-target's directory and are then renamed over the target, so a crash never leaves a
-half-written file behind.
+A checkpoint is a safetensors file holding tensors (a model's ``state_dict``, a round
+snapshot, an export's encoded parts) plus a JSON metadata record (model, dataset, split
+seed, accuracies, ...). The record carries ``content_sha256``, a SHA-256 of the record
+itself and of every tensor's name, dtype, shape and bytes; :func:`load_checkpoint` checks
+it, so a flipped byte anywhere in the values, the index or the metadata is an error naming
+the file rather than a silently different network. Files without the hash (a plain
+safetensors ``state_dict`` from elsewhere) load unchecked.
+
+Writes go to a temporary file in the target's directory and are then renamed over the
+target, so a crash never leaves a half-written file behind; the file gets the permissions
+the umask gives a new file, as with ``open()``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -23,6 +31,17 @@ from safetensors.torch import load_file, safe_open, save_file
 from olmp.errors import OlmpError
 
 METADATA_KEY = "olmp"
+HASH_KEY = "content_sha256"
+
+#: Errors that reading a malformed safetensors file raises, besides its own.
+_READ_ERRORS = (SafetensorError, OSError, ValueError, RuntimeError, OverflowError, MemoryError)
+
+
+def _new_file_mode() -> int:
+    """The permissions ``open()`` gives a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 @contextlib.contextmanager
@@ -35,6 +54,8 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp makes the file 0600; a result file should be as readable as any other.
+        os.chmod(tmp, _new_file_mode())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -51,43 +72,119 @@ def write_json_atomic(target: str | os.PathLike[str], record: Any) -> None:
     write_text_atomic(target, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
+def check_writable(path: str | os.PathLike[str], what: str = "output") -> None:
+    """Raise unless a file or folder could be created at ``path``: checked before any work,
+    so that a run does not fail at its end on a read-only or mistyped folder. Creates
+    nothing that stays (a probe file in the nearest existing folder is removed at once)."""
+    path = Path(path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OlmpError(f"cannot write {what} {path}: {folder} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".olmp-write-check.", dir=folder)
+    except OSError as exc:
+        raise OlmpError(
+            f"cannot write {what} {path}: {folder} is not writable ({exc.strerror})"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def refuse_to_overwrite(path: str | os.PathLike[str], force: bool) -> None:
     """Raise unless ``path`` is free or the user passed ``force``."""
     if Path(path).exists() and not force:
         raise OlmpError(f"{path} already exists; pass --force (force=True) to overwrite it")
 
 
+def content_hash(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> str:
+    """SHA-256 of ``metadata`` (canonical JSON) and every tensor's name, dtype, shape and
+    bytes, in name order: what :func:`save_checkpoint` records and
+    :func:`load_checkpoint` checks."""
+    digest = hashlib.sha256(json.dumps(metadata, sort_keys=True).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"\0{name}\0{tensor.dtype}\0{list(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_checkpoint(
     path: str | os.PathLike[str], state_dict: dict[str, torch.Tensor], metadata: dict[str, Any]
 ) -> None:
-    """Save a ``state_dict`` and its metadata record to ``path`` atomically."""
+    """Save tensors and their metadata record to ``path`` atomically, with the record's
+    ``content_sha256`` (see :func:`content_hash`)."""
     tensors = {name: t.detach().cpu().contiguous() for name, t in state_dict.items()}
+    record = {k: v for k, v in metadata.items() if k != HASH_KEY}
+    record[HASH_KEY] = content_hash(tensors, record)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata)})
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(record)})
 
 
-def load_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The metadata record of a checkpoint written by :func:`save_checkpoint`, without
-    reading its tensors (empty for a plain safetensors ``state_dict``)."""
-    path = Path(path)
+def _check_is_file(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise OlmpError(f"{what} {path} is a folder, not a file")
     if not path.is_file():
-        raise OlmpError(f"weights file {path} does not exist")
+        raise OlmpError(f"{what} {path} does not exist")
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    """The olmp record in ``path``'s header, hash included ({} when there is none)."""
     try:
         with safe_open(str(path), framework="pt") as handle:
             raw = (handle.metadata() or {}).get(METADATA_KEY)
-    except (SafetensorError, OSError, ValueError) as exc:
+    except _READ_ERRORS as exc:
         raise OlmpError(f"{path} is not a readable safetensors checkpoint: {exc}") from None
-    return json.loads(raw) if raw else {}
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Load ``(state_dict, metadata)`` from a checkpoint written by :func:`save_checkpoint`.
-
-    Files without olmp metadata (a plain safetensors ``state_dict``) load with empty metadata.
-    """
-    metadata = load_checkpoint_metadata(path)
+    if not raw:
+        return {}
     try:
-        state_dict = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
+        record = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise OlmpError(f"{path} is damaged: its olmp metadata is not valid JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise OlmpError(
+            f"{path} is damaged: its olmp metadata is a JSON {type(record).__name__}, not an object"
+        )
+    return record
+
+
+def load_checkpoint_metadata(
+    path: str | os.PathLike[str], what: str = "weights file"
+) -> dict[str, Any]:
+    """The metadata record of a checkpoint written by :func:`save_checkpoint`, without
+    reading its tensors (empty for a plain safetensors ``state_dict``). The content hash is
+    not checked here (that needs the tensors): use it to look, :func:`load_checkpoint` to
+    use."""
+    path = Path(path)
+    _check_is_file(path, what)
+    record = _read_metadata(path)
+    record.pop(HASH_KEY, None)
+    return record
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], what: str = "weights file"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load ``(tensors, metadata)`` from a checkpoint written by :func:`save_checkpoint`,
+    checking its content hash.
+
+    Files without olmp metadata (a plain safetensors ``state_dict``) load with empty
+    metadata and unchecked. ``what`` names the file in errors ("weights file", "round
+    snapshot", ...). Raises :class:`OlmpError` naming the file when it is missing,
+    unreadable, or its content does not match its hash.
+    """
+    path = Path(path)
+    _check_is_file(path, what)
+    record = _read_metadata(path)
+    try:
+        tensors = load_file(str(path))
+    except _READ_ERRORS as exc:
         raise OlmpError(f"{path} is not a readable safetensors checkpoint: {exc}") from None
-    return state_dict, metadata
+    recorded = record.pop(HASH_KEY, None)
+    if recorded is not None and recorded != content_hash(tensors, record):
+        raise OlmpError(
+            f"{path} is damaged: its content does not match the hash recorded when it was "
+            "written (a changed or corrupted byte); use an intact copy"
+        )
+    return tensors, record

@@ -19,7 +19,7 @@ from olmp.environment import describe_environment
 from olmp.errors import OlmpError
 from olmp.export import decode_state_dict, is_export
 from olmp.files import load_checkpoint, refuse_to_overwrite, save_checkpoint
-from olmp.models import build_model
+from olmp.models import build_model, check_recorded_model
 from olmp.pruning.masks import split_masks
 from olmp.training import TrainConfig, accuracy, default_recipe, train
 
@@ -29,9 +29,23 @@ def pick_device(device: str | None = None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        chosen = torch.device(device)
     except RuntimeError:
         raise OlmpError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if chosen.type not in ("cpu", "cuda"):
+        raise OlmpError(f"unsupported device {device!r}; use cpu, cuda or cuda:N")
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise OlmpError(
+                f"device {device!r} is not available: this torch ({torch.__version__}) sees no "
+                "CUDA GPU; use cpu"
+            )
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise OlmpError(
+                f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA GPU(s), "
+                f"cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+            )
+    return chosen
 
 
 def train_reference(
@@ -113,6 +127,7 @@ def load_weights(
     split_seed: int | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     device: str | None = None,
+    trust_model_code: bool = False,
 ) -> tuple[nn.Module, DatasetSplits, dict[str, Any]]:
     """Rebuild a model from a checkpoint, with the dataset splits it was made on.
 
@@ -120,7 +135,9 @@ def load_weights(
     ``olmp export`` file.
 
     ``model``, ``dataset`` and ``split_seed`` default to what the checkpoint's metadata
-    records. Raises :class:`OlmpError` when the weights do not fit the model.
+    records. A recorded model that is a ``package.module:factory`` (code to import) is
+    built only with ``trust_model_code=True``; a ``model`` you pass is always built.
+    Raises :class:`OlmpError` when the weights do not fit the model.
     """
     state_dict, metadata = load_checkpoint(weights)
     if is_export(metadata):  # olmp export: sparse tensors, decoded to dense
@@ -128,7 +145,8 @@ def load_weights(
     # A pruned checkpoint (olmp compress) carries its masks beside W ⊙ M; the weights
     # alone define the network.
     state_dict, _ = split_masks(state_dict)
-    model = model or metadata.get("model")
+    if model is None and metadata.get("model") is not None:
+        model = check_recorded_model(metadata["model"], str(weights), trust_model_code)
     dataset = dataset or metadata.get("dataset")
     if model is None or dataset is None:
         raise OlmpError(f"{weights} records no model or dataset; pass --model and --dataset")
@@ -180,12 +198,46 @@ def evaluate_weights(
     dataset: str | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Val and test accuracy of the checkpoint ``weights`` (see :func:`load_weights`)."""
+    """Val and test accuracy of the checkpoint ``weights`` (see :func:`load_weights`).
+
+    When the file records the accuracies it was made with on the same data (a reference
+    from :func:`train_reference`, a run's pruned network, an export) and they differ from
+    those measured now, the record says so under ``recorded_note``.
+    """
     net, splits, metadata = load_weights(weights, model, dataset, **kwargs)
-    return {
+    record = {
         "model": model or metadata["model"],
         "dataset": splits.name,
         "split_seed": splits.split_seed,
         "weights": str(weights),
         **split_accuracies(net, splits),
     }
+    note = recorded_accuracy_note(metadata, record)
+    if note is not None:
+        record["recorded_note"] = note
+    return record
+
+
+def recorded_accuracy_note(metadata: dict[str, Any], measured: dict[str, Any]) -> str | None:
+    """A note when ``metadata`` records val/test accuracies on the data of ``measured`` that
+    differ from the measured ones (``None`` when they agree or cannot be compared)."""
+    same_data = metadata.get("dataset") == measured["dataset"] and int(
+        metadata.get("split_seed", 0)
+    ) == int(measured["split_seed"])
+    differ = [
+        f"{split} {metadata[key]:.2%} recorded, {measured[key]:.2%} now"
+        for split in ("val", "test")
+        if isinstance(metadata.get(key := f"{split}_accuracy"), float)
+        and abs(metadata[key] - measured[key]) > 1e-9
+    ]
+    if not same_data or not differ:
+        return None
+    note = f"{measured['weights']} does not reproduce the accuracy it records ({'; '.join(differ)})"
+    if metadata.get("value_dtype", "float32") != "float32":
+        return (
+            note + f": its values are stored as {metadata['value_dtype']}, the run's were float32"
+        )
+    return note + (
+        ": the weights differ from those it was made with, or this machine computes "
+        "differently (another device or torch version)"
+    )

@@ -85,6 +85,11 @@ class Task(abc.ABC):
         split)``, or ``None`` when the task cannot tell (the default)."""
         return None
 
+    def split_size(self, split: str) -> int | None:
+        """Number of examples in ``split``, or ``None`` when the task cannot tell (the
+        default)."""
+        return None
+
     def population_scorer(
         self, model: nn.Module, layers: list[PrunableLayer], prune_biases: bool
     ) -> PopulationScorer:
@@ -149,6 +154,9 @@ class SplitsTask(Task):
     def outcomes(self, model: nn.Module, split: str) -> np.ndarray:
         """1.0 for each example of ``split`` classified correctly, else 0.0."""
         return correct(model, self._split(split)).numpy().astype(float)
+
+    def split_size(self, split: str) -> int:
+        return len(self._split(split))
 
     def population_scorer(
         self, model: nn.Module, layers: list[PrunableLayer], prune_biases: bool
@@ -241,6 +249,20 @@ def paired_change(reference: np.ndarray, result: np.ndarray) -> dict[str, Any]:
     }
 
 
+def expected_standard_error(accuracy: float, examples: int) -> float:
+    """The paired standard error to expect, before a run, of the change of a network's
+    accuracy on a split of ``examples`` whose reference scores ``accuracy`` there.
+
+    The paired error is about ``sqrt(d / n)``, ``d`` the fraction of examples on which the
+    two networks disagree; a network that keeps the reference's accuracy disagrees with it
+    on about as many examples as the reference gets wrong, so ``d`` is taken as its error
+    rate (at least one example). On mnist-5k's 1,000 val images (reference about 96 %)
+    this gives 0.6 points, where finished runs measured 0.4–0.6 (BENCHMARKS.md).
+    """
+    disagree = max(1.0 - accuracy, 1.0 / examples)
+    return float(np.sqrt(disagree / examples))
+
+
 def paired_changes(
     reference: dict[str, np.ndarray] | None, result: dict[str, np.ndarray] | None
 ) -> dict[str, dict[str, Any]] | None:
@@ -262,7 +284,8 @@ class CallableTask(Task):
         train: ``train(model, *, steps, lr, seed, on_step)`` trains ``model`` in place for
             ``steps`` optimiser steps at learning rate ``lr`` (any optimiser and schedule),
             calling ``on_step(step)`` after each step when ``on_step`` is not ``None``
-            (needed only for ``adjust="dns"``). Without it, rounds do not retrain.
+            (for ``adjust="dns"``, and so that ``max_time_s`` can stop training: it raises
+            to stop). Without it, rounds do not retrain.
     """
 
     def __init__(

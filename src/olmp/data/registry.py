@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from olmp.errors import OlmpError, unknown_choice
+from olmp.errors import OlmpError, OptionError, unknown_choice
 
 # Seed of the carve that makes a test split for datasets that ship without one. Fixed so
 # that the test split is the same for every split seed and every run.
@@ -116,6 +116,15 @@ def _raw_tensors(
     def labels(y: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(y, dtype=np.int64))
 
+    for part, y in (("train", y_train), ("test", y_test)):
+        if y is None or not len(y):
+            continue
+        low, high = int(np.min(y)), int(np.max(y))
+        if low < 0 or high >= spec.num_classes:
+            raise OlmpError(
+                f"dataset {name}: {part} labels range over {low}..{high}, but {name} has "
+                f"classes 0..{spec.num_classes - 1}; its files are damaged or not {name}'s"
+            )
     if x_test is None or y_test is None:
         return images(x_train), labels(y_train), None, None
     return images(x_train), labels(y_train), images(x_test), labels(y_test)
@@ -143,6 +152,7 @@ def load_dataset(
         ((1, 8, 8), 10)
     """
     spec = get_spec(name)
+    check_split_seed(seed)
     root = Path(data_dir).expanduser().resolve() if data_dir is not None else None
     x, y, x_test, y_test = _raw_tensors(name, root, download)
 
@@ -152,6 +162,13 @@ def load_dataset(
         test_idx = torch.as_tensor(carve[: spec.test_size])
         rest = torch.as_tensor(np.sort(carve[spec.test_size :]))
         x_test, y_test, x, y = x[test_idx], y[test_idx], x[rest], y[rest]
+    carved = spec.tune_size + spec.val_size
+    if len(y) <= carved or len(y_test) == 0:
+        raise OlmpError(
+            f"dataset {name} has {len(y)} training and {len(y_test)} test samples; it needs "
+            f"more than {carved} training samples ({spec.tune_size} tune + {spec.val_size} "
+            "val + at least one to train on) and a test set: are its files complete?"
+        )
 
     order = torch.as_tensor(np.random.default_rng(seed).permutation(len(y)))
     tune_idx = order[: spec.tune_size]
@@ -167,6 +184,13 @@ def load_dataset(
         num_classes=spec.num_classes,
         split_seed=seed,
     )
+
+
+def check_split_seed(seed: object) -> int:
+    """``seed`` if it is a valid split seed (an integer in [0, 2**32)); else an error."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise OptionError("split seed", f"must be an integer in [0, 2**32), got {seed!r}")
+    return int(seed)
 
 
 def splits_from_tensors(
@@ -202,6 +226,13 @@ def splits_from_tensors(
     if len(shapes) != 1:
         raise OlmpError(f"the splits' input shapes differ: {sorted(shapes)}")
     classes = num_classes or int(max(int(s.y.max()) for s in splits.values())) + 1
+    for part, split in splits.items():
+        low, high = int(split.y.min()), int(split.y.max())
+        if low < 0 or high >= classes:
+            raise OlmpError(
+                f"{part}: labels range over {low}..{high}; with {classes} classes they must "
+                f"lie in 0..{classes - 1}"
+            )
     return DatasetSplits(
         name=name, input_shape=shapes.pop(), num_classes=classes, split_seed=0, **splits
     )

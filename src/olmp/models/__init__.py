@@ -6,6 +6,22 @@
 266610
 """
 
-from olmp.models.registry import MODELS, ModelSpec, build_model, register_model, resolve_factory
+from olmp.models.registry import (
+    MODELS,
+    ModelSpec,
+    build_model,
+    check_recorded_model,
+    is_code_path,
+    register_model,
+    resolve_factory,
+)
 
-__all__ = ["MODELS", "ModelSpec", "build_model", "register_model", "resolve_factory"]
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "build_model",
+    "check_recorded_model",
+    "is_code_path",
+    "register_model",
+    "resolve_factory",
+]

@@ -4,6 +4,12 @@ Every model is built by a factory ``factory(input_shape, num_classes) -> nn.Modu
 model is named either by a registry key (``lenet-300-100``) or by a user factory written
 ``package.module:factory``; such a factory may take ``input_shape`` and ``num_classes``
 (passed when its signature accepts them) or no arguments at all.
+
+Building a ``package.module:factory`` imports that module and calls that callable: it runs
+code. A name the user typed (``--model``, ``model=``) is theirs to run; a name read from a
+file is data from whoever made the file, so it is resolved only against the registry unless
+the user passes ``trust_model_code=True`` (``--trust-model-code``). Nothing is imported
+before that check: a file whose metadata says ``os:abort`` is refused, not run.
 """
 
 from __future__ import annotations
@@ -46,8 +52,32 @@ def register_model(name: str, factory: ModelFactory, description: str = "") -> N
     MODELS[name] = ModelSpec(name, factory, description)
 
 
+def is_code_path(name: str) -> bool:
+    """Whether ``name`` names code to import (``package.module:factory``), not a registry key."""
+    return name not in MODELS and ":" in name
+
+
+def check_recorded_model(name: object, source: str, trust_model_code: bool) -> str:
+    """``name``, a model name read from the file ``source``, if it may be built: a registry
+    key, or a ``package.module:factory`` path when ``trust_model_code``. Imports nothing."""
+    if not isinstance(name, str) or not name:
+        raise OlmpError(f"{source} records model {name!r}, which is not a model name")
+    if is_code_path(name) and not trust_model_code:
+        raise OlmpError(
+            f"{source} records model {name!r}, which would import and run code named by the "
+            "file; olmp builds models named in files only from its registry "
+            f"({', '.join(sorted(MODELS))}). If you trust the file, name the model yourself "
+            "(--model / model=) or pass --trust-model-code (trust_model_code=True)"
+        )
+    return name
+
+
 def resolve_factory(name: str) -> ModelFactory:
-    """The factory for a registry key or a ``package.module:factory`` path."""
+    """The factory for a registry key or a ``package.module:factory`` path.
+
+    ``name`` must come from the user: a ``package.module:factory`` is imported here. Check
+    names read from files with :func:`check_recorded_model` first.
+    """
     if name in MODELS:
         return MODELS[name].factory
     if ":" not in name:

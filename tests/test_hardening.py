@@ -1,0 +1,484 @@
+"""Files from others are data, not code; integrity; budgets; one-line errors (issue 19).
+
+Each test reproduces one finding of a hostile user's session on b1ee058 and fails there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST_COMPRESS, fresh_model, write_fake_mnist
+from rich.console import Console
+from rich.table import Table
+from safetensors.torch import save_file
+from torch import nn
+
+import olmp
+from olmp.cli import main
+from olmp.compress import STATE_JSON, CompressConfig, compress, snapshot_path
+from olmp.console import print_table
+from olmp.data import load_dataset, splits_from_tensors
+from olmp.errors import OlmpError
+from olmp.export import read_export, write_export
+from olmp.files import load_checkpoint, save_checkpoint
+from olmp.models import build_model
+from olmp.reference import evaluate_weights, load_weights
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+
+
+def _pruned_lenet5(density: float = 0.05) -> nn.Module:
+    torch.manual_seed(0)
+    model = build_model("lenet-5", (1, 28, 28), 10).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear | nn.Conv2d):
+                module.weight.mul_(torch.rand_like(module.weight) < density)
+    return model
+
+
+def _export(path: Path, model_name: str = "lenet-5", **extra) -> dict[str, torch.Tensor]:
+    """Write an export of a pruned LeNet-5 recorded as ``model_name``; returns its tensors."""
+    state = _pruned_lenet5().state_dict()
+    metadata = {"model": model_name, "input_shape": [1, 28, 28], "num_classes": 10, **extra}
+    write_export(path, state, metadata)
+    return state
+
+
+def _tensor_bytes(path: Path, name: str) -> tuple[int, int]:
+    """Absolute ``[start, end)`` of tensor ``name``'s bytes in the safetensors file."""
+    raw = path.read_bytes()
+    header_len = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + header_len])
+    start, end = header[name]["data_offsets"]
+    return 8 + header_len + start, 8 + header_len + end
+
+
+def _flip(path: Path, positions) -> None:
+    data = bytearray(path.read_bytes())
+    for p in positions:
+        data[p] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _err_lines(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def digits_ref(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "ref.safetensors"
+    args = ["train", "--model", "lenet-300-100", "--dataset", "digits", "--out", str(out)]
+    assert main([*args, "--epochs", "3"]) == 0
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Security: a file's metadata never chooses code to run
+
+
+def test_an_export_naming_os_abort_is_refused_without_importing(tmp_path, capsys):
+    path = tmp_path / "evil.olmp.safetensors"
+    _export(path, "os:abort", dataset="digits", split_seed=0)
+    # If os.abort were called, this test process would die here.
+    assert main(["evaluate", "--weights", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "'os:abort'" in err and "--trust-model-code" in err and "Traceback" not in err
+    with pytest.raises(OlmpError, match="would import and run code named by the file"):
+        olmp.load_compressed(path)
+    with pytest.raises(OlmpError, match="would import and run code"):
+        load_weights(path)
+
+
+def test_a_module_with_an_import_side_effect_is_not_imported(tmp_path, monkeypatch):
+    marker = tmp_path / "imported.txt"
+    (tmp_path / "olmp_side_effect_mod.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from olmp.models import build_model\n"
+        "def factory(input_shape, num_classes):\n"
+        "    return build_model('lenet-5', input_shape, num_classes)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "side.olmp.safetensors"
+    state = _export(path, "olmp_side_effect_mod:factory")
+    with pytest.raises(OlmpError, match="trust_model_code=True"):
+        olmp.load_compressed(path)
+    assert not marker.exists() and "olmp_side_effect_mod" not in sys.modules
+    # Trusted explicitly, the file's factory is used (and its import runs).
+    net = olmp.load_compressed(path, trust_model_code=True)
+    assert marker.exists()
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in state.items())
+    sys.modules.pop("olmp_side_effect_mod", None)
+
+
+def test_a_run_naming_code_is_exported_but_not_rebuilt_untrusted(tmp_path, digits_reference):
+    run_dir = tmp_path / "run"
+    model, splits = fresh_model(digits_reference), digits_reference[1]
+    metadata = {"model": "os:abort", "dataset": "digits"}
+    config = CompressConfig(**FAST_COMPRESS)
+    compress(model, splits, config, run_dir=run_dir, metadata=metadata)
+    record = olmp.export_run(run_dir, tmp_path / "x.olmp.safetensors")
+    assert "--trust-model-code" in record["accuracy_note"]
+    assert "test_accuracy" not in record
+
+
+# ---------------------------------------------------------------------------------------
+# Integrity
+
+
+def test_flipped_values_in_an_export_are_refused(tmp_path, capsys):
+    path = tmp_path / "l5.olmp.safetensors"
+    _export(path, dataset="digits", split_seed=0)
+    start, _ = _tensor_bytes(path, "5.weight::values")
+    _flip(path, range(start + 8, start + 12))  # 4 bytes inside the kept values
+    assert main(["evaluate", "--weights", str(path), "--model", "lenet-5"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "is damaged" in err and "hash" in err
+
+
+def test_flipped_block_offsets_in_an_export_are_refused(tmp_path):
+    path = tmp_path / "l5.olmp.safetensors"
+    _export(path)
+    assert read_export(path)[1]["tensors"]["5.weight"]["encoding"] == "indices"
+    start, _ = _tensor_bytes(path, "5.weight::offsets")
+    _flip(path, [start + 2])
+    with pytest.raises(OlmpError, match="is damaged: its content does not match"):
+        olmp.load_compressed(path)
+
+
+def _mutations(path: Path, count: int, seed: int):
+    original = path.read_bytes()
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        data = bytearray(original)
+        for p in rng.integers(0, len(data), size=int(rng.integers(1, 5))):
+            data[p] = int(rng.integers(0, 256))
+        yield bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["export", "checkpoint"])
+def test_fuzzed_files_fail_cleanly_or_load_bit_for_bit(tmp_path, kind):
+    """200 random byte mutations: every load fails with an OlmpError naming the file or
+    returns the original tensors bit for bit."""
+    path = tmp_path / f"{kind}.safetensors"
+    if kind == "export":
+        original = _export(path)
+        load = read_export
+    else:
+        torch.manual_seed(1)
+        original = build_model("lenet-5", (1, 28, 28), 10).state_dict()
+        save_checkpoint(path, original, {"model": "lenet-5", "dataset": "digits"})
+        load = load_checkpoint
+    bad = tmp_path / f"mutated-{kind}.safetensors"
+    refused = 0
+    for data in _mutations(path, 200, seed=7):
+        bad.write_bytes(data)
+        try:
+            tensors, _ = load(bad)
+        except OlmpError as error:
+            assert str(bad) in str(error)
+            refused += 1
+            continue
+        assert tensors.keys() == original.keys()
+        for name, tensor in original.items():
+            assert tensors[name].dtype == tensor.dtype and torch.equal(tensors[name], tensor)
+    assert refused > 150  # nearly every byte matters; the rest changed nothing loaded
+
+
+def test_evaluate_says_when_a_file_does_not_reproduce_its_accuracy(digits_ref, tmp_path, capsys):
+    tensors, metadata = load_checkpoint(digits_ref)
+    forged = tmp_path / "forged.safetensors"
+    save_checkpoint(forged, tensors, metadata | {"test_accuracy": 0.5})
+    record = evaluate_weights(forged)
+    assert "test 50.00% recorded" in record["recorded_note"]
+    assert "recorded_note" not in evaluate_weights(digits_ref)
+    assert main(["evaluate", "--weights", str(forged)]) == 0
+    assert "does not reproduce the accuracy it records" in capsys.readouterr().err
+
+
+def test_malformed_metadata_json_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "bad-meta.safetensors"
+    state = build_model("lenet-300-100", (1, 8, 8), 10).state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path), {"olmp": '{"model": '})
+    assert main(["evaluate", "--weights", str(path)]) == 2
+    lines = _err_lines(capsys)
+    assert len(lines) == 1 and "olmp metadata is not valid JSON" in lines[0]
+
+
+@pytest.fixture
+def finished_run(tmp_path, digits_reference):
+    run_dir = tmp_path / "run"
+    model, splits = fresh_model(digits_reference), digits_reference[1]
+    config = CompressConfig(**FAST_COMPRESS)
+    _, result = compress(model, splits, config, run_dir=run_dir)
+    return run_dir, config, result
+
+
+def _resume(run_dir, config, digits_reference):
+    model, splits = fresh_model(digits_reference), digits_reference[1]
+    return compress(model, splits, config, run_dir=run_dir, resume=True)[1]
+
+
+def test_a_truncated_state_resumes_from_the_last_intact_round(finished_run, digits_reference):
+    run_dir, config, result = finished_run
+    state = run_dir / STATE_JSON
+    state.write_text(state.read_text()[:100])
+    with pytest.warns(UserWarning, match=rf"{state}.*resuming .* from round 2"):
+        resumed = _resume(run_dir, config, digits_reference)
+    for key in ("compression_ratio", "val_accuracy", "test_accuracy", "best_round"):
+        assert resumed[key] == result[key]
+
+
+def test_a_damaged_round_resumes_from_the_round_before(finished_run, digits_reference):
+    run_dir, config, result = finished_run
+    damaged = snapshot_path(run_dir, 2)
+    damaged.write_bytes(damaged.read_bytes()[:-50])
+    with pytest.warns(UserWarning, match=rf"{damaged}.*from round 1"):
+        resumed = _resume(run_dir, config, digits_reference)
+    assert resumed["rounds"] == result["rounds"]
+    assert resumed["compression_ratio"] == result["compression_ratio"]
+
+
+def test_no_intact_round_names_the_file_and_changes_nothing(finished_run, digits_reference):
+    run_dir, config, _ = finished_run
+    (run_dir / STATE_JSON).write_text("{")
+    first = snapshot_path(run_dir, 0)
+    first.write_bytes(first.read_bytes()[:200])
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    with pytest.raises(OlmpError, match=rf"{STATE_JSON} is damaged.*--force"):
+        _resume(run_dir, config, digits_reference)
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_resume_with_other_weights_is_refused(digits_ref, tmp_path, capsys):
+    other = tmp_path / "other.safetensors"
+    args = ["train", "--model", "lenet-300-100", "--dataset", "digits", "--out", str(other)]
+    assert main([*args, "--epochs", "1", "--seed", "3"]) == 0
+    run_dir = tmp_path / "run"
+    fast = ["--rounds", "1", "--evaluations-per-round", "10", "--adjust-steps", "5"]
+    fast += ["--final-steps", "5", "--tolerance", "0.02"]
+    assert main(["compress", "--weights", str(digits_ref), "--out", str(run_dir), *fast]) == 0
+    capsys.readouterr()
+    before = (run_dir / "result.json").read_bytes()
+    args = ["compress", "--weights", str(other), "--out", str(run_dir), *fast, "--resume"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert str(digits_ref) in err and str(other) in err and "different" in err
+    assert (run_dir / "result.json").read_bytes() == before
+
+
+# ---------------------------------------------------------------------------------------
+# Budgets that hold
+
+
+def test_the_time_limit_holds_inside_rounds_and_the_final_phase(digits_reference):
+    model, splits = fresh_model(digits_reference), digits_reference[1]
+    # Without the limit: 40 rounds of 3,000 retraining steps, far more than 3 s.
+    config = CompressConfig(
+        max_rounds=40, adjust_steps=3000, final_steps=3000, tolerance=0.02, max_time_s=3
+    )
+    started = time.perf_counter()
+    _, result = compress(model, splits, config)
+    took = time.perf_counter() - started
+    assert result["stop_reason"] == "max_time_s"
+    assert took < 3 + 2.5, took  # beyond the limit: the last val and the result's scores
+    assert result["wall_time_s"] < 3 + 1
+
+
+@pytest.mark.parametrize("value", ["-5", "nan", "inf", "0"])
+def test_a_time_limit_must_be_a_positive_number(value, digits_ref, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["compress", "--weights", str(digits_ref), "--out", str(run_dir)]
+    assert _status([*args, "--time-limit", value]) == 2
+    lines = _err_lines(capsys)
+    assert len(lines) == 1 and "--time-limit" in lines[0] and "must be" in lines[0], lines
+    assert not run_dir.exists()
+
+
+# ---------------------------------------------------------------------------------------
+# Every bad input: one line, exit 2, nothing left behind
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--split-seed", "-2"], "argument --split-seed: must be in [0, 2**31), got -2"),
+        (["--seed", "-1"], "argument --seed: must be in [0, 2**31), got -1"),
+        (["--rounds", "0"], "--rounds must be at least 1, got 0"),
+        (["--seed", "x"], "argument --seed: must be an integer, got 'x'"),
+    ],
+)
+def test_compress_bad_numbers_fail_before_anything_is_written(
+    digits_ref, tmp_path, capsys, extra, message
+):
+    run_dir = tmp_path / "run"
+    args = ["compress", "--weights", str(digits_ref), "--out", str(run_dir), *extra]
+    assert _status(args) == 2
+    lines = _err_lines(capsys)
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not run_dir.exists()
+
+
+def _status(args: list[str]) -> int:
+    """The exit status of ``olmp ARGS``, whether main returns it or argparse exits."""
+    try:
+        return main(args)
+    except SystemExit as exit_:
+        return int(exit_.code)
+
+
+def test_split_seed_is_checked_by_the_python_api_too():
+    with pytest.raises(OlmpError, match=r"split seed must be an integer in \[0, 2\*\*32\)"):
+        load_dataset("digits", seed=-2)
+
+
+def test_an_unwritable_output_fails_before_training(tmp_path, capsys):
+    out = Path("/proc/olmp-no-such-folder/ref.safetensors")  # not writable, even for root
+    args = ["train", "--model", "lenet-300-100", "--dataset", "digits", "--out", str(out)]
+    started = time.perf_counter()
+    assert main(args) == 2
+    assert time.perf_counter() - started < 2  # no training happened first
+    lines = _err_lines(capsys)
+    assert len(lines) == 1 and f"cannot write --out {out}" in lines[0]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["demo", "--out", str(blocker / "demo")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_run_folder_is_refused(digits_ref, tmp_path, capsys):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        args = ["compress", "--weights", str(digits_ref), "--out", str(folder / "run")]
+        assert main(args) == 2
+        assert "is not writable" in capsys.readouterr().err
+    finally:
+        folder.chmod(0o755)
+
+
+def test_idx_labels_outside_the_classes_are_refused(isolated_data):
+    folder = write_fake_mnist(isolated_data / "data" / "mnist", n_train=10010, compress=False)
+    from olmp.data.idx import read_idx, write_idx
+
+    labels_file = folder / "train-labels-idx1-ubyte"
+    labels = read_idx(labels_file)
+    labels[5] = 12
+    write_idx(labels_file, labels, compress=False)
+    with pytest.raises(OlmpError, match=r"train labels range over 0\.\.12, but mnist has classes"):
+        load_dataset("mnist", data_dir=isolated_data / "data", download=False)
+
+
+def test_an_idx_set_too_small_to_carve_is_refused(isolated_data):
+    write_fake_mnist(isolated_data / "data" / "mnist", n_train=120, compress=False)
+    with pytest.raises(OlmpError, match=r"mnist has 120 training .* more than 10000"):
+        load_dataset("mnist", data_dir=isolated_data / "data", download=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error(digits_ref, tmp_path, capsys):
+    out = tmp_path / "x.safetensors"
+    args = ["train", "--model", "lenet-300-100", "--dataset", "digits", "--out", str(out)]
+    assert main([*args, "--device", "cuda"]) == 2
+    lines = _err_lines(capsys)
+    assert len(lines) == 1 and "sees no CUDA GPU; use cpu" in lines[0]
+    assert main(["evaluate", "--weights", str(digits_ref), "--device", "cuda:1"]) == 2
+    assert not out.exists()
+
+
+def test_paths_of_the_wrong_kind_are_named_as_such(digits_ref, tmp_path, capsys):
+    assert main(["report", str(digits_ref)]) == 2
+    assert f"{digits_ref} is a file; give the folder of an olmp compress run" in (
+        capsys.readouterr().err
+    )
+    assert main(["evaluate", "--weights", str(tmp_path)]) == 2
+    assert f"weights file {tmp_path} is a folder, not a file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# What people expect of a long-running tool
+
+
+def test_progress_lines_when_output_is_not_a_terminal(digits_ref, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    fast = ["--rounds", "2", "--evaluations-per-round", "10", "--adjust-steps", "5"]
+    assert main(["compress", "--weights", str(digits_ref), "--out", str(run_dir), *fast]) == 0
+    err = capsys.readouterr().err
+    for r in (1, 2):
+        assert f"round {r}/2: now " in err
+    assert "left" in err
+
+
+def test_long_paths_are_never_wrapped(tmp_path, capsys):
+    deep = tmp_path / ("a-rather-long-folder-name-" * 6) / "weights.safetensors"
+    assert main(["evaluate", "--weights", str(deep)]) == 2
+    assert str(deep) in capsys.readouterr().err  # whole, on one line
+
+
+def test_tables_are_readable_at_any_width():
+    table = Table(title="layers")
+    for column in ("layer", "shape", "kept"):
+        table.add_column(column)
+    table.add_row("features.0.weight", "20x1x5x5", "1,234")
+    narrow = Console(width=20, force_terminal=True, record=True)
+    print_table(table, narrow)
+    text = narrow.export_text()
+    assert "features.0.weight" in text and "  shape: 20x1x5x5" in text
+    log = Console(width=20, force_terminal=False, record=True)
+    print_table(table, log)  # a file keeps the rows whole
+    assert any(
+        "features.0.weight" in line and "1,234" in line for line in log.export_text().splitlines()
+    )
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_honour_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        path = tmp_path / "c.safetensors"
+        save_checkpoint(path, {"w": torch.zeros(2)}, {})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
+
+
+def test_a_small_val_split_gets_a_warning(digits_reference):
+    splits = digits_reference[1]
+    parts = [(s.x, s.y) for s in (splits.train, splits.tune, splits.val, splits.test)]
+    parts[2] = (splits.val.x[:57], splits.val.y[:57])
+    small = splits_from_tensors(*parts, num_classes=10)
+    model = fresh_model(digits_reference)
+    config = CompressConfig(**(FAST_COMPRESS | {"max_rounds": 1, "tolerance": 0.0}))
+    with pytest.warns(UserWarning, match=r"only 57 examples: .* standard error of about \d"):
+        compress(model, small, config)
+    with warnings.catch_warnings(record=True) as caught:  # full val is enough at 0.05
+        warnings.simplefilter("always")
+        config = CompressConfig(**(FAST_COMPRESS | {"max_rounds": 1, "tolerance": 0.05}))
+        compress(fresh_model(digits_reference), splits, config)
+    assert not [w for w in caught if "examples" in str(w.message)]
+
+
+def test_compress_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["compress", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in (
+        "most search-and-retrain rounds (default: 60)",
+        "(default: ncs)",
+        "(default: 0.0)",
+        "glob patterns",
+        "(default: none)",
+    ):
+        assert text in out, text
