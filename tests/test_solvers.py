@@ -310,8 +310,42 @@ def test_ncs_one_fifth_rule_shrinks_steps_and_failed_children_never_replace():
     np.testing.assert_allclose(solver.sigmas, np.tile(solver.sigma0 * 0.99, (solver.popsize, 1)))
 
 
+def test_ncs_presets_adaptive_fits_the_budget_paper_keeps_the_papers_settings():
+    from olmp.dfo.solvers.ncs import adaptive_settings
+
+    paper = NCS(LOWER, UPPER, preset="paper")
+    assert (paper.popsize, paper.epoch, paper.r) == (10, 10, 0.99)
+    adaptive = NCS(np.zeros(10), np.ones(10), max_evaluations=500)
+    assert (adaptive.popsize, adaptive.epoch) == (4, 2) and 0.8 <= adaptive.r < 0.99
+    assert adaptive_settings(500, 10) == (4, 2, adaptive.r)
+    assert adaptive_settings(10**6, 10)[0] == 10 and adaptive_settings(10**6, 10)[2] == 0.99
+    # A popsize or r given by the caller wins; minimize's budget settles the rest.
+    given = NCS(np.zeros(10), np.ones(10), popsize=6, r=0.95)
+    given.minimize(lambda x: (x**2).sum(axis=1), 500)
+    assert (given.popsize, given.epoch, given.r) == (6, 2, 0.95)
+    # Without any known run length, the paper's step rule.
+    unplanned = NCS(LOWER, UPPER)
+    unplanned.ask()
+    assert (unplanned.popsize, unplanned.epoch, unplanned.r) == (10, 10, 0.99)
+    # The compressor's olmp.solvers.make_solver keeps the paper's preset.
+    assert make_solver("ncs", LOWER, UPPER).preset == "paper"
+    with pytest.raises(OlmpError, match=r"preset must be one of 'adaptive', 'paper', got 'fast'"):
+        NCS(LOWER, UPPER, preset="fast")
+
+
+def test_adaptive_ncs_beats_random_search_on_the_10d_sphere_at_500_evaluations():
+    """The issue's case: median over seeds of ``olmp solvers --check`` (10-D, 500)."""
+    import statistics
+
+    best = {"ncs": [], "random": []}
+    for seed in range(5):
+        for record in check_solvers(dim=10, budget=500, seed=seed, names=["ncs", "random"]):
+            best[record["name"]].append(record["best"])
+    assert statistics.median(best["ncs"]) < 0.25 * statistics.median(best["random"])
+
+
 def test_ncs_lambda_sigma_is_annealed_over_the_run():
-    solver = NCS(LOWER, UPPER, max_evaluations=40)
+    solver = NCS(LOWER, UPPER, max_evaluations=40, popsize=10)
     assert solver.current_lambda_sigma() == pytest.approx(0.1)
     for _ in range(2):
         x = solver.ask()

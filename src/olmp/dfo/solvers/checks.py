@@ -73,6 +73,11 @@ def real(low: float, high: float = math.inf, *, open_low: bool = False) -> Check
     return check
 
 
+def optional(check: Check) -> Check:
+    """``check``, or ``None``."""
+    return lambda name, value: None if value is None else check(name, value)
+
+
 def one_of(*choices: Any) -> Check:
     """A check for one of ``choices``."""
 

@@ -29,7 +29,32 @@ from typing import ClassVar
 import numpy as np
 
 from olmp.dfo.solvers.base import Option, Solver, clip_into_box
-from olmp.dfo.solvers.checks import integer, real
+from olmp.dfo.solvers.checks import integer, one_of, optional, real
+
+#: The named settings: ``adaptive`` (the default) fits N, ``epoch`` and ``r`` to the
+#: planned run; ``paper`` is Tang, Yang & Yao's N = 10, epoch = N, r = 0.99.
+PRESETS = ("adaptive", "paper")
+PAPER_POPSIZE = 10
+PAPER_R = 0.99
+#: How far the 1/5 rule can shrink a step over an adaptive run (every epoch a failure).
+ADAPTIVE_SHRINK = 1e-6
+
+
+def adaptive_settings(budget: int, dim: int) -> tuple[int, int, float]:
+    """``(N, epoch, r)`` of the ``adaptive`` preset for a run of ``budget`` evaluations.
+
+    The paper's settings suit runs of hundreds of thousands of evaluations: with r = 0.99
+    per epoch of N = 10 generations, a step changes by a few per cent within 100
+    evaluations per variable (BENCHMARKS.md, "NCS's step-size rule"). Here each search gets
+    as many generations as the budget allows: N = budget / (50 dim), between 4 and 10; the
+    1/5 rule runs every 2 generations, with r such that a step could shrink by
+    :data:`ADAPTIVE_SHRINK` over the run, kept in [0.8, 0.99].
+    """
+    n = int(min(PAPER_POPSIZE, max(4, budget // (50 * dim))))
+    epoch = 2
+    updates = max(1.0, budget / n / epoch)
+    r = float(min(PAPER_R, max(0.8, ADAPTIVE_SHRINK ** (1.0 / updates))))
+    return n, epoch, r
 
 
 def normalised_fitness(f_parent: np.ndarray, f_child: np.ndarray, f_best: float) -> np.ndarray:
@@ -106,9 +131,16 @@ class NCS(Solver):
         max_evaluations: Planned length of the run, over which ``lambda_sigma`` is annealed
             to 0. If ``None``, :meth:`minimize` uses its budget; with plain ask/tell and no
             value, ``lambda_sigma`` stays at its initial value (no annealing).
-        epoch: Generations between step-size updates; defaults to ``popsize`` as in the paper.
-        r: Step-size factor of the 1/5 rule, in (0, 1] (1 turns adaptation off); default 0.99.
+        epoch: Generations between step-size updates; by default set by ``preset``.
+        r: Step-size factor of the 1/5 rule, in (0, 1] (1 turns adaptation off); by default
+            set by ``preset``.
         lambda_sigma: Initial standard deviation of ``lambda``; default 0.1.
+        preset: ``"adaptive"`` (default): ``popsize`` (when not given), ``epoch`` and ``r``
+            fit the planned run length (``max_evaluations``, else the budget of
+            :meth:`minimize` or of a study), see :func:`adaptive_settings`; with no run
+            length known they are the paper's. ``"paper"``: N = 10, epoch = N, r = 0.99,
+            the settings of Tang, Yang & Yao, which ``olmp.solvers.make_solver`` (the
+            compressor's) keeps as its default.
 
     Choices where the paper leaves room:
 
@@ -136,17 +168,43 @@ class NCS(Solver):
     options: ClassVar[dict[str, Option]] = {
         "max_evaluations": Option(None, integer(1, optional=True), "planned run length"),
         "epoch": Option(None, integer(1, optional=True), "generations per step update"),
-        "r": Option(0.99, real(0.0, 1.0, open_low=True), "1/5-rule factor"),
+        "r": Option(None, optional(real(0.0, 1.0, open_low=True)), "1/5-rule factor"),
         "lambda_sigma": Option(0.1, real(0.0), "initial spread of lambda"),
+        "preset": Option("adaptive", one_of(*PRESETS), "adaptive or paper defaults"),
     }
 
+    def _default_popsize(self) -> int:
+        self._auto_popsize = True  # the adaptive preset may pick another, see _settle
+        return PAPER_POPSIZE
+
     def _setup(self) -> None:
-        self.epoch = self.popsize if self.epoch is None else self.epoch
+        self._auto_popsize = getattr(self, "_auto_popsize", False)
         #: Times a child replaced its parent, over the whole run.
         self.n_replacements = 0
         #: Generations of children told so far.
         self.generation = 0
+        self._horizon = self.max_evaluations
+        # f* of the replacement rule: the least fitness this search was told. It is
+        # best_f, except with constraints folded into fitness (best_f is then the raw
+        # fitness of the least violating candidate).
+        self._f_star = math.inf
+        self._parents: np.ndarray | None = None  # drawn at the first ask (see _settle)
+        if self.preset == "paper" or self._horizon is not None:
+            self._settle()
 
+    def _settle(self) -> None:
+        """Fix N, ``epoch`` and ``r`` (now that the run length is known, if it is) and draw
+        the start points."""
+        if self._parents is not None:
+            return
+        if self.preset == "adaptive" and self._horizon is not None:
+            n, epoch, r = adaptive_settings(self._horizon, self.dim)
+            if self._auto_popsize:
+                self.popsize = n
+            self.epoch = self.epoch or epoch
+            self.r = self.r or r
+        self.epoch = self.epoch or self.popsize  # the paper's, also without a known budget
+        self.r = self.r or PAPER_R
         starts = self.x0 + self.sigma0 * self.rng.standard_normal((self.popsize, self.dim))
         starts[0] = self.x0
         self._parents = clip_into_box(starts, self.lower, self.upper)
@@ -155,15 +213,12 @@ class NCS(Solver):
         self._scale = np.ones(self.popsize)
         self._accepted = np.zeros(self.popsize, dtype=int)
         self._tried = np.zeros(self.popsize, dtype=int)
-        self._horizon = self.max_evaluations
-        # f* of the replacement rule: the least fitness this search was told. It is
-        # best_f, except with constraints folded into fitness (best_f is then the raw
-        # fitness of the least violating candidate).
-        self._f_star = math.inf
 
     @property
     def parents(self) -> np.ndarray:
         """Current centres ``x_i`` of the searches, shape ``(popsize, dim)`` (a copy)."""
+        self._settle()
+        assert self._parents is not None
         return self._parents.copy()
 
     @property
@@ -183,6 +238,8 @@ class NCS(Solver):
             self._horizon = self.n_evaluations + budget
 
     def _ask(self) -> np.ndarray:
+        self._settle()
+        assert self._parents is not None
         children = self._parents + self.sigmas * self.rng.standard_normal(self._parents.shape)
         children = clip_into_box(children, self.lower, self.upper)
         untold = np.isnan(self._parent_f)
