@@ -94,6 +94,8 @@ class Study:
         #: ``["a", id]`` and ``["t", id]`` in the order asks and tells happened.
         self.log: list[list[Any]] = []
         self.best: Trial | None = None
+        self._told = 0  # counters kept as trials are told: the loop reads them every trial
+        self._cost = 0.0
         self._stopped_by_callback = False
         self._elapsed_before = 0.0
         self._began = time.monotonic()
@@ -122,12 +124,12 @@ class Study:
     @property
     def n_evaluations(self) -> int:
         """Trials told (complete or failed)."""
-        return sum(t.done for t in self.trials)
+        return self._told
 
     @property
     def cost(self) -> float:
         """Total cost of the trials told."""
-        return float(sum(t.cost or 0.0 for t in self.trials if t.done))
+        return self._cost
 
     @property
     def elapsed(self) -> float:
@@ -213,6 +215,8 @@ class Study:
         if not replay:
             trial.finished = time.time()
             trial.seconds = result.seconds or None
+        self._told += 1
+        self._cost += trial.cost or 0.0
         value = math.inf if trial.value is None else trial.value
         self.sampler.tell(trial.id, Told(trial.params, value, tuple(trial.constraints)))
         self.log.append(["t", trial.id])
@@ -246,8 +250,14 @@ class Study:
         return self.best
 
     def _loop(self, executor: Executor) -> None:
-        out: dict[Any, Trial] = {}
         evaluate = self.problem.evaluate
+        if type(executor) is Executor:  # in-process: no futures to keep, one at a time
+            for trial in self.running():
+                self._record(trial, evaluate(trial.params, trial.fidelity))
+            while not self.stop_reason and (trial := self.ask()) is not None:
+                self._record(trial, evaluate(trial.params, trial.fidelity))
+            return
+        out: dict[Any, Trial] = {}
         for trial in self.running():  # left by a killed session
             out[executor.submit(evaluate, trial.params, trial.fidelity)] = trial
         while True:

@@ -1,0 +1,352 @@
+"""The engine (olmp.dfo) on four benchmarks, through its public API only.
+
+``bbob``: every solver on COCO's noiseless BBOB suite (``pip install 'olmp[bench]'``, i.e.
+coco-experiment), functions f1-f24, dimensions 2, 5, 10 and 20, instances 1-5, 100·d
+evaluations, each run a :class:`olmp.dfo.Study` over ``[-5, 5]^d`` (seed = instance).
+Score: the area under the runtime ECDF, COCO-style: for 51 targets ``f_opt + 10^k``,
+``k = 2, 1.8, ..., -8``, a (function, instance, target) pair reached after ``e``
+evaluations counts ``1 - log10(e / d) / 2`` (1 when reached within d evaluations, 0 when
+never reached within 100·d); the area is the mean over pairs, per solver and dimension.
+A run stops at ``--time-limit`` seconds (a study's ``max_seconds``), marked in the record.
+
+``mixed``: a mixed space with a known optimum (see :func:`mixed_problem`): every solver
+against random search at equal budget, median best over seeds.
+
+``parallel``: 40 evaluations of a 100 ms sleep, with 1 and 4 workers (``n_jobs``).
+
+``overhead``: the engine's own time per trial (ask + tell, a trivial objective) against
+one LeNet-300-100 forward pass over 1,000 images, random and ncs at d = 10, in one run.
+
+    python benchmarks/engine.py bbob --solvers ncs cmaes random cobyqa --dims 2 5 10 20
+    python benchmarks/engine.py bbob --report   # the tables again from the record
+    python benchmarks/engine.py mixed
+    python benchmarks/engine.py parallel
+    python benchmarks/engine.py overhead
+
+Records: ``benchmarks/results/engine_<benchmark>.json``; bbob runs already in the record
+are not run again, so a long grid can be run in parts (``--tag T`` writes
+``engine_bbob_T.json``; ``--report`` tables every ``engine_bbob*.json`` together).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+from _common import RESULTS, machine
+
+from olmp.dfo import SOLVERS, Categorical, Integer, Problem, Real, Space, Study
+
+#: COCO's 51 targets: f_opt + 10^k for k = 2, 1.8, ..., -8.
+TARGET_EXPONENTS = np.round(np.arange(2.0, -8.01, -0.2), 1)
+
+
+# -- BBOB ---------------------------------------------------------------------------------
+
+
+def bbob_run(solver: str, fid: int, dim: int, instance: int, time_limit: float) -> dict[str, Any]:
+    import cocoex
+
+    problem = cocoex.BareProblem("bbob", fid, dim, instance)
+    f_opt = float(problem.best_value())
+    space = Space([Real(f"x{i:02d}", -5.0, 5.0) for i in range(dim)])
+    names = space.names
+
+    def objective(params: dict[str, float]) -> float:
+        return float(problem(np.array([params[n] for n in names])))
+
+    study = Study(
+        Problem(space, objective),
+        solver,
+        seed=instance,
+        max_evaluations=100 * dim,
+        max_seconds=time_limit,
+    )
+    began = time.perf_counter()
+    study.optimize()
+    seconds = time.perf_counter() - began
+    study.sampler.close()
+    gaps = np.array([t.value - f_opt for t in study.trials if t.value is not None])
+    best = np.minimum.accumulate(gaps) if gaps.size else np.array([math.inf])
+    hits = []
+    for k in TARGET_EXPONENTS:
+        reached = np.flatnonzero(best <= 10.0**k)
+        hits.append(int(reached[0]) + 1 if reached.size else None)
+    return {
+        "solver": solver,
+        "fid": fid,
+        "dim": dim,
+        "instance": instance,
+        "evaluations": study.n_evaluations,
+        "final": float(best[-1]),
+        "hits": hits,
+        "seconds": round(seconds, 3),
+        "time_limited": study.stop_reason == "max_seconds",
+    }
+
+
+def ecdf_area(runs: list[dict[str, Any]]) -> float:
+    scores = []
+    for run in runs:
+        for hit in run["hits"]:
+            reached = hit is not None and hit <= 100 * run["dim"]
+            scores.append(1.0 - max(0.0, math.log10(hit / run["dim"])) / 2.0 if reached else 0.0)
+    return float(np.mean(scores)) if scores else math.nan
+
+
+def bbob(args: argparse.Namespace) -> None:
+    if args.report:  # every part's record, tabled together
+        runs = [
+            r
+            for p in sorted(RESULTS.glob("engine_bbob*.json"))
+            for r in json.loads(p.read_text())["runs"]
+        ]
+        print(bbob_tables(runs))
+        return
+    path = RESULTS / f"engine_bbob{'_' + args.tag if args.tag else ''}.json"
+    record = json.loads(path.read_text()) if path.exists() else {"runs": [], "machines": []}
+    done = {(r["solver"], r["fid"], r["dim"], r["instance"]) for r in record["runs"]}
+    record["machines"].append(machine())
+    for dim in args.dims:
+        for solver in args.solvers:
+            began = time.perf_counter()
+            for fid in args.functions:
+                for instance in args.instances:
+                    if (solver, fid, dim, instance) in done:
+                        continue
+                    record["runs"].append(bbob_run(solver, fid, dim, instance, args.time_limit))
+            path.write_text(json.dumps(record, indent=1) + "\n")
+            print(f"{solver} d={dim}: {time.perf_counter() - began:.0f} s", flush=True)
+    print(bbob_tables(record["runs"]))
+
+
+def bbob_tables(runs: list[dict[str, Any]]) -> str:
+    solvers = list(dict.fromkeys(r["solver"] for r in runs))
+    dims = sorted({r["dim"] for r in runs})
+    lines = ["| solver | " + " | ".join(f"d = {d}" for d in dims) + " |"]
+    lines.append("|---" * (len(dims) + 1) + "|")
+    for solver in solvers:
+        cells = []
+        for dim in dims:
+            cell = [r for r in runs if r["solver"] == solver and r["dim"] == dim]
+            fids = {r["fid"] for r in cell}
+            limited = sum(r["time_limited"] for r in cell)
+            text = f"{ecdf_area(cell):.3f}" if cell else "-"
+            if cell and len(fids) < 24:
+                text += f" (f{min(fids)}-f{max(fids)}: {len(fids)} functions)"
+            if limited:
+                text += f" ({limited} runs cut at the time limit)"
+            cells.append(text)
+        lines.append(f"| {solver} | " + " | ".join(cells) + " |")
+    old = ["", "Final f - f_opt, median (min-max) over instances, the old protocol's cells:", ""]
+    old.append("| function | dim | " + " | ".join(solvers) + " |")
+    old.append("|---|---" + "|---" * len(solvers) + "|")
+    for fid in (1, 2, 3, 8):
+        for dim in (2, 10):
+            cells = []
+            for solver in solvers:
+                finals = [
+                    r["final"]
+                    for r in runs
+                    if (r["solver"], r["fid"], r["dim"]) == (solver, fid, dim)
+                ]
+                cells.append(
+                    f"{statistics.median(finals):.1e} ({min(finals):.1e}-{max(finals):.1e})"
+                    if finals
+                    else "-"
+                )
+            old.append(f"| f{fid} | {dim} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + old)
+
+
+# -- mixed --------------------------------------------------------------------------------
+
+
+def mixed_problem() -> Problem:
+    """A stand-in for tuning a small MLP's training: what it models and its optimum.
+
+    Variables: the optimiser (sgd / adam / rmsprop, categorical), the learning rate (log,
+    1e-5-1), momentum (only for sgd, 0-0.99), the number of hidden layers (1-4, integer)
+    and each layer's width (log-integer 8-1024, active only when the layer exists), the
+    activation (categorical) and dropout (0-0.8). The "validation error" is a sum of
+    smooth penalties around a known optimum, 0 exactly there: adam, lr 1e-3, 3 layers
+    of widths 256, 128, 64, gelu, dropout 0.2 (sgd's best is worse: 0.5, with its own best
+    lr 0.05 and momentum 0.9; rmsprop's is 0.3 at lr 3e-4). Extra layers cost 0.4 each,
+    missing ones 0.6.
+    """
+    widths = [
+        Integer(f"width{i}", 8, 1024, log=True, when={"layers": list(range(i, 5))})
+        for i in range(1, 5)
+    ]
+    space = Space(
+        [
+            Categorical("optimizer", ["sgd", "adam", "rmsprop"]),
+            Real("lr", 1e-5, 1.0, log=True),
+            Real("momentum", 0.0, 0.99, when={"optimizer": ["sgd"]}),
+            Integer("layers", 1, 4),
+            *widths,
+            Categorical("activation", ["relu", "tanh", "gelu", "sigmoid"]),
+            Real("dropout", 0.0, 0.8),
+        ]
+    )
+    return Problem(space, mixed_error)
+
+
+#: The optimum of :func:`mixed_error`.
+MIXED_OPTIMUM = {
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "layers": 3,
+    "width1": 256,
+    "width2": 128,
+    "width3": 64,
+    "activation": "gelu",
+    "dropout": 0.2,
+}
+
+
+def mixed_error(p: dict[str, Any]) -> float:
+    best_lr = {"sgd": 0.05, "adam": 1e-3, "rmsprop": 3e-4}[p["optimizer"]]
+    error = {"sgd": 0.5, "adam": 0.0, "rmsprop": 0.3}[p["optimizer"]]
+    error += 0.5 * math.log10(p["lr"] / best_lr) ** 2
+    if p["optimizer"] == "sgd":
+        error += 2.0 * (p["momentum"] - 0.9) ** 2
+    error += 0.4 * max(0, p["layers"] - 3) + 0.6 * max(0, 3 - p["layers"])
+    for i, width in enumerate((256, 128, 64), start=1):
+        if f"width{i}" in p:
+            error += 0.2 * math.log2(p[f"width{i}"] / width) ** 2
+    error += {"relu": 0.1, "tanh": 0.3, "gelu": 0.0, "sigmoid": 0.6}[p["activation"]]
+    return error + (p["dropout"] - 0.2) ** 2
+
+
+def mixed(args: argparse.Namespace) -> None:
+    problem = mixed_problem()
+    assert mixed_error(MIXED_OPTIMUM) == 0.0
+    problem.space.validate(MIXED_OPTIMUM)
+    results: dict[str, list[float]] = {}
+    for solver in args.solvers:
+        for seed in range(args.seeds):
+            study = Study(problem, solver, seed=seed, max_evaluations=args.budget)
+            results.setdefault(solver, []).append(study.optimize().value)
+            study.sampler.close()
+    rng = np.random.default_rng(0)
+    results["uniform sampling"] = [
+        min(mixed_error(p) for p in problem.space.sample(rng, args.budget))
+        for _ in range(args.seeds)
+    ]
+    record = {"machine": machine(), "budget": args.budget, "seeds": args.seeds, "best": results}
+    (RESULTS / "engine_mixed.json").write_text(json.dumps(record, indent=1) + "\n")
+    random_median = statistics.median(results["random"])
+    print(
+        f"| solver | median best ({args.seeds} seeds, {args.budget} evaluations) "
+        "| min-max | beats random |"
+    )
+    print("|---|---|---|---|")
+    for solver, values in results.items():
+        median = statistics.median(values)
+        verdict = "-" if solver == "random" else ("yes" if median < random_median else "no")
+        print(f"| {solver} | {median:.3f} | {min(values):.3f}-{max(values):.3f} | {verdict} |")
+
+
+# -- parallel and overhead -------------------------------------------------------------------
+
+
+def sleepy(params: dict[str, Any]) -> float:
+    time.sleep(0.1)
+    return (params["x"] - 0.3) ** 2
+
+
+def parallel(args: argparse.Namespace) -> None:
+    space = Space([Real("x", 0.0, 1.0), Real("y", 0.0, 1.0)])
+    rows = {}
+    for solver in ("random", "tpe"):
+        walls = {}
+        for n_jobs in (1, 4):
+            study = Study(Problem(space, sleepy), solver, seed=0, max_evaluations=40)
+            began = time.perf_counter()
+            study.optimize(n_jobs=n_jobs)
+            walls[n_jobs] = time.perf_counter() - began
+        rows[solver] = {
+            "one_worker_s": walls[1],
+            "four_workers_s": walls[4],
+            "ratio": walls[4] / walls[1],
+        }
+        print(
+            f"{solver}: 1 worker {walls[1]:.2f} s, 4 workers {walls[4]:.2f} s, "
+            f"ratio {walls[4] / walls[1]:.3f}"
+        )
+    (RESULTS / "engine_parallel.json").write_text(
+        json.dumps({"machine": machine(), "runs": rows}, indent=1) + "\n"
+    )
+
+
+def overhead(args: argparse.Namespace) -> None:
+    import torch
+
+    from olmp.models import build_model
+
+    model = build_model("lenet-300-100", (1, 28, 28), 10).eval()
+    images = torch.randn(1000, 1, 28, 28)
+    with torch.no_grad():
+        for _ in range(5):
+            model(images)
+        began = time.perf_counter()
+        for _ in range(50):
+            model(images)
+    forward = (time.perf_counter() - began) / 50
+    space = Space([Real(f"x{i}", -5.0, 5.0) for i in range(10)])
+    rows = {"forward_s": forward, "torch_threads": torch.get_num_threads()}
+    spent = [0.0]  # seconds inside the objective, not the engine's
+
+    def objective(params: dict[str, float]) -> float:
+        began = time.perf_counter()
+        value = sum(v * v for v in params.values())
+        spent[0] += time.perf_counter() - began
+        return value
+
+    for solver in ("random", "ncs"):
+        spent[0] = 0.0
+
+        study = Study(Problem(space, objective), solver, seed=0, max_evaluations=args.trials)
+        began = time.perf_counter()
+        study.optimize()
+        per_trial = (time.perf_counter() - began - spent[0]) / args.trials
+        rows[solver] = {"engine_s_per_trial": per_trial, "ratio": per_trial / forward}
+        print(
+            f"{solver}: {per_trial * 1e6:.0f} us per trial = {per_trial / forward:.2%} of a "
+            f"forward pass ({forward * 1e3:.2f} ms)"
+        )
+    (RESULTS / "engine_overhead.json").write_text(
+        json.dumps({"machine": machine(), **rows}, indent=1) + "\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="benchmark", required=True)
+    b = sub.add_parser("bbob")
+    b.add_argument("--solvers", nargs="+", default=list(SOLVERS))
+    b.add_argument("--dims", nargs="+", type=int, default=[2, 5, 10, 20])
+    b.add_argument("--functions", nargs="+", type=int, default=list(range(1, 25)))
+    b.add_argument("--instances", nargs="+", type=int, default=[1, 2, 3, 4, 5])
+    b.add_argument("--time-limit", type=float, default=120.0)
+    b.add_argument("--tag", default="")
+    b.add_argument("--report", action="store_true")
+    m = sub.add_parser("mixed")
+    m.add_argument("--solvers", nargs="+", default=list(SOLVERS))
+    m.add_argument("--budget", type=int, default=200)
+    m.add_argument("--seeds", type=int, default=9)
+    sub.add_parser("parallel")
+    o = sub.add_parser("overhead")
+    o.add_argument("--trials", type=int, default=2000)
+    args = parser.parse_args()
+    {"bbob": bbob, "mixed": mixed, "parallel": parallel, "overhead": overhead}[args.benchmark](args)
+
+
+if __name__ == "__main__":
+    main()
