@@ -332,11 +332,11 @@ def test_demo_trains_compresses_and_never_reuses_a_folder(tmp_path, capsys, monk
 
     from conftest import FAST_COMPRESS
 
-    import olmp.cli
+    import olmp.cli.demo
 
     # The demo's own defaults take minutes; the same path with a tiny search budget.
-    tiny = functools.partial(olmp.cli.CompressConfig, **FAST_COMPRESS)
-    monkeypatch.setattr(olmp.cli, "CompressConfig", tiny)
+    tiny = functools.partial(olmp.cli.demo.CompressConfig, **FAST_COMPRESS)
+    monkeypatch.setattr(olmp.cli.demo, "CompressConfig", tiny)
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
     assert "keep %" in capsys.readouterr().out  # ends with the per-layer table
@@ -351,7 +351,7 @@ def test_demo_trains_compresses_and_never_reuses_a_folder(tmp_path, capsys, monk
 
 
 def test_a_tolerance_given_in_points_gets_a_note_on_its_units(capsys):
-    from olmp.cli import _note_large_tolerance
+    from olmp.cli.compress import _note_large_tolerance
 
     _note_large_tolerance(0.5)
     err = " ".join(capsys.readouterr().err.split())  # as one line, however rich wrapped it
@@ -361,7 +361,7 @@ def test_a_tolerance_given_in_points_gets_a_note_on_its_units(capsys):
 
 
 def test_compress_explains_a_strict_val_rule(capsys):
-    from olmp.cli import _explain_selection
+    from olmp.cli.compress import _explain_selection
 
     result = {
         "compression_ratio": 10.0,

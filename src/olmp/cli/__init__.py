@@ -1,0 +1,67 @@
+"""The ``olmp`` command. Each subcommand is a thin layer over a public Python function,
+declared in a module of its own here (``add_command`` builds its parser and sets ``run``).
+A new command is a new module plus one line in :data:`COMMANDS`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from olmp import __version__
+from olmp.cli import compress, demo, evaluate, export, listing, report, solvers, train
+from olmp.cli.common import Formatter, Parser
+from olmp.console import console, install_warning_printer
+from olmp.errors import OlmpError
+
+#: The commands, in the order ``olmp --help`` lists them.
+COMMANDS = (train, evaluate, compress, demo, export, report, solvers, listing)
+
+EPILOG_MAIN = """\
+examples:
+  olmp demo
+  olmp compress --weights ref.safetensors --out runs/r1
+  olmp report runs/r1
+  olmp export runs/r1 --out r1.olmp.safetensors
+  olmp train --model lenet-300-100 --dataset mnist-5k --out ref.safetensors
+  olmp evaluate --weights ref.safetensors --json
+"""
+
+
+def build_parser() -> Parser:
+    """The argument parser of the ``olmp`` command."""
+    parser = Parser(
+        prog="olmp",
+        description="Compress trained PyTorch networks by layer-wise magnitude pruning "
+        "with thresholds chosen by derivative-free optimisation (OLMP).",
+        epilog=EPILOG_MAIN,
+        formatter_class=Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"olmp {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_command(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``olmp`` command; returns the exit status (2 for bad input)."""
+    args = build_parser().parse_args(argv)
+    install_warning_printer()
+    try:
+        return args.run(args)
+    except OlmpError as exc:
+        console.print(f"[red]olmp: error:[/] {exc}", highlight=False)
+        return 2
+    except OSError as exc:  # the disk or the system, not the input: one line all the same
+        console.print(f"[red]olmp: error:[/] {exc}", highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        hint = ""
+        if args.command == "compress":
+            hint = f"; finished rounds are saved in {args.out}: run the same command with --resume"
+        console.print(f"olmp: interrupted{hint}", highlight=False, soft_wrap=True)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

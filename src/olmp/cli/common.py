@@ -1,0 +1,124 @@
+"""What every ``olmp`` command shares: the parser, argument types, common options."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import NoReturn
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from olmp.console import ProgressLog, console
+from olmp.data import DATASETS
+from olmp.errors import unknown_choice
+from olmp.models import resolve_factory
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (the usage is a --help away) and exit
+    with status 2, like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        console.print(
+            f"[red]{self.prog}: error:[/] {message} (see {self.prog} --help)", highlight=False
+        )
+        raise SystemExit(2)
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed, an integer in [0, 2**31)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**31), got {value}")
+    return value
+
+
+def count(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def number(text: str) -> float:
+    """An argparse type: a finite number (the option's own range is checked later)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def epoch_progress(
+    total: int, label: str
+) -> tuple[AbstractContextManager[object], Callable[[int, float], None]]:
+    """A progress display over epochs and the callback that advances it: a rich bar on a
+    terminal, a line per epoch otherwise (a log file, CI)."""
+    if not console.is_terminal:
+        log = ProgressLog("epoch", total)
+        return contextlib.nullcontext(), lambda epoch, loss: log.step(epoch, f"loss {loss:.4f}")
+    progress = Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        TextColumn("epoch {task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task(label, total=total, loss=float("nan"))
+
+    def on_epoch(epoch: int, loss: float) -> None:
+        progress.update(task, completed=epoch, loss=loss)
+
+    return progress, on_epoch
+
+
+def check_names(model: str | None, dataset: str | None) -> None:
+    """Validate names before any work so bad input fails fast, with the choices listed."""
+    if model is not None:
+        resolve_factory(model)
+    if dataset is not None and dataset not in DATASETS:
+        raise unknown_choice("dataset", dataset, list(DATASETS))
+
+
+def fresh_dir(base: Path) -> Path:
+    """``base`` if it does not exist yet, else the first free ``base-2``, ``base-3``, ..."""
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def add_data_and_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="folder searched first for dataset files")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+
+
+def add_trust(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-model-code",
+        action="store_true",
+        help="build a model that the file records as package.module:factory (this imports "
+        "and runs that code; without it only registry models are built from a file)",
+    )

@@ -1,0 +1,62 @@
+"""``olmp evaluate``: val and test accuracy of a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from olmp.cli.common import (
+    Formatter,
+    add_data_and_device,
+    add_trust,
+    check_names,
+    seed,
+)
+from olmp.console import console
+from olmp.reference import evaluate_weights, pick_device
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    check_names(args.model, args.dataset)
+    pick_device(args.device)
+    result = evaluate_weights(
+        args.weights,
+        args.model,
+        args.dataset,
+        split_seed=args.split_seed,
+        data_dir=args.data_dir,
+        device=args.device,
+        trust_model_code=args.trust_model_code,
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{result['model']} on {result['dataset']}: "
+            f"val accuracy {result['val_accuracy']:.2%}, "
+            f"test accuracy {result['test_accuracy']:.2%}"
+        )
+    if "recorded_note" in result:
+        console.print(f"[yellow]note:[/] {result['recorded_note']}", highlight=False)
+    return 0
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    """Add this module's command(s) to the ``olmp`` parser."""
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="print val and test accuracy of a checkpoint",
+        description="Print the val and test accuracy of a checkpoint. Model, dataset and "
+        "split seed default to those recorded in the checkpoint.",
+        epilog="example:\n  olmp evaluate --model lenet-300-100 --dataset mnist-5k "
+        "--weights ref.safetensors --json",
+        formatter_class=Formatter,
+    )
+    evaluate.add_argument("--weights", required=True, help="checkpoint file")
+    evaluate.add_argument("--model", help="model name (default: from the checkpoint)")
+    evaluate.add_argument("--dataset", help="dataset name (default: from the checkpoint)")
+    evaluate.add_argument("--split-seed", type=seed, help="default: from the checkpoint")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    add_data_and_device(evaluate)
+    add_trust(evaluate)
+    evaluate.set_defaults(run=_evaluate)

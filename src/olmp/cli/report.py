@@ -1,0 +1,53 @@
+"""``olmp report``: a finished run's table, summary and plots."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from olmp.cli.common import (
+    Formatter,
+)
+from olmp.cli.compress import print_result
+from olmp.console import console
+from olmp.report import (
+    report_run,
+)
+
+
+def _report(args: argparse.Namespace) -> int:
+    result, plots = report_run(args.run_dir, args.plots)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_result(result)
+        options = result.get("config", {}).get("solver_options") or {}
+        solver = result["solver"] + "".join(f", {k}={v}" for k, v in options.items())
+        print(
+            f"{solver}, seed {result['seed']}: best of {result['rounds']} rounds "
+            f"is round {result['best_round']}"
+            + (" (fine-tuned at the end)" if result.get("best_fine_tuned") else "")
+            + (f"; rounds ended by {result['stop_reason']}" if result.get("stop_reason") else "")
+            + f"; {result['evaluations']:,} candidate evaluations, "
+            f"{result['wall_time_s']:.0f} s"
+        )
+    console.print(f"plots: {', '.join(str(p) for p in plots)}", highlight=False)
+    return 0
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    """Add this module's command(s) to the ``olmp`` parser."""
+    report = commands.add_parser(
+        "report",
+        help="show a finished run: per-layer table, summary, plots",
+        description="Print the per-layer table (shape, total, kept, keep %%, threshold) and "
+        "the summary of a finished run, and write PNG plots of compression and accuracy per "
+        "round and of the per-layer keep ratios (drawn from result.json, so rewriting them "
+        "loses nothing).",
+        epilog="examples:\n  olmp report runs/demo/compression\n  olmp report runs/r1 --json",
+        formatter_class=Formatter,
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished olmp compress")
+    report.add_argument("--plots", metavar="DIR", help="where the PNGs go (RUN_DIR/report)")
+    report.add_argument("--json", action="store_true", help="print the run's record as JSON")
+    report.set_defaults(run=_report)

@@ -1,0 +1,76 @@
+"""``olmp solvers``: the derivative-free solvers and what they support."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.table import Table
+
+from olmp.cli.common import (
+    Formatter,
+    count,
+    seed,
+)
+from olmp.console import print_table
+
+
+def _solvers(args: argparse.Namespace) -> int:
+    from olmp.solvers import check_solvers, describe_solvers
+
+    if args.check:
+        records = check_solvers(dim=args.dim, budget=args.budget, seed=args.seed)
+        failed = any(r["installed"] and r["error"] for r in records)
+        if args.json:
+            print(json.dumps(records, indent=2))
+            return 1 if failed else 0
+        table = Table(
+            title=f"shifted sphere in [-5, 5]^{args.dim}, {args.budget} evaluations, "
+            f"seed {args.seed}; f at the centre {records[0]['start']:.4g}"
+        )
+        for column in ("solver", "best f", "seconds", "note"):
+            table.add_column(column)
+        for r in records:
+            best = "-" if r["best"] is None else f"{r['best']:.3g}"
+            seconds = "-" if r["seconds"] is None else f"{r['seconds']:.2f}"
+            table.add_row(r["name"], best, seconds, r["error"] or "")
+        print_table(table)
+        return 1 if failed else 0
+    records = describe_solvers()
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    table = Table(title="solvers (olmp compress --solver NAME)")
+    for column in ("name", "installed", "backend", "supports", "options (--solver-option)"):
+        table.add_column(column)
+    for r in records:
+        installed = "yes" if r["installed"] else f"no: {r['install']}"
+        options = ", ".join(r["options"]) or "-"
+        table.add_row(r["name"], installed, r["backend"], r["supports"], options)
+    print_table(table)
+    return 0
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    """Add this module's command(s) to the ``olmp`` parser."""
+    solvers = commands.add_parser(
+        "solvers",
+        help="list the derivative-free solvers; --check runs the installed ones",
+        description="List every solver that olmp compress --solver accepts: what it "
+        "supports (variable kinds, candidates per ask, constraints), its backend library "
+        "and licence, and whether that is installed. Optional backends install as extras, "
+        "e.g. pip install 'olmp[tpe]' or 'olmp[solvers]' for all but bobyqa, whose "
+        "Py-BOBYQA is GPL-3.0+ (pip install 'olmp[bobyqa]'). --check runs each installed "
+        "solver on a shifted sphere, by default in [-5, 5]^10 with 500 evaluations and "
+        "seed 0, and reports the best value each reached.",
+        epilog="example:\n  olmp solvers --check",
+        formatter_class=Formatter,
+    )
+    solvers.add_argument("--check", action="store_true", help="run each installed solver")
+    solvers.add_argument("--json", action="store_true", help="print a JSON list")
+    solvers.add_argument("--dim", type=count, default=10, help="--check: dimension (default 10)")
+    solvers.add_argument(
+        "--budget", type=count, default=500, help="--check: evaluations per solver (default 500)"
+    )
+    solvers.add_argument("--seed", type=seed, default=0, help="--check: seed (default 0)")
+    solvers.set_defaults(run=_solvers)
