@@ -54,7 +54,8 @@ def bbob_run(solver: str, fid: int, dim: int, instance: int, time_limit: float) 
 
     problem = cocoex.BareProblem("bbob", fid, dim, instance)
     f_opt = float(problem.best_value())
-    space = Space([Real(f"x{i:02d}", -5.0, 5.0) for i in range(dim)])
+    width = len(str(dim - 1))  # the names benchmarks/solvers.py gave (TPE orders by them)
+    space = Space([Real(f"x{i:0{width}d}", -5.0, 5.0) for i in range(dim)])
     names = space.names
 
     def objective(params: dict[str, float]) -> float:
@@ -143,25 +144,40 @@ def bbob_tables(runs: list[dict[str, Any]]) -> str:
                 text += f" ({limited} runs cut at the time limit)"
             cells.append(text)
         lines.append(f"| {solver} | " + " | ".join(cells) + " |")
-    old = ["", "Final f - f_opt, median (min-max) over instances, the old protocol's cells:", ""]
-    old.append("| function | dim | " + " | ".join(solvers) + " |")
-    old.append("|---|---" + "|---" * len(solvers) + "|")
-    for fid in (1, 2, 3, 8):
+    return "\n".join([*lines, "", *against_the_old_figures(runs, solvers)])
+
+
+#: The record of the solvers before the move (benchmarks/solvers.py, commit b44c07d).
+OLD_RECORD = RESULTS / "solvers_bbob.json"
+
+
+def against_the_old_figures(runs: list[dict[str, Any]], solvers: list[str]) -> list[str]:
+    """ECDF areas on the old record's cells (f1, f2, f3, f8; d = 2, 10), before and now."""
+    old_runs = []
+    for run in json.loads(OLD_RECORD.read_text())["runs"]:
+        hits = []
+        for k in TARGET_EXPONENTS:
+            reached = [e for e, best in run["trace"] if best <= 10.0**k]
+            hits.append(min(reached) if reached else None)
+        old_runs.append({**run, "fid": run["function"], "hits": hits})
+    lines = [
+        "ECDF area on f1, f2, f3, f8 (the functions of the old record), before the move -> now:"
+    ]
+    lines += ["", "| solver | d = 2 | d = 10 |", "|---|---|---|"]
+    for solver in solvers:
+        cells = []
         for dim in (2, 10):
-            cells = []
-            for solver in solvers:
-                finals = [
-                    r["final"]
-                    for r in runs
-                    if (r["solver"], r["fid"], r["dim"]) == (solver, fid, dim)
-                ]
-                cells.append(
-                    f"{statistics.median(finals):.1e} ({min(finals):.1e}-{max(finals):.1e})"
-                    if finals
-                    else "-"
-                )
-            old.append(f"| f{fid} | {dim} | " + " | ".join(cells) + " |")
-    return "\n".join(lines + old)
+            now = [
+                r
+                for r in runs
+                if r["solver"] == solver and r["dim"] == dim and r["fid"] in (1, 2, 3, 8)
+            ]
+            before = [r for r in old_runs if r["solver"] == solver and r["dim"] == dim]
+            cells.append(
+                f"{ecdf_area(before):.3f} -> {ecdf_area(now):.3f}" if now and before else "-"
+            )
+        lines.append(f"| {solver} | " + " | ".join(cells) + " |")
+    return lines
 
 
 # -- mixed --------------------------------------------------------------------------------
@@ -249,7 +265,8 @@ def mixed(args: argparse.Namespace) -> None:
     print("|---|---|---|---|")
     for solver, values in results.items():
         median = statistics.median(values)
-        verdict = "-" if solver == "random" else ("yes" if median < random_median else "no")
+        reference = solver in ("random", "uniform sampling")
+        verdict = "-" if reference else ("yes" if median < random_median else "no")
         print(f"| {solver} | {median:.3f} | {min(values):.3f}-{max(values):.3f} | {verdict} |")
 
 

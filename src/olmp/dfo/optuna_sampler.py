@@ -44,6 +44,7 @@ class TPESampler(Sampler):
         self.study = optuna.create_study(direction="minimize", sampler=sampler)
         self._open: dict[int, Any] = {}
         self._distributions = {v.name: self._distribution(v) for v in space}
+        self._asked_any = False
 
     def _distribution(self, variable: Any) -> Any:
         d = self._optuna.distributions
@@ -76,6 +77,11 @@ class TPESampler(Sampler):
             )
 
     def ask(self, trial_id: int) -> dict[str, Any]:
+        if not self._asked_any and not self.warm:
+            # The first trial is the centre of the box, as for the other solvers.
+            centre = self.box.decode(0.5 * (self.box.lower + self.box.upper))
+            self.study.enqueue_trial(self._to_optuna(centre))
+        self._asked_any = True
         trial = self.study.ask()
         self._open[trial_id] = trial
         params: dict[str, Any] = {}

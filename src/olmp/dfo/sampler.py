@@ -6,7 +6,9 @@ result of any asked trial, in any order, and :meth:`Sampler.warm_start` passes t
 of earlier trials before the first ask. The study's loop, budgets and record live apart.
 
 :class:`BoxSampler` runs any box solver (:class:`~olmp.dfo.solvers.base.Solver`) on a
-space through its unit-box transform. A box solver wants the results of a whole population
+space through its unit-box transform (:class:`Coordinates`; a space of plain real
+variables is searched in its own box, so a box solver there runs exactly as through
+:func:`olmp.solvers.make_solver`). A box solver wants the results of a whole population
 (``ask`` gives ``popsize`` rows) before it proposes more, told row by row in its order, so
 the sampler hands the rows out as trials one at a time, keeps results that come back early,
 and tells the solver once every row of the population has come back. Hence its trials do
@@ -25,7 +27,7 @@ import numpy as np
 
 from olmp.dfo.solvers.base import Solver
 from olmp.dfo.solvers.checks import Option, check_options, integer, real
-from olmp.dfo.space import Space
+from olmp.dfo.space import Real, Space
 
 #: Common solver arguments a study passes through its ``options`` (``sigma0``: the initial
 #: step as a fraction of the unit box; ``popsize``: candidates per population).
@@ -54,6 +56,32 @@ class Told:
 def best_of(records: Sequence[Told]) -> Told | None:
     """The least violating record, then the least value (``None`` for none)."""
     return min(records, key=lambda r: (r.violation, r.value), default=None)
+
+
+class Coordinates:
+    """The box a box solver searches for ``space``: the unit box of
+    :meth:`~olmp.dfo.space.Space.to_unit`, or, when every variable is a linear real one
+    without a condition, the variables' own box (no transform at all)."""
+
+    def __init__(self, space: Space) -> None:
+        self.space = space
+        self.plain = all(isinstance(v, Real) and not v.log and not v.when for v in space)
+        if self.plain:
+            self.names = space.names
+            self.lower = np.array([v.low for v in space], dtype=float)  # type: ignore[attr-defined]
+            self.upper = np.array([v.high for v in space], dtype=float)  # type: ignore[attr-defined]
+        else:
+            self.lower, self.upper = np.zeros(space.dim), np.ones(space.dim)
+
+    def decode(self, x: np.ndarray) -> dict[str, Any]:
+        if self.plain:
+            return dict(zip(self.names, x.tolist(), strict=True))
+        return self.space.from_unit(x)
+
+    def encode(self, params: dict[str, Any]) -> np.ndarray:
+        if self.plain:
+            return np.array([params[name] for name in self.names], dtype=float)
+        return self.space.to_unit(params)
 
 
 class Sampler:
@@ -86,6 +114,7 @@ class Sampler:
         self.budget = budget
         self.options = dict(options or {})
         self.warm: list[Told] = []
+        self.box = Coordinates(space)
 
     def warm_start(self, records: Sequence[Told]) -> None:
         """Learn from earlier results before the first :meth:`ask` (default: keep them)."""
@@ -109,7 +138,7 @@ class BoxSampler(Sampler):
 
     def __init__(self, solver: type[Solver], space: Space, **kwargs: Any) -> None:
         super().__init__(solver, space, **kwargs)
-        self.box: Solver | None = None  # built at the first ask, after any warm start
+        self.solver: Solver | None = None  # built at the first ask, after any warm start
         self._rows = np.empty((0, space.dim))
         self._results: list[Told | None] = []
         self._handed = 0
@@ -117,58 +146,70 @@ class BoxSampler(Sampler):
 
     def _build(self) -> Solver:
         best = best_of([r for r in self.warm if math.isfinite(r.value)])
-        x0 = None if best is None else self.space.to_unit(best.params)
-        dim = self.space.dim
-        box = self.solver_class(np.zeros(dim), np.ones(dim), x0=x0, seed=self.seed, **self.options)
+        x0 = None if best is None else self.box.encode(best.params)
+        options = dict(self.options)
+        if options.get("sigma0") is not None:  # a fraction of the box, per coordinate
+            options["sigma0"] = options["sigma0"] * (self.box.upper - self.box.lower)
+        solver = self.solver_class(self.box.lower, self.box.upper, x0=x0, seed=self.seed, **options)
         if self.budget is not None:
-            box.plan(self.budget)
-        return box
+            solver.plan(self.budget)
+        return solver
 
     def ask(self, trial_id: int) -> dict[str, Any] | None:
-        if self.box is None:
-            self.box = self._build()
+        if self.solver is None:
+            self.solver = self._build()
         if self._handed == len(self._rows):
             if any(r is None for r in self._results):
                 return None  # the population is out; wait for its results
-            self._rows = self.box.ask()
+            self._rows = self.solver.ask()
             self._results = [None] * len(self._rows)
             self._handed = 0
         row = self._handed
         self._handed += 1
         self._row_of[trial_id] = row
-        return self.space.from_unit(self._rows[row])
+        return self.box.decode(self._rows[row])
 
     def tell(self, trial_id: int, record: Told) -> None:
         self._results[self._row_of.pop(trial_id)] = record
         if self._handed == len(self._rows) and all(r is not None for r in self._results):
-            assert self.box is not None
+            assert self.solver is not None
             told = [r for r in self._results if r is not None]
             values = [r.value for r in told]
             constraints = [r.constraints for r in told] if self.n_constraints else None
-            self.box.tell(self._rows, values, constraints)
+            self.solver.tell(self._rows, values, constraints)
 
     def close(self) -> None:
-        if self.box is not None:
-            self.box.close()
+        if self.solver is not None:
+            self.solver.close()
 
 
 class RandomSampler(Sampler):
-    """Gaussian steps (``sigma0`` of the unit box, default 0.2) around the best result told
-    so far, one trial at a time, so any number may be out at once. ``x0`` (the box centre,
-    or the best warm-start point) is the centre until a result is told."""
+    """Random search around the incumbent (``random``), asking ahead.
+
+    As the box solver :class:`~olmp.dfo.solvers.random_search.RandomSearch`: blocks of
+    ``popsize`` (default 10) points ``x_best + sigma0 * N(0, I)`` clipped into the box
+    (``sigma0``: 0.2 of the box by default), ``x_best`` the best result told when the
+    block is drawn (``x0``, the box centre or the best warm-start point, before any). A
+    study run one trial at a time therefore asks exactly what the box solver would; but
+    the next block is drawn at once, whether or not the last one has come back, so any
+    number of trials may be out.
+    """
 
     def __init__(self, solver: type[Solver], space: Space, **kwargs: Any) -> None:
         super().__init__(solver, space, **kwargs)
         self.rng = np.random.default_rng(self.seed)
-        self.sigma = float(self.options.get("sigma0", 0.2))
+        width = self.box.upper - self.box.lower
+        self.sigma = float(self.options.get("sigma0") or 0.2) * width
+        self.popsize = int(self.options.get("popsize") or 10)
         self.best: Told | None = None
-        self._centre = np.full(space.dim, 0.5)
-        self._drawn: dict[int, np.ndarray] = {}  # the unit point of each trial out
+        self._centre = 0.5 * (self.box.lower + self.box.upper)
+        self._block = np.empty((0, space.dim))
+        self._drawn: dict[int, np.ndarray] = {}  # the point of each trial out
 
     def warm_start(self, records: Sequence[Told]) -> None:
         super().warm_start(records)
         for record in records:
-            self._consider(record, self.space.to_unit(record.params))
+            self._consider(record, self.box.encode(record.params))
 
     def _consider(self, record: Told, point: np.ndarray) -> None:
         if not math.isfinite(record.value):
@@ -183,9 +224,11 @@ class RandomSampler(Sampler):
             self._centre = point
 
     def ask(self, trial_id: int) -> dict[str, Any]:
-        step = self.sigma * self.rng.standard_normal(self.space.dim)
-        self._drawn[trial_id] = point = np.clip(self._centre + step, 0.0, 1.0)
-        return self.space.from_unit(point)
+        if not len(self._block):
+            steps = self.sigma * self.rng.standard_normal((self.popsize, self.space.dim))
+            self._block = np.clip(self._centre + steps, self.box.lower, self.box.upper)
+        self._drawn[trial_id], self._block = self._block[0], self._block[1:]
+        return self.box.decode(self._drawn[trial_id])
 
     def tell(self, trial_id: int, record: Told) -> None:
         self._consider(record, self._drawn.pop(trial_id))

@@ -55,24 +55,10 @@ def make_solver(name: str, lower: ArrayLike, upper: ArrayLike, **kwargs: Any) ->
     return _engine.make_solver(name, lower, upper, **kwargs)
 
 
+# The compressor's names (the engine's own list is olmp.dfo.solvers.__all__).
 __all__ = [
-    "BOBYQA",
-    "CMAES",
-    "COBYQA",
-    "COMMON_ARGUMENTS",
-    "MADS",
-    "NCS",
-    "SOLVERS",
-    "TPE",
-    "VARIABLE_KINDS",
-    "RandomSearch",
-    "SRacos",
-    "Solver",
-    "check_solver_options",
-    "check_solvers",
-    "describe_solvers",
-    "make_solver",
-    "parse_solver_options",
-    "register_solver",
-    "solver_options",
-]
+    "BOBYQA", "CMAES", "COBYQA", "COMMON_ARGUMENTS", "MADS", "NCS", "SOLVERS", "TPE",
+    "VARIABLE_KINDS", "RandomSearch", "SRacos", "Solver", "check_solver_options",
+    "check_solvers", "describe_solvers", "make_solver", "parse_solver_options",
+    "register_solver", "solver_options",
+]  # fmt: skip
