@@ -1,4 +1,4 @@
-"""Child process that runs NOMAD's suggest/observe for :mod:`olmp.solvers.mads`.
+"""Child process that runs NOMAD's suggest/observe for :mod:`olmp.dfo.solvers.mads`.
 
 NOMAD 4.6 aborts the whole process on some internal errors (an uncaught C++ exception), so
 the MADS adapter keeps it out of the caller's process. This file is run by path (``python

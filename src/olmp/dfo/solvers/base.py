@@ -30,6 +30,13 @@ Two optional hooks widen the problem without changing the default above:
   ``fitness + constraint_penalty * sum(max(c, 0))``. Best-so-far prefers the smallest
   total violation, then the smallest fitness, for every solver.
 
+A solver's own options are declared as data (``options = {"r": Option(0.99, check)}``,
+see :mod:`olmp.dfo.solvers.checks`): the one constructor here stores and checks them, so no
+solver repeats it. What the engine (:mod:`olmp.dfo`) needs to know is declared beside them:
+:attr:`Solver.kind_handling`, :attr:`Solver.native_constraints`,
+:attr:`Solver.native_fidelities`, :attr:`Solver.parallel_asks`,
+:attr:`Solver.order_dependent` and :attr:`Solver.sampler`.
+
 Solvers whose library is an optional extra say so through :meth:`Solver.available` and
 raise :class:`~olmp.errors.OlmpError` with the ``pip install`` line when built without it.
 """

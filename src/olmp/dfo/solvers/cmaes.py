@@ -24,7 +24,7 @@ class CMAES(Solver):
     How awkward tells are handled, honestly rather than by inventing information:
 
     * Partial population (fewer rows than asked, e.g. the last batch of
-      :meth:`~olmp.solvers.base.Solver.minimize`): pycma can only update from complete
+      :meth:`~olmp.dfo.solvers.base.Solver.minimize`): pycma can only update from complete
       populations, so the rows count towards best-so-far and ``n_evaluations`` but the
       search distribution is left unchanged; the next :meth:`ask` samples afresh from it.
     * ``NaN``/``+inf`` fitness: CMA-ES only uses the ranking of a population, so such values

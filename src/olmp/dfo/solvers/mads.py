@@ -166,7 +166,7 @@ class MADS(Solver):
 
     Args:
         lower, upper, x0, sigma0, popsize, seed, space: See
-            :class:`~olmp.solvers.base.Solver`. ``popsize`` is the most rows one ask
+            :class:`~olmp.dfo.solvers.base.Solver`. ``popsize`` is the most rows one ask
             returns (default 10); ``sigma0`` the initial frame size.
     """
 

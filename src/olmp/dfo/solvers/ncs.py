@@ -125,7 +125,7 @@ class NCS(Solver):
 
     Args:
         lower, upper, x0, sigma0, popsize, seed, space: See
-            :class:`~olmp.solvers.base.Solver`.
+            :class:`~olmp.dfo.solvers.base.Solver`.
             ``popsize`` is the number of searches ``N`` (default 10, at least 2 because
             diversity is measured against the other searches).
         max_evaluations: Planned length of the run, over which ``lambda_sigma`` is annealed

@@ -30,7 +30,7 @@ for Ray Tune), which this adapter drives, so no thread is needed. How it is driv
   ``seed`` and the global ``numpy.random`` state is left as it was. This is not safe if
   another thread uses ``numpy.random`` at the same time.
 * Integer and categorical variables are rounded by the base class; constraints are folded
-  into fitness as a penalty (see :mod:`olmp.solvers.base`).
+  into fitness as a penalty (see :mod:`olmp.dfo.solvers.base`).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class SRacos(Solver):
 
     Args:
         lower, upper, x0, sigma0, popsize, seed, space: See
-            :class:`~olmp.solvers.base.Solver` (``sigma0`` is unused; default ``popsize`` 1).
+            :class:`~olmp.dfo.solvers.base.Solver` (``sigma0`` is unused; default ``popsize`` 1).
         max_evaluations: Planned length of the run, from which ``train_size`` and
             ``positive_size`` default as in ZOOpt (12 and 2 for 101-1000 evaluations). If
             ``None``, :meth:`minimize` uses its budget; plain ask/tell assumes 1000.

@@ -15,7 +15,7 @@ is thin: one optuna trial per candidate, one variable ``x00, x01, ...`` per coor
 * ``x0`` is the first trial (``enqueue_trial``); ``sigma0`` is not used (TPE samples from
   density models over the whole box, it has no step size).
 * Rows not told (a partial tell, or asking again without telling) are offered again at the
-  next :meth:`~olmp.solvers.base.Solver.ask`: their trials stay open until told.
+  next :meth:`~olmp.dfo.solvers.base.Solver.ask`: their trials stay open until told.
 * Fitness ``+inf`` (and ``NaN``, which the base class turns into ``+inf``) is told as is;
   optuna ranks it last.
 * Setting up quiets optuna's logger to warnings, for the whole process.
@@ -36,7 +36,7 @@ class TPE(Solver):
 
     Args:
         lower, upper, x0, sigma0, popsize, seed, space: See
-            :class:`~olmp.solvers.base.Solver` (``sigma0`` is unused; default ``popsize`` 1).
+            :class:`~olmp.dfo.solvers.base.Solver` (``sigma0`` is unused; default ``popsize`` 1).
         n_startup_trials: Random trials before the density models take over (optuna's
             default, 10).
     """
