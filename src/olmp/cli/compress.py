@@ -121,9 +121,10 @@ def run_compression(
     *,
     resume: bool = False,
     force: bool = False,
+    recipe: dict | None = None,
 ) -> dict:
     """Run :func:`olmp.compress` with progress over rounds (a bar on a terminal, a line per
-    round otherwise); print the layer table."""
+    round otherwise); print the layer table. ``recipe``: the reference's training recipe."""
     log = ProgressLog("round", config.max_rounds, limit_s=config.max_time_s)
     progress = Progress(
         TextColumn("[bold]compressing[/]"),
@@ -156,6 +157,7 @@ def run_compression(
             force=force,
             metadata=metadata,
             on_round=on_round,
+            recipe=recipe,
         )
     print_result(result)
     _explain_selection(result)
@@ -230,7 +232,16 @@ def _compress(args: argparse.Namespace) -> int:
         "dataset": splits.name,
         "weights": str(args.weights),
     }
-    run_compression(model, splits, config, run_dir, metadata, resume=args.resume, force=args.force)
+    run_compression(
+        model,
+        splits,
+        config,
+        run_dir,
+        metadata,
+        resume=args.resume,
+        force=args.force,
+        recipe=meta.get("recipe"),
+    )
     return 0
 
 
@@ -330,7 +341,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "--augment-shift",
         type=int,
         metavar="PIXELS",
-        help="random-shift augmentation while retraining",
+        help="random-shift augmentation while retraining (default: the checkpoint's "
+        "training recipe, 0 when it records none)",
     )
     comp.add_argument(
         "--distill",
