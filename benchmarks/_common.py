@@ -132,17 +132,17 @@ def olmp_run(
 
     from olmp.compress import STATE_JSON, CompressConfig, compress
     from olmp.reference import load_weights
-    from olmp.training import default_recipe
 
     # Settings equal to the defaults do not make a different run (nor a different folder).
     defaults = CompressConfig()
     overrides = {k: v for k, v in (overrides or {}).items() if getattr(defaults, k) != v}
     weights = reference_checkpoint(model, dataset, seed, workdir)
     net, splits, reference = load_weights(weights)
+    # What `olmp compress --weights REF --seed S` runs: the reference's recipe fills in the
+    # training options.
     config = replace(
-        CompressConfig(seed=seed, augment_shift=default_recipe(model, dataset).max_shift),
-        **{k: v for k, v in overrides.items() if k != "seed"},
-    )
+        CompressConfig(seed=seed), **{k: v for k, v in overrides.items() if k != "seed"}
+    ).with_recipe(reference["recipe"])
     tag = "".join(f"_{k}-{override_text(v)}" for k, v in sorted(overrides.items()))
     tag = tag or "_defaults"
     run_dir = Path(workdir) / f"run-{model}-{dataset}{tag}_seed-{seed}"
@@ -163,6 +163,7 @@ def olmp_run(
         resume=resume,
         force=not resume,
         metadata={"model": model, "dataset": dataset, "weights": str(weights)},
+        recipe=reference["recipe"],
     )
     return run_dir, result, reference
 

@@ -110,7 +110,7 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
             augment_shift=shift,
             lr=lr,
             tolerance=tolerance,
-            batch_size=CompressConfig.batch_size,
+            batch_size=default_recipe(model_name, dataset).batch_size,
             dns_coefficients=coefficients,
             seed=seed,
         )

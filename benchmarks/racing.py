@@ -109,10 +109,8 @@ def main() -> None:
     model, splits, _ = load_weights(weights)
     recipe = default_recipe(model_name, dataset)
     config = replace(
-        CompressConfig(seed=args.seed, augment_shift=recipe.max_shift),
-        max_rounds=args.rounds,
-        final_steps=0,
-    )
+        CompressConfig(seed=args.seed), max_rounds=args.rounds, final_steps=0
+    ).with_recipe(recipe)
     task = LoggingTask(splits, batch_size=config.batch_size, augment_shift=config.augment_shift)
     compress(model, task=task, config=config)  # the rounds whose candidates are replayed
 

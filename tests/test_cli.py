@@ -382,3 +382,35 @@ def test_compress_explains_a_strict_val_rule(capsys):
     result["history"].pop()
     _explain_selection(result)
     assert capsys.readouterr().err == ""
+
+
+def test_cli_and_python_api_make_the_same_run(digits_checkpoint, tmp_path):
+    """The CLI's defaults take the checkpoint's training recipe (digits: batch 32); the
+    Python API given the same recipe makes the same run, number for number."""
+    import olmp
+
+    fast = {"max_rounds": 2, "evaluations_per_round": 20, "adjust_steps": 10, "final_steps": 10}
+    flags = ["--rounds", "2", "--evaluations-per-round", "20", "--adjust-steps", "10"]
+    flags += ["--final-steps", "10"]
+    cli_dir = tmp_path / "cli"
+    assert (
+        main(["compress", "--weights", str(digits_checkpoint), "--out", str(cli_dir), *flags]) == 0
+    )
+    from_cli = json.loads((cli_dir / "result.json").read_text())
+
+    model, splits, meta = olmp.load_weights(digits_checkpoint)
+    config = olmp.CompressConfig(**fast)
+    _, from_api = olmp.compress(model, splits, config, recipe=meta["recipe"])
+    assert from_cli["config"]["batch_size"] == meta["recipe"]["batch_size"] == 32
+    assert from_api["config"] == from_cli["config"]
+    for key in ("compression_ratio", "val_accuracy", "test_accuracy", "layers"):
+        assert from_api[key] == from_cli[key], key
+
+    def untimed(history):
+        return [{k: v for k, v in h.items() if k != "elapsed_s"} for h in history]
+
+    assert untimed(from_api["history"]) == untimed(from_cli["history"])
+
+    model, splits, _ = olmp.load_weights(digits_checkpoint)
+    _, without = olmp.compress(model, splits, config)  # no recipe: batch 64, no shift
+    assert without["config"]["batch_size"] == 64

@@ -268,3 +268,51 @@ def test_change_line_speaks_the_metric_and_needs_outcomes():
     assert "9 now wrong, 3 now right" in change_line(record | {"metric": "accuracy"})
     assert change_line(record | {"paired_change": None}) is None
     assert change_line({"metric": "accuracy"}) is None  # a record from before the field
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        return torch.relu(x + self.bn(self.conv(x)))
+
+
+def _small_resnet(input_shape, num_classes):
+    """BatchNorm, a residual connection, dropout and LayerNorm: what LeNets lack."""
+    c = 8
+    return nn.Sequential(
+        nn.Conv2d(input_shape[0], c, 3, padding=1),
+        nn.BatchNorm2d(c),
+        nn.ReLU(),
+        _Residual(c),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(0.1),
+        nn.LayerNorm(c),
+        nn.Linear(c, num_classes),
+    )
+
+
+def test_any_module_compresses_exports_and_loads_back(digits_reference, tmp_path):
+    from olmp.training import TrainConfig, train
+
+    splits = digits_reference[1]
+    torch.manual_seed(0)
+    model = train(_small_resnet(splits.input_shape, 10), splits.train, TrainConfig(epochs=3))
+    config = CompressConfig(**(FAST_COMPRESS | {"tolerance": 0.05}))
+    run_dir = tmp_path / "run"
+    pruned, result = compress(model, splits, config, run_dir=run_dir, metadata={"model": "mine"})
+    assert result["compression_ratio"] > 1.0
+    names = [row["name"] for row in result["layers"]]
+    assert names == ["0", "3.conv", "8"]  # convolutions and the Linear; no norm layers
+    record = export_run(run_dir, tmp_path / "mine.olmp.safetensors")
+    assert "accuracy_note" in record  # "mine" is no registry model: not rebuilt
+    loaded = load_compressed(
+        tmp_path / "mine.olmp.safetensors", model=_small_resnet(splits.input_shape, 10)
+    )
+    x = splits.test.x[:64]
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), pruned.eval()(x))

@@ -47,7 +47,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,7 @@ from olmp.task import (
     paired_changes,
     reported_outcomes,
 )
-from olmp.training import model_device
+from olmp.training import TrainConfig, model_device
 
 STATE_JSON = "state.json"
 RESULT_JSON = "result.json"
@@ -98,6 +98,7 @@ PRUNED_CHECKPOINT = "pruned.safetensors"
 HISTORY_JSON = "history.json"
 PLOT_PNG = "progress.png"
 ADJUST_MODES = ("dns", "finetune")
+FALLBACK_BATCH_SIZE = 64  # retraining batch when the reference's recipe is not known
 #: Val's expected paired standard error (a fraction) above which, when it is also above
 #: the tolerance, a run warns that val is too small (see ``_warn_if_val_is_small``).
 SMALL_VAL_ERROR = 0.01
@@ -189,9 +190,14 @@ class CompressConfig:
             last rounds overshot it.
         distill: weight of knowledge distillation from the dense reference in every
             retraining (0 turns it off).
-        batch_size: training batch size.
-        augment_shift: random-shift augmentation (pixels) while retraining; use the
-            reference recipe's value (the CLI does).
+        batch_size, augment_shift: the retraining's batch size and random-shift
+            augmentation (pixels). ``None`` (the default): the reference's own training
+            recipe (``recipe=`` of :func:`compress`, which the CLI reads from the
+            checkpoint), else 64 and 0 — so a network is retrained as it was trained, and
+            the CLI, the Python API and the demo make the same run from the same file.
+            The learning rates are OLMP's own (``adjust_lr``, ``final_lr``): a pruned
+            network's retraining is gentler than training from scratch (higher rates
+            measured worse, BENCHMARKS.md).
         prune_biases: mask biases with their layer's threshold too (the paper did).
         include, exclude: name patterns choosing the prunable layers.
         min_keep: smallest keep fraction the ``keep-ratio`` search may give a layer.
@@ -225,8 +231,8 @@ class CompressConfig:
     final_margin: float = 0.01
     final_order: str = "bisect"
     distill: float = 0.0
-    batch_size: int = 64
-    augment_shift: int = 0
+    batch_size: int | None = None
+    augment_shift: int | None = None
     prune_biases: bool = False
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
@@ -268,11 +274,14 @@ class CompressConfig:
             "patience",
             "adjust_steps",
             "mask_update_every",
-            "batch_size",
         ):
             check(name, getattr(self, name) >= 1, "at least 1")
-        for name in ("final_steps", "final_candidates", "augment_shift"):
+        if self.batch_size is not None:
+            check("batch_size", self.batch_size >= 1, "at least 1, or None for the recipe's")
+        for name in ("final_steps", "final_candidates"):
             check(name, getattr(self, name) >= 0, "at least 0")
+        if self.augment_shift is not None:
+            check("augment_shift", self.augment_shift >= 0, "at least 0, or None for the recipe's")
         for name in ("adjust_lr", "final_lr"):
             check(name, finite(name) and getattr(self, name) > 0, "a positive number")
         if self.backtrack_after is not None:
@@ -328,6 +337,23 @@ class CompressConfig:
         for name, old_behaviour in FIELDS_ADDED_LATER.items():
             values.setdefault(name, old_behaviour)
         return cls(**values)
+
+    def with_recipe(self, recipe: TrainConfig | dict[str, Any] | None) -> CompressConfig:
+        """This config with the options left to the reference's training recipe
+        (``None``) taken from ``recipe`` (a :class:`~olmp.training.TrainConfig` or its
+        dict, as checkpoints record it), or their fallbacks (batch 64, no shift)."""
+        if isinstance(recipe, TrainConfig):
+            recipe = recipe.to_dict()
+        recipe = recipe or {}
+        shift = self.augment_shift
+        batch = self.batch_size
+        return replace(
+            self,
+            augment_shift=int(recipe.get("max_shift", 0)) if shift is None else shift,
+            batch_size=int(recipe.get("batch_size", FALLBACK_BATCH_SIZE))
+            if batch is None
+            else batch,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON-friendly values."""
@@ -1150,6 +1176,7 @@ def compress(
     force: bool = False,
     metadata: dict[str, Any] | None = None,
     on_round: Callable[[dict[str, Any], RunState], None] | None = None,
+    recipe: TrainConfig | dict[str, Any] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Compress a trained ``model`` with OLMP; returns ``(pruned model, result record)``.
 
@@ -1172,6 +1199,10 @@ def compress(
         force: start anew in a non-empty ``run_dir``.
         metadata: extra fields for the run record (model name, dataset, ...).
         on_round: called with each round's history entry and the run state.
+        recipe: how ``model`` was trained (what :func:`olmp.load_weights` returns as
+            ``metadata["recipe"]``): retraining uses its batch size and augmentation unless
+            ``config`` sets them. The CLI passes the checkpoint's; pass it too for the same
+            run from Python.
 
     The pruned model has ``W ⊙ M`` in its parameters. Result fields include
     ``compression_ratio`` (weights only), ``compression_ratio_with_biases``,
@@ -1183,11 +1214,13 @@ def compress(
 
     Example:
         >>> import olmp
-        >>> model, splits, _ = olmp.load_weights("ref.safetensors")  # doctest: +SKIP
-        >>> pruned, result = olmp.compress(model, splits, run_dir="runs/r1")  # doctest: +SKIP
+        >>> model, splits, meta = olmp.load_weights("ref.safetensors")  # doctest: +SKIP
+        >>> pruned, result = olmp.compress(  # doctest: +SKIP
+        ...     model, splits, recipe=meta.get("recipe"), run_dir="runs/r1"
+        ... )
         >>> result["compression_ratio"]  # doctest: +SKIP
     """
-    config = config or CompressConfig()
+    config = (config or CompressConfig()).with_recipe(recipe)
     path = Path(run_dir) if run_dir is not None else None
     model_name = (metadata or {}).get("model", type(model).__name__)
     for name, tensor in model.state_dict().items():

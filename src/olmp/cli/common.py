@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -33,12 +33,16 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def seed(text: str) -> int:
-    """An argparse type: a seed, an integer in [0, 2**31)."""
+def _integer(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed, an integer in [0, 2**31)."""
+    value = _integer(text)
     if not 0 <= value < 2**31:
         raise argparse.ArgumentTypeError(f"must be in [0, 2**31), got {value}")
     return value
@@ -46,10 +50,7 @@ def seed(text: str) -> int:
 
 def count(text: str) -> int:
     """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -122,3 +123,29 @@ def add_trust(parser: argparse.ArgumentParser) -> None:
         help="build a model that the file records as package.module:factory (this imports "
         "and runs that code; without it only registry models are built from a file)",
     )
+
+
+def add_weights_options(parser: argparse.ArgumentParser, weights_help: str) -> None:
+    """``--weights`` and what may override the checkpoint's record of how to rebuild it
+    (``--model``, ``--dataset``, ``--split-seed``), with ``--data-dir``, ``--device`` and
+    ``--trust-model-code``: the options of every command that reads a checkpoint."""
+    parser.add_argument("--weights", required=True, help=weights_help)
+    parser.add_argument("--model", help="model name (default: from the checkpoint)")
+    parser.add_argument("--dataset", help="dataset name (default: from the checkpoint)")
+    parser.add_argument("--split-seed", type=seed, help="default: from the checkpoint")
+    add_data_and_device(parser)
+    add_trust(parser)
+
+
+def weights_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`olmp.load_weights` that
+    :func:`add_weights_options` collected."""
+    return {
+        "weights": args.weights,
+        "model": args.model,
+        "dataset": args.dataset,
+        "split_seed": args.split_seed,
+        "data_dir": args.data_dir,
+        "device": args.device,
+        "trust_model_code": args.trust_model_code,
+    }

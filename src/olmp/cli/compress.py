@@ -10,11 +10,11 @@ from torch import nn
 
 from olmp.cli.common import (
     Formatter,
-    add_data_and_device,
-    add_trust,
+    add_weights_options,
     check_names,
     number,
     seed,
+    weights_arguments,
 )
 from olmp.compress import CompressConfig, RunState, compress, prepare_run_dir
 from olmp.console import ProgressLog, console, print_table, results
@@ -121,9 +121,10 @@ def run_compression(
     *,
     resume: bool = False,
     force: bool = False,
+    recipe: dict | None = None,
 ) -> dict:
     """Run :func:`olmp.compress` with progress over rounds (a bar on a terminal, a line per
-    round otherwise); print the layer table."""
+    round otherwise); print the layer table. ``recipe``: the reference's training recipe."""
     log = ProgressLog("round", config.max_rounds, limit_s=config.max_time_s)
     progress = Progress(
         TextColumn("[bold]compressing[/]"),
@@ -156,6 +157,7 @@ def run_compression(
             force=force,
             metadata=metadata,
             on_round=on_round,
+            recipe=recipe,
         )
     print_result(result)
     _explain_selection(result)
@@ -216,21 +218,22 @@ def _compress(args: argparse.Namespace) -> int:
     pick_device(args.device)
     run_dir = Path(args.out)
     prepare_run_dir(run_dir, resume=args.resume, force=args.force)
-    model, splits, meta = load_weights(
-        args.weights,
-        args.model,
-        args.dataset,
-        split_seed=args.split_seed,
-        data_dir=args.data_dir,
-        device=args.device,
-        trust_model_code=args.trust_model_code,
-    )
+    model, splits, meta = load_weights(**weights_arguments(args))
     metadata = {
         "model": args.model or meta["model"],
         "dataset": splits.name,
         "weights": str(args.weights),
     }
-    run_compression(model, splits, config, run_dir, metadata, resume=args.resume, force=args.force)
+    run_compression(
+        model,
+        splits,
+        config,
+        run_dir,
+        metadata,
+        resume=args.resume,
+        force=args.force,
+        recipe=meta.get("recipe"),
+    )
     return 0
 
 
@@ -252,11 +255,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "  olmp compress --weights ref.safetensors --out runs/r1 --resume",
         formatter_class=Formatter,
     )
-    comp.add_argument("--weights", required=True, help="trained checkpoint to compress")
+    add_weights_options(comp, "trained checkpoint to compress")
     comp.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
-    comp.add_argument("--model", help="model name (default: from the checkpoint)")
-    comp.add_argument("--dataset", help="dataset name (default: from the checkpoint)")
-    comp.add_argument("--split-seed", type=seed, help="default: from the checkpoint")
     comp.add_argument(
         "--tolerance",
         type=number,
@@ -330,7 +330,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "--augment-shift",
         type=int,
         metavar="PIXELS",
-        help="random-shift augmentation while retraining",
+        help="random-shift augmentation while retraining (default: the checkpoint's "
+        "training recipe, 0 when it records none)",
     )
     comp.add_argument(
         "--distill",
@@ -360,7 +361,5 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     again = comp.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
     again.add_argument("--force", action="store_true", help="start anew in RUN_DIR")
-    add_data_and_device(comp)
-    add_trust(comp)
     _show_defaults(comp)
     comp.set_defaults(run=_compress)

@@ -36,14 +36,16 @@ def _demo(args: argparse.Namespace) -> int:
         f"reference: val accuracy {meta['val_accuracy']:.2%}, "
         f"test accuracy {meta['test_accuracy']:.2%} ({meta['train_time_s']:.0f} s)"
     )
-    net, splits, _ = load_weights(out_dir / "reference.safetensors", device=args.device)
+    net, splits, reference = load_weights(out_dir / "reference.safetensors", device=args.device)
     metadata = {
         "model": model,
         "dataset": dataset,
         "weights": str(out_dir / "reference.safetensors"),
     }
-    demo_config = CompressConfig(augment_shift=config.max_shift)
-    run_compression(net, splits, demo_config, out_dir / "compression", metadata)
+    # The defaults, as `olmp compress --weights REFERENCE` runs them.
+    run_compression(
+        net, splits, CompressConfig(), out_dir / "compression", metadata, recipe=reference["recipe"]
+    )
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -7,10 +7,9 @@ import json
 
 from olmp.cli.common import (
     Formatter,
-    add_data_and_device,
-    add_trust,
+    add_weights_options,
     check_names,
-    seed,
+    weights_arguments,
 )
 from olmp.console import console
 from olmp.reference import evaluate_weights, pick_device
@@ -19,15 +18,7 @@ from olmp.reference import evaluate_weights, pick_device
 def _evaluate(args: argparse.Namespace) -> int:
     check_names(args.model, args.dataset)
     pick_device(args.device)
-    result = evaluate_weights(
-        args.weights,
-        args.model,
-        args.dataset,
-        split_seed=args.split_seed,
-        data_dir=args.data_dir,
-        device=args.device,
-        trust_model_code=args.trust_model_code,
-    )
+    result = evaluate_weights(**weights_arguments(args))
     if args.json:
         print(json.dumps(result))
     else:
@@ -52,11 +43,6 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "--weights ref.safetensors --json",
         formatter_class=Formatter,
     )
-    evaluate.add_argument("--weights", required=True, help="checkpoint file")
-    evaluate.add_argument("--model", help="model name (default: from the checkpoint)")
-    evaluate.add_argument("--dataset", help="dataset name (default: from the checkpoint)")
-    evaluate.add_argument("--split-seed", type=seed, help="default: from the checkpoint")
+    add_weights_options(evaluate, "checkpoint file")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
-    add_data_and_device(evaluate)
-    add_trust(evaluate)
     evaluate.set_defaults(run=_evaluate)
