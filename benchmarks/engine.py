@@ -102,11 +102,13 @@ def ecdf_area(runs: list[dict[str, Any]]) -> float:
 
 def bbob(args: argparse.Namespace) -> None:
     if args.report:  # every part's record, tabled together
-        runs = [
-            r
-            for p in sorted(RESULTS.glob("engine_bbob*.json"))
-            for r in json.loads(p.read_text())["runs"]
-        ]
+        runs, seen = [], set()
+        for part in sorted(RESULTS.glob("engine_bbob*.json")):
+            for run in json.loads(part.read_text())["runs"]:
+                key = (run["solver"], run["fid"], run["dim"], run["instance"])
+                if key not in seen:  # a run made by two parts counts once
+                    seen.add(key)
+                    runs.append(run)
         print(bbob_tables(runs))
         return
     path = RESULTS / f"engine_bbob{'_' + args.tag if args.tag else ''}.json"
