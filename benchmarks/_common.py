@@ -130,7 +130,7 @@ def olmp_run(
     """
     from dataclasses import asdict, replace
 
-    from olmp.compress import STATE_JSON, CompressConfig, compress
+    from olmp.compression import STATE_JSON, CompressConfig, compress
     from olmp.reference import load_weights
 
     # Settings equal to the defaults do not make a different run (nor a different folder).
@@ -213,7 +213,7 @@ def parse_override(text: str) -> tuple[str, object]:
     import argparse
     from dataclasses import fields
 
-    from olmp.compress import CompressConfig
+    from olmp.compression import CompressConfig
 
     name, sep, value = text.partition("=")
     defaults = {f.name: f.default for f in fields(CompressConfig)}

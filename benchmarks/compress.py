@@ -52,7 +52,7 @@ from _common import (
 )
 
 from olmp.baselines import METHODS, BaselineConfig, dns_coefficient, prune_baseline
-from olmp.compress import CompressConfig
+from olmp.compression import CompressConfig
 from olmp.files import write_json_atomic
 from olmp.reference import load_weights
 from olmp.training import default_recipe

@@ -28,7 +28,7 @@ import statistics
 
 from _common import HEADLINE_KEYS, RESULTS, machine, mnist5k_run, parse_override, spread
 
-from olmp.compress import CompressConfig
+from olmp.compression import CompressConfig
 
 
 def run_seed(seed: int, workdir: str, overrides: dict[str, object]) -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from _common import RESULTS, machine
 
-from olmp.compress import FINAL_ORDERS, STATE_JSON, CompressConfig, Compressor, splits_task
+from olmp.compression import FINAL_ORDERS, STATE_JSON, CompressConfig, Compressor, splits_task
 from olmp.files import write_json_atomic
 from olmp.reference import load_weights
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from _common import SETTINGS, machine, reference_checkpoint
 
-from olmp.compress import CompressConfig, compress
+from olmp.compression import CompressConfig, compress
 from olmp.pruning.evaluate import PopulationEvaluator
 from olmp.pruning.layers import find_prunable_layers
 from olmp.pruning.thresholds import KeepRatio

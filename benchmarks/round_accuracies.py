@@ -15,8 +15,9 @@ from pathlib import Path
 from _common import machine
 from safetensors.torch import load_file
 
-from olmp.compress import STATE_JSON, compression_ratios, masked_score, split_snapshot
+from olmp.compression import STATE_JSON, masked_score, split_snapshot
 from olmp.pruning.layers import find_prunable_layers
+from olmp.pruning.masks import compression_ratios
 from olmp.reference import load_weights
 from olmp.task import SplitsTask
 

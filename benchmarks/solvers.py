@@ -234,7 +234,7 @@ def olmp_round(args: argparse.Namespace, solvers: list[str]) -> dict[str, Any]:
     """One search round from the dense reference, as ``olmp compress`` runs it, per solver."""
     import torch
 
-    from olmp.compress import search_fitness
+    from olmp.compression import search_fitness
     from olmp.pruning.evaluate import PopulationEvaluator
     from olmp.pruning.layers import find_prunable_layers
     from olmp.pruning.masks import dense_tensor

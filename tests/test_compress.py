@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import FAST_COMPRESS, fresh_model
 
-from olmp.compress import RESULT_JSON, STATE_JSON, CompressConfig, compress
+from olmp.compression import RESULT_JSON, STATE_JSON, CompressConfig, compress
 from olmp.data.registry import Split
 from olmp.errors import OlmpError
 from olmp.models import build_model
@@ -349,7 +349,7 @@ def test_backtracking_goes_back_to_the_best_and_halves_the_search_tolerance(refe
 
 
 def test_a_shortened_step_stops_where_the_size_reaches_the_floor():
-    from olmp.compress import shortened_step
+    from olmp.compression import shortened_step
 
     def size_of(z):  # size falls linearly from 1 at z = 0 to 0.1 at z = (1, 1)
         return 1.0 - 0.45 * z.sum(axis=1)
@@ -367,7 +367,7 @@ def test_bisect_finds_the_smallest_passing_candidate_within_its_attempts(count):
     """Candidates 0..count-1 sorted from the smallest network; those from ``first_pass`` on
     pass. Bisection finds the first passing one with 1 + ceil(log2(count)) attempts at
     most, wherever it lies; smallest-first only when it is among the first ``attempts``."""
-    from olmp.compress import smallest_passing
+    from olmp.compression import smallest_passing
 
     attempts = 1 + math.ceil(math.log2(count)) if count > 1 else 1
     for first_pass in range(count + 1):  # count: nothing passes
@@ -422,7 +422,7 @@ def test_the_final_phase_keeps_the_smallest_round_that_fine_tuning_lifts_over_va
 def test_a_finished_runs_final_phase_replays_from_its_folder_without_writing(reference, tmp_path):
     """``load_rounds`` + ``reopen_final_phase`` redo the final phase of a recorded run: with
     the same settings it ends as the run did, and the folder is left as it was."""
-    from olmp.compress import Compressor
+    from olmp.compression import Compressor
     from olmp.task import SplitsTask
 
     options = {**FAST, "tolerance": 0.0, "search_tolerance": 0.2, "max_rounds": 4}
@@ -454,7 +454,8 @@ def test_after_a_backtrack_a_round_shrinks_the_network_at_most_by_backtrack_shri
 ):
     """With a loose search every round prunes far; once the run has backtracked, a round
     with ``backtrack_shrink`` keeps at least 1/limit of the network it starts from."""
-    from olmp.compress import Compressor, _size
+    from olmp.compression import Compressor
+    from olmp.compression.steps import network_size as _size
     from olmp.pruning.masks import magnitude_masks
     from olmp.task import SplitsTask
 
@@ -479,7 +480,8 @@ def test_a_search_from_an_infeasible_network_grows_it_only_when_allowed(referenc
     """Start a round's search from a network pruned far past the search's tolerance (as
     after a backtrack with a halved tolerance): the paper's constraint alone makes the
     search re-grow weights to reach it; capped at the start's tune accuracy it does not."""
-    from olmp.compress import Compressor, _size
+    from olmp.compression import Compressor
+    from olmp.compression.steps import network_size as _size
     from olmp.pruning.masks import magnitude_masks
     from olmp.task import SplitsTask
 
@@ -568,7 +570,7 @@ def test_a_solver_without_its_backend_is_refused_at_the_door(monkeypatch):
 def test_solver_options_reach_the_solver_and_the_run_record(reference, monkeypatch):
     import importlib
 
-    compress_module = importlib.import_module("olmp.compress")  # not the function olmp.compress
+    compress_module = importlib.import_module("olmp.compression.search")
     built = []
     real = compress_module.make_solver
 
@@ -583,7 +585,8 @@ def test_solver_options_reach_the_solver_and_the_run_record(reference, monkeypat
     assert len(built) == FAST["max_rounds"]
     assert all(s.r == 0.8 and s.epoch == 2 for s in built)
     assert result["config"]["solver_options"] == {"r": 0.8, "epoch": 2}
-    assert CompressConfig.from_dict(json.loads(json.dumps(result["config"]))) == config
+    recorded = CompressConfig.from_dict(json.loads(json.dumps(result["config"])))
+    assert recorded == config.with_recipe(None)  # batch size and shift: the fallbacks
     same = CompressConfig(solver_options={"epoch": 2, "r": 0.8}, **FAST)
     assert same == config and hash(same) == hash(config)  # a config is still a value
     assert hash(CompressConfig(**FAST)) != hash(config)

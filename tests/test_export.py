@@ -9,7 +9,7 @@ from torch import nn
 
 import olmp
 from olmp.cli import main
-from olmp.compress import PRUNED_CHECKPOINT, RESULT_JSON, CompressConfig, compress
+from olmp.compression import PRUNED_CHECKPOINT, RESULT_JSON, CompressConfig, compress
 from olmp.errors import OlmpError
 from olmp.export import (
     decode_tensor,

@@ -24,7 +24,7 @@ from torch import nn
 
 import olmp
 from olmp.cli import main
-from olmp.compress import STATE_JSON, CompressConfig, compress, snapshot_path
+from olmp.compression import STATE_JSON, CompressConfig, compress, snapshot_path
 from olmp.console import print_table
 from olmp.data import load_dataset, splits_from_tensors
 from olmp.errors import OlmpError
@@ -283,16 +283,19 @@ def test_resume_with_other_weights_is_refused(digits_ref, tmp_path, capsys):
 
 def test_the_time_limit_holds_inside_rounds_and_the_final_phase(digits_reference):
     model, splits = fresh_model(digits_reference), digits_reference[1]
-    # Without the limit: 40 rounds of 3,000 retraining steps, far more than 3 s.
+    # Without the limit: 40 rounds of 20,000 retraining steps, minutes; checked between
+    # rounds only (as before), one round and the final phase alone take far over 10 s.
     config = CompressConfig(
-        max_rounds=40, adjust_steps=3000, final_steps=3000, tolerance=0.02, max_time_s=3
+        max_rounds=40, adjust_steps=20_000, final_steps=20_000, tolerance=0.02, max_time_s=3
     )
     started = time.perf_counter()
     _, result = compress(model, splits, config)
     took = time.perf_counter() - started
     assert result["stop_reason"] == "max_time_s"
-    assert took < 3 + 2.5, took  # beyond the limit: the last val and the result's scores
-    assert result["wall_time_s"] < 3 + 1
+    # Beyond the limit come only the last step or candidate, the last val score and the
+    # result's scores: well under a second on an idle machine; loose for a busy one.
+    assert result["wall_time_s"] < 3 + 3, result["wall_time_s"]
+    assert took < 3 + 6, took
 
 
 @pytest.mark.parametrize("value", ["-5", "nan", "inf", "0"])

@@ -862,7 +862,7 @@ def test_compress_runs_with_a_new_solver(digits_reference):
     _need("tpe")
     from conftest import FAST_COMPRESS, fresh_model
 
-    from olmp.compress import CompressConfig, compress
+    from olmp.compression import CompressConfig, compress
 
     _, result = compress(
         fresh_model(digits_reference),

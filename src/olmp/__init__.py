@@ -5,7 +5,7 @@ The public API; every ``olmp`` CLI command is a thin layer over one of these.
 
 __version__ = "0.1.0"
 
-from olmp.compress import CompressConfig, compress
+from olmp.compression import CompressConfig, compress
 from olmp.data import DATASETS, load_dataset, splits_from_loaders, splits_from_tensors
 from olmp.errors import OlmpError
 from olmp.export import export_run, inspect_export, load_compressed

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from olmp.compress import adjust, masked_score
+from olmp.compression import adjust, masked_score
 from olmp.data.registry import DatasetSplits
 from olmp.errors import OlmpError, unknown_choice
 from olmp.pruning.layers import PrunableLayer, find_prunable_layers

@@ -358,7 +358,7 @@ def export_run(
     Returns a record with the sizes (``file_bytes``, ``dense_float32_bytes``,
     ``kept_values``, ``kept_value_bytes``, per-tensor ``encodings``) and accuracies.
     """
-    from olmp.compress import PRUNED_CHECKPOINT, load_run
+    from olmp.compression import PRUNED_CHECKPOINT, load_run
     from olmp.reference import load_weights
     from olmp.training import accuracy
 

@@ -184,7 +184,7 @@ def report_run(
 ) -> tuple[dict[str, Any], list[Path]]:
     """The result record of the finished run in ``run_dir`` and its plots, written to
     ``plots_dir`` (default ``run_dir/report``)."""
-    from olmp.compress import read_result
+    from olmp.compression import read_result
 
     result = read_result(run_dir)
     plots = write_report_plots(result, plots_dir or Path(run_dir) / "report")

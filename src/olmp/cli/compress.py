@@ -16,7 +16,7 @@ from olmp.cli.common import (
     seed,
     weights_arguments,
 )
-from olmp.compress import CompressConfig, RunState, compress, prepare_run_dir
+from olmp.compression import CompressConfig, RunState, compress, prepare_run_dir
 from olmp.console import ProgressLog, console, print_table, results
 from olmp.data import DatasetSplits
 from olmp.errors import OptionError

@@ -12,7 +12,7 @@ from olmp.cli.common import (
     fresh_dir,
 )
 from olmp.cli.compress import run_compression
-from olmp.compress import CompressConfig
+from olmp.compression import CompressConfig
 from olmp.console import console
 from olmp.files import check_writable
 from olmp.reference import load_weights, pick_device, train_reference

@@ -1,0 +1,147 @@
+"""The public entry point: :func:`compress`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from olmp.compression.compressor import Compressor
+from olmp.compression.config import CompressConfig, RunState
+from olmp.compression.run_folder import (
+    PLOT_PNG,
+    PRUNED_CHECKPOINT,
+    RESULT_JSON,
+    STATE_JSON,
+    prepare_run_dir,
+    write_run_outputs,
+)
+from olmp.data.registry import DatasetSplits
+from olmp.errors import OlmpError
+from olmp.task import CallableTask, SplitsTask, Task
+from olmp.training import TrainConfig
+
+
+def compress(
+    model: nn.Module,
+    splits: DatasetSplits | None = None,
+    config: CompressConfig | None = None,
+    *,
+    evaluate: Callable[[nn.Module, str], float] | None = None,
+    train: Callable[..., None] | None = None,
+    task: Task | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    metadata: dict[str, Any] | None = None,
+    on_round: Callable[[dict[str, Any], RunState], None] | None = None,
+    recipe: TrainConfig | dict[str, Any] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Compress a trained ``model`` with OLMP; returns ``(pruned model, result record)``.
+
+    Args:
+        model: any trained ``nn.Module``; its Linear and Conv layers (filtered by
+            ``config.include`` / ``config.exclude``) are pruned in place.
+        splits: the data; the search checks accuracy on ``splits.tune``, the result is
+            chosen on ``splits.val``, ``splits.test`` is only reported. Build one from
+            your own tensors or loaders with :func:`olmp.data.splits_from_tensors` or
+            :func:`olmp.data.splits_from_loaders`.
+        config: the run's settings (:class:`CompressConfig`); defaults when ``None``.
+        evaluate, train: instead of ``splits``, your own functions (see
+            :class:`olmp.task.CallableTask`): ``evaluate(model, split) -> float`` for
+            ``split`` in ``"tune"``, ``"val"``, ``"test"`` (higher is better), and
+            optionally ``train(model, *, steps, lr, seed, on_step)``. The config's
+            ``batch_size``, ``augment_shift`` and ``distill`` then do not apply.
+        task: any :class:`olmp.task.Task`, for full control (instead of the above).
+        run_dir: folder for the run record, resumable state, pruned checkpoint and plot.
+        resume: continue the interrupted run in ``run_dir``.
+        force: start anew in a non-empty ``run_dir``.
+        metadata: extra fields for the run record (model name, dataset, ...).
+        on_round: called with each round's history entry and the run state.
+        recipe: how ``model`` was trained (what :func:`olmp.load_weights` returns as
+            ``metadata["recipe"]``): retraining uses its batch size and augmentation unless
+            ``config`` sets them. The CLI passes the checkpoint's; pass it too for the same
+            run from Python.
+
+    The pruned model has ``W ⊙ M`` in its parameters. Result fields include
+    ``compression_ratio`` (weights only), ``compression_ratio_with_biases``,
+    ``reference_val_accuracy``, ``val_accuracy``, ``reference_test_accuracy``,
+    ``test_accuracy``, ``paired_change`` (per split, val and test: the change against the
+    reference with its paired standard error and the counts of examples now right and
+    now wrong; ``None`` with your own ``evaluate``) and ``layers`` (per-layer totals and
+    kept counts).
+
+    Example:
+        >>> import olmp
+        >>> model, splits, meta = olmp.load_weights("ref.safetensors")  # doctest: +SKIP
+        >>> pruned, result = olmp.compress(  # doctest: +SKIP
+        ...     model, splits, recipe=meta.get("recipe"), run_dir="runs/r1"
+        ... )
+        >>> result["compression_ratio"]  # doctest: +SKIP
+    """
+    config = (config or CompressConfig()).with_recipe(recipe)
+    path = Path(run_dir) if run_dir is not None else None
+    model_name = (metadata or {}).get("model", type(model).__name__)
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise OlmpError(f"model {model_name!r} holds NaN or infinite values in {name}")
+    task = _make_task(splits, evaluate, train, task, config)
+    task.check(model, model_name)
+    compressor = Compressor(model, task, config, run_dir=path, metadata=metadata, on_round=on_round)
+    if path is not None:
+        resuming = prepare_run_dir(path, resume=resume, force=force)
+        path.mkdir(parents=True, exist_ok=True)
+        if resuming:
+            compressor.load_state()
+        else:
+            for stale in (STATE_JSON, RESULT_JSON, PRUNED_CHECKPOINT, PLOT_PNG):
+                (path / stale).unlink(missing_ok=True)
+            shutil.rmtree(path / "rounds", ignore_errors=True)
+    result = compressor.run()
+    pruned = compressor.model  # result() has baked the best network's W ⊙ M into it
+    if path is not None:
+        write_run_outputs(path, pruned, compressor.masks, result)
+    return pruned, result
+
+
+def _make_task(
+    splits: DatasetSplits | None,
+    evaluate: Callable[[nn.Module, str], float] | None,
+    train: Callable[..., None] | None,
+    task: Task | None,
+    config: CompressConfig,
+) -> Task:
+    """The one task that ``compress``'s data arguments describe."""
+    given = [
+        name
+        for name, value in (("splits", splits), ("evaluate", evaluate), ("task", task))
+        if value is not None
+    ]
+    if len(given) != 1:
+        raise OlmpError(
+            "give compress() exactly one of splits=, evaluate= (with optional train=) or "
+            f"task=; got {', '.join(given) if given else 'none'}"
+        )
+    if train is not None and evaluate is None:
+        raise OlmpError("train= needs evaluate= beside it (splits= brings its own training)")
+    if task is not None:
+        return task
+    if evaluate is not None:
+        return CallableTask(evaluate, train)
+    return splits_task(splits, config)
+
+
+def splits_task(splits: DatasetSplits, config: CompressConfig) -> SplitsTask:
+    """The task of a run on ``splits``, retraining and scoring as ``config`` says."""
+    return SplitsTask(
+        splits,
+        batch_size=config.batch_size,
+        augment_shift=config.augment_shift,
+        distill=config.distill,
+        racing_z=config.racing_z,
+    )

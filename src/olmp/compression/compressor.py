@@ -1,0 +1,495 @@
+"""One OLMP run: :class:`Compressor` carries a model through the rounds (search, adjust,
+select), backtracking, the final phase and the result record; see :mod:`olmp.compression`
+for the algorithm."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from olmp.compression.config import CompressConfig, RunState
+from olmp.compression.run_folder import DamagedRunFile, RunFolder, check_resumable
+from olmp.compression.search import search_round
+from olmp.compression.steps import (
+    OutOfTime,
+    adjust,
+    check_val_size,
+    keep_fractions,
+    masked_score,
+    network_size,
+    reproduced,
+    smallest_passing,
+    split_snapshot,
+)
+from olmp.environment import describe_environment
+from olmp.errors import OlmpError
+from olmp.files import content_hash
+from olmp.pruning.layers import find_prunable_layers
+from olmp.pruning.masks import (
+    Masks,
+    apply_masks,
+    compression_ratios,
+    layer_counts,
+    magnitude_masks,
+    remove_masks,
+    with_masks,
+)
+from olmp.task import SplitsTask, Task, paired_changes, reported_outcomes
+from olmp.training import model_device
+
+
+class Compressor:
+    """One OLMP run on ``model`` for ``task``, recorded in ``run_dir`` (optional).
+
+    Every round's network (dense weights and masks) is kept as a snapshot — in memory, and
+    with a ``run_dir`` also in ``rounds/round-NNN.safetensors`` — so the final phase can
+    walk back from the smallest networks, and a resumed run has the same history.
+    Snapshot ``0`` is the reference; it is also the distillation teacher.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        config: CompressConfig,
+        *,
+        run_dir: Path | None = None,
+        metadata: dict[str, Any] | None = None,
+        on_round: Callable[[dict[str, Any], RunState], None] | None = None,
+    ) -> None:
+        self.model = model
+        self.task = task
+        self.config = config
+        self.run_dir = run_dir
+        self.folder = RunFolder(run_dir) if run_dir is not None else None
+        self.metadata = metadata or {}
+        self.on_round = on_round
+        self.layers = find_prunable_layers(model, config.include, config.exclude)
+        self.masks: Masks = {}
+        self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
+        self.final: dict[str, torch.Tensor] | None = None  # the fine-tuned result, if any
+        self.state = RunState()
+        self.reference: dict[str, float] = {}
+        self._deadline: float | None = None  # perf_counter() time when max_time_s is spent
+        # Identifies the weights the run starts from, so a resume cannot switch them.
+        self.reference_sha256 = content_hash(model.state_dict(), {})
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def _state_record(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "metadata": self.metadata,
+            "reference": self.reference,
+            "reference_sha256": self.reference_sha256,
+            "state": asdict(self.state),
+        }
+
+    def _save_snapshot(self, key: int | str, tensors: dict[str, torch.Tensor]) -> None:
+        if self.folder is not None:
+            self.folder.save_snapshot(key, tensors, self._state_record())
+
+    def _save_state(self) -> None:
+        if self.folder is not None:
+            self.folder.save_state(self._state_record())
+
+    def load_state(self) -> None:
+        """Continue from the state saved in ``run_dir`` (see :func:`compress` ``resume``).
+
+        When ``state.json`` or a round snapshot is damaged (a crash mid-write on a disk
+        without atomic renames, a truncated copy), the run resumes from the last round
+        whose snapshots are all intact, with a warning naming the damaged file; rounds
+        after it are run again. With no intact round the error names the file.
+        """
+        assert self.folder is not None
+        try:
+            self._resume_from(self.folder.read_state())
+            self.final = self.folder.read_final() if self.state.finished else None
+        except DamagedRunFile as damaged:
+            self._resume_from(self.folder.last_intact_state(damaged))
+        self._restore(self.snapshots[self.state.round])
+
+    def _resume_from(self, record: dict[str, Any]) -> None:
+        assert self.folder is not None
+        check_resumable(record, self.config, self.reference_sha256, self.folder.path, self.metadata)
+        self.load_rounds(self.folder.path, record)
+
+    def load_rounds(self, run_dir: Path, record: dict[str, Any] | None = None) -> None:
+        """Take the reference scores, run state and round networks recorded in ``run_dir``
+        (its ``state.json``, or ``record`` when already read). ``run_dir`` is only read, so
+        a finished run can be replayed elsewhere, e.g. its final phase with other settings
+        (:meth:`reopen_final_phase`). A damaged file raises :class:`DamagedRunFile`."""
+        folder = RunFolder(run_dir)
+        if record is None:
+            record = folder.read_state()
+        try:
+            self.reference = record["reference"]
+            self.state = RunState(**record["state"])
+        except (KeyError, TypeError) as exc:
+            raise DamagedRunFile(f"{run_dir}'s run state lacks or garbles {exc}") from None
+        self.snapshots = folder.read_rounds(self.state.round)
+        self._make_teacher()
+
+    # -- small helpers -------------------------------------------------------------------
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        """Copies of the current dense weights and masks."""
+        tensors = {f"model/{k}": v.detach().clone() for k, v in self.model.state_dict().items()}
+        return with_masks(tensors, {k: v.clone() for k, v in self.masks.items()})
+
+    def _restore(self, tensors: dict[str, torch.Tensor]) -> None:
+        device = model_device(self.model)
+        weights, masks = split_snapshot(tensors)
+        self.model.load_state_dict(weights)
+        self.masks = {k: v.to(device) for k, v in masks.items()}
+
+    def _make_teacher(self) -> None:
+        """The dense reference, frozen, as the distillation teacher of a SplitsTask."""
+        if self.config.distill > 0 and isinstance(self.task, SplitsTask):
+            teacher = copy.deepcopy(self.model)
+            teacher.load_state_dict(split_snapshot(self.snapshots[0])[0])
+            self.task.teacher = teacher.eval().requires_grad_(False)
+
+    def _retrain(self, steps: int, lr: float, salt: int, thresholds: torch.Tensor | None) -> None:
+        """Retrain the current network in place (DNS with ``thresholds``, else frozen)."""
+        self.masks = adjust(
+            self.model,
+            self.layers,
+            self.masks,
+            self.task,
+            steps=steps,
+            lr=lr,
+            seed=self.config.seed * 100_003 + salt,
+            thresholds=thresholds,
+            update_every=self.config.mask_update_every,
+            out_of_time=self._out_of_time if self._deadline is not None else None,
+        )
+
+    def _start_clock(self) -> float:
+        """Start timing a stretch of the run; sets the deadline that ``max_time_s`` leaves."""
+        now = time.perf_counter()
+        if self.config.max_time_s is not None:
+            self._deadline = now + self.config.max_time_s - self.state.elapsed_s
+        return now
+
+    def _out_of_time(self) -> bool:
+        return self._deadline is not None and time.perf_counter() >= self._deadline
+
+    def _score(self, split: str) -> float:
+        """The task's score of the current ``W ⊙ M`` on ``split``."""
+        return masked_score(self.task, self.model, self.layers, self.masks, split)
+
+    def _stop_reason(self) -> str | None:
+        """The config field whose rule or budget ends the rounds now (``None``: go on)."""
+        cfg, s = self.config, self.state
+        retries = cfg.backtracks_per_best
+        ended = {
+            "max_rounds": s.round >= cfg.max_rounds,
+            "patience": s.stale_rounds >= cfg.patience,
+            "backtracks_per_best": self._backtrack_due()
+            and retries is not None
+            and s.backtracks_to_best >= retries,
+            "max_evaluations": cfg.max_evaluations is not None
+            and s.evaluations >= cfg.max_evaluations,
+            "max_time_s": cfg.max_time_s is not None and s.elapsed_s >= cfg.max_time_s,
+        }
+        return next((name for name, now in ended.items() if now), None)
+
+    def _search_tolerance(self) -> float:
+        if self.state.search_tolerance is None:
+            return self.config.search_tolerance
+        return self.state.search_tolerance
+
+    def _val_threshold(self) -> float:
+        return self.reference["val_accuracy"] - self.config.tolerance
+
+    # -- the algorithm -------------------------------------------------------------------
+
+    def _search(self, round_index: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One round's search (:func:`~olmp.compression.search.search_round`)."""
+        cfg = self.config
+        budget = cfg.evaluations_per_round
+        if cfg.max_evaluations is not None:
+            budget = min(budget, cfg.max_evaluations - self.state.evaluations)
+        thresholds, summary, spent = search_round(
+            cfg,
+            self.task,
+            self.model,
+            self.layers,
+            self.masks,
+            required=self.reference["tune_accuracy"] - self._search_tolerance(),
+            budget=budget,
+            seed=cfg.seed * 1_000 + round_index,
+            shrink_limit=self._shrink_limit(),
+            out_of_time=self._out_of_time,
+        )
+        self.state.evaluations += spent
+        return thresholds, summary
+
+    def _shrink_limit(self) -> float | None:
+        """The most a round may shrink the network now: ``backtrack_shrink`` once the run
+        has backtracked (its search tolerance was halved), otherwise no limit."""
+        if self.state.search_tolerance is None:
+            return None
+        return self.config.backtrack_shrink
+
+    def _backtrack_due(self) -> bool:
+        after = self.config.backtrack_after
+        return after is not None and self.state.failed_rounds >= after
+
+    def _maybe_backtrack(self) -> int | None:
+        """After ``backtrack_after`` rounds in a row that failed val, continue from the best
+        network with half the search tolerance; returns the round gone back to."""
+        if not self._backtrack_due():
+            return None
+        best_round = self.state.best["round"]
+        self._restore(self.snapshots[best_round])
+        self.state.search_tolerance = self._search_tolerance() / 2
+        self.state.failed_rounds = 0
+        self.state.backtracks_to_best += 1
+        # Shrinking is measured from here again, or patience would end the run at once.
+        self.state.smallest_size = self.state.best["size"]
+        self.state.stale_rounds = 0
+        return best_round
+
+    def _consider_best(self, val_acc: float, round_index: int, size: float) -> bool:
+        """Make round ``round_index``'s network (``size`` kept) the best if it is feasible
+        on val and smaller."""
+        if val_acc + 1e-12 < self._val_threshold():
+            return False
+        if size >= self.state.best.get("size", 1.0 + 1e-9):
+            return False
+        self.state.best = {"size": size, "val_accuracy": val_acc, "round": round_index}
+        return True
+
+    def _start(self) -> None:
+        started = self._start_clock()
+        self.reference = {
+            "tune_accuracy": self.task.score(self.model, "tune"),
+            "val_accuracy": self.task.score(self.model, "val"),
+            # Reported beside the result's test accuracy; no decision reads it.
+            "test_accuracy": self.task.score(self.model, "test"),
+        }
+        examples = self.task.split_size("val")
+        if examples is not None:
+            check_val_size(self.reference["val_accuracy"], examples, self.config.tolerance)
+        self.masks = magnitude_masks(
+            self.layers, torch.zeros(len(self.layers)), self.config.prune_biases
+        )
+        self.snapshots[0] = self._snapshot()
+        self._make_teacher()
+        self._consider_best(
+            self.reference["val_accuracy"], 0, network_size(self.layers, self.masks)
+        )
+        self.state.elapsed_s += time.perf_counter() - started  # scoring the reference counts
+        self._save_snapshot(0, self.snapshots[0])
+        self._save_state()
+
+    def _round(self) -> None:
+        cfg = self.config
+        started = self._start_clock()
+        r = self.state.round + 1
+        backtracked_to = self._maybe_backtrack()
+        thresholds, summary = self._search(r)
+        self.masks = magnitude_masks(self.layers, thresholds, cfg.prune_biases)
+        self._retrain(
+            cfg.adjust_steps, cfg.adjust_lr, r, thresholds if cfg.adjust == "dns" else None
+        )
+        val_acc = self._score("val")
+        size = network_size(self.layers, self.masks)
+        improved = self._consider_best(val_acc, r, size)
+        if improved:  # a new best earns its own returns
+            self.state.backtracks_to_best = 0
+        feasible = val_acc + 1e-12 >= self._val_threshold()
+        self.state.failed_rounds = 0 if feasible else self.state.failed_rounds + 1
+        shrunk = size < 0.99 * self.state.smallest_size
+        self.state.stale_rounds = 0 if shrunk else self.state.stale_rounds + 1
+        self.state.smallest_size = min(self.state.smallest_size, size)
+        self.state.round = r
+        self.state.elapsed_s += time.perf_counter() - started
+        ratio, ratio_b = compression_ratios(self.layers, self.masks)
+        entry = {
+            "round": r,
+            "size": size,
+            "compression_ratio": ratio,
+            "compression_ratio_with_biases": ratio_b,
+            "val_accuracy": val_acc,
+            "keep_fractions": keep_fractions(self.layers, self.masks).tolist(),
+            "thresholds": thresholds.tolist(),
+            "evaluations": self.state.evaluations,
+            "elapsed_s": round(self.state.elapsed_s, 3),
+            "new_best": improved,
+            "search_tolerance": self._search_tolerance(),
+            "backtracked_to": backtracked_to,
+            **summary,
+        }
+        self.state.history.append(entry)
+        self.snapshots[r] = self._snapshot()
+        self._save_snapshot(r, self.snapshots[r])
+        self._save_state()
+        if self.on_round is not None:
+            self.on_round(entry, self.state)
+
+    def run(self) -> dict[str, Any]:
+        """Run (or finish) the compression; returns the result record."""
+        if not self.snapshots:
+            self._start()
+        while not self.state.finished and self._stop_reason() is None:
+            self._round()
+        if not self.state.finished:
+            self.state.stop_reason = self._stop_reason()
+            self._finish()
+        return self.result()
+
+    def reopen_final_phase(self) -> None:
+        """Undo the final phase of a finished run, so that :meth:`run` does it again (with
+        this compressor's ``final_*`` settings) from where the rounds ended: the best goes
+        back to the smallest round that held the val rule, as the rounds left it."""
+        if self._stop_reason() is None:
+            raise OlmpError("the rounds of this run did not end; finish the run first")
+        self.state.best = {}
+        self._consider_best(self.reference["val_accuracy"], 0, 1.0)  # the dense network
+        for h in self.state.history:
+            self._consider_best(h["val_accuracy"], h["round"], h["size"])
+        self.state.final_attempts, self.state.finished, self.final = [], False, None
+
+    def _finish(self) -> None:
+        """Fine-tune candidates with frozen masks and keep the smallest that is feasible on
+        val; otherwise the loop's best stands.
+
+        Candidates are the rounds smaller than the best so far whose val accuracy is within
+        ``final_margin`` of the threshold (fine-tuning recovers about that much); at most
+        ``final_candidates`` are fine-tuned, chosen by ``final_order``
+        (:func:`smallest_passing`). When none passes, the best itself is fine-tuned and
+        kept if that raises its val accuracy.
+        """
+        cfg = self.config
+        started = self._start_clock()
+        threshold = self._val_threshold()
+        best_size = self.state.best["size"]
+        near = [
+            h
+            for h in self.state.history
+            if h["size"] < best_size and h["val_accuracy"] >= threshold - cfg.final_margin
+        ]
+        candidates = [h["round"] for h in sorted(near, key=lambda h: h["size"])]
+
+        def fine_tune(r: int) -> float:
+            self._restore(self.snapshots[r])
+            if cfg.final_steps > 0:
+                salt = 1_000_000 + len(self.state.final_attempts)
+                self._retrain(cfg.final_steps, cfg.final_lr, salt, None)
+            return self._score("val")
+
+        def keep(r: int, val_acc: float) -> None:
+            size = network_size(self.layers, self.masks)
+            self.state.best = {
+                "size": size,
+                "val_accuracy": val_acc,
+                "round": r,
+                "fine_tuned": True,
+            }
+            self.final = self._snapshot()
+            self._save_snapshot("final", self.final)
+
+        def passes(i: int) -> bool:
+            if self._out_of_time():
+                raise OutOfTime
+            r = candidates[i]
+            val_acc = fine_tune(r)
+            feasible = val_acc + 1e-12 >= threshold
+            self.state.final_attempts.append(
+                {"round": r, "val_accuracy": val_acc, "accepted": feasible}
+            )
+            if feasible:  # a later pass is smaller (see smallest_passing) and replaces it
+                keep(r, val_acc)
+            return feasible
+
+        try:
+            found = smallest_passing(len(candidates), cfg.final_candidates, passes, cfg.final_order)
+        except OutOfTime:  # what passed so far is kept
+            found = next((a["round"] for a in self.state.final_attempts if a["accepted"]), None)
+        best_round = self.state.best["round"]
+        if found is None and best_round > 0 and not self._out_of_time():  # round 0: dense
+            val_acc = fine_tune(best_round)
+            better = val_acc > self.state.best["val_accuracy"]
+            self.state.final_attempts.append(
+                {"round": best_round, "val_accuracy": val_acc, "accepted": better}
+            )
+            if better:
+                keep(best_round, val_acc)
+        self.state.elapsed_s += time.perf_counter() - started
+        self.state.finished = True
+        self._save_state()
+
+    def _reference_outcomes(self) -> dict[str, np.ndarray] | None:
+        """The reference's per-example outcomes on the reported splits, from snapshot 0
+        (the reference, unmasked as when the run scored it). ``None`` when the task gives
+        none, or, with a warning, when they no longer reproduce the scores recorded at the
+        start (other data on a resume, or an evaluation that is not deterministic): no
+        change is reported against a reference that the run did not score."""
+        self._restore(self.snapshots[0])
+        return reproduced(reported_outcomes(self.task, self.model), self.reference)
+
+    def _best_tensors(self) -> dict[str, torch.Tensor]:
+        if self.state.best.get("fine_tuned") and self.final is not None:
+            return self.final
+        return self.snapshots[self.state.best["round"]]
+
+    def pruned_model(self) -> nn.Module:
+        """The best network with ``W ⊙ M`` baked into its parameters (masks removed)."""
+        self._restore(self._best_tensors())
+        apply_masks(self.layers, self.masks, straight_through=False)
+        remove_masks(self.layers, bake=True)
+        return self.model
+
+    def _layer_rows(self) -> list[dict[str, Any]]:
+        """Per-layer counts of the result, with the magnitude threshold its round applied
+        (0 for the unpruned reference)."""
+        rows = layer_counts(self.layers, self.masks)
+        best = self.state.best.get("round", 0)
+        entry = next((h for h in self.state.history if h["round"] == best), {})
+        thresholds = entry.get("thresholds", [0.0] * len(rows))
+        return [row | {"threshold": t} for row, t in zip(rows, thresholds, strict=True)]
+
+    def result(self) -> dict[str, Any]:
+        """The result record (``result.json``); reads the test split, to report only."""
+        reference_outcomes = self._reference_outcomes()
+        model = self.pruned_model()
+        ratio, ratio_b = compression_ratios(self.layers, self.masks)
+        return {
+            **self.metadata,
+            **describe_environment(),
+            "seed": self.config.seed,
+            "solver": self.config.solver,
+            "config": self.config.to_dict(),
+            **self.task.describe(),
+            "metric": self.task.metric,
+            "compression_ratio": ratio,
+            "compression_ratio_with_biases": ratio_b,
+            "reference_tune_accuracy": self.reference["tune_accuracy"],
+            "reference_val_accuracy": self.reference["val_accuracy"],
+            "reference_test_accuracy": self.reference["test_accuracy"],
+            "val_accuracy": self.task.score(model, "val"),
+            "test_accuracy": self.task.score(model, "test"),
+            "paired_change": paired_changes(
+                reference_outcomes, reported_outcomes(self.task, model)
+            ),
+            "rounds": self.state.round,
+            "stop_reason": self.state.stop_reason,
+            "best_round": self.state.best.get("round"),
+            "best_fine_tuned": bool(self.state.best.get("fine_tuned")),
+            "evaluations": self.state.evaluations,
+            "wall_time_s": round(self.state.elapsed_s, 3),
+            "layers": self._layer_rows(),
+            "history": self.state.history,
+            "final_attempts": self.state.final_attempts,
+        }

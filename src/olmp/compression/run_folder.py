@@ -1,0 +1,232 @@
+"""A run folder on disk: its files, the round snapshots, and reading them back.
+
+``RUN_DIR`` holds ``state.json`` (the run state after the last finished round),
+``rounds/round-NNN.safetensors`` (each round's dense weights and masks, with the run state
+as it stood then in the file's metadata, so a run whose ``state.json`` or later snapshots
+are damaged resumes from the last intact round), ``rounds/final.safetensors`` (the final
+phase's network), and once finished ``result.json`` (written last), ``pruned.safetensors``
+and ``progress.png``. Every safetensors file carries a content hash checked on load
+(:mod:`olmp.files`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from olmp.compression.config import CompressConfig
+from olmp.errors import OlmpError
+from olmp.files import check_writable, load_checkpoint, save_checkpoint, write_json_atomic
+from olmp.pruning.masks import Masks, split_masks, with_masks
+
+STATE_JSON = "state.json"
+RESULT_JSON = "result.json"
+PRUNED_CHECKPOINT = "pruned.safetensors"
+HISTORY_JSON = "history.json"
+PLOT_PNG = "progress.png"
+
+
+class DamagedRunFile(OlmpError):
+    """A file of a run folder that cannot be read back (named in the message)."""
+
+
+def read_state_record(path: Path) -> dict[str, Any]:
+    """The run state record in ``path`` (``state.json``); :class:`DamagedRunFile` when it
+    is truncated or not a run state."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DamagedRunFile(f"{path} is damaged ({exc})") from None
+    if not isinstance(record, dict) or not {"config", "reference", "state"} <= record.keys():
+        raise DamagedRunFile(f"{path} is damaged (not an olmp run state)")
+    return record
+
+
+def snapshot_path(run_dir: Path, key: int | str) -> Path:
+    """Where a run folder keeps round ``key``'s network (an int) or the ``final`` one."""
+    name = f"round-{key:03d}" if isinstance(key, int) else str(key)
+    return Path(run_dir) / "rounds" / f"{name}.safetensors"
+
+
+class RunFolder:
+    """Reads and writes the files of the run folder ``path``."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def snapshot(self, key: int | str) -> Path:
+        return snapshot_path(self.path, key)
+
+    def save_snapshot(
+        self, key: int | str, tensors: dict[str, torch.Tensor], run_state: dict[str, Any]
+    ) -> None:
+        """Write round ``key``'s network with the run state as it stands."""
+        save_checkpoint(self.snapshot(key), tensors, {"kind": "olmp-round", "run_state": run_state})
+
+    def save_state(self, run_state: dict[str, Any]) -> None:
+        """Write ``state.json``; the round snapshots it refers to are already on disk."""
+        write_json_atomic(self.path / STATE_JSON, run_state)
+
+    def read_state(self) -> dict[str, Any]:
+        """The run state of ``state.json`` (:class:`DamagedRunFile` when damaged)."""
+        return read_state_record(self.path / STATE_JSON)
+
+    def read_rounds(self, last: int) -> dict[int, dict[str, torch.Tensor]]:
+        """The snapshots of rounds ``0..last`` (:class:`DamagedRunFile` when one is damaged)."""
+        snapshots = {}
+        for r in range(last + 1):
+            try:
+                snapshots[r], _ = load_checkpoint(self.snapshot(r), "round snapshot")
+            except OlmpError as exc:
+                raise DamagedRunFile(str(exc)) from None
+        return snapshots
+
+    def read_final(self) -> dict[str, torch.Tensor] | None:
+        """The final phase's network, if it was saved (:class:`DamagedRunFile` if damaged)."""
+        if not self.snapshot("final").is_file():
+            return None
+        try:
+            return load_checkpoint(self.snapshot("final"), "final snapshot")[0]
+        except OlmpError as exc:
+            raise DamagedRunFile(str(exc)) from None
+
+    def last_intact_state(self, damaged: DamagedRunFile) -> dict[str, Any]:
+        """The run state saved with the last round whose snapshot, and every one before
+        it, is intact, with a warning naming the ``damaged`` file; an :class:`OlmpError`
+        that names it when no round is intact."""
+        record = None
+        for r in itertools.count():
+            if not self.snapshot(r).is_file():
+                break
+            try:
+                _, meta = load_checkpoint(self.snapshot(r), "round snapshot")
+            except OlmpError:
+                break
+            if not isinstance(meta.get("run_state"), dict):
+                break
+            record = meta["run_state"]
+        if record is None:
+            raise OlmpError(
+                f"cannot resume: {damaged}; no intact round to resume from. "
+                "Start the run anew with --force"
+            ) from None
+        warnings.warn(
+            f"{damaged}; resuming {self.path} from round {record['state']['round']}, the last "
+            "round whose files are intact (the rounds after it run again)",
+            stacklevel=4,
+        )
+        return record
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
+    """Check ``run_dir`` against ``resume``/``force``; returns whether to resume."""
+    if resume and force:
+        raise OlmpError("choose one of --resume and --force, not both")
+    if run_dir.exists() and not run_dir.is_dir():  # even --force must not delete a file
+        raise OlmpError(f"{run_dir} is a file, not a folder; give --out a folder for the run")
+    check_writable(run_dir / STATE_JSON, "the run folder's files in")
+    exists = run_dir.exists() and any(run_dir.iterdir())
+    if resume:
+        if not (run_dir / STATE_JSON).is_file():
+            raise OlmpError(f"cannot resume: {run_dir} holds no {STATE_JSON} of an olmp run")
+        return True
+    if exists and not force:
+        raise OlmpError(
+            f"{run_dir} already exists and is not empty; pass --resume to continue the run "
+            "there or --force to start it anew (its olmp files are replaced)"
+        )
+    return False
+
+
+def write_run_outputs(
+    run_dir: Path, pruned: nn.Module, masks: Masks, result: dict[str, Any]
+) -> None:
+    """The pruned checkpoint (``W ⊙ M`` plus masks), the plot and ``result.json``
+    (written last: its presence means the run finished)."""
+    from olmp.report import plot_history
+
+    tensors = with_masks(pruned.state_dict(), masks)
+    meta_keys = (
+        "model",
+        "dataset",
+        "split_seed",
+        "compression_ratio",
+        "val_accuracy",
+        "test_accuracy",
+    )
+    save_checkpoint(
+        run_dir / PRUNED_CHECKPOINT,
+        tensors,
+        {k: result.get(k) for k in meta_keys} | {"kind": "olmp-pruned"},
+    )
+    plot_history(result, run_dir / PLOT_PNG)
+    write_json_atomic(run_dir / RESULT_JSON, result)
+
+
+def read_result(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The result record of the finished run in ``run_dir``; :class:`OlmpError` when there
+    is none."""
+    run_dir = Path(run_dir)
+    if not (run_dir / RESULT_JSON).is_file():
+        if run_dir.is_file():
+            raise OlmpError(f"{run_dir} is a file; give the folder of an olmp compress run")
+        if not run_dir.is_dir():
+            raise OlmpError(f"run folder {run_dir} does not exist")
+        unfinished = (run_dir / STATE_JSON).is_file()
+        raise OlmpError(
+            f"{run_dir} holds no finished olmp run (no {RESULT_JSON})"
+            + ("; finish it with `olmp compress ... --resume`" if unfinished else "")
+        )
+    try:
+        return json.loads((run_dir / RESULT_JSON).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise OlmpError(f"{run_dir / RESULT_JSON} is not a readable run record: {exc}") from None
+
+
+def load_run(
+    run_dir: str | os.PathLike[str],
+) -> tuple[dict[str, Any], dict[str, torch.Tensor], Masks]:
+    """``(result record, pruned state_dict, masks)`` of the finished run in ``run_dir``.
+
+    The state_dict holds ``W ⊙ M``; masks are keyed by parameter name. Raises
+    :class:`OlmpError` when ``run_dir`` holds no finished run.
+    """
+    result = read_result(run_dir)
+    tensors, _ = load_checkpoint(Path(run_dir) / PRUNED_CHECKPOINT)
+    state_dict, masks = split_masks(tensors)
+    return result, state_dict, masks
+
+
+def check_resumable(
+    record: dict[str, Any],
+    config: CompressConfig,
+    reference_sha256: str,
+    run_dir: Path,
+    metadata: dict[str, Any],
+) -> None:
+    """Refuse to resume the run state ``record`` with another config or from other
+    reference weights than it started from (named from ``metadata["weights"]``)."""
+    saved = CompressConfig.from_dict(record["config"])
+    if saved != config:
+        diff = sorted(k for k, v in asdict(saved).items() if getattr(config, k) != v)
+        raise OlmpError(
+            f"cannot resume {run_dir}: its config differs from this one in "
+            f"{diff}; resume with the same options or start anew with --force"
+        )
+    recorded = record.get("reference_sha256")
+    if recorded is not None and recorded != reference_sha256:
+        started = record.get("metadata", {}).get("weights", "other weights")
+        given = metadata.get("weights", "the model given now")
+        raise OlmpError(
+            f"cannot resume {run_dir}: it started from {started}, and the weights given now "
+            f"({given}) are different; resume with the weights it started from, or start "
+            "anew with --force"
+        )
