@@ -28,6 +28,13 @@ from olmp.errors import OlmpError, unknown_choice
 #: Activation functions by name.
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 _CONV_KEYS = ("channels", "kernel", "stride", "padding", "pool")
+#: The network built without a spec: ``olmp tune``'s start (two 3x3 conv blocks, fc 128).
+DEFAULT_SPEC: dict[str, Any] = {
+    "conv": [{"channels": 32, "kernel": 3, "stride": 1, "padding": 1, "pool": True}] * 2,
+    "fc": [128],
+    "dropout": 0.2,
+    "activation": "relu",
+}
 _SPEC_KEYS = ("conv", "fc", "dropout", "activation")
 
 
@@ -101,7 +108,7 @@ def feature_shapes(spec: Mapping[str, Any], input_shape: tuple[int, ...]) -> lis
             if height < 2 or width < 2:
                 raise OlmpError(
                     f"cannot build this network: 2x2 pooling after conv{i} on a "
-                    f"{height}x{width} feature map gives less than 1x1"
+                    f"{height}x{width} feature map gives {height // 2}x{width // 2}, below 1x1"
                 )
             height, width = height // 2, width // 2
         shapes.append((channels, height, width))
@@ -113,8 +120,9 @@ def tuned_cnn(
     num_classes: int = 10,
     spec: Mapping[str, Any] | None = None,
 ) -> nn.Module:
-    """The network ``spec`` describes (see the module docstring)."""
-    spec = check_spec(spec)
+    """The network ``spec`` describes (see the module docstring; :data:`DEFAULT_SPEC`
+    when ``None``)."""
+    spec = check_spec(DEFAULT_SPEC if spec is None else spec)
     shapes = feature_shapes(spec, input_shape)
     activation = ACTIVATIONS[spec["activation"]]
     layers: list[nn.Module] = []
