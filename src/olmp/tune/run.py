@@ -102,6 +102,7 @@ def tune(
     resume: bool = False,
     force: bool = False,
     threads: int | None = None,
+    keep_weights: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Search ``space`` on ``dataset`` with ``solver`` for ``budget`` trials (or until
@@ -111,7 +112,9 @@ def tune(
     ``epochs`` and ``train_size`` (a fixed subset of train) are each trial's training
     budget; ``trial_time_limit`` ends a trial that runs longer (recorded as failed).
     ``threads`` sets torch's threads in each trial (default: one per worker when
-    ``n_jobs > 1``). ``progress(done, total, best_val)`` is called after every trial.
+    ``n_jobs > 1``). ``keep_weights`` keeps every trial's weights in ``out/weights``
+    (named by :func:`olmp.tune.blackbox.trial_key` of its settings), not only the best's.
+    ``progress(done, total, best_val)`` is called after every trial.
     """
     budget = _check_count("budget", budget)
     epochs = _check_count("epochs", epochs)
@@ -185,7 +188,7 @@ def tune(
             progress=progress,
         )
     write_json_atomic(out / "trials.json", records)
-    summary = _finish(out, objective, splits, records, config)
+    summary = _finish(out, objective, splits, records, config, keep_weights)
     summary.update(stop_reason=stop_reason, seconds=round(time.monotonic() - began, 2))
     write_json_atomic(out / "result.json", summary)
     _plot(out / "best_val.png", records, f"{solver} on {dataset}")
@@ -293,6 +296,7 @@ def _finish(
     splits: Any,
     records: list[dict[str, Any]],
     config: dict[str, Any],
+    keep_weights: bool = False,
 ) -> dict[str, Any]:
     complete = [r for r in records if r["state"] == "complete"]
     summary: dict[str, Any] = {
@@ -343,7 +347,7 @@ def _finish(
     checkpoint = out / "best.safetensors"
     save_checkpoint(checkpoint, net.state_dict(), metadata)
     for path in (out / "weights").glob("*.safetensors"):  # keep the best trial's weights only
-        if path != weights:
+        if path != weights and not keep_weights:
             path.unlink()
     summary.update(
         best_val_accuracy=val,
