@@ -243,3 +243,15 @@ def test_existing_out_is_not_overwritten(tmp_path, capsys):
 def test_two_workers(tmp_path):
     summary = tune("digits", tmp_path / "p", solver="random", budget=4, n_jobs=2, **FAST)
     assert summary["trials"] == 4 and summary["best_val_accuracy"] is not None
+
+
+def test_compressed_and_exported_tuned_networks_keep_their_spec():
+    from olmp.export import build_recorded_model, export_metadata
+
+    spec = {"conv": [], "fc": [12], "dropout": 0.0, "activation": "relu"}
+    run = {"model": "tuned-cnn", "input_shape": [1, 8, 8], "num_classes": 10,
+           "model_options": {"spec": spec}}  # fmt: skip
+    meta = export_metadata(run)
+    assert meta["model_options"] == {"spec": spec}
+    net = build_recorded_model(meta, "x.olmp.safetensors")
+    assert net[1].out_features == 12
