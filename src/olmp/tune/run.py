@@ -19,6 +19,7 @@ solver runs on the whole conditional space through :class:`olmp.dfo.Study`.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -200,9 +201,6 @@ def _prepare(out: Path, config: dict[str, Any], resume: bool, force: bool) -> No
     if resume:
         if not record.exists():
             raise OlmpError(f"nothing to resume: {record} does not exist")
-        import json
-
-        from olmp.dfo.study import _load  # noqa: F401 (same damage rules as the engine)
 
         try:
             old = json.loads(record.read_text())
