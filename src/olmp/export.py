@@ -243,7 +243,12 @@ def build_recorded_model(
         )
     name = check_recorded_model(metadata["model"], source, trust_model_code)
     try:
-        return build_model(name, tuple(metadata["input_shape"]), int(metadata["num_classes"]))
+        return build_model(
+            name,
+            tuple(metadata["input_shape"]),
+            int(metadata["num_classes"]),
+            metadata.get("model_options"),
+        )
     except (OlmpError, TypeError, ValueError) as exc:
         raise OlmpError(
             f"{source} records model {metadata['model']!r}, which cannot be built here ({exc}); "
@@ -327,6 +332,7 @@ def export_metadata(run_metadata: dict[str, Any]) -> dict[str, Any]:
         "val_accuracy",
         "test_accuracy",
         "olmp_version",
+        "model_options",
     )
     return {k: run_metadata[k] for k in keys if k in run_metadata}
 

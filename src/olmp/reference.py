@@ -155,7 +155,9 @@ def load_weights(
     splits = load_dataset(dataset, seed=split_seed, data_dir=data_dir)
     made_on = metadata.get("dataset")
     try:
-        net = build_model(model, splits.input_shape, splits.num_classes)
+        # Options (tuned-cnn's architecture spec) are data, used with the recorded model.
+        options = metadata.get("model_options") if model == metadata.get("model") else None
+        net = build_model(model, splits.input_shape, splits.num_classes, options)
         check_state_dict_fits(net, state_dict, str(weights), model)
     except OlmpError as error:
         if made_on is None or made_on == dataset:

@@ -224,6 +224,8 @@ def _compress(args: argparse.Namespace) -> int:
         "dataset": splits.name,
         "weights": str(args.weights),
     }
+    if meta.get("model_options") and not args.model:  # a tuned-cnn's architecture spec
+        metadata["model_options"] = meta["model_options"]
     run_compression(
         model,
         splits,

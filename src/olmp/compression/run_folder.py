@@ -165,7 +165,9 @@ def write_run_outputs(
     save_checkpoint(
         run_dir / PRUNED_CHECKPOINT,
         tensors,
-        {k: result.get(k) for k in meta_keys} | {"kind": "olmp-pruned"},
+        {k: result.get(k) for k in meta_keys}
+        | {k: result[k] for k in ("model_options",) if result.get(k)}  # tuned-cnn's spec
+        | {"kind": "olmp-pruned"},
     )
     plot_history(result, run_dir / PLOT_PNG)
     write_json_atomic(run_dir / RESULT_JSON, result)

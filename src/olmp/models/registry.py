@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
 from olmp.errors import OlmpError, unknown_choice
 from olmp.models.conv_small import conv_small
 from olmp.models.lenet import lenet_5, lenet_300_100
+from olmp.models.tuned import tuned_cnn
 
 ModelFactory = Callable[..., nn.Module]
 
@@ -43,6 +45,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("lenet-300-100", lenet_300_100, "784-300-100-10 perceptron with ReLU"),
         ModelSpec("lenet-5", lenet_5, "Caffe LeNet-5: conv20-pool-conv50-pool-fc500-fc10"),
         ModelSpec("conv-small", conv_small, "AlexNet-style CNN: 3 conv blocks, 2 hidden fc"),
+        ModelSpec("tuned-cnn", tuned_cnn, "CNN built from an architecture spec (olmp tune)"),
     )
 }
 
@@ -95,8 +98,15 @@ def resolve_factory(name: str) -> ModelFactory:
     return factory
 
 
-def build_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """Build model ``name`` for inputs of ``input_shape`` and ``num_classes`` outputs."""
+def build_model(
+    name: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    options: Mapping[str, Any] | None = None,
+) -> nn.Module:
+    """Build model ``name`` for inputs of ``input_shape`` and ``num_classes`` outputs;
+    ``options`` (JSON data, such as ``tuned-cnn``'s ``spec``) are passed to the factory as
+    keyword arguments."""
     factory = resolve_factory(name)
     try:
         params = inspect.signature(factory).parameters
@@ -108,6 +118,10 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn
         for key, value in (("input_shape", tuple(input_shape)), ("num_classes", num_classes))
         if takes_any or key in params
     }
+    for key, value in dict(options or {}).items():
+        if not (takes_any or key in params) or key in kwargs:
+            raise OlmpError(f"model {name!r} takes no option {key!r}")
+        kwargs[key] = value
     model = factory(**kwargs)
     if not isinstance(model, nn.Module):
         raise OlmpError(f"model factory {name!r} returned {type(model).__name__}, not nn.Module")

@@ -1,0 +1,182 @@
+"""Benchmarks of ``olmp tune`` (BENCHMARKS.md, "Architecture search").
+
+table: solvers x seeds on one dataset at equal trials, with a LeNet baseline trained with
+the same per-trial budget; best val error, its test accuracy, failures, time.
+speed: the wall time of the same 20 trials with 1 and 2 workers.
+
+Every run uses one torch thread per trial (the machine is shared).
+
+    python benchmarks/tune.py table --dataset digits --solvers random,tpe,sracos,mads \\
+        --seeds 0,1,2 --budget 20 --epochs 2
+    python benchmarks/tune.py speed --dataset digits --budget 20 --epochs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from _common import RESULTS, machine
+
+from olmp.data import load_dataset
+from olmp.files import load_checkpoint
+from olmp.models import build_model
+from olmp.training import accuracy
+from olmp.tune import TuneSpace, tune
+from olmp.tune.blackbox import subset, train_network, trial_key
+from olmp.tune.run import best_so_far
+
+
+def baseline(dataset: str, epochs: int, train_size: int | None, seed: int) -> dict:
+    """LeNet-5 (LeNet-300-100 where images are smaller than 16x16) trained with the per-trial
+    budget of the search: same epochs, same train subset, SGD lr 0.05, momentum 0.9."""
+    splits = load_dataset(dataset, seed=0)
+    name = "lenet-5" if splits.input_shape[-1] >= 16 else "lenet-300-100"
+    torch.manual_seed(seed)
+    net = build_model(name, splits.input_shape, splits.num_classes)
+    recipe = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
+              "batch_size": 64}  # fmt: skip
+    began = time.perf_counter()
+    train_network(net, subset(splits.train, train_size, 0), recipe, epochs, seed)
+    return {"model": name, "val_accuracy": accuracy(net, splits.val),
+            "test_accuracy": accuracy(net, splits.test),
+            "seconds": round(time.perf_counter() - began, 2)}  # fmt: skip
+
+
+def trajectory(out: Path, dataset: str, n: int) -> list[dict]:
+    """Best val after each of the first ``n`` trials, and the test accuracy of that
+    incumbent (benchmark only: needs every trial's weights)."""
+    splits = load_dataset(dataset, seed=0)
+    records = json.loads((out / "trials.json").read_text())[:n]
+    curve, best, rows = best_so_far(records), None, []
+    space = TuneSpace
+    for r, val in zip(records, curve, strict=True):
+        if r["state"] == "complete" and (best is None or r["val_accuracy"] > best["val_accuracy"]):
+            best = r
+            spec = space.architecture(r["settings"])
+            state, _ = load_checkpoint(out / "weights" / f"{trial_key(r['settings'])}.safetensors")
+            net = build_model("tuned-cnn", splits.input_shape, splits.num_classes, {"spec": spec})
+            net.load_state_dict(state)
+            net.eval()
+            test = accuracy(net, splits.test)
+        rows.append({"trial": len(rows) + 1, "best_val": val,
+                     "test_of_best": None if best is None else test})  # fmt: skip
+    return rows
+
+
+def table(args: argparse.Namespace) -> None:
+    path = Path(args.out or RESULTS / f"tune_{args.dataset}.json")
+    result = json.loads(path.read_text()) if path.exists() and args.append else {}
+    result.setdefault("runs", [])
+    result.update(machine=machine(), settings=vars(args) | {"func": None})
+    done = {(r["solver"], r["seed"]) for r in result["runs"]}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for solver in args.solvers.split(","):
+            if (solver, seed) in done:
+                continue
+            work = Path(tempfile.mkdtemp(prefix="tune-bench-"))
+            summary = tune(args.dataset, work / "run", solver=solver, budget=args.budget,
+                           epochs=args.epochs, train_size=args.train_size, seed=seed,
+                           trial_time_limit=args.trial_time_limit, threads=1,
+                           keep_weights=args.trajectory)  # fmt: skip
+            records = json.loads((work / "run" / "trials.json").read_text())
+            run = {"solver": solver, "seed": seed,
+                   "best_val_accuracy": summary["best_val_accuracy"],
+                   "test_accuracy": summary["test_accuracy"], "trials": summary["trials"],
+                   "failed": summary["failed"], "seconds": summary["seconds"],
+                   "curve": best_so_far(records), "best_spec": summary.get("best_spec"),
+                   "best_recipe": summary.get("best_recipe"),
+                   "errors": sorted({(r["error"] or "").split(" (")[0] for r in records
+                                     if r["error"]})}  # fmt: skip
+            if args.trajectory:
+                run["trajectory"] = trajectory(work / "run", args.dataset, 20)
+            result["runs"].append(run)
+            print(json.dumps({k: run[k] for k in ("solver", "seed", "best_val_accuracy",
+                                                  "test_accuracy", "failed", "seconds")}),
+                  flush=True)  # fmt: skip
+            shutil.rmtree(work)
+            path.write_text(json.dumps(result, indent=1))
+    seeds = sorted({r["seed"] for r in result["runs"]})
+    result["baseline"] = [baseline(args.dataset, args.epochs, args.train_size, s) for s in seeds]
+    path.write_text(json.dumps(result, indent=1))
+    print(markdown(result))
+
+
+def markdown(result: dict) -> str:
+    runs = result["runs"]
+    solvers = list(dict.fromkeys(r["solver"] for r in runs))
+    med = {s: statistics.median(1 - r["best_val_accuracy"] for r in runs if r["solver"] == s)
+           for s in solvers}  # fmt: skip
+    lines = ["| solver | median best val error | per seed | median test acc. of best | "
+             "failed trials | median time (s) |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for s in solvers:
+        mine = [r for r in runs if r["solver"] == s]
+        per = ", ".join(f"{1 - r['best_val_accuracy']:.4f}" for r in mine)
+        lines.append(
+            f"| {s} | {med[s]:.4f} | {per} | "
+            f"{statistics.median(r['test_accuracy'] for r in mine):.4f} | "
+            f"{sum(r['failed'] for r in mine)}/{sum(r['trials'] for r in mine)} | "
+            f"{statistics.median(r['seconds'] for r in mine):.0f} |"
+        )
+    for b in result.get("baseline", []):
+        lines.append(f"| {b['model']} (same per-trial budget) | {1 - b['val_accuracy']:.4f} | "
+                     f"| {b['test_accuracy']:.4f} | | {b['seconds']:.0f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+#: The speed test fixes the network and batch size, so that every trial costs the same
+#: whatever the solver proposes (with 2 workers the random solver asks other points).
+FIXED_ARCHITECTURE = {"conv_layers": 2, "conv_channels": 16, "conv_kernel": 3, "conv_stride": 1,
+                      "conv_padding": 1, "conv_pool": True, "fc_layers": 1, "fc_size": 64,
+                      "batch_size": 32, "optimizer": "sgd"}  # fmt: skip
+
+
+def speed(args: argparse.Namespace) -> None:
+    rows = {}
+    for n_jobs in (1, 2):
+        work = Path(tempfile.mkdtemp(prefix="tune-speed-"))
+        began = time.perf_counter()
+        summary = tune(args.dataset, work / "run", solver="random", budget=args.budget,
+                       epochs=args.epochs, train_size=args.train_size, seed=0,
+                       n_jobs=n_jobs, threads=1, space=FIXED_ARCHITECTURE)  # fmt: skip
+        rows[n_jobs] = {"seconds": round(time.perf_counter() - began, 2),
+                        "trials": summary["trials"]}  # fmt: skip
+        shutil.rmtree(work)
+        print(n_jobs, rows[n_jobs], flush=True)
+    result = {"machine": machine(), "settings": vars(args) | {"func": None}, "workers": rows,
+              "ratio": rows[2]["seconds"] / rows[1]["seconds"]}  # fmt: skip
+    Path(args.out or RESULTS / f"tune_speed_{args.dataset}.json").write_text(
+        json.dumps(result, indent=1)
+    )
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(required=True)
+    for name, func in (("table", table), ("speed", speed)):
+        p = sub.add_parser(name)
+        p.add_argument("--dataset", default="digits")
+        p.add_argument("--solvers", default="random,tpe,sracos,mads")
+        p.add_argument("--seeds", default="0,1,2")
+        p.add_argument("--budget", type=int, default=20)
+        p.add_argument("--epochs", type=int, default=2)
+        p.add_argument("--train-size", type=int)
+        p.add_argument("--trial-time-limit", type=float)
+        p.add_argument("--trajectory", action="store_true")
+        p.add_argument("--append", action="store_true")
+        p.add_argument("--out")
+        p.set_defaults(func=func)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

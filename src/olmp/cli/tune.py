@@ -1,0 +1,126 @@
+"""``olmp tune``: search a network's architecture and training settings."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from olmp.cli.common import Formatter, check_names, count, number, seed
+from olmp.console import ProgressLog, console
+from olmp.data import DATASETS
+from olmp.dfo.solvers import SOLVERS, solver_class
+from olmp.errors import OlmpError
+from olmp.tune import FAMILIES, tune
+
+
+def _progress(budget: int):
+    if not console.is_terminal:
+        log = ProgressLog("trial", budget)
+
+        def step(done: int, total: int, best: float | None) -> None:
+            log.step(done, "no complete trial yet" if best is None else f"best val {best:.2%}")
+
+        return contextlib.nullcontext(), step
+    bar = Progress(
+        TextColumn("[bold]tuning[/]"),
+        BarColumn(),
+        TextColumn("trial {task.completed}/{task.total}"),
+        TextColumn("best val {task.fields[best]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = bar.add_task("tune", total=budget, best="-")
+
+    def update(done: int, total: int, best: float | None) -> None:
+        bar.update(task, completed=done, best="-" if best is None else f"{best:.2%}")
+
+    return bar, update
+
+
+def _tune(args: argparse.Namespace) -> int:
+    check_names(None, args.dataset)
+    solver_class(args.solver)
+    options = None
+    if args.solver_options is not None:
+        try:
+            options = json.loads(args.solver_options)
+        except json.JSONDecodeError as error:
+            raise OlmpError(f"--solver-options must be a JSON object: {error}") from None
+        if not isinstance(options, dict):
+            raise OlmpError(f"--solver-options must be a JSON object, got {options!r}")
+    display, step = _progress(args.budget)
+    with display:
+        summary = tune(
+            args.dataset,
+            args.out,
+            space=args.space,
+            solver=args.solver,
+            budget=args.budget,
+            epochs=args.epochs,
+            train_size=args.train_size,
+            time_limit=args.time_limit,
+            trial_time_limit=args.trial_time_limit,
+            n_jobs=args.n_jobs,
+            seed=args.seed,
+            split_seed=args.split_seed,
+            solver_options=options,
+            data_dir=args.data_dir,
+            resume=args.resume,
+            force=args.force,
+            progress=step,
+        )
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    if summary["best_val_accuracy"] is None:
+        print(f"no trial of {summary['trials']} completed; see {summary['trials_file']}")
+        return 0
+    print(
+        f"{summary['trials']} trials ({summary['failed']} failed) with {args.solver} on "
+        f"{args.dataset}: best val accuracy {summary['best_val_accuracy']:.2%}, "
+        f"its test accuracy {summary['test_accuracy']:.2%}"
+    )
+    print(f"saved {summary['best_checkpoint']} (olmp compress --weights takes it)")
+    return 0
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    """Add this module's command(s) to the ``olmp`` parser."""
+    p = commands.add_parser(
+        "tune",
+        help="search a network's architecture and training settings",
+        description="Search a CNN's architecture (conv and fully connected layers and their "
+        "settings) and its training settings (optimiser, learning rate, ...) with a "
+        "derivative-free solver, as HyperNOMAD does. Every trial trains on the train split "
+        "and is scored on val; the best network is saved as a checkpoint that olmp "
+        "compress takes, with its test accuracy (test is read once). Space families: "
+        + ", ".join(FAMILIES)
+        + ".",
+        epilog="examples:\n  olmp tune --dataset digits --solver tpe --budget 20 --out runs/t1\n"
+        "  olmp tune --dataset fashion-mnist --solver mads --budget 50 --epochs 2 "
+        "--train-size 10000 --space space.toml --out runs/t2",
+        formatter_class=Formatter,
+    )
+    p.add_argument("--dataset", required=True, help=", ".join(DATASETS))
+    p.add_argument("--out", required=True, help="folder of the search's record and best network")
+    p.add_argument("--space", help="JSON or TOML file fixing or narrowing families of the space")
+    p.add_argument("--solver", default="random", help=", ".join(SOLVERS) + " (default random)")
+    p.add_argument("--solver-options", help="the solver's own options, as a JSON object")
+    p.add_argument("--budget", type=count, required=True, help="trials")
+    p.add_argument("--epochs", type=count, default=2, help="training epochs per trial")
+    p.add_argument("--train-size", type=count, help="train each trial on this many images")
+    p.add_argument("--time-limit", type=number, help="wall-time budget of the search (s)")
+    p.add_argument("--trial-time-limit", type=number, help="a trial past this (s) fails")
+    p.add_argument("--n-jobs", type=count, default=1, help="trials run in parallel")
+    p.add_argument("--seed", type=seed, default=0, help="solver and training seed")
+    p.add_argument("--split-seed", type=seed, default=0, help="seed of the tune/val carve")
+    p.add_argument("--data-dir", help="folder searched first for dataset files")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the search in --out")
+    group.add_argument("--force", action="store_true", help="start again, replacing --out")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(run=_tune)

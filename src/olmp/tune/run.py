@@ -1,0 +1,391 @@
+"""``tune``: search a network's architecture and training settings on the engine.
+
+Every trial trains on the train split (optionally a fixed subset of it) and is scored on
+**val**; the test split is read once, for the best network, at the end. ``out`` holds:
+
+* ``tune.json``: what the search is (dataset, space, solver, seed, epochs, ...); a resume
+  must match it.
+* ``study.json`` (the engine's record: every trial's parameters, value, time, state), or
+  for ``mads`` ``mads.json`` (every evaluation, by phase, for the extended poll's resume).
+* ``trials.json``: every trial as complete settings with val accuracy, state, error, time.
+* ``best.safetensors``: the best network, a ``tuned-cnn`` checkpoint with its spec, that
+  ``olmp compress --weights`` and ``olmp evaluate`` take directly.
+* ``best_val.png``: best val accuracy against trials and against time.
+* ``result.json``: the summary :func:`tune` returns.
+
+``solver="mads"`` runs :func:`olmp.tune.mads.extended_poll_mads`; every other engine
+solver runs on the whole conditional space through :class:`olmp.dfo.Study`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from olmp.dfo import Problem, Study
+from olmp.dfo.solvers import solver_class
+from olmp.environment import describe_environment
+from olmp.errors import OlmpError
+from olmp.files import load_checkpoint, save_checkpoint, write_json_atomic
+from olmp.models import build_model
+from olmp.training import accuracy
+from olmp.tune.blackbox import TuneObjective, check_buildable, load_splits, trial_key
+from olmp.tune.space import TuneSpace, load_space
+
+FORMAT = "olmp-tune"
+#: Files this command writes in ``out`` (``force`` removes only these).
+OUR_FILES = (
+    "tune.json",
+    "study.json",
+    "mads.json",
+    "trials.json",
+    "best.safetensors",
+    "best_val.png",
+    "result.json",
+    "weights",
+)
+#: Settings a resume must share with the search it continues.
+IDENTITY = (
+    "dataset",
+    "split_seed",
+    "seed",
+    "solver",
+    "epochs",
+    "train_size",
+    "space",
+    "trial_time_limit",
+    "solver_options",
+)
+
+Progress = Callable[[int, int, float | None], None]
+
+
+def _check_count(name: str, value: Any, minimum: int = 1, optional: bool = False) -> Any:
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise OlmpError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_seconds(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise OlmpError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def tune(
+    dataset: str,
+    out: str | os.PathLike[str],
+    *,
+    space: TuneSpace | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    solver: str = "random",
+    budget: int = 20,
+    epochs: int = 2,
+    train_size: int | None = None,
+    time_limit: float | None = None,
+    trial_time_limit: float | None = None,
+    n_jobs: int = 1,
+    seed: int = 0,
+    split_seed: int = 0,
+    solver_options: Mapping[str, Any] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    threads: int | None = None,
+    keep_weights: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Search ``space`` on ``dataset`` with ``solver`` for ``budget`` trials (or until
+    ``time_limit`` seconds); see the module docstring. Returns the summary: best val
+    accuracy, its test accuracy (read once), trials, failures, paths.
+
+    ``epochs`` and ``train_size`` (a fixed subset of train) are each trial's training
+    budget; ``trial_time_limit`` ends a trial that runs longer (recorded as failed).
+    ``threads`` sets torch's threads in each trial (default: one per worker when
+    ``n_jobs > 1``). ``keep_weights`` keeps every trial's weights in ``out/weights``
+    (named by :func:`olmp.tune.blackbox.trial_key` of its settings), not only the best's.
+    ``progress(done, total, best_val)`` is called after every trial.
+    """
+    budget = _check_count("budget", budget)
+    epochs = _check_count("epochs", epochs)
+    train_size = _check_count("train_size", train_size, optional=True)
+    n_jobs = _check_count("n_jobs", n_jobs)
+    seed = _check_count("seed", seed, 0)
+    time_limit = _check_seconds("time_limit", time_limit)
+    trial_time_limit = _check_seconds("trial_time_limit", trial_time_limit)
+    if resume and force:
+        raise OlmpError("pass resume or force, not both")
+    cls = solver_class(solver)  # OlmpError listing the solvers
+    if not cls.available():
+        cls.import_backend()
+    tune_space = load_space(space)
+    splits = load_splits(dataset, split_seed, None if data_dir is None else str(data_dir))
+    check_buildable(tune_space, splits, dataset)
+    out = Path(out)
+    config = {
+        "format": FORMAT,
+        "dataset": dataset,
+        "split_seed": split_seed,
+        "seed": seed,
+        "solver": solver,
+        "epochs": epochs,
+        "train_size": train_size,
+        "trial_time_limit": trial_time_limit,
+        "solver_options": dict(solver_options or {}),
+        "space": tune_space.to_json(),
+    }
+    _prepare(out, config, resume, force)
+    if threads is None and n_jobs > 1:
+        threads = 1
+    objective = TuneObjective(
+        tune_space,
+        dataset,
+        epochs,
+        seed=seed,
+        split_seed=split_seed,
+        train_size=train_size,
+        time_cap=trial_time_limit,
+        weights_dir=str(out / "weights"),
+        data_dir=None if data_dir is None else str(data_dir),
+        threads=threads,
+    )
+    began = time.monotonic()
+    if solver == "mads":
+        from olmp.tune.mads import extended_poll_mads
+
+        records, stop_reason = extended_poll_mads(
+            objective,
+            out / "mads.json",
+            budget=budget,
+            seed=seed,
+            time_limit=time_limit,
+            n_jobs=n_jobs,
+            resume=resume,
+            options=solver_options,
+            progress=progress,
+        )
+    else:
+        records, stop_reason = _engine_study(
+            objective,
+            out / "study.json",
+            solver,
+            budget=budget,
+            seed=seed,
+            time_limit=time_limit,
+            n_jobs=n_jobs,
+            resume=resume,
+            options=solver_options,
+            progress=progress,
+        )
+    write_json_atomic(out / "trials.json", records)
+    summary = _finish(out, objective, splits, records, config, keep_weights)
+    summary.update(stop_reason=stop_reason, seconds=round(time.monotonic() - began, 2))
+    write_json_atomic(out / "result.json", summary)
+    _plot(out / "best_val.png", records, f"{solver} on {dataset}")
+    return summary
+
+
+def _prepare(out: Path, config: dict[str, Any], resume: bool, force: bool) -> None:
+    record = out / "tune.json"
+    if resume:
+        if not record.exists():
+            raise OlmpError(f"nothing to resume: {record} does not exist")
+
+        try:
+            old = json.loads(record.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise OlmpError(f"{record} is damaged ({error}); it is left as it is") from None
+        for key in IDENTITY:
+            if old.get(key) != json.loads(json.dumps(config[key])):
+                what = (
+                    "space" if key == "space" else f"{key} ({old.get(key)!r}, here {config[key]!r})"
+                )
+                raise OlmpError(
+                    f"{out} holds a search with another {what}; it is left as it is: resume "
+                    "with the same settings, or start in another folder"
+                )
+        return
+    if out.exists() and not out.is_dir():
+        raise OlmpError(f"--out {out} is a file; give a folder")
+    if out.exists() and any(out.iterdir()):
+        ours = [name for name in OUR_FILES if (out / name).exists()]
+        if not force:
+            raise OlmpError(
+                f"{out} already holds files; pass --resume to continue the search there, "
+                "--force to start it again, or another folder"
+            )
+        for name in ours:
+            path = out / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(record, config)
+
+
+def _engine_study(
+    objective: TuneObjective,
+    path: Path,
+    solver: str,
+    *,
+    budget: int,
+    seed: int,
+    time_limit: float | None,
+    n_jobs: int,
+    resume: bool,
+    options: Mapping[str, Any] | None,
+    progress: Progress | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    def report(study: Study, trial: Any) -> None:
+        if progress is not None:
+            best = None if study.best is None else 1.0 - float(study.best.value)
+            progress(study.n_evaluations, budget, best)
+
+    study = Study(
+        Problem(objective.space.space, objective),
+        solver,
+        seed=seed,
+        options=dict(options or {}),
+        max_evaluations=budget,
+        max_seconds=time_limit,
+        path=path,
+        resume=resume,
+        callbacks=[report],
+    )
+    study.optimize(n_jobs=n_jobs)
+    study.sampler.close()
+    records = [
+        {
+            "id": t.id,
+            "state": t.state,
+            "val_accuracy": None if t.value is None else 1.0 - t.value,
+            "error": t.error,
+            "seconds": t.seconds,
+            "finished": t.finished,
+            "settings": objective.full(t.params),
+        }
+        for t in study.trials
+        if t.done
+    ]
+    _add_elapsed(records)
+    return records, study.stop_reason
+
+
+def _add_elapsed(records: list[dict[str, Any]]) -> None:
+    """``elapsed``: seconds from the search's first trial to each trial's end."""
+    starts = [r["finished"] - (r["seconds"] or 0.0) for r in records if r.get("finished")]
+    origin = min(starts, default=0.0)
+    for r in records:
+        r["elapsed"] = None if not r.get("finished") else round(r["finished"] - origin, 3)
+
+
+def _finish(
+    out: Path,
+    objective: TuneObjective,
+    splits: Any,
+    records: list[dict[str, Any]],
+    config: dict[str, Any],
+    keep_weights: bool = False,
+) -> dict[str, Any]:
+    complete = [r for r in records if r["state"] == "complete"]
+    summary: dict[str, Any] = {
+        "dataset": config["dataset"],
+        "solver": config["solver"],
+        "trials": len(records),
+        "failed": len(records) - len(complete),
+        "best_val_accuracy": None,
+        "test_accuracy": None,
+        "best_checkpoint": None,
+        "best_settings": None,
+        "study": str(out / ("mads.json" if config["solver"] == "mads" else "study.json")),
+        "trials_file": str(out / "trials.json"),
+        "plot": str(out / "best_val.png"),
+    }
+    if not complete:
+        return summary
+    best = max(complete, key=lambda r: r["val_accuracy"])
+    space = objective.space
+    full = best["settings"]
+    spec, recipe = space.architecture(full), space.recipe(full)
+    weights = out / "weights" / f"{trial_key(full)}.safetensors"
+    state_dict, _ = load_checkpoint(weights)
+    net = build_model("tuned-cnn", splits.input_shape, splits.num_classes, {"spec": spec})
+    net.load_state_dict(state_dict)
+    net.eval()
+    with torch.no_grad():
+        val = accuracy(net, splits.val)
+        test = accuracy(net, splits.test)  # the one read of test
+        tune_acc = accuracy(net, splits.tune)
+    metadata = {
+        **describe_environment(),
+        "model": "tuned-cnn",
+        "model_options": {"spec": spec},
+        "dataset": config["dataset"],
+        "split_seed": config["split_seed"],
+        "recipe": {
+            **recipe,
+            "epochs": config["epochs"],
+            "train_size": config["train_size"],
+            "seed": config["seed"],
+        },
+        "tuned_by": {"solver": config["solver"], "trial": best["id"], "trials": len(records)},
+        "tune_accuracy": tune_acc,
+        "val_accuracy": val,
+        "test_accuracy": test,
+    }
+    checkpoint = out / "best.safetensors"
+    save_checkpoint(checkpoint, net.state_dict(), metadata)
+    for path in (out / "weights").glob("*.safetensors"):  # keep the best trial's weights only
+        if path != weights and not keep_weights:
+            path.unlink()
+    summary.update(
+        best_val_accuracy=val,
+        test_accuracy=test,
+        best_trial=best["id"],
+        best_checkpoint=str(checkpoint),
+        best_settings=full,
+        best_spec=spec,
+        best_recipe=recipe,
+    )
+    return summary
+
+
+def best_so_far(records: list[dict[str, Any]]) -> list[float]:
+    """Best val accuracy after each trial (NaN before the first complete one)."""
+    best, curve = -math.inf, []
+    for r in records:
+        if r["state"] == "complete":
+            best = max(best, r["val_accuracy"])
+        curve.append(best if best > -math.inf else math.nan)
+    return curve
+
+
+def _plot(path: Path, records: list[dict[str, Any]], title: str) -> None:
+    if not records:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ordered = sorted(records, key=lambda r: r.get("elapsed") or 0.0)
+    curve = best_so_far(ordered)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.step(range(1, len(curve) + 1), curve, where="post")
+    left.set(xlabel="trials", ylabel="best val accuracy", title=title)
+    right.step([r.get("elapsed") or 0.0 for r in ordered], curve, where="post")
+    right.set(xlabel="seconds", ylabel="best val accuracy")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    tmp.replace(path)

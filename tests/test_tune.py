@@ -1,0 +1,257 @@
+"""olmp tune: the space, the blackbox, the solvers, the record and the CLI (digits, tiny)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import olmp
+from olmp.cli import main
+from olmp.data.registry import Split
+from olmp.dfo import Problem
+from olmp.errors import OlmpError
+from olmp.models import build_model
+from olmp.models.tuned import feature_shapes
+from olmp.tune import TuneObjective, TuneSpace, tune
+from olmp.tune.blackbox import train_network
+from olmp.tune.mads import neighbours
+
+# Small networks, big batches, a 300-image train subset: a trial takes well under a second.
+SMALL = {
+    "conv_layers": [0, 2],
+    "conv_channels": [2, 8],
+    "conv_kernel": [1, 3],
+    "fc_layers": [0, 1],
+    "fc_size": [8, 32],
+    "batch_size": [64, 256],
+}
+FAST = dict(space=SMALL, epochs=1, train_size=300, threads=1)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def cli(tmp_path, *args):
+    space = tmp_path / "small.json"
+    space.write_text(json.dumps(SMALL))
+    return main(["tune", "--dataset", "digits", "--space", str(space), "--train-size", "300",
+                 *args])  # fmt: skip
+
+
+# -- the space -----------------------------------------------------------------------------
+
+
+def test_per_layer_variables_exist_only_for_layers_that_exist():
+    space = TuneSpace(SMALL)
+    for params in space.space.sample(rng=0, n=30):
+        space.space.validate(params)
+        full = space.complete(params)
+        conv = {k for k in full if k.startswith("conv") and k[4].isdigit()}
+        assert {int(k[4]) for k in conv} == set(range(1, full["conv_layers"] + 1))
+        assert ("momentum" in full) == (full["optimizer"] in ("sgd", "rmsprop"))
+        assert ("beta1" in full) == (full["optimizer"] == "adam")
+    assert space.space["lr"].log and space.space["conv2_channels"].when == {"conv_layers": (2,)}
+
+
+def test_fixed_and_narrowed_families():
+    space = TuneSpace({"optimizer": "adam", "conv_layers": 1, "activation": ["tanh"]})
+    assert space.fixed == {"optimizer": "adam", "conv_layers": 1, "activation": "tanh"}
+    names = space.space.names
+    assert "optimizer" not in names and "conv1_channels" in names and "conv2_channels" not in names
+    assert "beta1" in names and "momentum" not in names
+    full = space.complete(space.space.sample(rng=1))
+    assert full["optimizer"] == "adam" and full["activation"] == "tanh"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"conv_layer": 2}, "unknown space key 'conv_layer'"),
+        ({"lr": [1e-9, 0.1]}, "outside its limits"),
+        ({"activation": []}, "empty choice list"),
+        ({"batch_size": 10_000}, "outside its limits"),
+        ({"optimizer": "lbfgs"}, "not a choice"),
+        ({"dropout": [0.5, 0.1]}, "low > high"),
+    ],
+)
+def test_bad_space(overrides, message):
+    with pytest.raises(OlmpError, match=message):
+        TuneSpace(overrides)
+
+
+def test_space_file_toml(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('conv_layers = [1, 2]\nactivation = ["relu", "tanh"]\nbatch_size = 128\n')
+    space = TuneSpace.from_file(path)
+    assert space.ranges["conv_layers"] == (1, 2) and space.fixed["batch_size"] == 128
+
+
+# -- the network and the blackbox ----------------------------------------------------------
+
+
+def test_unbuildable_network_is_a_recorded_failure_with_the_reason():
+    space = TuneSpace({**SMALL, "conv_kernel": 3, "conv_padding": 0, "conv_pool": True})
+    objective = TuneObjective(space, "digits", 1, train_size=100)
+    params = space.project({"conv_layers": 2, "fc_layers": 0, "optimizer": "sgd"})
+    result = Problem(space.space, objective).evaluate(params)
+    assert result.error is not None and "below 1x1" in result.error and "conv2" in result.error
+
+
+def test_divergence_and_time_cap_end_a_trial():
+    model = torch.nn.Linear(4, 2)
+    data = Split(torch.randn(64, 4) * 1e20, torch.randint(0, 2, (64,)))
+    recipe = {"optimizer": "sgd", "lr": 10.0, "momentum": 0.9, "weight_decay": 0, "batch_size": 8}
+    with pytest.raises(Exception, match="diverged"):
+        train_network(model, data, recipe, 5, seed=0)
+    data = Split(torch.randn(64, 4), torch.randint(0, 2, (64,)))
+    with pytest.raises(Exception, match="time cap"):
+        train_network(model, data, recipe | {"lr": 0.01}, 10_000, seed=0, time_cap=0.05)
+
+
+def test_tuned_cnn_spec_round_trip_and_errors():
+    spec = {"conv": [{"channels": 4, "kernel": 3, "stride": 1, "padding": 1, "pool": True}],
+            "fc": [16], "dropout": 0.1, "activation": "tanh"}  # fmt: skip
+    net = build_model("tuned-cnn", (1, 8, 8), 10, {"spec": spec})
+    assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    assert feature_shapes(spec, (1, 8, 8)) == [(4, 4, 4)]
+    with pytest.raises(OlmpError, match="needs an architecture spec"):
+        build_model("tuned-cnn", (1, 8, 8), 10, {"spec": [1, 2]})
+    assert build_model("tuned-cnn", (1, 28, 28), 10)(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+    with pytest.raises(OlmpError, match="takes no option"):
+        build_model("lenet-5", (1, 28, 28), 10, {"spec": spec})
+    with pytest.raises(OlmpError, match="activation"):
+        build_model("tuned-cnn", (1, 8, 8), 10, {"spec": {**spec, "activation": "gelu"}})
+
+
+# -- the search ----------------------------------------------------------------------------
+
+
+def test_cli_check_random_and_tpe(tmp_path, capsys):
+    for solver in ("random", "tpe"):
+        out = tmp_path / solver
+        code = cli(tmp_path, "--solver", solver, "--budget", "6", "--epochs", "1", "--seed", "0",
+                   "--out", str(out), "--json")  # fmt: skip
+        assert code == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["trials"] == 6 and 0 < summary["best_val_accuracy"] <= 1
+        assert summary["best_checkpoint"] == str(out / "best.safetensors")
+        record = json.loads((out / "study.json").read_text())
+        assert record["solver"] == solver and len(record["trials"]) == 6
+        trials = json.loads((out / "trials.json").read_text())
+        assert {"settings", "val_accuracy", "state", "seconds", "error"} <= set(trials[0])
+        assert (out / "best_val.png").stat().st_size > 0
+        # the best network loads through the registry, as olmp compress loads it
+        net, splits, meta = olmp.load_weights(summary["best_checkpoint"])
+        assert (
+            meta["model"] == "tuned-cnn" and meta["model_options"]["spec"] == summary["best_spec"]
+        )
+        assert olmp.training.accuracy(net, splits.val) == pytest.approx(
+            summary["best_val_accuracy"]
+        )
+        assert meta["test_accuracy"] == summary["test_accuracy"]
+
+
+def test_mads_extended_poll_changes_structure_and_resumes(tmp_path):
+    out = tmp_path / "m"
+    first = tune("digits", out, solver="mads", budget=9, **FAST)
+    trials = json.loads((out / "trials.json").read_text())
+    assert first["trials"] == 9 and len({json.dumps(t["settings"]) for t in trials}) == 9
+    kinds = [t["kind"] for t in trials]
+    assert kinds[:6] == ["mads"] * 6 and "extended-poll" in kinds
+    structures = {(t["settings"]["conv_layers"], t["settings"]["fc_layers"],
+                   t["settings"]["optimizer"]) for t in trials}  # fmt: skip
+    assert len(structures) >= 3
+    # resume with a larger budget: the first 9 are replayed from the record, not retrained
+    again = tune("digits", out, solver="mads", budget=12, resume=True, **FAST)
+    more = json.loads((out / "trials.json").read_text())
+    assert again["trials"] == 12 and more[:9] == trials
+
+
+def test_extended_poll_neighbours_copy_the_last_layer():
+    space = TuneSpace(SMALL)
+    full = space.complete(space.start())
+    found = {
+        json.dumps(pin, sort_keys=True): space.complete(p, pin)
+        for pin, p in neighbours(space, full)
+    }
+    deeper = [f for f in found.values() if f["conv_layers"] == full["conv_layers"] + 1]
+    assert not deeper  # conv_layers is at its upper limit (2)
+    fewer = next(f for f in found.values() if f["conv_layers"] == 1)
+    assert "conv2_channels" not in fewer
+    other = next(f for f in found.values() if f["optimizer"] == "adam")
+    assert other["lr"] == full["lr"] and "momentum" not in other and "beta1" in other
+
+
+def test_resume_engine_study_and_refuse_other_space(tmp_path, capsys):
+    out = tmp_path / "r"
+    tune("digits", out, solver="random", budget=3, **FAST)
+    summary = tune("digits", out, solver="random", budget=5, resume=True, **FAST)
+    assert summary["trials"] == 5
+    code = cli(tmp_path, "--solver", "random", "--budget", "6", "--out", str(out), "--epochs",
+               "1", "--resume")  # fmt: skip
+    assert code == 0 and len(json.loads((out / "trials.json").read_text())) == 6
+    before = (out / "study.json").read_text()
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**SMALL, "fc_layers": 1}))
+    capsys.readouterr()
+    assert main(["tune", "--dataset", "digits", "--space", str(other), "--train-size", "300",
+                 "--epochs", "1", "--budget", "6", "--out", str(out), "--resume"]) == 2  # fmt: skip
+    assert "another space" in capsys.readouterr().err
+    assert (out / "study.json").read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("space", "extra", "message"),
+    [
+        ({"conv_layer": 1}, [], "unknown space key"),
+        ({"lr": [1e-4, 100]}, [], "outside its limits"),
+        ({"optimizer": []}, [], "empty choice list"),
+        ({"conv_stride": 9}, [], "outside its limits"),
+        ({"conv_layers": 3, "conv_kernel": 5, "conv_padding": 0}, [], "dataset 'digits'"),
+        ({}, ["--budget", "0"], "must be at least 1"),
+        ({}, ["--solver", "gradient"], "unknown solver"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, space, extra, message):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(space))
+    out = tmp_path / "out"
+    args = ["tune", "--dataset", "digits", "--space", str(path), "--out", str(out)]
+    args += extra if "--budget" in extra else ["--budget", "2", *extra]
+    with pytest.raises(SystemExit) as stop:
+        raise SystemExit(main(args))
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_existing_out_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert cli(tmp_path, "--budget", "1", "--out", str(out)) == 2
+    assert "--resume" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
+
+
+def test_two_workers(tmp_path):
+    summary = tune("digits", tmp_path / "p", solver="random", budget=4, n_jobs=2, **FAST)
+    assert summary["trials"] == 4 and summary["best_val_accuracy"] is not None
+
+
+def test_compressed_and_exported_tuned_networks_keep_their_spec():
+    from olmp.export import build_recorded_model, export_metadata
+
+    spec = {"conv": [], "fc": [12], "dropout": 0.0, "activation": "relu"}
+    run = {"model": "tuned-cnn", "input_shape": [1, 8, 8], "num_classes": 10,
+           "model_options": {"spec": spec}}  # fmt: skip
+    meta = export_metadata(run)
+    assert meta["model_options"] == {"spec": spec}
+    net = build_recorded_model(meta, "x.olmp.safetensors")
+    assert net[1].out_features == 12
