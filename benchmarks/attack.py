@@ -46,6 +46,27 @@ def ours(weights, method, eps, images, seed, budget=BUDGET, **kw):
     return result
 
 
+def as_checkpoint(weights, args):
+    """A run's round checkpoint (``RUN/rounds/round-NNN.safetensors``, the run's own format)
+    as a plain checkpoint that ``olmp attack`` loads: masks applied, model and dataset named
+    by ``--model``/``--dataset``. Other files are returned as they are."""
+    path = Path(weights)
+    if path.parent.name != "rounds":
+        return weights
+    from safetensors.torch import load_file
+
+    from olmp.files import save_checkpoint
+
+    tensors = load_file(str(path))
+    state = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+    for name, mask in tensors.items():
+        if name.startswith("mask/"):
+            state[name[len("mask/") :]] = state[name[len("mask/") :]] * mask
+    out = Path(tempfile.gettempdir()) / f"attack-{path.parent.parent.name}-{path.stem}.safetensors"
+    save_checkpoint(out, state, {"model": args.model, "dataset": args.dataset, "split_seed": 0})
+    return out
+
+
 def brief(result):
     return {
         "method": result["method"] + (f"/{result['solver']}" if result.get("solver") else ""),
@@ -109,9 +130,11 @@ def ordering(args):
 
 def compressed(args):
     rows = []
-    for weights in args.weights:
+    for given in args.weights:
+        weights = as_checkpoint(given, args)
         for method in args.methods:
             r = ours(weights, method, args.eps, args.images, args.seeds[0])
+            r["weights"] = str(given)
             rows.append(brief(r))
             print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -149,6 +172,8 @@ def main():
     parser.add_argument("--methods", nargs="+", default=["square", "bobyqa"])
     parser.add_argument("--art-python", default="/tmp/artenv/bin/python")
     parser.add_argument("--p-init", type=float, nargs="+", default=[0.05])
+    parser.add_argument("--model", default="lenet-300-100", help="of round checkpoints")
+    parser.add_argument("--dataset", default="mnist-5k", help="of round checkpoints")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     torch.set_num_threads(1)

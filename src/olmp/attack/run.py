@@ -285,6 +285,8 @@ def run_attack(
     solver: str | None = None,
     options: dict[str, Any] | None = None,
     split: str = "test",
+    model_name: str | None = None,
+    dataset: str | None = None,
     device: str | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     trust_model_code: bool = False,
@@ -294,7 +296,8 @@ def run_attack(
 
     Returns the summary (see :func:`olmp.attack.summary.summarize`) with the settings, the
     records and the per-pair ``queries``; with ``out`` also writes it (see the module
-    docstring). ``on_pair(done, total, record)`` is called after each pair.
+    docstring). ``model_name`` and ``dataset`` default to what the checkpoint records.
+    ``on_pair(done, total, record)`` is called after each pair.
     """
     from olmp.reference import load_weights
 
@@ -304,7 +307,12 @@ def run_attack(
     if split not in ("train", "tune", "val", "test"):
         raise unknown_choice("split", split, ["train", "tune", "val", "test"])
     model, splits, metadata = load_weights(
-        weights, device=device, data_dir=data_dir, trust_model_code=trust_model_code
+        weights,
+        model_name,
+        dataset,
+        device=device,
+        data_dir=data_dir,
+        trust_model_code=trust_model_code,
     )
     model.eval()
     spec = get_spec(splits.name)
@@ -318,7 +326,7 @@ def run_attack(
     )
     config = {
         "weights": str(weights),
-        "model": metadata.get("model"),
+        "model": model_name or metadata.get("model"),
         "dataset": splits.name,
         "split": split,
         "method": method,

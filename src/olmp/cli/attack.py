@@ -130,6 +130,8 @@ def _attack(args: argparse.Namespace) -> int:
             solver=args.solver,
             options=options,
             split=args.split,
+            model_name=args.model,
+            dataset=args.dataset,
             device=args.device,
             data_dir=args.data_dir,
             trust_model_code=args.trust_model_code,
@@ -161,6 +163,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         formatter_class=Formatter,
     )
     attack.add_argument("--weights", help="checkpoint: a reference, a run's pruned file, an export")
+    attack.add_argument("--model", help="model name (default: from the checkpoint)")
+    attack.add_argument("--dataset", help="dataset name (default: from the checkpoint)")
     attack.add_argument("--method", help=f"one of: {', '.join(METHODS)}")
     attack.add_argument(
         "--solver", help="engine solver of the bobyqa block attack (default cobyqa)"
