@@ -241,6 +241,7 @@ def test_an_interrupted_run_resumes_to_the_same_records(reference, tmp_path):
         (["--solver", "nope"], "unknown solver 'nope'"),
         (["--targets", "10"], "target must be a class in 0..9, got 10"),
         (["--option", "speed=2"], "unknown option 'speed'"),
+        (["--option", "order=spiral"], "order must be 'variance' or 'random'"),
     ],
 )
 def test_bad_input_is_one_clear_error_exit_2_and_nothing_written(

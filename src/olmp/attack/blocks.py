@@ -27,6 +27,7 @@ import numpy as np
 
 from olmp.attack.oracle import Oracle
 from olmp.dfo.solvers import solver_class
+from olmp.errors import OlmpError
 
 #: Option naming the number of interpolation points, per model-based solver.
 _INTERPOLATION_POINTS = {"cobyqa": "nb_points", "bobyqa": "npt"}
@@ -86,6 +87,8 @@ def bobyqa_blocks(
     first_grid: int = 2,
 ) -> np.ndarray:
     """Attack ``x0`` (``C x H x W`` in ``[0, 1]``) through ``oracle``; returns the best image."""
+    if order not in ("variance", "random"):
+        raise OlmpError(f"order must be 'variance' or 'random', got {order!r}")
     c, h, w = x0.shape
     cls = _linear_model_solver(solver)
     delta = np.zeros_like(x0)

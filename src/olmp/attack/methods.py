@@ -48,6 +48,10 @@ def run_method(
     return np.asarray(returned, dtype=np.float32)
 
 
+#: Options that take one of a few values.
+CHOICES = {"order": ("variance", "random")}
+
+
 def method_options(name: str) -> list[str]:
     """The options (keyword arguments) attack ``name`` takes."""
     parameters = inspect.signature(METHODS[name]).parameters.values()
@@ -57,7 +61,10 @@ def method_options(name: str) -> list[str]:
 def check_options(name: str, options: dict[str, Any]) -> None:
     """Raise :class:`OlmpError` for an option that attack ``name`` does not take."""
     known = method_options(name)
-    for key in options:
+    for key, value in options.items():
+        if key in CHOICES and key in known and value not in CHOICES[key]:
+            allowed = " or ".join(repr(c) for c in CHOICES[key])
+            raise OlmpError(f"{key} must be {allowed}, got {value!r}")
         if key not in known:
             raise OlmpError(
                 f"unknown option {key!r} of attack {name!r}; choose from: {', '.join(known)}"
