@@ -31,6 +31,7 @@ from _common import RESULTS, machine
 from olmp.attack import Oracle, run_attack
 from olmp.attack.run import pixel_images
 from olmp.data.registry import get_spec
+from olmp.dfo.solvers import parse_solver_options
 from olmp.reference import load_weights
 
 BUDGET = 3000
@@ -133,7 +134,8 @@ def compressed(args):
     for given in args.weights:
         weights = as_checkpoint(given, args)
         for method in args.methods:
-            r = ours(weights, method, args.eps, args.images, args.seeds[0])
+            options = parse_solver_options(args.option)
+            r = ours(weights, method, args.eps, args.images, args.seeds[0], options=options)
             r["weights"] = str(given)
             rows.append(brief(r))
             print(json.dumps(rows[-1]), flush=True)
@@ -174,6 +176,7 @@ def main():
     parser.add_argument("--p-init", type=float, nargs="+", default=[0.05])
     parser.add_argument("--model", default="lenet-300-100", help="of round checkpoints")
     parser.add_argument("--dataset", default="mnist-5k", help="of round checkpoints")
+    parser.add_argument("--option", action="append", default=[], help="KEY=VALUE, compressed")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     torch.set_num_threads(1)

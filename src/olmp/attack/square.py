@@ -5,6 +5,8 @@ each step redraw one random square window (every channel at ±ε, chosen at rand
 the change when the loss falls. The side of the square shrinks on the paper's schedule of
 the fraction ``p`` of pixels changed, ``p_init`` halved at iterations 10, 50, 200, 500, 1000,
 2000, 4000, 6000, 8000 of a 10,000-step run (rescaled to the budget). One query per step.
+A window whose draw would change nothing is flipped instead, as in the authors' code
+(``redraw=False`` keeps it and spends the query, as ART's implementation does).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def square(
     rng: np.random.Generator,
     *,
     p_init: float = 0.05,
+    redraw: bool = True,
 ) -> np.ndarray:
     """Attack ``x0`` (``C x H x W`` in ``[0, 1]``) through ``oracle``; returns the best image."""
     c, h, w = x0.shape
@@ -46,7 +49,7 @@ def square(
         candidate = x.copy()
         delta = eps * rng.choice([-1.0, 1.0], size=(c, 1, 1))
         candidate[window] = np.clip(x0[window] + delta, lo[window], hi[window])
-        if np.array_equal(candidate[window], x[window]):  # the paper redraws a no-op window
+        if redraw and np.array_equal(candidate[window], x[window]):  # the paper's code redraws
             candidate[window] = np.clip(x0[window] - delta, lo[window], hi[window])
         value = oracle.loss(candidate[None])
         if len(value) and value[0] < loss:
