@@ -8,13 +8,24 @@ import sys
 from collections.abc import Sequence
 
 from olmp import __version__
-from olmp.cli import compress, demo, evaluate, export, listing, report, solvers, train, tune
+from olmp.cli import (
+    attack,
+    compress,
+    demo,
+    evaluate,
+    export,
+    listing,
+    report,
+    solvers,
+    train,
+    tune,
+)
 from olmp.cli.common import Formatter, Parser
 from olmp.console import console, install_warning_printer
 from olmp.errors import OlmpError
 
 #: The commands, in the order ``olmp --help`` lists them.
-COMMANDS = (train, evaluate, compress, demo, export, report, solvers, listing, tune)
+COMMANDS = (train, evaluate, compress, demo, export, report, tune, attack, solvers, listing)
 
 EPILOG_MAIN = """\
 examples:

@@ -1,0 +1,173 @@
+"""Success curves, tables with bootstrap intervals, and comparisons of attack runs.
+
+A run's records give, per (image, target) pair, whether the target won and after how many
+queries. The success curve is the fraction of pairs won within ``q`` queries, for ``q`` up
+to the budget. The table gives the success rate at a few budgets and the median queries over
+the successes, each with a 95 % percentile bootstrap interval over the pairs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from olmp.errors import OlmpError
+from olmp.files import atomic_path
+
+#: Budgets the table reports, those below the run's own budget (which is always reported).
+TABLE_BUDGETS = (100, 300, 500, 1000, 3000, 10_000)
+#: Bootstrap resamples and seed (fixed: the same records give the same intervals).
+BOOTSTRAP, BOOTSTRAP_SEED = 1000, 0
+#: Points of a success curve.
+CURVE_POINTS = 200
+
+
+def table_budgets(budget: int) -> list[int]:
+    return [b for b in TABLE_BUDGETS if b < budget] + [budget]
+
+
+def _interval(samples: np.ndarray) -> list[float]:
+    samples = samples[np.isfinite(samples)]
+    if not samples.size:
+        return [float("nan"), float("nan")]
+    return [float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))]
+
+
+def summarize(records: Sequence[dict[str, Any]], budget: int) -> dict[str, Any]:
+    """Success rate, per-pair queries, success at the table's budgets and median queries over
+    the successes, with 95 % bootstrap intervals."""
+    won = np.array([bool(r["success"]) for r in records])
+    queries = np.array([int(r["queries"]) for r in records])
+    n = len(records)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    resamples = rng.integers(0, n, size=(BOOTSTRAP, n)) if n else np.zeros((0, 0), int)
+    at_budget = {}
+    for b in table_budgets(budget):
+        hit = won & (queries <= b)
+        at_budget[str(b)] = {
+            "success_rate": float(hit.mean()) if n else float("nan"),
+            "interval": _interval(hit[resamples].mean(axis=1)) if n else [np.nan, np.nan],
+        }
+    median, median_interval = float("nan"), [float("nan"), float("nan")]
+    if won.any():
+        median = float(np.median(queries[won]))
+        boots = np.array(
+            [np.median(queries[s][won[s]]) if won[s].any() else np.nan for s in resamples]
+        )
+        median_interval = _interval(boots)
+    return {
+        "pairs": n,
+        "successes": int(won.sum()),
+        "success_rate": float(won.mean()) if n else float("nan"),
+        "queries": queries.tolist(),
+        "success_at": at_budget,
+        "median_queries": median,
+        "median_queries_interval": median_interval,
+    }
+
+
+def curve(result: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(queries, success rate within that many queries) of a run's result."""
+    budget = int(result["budget"])
+    grid = np.unique(np.linspace(1, budget, min(CURVE_POINTS, budget)).astype(int))
+    won = np.array([bool(r["success"]) for r in result["records"]])
+    queries = np.array([int(r["queries"]) for r in result["records"]])
+    if not len(won):
+        return grid, np.zeros(len(grid))
+    rates = np.array([(won & (queries <= q)).mean() for q in grid])
+    return grid, rates
+
+
+def write_curve(
+    folder: Path, runs: Sequence[tuple[str, dict[str, Any]]], name: str = "curve"
+) -> None:
+    """``NAME.csv`` (queries, then one success-rate column per run) and ``NAME.png``."""
+    curves = [(label, *curve(result)) for label, result in runs]
+    grid = np.unique(np.concatenate([c[1] for c in curves]))
+    with atomic_path(folder / f"{name}.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["queries", *[label for label, _, _ in curves]])
+        for q in grid:
+            row = [int(q)]
+            for _, g, rates in curves:
+                k = np.searchsorted(g, q, side="right") - 1
+                row.append(f"{rates[k]:.4f}" if k >= 0 else "0.0000")
+            writer.writerow(row)
+    from olmp.report import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, g, rates in curves:
+        ax.step(g, rates, where="post", label=label)
+    first = runs[0][1]
+    ax.set_xlabel("queries")
+    ax.set_ylabel("success rate (targeted)")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{first.get('model')} / {first.get('dataset')}, ε = {first.get('eps')}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(folder / f"{name}.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def load_result(folder: str | Path) -> dict[str, Any]:
+    """The ``result.json`` of an attack folder."""
+    path = Path(folder) / "result.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise OlmpError(f"{folder} holds no finished attack run (no result.json)") from None
+    except ValueError as exc:
+        raise OlmpError(f"{path} is not a valid attack result: {exc}") from None
+
+
+#: What must match between runs to compare them.
+SAME = ("dataset", "split", "eps", "budget", "images", "targets", "seed")
+
+
+def compare(folders: Sequence[str | Path], out: str | Path | None = None) -> dict[str, Any]:
+    """Compare finished runs on the same pairs, e.g. a dense network and its compressed
+    versions: success rate (and at the table's budgets) per run, against compression ratio.
+    With ``out`` writes ``compare.json``, ``compare.csv`` and ``compare.png`` there."""
+    if len(folders) < 2:
+        raise OlmpError("--compare needs at least two attack folders")
+    results = [load_result(f) for f in folders]
+    for key in SAME:
+        values = {json.dumps(r.get(key)) for r in results}
+        if len(values) > 1:
+            raise OlmpError(
+                f"the runs differ in {key} ({', '.join(sorted(values))}); compare runs made "
+                "with the same images, targets, eps and budget"
+            )
+    rows = []
+    for folder, r in zip(folders, results, strict=True):
+        rows.append(
+            {
+                "folder": str(folder),
+                "weights": r.get("weights"),
+                "method": r["method"] + (f"/{r['solver']}" if r.get("solver") else ""),
+                "compression_ratio": r.get("compression_ratio"),
+                "pairs": r["pairs"],
+                "success_rate": r["success_rate"],
+                "success_at": r["success_at"],
+                "median_queries": r["median_queries"],
+                "median_queries_interval": r["median_queries_interval"],
+            }
+        )
+    summary = {key: results[0].get(key) for key in SAME} | {"runs": rows}
+    if out is not None:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        from olmp.files import write_json_atomic
+
+        write_json_atomic(folder / "compare.json", summary)
+        labels = [f"{row['method']} {row['compression_ratio']:.1f}x" for row in rows]
+        write_curve(folder, list(zip(labels, results, strict=True)), name="compare")
+    return summary

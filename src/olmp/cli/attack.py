@@ -1,0 +1,190 @@
+"""``olmp attack``: targeted black-box ℓ∞ attacks on a checkpoint, and comparisons of runs."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+from typing import Any
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from olmp.attack import METHODS, SUMMARIES, compare, run_attack
+from olmp.attack.run import check_settings
+from olmp.cli.common import Formatter, add_data_and_device, add_trust, count, number, seed
+from olmp.console import ProgressLog, console, print_table
+from olmp.dfo.solvers import parse_solver_options
+from olmp.errors import OlmpError
+
+EPILOG = (
+    """\
+methods:
+"""
+    + "\n".join(f"  {name:13s} {text}" for name, text in SUMMARIES.items())
+    + """
+
+examples:
+  olmp attack --weights ref.safetensors --method square --eps 0.2 --budget 3000 --out atk/sq
+  olmp attack --weights ref.safetensors --method bobyqa --solver cmaes --eps 0.2 --out atk/cma
+  olmp attack --weights runs/r1/pruned.safetensors --method square --eps 0.2 --out atk/r1
+  olmp attack --compare atk/sq atk/r1
+"""
+)
+
+
+def _targets(text: str) -> str | int:
+    if text in ("all", "random"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be 'all', 'random' or a class number, got {text!r}"
+        ) from None
+
+
+def _cell(rate: dict[str, Any]) -> str:
+    low, high = rate["interval"]
+    return f"{rate['success_rate']:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def _median(value: float, interval: list[float]) -> str:
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:.0f} [{interval[0]:.0f}, {interval[1]:.0f}]"
+
+
+def _table(rows: list[dict[str, Any]], title: str) -> Table:
+    budgets = list(rows[0]["success_at"])
+    table = Table(title=title)
+    for header in ("run", "compression", "pairs", *[f"success ≤{b}" for b in budgets]):
+        table.add_column(header)
+    table.add_column("median queries (successes)")
+    for row in rows:
+        ratio = row.get("compression_ratio")
+        table.add_row(
+            row["label"],
+            "-" if ratio is None else f"{ratio:.1f}x",
+            str(row["pairs"]),
+            *[_cell(row["success_at"][b]) for b in budgets],
+            _median(row["median_queries"], row["median_queries_interval"]),
+        )
+    return table
+
+
+def _progress(total_hint: int, label: str) -> tuple[Any, Any]:
+    if not console.is_terminal:
+        log: dict[str, ProgressLog] = {}
+
+        def step(done: int, total: int, record: dict[str, Any]) -> None:
+            log.setdefault("log", ProgressLog("pair", total))
+            if done == total or done % max(total // 10, 1) == 0:
+                log["log"].step(done, f"last {'won' if record['success'] else 'lost'}")
+
+        return contextlib.nullcontext(), step
+    progress = Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        TextColumn("pair {task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task(label, total=total_hint)
+
+    def advance(done: int, total: int, record: dict[str, Any]) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return progress, advance
+
+
+def _attack(args: argparse.Namespace) -> int:
+    if args.compare:
+        summary = compare(args.compare, out=args.out)
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            rows = [{**r, "label": f"{r['folder']} ({r['method']})"} for r in summary["runs"]]
+            print_table(_table(rows, f"targeted success, eps {summary['eps']}"))
+        return 0
+    if args.weights is None or args.method is None or args.out is None:
+        raise OlmpError("olmp attack needs --weights, --method and --out (or --compare DIRS)")
+    options = parse_solver_options(args.option or [])
+    check_settings(args.method, args.eps, args.budget, args.solver, args.targets, options)
+    bar, on_pair = _progress(args.images, f"{args.method} attack")
+    with bar:
+        result = run_attack(
+            args.weights,
+            method=args.method,
+            eps=args.eps,
+            budget=args.budget,
+            images=args.images,
+            targets=args.targets,
+            seed=args.seed,
+            out=args.out,
+            resume=args.resume,
+            force=args.force,
+            solver=args.solver,
+            options=options,
+            split=args.split,
+            model_name=args.model,
+            dataset=args.dataset,
+            device=args.device,
+            data_dir=args.data_dir,
+            trust_model_code=args.trust_model_code,
+            on_pair=on_pair,
+        )
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    label = args.method + (f"/{result['solver']}" if result.get("solver") else "")
+    print_table(_table([{**result, "label": label}], f"targeted success, eps {args.eps}"))
+    console.print(
+        f"{result['successes']}/{result['pairs']} pairs won; "
+        f"{result['skipped_misclassified']} misclassified images skipped; "
+        f"records, curve.csv and curve.png in {args.out}",
+        highlight=False,
+    )
+    return 0
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    """Add this module's command(s) to the ``olmp`` parser."""
+    attack = commands.add_parser(
+        "attack",
+        help="targeted black-box l-inf attacks on a checkpoint (success vs queries)",
+        description="Attack a checkpoint's test images towards target classes through a "
+        "black box that only returns probabilities and counts queries; report the success "
+        "rate against queries. eps is in pixel units ([0, 1]).",
+        epilog=EPILOG,
+        formatter_class=Formatter,
+    )
+    attack.add_argument("--weights", help="checkpoint: a reference, a run's pruned file, an export")
+    attack.add_argument("--model", help="model name (default: from the checkpoint)")
+    attack.add_argument("--dataset", help="dataset name (default: from the checkpoint)")
+    attack.add_argument("--method", help=f"one of: {', '.join(METHODS)}")
+    attack.add_argument(
+        "--solver", help="engine solver of the bobyqa block attack (default cobyqa)"
+    )
+    attack.add_argument(
+        "--option", action="append", metavar="KEY=VALUE", help="attack option (repeatable)"
+    )
+    attack.add_argument("--eps", type=number, default=0.2, help="l-inf bound in pixel units")
+    attack.add_argument("--budget", type=int, default=3000, help="queries per (image, target)")
+    attack.add_argument("--images", type=count, default=100, help="correctly classified images")
+    attack.add_argument(
+        "--targets", type=_targets, default="random", help="all, random, or a class number"
+    )
+    attack.add_argument("--split", default="test", help="dataset split (default: test)")
+    attack.add_argument("--seed", type=seed, default=0)
+    attack.add_argument("--out", help="output folder (with --compare: where to write the plot)")
+    attack.add_argument("--resume", action="store_true", help="continue an interrupted --out")
+    attack.add_argument("--force", action="store_true", help="redo an existing --out")
+    attack.add_argument("--json", action="store_true", help="print one JSON object")
+    attack.add_argument("--compare", nargs="+", metavar="DIR", help="compare finished runs")
+    add_data_and_device(attack)
+    add_trust(attack)
+    attack.set_defaults(run=_attack)

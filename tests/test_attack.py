@@ -1,0 +1,271 @@
+"""olmp attack: the oracle, the five attacks, runs, resume, comparisons and bad input.
+
+A LeNet-300-100 trained for a few epochs on scikit-learn's 8x8 digits keeps every attack
+to a fraction of a second per pair."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from olmp.attack import METHODS, Oracle, attack_image, margin, run_attack, summarize
+from olmp.attack import methods as methods_module
+from olmp.attack.blocks import block_order, grid_blocks
+from olmp.attack.square import p_schedule
+from olmp.cli import main
+from olmp.errors import OlmpError
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A digits LeNet-300-100 checkpoint (about 90 % test accuracy)."""
+    from olmp.reference import train_reference
+    from olmp.training import TrainConfig
+
+    path = tmp_path_factory.mktemp("ref") / "digits.safetensors"
+    torch.manual_seed(0)
+    train_reference("lenet-300-100", "digits", path, config=TrainConfig(epochs=5, batch_size=32))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_and_image(reference):
+    from olmp.data.registry import get_spec
+    from olmp.reference import load_weights
+
+    model, splits, _ = load_weights(reference, device="cpu")
+    spec = get_spec("digits")
+    x = (splits.test.x[:40] * spec.std + spec.mean).clamp(0, 1).numpy()
+    y = splits.test.y[:40].numpy()
+    with torch.no_grad():
+        right = model((torch.from_numpy(x) - spec.mean) / spec.std).argmax(1).numpy() == y
+    i = int(np.flatnonzero(right)[0])
+    return model, x[i], int(y[i]), spec
+
+
+class Counting(nn.Module):
+    """A model that counts its forward passes."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.calls = inner, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.inner(x)
+
+
+def test_margin_is_positive_exactly_when_the_target_wins():
+    p = np.array([[0.5, 0.3, 0.2], [0.2, 0.5, 0.3]])
+    m = margin(p, 1)
+    assert m[0] < 0 < m[1]
+    assert m[1] == pytest.approx(np.log(0.5 / 0.3))
+
+
+def test_oracle_counts_every_image_scores_a_batch_in_one_pass_and_stops_at_budget(
+    model_and_image,
+):
+    model, x0, label, spec = model_and_image
+    counting = Counting(model)
+    oracle = Oracle(counting, spec.mean, spec.std, target=(label + 1) % 10, budget=120)
+    batch = np.repeat(x0[None], 50, axis=0)
+    assert len(oracle.loss(batch)) == 50
+    assert (oracle.queries, counting.calls) == (50, 1)
+    oracle.loss(batch)
+    assert len(oracle.loss(batch)) == 20  # cut to the budget left
+    assert oracle.queries == 120 and oracle.done
+    assert len(oracle.loss(batch)) == 0 and oracle.queries == 120
+
+
+def test_oracle_records_the_first_winning_image(model_and_image):
+    model, x0, label, spec = model_and_image
+    oracle = Oracle(model, spec.mean, spec.std, target=label, budget=10)  # wins at once
+    oracle.loss(np.stack([x0, x0]))
+    assert oracle.success_at == 2 and oracle.done  # the whole batch counts
+    assert np.array_equal(oracle.best_x, x0)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_attack_stays_in_the_ball_and_box_and_wins_some_pairs(reference, method):
+    result = run_attack(
+        reference, method=method, eps=0.3, budget=400, images=4, seed=1, device="cpu"
+    )
+    assert result["pairs"] == 4 and len(result["queries"]) == 4
+    for record in result["records"]:
+        assert record["linf"] <= 0.3 + 1e-6
+        assert 1 <= record["queries"] <= 400
+        assert record["success"] == (record["predicted"] == record["target"])
+        assert record["success"] == (record["margin"] > 0)
+    assert result["successes"] >= 1, result["records"]
+
+
+def test_attacks_are_deterministic_with_a_seed(model_and_image):
+    model, x0, label, spec = model_and_image
+    kwargs = dict(method="square", eps=0.2, budget=150, mean=spec.mean, std=spec.std, seed=3)
+    a = attack_image(model, x0, label, (label + 3) % 10, **kwargs)
+    b = attack_image(model, x0, label, (label + 3) % 10, **kwargs)
+    assert a["queries"] == b["queries"] and np.array_equal(a["image"], b["image"])
+
+
+def test_a_returned_image_outside_the_ball_is_refused(model_and_image, monkeypatch):
+    model, x0, label, _ = model_and_image
+
+    def cheat(oracle, x, eps, rng):
+        oracle.loss(x[None])
+        return np.clip(x + 2 * eps, 0, 1)
+
+    monkeypatch.setitem(methods_module.METHODS, "square", cheat)
+    with pytest.raises(AssertionError, match="ε-ball"):
+        attack_image(model, x0, label, (label + 1) % 10, method="square", eps=0.1, budget=5)
+
+
+def test_success_is_judged_by_a_fresh_forward_pass(model_and_image, monkeypatch):
+    model, x0, label, spec = model_and_image
+
+    def liar(oracle, x, eps, rng):
+        oracle.loss(x[None])
+        oracle.success_at = 1  # claims a win the image does not give
+        oracle.best_x = x
+        return x
+
+    monkeypatch.setitem(methods_module.METHODS, "square", liar)
+    record = attack_image(
+        model, x0, label, (label + 1) % 10, method="square", eps=0.1, budget=5,
+        mean=spec.mean, std=spec.std,
+    )  # fmt: skip
+    assert not record["success"]
+
+
+def test_block_attack_takes_any_engine_solver_and_both_orders(model_and_image):
+    model, x0, label, spec = model_and_image
+    common = dict(eps=0.3, budget=120, mean=spec.mean, std=spec.std, seed=0)
+    for solver, order in (("cmaes", "variance"), ("random", "random"), ("cobyqa", "random")):
+        record = attack_image(
+            model, x0, label, (label + 1) % 10, method="bobyqa", solver=solver,
+            options={"order": order}, **common,
+        )  # fmt: skip
+        assert 1 <= record["queries"] <= 120 and record["linf"] <= 0.3 + 1e-6
+
+
+def test_block_grid_covers_the_image_and_variance_order_prefers_busy_blocks():
+    blocks = grid_blocks(28, 28, 4)
+    cover = np.zeros((28, 28), int)
+    for r, c in blocks:
+        cover[r, c] += 1
+    assert len(blocks) == 16 and (cover == 1).all()
+    assert len(grid_blocks(8, 8, 16)) == 64  # never finer than a pixel
+    x = np.zeros((1, 8, 8))
+    x[0, :4, :4] = np.random.default_rng(0).random((4, 4))  # only block 0 varies
+    firsts = [
+        block_order(x, [(0, r, c) for r, c in grid_blocks(8, 8, 2)], "variance", rng)[0]
+        for rng in map(np.random.default_rng, range(20))
+    ]
+    assert firsts.count(0) == 20
+
+
+def test_square_schedule_halves_p_on_the_papers_steps():
+    assert p_schedule(0.8, 0, 10_000) == 0.8
+    assert p_schedule(0.8, 11, 10_000) == 0.4
+    assert p_schedule(0.8, 150, 1000) == pytest.approx(0.8 / 2**5)  # 1,500 of 10,000
+
+
+def test_summary_rates_and_bootstrap_intervals():
+    records = [{"success": s, "queries": q} for s, q in [(1, 10), (1, 200), (0, 300), (1, 50)]]
+    s = summarize(records, 300)
+    assert s["success_rate"] == 0.75 and s["median_queries"] == 50
+    assert s["success_at"]["100"]["success_rate"] == 0.5
+    low, high = s["success_at"]["300"]["interval"]
+    assert low <= 0.75 <= high and low < high
+
+
+def run_cli(*args):
+    return main(["attack", *map(str, args)])
+
+
+def test_cli_check_json_resume_force_and_compare(reference, tmp_path, capsys):
+    out = tmp_path / "a"
+    base = ["--weights", reference, "--eps", "0.3", "--budget", "200", "--images", "5"]
+    base += ["--targets", "random", "--seed", "0", "--device", "cpu"]
+    assert run_cli(*base, "--method", "square", "--out", out, "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert 0 < result["success_rate"] <= 1 and len(result["queries"]) == 5
+    for name in ("config.json", "records.jsonl", "result.json", "curve.csv", "curve.png"):
+        assert (out / name).is_file()
+    assert run_cli(*base, "--method", "square", "--out", out) == 2  # never overwritten
+    assert "--resume" in capsys.readouterr().err
+    assert run_cli(*base, "--method", "square", "--out", out, "--resume", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["queries"] == result["queries"]
+    assert run_cli(*base, "--method", "zo-fw", "--out", out, "--resume") == 2  # other settings
+    capsys.readouterr()
+    other = tmp_path / "b"
+    assert run_cli(*base, "--method", "bobyqa", "--out", other, "--json") == 0
+    capsys.readouterr()
+    assert run_cli("--compare", out, other, "--out", tmp_path / "cmp", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["method"] for r in rows] == ["square", "bobyqa/cobyqa"]
+    assert (tmp_path / "cmp" / "compare.png").is_file()
+
+
+def test_an_interrupted_run_resumes_to_the_same_records(reference, tmp_path):
+    settings = dict(method="genattack", eps=0.3, budget=150, images=4, seed=2, device="cpu")
+    whole = run_attack(reference, **settings)
+
+    def stop(done, total, record):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "r"
+    with pytest.raises(KeyboardInterrupt):
+        run_attack(reference, out=out, on_pair=stop, **settings)
+    assert len((out / "records.jsonl").read_text().splitlines()) == 2
+    with open(out / "records.jsonl", "a") as f:
+        f.write('{"index": 3, "tar')  # a line cut by the interruption
+    resumed = run_attack(reference, out=out, resume=True, **settings)
+    key = ["index", "target", "success", "queries"]
+    assert [[r[k] for k in key] for r in resumed["records"]] == [
+        [r[k] for k in key] for r in whole["records"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--eps", "0"], "eps must be in (0, 1]"),
+        (["--eps", "1.5"], "eps must be in (0, 1]"),
+        (["--budget", "0"], "budget must be an integer of at least 1"),
+        (["--method", "fgsm"], "unknown attack method 'fgsm'"),
+        (["--solver", "nope"], "unknown solver 'nope'"),
+        (["--targets", "10"], "target must be a class in 0..9, got 10"),
+        (["--option", "speed=2"], "unknown option 'speed'"),
+        (["--option", "order=spiral"], "order must be 'variance' or 'random'"),
+    ],
+)
+def test_bad_input_is_one_clear_error_exit_2_and_nothing_written(
+    reference, tmp_path, capsys, args, message
+):
+    out = tmp_path / "bad"
+    options = {"--method": "bobyqa", "--eps": "0.2", "--budget": "50"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        options[flag] = value
+    flat = [item for pair in options.items() for item in pair]
+    assert run_cli("--weights", reference, *flat, "--images", "2", "--out", out) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_bad_images_targets_and_models_are_refused(model_and_image):
+    model, x0, label, _ = model_and_image
+    kwargs = dict(method="square", eps=0.1, budget=10)
+    with pytest.raises(OlmpError, match="true class"):
+        attack_image(model, x0, label, label, **kwargs)
+    with pytest.raises(OlmpError, match=r"target must be a class in 0\.\.9"):
+        attack_image(model, x0, label, 12, **kwargs)
+    with pytest.raises(OlmpError, match="pixel range"):
+        attack_image(model, x0 * 3 - 1, label, (label + 1) % 10, **kwargs)
+    flat = nn.Sequential(model, nn.Flatten(0))  # one vector, not a score per class
+    with pytest.raises(OlmpError, match="one score per class"):
+        attack_image(flat, x0, label, (label + 1) % 10, **kwargs)
