@@ -18,6 +18,7 @@ from typing import TextIO
 
 from rich.console import Console
 from rich.measure import Measurement
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 #: Messages, progress and warnings (stderr), and results (stdout).
@@ -84,6 +85,65 @@ class ProgressLog:
         when = f"{duration(elapsed)} elapsed, at most about {duration(left)} left"
         text = f"{self.label} {done}/{self.total}: {detail}; {when}" if detail else when
         console.print(text, highlight=False)
+
+
+class StepProgress:
+    """Progress over counted steps (epochs, rounds, trials, ...): a rich bar on a terminal,
+    :class:`ProgressLog` lines otherwise. A context manager; call :meth:`update`.
+
+    ``lines``: off a terminal, print about that many lines in all (``None``: one per step).
+    """
+
+    def __init__(
+        self,
+        label: str,
+        unit: str,
+        total: int,
+        *,
+        limit_s: float | None = None,
+        lines: int | None = None,
+        transient: bool = True,
+    ) -> None:
+        self.terminal = console.is_terminal
+        self.log = ProgressLog(unit, total, limit_s=limit_s)
+        self.lines = lines
+        self.bar = Progress(
+            TextColumn(f"[bold]{label}[/]"),
+            BarColumn(),
+            TextColumn(f"{unit} {{task.completed}}/{{task.total}}"),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=transient,
+            disable=not self.terminal,
+        )
+        self.task = self.bar.add_task(label, total=total, detail="")
+
+    def __enter__(self) -> StepProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def update(
+        self,
+        done: int,
+        detail: str = "",
+        *,
+        total: int | None = None,
+        elapsed_s: float | None = None,
+    ) -> None:
+        """``done`` steps of ``total`` (if it changed), with a short ``detail``."""
+        if total is not None:
+            self.log.total = total
+        if self.terminal:
+            self.bar.update(self.task, completed=done, total=self.log.total, detail=detail)
+            return
+        every = 1 if self.lines is None else max(self.log.total // self.lines, 1)
+        if done == self.log.total or done % every == 0:
+            self.log.step(done, detail, elapsed_s)
 
 
 def show_warning(

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from olmp.attack import METHODS, SUMMARIES, compare, run_attack
 from olmp.attack.run import check_settings
 from olmp.cli.common import Formatter, add_data_and_device, add_trust, count, number, seed
-from olmp.console import ProgressLog, console, print_table
+from olmp.console import StepProgress, console, print_table
 from olmp.dfo.solvers import parse_solver_options
 from olmp.errors import OlmpError
 
@@ -74,31 +73,15 @@ def _table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def _progress(total_hint: int, label: str) -> tuple[Any, Any]:
-    if not console.is_terminal:
-        log: dict[str, ProgressLog] = {}
-
-        def step(done: int, total: int, record: dict[str, Any]) -> None:
-            log.setdefault("log", ProgressLog("pair", total))
-            if done == total or done % max(total // 10, 1) == 0:
-                log["log"].step(done, f"last {'won' if record['success'] else 'lost'}")
-
-        return contextlib.nullcontext(), step
-    progress = Progress(
-        TextColumn(f"[bold]{label}[/]"),
-        BarColumn(),
-        TextColumn("pair {task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
-    task = progress.add_task(label, total=total_hint)
+def _progress(
+    total_hint: int, label: str
+) -> tuple[StepProgress, Callable[[int, int, dict[str, Any]], None]]:
+    display = StepProgress(label, "pair", total_hint, lines=10)
 
     def advance(done: int, total: int, record: dict[str, Any]) -> None:
-        progress.update(task, completed=done, total=total)
+        display.update(done, f"last {'won' if record['success'] else 'lost'}", total=total)
 
-    return progress, advance
+    return display, advance
 
 
 def _attack(args: argparse.Namespace) -> int:

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, NoReturn
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-from olmp.console import ProgressLog, console
+from olmp.console import StepProgress, console
 from olmp.data import DATASETS
 from olmp.errors import unknown_choice
 from olmp.models import resolve_factory
@@ -67,30 +63,11 @@ def number(text: str) -> float:
     return value
 
 
-def epoch_progress(
-    total: int, label: str
-) -> tuple[AbstractContextManager[object], Callable[[int, float], None]]:
-    """A progress display over epochs and the callback that advances it: a rich bar on a
-    terminal, a line per epoch otherwise (a log file, CI)."""
-    if not console.is_terminal:
-        log = ProgressLog("epoch", total)
-        return contextlib.nullcontext(), lambda epoch, loss: log.step(epoch, f"loss {loss:.4f}")
-    progress = Progress(
-        TextColumn(f"[bold]{label}[/]"),
-        BarColumn(),
-        TextColumn("epoch {task.completed}/{task.total}"),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
-    task = progress.add_task(label, total=total, loss=float("nan"))
-
-    def on_epoch(epoch: int, loss: float) -> None:
-        progress.update(task, completed=epoch, loss=loss)
-
-    return progress, on_epoch
+def epoch_progress(total: int, label: str) -> tuple[StepProgress, Callable[[int, float], None]]:
+    """A progress display over epochs (:class:`olmp.console.StepProgress`) and the
+    ``on_epoch(epoch, loss)`` callback that advances it."""
+    display = StepProgress(label, "epoch", total)
+    return display, lambda epoch, loss: display.update(epoch, f"loss {loss:.4f}")
 
 
 def check_names(model: str | None, dataset: str | None) -> None:

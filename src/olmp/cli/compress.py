@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
 from olmp.cli.common import (
@@ -17,7 +16,7 @@ from olmp.cli.common import (
     weights_arguments,
 )
 from olmp.compression import CompressConfig, RunState, compress, prepare_run_dir
-from olmp.console import ProgressLog, console, print_table, results
+from olmp.console import StepProgress, console, print_table, results
 from olmp.data import DatasetSplits
 from olmp.errors import OptionError
 from olmp.pruning.thresholds import PARAMETRISATIONS
@@ -125,29 +124,16 @@ def run_compression(
 ) -> dict:
     """Run :func:`olmp.compress` with progress over rounds (a bar on a terminal, a line per
     round otherwise); print the layer table. ``recipe``: the reference's training recipe."""
-    log = ProgressLog("round", config.max_rounds, limit_s=config.max_time_s)
-    progress = Progress(
-        TextColumn("[bold]compressing[/]"),
-        BarColumn(),
-        TextColumn("round {task.completed}/{task.total}"),
-        TextColumn("{task.fields[ratio]}"),
-        TextColumn("{task.fields[acc]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
+    display = StepProgress(
+        "compressing", "round", config.max_rounds, limit_s=config.max_time_s, transient=False
     )
-    task = progress.add_task("rounds", total=config.max_rounds, ratio="", acc="")
 
     def on_round(entry: dict, state: RunState) -> None:
         ratio = f"now {entry['compression_ratio']:.1f}x, best {1 / state.best['size']:.1f}x"
         accuracy = f"val {entry['val_accuracy']:.2%}"
-        if console.is_terminal:
-            progress.update(task, completed=entry["round"], ratio=ratio, acc=accuracy)
-        else:
-            log.step(entry["round"], f"{ratio}, {accuracy}", elapsed_s=state.elapsed_s)
+        display.update(entry["round"], f"{ratio}, {accuracy}", elapsed_s=state.elapsed_s)
 
-    with progress:
+    with display:
         _, result = compress(
             model,
             splits,

@@ -3,42 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from collections.abc import Callable
 
 from olmp.cli.common import Formatter, check_names, count, number, seed
-from olmp.console import ProgressLog, console
+from olmp.console import StepProgress
 from olmp.data import DATASETS
 from olmp.dfo.solvers import SOLVERS, solver_class
 from olmp.errors import OlmpError
 from olmp.tune import FAMILIES, tune
 
 
-def _progress(budget: int):
-    if not console.is_terminal:
-        log = ProgressLog("trial", budget)
+def _progress(budget: int) -> tuple[StepProgress, Callable[[int, int, float | None], None]]:
+    display = StepProgress("tuning", "trial", budget)
 
-        def step(done: int, total: int, best: float | None) -> None:
-            log.step(done, "no complete trial yet" if best is None else f"best val {best:.2%}")
+    def step(done: int, total: int, best: float | None) -> None:
+        display.update(done, "no complete trial yet" if best is None else f"best val {best:.2%}")
 
-        return contextlib.nullcontext(), step
-    bar = Progress(
-        TextColumn("[bold]tuning[/]"),
-        BarColumn(),
-        TextColumn("trial {task.completed}/{task.total}"),
-        TextColumn("best val {task.fields[best]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-    task = bar.add_task("tune", total=budget, best="-")
-
-    def update(done: int, total: int, best: float | None) -> None:
-        bar.update(task, completed=done, best="-" if best is None else f"{best:.2%}")
-
-    return bar, update
+    return display, step
 
 
 def _tune(args: argparse.Namespace) -> int:
