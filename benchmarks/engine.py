@@ -41,6 +41,7 @@ import numpy as np
 from _common import RESULTS, machine
 
 from olmp.dfo import SOLVERS, Categorical, Integer, Problem, Real, Space, Study
+from olmp.files import write_text_atomic
 
 #: COCO's 51 targets: f_opt + 10^k for k = 2, 1.8, ..., -8.
 TARGET_EXPONENTS = np.round(np.arange(2.0, -8.01, -0.2), 1)
@@ -102,18 +103,12 @@ def ecdf_area(runs: list[dict[str, Any]]) -> float:
 
 def bbob(args: argparse.Namespace) -> None:
     if args.report:  # every part's record, tabled together
-        runs, seen = [], set()
-        for part in sorted(RESULTS.glob("engine_bbob*.json")):
-            for run in json.loads(part.read_text())["runs"]:
-                key = (run["solver"], run["fid"], run["dim"], run["instance"])
-                if key not in seen:  # a run made by two parts counts once
-                    seen.add(key)
-                    runs.append(run)
-        print(bbob_tables(runs))
+        print(bbob_tables(list(recorded_runs().values())))
         return
     path = RESULTS / f"engine_bbob{'_' + args.tag if args.tag else ''}.json"
     record = json.loads(path.read_text()) if path.exists() else {"runs": [], "machines": []}
-    done = {(r["solver"], r["fid"], r["dim"], r["instance"]) for r in record["runs"]}
+    # A run any part finished within its time limit is not run again; a cut one is.
+    done = {key for key, run in recorded_runs().items() if not run["time_limited"]}
     record["machines"].append(machine())
     for dim in args.dims:
         for solver in args.solvers:
@@ -123,9 +118,21 @@ def bbob(args: argparse.Namespace) -> None:
                     if (solver, fid, dim, instance) in done:
                         continue
                     record["runs"].append(bbob_run(solver, fid, dim, instance, args.time_limit))
-            path.write_text(json.dumps(record, indent=1) + "\n")
+                    write_text_atomic(path, json.dumps(record, indent=1) + "\n")
             print(f"{solver} d={dim}: {time.perf_counter() - began:.0f} s", flush=True)
     print(bbob_tables(record["runs"]))
+
+
+def recorded_runs() -> dict[tuple[str, int, int, int], dict[str, Any]]:
+    """Every part's runs, one per (solver, function, dimension, instance): a run that
+    finished within its time limit is preferred to one that was cut."""
+    runs: dict[tuple[str, int, int, int], dict[str, Any]] = {}
+    for part in sorted(RESULTS.glob("engine_bbob*.json")):
+        for run in json.loads(part.read_text())["runs"]:
+            key = (run["solver"], run["fid"], run["dim"], run["instance"])
+            if key not in runs or (runs[key]["time_limited"] and not run["time_limited"]):
+                runs[key] = run
+    return runs
 
 
 def bbob_tables(runs: list[dict[str, Any]]) -> str:
