@@ -19,10 +19,8 @@ solver runs on the whole conditional space through :class:`olmp.dfo.Study`.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -34,7 +32,12 @@ from olmp.dfo import Problem, Study
 from olmp.dfo.solvers import solver_class
 from olmp.environment import describe_environment
 from olmp.errors import OlmpError
-from olmp.files import load_checkpoint, save_checkpoint, write_json_atomic
+from olmp.files import (
+    load_checkpoint,
+    prepare_output_folder,
+    save_checkpoint,
+    write_json_atomic,
+)
 from olmp.models import build_model
 from olmp.training import accuracy
 from olmp.tune.blackbox import TuneObjective, check_buildable, load_splits, trial_key
@@ -145,7 +148,9 @@ def tune(
         "solver_options": dict(solver_options or {}),
         "space": tune_space.to_json(),
     }
-    _prepare(out, config, resume, force)
+    prepare_output_folder(
+        out, "tune.json", config, IDENTITY, OUR_FILES, what="search", resume=resume, force=force
+    )
     if threads is None and n_jobs > 1:
         threads = 1
     objective = TuneObjective(
@@ -194,42 +199,6 @@ def tune(
     write_json_atomic(out / "result.json", summary)
     _plot(out / "best_val.png", records, f"{solver} on {dataset}")
     return summary
-
-
-def _prepare(out: Path, config: dict[str, Any], resume: bool, force: bool) -> None:
-    record = out / "tune.json"
-    if resume:
-        if not record.exists():
-            raise OlmpError(f"nothing to resume: {record} does not exist")
-
-        try:
-            old = json.loads(record.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise OlmpError(f"{record} is damaged ({error}); it is left as it is") from None
-        for key in IDENTITY:
-            if old.get(key) != json.loads(json.dumps(config[key])):
-                what = (
-                    "space" if key == "space" else f"{key} ({old.get(key)!r}, here {config[key]!r})"
-                )
-                raise OlmpError(
-                    f"{out} holds a search with another {what}; it is left as it is: resume "
-                    "with the same settings, or start in another folder"
-                )
-        return
-    if out.exists() and not out.is_dir():
-        raise OlmpError(f"--out {out} is a file; give a folder")
-    if out.exists() and any(out.iterdir()):
-        ours = [name for name in OUR_FILES if (out / name).exists()]
-        if not force:
-            raise OlmpError(
-                f"{out} already holds files; pass --resume to continue the search there, "
-                "--force to start it again, or another folder"
-            )
-        for name in ours:
-            path = out / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(record, config)
 
 
 def _engine_study(
