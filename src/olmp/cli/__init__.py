@@ -14,6 +14,7 @@ from olmp.cli import (
     demo,
     evaluate,
     export,
+    fair,
     listing,
     report,
     solvers,
@@ -25,7 +26,7 @@ from olmp.console import console, install_warning_printer
 from olmp.errors import OlmpError
 
 #: The commands, in the order ``olmp --help`` lists them.
-COMMANDS = (train, evaluate, compress, demo, export, report, tune, attack, solvers, listing)
+COMMANDS = (train, evaluate, compress, demo, export, report, tune, attack, fair, solvers, listing)
 
 EPILOG_MAIN = """\
 examples:

@@ -39,6 +39,7 @@ from olmp.files import (
     write_json_atomic,
 )
 from olmp.models import build_model
+from olmp.plots import pyplot, save_figure
 from olmp.training import accuracy
 from olmp.tune.blackbox import TuneObjective, check_buildable, load_splits, trial_key
 from olmp.tune.space import TuneSpace, load_space
@@ -341,11 +342,7 @@ def best_so_far(records: list[dict[str, Any]]) -> list[float]:
 def _plot(path: Path, records: list[dict[str, Any]], title: str) -> None:
     if not records:
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ordered = sorted(records, key=lambda r: r.get("elapsed") or 0.0)
     curve = best_so_far(ordered)
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -354,7 +351,4 @@ def _plot(path: Path, records: list[dict[str, Any]], title: str) -> None:
     right.step([r.get("elapsed") or 0.0 for r in ordered], curve, where="post")
     right.set(xlabel="seconds", ylabel="best val accuracy")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=80)
