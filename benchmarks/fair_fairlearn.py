@@ -6,10 +6,11 @@ fairlearn's own environment and never imports olmp.
 Methods, each fitted on train and scored on test (val is not used: the reductions have no
 selection step):
 
-- ``ExponentiatedGradient`` with ``DemographicParity`` / ``EqualizedOdds`` at ``eps`` =
-  0.01, 0.05, 0.1 (fairlearn's defaults otherwise, predictions from its own randomised
-  ``predict`` with a fixed ``random_state``), around ``LogisticRegression`` and around the
-  MLP below;
+- ``ExponentiatedGradient`` with ``DemographicParity`` / ``EqualizedOdds`` whose
+  ``difference_bound`` is epsilon = 0.01, 0.05, 0.1 (since fairlearn 0.5 the bound lives in
+  the moment; EG's own ``eps`` only sets the multipliers' L1 bound and keeps its default),
+  fairlearn's defaults otherwise, predictions from its own randomised ``predict`` with a
+  fixed ``random_state``, around ``LogisticRegression`` and around the MLP below;
 - ``ThresholdOptimizer`` around ``LogisticRegression`` (``demographic_parity`` /
   ``equalized_odds``; it has no epsilon: it aims at exact parity on train);
 - a cross-check: fairlearn's ``demographic_parity_difference`` and
@@ -51,12 +52,12 @@ class TorchMLP(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, sample_weight=None):
         torch.manual_seed(self.seed)
-        x = torch.as_tensor(np.asarray(X), dtype=torch.float32)
-        t = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+        x = torch.as_tensor(np.array(X), dtype=torch.float32)
+        t = torch.as_tensor(np.array(y), dtype=torch.int64)
         w = (
             torch.ones(len(t))
             if sample_weight is None
-            else torch.as_tensor(np.asarray(sample_weight), dtype=torch.float32)
+            else torch.as_tensor(np.array(sample_weight), dtype=torch.float32)
         )
         self.classes_ = np.array([0, 1])
         self.net_ = nn.Sequential(
@@ -132,7 +133,7 @@ def main() -> None:
             for eps in EPSILONS:
 
                 def fit(make=make, moment=moment, eps=eps):
-                    reduction = ExponentiatedGradient(make(), moment(), eps=eps)
+                    reduction = ExponentiatedGradient(make(), moment(difference_bound=eps))
                     reduction.fit(x_train, y_train, sensitive_features=g_train)
                     return reduction.predict(x_test, random_state=seed)
 
