@@ -16,6 +16,10 @@ regression; fairlearn's own metrics are computed on FNNC's predictions as a cros
 ours. Records: ``benchmarks/results/fair_fnnc.json`` and ``fair_peers.json`` (each run is
 kept, so an interrupted ``run`` resumes).
 
+``speed``: wall time of the check's command, ``olmp fair train --dataset adult --protected
+sex --constraint dp --epsilon 0.05`` (its defaults), for seeds 0-2, with the machine's
+load average (record ``fair_speed.json``).
+
 ``report``: the tables of BENCHMARKS.md (medians and ranges over seeds) and
 ``benchmarks/results/fair_fronts.png`` (test accuracy against the test constraint value).
 """
@@ -114,6 +118,34 @@ def run(args: argparse.Namespace) -> None:
                 )  # fmt: skip
 
 
+def speed(args: argparse.Namespace) -> None:
+    import os
+    import time
+
+    runs = []
+    for seed in (0, 1, 2):
+        with tempfile.TemporaryDirectory() as work:
+            began = time.perf_counter()
+            [summary] = fair_train(
+                "adult", Path(work) / "run", protected="sex", seed=seed, data_dir=args.data_dir
+            )
+            seconds = time.perf_counter() - began
+        runs.append(
+            {
+                "seed": seed,
+                "seconds": round(seconds, 2),
+                "load": os.getloadavg()[0],
+                "epochs_run": summary["epochs_run"],
+                "accuracy": summary["accuracy"],
+            }
+        )
+        print(runs[-1], flush=True)
+    write_json_atomic(
+        RESULTS / "fair_speed.json",
+        {"machine": machine(), "torch_threads": torch.get_num_threads(), "runs": runs},
+    )
+
+
 def _median_range(values: list[float], fmt: str = ".3f") -> str:
     if not values:
         return "-"
@@ -201,6 +233,9 @@ def main() -> None:
     r.add_argument("--data-dir", default=str(HERE.parent.parent / "shared" / "data" / "fairness"))
     r.add_argument("--workdir", default=tempfile.gettempdir() + "/olmp-fair-bench")
     r.set_defaults(run=run)
+    p = sub.add_parser("speed")
+    p.add_argument("--data-dir", default=r.get_default("data_dir"))
+    p.set_defaults(run=speed)
     sub.add_parser("report").set_defaults(run=report)
     args = parser.parse_args()
     args.run(args)
