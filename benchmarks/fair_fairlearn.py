@@ -90,8 +90,9 @@ def main() -> None:
     split, out, dataset, seed = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     data = np.load(split)
-    x_train, y_train, g_train = data["x_train"], data["y_train"], data["g_train"]
-    x_test, y_test, g_test = data["x_test"], data["y_test"], data["g_test"]
+    # float64: ThresholdOptimizer's pandas code cannot put its float64 scores in float32.
+    x_train, y_train, g_train = data["x_train"].astype(np.float64), data["y_train"], data["g_train"]
+    x_test, y_test, g_test = data["x_test"].astype(np.float64), data["y_test"], data["g_test"]
     record = json.loads(out.read_text()) if out.exists() else {"runs": [], "fairlearn": None}
     import fairlearn
 
