@@ -20,6 +20,11 @@ kept, so an interrupted ``run`` resumes).
 sex --constraint dp --epsilon 0.05`` (its defaults), for seeds 0-2, with the machine's
 load average (record ``fair_speed.json``).
 
+``compress``: OLMP on a LeNet-style MLP (``lenet-300-100``) trained on Adult by FNNC
+under ``dp <= 0.05`` (sex), seeds 0-2, compressed at the defaults without and with
+``--constraint dp<=0.05 --protected sex`` (``olmp.compress(..., constraints=...)``);
+record ``fair_compress.json``.
+
 ``report``: the tables of BENCHMARKS.md (medians and ranges over seeds) and
 ``benchmarks/results/fair_fronts.png`` (test accuracy against the test constraint value).
 """
@@ -41,6 +46,7 @@ from _common import RESULTS, machine
 
 from olmp.data import load_tabular
 from olmp.fair import fair_train, fairness_report
+from olmp.fair.train import predict
 from olmp.files import load_checkpoint, write_json_atomic
 from olmp.models import build_model
 from olmp.plots import pyplot, save_figure
@@ -116,6 +122,55 @@ def run(args: argparse.Namespace) -> None:
                      dataset, str(seed)],
                     check=True,
                 )  # fmt: skip
+
+
+def compress_runs(args: argparse.Namespace) -> None:
+    import olmp
+
+    path = RESULTS / "fair_compress.json"
+    record = _load(path)
+    record["machines"].append(machine())
+    done = {(r["seed"], r["constrained"]) for r in record["runs"]}
+    work = Path(args.workdir)
+    for seed in (0, 1, 2):
+        reference = work / f"compress-ref-{seed}"
+        if not (reference / "eps-0.05" / "result.json").exists():
+            fair_train(
+                "adult", reference, protected="sex", epsilons=[0.05], seed=seed,
+                model="lenet-300-100", data_dir=args.data_dir, force=True,
+            )  # fmt: skip
+        for constrained in (False, True):
+            if (seed, constrained) in done:
+                continue
+            model, splits, _ = olmp.load_weights(
+                reference / "eps-0.05" / "model.safetensors", data_dir=args.data_dir
+            )
+            extra = {"constraints": ["dp<=0.05"], "protected": "sex"} if constrained else {}
+            pruned, result = olmp.compress(model, splits, **extra)
+            # Measured the same way for both runs (the unconstrained one records none).
+            measured = {
+                part: fairness_report(
+                    predict(pruned, getattr(splits, part).x),
+                    getattr(splits, part).y,
+                    getattr(splits, part).groups["sex"],
+                )
+                for part in ("val", "test")
+            }
+            record["runs"].append(
+                {
+                    "seed": seed,
+                    "constrained": constrained,
+                    "compression_ratio": result["compression_ratio"],
+                    "reference_test_accuracy": result["reference_test_accuracy"],
+                    "test_accuracy": result["test_accuracy"],
+                    "val_dp_difference": measured["val"]["dp_difference"],
+                    "test_dp_difference": measured["test"]["dp_difference"],
+                    "wall_time_s": result["wall_time_s"],
+                    "constraints": result.get("constraints"),
+                }
+            )
+            write_json_atomic(path, record)
+            print(record["runs"][-1], flush=True)
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -194,6 +249,40 @@ def report(args: argparse.Namespace) -> None:
             f"prediction sets, largest absolute difference {worst:.2e}"
         )
     _plot_fronts(rows)
+    _compress_table()
+    speed_record = RESULTS / "fair_speed.json"
+    if speed_record.exists():
+        runs = json.loads(speed_record.read_text())["runs"]
+        print(
+            "\nolmp fair train (adult, dp 0.05): median "
+            f"{statistics.median(r['seconds'] for r in runs):.1f} s "
+            f"over seeds {[r['seed'] for r in runs]} (load {[round(r['load'], 1) for r in runs]})"
+        )
+
+
+def _compress_table() -> None:
+    path = RESULTS / "fair_compress.json"
+    if not path.exists():
+        return
+    runs = json.loads(path.read_text())["runs"]
+    columns = "seed | run | compression | test accuracy (reference) | test dp | val dp"
+    print(f"\n| {columns} | dp <= 0.05 on test |")
+    print("|---|---|---|---|---|---|---|")
+    for r in sorted(runs, key=lambda r: (r["seed"], r["constrained"])):
+        run = "--constraint dp<=0.05" if r["constrained"] else "defaults"
+        print(
+            f"| {r['seed']} | {run} | {r['compression_ratio']:.1f}x | {r['test_accuracy']:.4f} "
+            f"({r['reference_test_accuracy']:.4f}) | {r['test_dp_difference']:.4f} | "
+            f"{r['val_dp_difference']:.4f} | {'yes' if r['test_dp_difference'] <= 0.05 else 'no'} |"
+        )
+    by_seed = {}
+    for r in runs:
+        by_seed.setdefault(r["seed"], {})[r["constrained"]] = r["compression_ratio"]
+    halves = [v[True] / v[False] for v in by_seed.values() if len(v) == 2]
+    if halves:
+        print(
+            f"\nconstrained / unconstrained compression per seed: {[round(h, 2) for h in halves]}"
+        )
 
 
 def _plot_fronts(rows: dict) -> None:
@@ -233,6 +322,10 @@ def main() -> None:
     r.add_argument("--data-dir", default=str(HERE.parent.parent / "shared" / "data" / "fairness"))
     r.add_argument("--workdir", default=tempfile.gettempdir() + "/olmp-fair-bench")
     r.set_defaults(run=run)
+    c = sub.add_parser("compress")
+    c.add_argument("--data-dir", default=r.get_default("data_dir"))
+    c.add_argument("--workdir", default=r.get_default("workdir"))
+    c.set_defaults(run=compress_runs)
     p = sub.add_parser("speed")
     p.add_argument("--data-dir", default=r.get_default("data_dir"))
     p.set_defaults(run=speed)

@@ -7,11 +7,16 @@ import pytest
 import torch
 from torch import nn
 
+import olmp
 from olmp.cli import main
+from olmp.compression import CompressConfig
 from olmp.data.tabular import GroupedSplit
 from olmp.errors import OlmpError
 from olmp.fair import FairSettings, fair_train, fairness_report, fit_fair
+from olmp.fair.compress import FairTask
 from olmp.fair.metrics import constraint_value, di_ratio, dp_difference, eo_difference
+from olmp.fair.train import predict
+from olmp.reference import load_weights
 
 FAIRNESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fairness"
 needs_data = pytest.mark.skipif(not FAIRNESS.is_dir(), reason=f"needs {FAIRNESS}")
@@ -174,3 +179,91 @@ def test_the_check_adult_sex_dp_at_0_05(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["accuracy"] >= 0.80
     assert result["dp_difference"] <= 0.06
+
+
+# -- compression under fairness constraints ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def german_reference(tmp_path_factory):
+    """An unconstrained mlp trained on German credit by olmp fair train (epsilon 1)."""
+    if not FAIRNESS.is_dir():
+        pytest.skip(f"needs {FAIRNESS}")
+    out = tmp_path_factory.mktemp("german") / "ref"
+    fair_train("german", out, protected="sex", epsilons=[1.0], data_dir=FAIRNESS,
+               settings=FairSettings(epochs=30, patience=30))  # fmt: skip
+    return out / "eps-1" / "model.safetensors"
+
+
+TINY = CompressConfig(
+    max_rounds=2, evaluations_per_round=20, adjust_steps=10, final_steps=10, tolerance=0.05
+)
+
+
+def test_fair_task_scores_unfair_candidates_below_zero(german_reference):
+    model, splits, _ = load_weights(german_reference, data_dir=FAIRNESS)
+    strict = FairTask(splits, protected="age", constraints={"dp": 0.0})
+    loose = FairTask(splits, protected="age", constraints={"dp": 1.0})
+    accuracy = loose.score(model, "tune")
+    assert loose.candidate_score(model) == pytest.approx(accuracy)
+    report = strict.constraint_report(model, "tune")
+    assert report["dp_difference"] > 0  # the reference treats the age groups differently
+    assert strict.candidate_score(model) == pytest.approx(accuracy - 1.0)
+    assert report["violation"] == pytest.approx(report["dp_difference"])
+
+
+@needs_data
+@pytest.mark.filterwarnings("ignore:the val split has only")
+def test_compress_records_the_constraints_and_keeps_only_networks_meeting_them(
+    german_reference, tmp_path
+):
+    model, splits, _ = load_weights(german_reference, data_dir=FAIRNESS)
+    reference = fairness_report(
+        predict(model, splits.val.x), splits.val.y, splits.val.groups["sex"]
+    )
+    # A bound the reference meets, tight enough to matter.
+    eps = round(reference["dp_difference"] + 0.02, 4)
+    _, result = olmp.compress(
+        model, splits, TINY, constraints=[f"dp<={eps}"], protected="sex", run_dir=tmp_path / "r"
+    )
+    record = result["constraints"]
+    assert result["fairness_constraints"] == {"dp": eps} and result["protected"] == "sex"
+    assert record["reference"]["val"]["dp_difference"] == pytest.approx(reference["dp_difference"])
+    assert record["result"]["val"]["violation"] <= 0  # the kept network meets it on val
+    assert set(record["result"]) == {"val", "test"}
+    for entry in result["history"]:
+        assert "violation" in entry["val_constraints"]
+
+
+@needs_data
+@pytest.mark.filterwarnings("ignore:the val split has only")
+def test_an_unreachable_constraint_leaves_the_reference(german_reference, tmp_path):
+    model, splits, _ = load_weights(german_reference, data_dir=FAIRNESS)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pruned, result = olmp.compress(
+        model, splits, TINY, constraints=["eo<=0.0"], protected="sex", run_dir=tmp_path / "r"
+    )
+    assert result["constraints"]["reference"]["val"]["violation"] > 0
+    assert result["compression_ratio"] == pytest.approx(1.0)
+    assert all(torch.equal(before[k], v) for k, v in pruned.state_dict().items())
+
+
+@needs_data
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--constraint", "dp<0.05", "--protected", "sex"], "NAME<=EPSILON"),
+        (["--constraint", "dp<=0.05"], "--constraint needs --protected"),
+        (["--protected", "sex"], "--protected needs --constraint"),
+        (["--constraint", "parity<=0.1", "--protected", "sex"], "unknown fairness constraint"),
+        (["--constraint", "dp<=0.1", "--protected", "race"], "unknown protected attribute 'race'"),
+    ],
+)
+def test_compress_cli_names_bad_fairness_options(
+    german_reference, tmp_path, capsys, extra, message
+):
+    argv = ["compress", "--weights", str(german_reference), "--data-dir", str(FAIRNESS),
+            "--out", str(tmp_path / "r"), "--rounds", "1", *extra]  # fmt: skip
+    assert main(argv) == 2
+    printed = capsys.readouterr().err
+    assert message in printed and len(printed.strip().splitlines()) == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from olmp.console import StepProgress, console
-from olmp.data import DATASETS
+from olmp.data import DATASETS, TABULAR_DATASETS
 from olmp.errors import unknown_choice
 from olmp.models import resolve_factory
 
@@ -74,8 +74,8 @@ def check_names(model: str | None, dataset: str | None) -> None:
     """Validate names before any work so bad input fails fast, with the choices listed."""
     if model is not None:
         resolve_factory(model)
-    if dataset is not None and dataset not in DATASETS:
-        raise unknown_choice("dataset", dataset, list(DATASETS))
+    if dataset is not None and dataset not in DATASETS and dataset not in TABULAR_DATASETS:
+        raise unknown_choice("dataset", dataset, [*DATASETS, *TABULAR_DATASETS])
 
 
 def fresh_dir(base: Path) -> Path:

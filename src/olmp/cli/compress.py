@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from torch import nn
@@ -19,7 +20,8 @@ from olmp.cli.common import (
 from olmp.compression import CompressConfig, RunState, compress, prepare_run_dir
 from olmp.console import StepProgress, console, print_table, results
 from olmp.data import DatasetSplits
-from olmp.errors import OptionError
+from olmp.errors import OlmpError, OptionError
+from olmp.fair.compress import fairness_constraints
 from olmp.pruning.thresholds import PARAMETRISATIONS
 from olmp.reference import load_weights, pick_device
 from olmp.report import (
@@ -122,9 +124,12 @@ def run_compression(
     resume: bool = False,
     force: bool = False,
     recipe: dict | None = None,
+    constraints: Sequence[str] = (),
+    protected: str | None = None,
 ) -> dict:
     """Run :func:`olmp.compress` with progress over rounds (a bar on a terminal, a line per
-    round otherwise); print the layer table. ``recipe``: the reference's training recipe."""
+    round otherwise); print the layer table. ``recipe``: the reference's training recipe;
+    ``constraints``, ``protected``: fairness constraints (see :func:`olmp.compress`)."""
     display = StepProgress(
         "compressing", "round", config.max_rounds, limit_s=config.max_time_s, transient=False
     )
@@ -145,8 +150,11 @@ def run_compression(
             metadata=metadata,
             on_round=on_round,
             recipe=recipe,
+            constraints=constraints,
+            protected=protected,
         )
     print_result(result)
+    _print_constraints(result)
     _explain_selection(result)
     ended = f", rounds ended by {result['stop_reason']}" if result.get("stop_reason") else ""
     console.print(f"done in {result['wall_time_s']:.0f} s{ended}; results in {run_dir}")
@@ -165,6 +173,24 @@ def print_result(result: dict) -> None:
     change = change_line(result)
     if change is not None:
         results.print(change, highlight=False)
+
+
+def _print_constraints(result: dict) -> None:
+    """The fairness constraints' measures for the reference and the result, val and test."""
+    record = result.get("constraints")
+    if not record:
+        return
+    limits = ", ".join(f"{k} <= {v:g}" for k, v in result["fairness_constraints"].items())
+    results.print(f"fairness ({result['protected']}: {limits}):", highlight=False)
+    for who in ("reference", "result"):
+        for split in ("val", "test"):
+            r = record[who][split]
+            results.print(
+                f"  {who} {split}: dp {r['dp_difference']:.4f}, eo {r['eo_difference']:.4f}, "
+                f"di ratio {r['di_ratio']:.3f}, "
+                + ("met" if r["violation"] <= 0 else f"violated by {r['violation']:.4f}"),
+                highlight=False,
+            )
 
 
 def _explain_selection(result: dict) -> None:
@@ -201,6 +227,12 @@ def _note_large_tolerance(tolerance: float) -> None:
 def _compress(args: argparse.Namespace) -> int:
     check_names(args.model, args.dataset)
     config = _config_from_args(args)
+    if args.constraint:
+        fairness_constraints(args.constraint)  # bad ones fail before any work
+        if args.protected is None:
+            raise OlmpError("--constraint needs --protected (whose groups to compare)")
+    elif args.protected is not None:
+        raise OlmpError("--protected needs --constraint (e.g. --constraint dp<=0.05)")
     _note_large_tolerance(config.tolerance)
     pick_device(args.device)
     run_dir = Path(args.out)
@@ -222,6 +254,8 @@ def _compress(args: argparse.Namespace) -> int:
         resume=args.resume,
         force=args.force,
         recipe=meta.get("recipe"),
+        constraints=args.constraint or (),
+        protected=args.protected,
     )
     return 0
 
@@ -258,6 +292,15 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     comp.add_argument("--solver", help=", ".join(SOLVERS))
     add_solver_option(comp)
+    fair = comp.add_argument_group("fairness (tabular datasets: adult, compas, german, ...)")
+    fair.add_argument(
+        "--constraint",
+        action="append",
+        metavar="NAME<=EPSILON",
+        help="keep a fairness measure at or below epsilon, repeatable: dp<=0.05, eo<=0.1, "
+        "di<=0.2 (see olmp fair train --help)",
+    )
+    fair.add_argument("--protected", help="the attribute whose groups --constraint compares")
     comp.add_argument("--parametrisation", help=f"{', '.join(PARAMETRISATIONS)}")
     comp.add_argument("--seed", type=seed, help="solver and training seed")
     budget = comp.add_argument_group("budget")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ def compress(
     metadata: dict[str, Any] | None = None,
     on_round: Callable[[dict[str, Any], RunState], None] | None = None,
     recipe: TrainConfig | dict[str, Any] | None = None,
+    constraints: Sequence[str] = (),
+    protected: str | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Compress a trained ``model`` with OLMP; returns ``(pruned model, result record)``.
 
@@ -67,6 +69,11 @@ def compress(
             ``metadata["recipe"]``): retraining uses its batch size and augmentation unless
             ``config`` sets them. The CLI passes the checkpoint's; pass it too for the same
             run from Python.
+        constraints, protected: fairness constraints such as ``"dp<=0.05"`` between the
+            groups of attribute ``protected`` (``splits`` from
+            :func:`olmp.data.load_tabular`): every candidate of the search must meet them
+            on tune and the kept network on val (:class:`olmp.fair.compress.FairTask`);
+            the record's ``constraints`` reports them for the reference and the result.
 
     The pruned model has ``W ⊙ M`` in its parameters. Result fields include
     ``compression_ratio`` (weights only), ``compression_ratio_with_biases``,
@@ -90,7 +97,7 @@ def compress(
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise OlmpError(f"model {model_name!r} holds NaN or infinite values in {name}")
-    task = _make_task(splits, evaluate, train, task, config)
+    task = _make_task(splits, evaluate, train, task, config, constraints, protected)
     task.check(model, model_name)
     compressor = Compressor(model, task, config, run_dir=path, metadata=metadata, on_round=on_round)
     if path is not None:
@@ -115,8 +122,14 @@ def _make_task(
     train: Callable[..., None] | None,
     task: Task | None,
     config: CompressConfig,
+    constraints: Sequence[str] = (),
+    protected: str | None = None,
 ) -> Task:
     """The one task that ``compress``'s data arguments describe."""
+    if (constraints or protected is not None) and splits is None:
+        raise OlmpError("fairness constraints need splits= (a tabular dataset with groups)")
+    if bool(constraints) != (protected is not None):
+        raise OlmpError("fairness constraints need both constraints= and protected=")
     given = [
         name
         for name, value in (("splits", splits), ("evaluate", evaluate), ("task", task))
@@ -133,15 +146,28 @@ def _make_task(
         return task
     if evaluate is not None:
         return CallableTask(evaluate, train)
-    return splits_task(splits, config)
+    return splits_task(splits, config, constraints, protected)
 
 
-def splits_task(splits: DatasetSplits, config: CompressConfig) -> SplitsTask:
-    """The task of a run on ``splits``, retraining and scoring as ``config`` says."""
-    return SplitsTask(
-        splits,
-        batch_size=config.batch_size,
-        augment_shift=config.augment_shift,
-        distill=config.distill,
-        racing_z=config.racing_z,
+def splits_task(
+    splits: DatasetSplits,
+    config: CompressConfig,
+    constraints: Sequence[str] = (),
+    protected: str | None = None,
+) -> SplitsTask:
+    """The task of a run on ``splits``, retraining and scoring as ``config`` says, under
+    fairness ``constraints`` between the groups of ``protected`` when given."""
+    options = {
+        "batch_size": config.batch_size,
+        "augment_shift": config.augment_shift,
+        "distill": config.distill,
+        "racing_z": config.racing_z,
+    }
+    if not constraints:
+        return SplitsTask(splits, **options)
+    from olmp.fair.compress import FairTask, fairness_constraints
+
+    assert protected is not None
+    return FairTask(
+        splits, protected=protected, constraints=fairness_constraints(constraints), **options
     )

@@ -23,6 +23,7 @@ from olmp.compression.steps import (
     adjust,
     check_val_size,
     keep_fractions,
+    masked_constraint_report,
     masked_score,
     network_size,
     reproduced,
@@ -42,7 +43,7 @@ from olmp.pruning.masks import (
     remove_masks,
     with_masks,
 )
-from olmp.task import SplitsTask, Task, paired_changes, reported_outcomes
+from olmp.task import REPORTED_SPLITS, SPLITS, SplitsTask, Task, paired_changes, reported_outcomes
 from olmp.training import model_device
 
 
@@ -187,6 +188,15 @@ class Compressor:
         """The task's score of the current ``W ⊙ M`` on ``split``."""
         return masked_score(self.task, self.model, self.layers, self.masks, split)
 
+    def _constraints(self, split: str) -> dict[str, float] | None:
+        """The task's constraint report of the current ``W ⊙ M`` on ``split`` (``None``:
+        the task has no constraints)."""
+        return masked_constraint_report(self.task, self.model, self.layers, self.masks, split)
+
+    def _meets_constraints(self, split: str) -> bool:
+        report = self._constraints(split)
+        return report is None or report["violation"] <= 0
+
     def _stop_reason(self) -> str | None:
         """The config field whose rule or budget ends the rounds now (``None``: go on)."""
         cfg, s = self.config, self.state
@@ -202,6 +212,10 @@ class Compressor:
             "max_time_s": cfg.max_time_s is not None and s.elapsed_s >= cfg.max_time_s,
         }
         return next((name for name, now in ended.items() if now), None)
+
+    def _reference_meets_constraints(self) -> bool:
+        report = self.reference.get("constraints", {}).get("val")
+        return report is None or report["violation"] <= 0
 
     def _search_tolerance(self) -> float:
         if self.state.search_tolerance is None:
@@ -260,12 +274,21 @@ class Compressor:
         self.state.stale_rounds = 0
         return best_round
 
-    def _consider_best(self, val_acc: float, round_index: int, size: float) -> bool:
+    def _consider_best(
+        self, val_acc: float, round_index: int, size: float, constraints_met: bool = True
+    ) -> bool:
         """Make round ``round_index``'s network (``size`` kept) the best if it is feasible
-        on val and smaller."""
-        if val_acc + 1e-12 < self._val_threshold():
+        on val (accurate enough, and meeting the task's constraints) and smaller, or the
+        first to meet the constraints. The dense reference is the best to start from even
+        when it breaks them (marked ``constraints_met: False``): it is what a run that
+        finds nothing better returns."""
+        best = self.state.best
+        if round_index == 0 and not constraints_met and not best:
+            best.update(size=size, val_accuracy=val_acc, round=0, constraints_met=False)
             return False
-        if size >= self.state.best.get("size", 1.0 + 1e-9):
+        if val_acc + 1e-12 < self._val_threshold() or not constraints_met:
+            return False
+        if best.get("constraints_met", True) and size >= best.get("size", 1.0 + 1e-9):
             return False
         self.state.best = {"size": size, "val_accuracy": val_acc, "round": round_index}
         return True
@@ -278,6 +301,9 @@ class Compressor:
             # Reported beside the result's test accuracy; no decision reads it.
             "test_accuracy": self.task.score(self.model, "test"),
         }
+        constraints = {split: self.task.constraint_report(self.model, split) for split in SPLITS}
+        if constraints["val"] is not None:  # test is reported beside the result's only
+            self.reference["constraints"] = constraints
         examples = self.task.split_size("val")
         if examples is not None:
             check_val_size(self.reference["val_accuracy"], examples, self.config.tolerance)
@@ -287,7 +313,10 @@ class Compressor:
         self.snapshots[0] = self._snapshot()
         self._make_teacher()
         self._consider_best(
-            self.reference["val_accuracy"], 0, network_size(self.layers, self.masks)
+            self.reference["val_accuracy"],
+            0,
+            network_size(self.layers, self.masks),
+            self._reference_meets_constraints(),
         )
         self.state.elapsed_s += time.perf_counter() - started  # scoring the reference counts
         self._save_snapshot(0, self.snapshots[0])
@@ -304,11 +333,13 @@ class Compressor:
             cfg.adjust_steps, cfg.adjust_lr, r, thresholds if cfg.adjust == "dns" else None
         )
         val_acc = self._score("val")
+        constraints = self._constraints("val")
+        met = constraints is None or constraints["violation"] <= 0
         size = network_size(self.layers, self.masks)
-        improved = self._consider_best(val_acc, r, size)
+        improved = self._consider_best(val_acc, r, size, met)
         if improved:  # a new best earns its own returns
             self.state.backtracks_to_best = 0
-        feasible = val_acc + 1e-12 >= self._val_threshold()
+        feasible = val_acc + 1e-12 >= self._val_threshold() and met
         self.state.failed_rounds = 0 if feasible else self.state.failed_rounds + 1
         shrunk = size < 0.99 * self.state.smallest_size
         self.state.stale_rounds = 0 if shrunk else self.state.stale_rounds + 1
@@ -331,6 +362,8 @@ class Compressor:
             "backtracked_to": backtracked_to,
             **summary,
         }
+        if constraints is not None:
+            entry["val_constraints"] = constraints
         self.state.history.append(entry)
         self.snapshots[r] = self._snapshot()
         self._save_snapshot(r, self.snapshots[r])
@@ -356,9 +389,11 @@ class Compressor:
         if self._stop_reason() is None:
             raise OlmpError("the rounds of this run did not end; finish the run first")
         self.state.best = {}
-        self._consider_best(self.reference["val_accuracy"], 0, 1.0)  # the dense network
+        dense_met = self._reference_meets_constraints()
+        self._consider_best(self.reference["val_accuracy"], 0, 1.0, dense_met)
         for h in self.state.history:
-            self._consider_best(h["val_accuracy"], h["round"], h["size"])
+            met = h.get("val_constraints", {}).get("violation", 0.0) <= 0
+            self._consider_best(h["val_accuracy"], h["round"], h["size"], met)
         self.state.final_attempts, self.state.finished, self.final = [], False, None
 
     def _finish(self) -> None:
@@ -405,7 +440,7 @@ class Compressor:
                 raise OutOfTime
             r = candidates[i]
             val_acc = fine_tune(r)
-            feasible = val_acc + 1e-12 >= threshold
+            feasible = val_acc + 1e-12 >= threshold and self._meets_constraints("val")
             self.state.final_attempts.append(
                 {"round": r, "val_accuracy": val_acc, "accepted": feasible}
             )
@@ -420,7 +455,7 @@ class Compressor:
         best_round = self.state.best["round"]
         if found is None and best_round > 0 and not self._out_of_time():  # round 0: dense
             val_acc = fine_tune(best_round)
-            better = val_acc > self.state.best["val_accuracy"]
+            better = val_acc > self.state.best["val_accuracy"] and self._meets_constraints("val")
             self.state.final_attempts.append(
                 {"round": best_round, "val_accuracy": val_acc, "accepted": better}
             )
@@ -492,4 +527,17 @@ class Compressor:
             "layers": self._layer_rows(),
             "history": self.state.history,
             "final_attempts": self.state.final_attempts,
+            **self._constraint_record(model),
+        }
+
+    def _constraint_record(self, model: nn.Module) -> dict[str, Any]:
+        """For a task with constraints: what they measure for the reference and the result
+        on val and test (reported only; decisions read val)."""
+        if "constraints" not in self.reference:
+            return {}
+        return {
+            "constraints": {
+                "reference": {s: self.reference["constraints"][s] for s in REPORTED_SPLITS},
+                "result": {s: self.task.constraint_report(model, s) for s in REPORTED_SPLITS},
+            }
         }

@@ -65,7 +65,9 @@ def search_round(
     incumbent, incumbent_accuracy = start[None, :], None
     if not config.search_can_grow:  # the starting network must stay feasible
         incumbent_accuracy = scorer(param.thresholds(incumbent))
-        required = min(required, float(incumbent_accuracy[0]))
+        # ... unless it breaks the task's constraints (a negative score): then it is not.
+        if incumbent_accuracy[0] >= 0:
+            required = min(required, float(incumbent_accuracy[0]))
     total = float(sum(layer.n_weights for layer in layers))
     best = {"fitness": math.inf, "z": start, "accuracy": float("nan")}
 

@@ -45,6 +45,17 @@ def masked_score(
         remove_masks(layers, bake=False)
 
 
+def masked_constraint_report(
+    task: Task, model: nn.Module, layers: list[PrunableLayer], masks: Masks, split: str
+) -> dict[str, float] | None:
+    """The task's :meth:`~olmp.task.Task.constraint_report` of ``W ⊙ M`` on ``split``."""
+    apply_masks(layers, masks, straight_through=False)
+    try:
+        return task.constraint_report(model, split)
+    finally:
+        remove_masks(layers, bake=False)
+
+
 def adjust(
     model: nn.Module,
     layers: list[PrunableLayer],

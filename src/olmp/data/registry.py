@@ -96,7 +96,9 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
 def get_spec(name: str) -> DatasetSpec:
     """Return the registered spec called ``name`` or raise a listing error."""
     if name not in DATASETS:
-        raise unknown_choice("dataset", name, list(DATASETS))
+        from olmp.data.tabular import TABULAR_DATASETS
+
+        raise unknown_choice("dataset", name, [*DATASETS, *TABULAR_DATASETS])
     return DATASETS[name]
 
 
@@ -141,7 +143,8 @@ def load_dataset(
 
     Args:
         name: a key of :data:`DATASETS` (``mnist``, ``fashion-mnist``, ``mnist-5k``,
-            ``digits``).
+            ``digits``) or of :data:`olmp.data.tabular.TABULAR_DATASETS` (``adult``, ...:
+            see :func:`olmp.data.tabular.load_tabular`).
         seed: split seed; the same seed always gives the same tune / val / train samples.
         data_dir: where to look for (and download) files first; see each dataset.
         download: allow downloading missing files when a network exists.
@@ -151,6 +154,10 @@ def load_dataset(
         >>> splits.input_shape, splits.num_classes
         ((1, 8, 8), 10)
     """
+    from olmp.data.tabular import TABULAR_DATASETS, load_tabular  # it builds on this module
+
+    if name in TABULAR_DATASETS:
+        return load_tabular(name, seed=seed, data_dir=data_dir, download=download)
     spec = get_spec(name)
     check_split_seed(seed)
     root = Path(data_dir).expanduser().resolve() if data_dir is not None else None

@@ -1,0 +1,116 @@
+"""Compression that keeps a network fair: OLMP's task with fairness constraints.
+
+``olmp compress --constraint dp<=0.05 --protected sex`` (``compress(..., constraints=
+["dp<=0.05"], protected="sex")``) runs OLMP on a tabular dataset with
+:class:`FairTask`: a candidate of the search must meet the constraints on **tune** (one
+that breaks them scores its accuracy minus 1, below any requirement, yet still ordered by
+accuracy), and a network is kept only if it meets them on **val** as well as the accuracy
+rule. The run record reports the constraints on val and test for the reference and the
+result.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from olmp.data.registry import DatasetSplits
+from olmp.errors import OlmpError
+from olmp.fair.metrics import check_epsilon, fairness_report, get_constraint, term_value
+from olmp.fair.train import group_codes, predict
+from olmp.task import SPLITS, SplitsTask
+
+_CONSTRAINT = re.compile(r"^\s*([a-z]+)\s*<=\s*([0-9.eE+-]+)\s*$")
+
+
+def parse_constraint(text: str) -> tuple[str, float]:
+    """``"dp<=0.05"`` -> ``("dp", 0.05)``, or an error naming what is allowed."""
+    match = _CONSTRAINT.match(text)
+    if match is None:
+        raise OlmpError(f"a fairness constraint is NAME<=EPSILON (e.g. dp<=0.05), got {text!r}")
+    name, value = match.groups()
+    get_constraint(name)
+    try:
+        epsilon = float(value)
+    except ValueError:
+        raise OlmpError(f"epsilon of {text!r} is not a number") from None
+    return name, check_epsilon(epsilon)
+
+
+class FairTask(SplitsTask):
+    """:class:`~olmp.task.SplitsTask` whose networks must also keep fairness measures at or
+    below their epsilons between the groups of attribute ``protected``.
+
+    ``constraints``: ``{"dp": 0.05, ...}`` (names of :data:`olmp.fair.CONSTRAINTS`).
+    ``splits`` must carry the groups (:func:`olmp.data.load_tabular`'s splits do).
+    """
+
+    def __init__(
+        self,
+        splits: DatasetSplits,
+        *,
+        protected: str,
+        constraints: dict[str, float],
+        **options: Any,
+    ) -> None:
+        super().__init__(splits, **options)
+        if not constraints:
+            raise OlmpError("give at least one fairness constraint")
+        self.constraints = {name: check_epsilon(eps) for name, eps in constraints.items()}
+        for name in self.constraints:
+            get_constraint(name)
+        self.protected = protected
+        for split in SPLITS:
+            part = self._split(split)
+            if not hasattr(part, "groups"):
+                raise OlmpError(
+                    "fairness constraints need a dataset with protected groups (adult, "
+                    "compas, german, credit-default)"
+                )
+            group_codes(part, protected, split)
+
+    def _report(self, model: nn.Module, split: str) -> tuple[float, dict[str, float]]:
+        part = self._split(split)
+        pred = predict(model, part.x)
+        report = fairness_report(pred, part.y, part.groups[self.protected])
+        violation = max(
+            term_value(report, term) - eps
+            for name, eps in self.constraints.items()
+            for term in get_constraint(name).terms
+        )
+        return report["accuracy"], {**report, "violation": violation}
+
+    def constraint_report(self, model: nn.Module, split: str) -> dict[str, float]:
+        return self._report(model, split)[1]
+
+    def candidate_score(self, model: nn.Module) -> float:
+        accuracy, report = self._report(model, "tune")
+        return accuracy if report["violation"] <= 0 else accuracy - 1.0
+
+    def population_scorer(self, model, layers, prune_biases):  # type: ignore[no-untyped-def]
+        # One candidate at a time: the fast evaluator counts correct answers only.
+        return super(SplitsTask, self).population_scorer(model, layers, prune_biases)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "protected": self.protected,
+            "fairness_constraints": {k: v for k, v in self.constraints.items()},
+        }
+
+
+def fairness_constraints(texts: Sequence[str]) -> dict[str, float]:
+    """``["dp<=0.05", "eo<=0.1"]`` -> ``{"dp": 0.05, "eo": 0.1}`` (each name once)."""
+    constraints: dict[str, float] = {}
+    for text in texts:
+        name, epsilon = parse_constraint(text)
+        if name in constraints:
+            raise OlmpError(f"constraint {name} is given twice")
+        constraints[name] = epsilon
+    return constraints
+
+
+__all__ = ["FairTask", "fairness_constraints", "parse_constraint"]
