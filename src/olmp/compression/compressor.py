@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from olmp.compression.config import CompressConfig, RunState
+from olmp.compression.record import result_record
 from olmp.compression.run_folder import DamagedRunFile, RunFolder, check_resumable
 from olmp.compression.search import search_round
 from olmp.compression.steps import (
@@ -30,7 +31,6 @@ from olmp.compression.steps import (
     smallest_passing,
     split_snapshot,
 )
-from olmp.environment import describe_environment
 from olmp.errors import OlmpError
 from olmp.files import content_hash
 from olmp.pruning.layers import find_prunable_layers
@@ -38,12 +38,11 @@ from olmp.pruning.masks import (
     Masks,
     apply_masks,
     compression_ratios,
-    layer_counts,
     magnitude_masks,
     remove_masks,
     with_masks,
 )
-from olmp.task import REPORTED_SPLITS, SPLITS, SplitsTask, Task, paired_changes, reported_outcomes
+from olmp.task import SPLITS, SplitsTask, Task, reported_outcomes
 from olmp.training import model_device
 
 
@@ -465,7 +464,7 @@ class Compressor:
         self.state.finished = True
         self._save_state()
 
-    def _reference_outcomes(self) -> dict[str, np.ndarray] | None:
+    def reference_outcomes(self) -> dict[str, np.ndarray] | None:
         """The reference's per-example outcomes on the reported splits, from snapshot 0
         (the reference, unmasked as when the run scored it). ``None`` when the task gives
         none, or, with a warning, when they no longer reproduce the scores recorded at the
@@ -486,58 +485,6 @@ class Compressor:
         remove_masks(self.layers, bake=True)
         return self.model
 
-    def _layer_rows(self) -> list[dict[str, Any]]:
-        """Per-layer counts of the result, with the magnitude threshold its round applied
-        (0 for the unpruned reference)."""
-        rows = layer_counts(self.layers, self.masks)
-        best = self.state.best.get("round", 0)
-        entry = next((h for h in self.state.history if h["round"] == best), {})
-        thresholds = entry.get("thresholds", [0.0] * len(rows))
-        return [row | {"threshold": t} for row, t in zip(rows, thresholds, strict=True)]
-
     def result(self) -> dict[str, Any]:
         """The result record (``result.json``); reads the test split, to report only."""
-        reference_outcomes = self._reference_outcomes()
-        model = self.pruned_model()
-        ratio, ratio_b = compression_ratios(self.layers, self.masks)
-        return {
-            **self.metadata,
-            **describe_environment(),
-            "seed": self.config.seed,
-            "solver": self.config.solver,
-            "config": self.config.to_dict(),
-            **self.task.describe(),
-            "metric": self.task.metric,
-            "compression_ratio": ratio,
-            "compression_ratio_with_biases": ratio_b,
-            "reference_tune_accuracy": self.reference["tune_accuracy"],
-            "reference_val_accuracy": self.reference["val_accuracy"],
-            "reference_test_accuracy": self.reference["test_accuracy"],
-            "val_accuracy": self.task.score(model, "val"),
-            "test_accuracy": self.task.score(model, "test"),
-            "paired_change": paired_changes(
-                reference_outcomes, reported_outcomes(self.task, model)
-            ),
-            "rounds": self.state.round,
-            "stop_reason": self.state.stop_reason,
-            "best_round": self.state.best.get("round"),
-            "best_fine_tuned": bool(self.state.best.get("fine_tuned")),
-            "evaluations": self.state.evaluations,
-            "wall_time_s": round(self.state.elapsed_s, 3),
-            "layers": self._layer_rows(),
-            "history": self.state.history,
-            "final_attempts": self.state.final_attempts,
-            **self._constraint_record(model),
-        }
-
-    def _constraint_record(self, model: nn.Module) -> dict[str, Any]:
-        """For a task with constraints: what they measure for the reference and the result
-        on val and test (reported only; decisions read val)."""
-        if "constraints" not in self.reference:
-            return {}
-        return {
-            "constraints": {
-                "reference": {s: self.reference["constraints"][s] for s in REPORTED_SPLITS},
-                "result": {s: self.task.constraint_report(model, s) for s in REPORTED_SPLITS},
-            }
-        }
+        return result_record(self)
