@@ -4,23 +4,25 @@
 ["dp<=0.05"], protected="sex")``) runs OLMP on a tabular dataset with
 :class:`FairTask`: a candidate of the search must meet the constraints on **tune** (one
 that breaks them scores its accuracy minus 1, below any requirement, yet still ordered by
-accuracy), and a network is kept only if it meets them on **val** as well as the accuracy
-rule. The run record reports the constraints on val and test for the reference and the
-result.
+accuracy), a network is kept only if it meets them on **val** as well as the accuracy
+rule, and retraining takes FNNC's primal-dual steps (cross-entropy plus the constraints
+with Lagrange multipliers) so that it does not undo what the search selected. The run
+record reports the constraints on val and test for the reference and the result.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
 from olmp.data.registry import DatasetSplits
 from olmp.errors import OlmpError
 from olmp.fair.metrics import check_epsilon, fairness_report, get_constraint, term_value
-from olmp.fair.train import group_codes, predict
+from olmp.fair.train import FairSettings, group_codes, predict, primal_dual_step, term_bounds
 from olmp.task import SPLITS, SplitsTask
 
 _CONSTRAINT = re.compile(r"^\s*([a-z]+)\s*<=\s*([0-9.eE+-]+)\s*$")
@@ -93,6 +95,45 @@ class FairTask(SplitsTask):
     def population_scorer(self, model, layers, prune_biases):  # type: ignore[no-untyped-def]
         # One candidate at a time: the fast evaluator counts correct answers only.
         return super(SplitsTask, self).population_scorer(model, layers, prune_biases)
+
+    def retrain(
+        self,
+        model: nn.Module,
+        *,
+        steps: int,
+        lr: float,
+        seed: int,
+        on_step: Callable[[int], None] | None,
+    ) -> None:
+        """FNNC's primal-dual steps instead of plain cross-entropy (SGD with Nesterov
+        momentum and a cosine schedule, as the plain retraining), so that retraining does
+        not undo the fairness the search selected for; multipliers start at 0 each time."""
+        train, chosen = self.splits.train, [get_constraint(n) for n in self.constraints]
+        bounds = term_bounds(self.constraints)
+        multipliers = torch.zeros(len(bounds))
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4
+        )
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        generator = torch.Generator().manual_seed(seed)
+        groups = train.groups[self.protected]
+        model.train()
+        step = 0
+        while step < steps:
+            order = torch.randperm(len(train), generator=generator)
+            for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+                rows = order[start : start + self.batch_size]
+                batch = (train.x[rows], train.y[rows], groups[rows])
+                _, multipliers = primal_dual_step(
+                    model, optimizer, batch, chosen, bounds, multipliers, FairSettings.dual_lr
+                )
+                schedule.step()
+                step += 1
+                if on_step is not None:
+                    on_step(step)
+                if step == steps:
+                    break
+        model.eval()
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -29,6 +29,7 @@ from torch import nn
 from olmp.data.tabular import GroupedSplit
 from olmp.errors import OlmpError
 from olmp.fair.metrics import (
+    Constraint,
     check_epsilon,
     constraint_value,
     fairness_report,
@@ -92,6 +93,39 @@ def group_codes(split: GroupedSplit, protected: str, part: str) -> torch.Tensor:
     return codes
 
 
+def term_bounds(constraints: dict[str, float]) -> torch.Tensor:
+    """Each constrained term's epsilon, in the order :func:`primal_dual_step` takes them."""
+    return torch.tensor(
+        [eps for name, eps in constraints.items() for _ in get_constraint(name).terms]
+    )
+
+
+def primal_dual_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    constraints: Sequence[Constraint],
+    bounds: torch.Tensor,
+    multipliers: torch.Tensor,
+    dual_lr: float,
+) -> tuple[float, torch.Tensor]:
+    """One step of FNNC's method on ``batch`` = (inputs, labels, groups): descent on the
+    weights for ``loss + sum(multipliers * (measures - bounds))`` (soft measures), then
+    ascent on the multipliers; returns the batch loss and the new multipliers."""
+    x, y, g = batch
+    outputs = model(x)
+    p = positive_probability(outputs)
+    measures = torch.cat([c.measures(p, y, g) for c in constraints])
+    loss = classification_loss(outputs, y) + (multipliers * (measures - bounds)).sum()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    # The ascent step: grow a multiplier while its constraint is violated, judged on the
+    # batch's hard predictions (what is reported), not the soft ones.
+    hard = torch.cat([c.measures((p.detach() > 0.5).float(), y, g) for c in constraints])
+    return float(loss.detach()), (multipliers + dual_lr * (hard - bounds)).clamp(min=0)
+
+
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
     """Hard 0/1 predictions of ``model`` on ``x``."""
@@ -133,7 +167,8 @@ def fit_fair(
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    multipliers = torch.zeros(sum(len(c.terms) for c in chosen))
+    bounds = term_bounds({c.name: eps for c in chosen})
+    multipliers = torch.zeros(len(bounds))
 
     best: tuple[float, float] | None = None  # (violation, -accuracy) of the kept epoch
     kept_state, kept_epoch, history = None, 0, []
@@ -143,19 +178,11 @@ def fit_fair(
         total = 0.0
         for start in range(0, len(order), settings.batch_size):
             rows = order[start : start + settings.batch_size]
-            x, y, g = train.x[rows], train.y[rows], groups["train"][rows]
-            outputs = model(x)
-            p = positive_probability(outputs)
-            measures = torch.cat([c.measures(p, y, g) for c in chosen])
-            loss = classification_loss(outputs, y) + (multipliers * (measures - eps)).sum()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            # The ascent step: grow a multiplier while its constraint is violated, judged
-            # on the batch's hard predictions (what is reported), not the soft ones.
-            hard = torch.cat([c.measures((p.detach() > 0.5).float(), y, g) for c in chosen])
-            multipliers = (multipliers + settings.dual_lr * (hard - eps)).clamp(min=0)
-            total += float(loss.detach()) * len(rows)
+            batch = (train.x[rows], train.y[rows], groups["train"][rows])
+            loss, multipliers = primal_dual_step(
+                model, optimizer, batch, chosen, bounds, multipliers, settings.dual_lr
+            )
+            total += loss * len(rows)
         report = fairness_report(predict(model, val.x), val.y, groups["val"])
         violation = constraint_value(report, constraints) - eps
         record = {
