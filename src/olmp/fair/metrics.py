@@ -42,21 +42,27 @@ def _rate_gap(values: torch.Tensor, groups: torch.Tensor, rows: torch.Tensor | N
     return high - low, ratio
 
 
+def _values(predictions: torch.Tensor) -> torch.Tensor:
+    # Hard 0/1 predictions are counted in float64, so reported rates are exact to 1e-15
+    # (fairlearn's precision); soft ones keep their dtype and gradient.
+    return predictions if predictions.is_floating_point() else predictions.double()
+
+
 def dp_difference(predictions: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     """Demographic parity difference of 0/1 or probability ``predictions``."""
-    return _rate_gap(predictions.float(), groups)[0]
+    return _rate_gap(_values(predictions), groups)[0]
 
 
 def di_ratio(predictions: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     """Disparate impact ratio (smallest over largest group positive rate)."""
-    return _rate_gap(predictions.float(), groups)[1]
+    return _rate_gap(_values(predictions), groups)[1]
 
 
 def odds_gaps(
     predictions: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(false-positive-rate gap, false-negative-rate gap) across groups."""
-    predictions = predictions.float()
+    predictions = _values(predictions)
     fpr_gap = _rate_gap(predictions, groups, labels == 0)[0]
     fnr_gap = _rate_gap(predictions, groups, labels == 1)[0]  # TPR gap = FNR gap
     return fpr_gap, fnr_gap
@@ -75,13 +81,13 @@ def fairness_report(
     """Accuracy and every measure of hard 0/1 ``predictions``, as plain floats."""
     fpr_gap, fnr_gap = odds_gaps(predictions, labels, groups)
     return {
-        "accuracy": float((predictions == labels).float().mean()),
+        "accuracy": float((predictions == labels).double().mean()),
         "dp_difference": float(dp_difference(predictions, groups)),
         "eo_difference": float(max(fpr_gap, fnr_gap)),
         "fpr_difference": float(fpr_gap),
         "fnr_difference": float(fnr_gap),
         "di_ratio": float(di_ratio(predictions, groups)),
-        "positive_rate": float(predictions.float().mean()),
+        "positive_rate": float(_values(predictions).mean()),
     }
 
 
