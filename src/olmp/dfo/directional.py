@@ -124,7 +124,7 @@ class DirectionalModel:
     def check_space(self, space: Space, where: str = "this search") -> None:
         """Raise OlmpError unless ``space`` is the space the model learned on, naming the
         variables that differ."""
-        differ = space_difference(self.space, space)
+        differ = space_difference(self.space, space, ("the experience's", f"{where}'s"))
         if differ:
             raise OlmpError(f"the experience was learned on another space than {where}'s: {differ}")
 
@@ -168,17 +168,20 @@ class DirectionalModel:
         return cls(space, weights, info)
 
 
-def space_difference(a: Space, b: Space) -> str:
-    """What differs between two spaces, in words (``""`` when they are the same)."""
+def space_difference(
+    a: Space, b: Space, names: tuple[str, str] = ("the first", "the second")
+) -> str:
+    """What differs between spaces ``a`` and ``b`` (called ``names`` in the text), in words;
+    ``""`` when they are the same."""
     if a == b:
         return ""
     va = {v.name: v.to_json() for v in a}
     vb = {v.name: v.to_json() for v in b}
     parts = []
     if only := [n for n in va if n not in vb]:
-        parts.append(f"only in the first: {', '.join(only)}")
+        parts.append(f"only in {names[0]}: {', '.join(only)}")
     if only := [n for n in vb if n not in va]:
-        parts.append(f"only in the second: {', '.join(only)}")
+        parts.append(f"only in {names[1]}: {', '.join(only)}")
     if changed := [n for n in va if n in vb and va[n] != vb[n]]:
         parts.append(f"different ranges or choices: {', '.join(changed)}")
     if not parts:
