@@ -10,6 +10,11 @@ lodo: leave one dataset out on ``olmp tune --task ensemble``: experience = 3 SRa
     (budget 30) on every other dataset; on the held-out one, 5 seeds x {sracos, expsracos,
     expsracos with a random one of the k} at budget 30. Median best val error per dataset, the
     datasets ExpSRacos wins, and a one-sided sign test (scipy.stats.binomtest) against sracos.
+arch: the same on the architecture job (``olmp tune``'s CNN task) on digits, mnist-5k and
+    fashion-mnist, made small to fit the machine: a narrowed space (:data:`ARCH_SPACE`),
+    1 epoch on 500 training images per trial, budget 20, 3 seeds, experience = 3 searches
+    per other dataset.
+table: print the Markdown tables of BENCHMARKS.md from the records.
 
 Everything goes through the public API (olmp.dfo.Study, olmp.tune.tune, olmp.experience);
 records are written atomically to benchmarks/results/experience_*.json.
@@ -17,6 +22,8 @@ records are written atomically to benchmarks/results/experience_*.json.
     python benchmarks/experience.py ackley
     python benchmarks/experience.py build
     python benchmarks/experience.py lodo
+    python benchmarks/experience.py arch
+    python benchmarks/experience.py table
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ from olmp.tune import tune
 from olmp.tune.ensemble import ENSEMBLE_DATASETS
 
 WORK = Path(tempfile.gettempdir()) / "olmp-experience-bench"
+#: The architecture job's space: the CNN task's, narrowed so that a trial takes a second.
+ARCH_SPACE = {"conv_layers": [0, 2], "fc_layers": [0, 2], "conv_channels": [4, 32],
+              "fc_size": [16, 256], "batch_size": 64}  # fmt: skip
 SOURCES, TARGETS, STUDIES_PER_SOURCE, SEEDS = 10, 5, 5, 5
 K = 10
 
@@ -148,20 +158,37 @@ def run_build(args: argparse.Namespace) -> None:
 
 
 def run_lodo(args: argparse.Namespace) -> None:
+    datasets = args.datasets or list(ENSEMBLE_DATASETS)
+    _lodo("ensemble", datasets, args.budget, SEEDS, {}, "experience_lodo.json")
+
+
+def run_arch(args: argparse.Namespace) -> None:
+    settings = {
+        "space": ARCH_SPACE,
+        "epochs": 1,
+        "train_size": 500,
+        "trial_time_limit": 60,
+    }
+    _lodo("cnn", args.datasets, args.budget, args.seeds, settings, "experience_arch.json")
+
+
+def _lodo(task: str, datasets: list[str], budget: int, seeds: int, settings: dict,
+          name: str) -> None:  # fmt: skip
+    """Leave one dataset out on ``olmp tune --task task`` (see the module docstring)."""
     from scipy.stats import binomtest
 
-    datasets = args.datasets or list(ENSEMBLE_DATASETS)
-    folder = WORK / "lodo"
+    folder = WORK / f"lodo-{task}"
     histories = folder / "histories"
-    record: dict = {"machine": machine(), "budget": args.budget, "k": K, "seeds": SEEDS,
-                    "history_studies_per_dataset": 3, "datasets": {}}  # fmt: skip
+    record: dict = {"machine": machine(), "task": task, "budget": budget, "k": K,
+                    "seeds": seeds, "settings": settings, "history_studies_per_dataset": 3,
+                    "datasets": {}}  # fmt: skip
     began = time.perf_counter()
     for dataset in datasets:  # the histories: earlier searches on every dataset
         for j in range(3):
             out = histories / f"{dataset}-{j}"
             if not (out / "result.json").exists():
-                tune(dataset, out, task="ensemble", solver="sracos", seed=100 + j,
-                     budget=args.budget, force=True)  # fmt: skip
+                tune(dataset, out, task=task, solver="sracos", seed=100 + j, budget=budget,
+                     force=True, **settings)  # fmt: skip
     record["history_seconds"] = round(time.perf_counter() - began, 1)
     methods = {
         "sracos": ("sracos", {}),
@@ -176,15 +203,16 @@ def run_lodo(args: argparse.Namespace) -> None:
         for method, (solver, options) in methods.items():
             if solver == "expsracos":
                 options = {**options, "experience": str(model_file)}
-            for seed in range(SEEDS):
+            for seed in range(seeds):
                 out = folder / "runs" / f"{held}-{method}-{seed}"
-                summary = tune(held, out, task="ensemble", solver=solver, seed=seed,
-                               budget=args.budget, solver_options=options, force=True)  # fmt: skip
+                summary = tune(held, out, task=task, solver=solver, seed=seed, budget=budget,
+                               solver_options=options, force=True, **settings)  # fmt: skip
                 runs[method].append(
                     {
                         "seed": seed,
                         "val_error": 1.0 - summary["best_val_accuracy"],
                         "test_error": 1.0 - summary["test_accuracy"],
+                        "failed": summary["failed"],
                     }
                 )
         medians = {m: statistics.median(r["val_error"] for r in v) for m, v in runs.items()}
@@ -199,7 +227,7 @@ def run_lodo(args: argparse.Namespace) -> None:
         }
         print(held, {m: round(v, 4) for m, v in medians.items()}, flush=True)
         record["summary"] = _sign_tests(record["datasets"], binomtest)
-        write_json_atomic(RESULTS / "experience_lodo.json", record)
+        write_json_atomic(RESULTS / name, record)
 
 
 def _sign_tests(datasets: dict, binomtest) -> dict:
@@ -222,6 +250,48 @@ def _sign_tests(datasets: dict, binomtest) -> dict:
     return out
 
 
+def run_table(args: argparse.Namespace) -> None:
+    import json
+
+    ackley = json.loads((RESULTS / "experience_ackley.json").read_text())
+    dims = ackley["dims"]
+    head = [f"d = {d}: median best (ExpSRacos better in)" for d in dims]
+    print("| method | " + " | ".join(head) + " |")
+    print("|---" * (1 + len(dims)) + "|")
+    for method in next(iter(dims.values()))["median_best"]:
+        cells = []
+        for d in dims.values():
+            wins = d["expsracos_wins"][method], d["runs_per_method"]
+            note = "" if method == "expsracos" else " ({}/{})".format(*wins)
+            cells.append(f"{d['median_best'][method]:.3f}{note}")
+        print(f"| {method} | " + " | ".join(cells) + " |")
+    for name in ("experience_lodo.json", "experience_arch.json"):
+        path = RESULTS / name
+        if not path.exists():
+            continue
+        record = json.loads(path.read_text())
+        print(f"\n{name}: task {record.get('task', 'ensemble')}")
+        columns = (
+            "sracos",
+            "expsracos",
+            "random one of k",
+            "expsracos test",
+            "sracos test",
+        )
+        print("| held-out dataset | " + " | ".join(columns) + " |")
+        print("|---" * (1 + len(columns)) + "|")
+        for dataset, d in record["datasets"].items():
+            v, t = d["median_val_error"], d["median_test_error"]
+            mark = "**" if v["expsracos"] < v["sracos"] else ""
+            cells = [f"{v['sracos']:.4f}", f"{mark}{v['expsracos']:.4f}{mark}",
+                     f"{v['expsracos-random-of-k']:.4f}", f"{t['expsracos']:.4f}",
+                     f"{t['sracos']:.4f}"]  # fmt: skip
+            print(f"| {dataset} | " + " | ".join(cells) + " |")
+        for method, s in record["summary"].items():
+            print(f"- {method} vs sracos: {s['wins']} wins, {s['losses']} losses, {s['ties']} "
+                  f"ties of {s['datasets']}; sign test p = {s['sign_test_p']:.3g}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -235,6 +305,13 @@ def main() -> None:
     lodo.add_argument("--datasets", nargs="+")
     lodo.add_argument("--budget", type=int, default=30)
     lodo.set_defaults(run=run_lodo)
+    arch = commands.add_parser("arch")
+    arch.add_argument("--datasets", nargs="+", default=["digits", "mnist-5k", "fashion-mnist"])
+    arch.add_argument("--budget", type=int, default=20)
+    arch.add_argument("--seeds", type=int, default=3)
+    arch.set_defaults(run=run_arch)
+    table = commands.add_parser("table")
+    table.set_defaults(run=run_table)
     args = parser.parse_args()
     args.run(args)
 
