@@ -250,7 +250,8 @@ def check_experience(
     options: Mapping[str, Any] | None, space: Space, dataset: str, force: bool = False
 ) -> None:
     """Raise OlmpError when ``options`` name an experience learned on another space, or on
-    ``dataset`` itself (unless ``force``)."""
+    ``dataset`` itself (unless ``force``). Checked when a search starts; a resume continues
+    with the experience its record names."""
     experience = (options or {}).get("experience")
     if experience is None:
         return
