@@ -10,10 +10,11 @@ the one the model rates best.
 
 >>> from olmp.dfo import Real, Space
 >>> space = Space([Real("x", 0.0, 1.0), Real("y", 0.0, 1.0)])
->>> # history: (params, value) in the order told; here every step towards x = 1 improves
->>> history = [({"x": i / 10, "y": 0.5}, -i / 10) for i in range(10)]
->>> model = train_directional_model(space, [history], sources=["toy"], epochs=50)
->>> model.score([0.2, 0.5], [[0.9, 0.5], [0.0, 0.5]]).argmax()
+>>> # a history: (params, value) in the order told; the larger x, the better
+>>> xs = [0.5, 0.2, 0.7, 0.1, 0.9, 0.3, 0.95, 0.4, 0.6, 0.99, 0.05, 0.8]
+>>> history = [({"x": x, "y": 0.5}, -x) for x in xs]
+>>> model = train_directional_model(space, [history], sources=["toy"])
+>>> int(model.score([0.6, 0.5], [[0.9, 0.5], [0.1, 0.5]]).argmax())
 0
 
 Points are *canonical* unit-box points: ``space.to_unit(space.from_unit(u))``, so an
