@@ -287,9 +287,34 @@ def run_table(args: argparse.Namespace) -> None:
                      f"{v['expsracos-random-of-k']:.4f}", f"{t['expsracos']:.4f}",
                      f"{t['sracos']:.4f}"]  # fmt: skip
             print(f"| {dataset} | " + " | ".join(cells) + " |")
+        for method, pairs in _paired(record["datasets"]).items():
+            print(f"- {method} vs sracos, run by run (same dataset and seed): {pairs['wins']} "
+                  f"wins, {pairs['losses']} losses, {pairs['ties']} ties; sign test "
+                  f"p = {pairs['sign_test_p']:.3g}")  # fmt: skip
         for method, s in record["summary"].items():
             print(f"- {method} vs sracos: {s['wins']} wins, {s['losses']} losses, {s['ties']} "
                   f"ties of {s['datasets']}; sign test p = {s['sign_test_p']:.3g}")  # fmt: skip
+
+
+def _paired(datasets: dict) -> dict:
+    """ExpSRacos (and the ablation) against sracos run by run (same dataset, same seed):
+    wins, losses, ties of the best val error and a one-sided sign test."""
+    from scipy.stats import binomtest
+
+    out = {}
+    for method in ("expsracos", "expsracos-random-of-k"):
+        pairs = [(a["val_error"], b["val_error"]) for d in datasets.values()
+                 for a, b in zip(d["runs"][method], d["runs"]["sracos"], strict=True)]  # fmt: skip
+        wins = sum(a < b for a, b in pairs)
+        losses = sum(a > b for a, b in pairs)
+        p = (
+            binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue
+            if wins + losses
+            else 1.0
+        )
+        out[method] = {"wins": wins, "losses": losses, "ties": len(pairs) - wins - losses,
+                       "sign_test_p": p}  # fmt: skip
+    return out
 
 
 def main() -> None:
