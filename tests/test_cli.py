@@ -204,13 +204,14 @@ def test_main_help_lists_commands(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    assert all(c in out for c in ("train", "evaluate", "demo", "examples:"))
+    assert all(c in out for c in ("train", "evaluate", "demo", "fair", "examples:"))
 
 
 def test_list_shows_models_and_datasets(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "lenet-300-100" in out and "fashion-mnist" in out
+    assert "compas" in out and "mlp" in out
 
 
 TINY = [

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import write_fake_mnist
 
-from olmp.data import DATASETS, idx_sets, load_dataset
+from olmp.data import DATASETS, fetch, idx_sets, load_dataset
 from olmp.errors import OlmpError
 
 
@@ -82,7 +82,7 @@ def test_failed_download_gives_the_same_advice(isolated_data, monkeypatch):
     def no_network(url, timeout):
         raise urllib.error.URLError("no route to host")
 
-    monkeypatch.setattr(idx_sets.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(fetch.urllib.request, "urlopen", no_network)
     with pytest.raises(OlmpError, match=r"(?s)files not found.*Downloading them failed"):
         load_dataset("mnist", data_dir=isolated_data / "d")
     assert not list((isolated_data / "d").rglob("*.gz"))
@@ -106,14 +106,13 @@ def _serve(files):
 def test_download_verifies_checksums_and_keeps_no_bad_file(isolated_data, monkeypatch):
     served = write_fake_mnist(isolated_data / "served", n_train=10010)
     files = {p.name: p.read_bytes() for p in served.iterdir()}
-    monkeypatch.setattr(idx_sets.urllib.request, "urlopen", _serve(files))
+    monkeypatch.setattr(fetch.urllib.request, "urlopen", _serve(files))
     with pytest.raises(OlmpError, match="checksum mismatch"):
         load_dataset("mnist", data_dir=isolated_data / "d")
     assert not list((isolated_data / "d").rglob("*.gz"))
 
     good = {
-        key: idx_sets.md5_of(served / (idx_sets.FILE_NAMES[key] + ".gz"))
-        for key in idx_sets.FILE_KEYS
+        key: fetch.md5_of(served / (idx_sets.FILE_NAMES[key] + ".gz")) for key in idx_sets.FILE_KEYS
     }
     source = idx_sets.SOURCES["mnist"]
     monkeypatch.setitem(idx_sets.SOURCES, "mnist", idx_sets.IdxSource(source.mirrors, good))

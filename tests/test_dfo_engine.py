@@ -23,6 +23,7 @@ from olmp.dfo import (
     Study,
     register_solver,
 )
+from olmp.dfo.solvers import solver_class
 from olmp.errors import OlmpError
 
 SPACE = Space([Real("x", -1.0, 1.0), Integer("k", 0, 3), Categorical("c", ["a", {"b": 1}, 2.5])])
@@ -275,3 +276,28 @@ def test_olmp_solvers_lists_cobyqa_with_what_each_supports_natively():
         records["tpe"]["native"]["order_dependent"]
         and not records["ncs"]["native"]["order_dependent"]
     )
+
+
+@pytest.mark.parametrize("name", ["cobyqa", "bobyqa"])
+def test_model_based_solvers_take_a_linear_model(name):
+    cls = solver_class(name)
+    if not cls.available():
+        pytest.skip(cls.install_hint())
+
+    def asked(model: str) -> np.ndarray:
+        solver = cls(-np.ones(4), np.ones(4), x0=np.full(4, 0.3), seed=0, model=model)
+        points = []
+        try:
+            solver.plan(12)
+            for _ in range(12):
+                x = solver.ask()[:1]
+                solver.tell(x, np.array([float(np.sum((x - 0.5) ** 2))]))
+                points.append(x[0])
+        finally:
+            solver.close()
+        return np.array(points)
+
+    linear, quadratic = asked("linear"), asked("quadratic")
+    assert not np.allclose(linear, quadratic)  # the option reaches the library
+    with pytest.raises(OlmpError, match="quadratic"):
+        cls(-np.ones(2), np.ones(2), model="cubic")

@@ -202,7 +202,7 @@ def test_bad_input_exits_2_with_one_line(ensemble_runs, tmp_path, capsys):
     damaged.write_bytes(plane_model.read_bytes()[:-8])
     assert main([*base, "--experience", str(damaged)]) == 2
     assert "damaged.exp" in _err_line(capsys)
-    assert main([*base, "--solver-options", '{"k": 0}']) == 2
+    assert main([*base, "--solver-option", "k=0"]) == 2
     assert "k must be an integer >= 1, got 0" in _err_line(capsys)
     assert main([*base[:-4], "--solver", "random", "--experience", str(plane_model),
                  "--out", str(tmp_path / "o")]) == 2  # fmt: skip

@@ -255,3 +255,16 @@ def test_compressed_and_exported_tuned_networks_keep_their_spec():
     assert meta["model_options"] == {"spec": spec}
     net = build_recorded_model(meta, "x.olmp.safetensors")
     assert net[1].out_features == 12
+
+
+def test_cli_solver_options_reach_the_solver_and_bad_ones_are_named(tmp_path, capsys):
+    out = tmp_path / "ncs"
+    code = cli(tmp_path, "--solver", "ncs", "--solver-option", "popsize=2", "--budget", "2",
+               "--epochs", "1", "--out", str(out), "--json")  # fmt: skip
+    assert code == 0
+    assert json.loads((out / "tune.json").read_text())["solver_options"] == {"popsize": 2}
+    capsys.readouterr()
+    code = cli(tmp_path, "--solver", "ncs", "--solver-option", "n", "--budget", "2",
+               "--out", str(tmp_path / "bad"))  # fmt: skip
+    assert code == 2
+    assert "NAME=VALUE" in capsys.readouterr().err

@@ -19,8 +19,9 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,58 @@ def refuse_to_overwrite(path: str | os.PathLike[str], force: bool) -> None:
     """Raise unless ``path`` is free or the user passed ``force``."""
     if Path(path).exists() and not force:
         raise OlmpError(f"{path} already exists; pass --force (force=True) to overwrite it")
+
+
+def prepare_output_folder(
+    out: Path,
+    record_name: str,
+    config: dict[str, Any],
+    identity: Sequence[str],
+    our_files: Sequence[str],
+    *,
+    what: str,
+    resume: bool,
+    force: bool,
+) -> None:
+    """Make ``out`` ready for a command that records ``config`` in ``out/record_name``.
+
+    With ``resume`` the folder must hold a record whose ``identity`` settings equal
+    ``config``'s (else nothing changes and the error names the first that differs). Without
+    it the folder must be new or empty, or ``force`` removes ``our_files`` (only those) from
+    it and the command starts again.
+    """
+    record = out / record_name
+    if resume:
+        if not record.exists():
+            raise OlmpError(f"nothing to resume: {record} does not exist")
+        try:
+            old = json.loads(record.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise OlmpError(f"{record} is damaged ({error}); it is left as it is") from None
+        for key in identity:
+            if old.get(key) != json.loads(json.dumps(config[key])):
+                shown = key if key == "space" else f"{key} ({old.get(key)!r}, here {config[key]!r})"
+                raise OlmpError(
+                    f"{out} holds a {what} with another {shown}; it is left as it is: resume "
+                    "with the same settings, or start in another folder"
+                )
+        return
+    if out.exists() and not out.is_dir():
+        raise OlmpError(f"--out {out} is a file; give a folder")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise OlmpError(
+                f"{out} already holds files; pass --resume to continue the {what} there, "
+                "--force to start it again, or another folder"
+            )
+        for name in our_files:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(record, config)
 
 
 def content_hash(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> str:

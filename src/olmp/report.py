@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from olmp.files import atomic_path
+from olmp.plots import pyplot, save_figure
 
 
 def summary_line(result: dict[str, Any]) -> str:
@@ -69,15 +69,6 @@ def layer_rich_table(result: dict[str, Any]) -> Table:
         "total", "", "", f"{total:,}", f"{kept:,}", f"{100 * kept / total:.2f}", "", style="bold"
     )
     return table
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _chosen_round(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -141,20 +132,14 @@ def _title(result: dict[str, Any]) -> str:
     return f"OLMP ({result['solver']}) on {result.get('model', '')} / {result.get('dataset', '')}"
 
 
-def _save(fig: Any, path: str | os.PathLike[str]) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    _pyplot().close(fig)
-
-
 def plot_history(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """PNG of compression ratio and val accuracy per round, with the reference's."""
-    fig, (ax_ratio, ax_acc) = _pyplot().subplots(1, 2, figsize=(10, 4))
+    fig, (ax_ratio, ax_acc) = pyplot().subplots(1, 2, figsize=(10, 4))
     _draw_compression(ax_ratio, result)
     _draw_accuracy(ax_acc, result)
     fig.suptitle(_title(result))
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 REPORT_PLOTS = {
@@ -170,11 +155,11 @@ def write_report_plots(result: dict[str, Any], out_dir: str | os.PathLike[str]) 
     rewriting them loses nothing.)"""
     paths = []
     for name, draw in REPORT_PLOTS.items():
-        fig, ax = _pyplot().subplots(figsize=(6, 4))
+        fig, ax = pyplot().subplots(figsize=(6, 4))
         draw(ax, result)
         fig.suptitle(_title(result))
         fig.tight_layout()
-        _save(fig, Path(out_dir) / name)
+        save_figure(fig, Path(out_dir) / name)
         paths.append(Path(out_dir) / name)
     return paths
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
 
 import numpy as np
 
@@ -29,25 +28,9 @@ from olmp.attack.oracle import Oracle
 from olmp.dfo.solvers import solver_class
 from olmp.errors import OlmpError
 
-#: Option naming the number of interpolation points, per model-based solver.
-_INTERPOLATION_POINTS = {"cobyqa": "nb_points", "bobyqa": "npt"}
-
-
-def _linear_model_solver(name: str) -> type:
-    """The engine's solver class, with linear models for the model-based ones."""
-    cls = solver_class(name)
-    key = _INTERPOLATION_POINTS.get(name)
-    if key is None:
-        return cls
-
-    def _run_options(self: Any, restart: int) -> dict[str, Any]:
-        options = cls._run_options(self, restart)
-        options[key] = self.dim + 1
-        if name == "bobyqa":  # Py-BOBYQA wants maxfun above npt
-            options["maxfun"] = max(options["maxfun"], self.dim + 2)
-        return options
-
-    return type(f"Linear{cls.__name__}", (cls,), {"_run_options": _run_options})
+#: The solvers whose interpolation models are made linear here (d + 1 points: about 1.3
+#: evaluations per variable leave no room for the 2d + 1 of a quadratic model).
+MODEL_BASED = ("cobyqa", "bobyqa")
 
 
 def grid_blocks(h: int, w: int, n: int) -> list[tuple[slice, slice]]:
@@ -90,7 +73,8 @@ def bobyqa_blocks(
     if order not in ("variance", "random"):
         raise OlmpError(f"order must be 'variance' or 'random', got {order!r}")
     c, h, w = x0.shape
-    cls = _linear_model_solver(solver)
+    cls = solver_class(solver)
+    options = {"model": "linear"} if solver in MODEL_BASED else {}
     delta = np.zeros_like(x0)
 
     def image(d: np.ndarray) -> np.ndarray:
@@ -121,6 +105,7 @@ def bobyqa_blocks(
                 x0=np.clip(start_point, lower, upper),
                 sigma0=eps,
                 seed=int(rng.integers(2**31)),
+                **options,
             )
             best_v, best_f = start_point, loss
             spend = max(math.ceil(evaluations_per_variable * dim), 2)

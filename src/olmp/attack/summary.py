@@ -18,6 +18,7 @@ import numpy as np
 
 from olmp.errors import OlmpError
 from olmp.files import atomic_path
+from olmp.plots import pyplot, save_figure
 
 #: Budgets the table reports, those below the run's own budget (which is always reported).
 TABLE_BUDGETS = (100, 300, 500, 1000, 3000, 10_000)
@@ -98,9 +99,7 @@ def write_curve(
                 k = np.searchsorted(g, q, side="right") - 1
                 row.append(f"{rates[k]:.4f}" if k >= 0 else "0.0000")
             writer.writerow(row)
-    from olmp.report import _pyplot
-
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, g, rates in curves:
         ax.step(g, rates, where="post", label=label)
@@ -112,9 +111,7 @@ def write_curve(
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(folder / f"{name}.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, folder / f"{name}.png")
 
 
 def load_result(folder: str | Path) -> dict[str, Any]:

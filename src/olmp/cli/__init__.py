@@ -15,6 +15,7 @@ from olmp.cli import (
     evaluate,
     experience,
     export,
+    fair,
     listing,
     report,
     solvers,
@@ -36,6 +37,7 @@ COMMANDS = (
     tune,
     experience,
     attack,
+    fair,
     solvers,
     listing,
 )

@@ -93,6 +93,18 @@ def add_data_and_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
 
 
+def add_solver_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--solver-option NAME=VALUE``, repeatable: one of the solver's own options
+    (read with :func:`olmp.dfo.solvers.parse_solver_options`)."""
+    parser.add_argument(
+        "--solver-option",
+        action="append",
+        metavar="NAME=VALUE",
+        help="one of the solver's own options, repeatable, e.g. --solver-option r=0.8 "
+        "--solver-option epoch=2 for NCS (olmp solvers lists each solver's options)",
+    )
+
+
 def add_trust(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust-model-code",

@@ -9,6 +9,7 @@ from torch import nn
 
 from olmp.cli.common import (
     Formatter,
+    add_solver_option,
     add_weights_options,
     check_names,
     number,
@@ -256,13 +257,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help="allowed tune-accuracy loss of a candidate before retraining",
     )
     comp.add_argument("--solver", help=", ".join(SOLVERS))
-    comp.add_argument(
-        "--solver-option",
-        action="append",
-        metavar="NAME=VALUE",
-        help="one of the solver's own options, repeatable, e.g. --solver-option r=0.8 "
-        "--solver-option epoch=2 for NCS (olmp solvers lists each solver's options)",
-    )
+    add_solver_option(comp)
     comp.add_argument("--parametrisation", help=f"{', '.join(PARAMETRISATIONS)}")
     comp.add_argument("--seed", type=seed, help="solver and training seed")
     budget = comp.add_argument_group("budget")

@@ -10,7 +10,7 @@ from olmp.cli.common import (
     Formatter,
 )
 from olmp.console import print_table
-from olmp.data import DATASETS
+from olmp.data import DATASETS, TABULAR_DATASETS
 from olmp.models import MODELS
 
 
@@ -26,6 +26,12 @@ def _list(args: argparse.Namespace) -> int:
     table.add_column("description")
     for spec in DATASETS.values():
         table.add_row(spec.name, spec.description)
+    print_table(table)
+    table = Table(title="tabular datasets (olmp fair)")
+    for column in ("name", "description", "protected attributes"):
+        table.add_column(column)
+    for tabular in TABULAR_DATASETS.values():
+        table.add_row(tabular.name, tabular.description, ", ".join(tabular.protected))
     print_table(table)
     return 0
 

@@ -6,10 +6,10 @@ import argparse
 import json
 from collections.abc import Callable
 
-from olmp.cli.common import Formatter, check_names, count, number, seed
+from olmp.cli.common import Formatter, add_solver_option, check_names, count, number, seed
 from olmp.console import StepProgress
 from olmp.data import DATASETS
-from olmp.dfo.solvers import SOLVERS, solver_class
+from olmp.dfo.solvers import SOLVERS, parse_solver_options, solver_class
 from olmp.errors import OlmpError
 from olmp.tune import FAMILIES, tune
 from olmp.tune.ensemble import ENSEMBLE_DATASETS, check_dataset
@@ -31,14 +31,7 @@ def _tune(args: argparse.Namespace) -> int:
     else:
         check_dataset(args.dataset)
     solver_class(args.solver)
-    options = None
-    if args.solver_options is not None:
-        try:
-            options = json.loads(args.solver_options)
-        except json.JSONDecodeError as error:
-            raise OlmpError(f"--solver-options must be a JSON object: {error}") from None
-        if not isinstance(options, dict):
-            raise OlmpError(f"--solver-options must be a JSON object, got {options!r}")
+    options = parse_solver_options(args.solver_option) if args.solver_option else None
     if args.experience is not None:
         if args.solver != "expsracos":
             raise OlmpError(f"--experience is for --solver expsracos, not {args.solver}")
@@ -118,7 +111,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="folder of the search's record and best network")
     p.add_argument("--space", help="JSON or TOML file fixing or narrowing families of the space")
     p.add_argument("--solver", default="random", help=", ".join(SOLVERS) + " (default random)")
-    p.add_argument("--solver-options", help="the solver's own options, as a JSON object")
+    add_solver_option(p)
     p.add_argument(
         "--experience",
         help="expsracos: a file of olmp experience build (refused when it "

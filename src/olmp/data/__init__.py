@@ -17,13 +17,18 @@ from olmp.data.registry import (
     splits_from_loaders,
     splits_from_tensors,
 )
+from olmp.data.tabular import TABULAR_DATASETS, GroupedSplit, TabularSplits, load_tabular
 
 __all__ = [
     "DATASETS",
+    "TABULAR_DATASETS",
     "DatasetSpec",
     "DatasetSplits",
+    "GroupedSplit",
     "Split",
+    "TabularSplits",
     "load_dataset",
+    "load_tabular",
     "read_idx",
     "register_dataset",
     "splits_from_loaders",

@@ -1,33 +1,24 @@
 """MNIST and Fashion-MNIST from their standard IDX files.
 
-Lookup order for the four files (raw or ``.gz``), in each folder first under
-``<folder>/<dataset name>/`` and then in ``<folder>/`` itself:
-
-1. ``data_dir`` (``--data-dir``), if given;
-2. ``$OLMP_DATA``, if set;
-3. ``~/.cache/olmp``;
-4. for Fashion-MNIST, ``/usr/share/datasets`` (Debian's ``dataset-fashion-mnist``).
-
-When the files are missing and ``download`` is allowed, they are fetched from the
-canonical mirrors into the first folder of that list, verified against the published MD5
-checksums, and only then moved into place.
+The four files (raw or ``.gz``) are looked for in the folders of
+:func:`olmp.data.fetch.search_roots` (for Fashion-MNIST also ``/usr/share/datasets``,
+Debian's ``dataset-fashion-mnist``), in each first under ``<folder>/<dataset name>/`` and
+then in ``<folder>/`` itself. When they are missing and ``download`` is allowed, they are
+fetched from the canonical mirrors into the first folder, verified against the published
+MD5 checksums, and only then moved into place.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from olmp.data import fetch
 from olmp.data.idx import read_idx
 from olmp.data.registry import DatasetSpec, RawArrays, register_dataset
 from olmp.errors import OlmpError
-from olmp.files import atomic_path
 
 FILE_KEYS = ("train-images", "train-labels", "test-images", "test-labels")
 FILE_NAMES = {
@@ -76,14 +67,7 @@ SOURCES: dict[str, IdxSource] = {
 
 def search_roots(name: str, data_dir: Path | None) -> list[Path]:
     """Folders searched for dataset ``name``, in order (see the module docstring)."""
-    roots: list[Path] = []
-    if data_dir is not None:
-        roots.append(Path(data_dir))
-    if os.environ.get("OLMP_DATA"):
-        roots.append(Path(os.environ["OLMP_DATA"]).expanduser())
-    roots.append(Path.home() / ".cache" / "olmp")
-    roots.extend(SOURCES[name].system_roots)
-    return roots
+    return fetch.search_roots(data_dir, SOURCES[name].system_roots)
 
 
 def _find_file(folder: Path, key: str) -> Path | None:
@@ -103,40 +87,17 @@ def find_files(name: str, data_dir: Path | None) -> dict[str, Path] | None:
     return None
 
 
-def md5_of(path: Path) -> str:
-    """Hex MD5 digest of a file, read in chunks."""
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download(name: str, folder: Path, timeout: float = 30.0) -> dict[str, Path]:
     """Download the four gzipped files of ``name`` into ``folder``, verifying checksums."""
     source = SOURCES[name]
-    folder.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for key in FILE_KEYS:
         target = folder / (FILE_NAMES[key] + ".gz")
-        errors = []
-        for mirror in source.mirrors:
-            url = mirror + target.name
-            try:
-                with atomic_path(target) as tmp:
-                    with urllib.request.urlopen(url, timeout=timeout) as response:
-                        tmp.write_bytes(response.read())
-                    actual = md5_of(tmp)
-                    if actual != source.md5[key]:
-                        expected = source.md5[key]
-                        raise OlmpError(f"checksum mismatch: md5 {actual}, expected {expected}")
-                paths[key] = target
-                break
-            except (urllib.error.URLError, OSError, OlmpError) as exc:
-                errors.append(f"{url}: {exc}")
-        else:
-            tried = "\n  ".join(errors)
-            raise OlmpError(f"could not download {name} file {target.name}:\n  {tried}")
+        urls = [mirror + target.name for mirror in source.mirrors]
+        try:
+            paths[key] = fetch.download_file(urls, target, source.md5[key], timeout)
+        except OlmpError as exc:
+            raise OlmpError(f"could not download {name}: {exc}") from None
     return paths
 
 

@@ -34,9 +34,11 @@ class Executor:
         return future
 
     def wait(self, futures: Iterable[cf.Future]) -> list[cf.Future]:
-        """The futures of ``futures`` that are done, at least one (blocks until then)."""
-        done, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
-        return sorted(done, key=id)
+        """The futures of ``futures`` that are done, at least one (blocks until then), in
+        the order given (so trials finishing together are told in submission order)."""
+        pending = list(futures)
+        done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        return [future for future in pending if future in done]
 
     def close(self) -> None:
         return None

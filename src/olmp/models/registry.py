@@ -25,6 +25,7 @@ from torch import nn
 from olmp.errors import OlmpError, unknown_choice
 from olmp.models.conv_small import conv_small
 from olmp.models.lenet import lenet_5, lenet_300_100
+from olmp.models.mlp import mlp
 from olmp.models.tuned import tuned_cnn
 
 ModelFactory = Callable[..., nn.Module]
@@ -46,6 +47,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("lenet-5", lenet_5, "Caffe LeNet-5: conv20-pool-conv50-pool-fc500-fc10"),
         ModelSpec("conv-small", conv_small, "AlexNet-style CNN: 3 conv blocks, 2 hidden fc"),
         ModelSpec("tuned-cnn", tuned_cnn, "CNN built from an architecture spec (olmp tune)"),
+        ModelSpec("mlp", mlp, "fully connected ReLU network for tabular data, 100-100 hidden"),
     )
 }
 

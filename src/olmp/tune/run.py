@@ -27,10 +27,8 @@ solver runs on the whole conditional space through :class:`olmp.dfo.Study`.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -44,8 +42,14 @@ from olmp.dfo.sampler import make_sampler
 from olmp.dfo.solvers import solver_class
 from olmp.environment import describe_environment
 from olmp.errors import OlmpError
-from olmp.files import load_checkpoint, save_checkpoint, write_json_atomic
+from olmp.files import (
+    load_checkpoint,
+    prepare_output_folder,
+    save_checkpoint,
+    write_json_atomic,
+)
 from olmp.models import build_model
+from olmp.plots import pyplot, save_figure
 from olmp.training import accuracy
 from olmp.tune.blackbox import TuneObjective, check_buildable, load_splits, trial_key
 from olmp.tune.ensemble import EnsembleObjective, check_dataset, ensemble_space, test_error
@@ -63,9 +67,9 @@ OUR_FILES = (
     "result.json",
     "weights",
 )
-#: Settings a resume must share with the search it continues.
+#: Settings a resume must share with the search it continues (the task too, through its
+#: space: the two tasks' spaces differ).
 IDENTITY = (
-    "task",
     "dataset",
     "split_seed",
     "seed",
@@ -183,7 +187,9 @@ def tune(
         "solver_options": dict(solver_options or {}),
         "space": tune_space.to_json() if task == "cnn" else engine_space.to_json(),
     }
-    _prepare(out, config, resume, force)
+    prepare_output_folder(
+        out, "tune.json", config, IDENTITY, OUR_FILES, what="search", resume=resume, force=force
+    )
     if threads is None and n_jobs > 1:
         threads = 1
     if task == "ensemble":
@@ -319,43 +325,6 @@ def _tune_ensemble(
     write_json_atomic(out / "result.json", summary)
     _plot(out / "best_val.png", records, f"{config['solver']} on {config['dataset']} (ensemble)")
     return summary
-
-
-def _prepare(out: Path, config: dict[str, Any], resume: bool, force: bool) -> None:
-    record = out / "tune.json"
-    if resume:
-        if not record.exists():
-            raise OlmpError(f"nothing to resume: {record} does not exist")
-
-        try:
-            old = json.loads(record.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise OlmpError(f"{record} is damaged ({error}); it is left as it is") from None
-        old.setdefault("task", "cnn")  # searches recorded before there were tasks
-        for key in IDENTITY:
-            if old.get(key) != json.loads(json.dumps(config[key])):
-                what = (
-                    "space" if key == "space" else f"{key} ({old.get(key)!r}, here {config[key]!r})"
-                )
-                raise OlmpError(
-                    f"{out} holds a search with another {what}; it is left as it is: resume "
-                    "with the same settings, or start in another folder"
-                )
-        return
-    if out.exists() and not out.is_dir():
-        raise OlmpError(f"--out {out} is a file; give a folder")
-    if out.exists() and any(out.iterdir()):
-        ours = [name for name in OUR_FILES if (out / name).exists()]
-        if not force:
-            raise OlmpError(
-                f"{out} already holds files; pass --resume to continue the search there, "
-                "--force to start it again, or another folder"
-            )
-        for name in ours:
-            path = out / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(record, config)
 
 
 def _engine_study(
@@ -499,11 +468,7 @@ def best_so_far(records: list[dict[str, Any]]) -> list[float]:
 def _plot(path: Path, records: list[dict[str, Any]], title: str) -> None:
     if not records:
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ordered = sorted(records, key=lambda r: r.get("elapsed") or 0.0)
     curve = best_so_far(ordered)
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -512,7 +477,4 @@ def _plot(path: Path, records: list[dict[str, Any]], title: str) -> None:
     right.step([r.get("elapsed") or 0.0 for r in ordered], curve, where="post")
     right.set(xlabel="seconds", ylabel="best val accuracy")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=80)

@@ -26,7 +26,7 @@ import numpy as np
 
 from olmp.dfo.solvers.base import Option
 from olmp.dfo.solvers.checks import real
-from olmp.dfo.solvers.threaded import CallbackSolver
+from olmp.dfo.solvers.threaded import MODEL_OPTION, CallbackSolver, interpolation_points
 from olmp.errors import OlmpError
 
 #: Largest initial trust-region radius in the unit cube (Py-BOBYQA needs < 0.5).
@@ -55,6 +55,7 @@ class BOBYQA(CallbackSolver):
     options: ClassVar[dict[str, Option]] = {
         **CallbackSolver.options,
         "rhoend": Option(1e-8, real(0.0, open_low=True), "final trust-region radius"),
+        "model": MODEL_OPTION,
     }
 
     def _setup(self) -> None:
@@ -69,7 +70,7 @@ class BOBYQA(CallbackSolver):
         rhobeg = self.rhobeg
         if restart:
             rhobeg = max(min(self.rhobeg * 2.0**restart, MAX_RESTART_RHOBEG), self.rhobeg)
-        npt = 2 * self.dim + 1
+        npt = interpolation_points(self.model, self.dim)
         return {
             "bounds": (self.lower.copy(), self.upper.copy()),
             "npt": npt,

@@ -33,7 +33,12 @@ import numpy as np
 
 from olmp.dfo.solvers.base import Option
 from olmp.dfo.solvers.checks import real
-from olmp.dfo.solvers.threaded import FIRST_STAND_IN, CallbackSolver
+from olmp.dfo.solvers.threaded import (
+    FIRST_STAND_IN,
+    MODEL_OPTION,
+    CallbackSolver,
+    interpolation_points,
+)
 
 #: Largest trust-region radius in COBYQA's scaled box ``[-1, 1]``.
 MAX_RADIUS = 1.0
@@ -112,6 +117,7 @@ class COBYQA(CallbackSolver):
     options: ClassVar[dict[str, Option]] = {
         **CallbackSolver.options,
         "final_radius": Option(1e-8, real(0.0, open_low=True), "final trust-region radius"),
+        "model": MODEL_OPTION,
     }
 
     def _setup(self) -> None:
@@ -132,6 +138,7 @@ class COBYQA(CallbackSolver):
             "radius_init": radius,
             "radius_final": min(self.final_radius, 0.5 * radius),
             "scale": True,
+            "nb_points": interpolation_points(self.model, self.dim),
         }
 
     def _solve_function(self) -> Any:

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from olmp.dfo.solvers.base import Option, Solver
-from olmp.dfo.solvers.checks import integer
+from olmp.dfo.solvers.checks import integer, one_of
 from olmp.errors import OlmpError
 
 #: Value passed for failed evaluations before any finite value was told.
@@ -87,6 +87,18 @@ def _work(run: _Run, solve: Any, x0: np.ndarray, known: Any, options: dict[str, 
         run.points.put(("error", error))
         return
     run.points.put(("done", result))
+
+
+#: The ``model`` option of the model-based (trust-region) solvers: how many points their
+#: interpolation models use. ``quadratic`` (2d + 1, the libraries' default) models
+#: curvature; ``linear`` (d + 1) needs fewer evaluations before each step, which pays on
+#: short runs such as the attack's block batches of about 1.3 evaluations per variable.
+MODEL_OPTION = Option("quadratic", one_of("quadratic", "linear"), "interpolation model")
+
+
+def interpolation_points(model: str, dim: int) -> int:
+    """Points of a ``model`` (see :data:`MODEL_OPTION`) interpolation model in ``dim`` d."""
+    return dim + 1 if model == "linear" else 2 * dim + 1
 
 
 class CallbackSolver(Solver):

@@ -1,0 +1,245 @@
+"""FNNC (``olmp fair train``) against fairlearn's reductions, on the same splits.
+
+    OMP_NUM_THREADS=1 python benchmarks/fair.py run --peer-python /tmp/fairenv/bin/python
+    python benchmarks/fair.py report
+
+``run``: for Adult (sex) and COMPAS (race), demographic parity (dp) and equalized odds
+(eo), epsilon 0.01 / 0.05 / 0.1 and seeds 0-4, FNNC through :func:`olmp.fair.fair_train`
+at its defaults. Each (dataset, seed) split is exported once to an ``.npz`` (features,
+labels, groups of train / val / test, and FNNC's test predictions), and
+``benchmarks/fair_fairlearn.py`` runs the peers on it in fairlearn's own environment
+(``python3.11 -m venv /tmp/fairenv && /tmp/fairenv/bin/pip install fairlearn==0.15.*
+torch==2.13.0``; it never imports olmp): ``ExponentiatedGradient`` with
+``DemographicParity`` / ``EqualizedOdds`` at the same epsilon around logistic regression
+and around the same MLP (100-100 hidden), and ``ThresholdOptimizer`` around logistic
+regression; fairlearn's own metrics are computed on FNNC's predictions as a cross-check of
+ours. Records: ``benchmarks/results/fair_fnnc.json`` and ``fair_peers.json`` (each run is
+kept, so an interrupted ``run`` resumes).
+
+``speed``: wall time of the check's command, ``olmp fair train --dataset adult --protected
+sex --constraint dp --epsilon 0.05`` (its defaults), for seeds 0-2, with the machine's
+load average (record ``fair_speed.json``).
+
+``report``: the tables of BENCHMARKS.md (medians and ranges over seeds) and
+``benchmarks/results/fair_fronts.png`` (test accuracy against the test constraint value).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from _common import RESULTS, machine
+
+from olmp.data import load_tabular
+from olmp.fair import fair_train, fairness_report
+from olmp.files import load_checkpoint, write_json_atomic
+from olmp.models import build_model
+from olmp.plots import pyplot, save_figure
+
+JOBS = {"adult": "sex", "compas": "race"}
+CONSTRAINTS = ("dp", "eo")
+EPSILONS = (0.01, 0.05, 0.1)
+SEEDS = (0, 1, 2, 3, 4)
+FNNC = RESULTS / "fair_fnnc.json"
+PEERS = RESULTS / "fair_peers.json"
+HERE = Path(__file__).resolve().parent
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {"runs": [], "machines": []}
+
+
+def _export(dataset: str, seed: int, work: Path, data_dir: str | None) -> Path:
+    """The split's arrays, and FNNC's test predictions for every (constraint, epsilon)."""
+    splits = load_tabular(dataset, seed=seed, data_dir=data_dir)
+    protected = JOBS[dataset]
+    arrays: dict[str, np.ndarray] = {}
+    for part in ("train", "val", "test"):
+        split = getattr(splits, part)
+        arrays[f"x_{part}"] = split.x.numpy()
+        arrays[f"y_{part}"] = split.y.numpy()
+        arrays[f"g_{part}"] = split.groups[protected].numpy()
+    for constraint in CONSTRAINTS:
+        for eps in EPSILONS:
+            tensors, meta = load_checkpoint(
+                work / f"{dataset}-{constraint}-{seed}" / f"eps-{eps:g}" / "model.safetensors"
+            )
+            model = build_model(meta["model"], tuple(meta["input_shape"]), meta["num_classes"])
+            model.load_state_dict(tensors)
+            model.eval()
+            with torch.no_grad():
+                pred = model(splits.test.x).argmax(1)
+            ours = fairness_report(pred, splits.test.y, splits.test.groups[protected])
+            arrays[f"fnnc_{constraint}_{eps:g}"] = pred.numpy()
+            arrays[f"olmp_fnnc_{constraint}_{eps:g}"] = np.array(
+                [ours["dp_difference"], ours["eo_difference"]], dtype=np.float64
+            )
+    path = work / f"{dataset}-{seed}.npz"
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def run(args: argparse.Namespace) -> None:
+    record = _load(FNNC)
+    record["machines"].append(machine())
+    done = {(r["dataset"], r["constraints"][0], r["epsilon"], r["seed"]) for r in record["runs"]}
+    work = Path(args.workdir)
+    for dataset, protected in JOBS.items():
+        for seed in SEEDS:
+            for constraint in CONSTRAINTS:
+                out = work / f"{dataset}-{constraint}-{seed}"
+                if all((dataset, constraint, e, seed) in done for e in EPSILONS) and out.exists():
+                    continue
+                summaries = fair_train(
+                    dataset, out, protected=protected, constraints=[constraint],
+                    epsilons=EPSILONS, seed=seed, data_dir=args.data_dir,
+                    resume=(out / "fair.json").exists(),
+                )  # fmt: skip
+                for s in summaries:
+                    if (dataset, constraint, s["epsilon"], seed) not in done:
+                        record["runs"].append(s)
+                write_json_atomic(FNNC, record)
+                print(f"fnnc {dataset} {constraint} seed {seed}: done", flush=True)
+            npz = _export(dataset, seed, work, args.data_dir)
+            if args.peer_python:
+                subprocess.run(
+                    [args.peer_python, str(HERE / "fair_fairlearn.py"), str(npz), str(PEERS),
+                     dataset, str(seed)],
+                    check=True,
+                )  # fmt: skip
+
+
+def speed(args: argparse.Namespace) -> None:
+    import os
+    import time
+
+    runs = []
+    for seed in (0, 1, 2):
+        with tempfile.TemporaryDirectory() as work:
+            began = time.perf_counter()
+            [summary] = fair_train(
+                "adult", Path(work) / "run", protected="sex", seed=seed, data_dir=args.data_dir
+            )
+            seconds = time.perf_counter() - began
+        runs.append(
+            {
+                "seed": seed,
+                "seconds": round(seconds, 2),
+                "load": os.getloadavg()[0],
+                "epochs_run": summary["epochs_run"],
+                "accuracy": summary["accuracy"],
+            }
+        )
+        print(runs[-1], flush=True)
+    write_json_atomic(
+        RESULTS / "fair_speed.json",
+        {"machine": machine(), "torch_threads": torch.get_num_threads(), "runs": runs},
+    )
+
+
+def _median_range(values: list[float], fmt: str = ".3f") -> str:
+    if not values:
+        return "-"
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def report(args: argparse.Namespace) -> None:
+    ours, peers = _load(FNNC)["runs"], _load(PEERS)["runs"]
+    rows: dict[tuple[str, str, float, str], list[dict[str, float]]] = {}
+    for r in ours:
+        key = (r["dataset"], r["constraints"][0], r["epsilon"], "FNNC (olmp fair train)")
+        rows.setdefault(key, []).append({"accuracy": r["accuracy"], "value": r["constraint_value"]})
+    for r in peers:
+        if r["method"] == "crosscheck":
+            continue
+        key = (r["dataset"], r["constraint"], r.get("epsilon") or 0.0, r["method"])
+        rows.setdefault(key, []).append({"accuracy": r["accuracy"], "value": r["value"]})
+    header = "dataset | constraint | epsilon | method | seeds | test accuracy | test value"
+    print(f"| {header} | runs within epsilon + 0.01 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (dataset, constraint, eps, method), cell in sorted(rows.items()):
+        within = sum(c["value"] <= eps + 0.01 for c in cell) if eps else "-"
+        print(
+            f"| {dataset} ({JOBS[dataset]}) | {constraint} | {eps or '-'} | {method} | "
+            f"{len(cell)} | "
+            f"{_median_range([c['accuracy'] for c in cell])} | "
+            f"{_median_range([c['value'] for c in cell], '.4f')} | {within} |"
+        )
+    print()
+    print("FNNC minus ExponentiatedGradient(MLP) at the same epsilon, median test accuracy:")
+    for dataset in JOBS:
+        for constraint in CONSTRAINTS:
+            for eps in EPSILONS:
+                a = rows.get((dataset, constraint, eps, "FNNC (olmp fair train)"), [])
+                b = rows.get((dataset, constraint, eps, "ExponentiatedGradient(MLP)"), [])
+                if a and b:
+                    gap = statistics.median(c["accuracy"] for c in a) - statistics.median(
+                        c["accuracy"] for c in b
+                    )
+                    print(f"- {dataset} {constraint} eps {eps}: {100 * gap:+.2f}")
+    checks = [r for r in peers if r["method"] == "crosscheck"]
+    if checks:
+        worst = max(r["max_abs_difference"] for r in checks)
+        print(
+            f"\nfairlearn's metrics on FNNC's test predictions against ours: {len(checks)} "
+            f"prediction sets, largest absolute difference {worst:.2e}"
+        )
+    _plot_fronts(rows)
+
+
+def _plot_fronts(rows: dict) -> None:
+    plt = pyplot()
+    fig, axes = plt.subplots(len(JOBS), len(CONSTRAINTS), figsize=(10, 8))
+    for i, dataset in enumerate(JOBS):
+        for j, constraint in enumerate(CONSTRAINTS):
+            ax = axes[i][j]
+            methods = sorted({k[3] for k in rows if k[0] == dataset and k[1] == constraint})
+            for method in methods:
+                points = sorted(
+                    (
+                        statistics.median(c["value"] for c in cell),
+                        statistics.median(c["accuracy"] for c in cell),
+                    )
+                    for (d, c_, _, m), cell in rows.items()
+                    if d == dataset and c_ == constraint and m == method
+                )
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, "o-" if len(xs) > 1 else "s", label=method)
+            ax.set_title(f"{dataset} ({JOBS[dataset]}), {constraint}")
+            ax.set_xlabel(f"test {constraint} value (median over seeds)")
+            ax.set_ylabel("test accuracy")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, RESULTS / "fair_fronts.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--peer-python", help="fairlearn's environment's python")
+    r.add_argument("--data-dir", default=str(HERE.parent.parent / "shared" / "data" / "fairness"))
+    r.add_argument("--workdir", default=tempfile.gettempdir() + "/olmp-fair-bench")
+    r.set_defaults(run=run)
+    p = sub.add_parser("speed")
+    p.add_argument("--data-dir", default=r.get_default("data_dir"))
+    p.set_defaults(run=speed)
+    sub.add_parser("report").set_defaults(run=report)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

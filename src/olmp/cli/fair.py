@@ -1,0 +1,114 @@
+"""``olmp fair train``: classifiers trained under fairness constraints (FNNC)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from olmp.cli.common import Formatter, count, number, seed
+from olmp.console import StepProgress
+from olmp.data import TABULAR_DATASETS
+from olmp.fair import CONSTRAINTS, FairSettings, fair_train
+from olmp.fair.metrics import check_epsilon, get_constraint
+
+
+def _train(args: argparse.Namespace) -> int:
+    for name in args.constraint:
+        get_constraint(name)
+    for epsilon in args.epsilon:
+        check_epsilon(epsilon)
+    settings = FairSettings(epochs=args.epochs)
+    epsilons = sorted(set(args.epsilon))
+    # One bar over every epsilon's epochs; early stopping skips the rest of an epsilon's.
+    display = StepProgress("training", "epoch", settings.epochs * len(epsilons))
+
+    def step(epsilon: float, epoch: int, record: dict) -> None:
+        done = epsilons.index(epsilon) * settings.epochs + epoch
+        display.update(done, f"eps {epsilon:g}: val accuracy {record['val']['accuracy']:.2%}")
+
+    with display:
+        summaries = fair_train(
+            args.dataset,
+            args.out,
+            protected=args.protected,
+            constraints=args.constraint,
+            epsilons=epsilons,
+            seed=args.seed,
+            model=args.model,
+            settings=settings,
+            data_dir=args.data_dir,
+            resume=args.resume,
+            force=args.force,
+            progress=step,
+        )
+    for summary in summaries:
+        if args.json:
+            print(json.dumps(summary))
+            continue
+        print(
+            f"eps {summary['epsilon']:g}: test accuracy {summary['accuracy']:.2%}, "
+            f"{'/'.join(summary['constraints'])} value {summary['constraint_value']:.4f} "
+            f"(dp {summary['dp_difference']:.4f}, eo {summary['eo_difference']:.4f}, "
+            f"di ratio {summary['di_ratio']:.3f}); val: accuracy "
+            f"{summary['val']['accuracy']:.2%}, value {summary['val']['constraint_value']:.4f}"
+            + ("" if summary["feasible_on_val"] else " (no epoch met epsilon on val)")
+        )
+    if not args.json:
+        print(f"saved in {args.out}")
+    return 0
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    """Add ``olmp fair`` and its subcommands to the ``olmp`` parser."""
+    fair = commands.add_parser(
+        "fair",
+        help="fairness-constrained classifiers (FNNC)",
+        description="Fairness-constrained training on tabular data.",
+        formatter_class=Formatter,
+    )
+    sub = fair.add_subparsers(dest="fair_command", metavar="COMMAND", required=True)
+    allowed = "; ".join(f"{c.name}: {c.description}" for c in CONSTRAINTS.values())
+    p = sub.add_parser(
+        "train",
+        help="train a classifier under fairness constraints (FNNC)",
+        description="Train a classifier (an MLP by default) under group-fairness "
+        "constraints with FNNC's method: each constraint enters the loss with a Lagrange "
+        "multiplier; every mini-batch takes a descent step on the weights and an ascent "
+        "step on the multipliers. The epoch kept is the most accurate on val among those "
+        "meeting epsilon on val; test is reported once, with hard predictions. Several "
+        f"--epsilon values give an accuracy-fairness front (front.csv, front.png). "
+        f"Constraints: {allowed}.",
+        epilog="examples:\n"
+        "  olmp fair train --dataset adult --protected sex --constraint dp --epsilon 0.05 "
+        "--out runs/f1\n"
+        "  olmp fair train --dataset compas --protected race --constraint eo "
+        "--epsilon 0.01 0.05 0.1 --out runs/f2",
+        formatter_class=Formatter,
+    )
+    p.add_argument("--dataset", required=True, help=", ".join(TABULAR_DATASETS))
+    p.add_argument(
+        "--protected",
+        required=True,
+        help="protected attribute: "
+        + "; ".join(
+            f"{name}: {', '.join(spec.protected)}" for name, spec in TABULAR_DATASETS.items()
+        ),
+    )
+    p.add_argument(
+        "--constraint", nargs="+", default=["dp"], help=", ".join(CONSTRAINTS) + " (default dp)"
+    )
+    p.add_argument(
+        "--epsilon", nargs="+", type=number, default=[0.05], help="bound(s) (default 0.05)"
+    )
+    p.add_argument("--seed", type=seed, default=0, help="split and initialisation seed")
+    p.add_argument("--out", required=True, help="folder of the run's record and networks")
+    p.add_argument("--model", default="mlp", help="model name (default mlp, 100-100 hidden)")
+    p.add_argument(
+        "--epochs", type=count, default=FairSettings.epochs, help="most epochs per network"
+    )
+    p.add_argument("--data-dir", help="folder searched first for dataset files")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the run in --out")
+    group.add_argument("--force", action="store_true", help="start again, replacing --out")
+    p.add_argument("--json", action="store_true", help="print one JSON object per epsilon")
+    p.set_defaults(run=_train)

@@ -1,0 +1,70 @@
+"""Finding dataset files on disk and downloading them with a checksum.
+
+Every file-based dataset looks in the same folders, in order:
+
+1. ``data_dir`` (``--data-dir``), if given;
+2. ``$OLMP_DATA``, if set;
+3. ``~/.cache/olmp``;
+4. folders a system package installs (given per dataset).
+
+Downloads go to the first folder of that list and are moved into place only once their
+checksum is verified, so an interrupted or corrupted download never looks like data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+from olmp.errors import OlmpError
+from olmp.files import atomic_path
+
+
+def search_roots(data_dir: Path | None, system_roots: Iterable[Path] = ()) -> list[Path]:
+    """Folders searched for dataset files, in order (see the module docstring)."""
+    roots: list[Path] = []
+    if data_dir is not None:
+        roots.append(Path(data_dir))
+    if os.environ.get("OLMP_DATA"):
+        roots.append(Path(os.environ["OLMP_DATA"]).expanduser())
+    roots.append(Path.home() / ".cache" / "olmp")
+    roots.extend(system_roots)
+    return roots
+
+
+def md5_of(path: Path) -> str:
+    """Hex MD5 digest of a file, read in chunks."""
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_file(
+    urls: Iterable[str], target: Path, md5: str | None, timeout: float = 30.0
+) -> Path:
+    """Fetch ``target`` from the first of ``urls`` that answers with the right content.
+
+    ``md5`` is the published checksum; ``None`` only for files whose publisher gives
+    none (the caller then checks the content's structure itself).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for url in urls:
+        try:
+            with atomic_path(target) as tmp:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    tmp.write_bytes(response.read())
+                actual = md5_of(tmp)
+                if md5 is not None and actual != md5:
+                    raise OlmpError(f"checksum mismatch: md5 {actual}, expected {md5}")
+            return target
+        except (urllib.error.URLError, OSError, OlmpError) as exc:
+            errors.append(f"{url}: {exc}")
+    tried = "\n  ".join(errors)
+    raise OlmpError(f"could not download {target.name}:\n  {tried}")

@@ -1,0 +1,212 @@
+"""``fair_train``: FNNC on a tabular dataset, for one epsilon or a front of them.
+
+``out`` holds:
+
+* ``fair.json``: what the run is (dataset, protected attribute, constraints, epsilons,
+  seed, model, settings); a resume must match it.
+* per epsilon, ``eps-<epsilon>/``: ``model.safetensors`` (the kept network, with its
+  record), ``result.json`` (val and test reports, the kept epoch, every epoch's record)
+  and ``constraint_val.png`` (the constrained measures on val over training).
+* ``results.json``: every epsilon's summary; with two epsilons or more, ``front.csv`` and
+  ``front.png``: test accuracy against the test constraint value.
+
+A resumed run keeps every epsilon whose ``result.json`` is there and trains the others.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from olmp.data.tabular import load_tabular
+from olmp.environment import describe_environment
+from olmp.errors import OlmpError
+from olmp.fair.metrics import check_epsilon, constraint_value, get_constraint, term_value
+from olmp.fair.train import FairSettings, check_settings, fit_fair
+from olmp.files import (
+    prepare_output_folder,
+    save_checkpoint,
+    write_json_atomic,
+    write_text_atomic,
+)
+from olmp.models import build_model
+from olmp.plots import pyplot, save_figure
+
+FORMAT = "olmp-fair"
+IDENTITY = ("dataset", "protected", "constraints", "seed", "model", "settings")
+OUR_FILES = ("fair.json", "results.json", "front.csv", "front.png")
+
+
+def _eps_folder(out: Path, epsilon: float) -> Path:
+    return out / f"eps-{epsilon:g}"
+
+
+def fair_train(
+    dataset: str,
+    out: str | Path,
+    *,
+    protected: str,
+    constraints: Sequence[str] = ("dp",),
+    epsilons: Sequence[float] = (0.05,),
+    seed: int = 0,
+    model: str = "mlp",
+    settings: FairSettings | None = None,
+    data_dir: str | Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    progress: Callable[[float, int, dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train one FNNC classifier per epsilon on ``dataset`` and return their summaries.
+
+    The split seed and the initialisation seed are both ``seed``. Each summary holds the
+    test report at the top level (``accuracy``, ``dp_difference``, ``eo_difference``,
+    ``di_ratio``, ...), the val report under ``val``, and the run's settings.
+    """
+    constraints = list(dict.fromkeys(constraints))
+    for name in constraints:
+        get_constraint(name)
+    if not constraints:
+        raise OlmpError("give at least one fairness constraint")
+    epsilons = sorted({check_epsilon(e) for e in epsilons})
+    if not epsilons:
+        raise OlmpError("give at least one epsilon")
+    settings = check_settings(settings or FairSettings())
+    if resume and force:
+        raise OlmpError("pass resume or force, not both")
+    splits = load_tabular(dataset, seed=seed, data_dir=data_dir)
+    if protected not in splits.group_names:
+        allowed = ", ".join(splits.group_names)
+        raise OlmpError(
+            f"unknown protected attribute {protected!r} for {dataset}; allowed: {allowed}"
+        )
+
+    out = Path(out)
+    config = {
+        "format": FORMAT,
+        "dataset": dataset,
+        "protected": protected,
+        "groups": list(splits.group_names[protected]),
+        "constraints": constraints,
+        "epsilons": epsilons,
+        "seed": seed,
+        "model": model,
+        "settings": asdict(settings),
+        "sizes": splits.sizes(),
+    }
+    prepare_output_folder(
+        out, "fair.json", config, IDENTITY, OUR_FILES, what="run", resume=resume, force=force
+    )
+    summaries = []
+    for epsilon in epsilons:
+        folder = _eps_folder(out, epsilon)
+        if resume and (folder / "result.json").is_file():
+            summaries.append(json.loads((folder / "result.json").read_text())["summary"])
+            continue
+        torch.manual_seed(seed)
+        network = build_model(model, splits.input_shape, splits.num_classes)
+        fit = fit_fair(
+            network,
+            splits.train,
+            splits.val,
+            splits.test,
+            protected=protected,
+            constraints=constraints,
+            epsilon=epsilon,
+            settings=settings,
+            seed=seed,
+            progress=None if progress is None else (lambda e, r, eps=epsilon: progress(eps, e, r)),
+        )
+        summary = {
+            "dataset": dataset,
+            "protected": protected,
+            "constraints": constraints,
+            "epsilon": epsilon,
+            "seed": seed,
+            **fit.test,
+            "constraint_value": constraint_value(fit.test, constraints),
+            "val": {**fit.val, "constraint_value": constraint_value(fit.val, constraints)},
+            "feasible_on_val": fit.feasible,
+            "epoch": fit.epoch,
+            "epochs_run": len(fit.history),
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(
+            folder / "model.safetensors",
+            fit.model.state_dict(),
+            {
+                "format": FORMAT,
+                "model": model,
+                "input_shape": list(splits.input_shape),
+                "num_classes": splits.num_classes,
+                "dataset": dataset,
+                "feature_names": list(splits.feature_names),
+                "split_seed": seed,
+                "protected": protected,
+                "constraints": constraints,
+                "epsilon": epsilon,
+            },
+        )
+        plot_constraint_history(folder / "constraint_val.png", fit.history, constraints, epsilon)
+        write_json_atomic(
+            folder / "result.json",
+            {"summary": summary, "history": fit.history, "environment": describe_environment()},
+        )
+        summaries.append(summary)
+    write_json_atomic(out / "results.json", summaries)
+    if len(summaries) > 1:
+        write_front(out, summaries)
+    return summaries
+
+
+FRONT_COLUMNS = ("epsilon", "accuracy", "constraint_value", "val_accuracy", "val_constraint_value")
+
+
+def write_front(out: Path, summaries: list[dict[str, Any]]) -> None:
+    """``front.csv`` and ``front.png``: test accuracy against the test constraint value."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(FRONT_COLUMNS)
+    for s in summaries:
+        val = s["val"]
+        row = [s["epsilon"], s["accuracy"], s["constraint_value"]]
+        writer.writerow([*row, val["accuracy"], val["constraint_value"]])
+    write_text_atomic(out / "front.csv", text.getvalue())
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    x = [s["constraint_value"] for s in summaries]
+    y = [s["accuracy"] for s in summaries]
+    ax.plot(x, y, "o-")
+    for s in summaries:
+        ax.annotate(f"eps {s['epsilon']:g}", (s["constraint_value"], s["accuracy"]), fontsize=8)
+    ax.set_xlabel(f"test {' / '.join(summaries[0]['constraints'])} value")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"FNNC on {summaries[0]['dataset']} ({summaries[0]['protected']})")
+    ax.grid(alpha=0.3)
+    save_figure(fig, out / "front.png")
+
+
+def plot_constraint_history(
+    path: Path, history: list[dict[str, Any]], constraints: Sequence[str], epsilon: float
+) -> None:
+    """The constrained measures (and accuracy) on val after every epoch."""
+    plt = pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+    epochs = [r["epoch"] for r in history]
+    for name in constraints:
+        for term in get_constraint(name).terms:
+            values = [term_value(r["val"], term) for r in history]
+            top.plot(epochs, values, label=term)
+    top.axhline(epsilon, color="k", ls="--", lw=1, label=f"epsilon {epsilon:g}")
+    top.set_ylabel("val value")
+    top.legend(fontsize=8)
+    bottom.plot(epochs, [r["val"]["accuracy"] for r in history], color="C3")
+    bottom.set_ylabel("val accuracy")
+    bottom.set_xlabel("epoch")
+    save_figure(fig, path)

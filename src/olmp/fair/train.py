@@ -1,0 +1,209 @@
+"""FNNC: training a classifier under fairness constraints with Lagrange multipliers.
+
+Padala and Gujar (IJCAI 2020) put each constraint ``measure <= epsilon`` into the loss,
+
+    L(theta, lambda) = cross-entropy(theta) + sum_i lambda_i * (measure_i(theta) - epsilon),
+
+and alternate, on every mini-batch, a descent step on the weights ``theta`` with an ascent
+step on the multipliers ``lambda_i >= 0``. The measures are estimated on the batch from
+**soft** predictions (the probability of label 1), which are differentiable; a multiplier
+grows while its constraint is violated and shrinks back towards 0 once it holds.
+
+After every epoch the network is scored on **val** with hard predictions. The epoch kept
+is the most accurate one whose val measures all meet ``epsilon``; while none does, the one
+closest to meeting them. Training stops ``patience`` epochs after the kept epoch last
+changed. Test is scored once, on the kept network.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from olmp.data.tabular import GroupedSplit
+from olmp.errors import OlmpError
+from olmp.fair.metrics import (
+    check_epsilon,
+    constraint_value,
+    fairness_report,
+    get_constraint,
+)
+
+
+@dataclass(frozen=True)
+class FairSettings:
+    """How FNNC trains; the defaults are what ``olmp fair train`` runs."""
+
+    epochs: int = 40
+    batch_size: int = 256
+    lr: float = 1e-3  # Adam, on the weights
+    dual_lr: float = 0.05  # plain ascent, on the multipliers
+    patience: int = 10
+
+
+@dataclass
+class FairFit:
+    """What :func:`fit_fair` returns: the kept network and how training went."""
+
+    model: nn.Module
+    epoch: int  # the kept epoch (1-based)
+    feasible: bool  # whether its val measures meet epsilon
+    val: dict[str, float]
+    test: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def positive_probability(outputs: torch.Tensor) -> torch.Tensor:
+    """P(label 1) from a network's outputs: two logits (softmax) or one (sigmoid)."""
+    if outputs.ndim == 2 and outputs.shape[1] == 2:
+        return torch.softmax(outputs, dim=1)[:, 1]
+    if outputs.ndim == 1 or outputs.shape[-1] == 1:
+        return torch.sigmoid(outputs.reshape(-1))
+    raise OlmpError(
+        "a fair classifier needs 2 output logits (or 1), got outputs of shape "
+        f"{tuple(outputs.shape)}"
+    )
+
+
+def classification_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    if outputs.ndim == 2 and outputs.shape[1] == 2:
+        return nn.functional.cross_entropy(outputs, labels)
+    return nn.functional.binary_cross_entropy_with_logits(outputs.reshape(-1), labels.float())
+
+
+def group_codes(split: GroupedSplit, protected: str, part: str) -> torch.Tensor:
+    """The ``protected`` groups of ``split``'s rows; an error when the split has one group."""
+    if protected not in split.groups:
+        raise OlmpError(
+            f"unknown protected attribute {protected!r}; allowed: {', '.join(split.groups)}"
+        )
+    codes = split.groups[protected]
+    if len(torch.unique(codes)) < 2:
+        raise OlmpError(
+            f"the {part} split has one {protected} group only; fairness between groups "
+            "needs at least two (use another seed or attribute)"
+        )
+    return codes
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
+    """Hard 0/1 predictions of ``model`` on ``x``."""
+    model.eval()
+    probabilities = torch.cat(
+        [positive_probability(model(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    )
+    return (probabilities > 0.5).long()
+
+
+def fit_fair(
+    model: nn.Module,
+    train: GroupedSplit,
+    val: GroupedSplit,
+    test: GroupedSplit,
+    *,
+    protected: str,
+    constraints: Sequence[str] = ("dp",),
+    epsilon: float = 0.05,
+    settings: FairSettings | None = None,
+    seed: int = 0,
+    progress: Callable[[int, dict[str, Any]], None] | None = None,
+) -> FairFit:
+    """Train ``model`` (any binary classifier) under ``constraints`` with FNNC's method.
+
+    ``constraints`` are names of :data:`olmp.fair.metrics.CONSTRAINTS`; each of their
+    measures is kept at or below ``epsilon`` between the groups of attribute ``protected``.
+    ``progress(epoch, record)`` is called after every epoch.
+    """
+    chosen = [get_constraint(name) for name in constraints]
+    if not chosen:
+        raise OlmpError("give at least one fairness constraint")
+    eps = check_epsilon(epsilon)
+    settings = settings or FairSettings()
+    groups = {
+        part: group_codes(split, protected, part)
+        for part, split in (("train", train), ("val", val), ("test", test))
+    }
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    multipliers = torch.zeros(sum(len(c.terms) for c in chosen))
+
+    best: tuple[float, float] | None = None  # (violation, -accuracy) of the kept epoch
+    kept_state, kept_epoch, history = None, 0, []
+    for epoch in range(1, settings.epochs + 1):
+        model.train()
+        order = torch.randperm(len(train), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), settings.batch_size):
+            rows = order[start : start + settings.batch_size]
+            x, y, g = train.x[rows], train.y[rows], groups["train"][rows]
+            outputs = model(x)
+            p = positive_probability(outputs)
+            measures = torch.cat([c.measures(p, y, g) for c in chosen])
+            loss = classification_loss(outputs, y) + (multipliers * (measures - eps)).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            # The ascent step: grow a multiplier while its constraint is violated, judged
+            # on the batch's hard predictions (what is reported), not the soft ones.
+            hard = torch.cat([c.measures((p.detach() > 0.5).float(), y, g) for c in chosen])
+            multipliers = (multipliers + settings.dual_lr * (hard - eps)).clamp(min=0)
+            total += float(loss.detach()) * len(rows)
+        report = fairness_report(predict(model, val.x), val.y, groups["val"])
+        violation = constraint_value(report, constraints) - eps
+        record = {
+            "epoch": epoch,
+            "train_loss": total / len(train),
+            "multipliers": [round(float(m), 6) for m in multipliers],
+            "val": report,
+            "val_violation": violation,
+        }
+        history.append(record)
+        if progress is not None:
+            progress(epoch, record)
+        score = (max(violation, 0.0), -report["accuracy"])
+        if best is None or score < best:
+            best, kept_epoch = score, epoch
+            kept_state = copy.deepcopy(model.state_dict())
+        elif epoch - kept_epoch >= settings.patience:
+            break
+    assert kept_state is not None
+    model.load_state_dict(kept_state)
+    val_report = history[kept_epoch - 1]["val"]
+    test_report = fairness_report(predict(model, test.x), test.y, groups["test"])
+    return FairFit(
+        model=model,
+        epoch=kept_epoch,
+        feasible=history[kept_epoch - 1]["val_violation"] <= 0,
+        val=val_report,
+        test=test_report,
+        history=history,
+    )
+
+
+def count_positive(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OlmpError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def check_settings(settings: FairSettings) -> FairSettings:
+    """``settings`` if every field is allowed, else an error naming the field."""
+    for name in ("epochs", "batch_size", "patience"):
+        count_positive(getattr(settings, name), name)
+    for name in ("lr", "dual_lr"):
+        value = getattr(settings, name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (math.isfinite(value) and value > 0)
+        ):
+            raise OlmpError(f"{name} must be a positive number, got {value!r}")
+    return settings
