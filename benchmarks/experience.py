@@ -6,8 +6,9 @@ ackley: shifted Ackley functions in [-1, 1]^d (d = 10, 20), budget 50. Experienc
     k), sracos, cmaes, tpe, random. Median best value; ExpSRacos's wins against each.
 build: ``olmp experience build`` from the 50 Ackley studies of d = 20, timed as a user runs
     it (a fresh process: imports included). Run after ``ackley``.
-lodo: leave one dataset out on ``olmp tune --task ensemble``: experience = 3 SRacos searches
-    (budget 30) on every other dataset; on the held-out one, 5 seeds x {sracos, expsracos,
+lodo: leave one dataset out on ``olmp tune --task ensemble`` (its twelve datasets, the
+    tabular ones read from --data-dir): experience = 3 SRacos searches (budget 30) on every
+    other dataset; on the held-out one, 5 seeds x {sracos, expsracos,
     expsracos with a random one of the k} at budget 30. Median best val error per dataset, the
     datasets ExpSRacos wins, and a one-sided sign test (scipy.stats.binomtest) against sracos.
 arch: the same on the architecture job (``olmp tune``'s CNN task) on digits, mnist-5k and
@@ -159,7 +160,8 @@ def run_build(args: argparse.Namespace) -> None:
 
 def run_lodo(args: argparse.Namespace) -> None:
     datasets = args.datasets or list(ENSEMBLE_DATASETS)
-    _lodo("ensemble", datasets, args.budget, SEEDS, {}, "experience_lodo.json")
+    settings = {"data_dir": args.data_dir}
+    _lodo("ensemble", datasets, args.budget, SEEDS, settings, "experience_lodo.json")
 
 
 def run_arch(args: argparse.Namespace) -> None:
@@ -329,6 +331,11 @@ def main() -> None:
     lodo = commands.add_parser("lodo")
     lodo.add_argument("--datasets", nargs="+")
     lodo.add_argument("--budget", type=int, default=30)
+    lodo.add_argument(
+        "--data-dir",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "fairness"),
+        help="folder of the tabular sets' files (default: ../shared/data/fairness)",
+    )
     lodo.set_defaults(run=run_lodo)
     arch = commands.add_parser("arch")
     arch.add_argument("--datasets", nargs="+", default=["digits", "mnist-5k", "fashion-mnist"])

@@ -9,10 +9,12 @@ weighted mean of the members' class probabilities (the SVM's are a softmax of it
 values; a member of weight 0 is not fitted; all weights 0 means equal weights). This is the
 first job of Hu, Yu & Zhou (IJCAI 2018).
 
-Datasets (:data:`ENSEMBLE_DATASETS`) are tables of features: scikit-learn's bundled sets
-and flattened image sets (2x2-pooled, subsampled so that one trial fits in well under a
-second). Every dataset is cut into disjoint **train / val / test**: test (a quarter) with a
-fixed seed, val (a third of the rest) with the split seed. A trial fits on train and
+Datasets (:data:`ENSEMBLE_DATASETS`) are tables of features: scikit-learn's bundled sets,
+the tabular sets of :mod:`olmp.data.tabular` (label as given, no fairness constraint; their
+files are found in ``data_dir``) and flattened image sets (2x2-pooled), each subsampled to
+:data:`MAX_SAMPLES` so that one trial fits in well under a second. Every dataset is cut
+into disjoint **train / val / test**: test (a quarter) with a fixed seed, val (a third of
+the rest) with the split seed. A trial fits on train and
 returns its val error; :func:`test_error` reads test once, for the chosen settings.
 Features are standardised with train's mean and deviation.
 """
@@ -37,8 +39,11 @@ TEST_SEED = 20180713
 MEMBERS = ("forest", "linear", "svm", "knn")
 
 
-def _sklearn(loader: str) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
-    def load() -> tuple[np.ndarray, np.ndarray]:
+Loader = Callable[[str | None], tuple[np.ndarray, np.ndarray]]
+
+
+def _sklearn(loader: str) -> Loader:
+    def load(data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
         import sklearn.datasets
 
         bunch = getattr(sklearn.datasets, loader)()
@@ -47,13 +52,13 @@ def _sklearn(loader: str) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
     return load
 
 
-def _images(name: str, classes: tuple[int, ...] | None = None) -> Callable[[], Any]:
-    def load() -> tuple[np.ndarray, np.ndarray]:
+def _images(name: str, classes: tuple[int, ...] | None = None) -> Loader:
+    def load(data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
         from olmp.data import load_dataset
 
-        splits = load_dataset(name, seed=0)
+        splits = load_dataset(name, seed=0, data_dir=data_dir)
         parts = [getattr(splits, s) for s in ("train", "tune", "val", "test")]
         x = torch.cat([p.x for p in parts])
         y = torch.cat([p.y for p in parts]).numpy()
@@ -65,8 +70,23 @@ def _images(name: str, classes: tuple[int, ...] | None = None) -> Callable[[], A
     return load
 
 
-#: Datasets of the ensemble task: name -> (description, loader of ``(features, labels)``).
-ENSEMBLE_DATASETS: dict[str, tuple[str, Callable[[], tuple[np.ndarray, np.ndarray]]]] = {
+def _tabular(name: str) -> Loader:
+    def load(data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        from olmp.data.tabular import load_tabular
+
+        splits = load_tabular(name, seed=0, data_dir=data_dir)
+        parts = [getattr(splits, s) for s in ("train", "tune", "val", "test")]
+        x = torch.cat([p.x.reshape(len(p.x), -1) for p in parts]).double().numpy()
+        return x, torch.cat([p.y for p in parts]).numpy()
+
+    return load
+
+
+#: Datasets of the ensemble task: name -> (description, loader of ``(features, labels)``
+#: from a data folder, ``None``: the default places).
+ENSEMBLE_DATASETS: dict[str, tuple[str, Loader]] = {
     "iris": ("scikit-learn's iris (150 x 4, 3 classes)", _sklearn("load_iris")),
     "wine": ("scikit-learn's wine (178 x 13, 3 classes)", _sklearn("load_wine")),
     "breast-cancer": (
@@ -83,6 +103,13 @@ ENSEMBLE_DATASETS: dict[str, tuple[str, Callable[[], tuple[np.ndarray, np.ndarra
     "fashion-mnist-shoes": (
         "fashion-mnist's sandals, sneakers and ankle boots, 14x14 pooled, 1,200",
         _images("fashion-mnist", (5, 7, 9)),
+    ),
+    "adult": ("UCI Adult, income > 50K, 1,200 of 45,222 complete rows", _tabular("adult")),
+    "compas": ("ProPublica COMPAS, two-year recidivism, 1,200 of 6,172", _tabular("compas")),
+    "german": ("UCI German credit, good or bad, 1,000", _tabular("german")),
+    "credit-default": (
+        "UCI default of credit card clients, 1,200 of 30,000",
+        _tabular("credit-default"),
     ),
 }
 
@@ -121,10 +148,11 @@ def check_dataset(name: str) -> None:
 
 
 @functools.lru_cache(maxsize=16)
-def load_table(name: str, split_seed: int = 0) -> Table:
-    """``name``'s train / val / test (see the module docstring), loaded once per process."""
+def load_table(name: str, split_seed: int = 0, data_dir: str | None = None) -> Table:
+    """``name``'s train / val / test (see the module docstring), loaded once per process;
+    ``data_dir`` is searched first for its files."""
     check_dataset(name)
-    x, y = ENSEMBLE_DATASETS[name][1]()
+    x, y = ENSEMBLE_DATASETS[name][1](data_dir)
     if len(y) > MAX_SAMPLES:
         keep = np.random.default_rng(TEST_SEED).permutation(len(y))[:MAX_SAMPLES]
         x, y = x[keep], y[keep]
@@ -203,6 +231,7 @@ class EnsembleObjective:
     dataset: str
     seed: int = 0
     split_seed: int = 0
+    data_dir: str | None = None
 
     @property
     def space(self) -> Space:
@@ -212,7 +241,7 @@ class EnsembleObjective:
         return dict(params)
 
     def __call__(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        table = load_table(self.dataset, self.split_seed)
+        table = load_table(self.dataset, self.split_seed, self.data_dir)
         predict = fit_vote(params, table, self.seed)
         x, y = table.val
         return {"value": float(np.mean(predict(x) != y)), "cost": 1.0}
@@ -220,7 +249,7 @@ class EnsembleObjective:
 
 def test_error(objective: EnsembleObjective, params: Mapping[str, Any]) -> dict[str, float]:
     """Val and test error of ``params`` refitted on train (the one read of test)."""
-    table = load_table(objective.dataset, objective.split_seed)
+    table = load_table(objective.dataset, objective.split_seed, objective.data_dir)
     predict = fit_vote(params, table, objective.seed)
     return {
         "val_error": float(np.mean(predict(table.val[0]) != table.val[1])),

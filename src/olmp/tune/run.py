@@ -194,7 +194,9 @@ def tune(
         threads = 1
     if task == "ensemble":
         return _tune_ensemble(
-            EnsembleObjective(dataset, seed, split_seed),
+            EnsembleObjective(
+                dataset, seed, split_seed, None if data_dir is None else str(data_dir)
+            ),
             out,
             config,
             budget=budget,
