@@ -4,6 +4,7 @@ olmp tune --task ensemble with --experience."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from olmp.dfo.solvers import SOLVERS, make_solver
 from olmp.errors import OlmpError
 from olmp.experience import build_experience
 from olmp.tune import tune
+from olmp.tune.ensemble import load_table
 
 pytestmark = pytest.mark.skipif(
     not SOLVERS["sracos"].available(), reason="expsracos needs zoopt: pip install 'olmp[sracos]'"
@@ -218,3 +220,18 @@ def test_solvers_json_lists_expsracos(capsys):
     records = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert {"experience", "k", "select"} <= set(records["expsracos"]["options"])
     assert records["expsracos"]["native"]["constraints"] == "penalty"
+
+
+FAIRNESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fairness"
+
+
+@pytest.mark.skipif(not FAIRNESS.is_dir(), reason=f"needs the shared data at {FAIRNESS}")
+def test_the_ensemble_task_reads_a_tabular_set_with_disjoint_splits():
+    table = load_table("german", 0, str(FAIRNESS))
+    sizes = [len(part[1]) for part in (table.train, table.val, table.test)]
+    assert sizes == [500, 250, 250] and table.classes.tolist() == [0, 1]
+    rows = [{tuple(r) for r in part[0].round(6)} for part in (table.train, table.val, table.test)]
+    assert not (rows[0] & rows[1]) and not (rows[0] & rows[2]) and not (rows[1] & rows[2])
+    other = load_table("german", 1, str(FAIRNESS))
+    np.testing.assert_array_equal(np.sort(other.test[1]), np.sort(table.test[1]))  # fixed test
+    assert not np.array_equal(other.val[1], table.val[1])  # the split seed moves val
