@@ -1,8 +1,9 @@
 """The contract every registered solver keeps on the engine (olmp.dfo), one suite for all.
 
 Parametrised over :data:`olmp.dfo.SOLVERS`, so a solver added with ``register_solver``
-before collection is held to it too. Optional backends that are not installed are skipped
-with the line that installs them.
+before collection is held to it too, and over :data:`VARIANTS`, registered solvers with
+options that change how they search (``expsracos`` with an experience file). Optional
+backends that are not installed are skipped with the line that installs them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import pytest
 
 from olmp.dfo import SOLVERS, Categorical, Integer, Problem, Real, Space, Study
 
-NAMES = list(SOLVERS)
+#: Solvers held to the contract with options: name -> (registered solver, options). The
+#: experience file is written once per session (see ``_experience_file``).
+VARIANTS = {"expsracos+experience": ("expsracos", {"k": 5})}
+NAMES = list(SOLVERS) + list(VARIANTS)
 #: Solvers whose runs do not depend on the seed (deterministic methods).
 SEEDLESS = {"bobyqa", "cobyqa"}
 
@@ -43,10 +47,35 @@ def constrained(params):
     return {"value": mixed(params), "constraints": [0.5 - params["x"]]}  # x >= 0.5
 
 
+def _cls(name):
+    return SOLVERS[VARIANTS[name][0] if name in VARIANTS else name]
+
+
 def _need(name):
-    cls = SOLVERS[name]
+    cls = _cls(name)
     if not cls.available():
         pytest.skip(f"{name} needs {cls.backend_package}: {cls.install_hint()}")
+
+
+_EXPERIENCE = {}
+
+
+@pytest.fixture(autouse=True)
+def _experience_file(tmp_path_factory):
+    """An experience file learned from two random searches on MIXED (written once)."""
+    if "path" not in _EXPERIENCE and SOLVERS["expsracos"].available():
+        from olmp.experience import build_experience
+
+        folder = tmp_path_factory.mktemp("experience")
+        studies = []
+        for seed in (0, 1):
+            path = folder / f"s{seed}" / "study.json"
+            Study(
+                Problem(MIXED, mixed), "random", seed=seed, max_evaluations=40, path=path
+            ).optimize()
+            studies.append(path)
+        _EXPERIENCE["path"] = str(folder / "mixed.exp")
+        build_experience(studies, _EXPERIENCE["path"], seed=0)
 
 
 def _study(name, objective=mixed, **kwargs):
@@ -54,6 +83,10 @@ def _study(name, objective=mixed, **kwargs):
     n_constraints = kwargs.pop("n_constraints", 0)
     problem = Problem(MIXED, objective, n_constraints=n_constraints)
     kwargs.setdefault("max_evaluations", 30)
+    if name in VARIANTS:
+        name, options = VARIANTS[name]
+        extra = {**options, "experience": _EXPERIENCE["path"]}
+        kwargs["options"] = {**extra, **(kwargs.get("options") or {})}
     return Study(problem, name, **kwargs)
 
 
@@ -104,7 +137,7 @@ def test_same_seed_same_trials(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_out_of_order_and_partial_tells(name):
     study = _study(
-        name, seed=2, options={"popsize": 4} if SOLVERS[name].fixed_popsize is None else None
+        name, seed=2, options={"popsize": 4} if _cls(name).fixed_popsize is None else None
     )
     out = []
     while len(out) < 4 and (trial := study.ask()) is not None:
@@ -123,7 +156,7 @@ def test_out_of_order_and_partial_tells(name):
     assert all(t.done for t in study.trials) and study.n_evaluations == 30
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if not SOLVERS[n].order_dependent])
+@pytest.mark.parametrize("name", [n for n in NAMES if not _cls(n).order_dependent])
 def test_completion_order_does_not_change_what_comes_next(name):
     def run(order):
         study = _study(name, seed=5)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from olmp.dfo.solvers.cmaes import CMAES
+from olmp.dfo.solvers.expsracos import ExpSRacos
 from olmp.dfo.solvers.ncs import NCS, normalised_diversity, normalised_fitness
 from olmp.dfo.solvers.random_search import RandomSearch
 from olmp.errors import OlmpError
@@ -89,6 +90,7 @@ def test_registry_names_match_classes():
         "cmaes": CMAES,
         "random": RandomSearch,
         "sracos": SRacos,
+        "expsracos": ExpSRacos,
         "tpe": TPE,
         "mads": MADS,
         "bobyqa": BOBYQA,
@@ -107,8 +109,8 @@ def test_registry_names_match_classes():
 def test_unknown_solver_lists_the_choices():
     with pytest.raises(
         OlmpError,
-        match=r"unknown solver 'nsc'; choose one of: bobyqa, cmaes, cobyqa, mads, ncs, random, "
-        r"sracos, tpe",
+        match=r"unknown solver 'nsc'; choose one of: bobyqa, cmaes, cobyqa, expsracos, mads, ncs, "
+        r"random, sracos, tpe",
     ):
         make_solver("nsc", LOWER, UPPER)
 

@@ -13,6 +13,7 @@ from olmp.cli import (
     compress,
     demo,
     evaluate,
+    experience,
     export,
     fair,
     listing,
@@ -26,7 +27,20 @@ from olmp.console import console, install_warning_printer
 from olmp.errors import OlmpError
 
 #: The commands, in the order ``olmp --help`` lists them.
-COMMANDS = (train, evaluate, compress, demo, export, report, tune, attack, fair, solvers, listing)
+COMMANDS = (
+    train,
+    evaluate,
+    compress,
+    demo,
+    export,
+    report,
+    tune,
+    experience,
+    attack,
+    fair,
+    solvers,
+    listing,
+)
 
 EPILOG_MAIN = """\
 examples:

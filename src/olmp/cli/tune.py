@@ -10,7 +10,10 @@ from olmp.cli.common import Formatter, add_solver_option, check_names, count, nu
 from olmp.console import StepProgress
 from olmp.data import DATASETS
 from olmp.dfo.solvers import SOLVERS, parse_solver_options, solver_class
+from olmp.errors import OlmpError
 from olmp.tune import FAMILIES, tune
+from olmp.tune.ensemble import ENSEMBLE_DATASETS, check_dataset
+from olmp.tune.run import TASKS
 
 
 def _progress(budget: int) -> tuple[StepProgress, Callable[[int, int, float | None], None]]:
@@ -23,9 +26,16 @@ def _progress(budget: int) -> tuple[StepProgress, Callable[[int, int, float | No
 
 
 def _tune(args: argparse.Namespace) -> int:
-    check_names(None, args.dataset)
+    if args.task == "cnn":
+        check_names(None, args.dataset)
+    else:
+        check_dataset(args.dataset)
     solver_class(args.solver)
     options = parse_solver_options(args.solver_option) if args.solver_option else None
+    if args.experience is not None:
+        if args.solver != "expsracos":
+            raise OlmpError(f"--experience is for --solver expsracos, not {args.solver}")
+        options = {**(options or {}), "experience": args.experience}
     display, step = _progress(args.budget)
     with display:
         summary = tune(
@@ -33,6 +43,7 @@ def _tune(args: argparse.Namespace) -> int:
             args.out,
             space=args.space,
             solver=args.solver,
+            task=args.task,
             budget=args.budget,
             epochs=args.epochs,
             train_size=args.train_size,
@@ -58,7 +69,10 @@ def _tune(args: argparse.Namespace) -> int:
         f"{args.dataset}: best val accuracy {summary['best_val_accuracy']:.2%}, "
         f"its test accuracy {summary['test_accuracy']:.2%}"
     )
-    print(f"saved {summary['best_checkpoint']} (olmp compress --weights takes it)")
+    if summary.get("best_checkpoint"):
+        print(f"saved {summary['best_checkpoint']} (olmp compress --weights takes it)")
+    else:
+        print(f"best settings in {args.out}/result.json")
     return 0
 
 
@@ -76,16 +90,35 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         + ".",
         epilog="examples:\n  olmp tune --dataset digits --solver tpe --budget 20 --out runs/t1\n"
         "  olmp tune --dataset fashion-mnist --solver mads --budget 50 --epochs 2 "
-        "--train-size 10000 --space space.toml --out runs/t2",
+        "--train-size 10000 --space space.toml --out runs/t2\n"
+        "  olmp tune --task ensemble --dataset wine --solver sracos --budget 30 --out runs/wine\n"
+        "  olmp tune --task ensemble --dataset iris --solver expsracos --experience e.exp "
+        "--budget 30 --out runs/iris",
         formatter_class=Formatter,
     )
-    p.add_argument("--dataset", required=True, help=", ".join(DATASETS))
+    p.add_argument(
+        "--task",
+        choices=TASKS,
+        default="cnn",
+        help="cnn: a CNN's architecture and training (default); ensemble: a weighted vote "
+        "of scikit-learn models and their hyper-parameters",
+    )
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help=f"cnn: {', '.join(DATASETS)}; ensemble: {', '.join(ENSEMBLE_DATASETS)}",
+    )
     p.add_argument("--out", required=True, help="folder of the search's record and best network")
     p.add_argument("--space", help="JSON or TOML file fixing or narrowing families of the space")
     p.add_argument("--solver", default="random", help=", ".join(SOLVERS) + " (default random)")
     add_solver_option(p)
+    p.add_argument(
+        "--experience",
+        help="expsracos: a file of olmp experience build (refused when it "
+        "learned on --dataset, unless --force)",
+    )
     p.add_argument("--budget", type=count, required=True, help="trials")
-    p.add_argument("--epochs", type=count, default=2, help="training epochs per trial")
+    p.add_argument("--epochs", type=count, help="cnn: training epochs per trial (default 2)")
     p.add_argument("--train-size", type=count, help="train each trial on this many images")
     p.add_argument("--time-limit", type=number, help="wall-time budget of the search (s)")
     p.add_argument("--trial-time-limit", type=number, help="a trial past this (s) fails")
@@ -95,6 +128,10 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="folder searched first for dataset files")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the search in --out")
-    group.add_argument("--force", action="store_true", help="start again, replacing --out")
+    group.add_argument(
+        "--force",
+        action="store_true",
+        help="start again, replacing --out; also allows an --experience learned on --dataset",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(run=_tune)

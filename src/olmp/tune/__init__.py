@@ -7,6 +7,7 @@
 * :mod:`olmp.tune.space`: HyperNOMAD's variables as families a user fixes or narrows.
 * :mod:`olmp.tune.blackbox`: one trial: build a ``tuned-cnn``, train on train, score val.
 * :mod:`olmp.tune.mads`: MADS with an extended poll over the layer counts and optimiser.
+* :mod:`olmp.tune.ensemble`: the other task, a weighted vote of scikit-learn models.
 * :mod:`olmp.tune.run`: :func:`tune`, the record, the best checkpoint, the plot.
 """
 

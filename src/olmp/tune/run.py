@@ -1,15 +1,23 @@
 """``tune``: search a network's architecture and training settings on the engine.
 
-Every trial trains on the train split (optionally a fixed subset of it) and is scored on
-**val**; the test split is read once, for the best network, at the end. ``out`` holds:
+Two tasks: ``"cnn"`` (the default) searches a CNN's architecture and training settings
+(:mod:`olmp.tune.space`); ``"ensemble"`` a soft vote of scikit-learn models and their
+hyper-parameters (:mod:`olmp.tune.ensemble`). Every trial trains on the train split
+(optionally a fixed subset of it) and is scored on **val**; the test split is read once, for
+the best settings, at the end. ``solver="expsracos"`` with ``experience=`` (a file of
+``olmp experience build``) learns from earlier searches: it must have been learned on the
+same space and, unless ``force``, not on this dataset (that would test on the training
+data). ``out`` holds:
 
 * ``tune.json``: what the search is (dataset, space, solver, seed, epochs, ...); a resume
   must match it.
 * ``study.json`` (the engine's record: every trial's parameters, value, time, state), or
   for ``mads`` ``mads.json`` (every evaluation, by phase, for the extended poll's resume).
 * ``trials.json``: every trial as complete settings with val accuracy, state, error, time.
-* ``best.safetensors``: the best network, a ``tuned-cnn`` checkpoint with its spec, that
-  ``olmp compress --weights`` and ``olmp evaluate`` take directly.
+* ``best.safetensors`` (task ``cnn``): the best network, a ``tuned-cnn`` checkpoint with its
+  spec, that ``olmp compress --weights`` and ``olmp evaluate`` take directly. The ensemble
+  task keeps no model file (scikit-learn models are stored only by pickling, which olmp
+  never does): its best settings refit in a second.
 * ``best_val.png``: best val accuracy against trials and against time.
 * ``result.json``: the summary :func:`tune` returns.
 
@@ -28,7 +36,9 @@ from typing import Any
 
 import torch
 
-from olmp.dfo import Problem, Study
+from olmp.dfo import Problem, Space, Study
+from olmp.dfo.directional import as_model
+from olmp.dfo.sampler import make_sampler
 from olmp.dfo.solvers import solver_class
 from olmp.environment import describe_environment
 from olmp.errors import OlmpError
@@ -42,6 +52,7 @@ from olmp.models import build_model
 from olmp.plots import pyplot, save_figure
 from olmp.training import accuracy
 from olmp.tune.blackbox import TuneObjective, check_buildable, load_splits, trial_key
+from olmp.tune.ensemble import EnsembleObjective, check_dataset, ensemble_space, test_error
 from olmp.tune.space import TuneSpace, load_space
 
 FORMAT = "olmp-tune"
@@ -56,7 +67,8 @@ OUR_FILES = (
     "result.json",
     "weights",
 )
-#: Settings a resume must share with the search it continues.
+#: Settings a resume must share with the search it continues (the task too, through its
+#: space: the two tasks' spaces differ).
 IDENTITY = (
     "dataset",
     "split_seed",
@@ -70,6 +82,8 @@ IDENTITY = (
 )
 
 Progress = Callable[[int, int, float | None], None]
+#: What ``tune`` searches.
+TASKS = ("cnn", "ensemble")
 
 
 def _check_count(name: str, value: Any, minimum: int = 1, optional: bool = False) -> Any:
@@ -94,8 +108,9 @@ def tune(
     *,
     space: TuneSpace | Mapping[str, Any] | str | os.PathLike[str] | None = None,
     solver: str = "random",
+    task: str = "cnn",
     budget: int = 20,
-    epochs: int = 2,
+    epochs: int | None = None,
     train_size: int | None = None,
     time_limit: float | None = None,
     trial_time_limit: float | None = None,
@@ -114,15 +129,26 @@ def tune(
     ``time_limit`` seconds); see the module docstring. Returns the summary: best val
     accuracy, its test accuracy (read once), trials, failures, paths.
 
-    ``epochs`` and ``train_size`` (a fixed subset of train) are each trial's training
-    budget; ``trial_time_limit`` ends a trial that runs longer (recorded as failed).
+    ``task`` is ``"cnn"`` or ``"ensemble"`` (which takes no ``space``, ``epochs`` or
+    ``train_size``). ``epochs`` (default 2) and ``train_size`` (a fixed subset of train)
+    are each CNN trial's training budget; ``force`` also allows an experience learned on
+    ``dataset`` (``solver_options={"experience": file}``); ``trial_time_limit`` ends a
+    trial that runs longer (recorded as failed).
     ``threads`` sets torch's threads in each trial (default: one per worker when
     ``n_jobs > 1``). ``keep_weights`` keeps every trial's weights in ``out/weights``
     (named by :func:`olmp.tune.blackbox.trial_key` of its settings), not only the best's.
     ``progress(done, total, best_val)`` is called after every trial.
     """
+    if task not in TASKS:
+        raise OlmpError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+    if task == "ensemble":
+        for name, value in (("space", space), ("epochs", epochs), ("train_size", train_size)):
+            if value is not None:
+                raise OlmpError(f"{name} is a setting of task cnn; task ensemble takes none")
     budget = _check_count("budget", budget)
-    epochs = _check_count("epochs", epochs)
+    epochs = _check_count(
+        "epochs", 2 if epochs is None and task == "cnn" else epochs, optional=True
+    )
     train_size = _check_count("train_size", train_size, optional=True)
     n_jobs = _check_count("n_jobs", n_jobs)
     seed = _check_count("seed", seed, 0)
@@ -133,12 +159,24 @@ def tune(
     cls = solver_class(solver)  # OlmpError listing the solvers
     if not cls.available():
         cls.import_backend()
-    tune_space = load_space(space)
-    splits = load_splits(dataset, split_seed, None if data_dir is None else str(data_dir))
-    check_buildable(tune_space, splits, dataset)
+    if task == "ensemble" and solver == "mads":
+        raise OlmpError("solver mads (the extended poll) searches task cnn only; pick another")
+    if task == "cnn":
+        tune_space = load_space(space)
+        splits = load_splits(dataset, split_seed, None if data_dir is None else str(data_dir))
+        check_buildable(tune_space, splits, dataset)
+        engine_space = tune_space.space
+    else:
+        check_dataset(dataset)
+        engine_space = ensemble_space()
+    if solver != "mads":  # the options, checked before anything is written
+        make_sampler(cls, engine_space, options=dict(solver_options or {})).close()
+    if not resume:
+        check_experience(solver_options, engine_space, dataset, force)
     out = Path(out)
     config = {
         "format": FORMAT,
+        "task": task,
         "dataset": dataset,
         "split_seed": split_seed,
         "seed": seed,
@@ -147,13 +185,26 @@ def tune(
         "train_size": train_size,
         "trial_time_limit": trial_time_limit,
         "solver_options": dict(solver_options or {}),
-        "space": tune_space.to_json(),
+        "space": tune_space.to_json() if task == "cnn" else engine_space.to_json(),
     }
     prepare_output_folder(
         out, "tune.json", config, IDENTITY, OUR_FILES, what="search", resume=resume, force=force
     )
     if threads is None and n_jobs > 1:
         threads = 1
+    if task == "ensemble":
+        return _tune_ensemble(
+            EnsembleObjective(
+                dataset, seed, split_seed, None if data_dir is None else str(data_dir)
+            ),
+            out,
+            config,
+            budget=budget,
+            time_limit=time_limit,
+            n_jobs=n_jobs,
+            resume=resume,
+            progress=progress,
+        )
     objective = TuneObjective(
         tune_space,
         dataset,
@@ -184,6 +235,7 @@ def tune(
     else:
         records, stop_reason = _engine_study(
             objective,
+            engine_space,
             out / "study.json",
             solver,
             budget=budget,
@@ -202,8 +254,84 @@ def tune(
     return summary
 
 
+def check_experience(
+    options: Mapping[str, Any] | None, space: Space, dataset: str, force: bool = False
+) -> None:
+    """Raise OlmpError when ``options`` name an experience learned on another space, or on
+    ``dataset`` itself (unless ``force``). Checked when a search starts; a resume continues
+    with the experience its record names."""
+    experience = (options or {}).get("experience")
+    if experience is None:
+        return
+    model = as_model(experience)
+    model.check_space(space, "this search")
+    if dataset in model.datasets and not force:
+        raise OlmpError(
+            f"the experience {experience} was learned on dataset {dataset!r} (among "
+            f"{', '.join(model.datasets)}): tuning it there tests on the training data; "
+            "pass --force (force=True) to do it anyway"
+        )
+
+
+def _tune_ensemble(
+    objective: EnsembleObjective,
+    out: Path,
+    config: dict[str, Any],
+    *,
+    budget: int,
+    time_limit: float | None,
+    n_jobs: int,
+    resume: bool,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    """The ensemble task's search and summary (val error per trial, test error once)."""
+    began = time.monotonic()
+    records, stop_reason = _engine_study(
+        objective,
+        objective.space,
+        out / "study.json",
+        config["solver"],
+        budget=budget,
+        seed=config["seed"],
+        time_limit=time_limit,
+        n_jobs=n_jobs,
+        resume=resume,
+        options=config["solver_options"],
+        progress=progress,
+    )
+    write_json_atomic(out / "trials.json", records)
+    complete = [r for r in records if r["state"] == "complete"]
+    summary: dict[str, Any] = {
+        "task": "ensemble",
+        "dataset": config["dataset"],
+        "solver": config["solver"],
+        "trials": len(records),
+        "failed": len(records) - len(complete),
+        "best_val_accuracy": None,
+        "test_accuracy": None,
+        "best_settings": None,
+        "study": str(out / "study.json"),
+        "trials_file": str(out / "trials.json"),
+        "plot": str(out / "best_val.png"),
+    }
+    if complete:
+        best = max(complete, key=lambda r: r["val_accuracy"])
+        errors = test_error(objective, best["settings"])  # the one read of test
+        summary.update(
+            best_val_accuracy=1.0 - errors["val_error"],
+            test_accuracy=1.0 - errors["test_error"],
+            best_trial=best["id"],
+            best_settings=best["settings"],
+        )
+    summary.update(stop_reason=stop_reason, seconds=round(time.monotonic() - began, 2))
+    write_json_atomic(out / "result.json", summary)
+    _plot(out / "best_val.png", records, f"{config['solver']} on {config['dataset']} (ensemble)")
+    return summary
+
+
 def _engine_study(
-    objective: TuneObjective,
+    objective: TuneObjective | EnsembleObjective,
+    space: Space,
     path: Path,
     solver: str,
     *,
@@ -221,7 +349,7 @@ def _engine_study(
             progress(study.n_evaluations, budget, best)
 
     study = Study(
-        Problem(objective.space.space, objective),
+        Problem(space, objective),
         solver,
         seed=seed,
         options=dict(options or {}),

@@ -7,7 +7,7 @@ native sampler where the solver names one (``tpe`` and ``random``).
 
 >>> from olmp.dfo.solvers import SOLVERS, make_solver
 >>> sorted(SOLVERS)
-['bobyqa', 'cmaes', 'cobyqa', 'mads', 'ncs', 'random', 'sracos', 'tpe']
+['bobyqa', 'cmaes', 'cobyqa', 'expsracos', 'mads', 'ncs', 'random', 'sracos', 'tpe']
 >>> solver = make_solver("ncs", [0.0, 0.0], [1.0, 1.0], seed=1)
 >>> x, f = solver.minimize(lambda X: ((X - 0.3) ** 2).sum(axis=1), budget=200)
 >>> bool(f < 0.01)
@@ -15,7 +15,7 @@ True
 
 ``ncs``, ``cmaes``, ``random`` and ``cobyqa`` (SciPy) need nothing beyond olmp's own
 dependencies. The others wrap optional libraries, installed as extras and imported only
-when the solver is built: ``sracos`` (ZOOpt, MIT), ``tpe`` (optuna, MIT), ``mads``
+when the solver is built: ``sracos`` and ``expsracos`` (ZOOpt, MIT), ``tpe`` (optuna, MIT), ``mads``
 (PyNomadBBO, LGPL-3.0) and ``bobyqa`` (Py-BOBYQA, **GPL-3.0-or-later**, so never part of
 ``olmp[solvers]``). They are listed whether installed or not; :meth:`Solver.available`
 tells which, and building a missing one raises :class:`~olmp.errors.OlmpError` with the
@@ -37,6 +37,7 @@ from olmp.dfo.solvers.base import VARIABLE_KINDS, Option, Solver
 from olmp.dfo.solvers.bobyqa import BOBYQA
 from olmp.dfo.solvers.cmaes import CMAES
 from olmp.dfo.solvers.cobyqa import COBYQA
+from olmp.dfo.solvers.expsracos import ExpSRacos
 from olmp.dfo.solvers.mads import MADS
 from olmp.dfo.solvers.ncs import NCS
 from olmp.dfo.solvers.random_search import RandomSearch
@@ -71,7 +72,7 @@ def register_solver(name: str, cls: type[Solver], *, replace: bool = False) -> t
     return cls
 
 
-for _cls in (NCS, CMAES, RandomSearch, SRacos, TPE, MADS, BOBYQA, COBYQA):
+for _cls in (NCS, CMAES, RandomSearch, SRacos, ExpSRacos, TPE, MADS, BOBYQA, COBYQA):
     register_solver(_cls.name, _cls)
 
 
@@ -151,6 +152,7 @@ __all__ = [
     "SOLVERS",
     "TPE",
     "VARIABLE_KINDS",
+    "ExpSRacos",
     "Option",
     "RandomSearch",
     "SRacos",

@@ -170,6 +170,11 @@ class SRacos(Solver):
         point = np.round(self.rng.uniform(size=self.dim), 10)
         return tune.get_objective().construct_solution(list(point))
 
+    def _propose(self) -> Any:
+        """The next candidate after the initial samples (in ZOOpt state): ZOOpt's own
+        suggestion here; :class:`~olmp.dfo.solvers.expsracos.ExpSRacos` chooses among several."""
+        return self._suggest()
+
     def _to_box(self, solution: Any) -> np.ndarray:
         unit = np.asarray(solution.get_x(), dtype=float)
         return self.lower + unit * (self.upper - self.lower)
@@ -183,7 +188,7 @@ class SRacos(Solver):
         if not initial_phase:
             with self._zoopt_state():
                 while len(self._in_flight) < self.popsize:
-                    solution = self._suggest()
+                    solution = self._propose()
                     self._in_flight.append((solution, self._to_box(solution)))
         return np.array([row for _, row in self._in_flight])
 

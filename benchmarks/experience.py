@@ -1,0 +1,352 @@
+"""Benchmarks of experienced optimisation (BENCHMARKS.md, "Experienced optimisation").
+
+ackley: shifted Ackley functions in [-1, 1]^d (d = 10, 20), budget 50. Experience: 5 SRacos
+    studies on each of 10 source shifts (50 studies per dimension), recorded to study files;
+    tested on 5 other shifts x 5 seeds: expsracos (k = 10), its ablation (a random one of the
+    k), sracos, cmaes, tpe, random. Median best value; ExpSRacos's wins against each.
+build: ``olmp experience build`` from the 50 Ackley studies of d = 20, timed as a user runs
+    it (a fresh process: imports included). Run after ``ackley``.
+lodo: leave one dataset out on ``olmp tune --task ensemble`` (its twelve datasets, the
+    tabular ones read from --data-dir): experience = 3 SRacos searches (budget 30) on every
+    other dataset; on the held-out one, 5 seeds x {sracos, expsracos,
+    expsracos with a random one of the k} at budget 30. Median best val error per dataset, the
+    datasets ExpSRacos wins, and a one-sided sign test (scipy.stats.binomtest) against sracos.
+arch: the same on the architecture job (``olmp tune``'s CNN task) on digits, mnist-5k and
+    fashion-mnist, made small to fit the machine: a narrowed space (:data:`ARCH_SPACE`),
+    1 epoch on 500 training images per trial, budget 20, 3 seeds, experience = 3 searches
+    per other dataset.
+table: print the Markdown tables of BENCHMARKS.md from the records.
+
+Everything goes through the public API (olmp.dfo.Study, olmp.tune.tune, olmp.experience);
+records are written atomically to benchmarks/results/experience_*.json.
+
+    python benchmarks/experience.py ackley
+    python benchmarks/experience.py build
+    python benchmarks/experience.py lodo
+    python benchmarks/experience.py arch
+    python benchmarks/experience.py table
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import RESULTS, machine
+
+from olmp.dfo import Problem, Real, Space, Study
+from olmp.experience import build_experience
+from olmp.files import write_json_atomic
+from olmp.tune import tune
+from olmp.tune.ensemble import ENSEMBLE_DATASETS
+
+WORK = Path(tempfile.gettempdir()) / "olmp-experience-bench"
+#: The architecture job's space: the CNN task's, narrowed so that a trial takes a second.
+ARCH_SPACE = {"conv_layers": [0, 2], "fc_layers": [0, 2], "conv_channels": [4, 32],
+              "fc_size": [16, 256], "batch_size": 64}  # fmt: skip
+SOURCES, TARGETS, STUDIES_PER_SOURCE, SEEDS = 10, 5, 5, 5
+K = 10
+
+
+def ackley(shift: np.ndarray):
+    """Ackley's function with its optimum (0) at ``shift``."""
+
+    def f(params: dict) -> float:
+        x = np.array([params[f"x{i}"] for i in range(len(shift))]) - shift
+        a = -20.0 * math.exp(-0.2 * math.sqrt(float(np.mean(x**2))))
+        return a - math.exp(float(np.mean(np.cos(2 * math.pi * x)))) + 20.0 + math.e
+
+    return f
+
+
+def ackley_space(dim: int) -> Space:
+    return Space([Real(f"x{i}", -1.0, 1.0) for i in range(dim)])
+
+
+def run_ackley(args: argparse.Namespace) -> None:
+    record: dict = {"machine": machine(), "budget": args.budget, "k": K, "dims": {}}
+    methods = {
+        "expsracos": ("expsracos", {"k": K}),
+        "expsracos-random-of-k": ("expsracos", {"k": K, "select": "random"}),
+        "sracos": ("sracos", {}),
+        "cmaes": ("cmaes", {}),
+        "tpe": ("tpe", {}),
+        "random": ("random", {}),
+    }
+    for dim in args.dims:
+        space = ackley_space(dim)
+        rng = np.random.default_rng(dim)
+        sources = rng.uniform(-0.3, 0.3, size=(SOURCES, dim))
+        targets = rng.uniform(-0.3, 0.3, size=(TARGETS, dim))
+        folder = WORK / f"ackley-{dim}"
+        shutil.rmtree(folder, ignore_errors=True)
+        paths = []
+        began = time.perf_counter()
+        for i, shift in enumerate(sources):
+            for j in range(STUDIES_PER_SOURCE):
+                path = folder / f"shift{i}-seed{j}" / "study.json"
+                study = Study(Problem(space, ackley(shift)), "sracos", seed=100 + j,
+                              max_evaluations=args.budget, path=path)  # fmt: skip
+                study.optimize()
+                paths.append(path)
+        collect = time.perf_counter() - began
+        model_file = folder / "ackley.exp"
+        model = build_experience(paths, model_file)
+        best: dict[str, list[float]] = {m: [] for m in methods}
+        for method, (solver, options) in methods.items():
+            if solver == "expsracos":
+                options = {**options, "experience": str(model_file)}
+            for shift in targets:
+                for seed in range(SEEDS):
+                    study = Study(Problem(space, ackley(shift)), solver, seed=seed,
+                                  options=options, max_evaluations=args.budget)  # fmt: skip
+                    study.optimize()
+                    study.sampler.close()
+                    best[method].append(float(study.best.value))
+            print(dim, method, f"{statistics.median(best[method]):.3f}", flush=True)
+        exp = best["expsracos"]
+        record["dims"][str(dim)] = {
+            "experience": {
+                "studies": len(paths),
+                "collect_seconds": round(collect, 1),
+                "training": model.info["training"],
+            },
+            "median_best": {m: statistics.median(v) for m, v in best.items()},
+            "best": best,
+            "expsracos_wins": {
+                m: sum(a < b for a, b in zip(exp, v, strict=True)) for m, v in best.items()
+            },
+            "runs_per_method": len(exp),
+        }
+        write_json_atomic(RESULTS / "experience_ackley.json", record)
+
+
+def run_build(args: argparse.Namespace) -> None:
+    folder = WORK / "ackley-20"
+    studies = sorted(str(p) for p in folder.glob("shift*/study.json"))
+    if len(studies) != SOURCES * STUDIES_PER_SOURCE:
+        sys.exit(f"run `ackley` first: {folder} holds {len(studies)} studies")
+    out = folder / "timed.exp"
+    command = [sys.executable, "-m", "olmp", "experience", "build", "--from", *studies,
+               "--out", str(out), "--force", "--json"]  # fmt: skip
+    times = []
+    for _ in range(3):
+        began = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        times.append(time.perf_counter() - began)
+    import json
+
+    summary = json.loads(done.stdout)
+    record = {
+        "machine": machine(),
+        "studies": len(studies),
+        "trials_per_study": 50,
+        "examples": summary["examples"],
+        "wall_seconds": [round(t, 2) for t in times],
+        "training_seconds_last": summary["seconds"],
+        "command": "python -m olmp experience build --from <50 study dirs> --out M --force",
+    }
+    write_json_atomic(RESULTS / "experience_build.json", record)
+    print(record)
+
+
+def run_lodo(args: argparse.Namespace) -> None:
+    datasets = args.datasets or list(ENSEMBLE_DATASETS)
+    settings = {"data_dir": args.data_dir}
+    _lodo("ensemble", datasets, args.budget, SEEDS, settings, "experience_lodo.json")
+
+
+def run_arch(args: argparse.Namespace) -> None:
+    settings = {
+        "space": ARCH_SPACE,
+        "epochs": 1,
+        "train_size": 500,
+        "trial_time_limit": 60,
+    }
+    _lodo("cnn", args.datasets, args.budget, args.seeds, settings, "experience_arch.json")
+
+
+def _lodo(task: str, datasets: list[str], budget: int, seeds: int, settings: dict,
+          name: str) -> None:  # fmt: skip
+    """Leave one dataset out on ``olmp tune --task task`` (see the module docstring)."""
+    from scipy.stats import binomtest
+
+    folder = WORK / f"lodo-{task}"
+    histories = folder / "histories"
+    record: dict = {"machine": machine(), "task": task, "budget": budget, "k": K,
+                    "seeds": seeds, "settings": settings, "history_studies_per_dataset": 3,
+                    "datasets": {}}  # fmt: skip
+    began = time.perf_counter()
+    for dataset in datasets:  # the histories: earlier searches on every dataset
+        for j in range(3):
+            out = histories / f"{dataset}-{j}"
+            if not (out / "result.json").exists():
+                tune(dataset, out, task=task, solver="sracos", seed=100 + j, budget=budget,
+                     force=True, **settings)  # fmt: skip
+    record["history_seconds"] = round(time.perf_counter() - began, 1)
+    methods = {
+        "sracos": ("sracos", {}),
+        "expsracos": ("expsracos", {"k": K}),
+        "expsracos-random-of-k": ("expsracos", {"k": K, "select": "random"}),
+    }
+    for held in datasets:
+        others = [histories / f"{d}-{j}" for d in datasets if d != held for j in range(3)]
+        model_file = folder / f"without-{held}.exp"
+        model = build_experience(others, model_file, force=True)
+        runs: dict[str, list[dict]] = {m: [] for m in methods}
+        for method, (solver, options) in methods.items():
+            if solver == "expsracos":
+                options = {**options, "experience": str(model_file)}
+            for seed in range(seeds):
+                out = folder / "runs" / f"{held}-{method}-{seed}"
+                summary = tune(held, out, task=task, solver=solver, seed=seed, budget=budget,
+                               solver_options=options, force=True, **settings)  # fmt: skip
+                runs[method].append(
+                    {
+                        "seed": seed,
+                        "val_error": 1.0 - summary["best_val_accuracy"],
+                        "test_error": 1.0 - summary["test_accuracy"],
+                        "failed": summary["failed"],
+                    }
+                )
+        medians = {m: statistics.median(r["val_error"] for r in v) for m, v in runs.items()}
+        record["datasets"][held] = {
+            "experience_from": sorted({d for d in datasets if d != held}),
+            "model_datasets": model.datasets,
+            "median_val_error": medians,
+            "median_test_error": {
+                m: statistics.median(r["test_error"] for r in v) for m, v in runs.items()
+            },
+            "runs": runs,
+        }
+        print(held, {m: round(v, 4) for m, v in medians.items()}, flush=True)
+        record["summary"] = _sign_tests(record["datasets"], binomtest)
+        write_json_atomic(RESULTS / name, record)
+
+
+def _sign_tests(datasets: dict, binomtest) -> dict:
+    """ExpSRacos (and the ablation) against sracos, dataset by dataset on the median val
+    error: wins, losses, ties, and a one-sided sign test over the datasets not tied."""
+    out = {}
+    for method in ("expsracos", "expsracos-random-of-k"):
+        wins = sum(d["median_val_error"][method] < d["median_val_error"]["sracos"]
+                   for d in datasets.values())  # fmt: skip
+        losses = sum(d["median_val_error"][method] > d["median_val_error"]["sracos"]
+                     for d in datasets.values())  # fmt: skip
+        ties = len(datasets) - wins - losses
+        p = (
+            binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue
+            if wins + losses
+            else 1.0
+        )
+        out[method] = {"wins": wins, "losses": losses, "ties": ties, "datasets": len(datasets),
+                       "win_share": wins / len(datasets), "sign_test_p": p}  # fmt: skip
+    return out
+
+
+def run_table(args: argparse.Namespace) -> None:
+    import json
+
+    ackley = json.loads((RESULTS / "experience_ackley.json").read_text())
+    dims = ackley["dims"]
+    head = [f"d = {d}: median best (ExpSRacos better in)" for d in dims]
+    print("| method | " + " | ".join(head) + " |")
+    print("|---" * (1 + len(dims)) + "|")
+    for method in next(iter(dims.values()))["median_best"]:
+        cells = []
+        for d in dims.values():
+            wins = d["expsracos_wins"][method], d["runs_per_method"]
+            note = "" if method == "expsracos" else " ({}/{})".format(*wins)
+            cells.append(f"{d['median_best'][method]:.3f}{note}")
+        print(f"| {method} | " + " | ".join(cells) + " |")
+    for name in ("experience_lodo.json", "experience_arch.json"):
+        path = RESULTS / name
+        if not path.exists():
+            continue
+        record = json.loads(path.read_text())
+        print(f"\n{name}: task {record.get('task', 'ensemble')}")
+        columns = (
+            "sracos",
+            "expsracos",
+            "random one of k",
+            "expsracos test",
+            "sracos test",
+        )
+        print("| held-out dataset | " + " | ".join(columns) + " |")
+        print("|---" * (1 + len(columns)) + "|")
+        for dataset, d in record["datasets"].items():
+            v, t = d["median_val_error"], d["median_test_error"]
+            mark = "**" if v["expsracos"] < v["sracos"] else ""
+            cells = [f"{v['sracos']:.4f}", f"{mark}{v['expsracos']:.4f}{mark}",
+                     f"{v['expsracos-random-of-k']:.4f}", f"{t['expsracos']:.4f}",
+                     f"{t['sracos']:.4f}"]  # fmt: skip
+            print(f"| {dataset} | " + " | ".join(cells) + " |")
+        for method, pairs in _paired(record["datasets"]).items():
+            print(f"- {method} vs sracos, run by run (same dataset and seed): {pairs['wins']} "
+                  f"wins, {pairs['losses']} losses, {pairs['ties']} ties; sign test "
+                  f"p = {pairs['sign_test_p']:.3g}")  # fmt: skip
+        for method, s in record["summary"].items():
+            print(f"- {method} vs sracos: {s['wins']} wins, {s['losses']} losses, {s['ties']} "
+                  f"ties of {s['datasets']}; sign test p = {s['sign_test_p']:.3g}")  # fmt: skip
+
+
+def _paired(datasets: dict) -> dict:
+    """ExpSRacos (and the ablation) against sracos run by run (same dataset, same seed):
+    wins, losses, ties of the best val error and a one-sided sign test."""
+    from scipy.stats import binomtest
+
+    out = {}
+    for method in ("expsracos", "expsracos-random-of-k"):
+        pairs = [(a["val_error"], b["val_error"]) for d in datasets.values()
+                 for a, b in zip(d["runs"][method], d["runs"]["sracos"], strict=True)]  # fmt: skip
+        wins = sum(a < b for a, b in pairs)
+        losses = sum(a > b for a, b in pairs)
+        p = (
+            binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue
+            if wins + losses
+            else 1.0
+        )
+        out[method] = {"wins": wins, "losses": losses, "ties": len(pairs) - wins - losses,
+                       "sign_test_p": p}  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    a = commands.add_parser("ackley")
+    a.add_argument("--dims", type=int, nargs="+", default=[10, 20])
+    a.add_argument("--budget", type=int, default=50)
+    a.set_defaults(run=run_ackley)
+    b = commands.add_parser("build")
+    b.set_defaults(run=run_build)
+    lodo = commands.add_parser("lodo")
+    lodo.add_argument("--datasets", nargs="+")
+    lodo.add_argument("--budget", type=int, default=30)
+    lodo.add_argument(
+        "--data-dir",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "fairness"),
+        help="folder of the tabular sets' files (default: ../shared/data/fairness)",
+    )
+    lodo.set_defaults(run=run_lodo)
+    arch = commands.add_parser("arch")
+    arch.add_argument("--datasets", nargs="+", default=["digits", "mnist-5k", "fashion-mnist"])
+    arch.add_argument("--budget", type=int, default=20)
+    arch.add_argument("--seeds", type=int, default=3)
+    arch.set_defaults(run=run_arch)
+    table = commands.add_parser("table")
+    table.set_defaults(run=run_table)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

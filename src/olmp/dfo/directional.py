@@ -1,0 +1,289 @@
+"""The directional model of experienced optimisation (Hu, Yu & Zhou, IJCAI 2018).
+
+Earlier searches on other tasks of the same kind of space are *experience*. From each
+recorded search's trials, in the order they were told, every trial after the first gives one
+example: the best point so far ``b`` and the trial's point ``c``, labelled 1 when ``c`` was
+better than ``b`` (it improved on the best at that time) and 0 otherwise. A small network
+learns ``P(c improves on b)`` from features of ``(b, c)`` in the space's unit box;
+:class:`~olmp.dfo.solvers.expsracos.ExpSRacos` then samples several candidates and evaluates
+the one the model rates best.
+
+>>> from olmp.dfo import Real, Space
+>>> space = Space([Real("x", 0.0, 1.0), Real("y", 0.0, 1.0)])
+>>> # a history: (params, value) in the order told; the larger x, the better
+>>> xs = [0.5, 0.2, 0.7, 0.1, 0.9, 0.3, 0.95, 0.4, 0.6, 0.99, 0.05, 0.8]
+>>> history = [({"x": x, "y": 0.5}, -x) for x in xs]
+>>> model = train_directional_model(space, [history], sources=["toy"])
+>>> int(model.score([0.6, 0.5], [[0.9, 0.5], [0.1, 0.5]]).argmax())
+0
+
+Points are *canonical* unit-box points: ``space.to_unit(space.from_unit(u))``, so an
+integer is at the centre of its cell and a categorical choice one-hot-like (0.6 / 0.4),
+whatever raw coordinates a solver drew. Features are ``[c, c - b]`` (``2 * dim`` numbers).
+
+**The file** (:meth:`DirectionalModel.save`) is data, never code: a safetensors file with the
+network's weights and a JSON record (format, the space, the sources it learned from, how it
+was trained), written through :func:`olmp.files.save_checkpoint`, whose content hash
+:meth:`DirectionalModel.load` checks. A damaged file, another file, or one with the wrong
+shapes is an :class:`~olmp.errors.OlmpError` naming the file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from olmp.dfo.space import Space
+from olmp.errors import OlmpError
+
+#: What an experience file says it is.
+FORMAT = "olmp-experience"
+VERSION = 1
+#: The network's tensors, in order: ``hidden = tanh(x @ w1 + b1)``, ``logit = hidden @ w2 + b2``.
+TENSORS = ("w1", "b1", "w2", "b2")
+
+#: One search's trials in the order they were told: ``(params, value)``, ``value`` ``inf``
+#: or ``None`` for a failed trial.
+History = Sequence[tuple[Mapping[str, Any], float | None]]
+
+
+def canonical(space: Space, unit: ArrayLike) -> np.ndarray:
+    """Unit-box points (rows) as the parameters they decode to encode them."""
+    rows = np.atleast_2d(np.asarray(unit, dtype=float))
+    return np.array([space.to_unit(space.from_unit(row)) for row in rows])
+
+
+def features(best: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """``[c, c - b]`` for every candidate row ``c`` against the best point ``b``."""
+    candidates = np.atleast_2d(candidates)
+    return np.hstack([candidates, candidates - np.asarray(best)[None, :]])
+
+
+def pairs(space: Space, history: History) -> tuple[np.ndarray, np.ndarray]:
+    """The examples of one history: features of (best so far, trial) and whether the trial
+    improved on that best (see the module docstring). Trials before the first finite value
+    have no best to compare with and give no example."""
+    X, y = [], []
+    best_value, best_point = math.inf, None
+    for params, value in history:
+        value = math.inf if value is None or not math.isfinite(value) else float(value)
+        point = space.to_unit(params)
+        if best_point is not None:
+            X.append(features(best_point, point)[0])
+            y.append(1.0 if value < best_value else 0.0)
+        if value < best_value:
+            best_value, best_point = value, point
+    if not X:
+        return np.empty((0, 2 * space.dim)), np.empty(0)
+    return np.array(X), np.array(y)
+
+
+class DirectionalModel:
+    """A trained directional model: scores candidates against the best point so far.
+
+    Args:
+        space: The space it was trained on.
+        weights: :data:`TENSORS` as numpy arrays.
+        info: What the file records besides: ``sources`` (one record per search learned
+            from, with its ``dataset``), ``training`` (examples, positives, epochs, seconds,
+            accuracy on the examples).
+    """
+
+    def __init__(
+        self, space: Space, weights: Mapping[str, np.ndarray], info: Mapping[str, Any]
+    ) -> None:
+        self.space = space
+        self.weights = {name: np.asarray(weights[name], dtype=np.float64) for name in TENSORS}
+        self.info = dict(info)
+
+    @property
+    def dim(self) -> int:
+        """Width of the unit box of :attr:`space`."""
+        return self.space.dim
+
+    @property
+    def datasets(self) -> list[str]:
+        """The datasets (tasks) of the searches it learned from, each once, sorted."""
+        return sorted({str(s.get("dataset")) for s in self.info.get("sources", [])})
+
+    def score(self, best: ArrayLike, candidates: ArrayLike) -> np.ndarray:
+        """``P(candidate improves on best)`` for unit-box points (canonicalised here)."""
+        b = canonical(self.space, best)[0]
+        c = canonical(self.space, candidates)
+        w = self.weights
+        hidden = np.tanh(features(b, c) @ w["w1"] + w["b1"])
+        logit = hidden @ w["w2"] + w["b2"]
+        return 1.0 / (1.0 + np.exp(-logit[:, 0]))
+
+    def check_space(self, space: Space, where: str = "this search") -> None:
+        """Raise OlmpError unless ``space`` is the space the model learned on, naming the
+        variables that differ."""
+        differ = space_difference(self.space, space, ("the experience's", f"{where}'s"))
+        if differ:
+            raise OlmpError(f"the experience was learned on another space than {where}'s: {differ}")
+
+    # -- the file ------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str], force: bool = False) -> None:
+        """Write the model to ``path`` atomically; an existing file only with ``force``."""
+        import torch
+
+        from olmp.files import refuse_to_overwrite, save_checkpoint
+
+        refuse_to_overwrite(path, force)
+        tensors = {
+            name: torch.as_tensor(self.weights[name], dtype=torch.float64) for name in TENSORS
+        }
+        record = {"format": FORMAT, "version": VERSION, "space": self.space.to_json(), **self.info}
+        save_checkpoint(path, tensors, record)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> DirectionalModel:
+        """Read a model written by :meth:`save`, checking its hash, format and shapes."""
+        from olmp.files import load_checkpoint
+
+        tensors, record = load_checkpoint(path, what="experience file")
+        if record.get("format") != FORMAT:
+            raise OlmpError(f'{path} is not an olmp experience file (no "format": "{FORMAT}")')
+        try:
+            space = Space.from_json(record["space"])
+            weights = {name: tensors[name].double().numpy() for name in TENSORS}
+        except (KeyError, TypeError, OlmpError) as error:
+            raise OlmpError(f"experience file {path} is damaged ({error})") from None
+        hidden = weights["b1"].shape[0] if weights["b1"].ndim == 1 else -1
+        shapes = {"w1": (2 * space.dim, hidden), "b1": (hidden,), "w2": (hidden, 1), "b2": (1,)}
+        for name, shape in shapes.items():
+            if weights[name].shape != shape:
+                raise OlmpError(
+                    f"experience file {path} is damaged: {name} has shape "
+                    f"{weights[name].shape}, expected {shape}"
+                )
+        info = {k: v for k, v in record.items() if k not in ("format", "version", "space")}
+        return cls(space, weights, info)
+
+
+def space_difference(
+    a: Space, b: Space, names: tuple[str, str] = ("the first", "the second")
+) -> str:
+    """What differs between spaces ``a`` and ``b`` (called ``names`` in the text), in words;
+    ``""`` when they are the same."""
+    if a == b:
+        return ""
+    va = {v.name: v.to_json() for v in a}
+    vb = {v.name: v.to_json() for v in b}
+    parts = []
+    if only := [n for n in va if n not in vb]:
+        parts.append(f"only in {names[0]}: {', '.join(only)}")
+    if only := [n for n in vb if n not in va]:
+        parts.append(f"only in {names[1]}: {', '.join(only)}")
+    if changed := [n for n in va if n in vb and va[n] != vb[n]]:
+        parts.append(f"different ranges or choices: {', '.join(changed)}")
+    if not parts:
+        parts.append("the same variables in another order")
+    return "; ".join(parts)
+
+
+def train_directional_model(
+    space: Space,
+    histories: Sequence[History],
+    *,
+    sources: Sequence[Any] | None = None,
+    hidden: int = 32,
+    epochs: int = 300,
+    lr: float = 0.01,
+    seed: int = 0,
+) -> DirectionalModel:
+    """Train a model on the examples of ``histories`` (all on ``space``).
+
+    ``sources`` describe the histories, one each: a dataset name or a record with at least
+    ``"dataset"`` (the file keeps them, and ``olmp tune`` refuses to use the model on one
+    of those datasets). Full-batch Adam on the cross-entropy, positives weighted by the
+    ratio of negatives to positives (improvements are rarer than failures), seeded.
+    """
+    import torch
+
+    sources = list(sources) if sources is not None else ["unknown"] * len(histories)
+    if len(sources) != len(histories):
+        raise OlmpError(f"give one source per history: {len(sources)} for {len(histories)}")
+    parts = [pairs(space, h) for h in histories]
+    X = np.vstack([p[0] for p in parts]) if parts else np.empty((0, 2 * space.dim))
+    y = np.concatenate([p[1] for p in parts]) if parts else np.empty(0)
+    positives = int(y.sum())
+    if not len(y) or positives in (0, len(y)):
+        raise OlmpError(
+            f"the histories give {len(y)} examples with {positives} improvements: a directional "
+            "model needs some trials that improved on the best and some that did not"
+        )
+    began = time.perf_counter()
+    generator = torch.Generator().manual_seed(seed)
+    w1 = torch.randn(2 * space.dim, hidden, generator=generator, dtype=torch.float64)
+    w1 = (w1 / math.sqrt(2 * space.dim)).requires_grad_()
+    b1 = torch.zeros(hidden, dtype=torch.float64, requires_grad=True)
+    w2 = torch.randn(hidden, 1, generator=generator, dtype=torch.float64) / math.sqrt(hidden)
+    w2 = w2.requires_grad_()
+    b2 = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    inputs, labels = torch.as_tensor(X), torch.as_tensor(y)
+    weight = torch.tensor((len(y) - positives) / positives, dtype=torch.float64)
+    optimizer = torch.optim.Adam([w1, b1, w2, b2], lr=lr)
+
+    def net() -> torch.Tensor:
+        return (torch.tanh(inputs @ w1 + b1) @ w2 + b2)[:, 0]
+
+    for _ in range(epochs):
+        logits = net()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, labels, pos_weight=weight
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        logits = net()
+        accuracy = float(((logits > 0).double() == labels).double().mean())
+    records = [s if isinstance(s, Mapping) else {"dataset": str(s)} for s in sources]
+    info = {
+        "sources": [dict(r) for r in records],
+        "training": {
+            "examples": len(y),
+            "positives": positives,
+            "hidden": hidden,
+            "epochs": epochs,
+            "lr": lr,
+            "seed": seed,
+            "loss": float(loss.detach()),
+            "accuracy": accuracy,
+            "seconds": round(time.perf_counter() - began, 3),
+        },
+    }
+    weights = {"w1": w1, "b1": b1, "w2": w2, "b2": b2}
+    return DirectionalModel(space, {k: v.detach().numpy() for k, v in weights.items()}, info)
+
+
+def as_model(experience: DirectionalModel | str | os.PathLike[str]) -> DirectionalModel:
+    """A model, or the model in the file ``experience``."""
+    if isinstance(experience, DirectionalModel):
+        return experience
+    if isinstance(experience, str | os.PathLike):
+        return DirectionalModel.load(Path(experience))
+    raise OlmpError(
+        f"experience must be a DirectionalModel or an experience file, got {experience!r}"
+    )
+
+
+__all__ = [
+    "DirectionalModel",
+    "History",
+    "as_model",
+    "canonical",
+    "features",
+    "pairs",
+    "space_difference",
+    "train_directional_model",
+]

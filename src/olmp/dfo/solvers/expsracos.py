@@ -1,0 +1,102 @@
+"""ExpSRacos: SRacos with a pre-sampling step guided by experience (Hu, Yu & Zhou, IJCAI 2018).
+
+After SRacos's initial samples, every new candidate is chosen like this: draw ``k``
+candidates from SRacos's learned region (each exactly as :class:`~olmp.dfo.solvers.sracos.SRacos`
+would draw its one), score them with a :class:`~olmp.dfo.directional.DirectionalModel`
+against the best point so far, and evaluate only the best-scored one. The others are
+forgotten: SRacos learns from evaluated points only.
+
+Options beyond SRacos's:
+
+* ``experience``: an experience file (``olmp experience build``) or a loaded model. Without
+  one, ``k`` is ignored and the solver asks exactly what ``sracos`` asks for the same seed.
+* ``k``: candidates per step (>= 1; 1 is plain SRacos whatever the model).
+* ``select``: ``"model"`` (the default) or ``"random"``, which picks one of the ``k``
+  uniformly: the ablation that tells the model's help from the extra sampling's.
+
+The model is trained on the space's unit box; the solver maps its box onto it (the box a
+study's sampler gives a box solver is the unit box, or a space's own box for plain real
+variables: both map linearly). The model must have as many coordinates as the box; that
+the space is the very same is checked where the space is known (``olmp tune``, or
+:meth:`~olmp.dfo.directional.DirectionalModel.check_space`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+
+from olmp.dfo.directional import DirectionalModel, as_model
+from olmp.dfo.solvers.base import Option
+from olmp.dfo.solvers.checks import integer, one_of
+from olmp.dfo.solvers.sracos import SRacos
+from olmp.errors import OlmpError
+
+
+def _experience(name: str, value: Any) -> Any:
+    if value is None or isinstance(value, DirectionalModel | str | os.PathLike):
+        return value
+    raise OlmpError(
+        f"{name} must be an experience file (olmp experience build) or a DirectionalModel, "
+        f"got {value!r}"
+    )
+
+
+class ExpSRacos(SRacos):
+    """SRacos plus pre-sampling guided by a directional model; see the module docstring.
+
+    Args:
+        experience: Experience file or :class:`~olmp.dfo.directional.DirectionalModel`
+            (``None``: plain SRacos).
+        k: Candidates drawn per step, of which one is evaluated.
+        select: ``"model"`` or ``"random"`` (the ablation).
+        Others: as :class:`~olmp.dfo.solvers.sracos.SRacos`.
+    """
+
+    name = "expsracos"
+    summary = "SRacos choosing among k candidates by a directional model learned from past studies"
+    supports = (
+        "real (int/cat rounded); batch <= popsize in flight; constraints: penalty; "
+        "experience from olmp experience build"
+    )
+    options: ClassVar[dict[str, Option]] = {
+        **SRacos.options,
+        "experience": Option(None, _experience, "experience file (olmp experience build)"),
+        "k": Option(10, integer(1), "candidates sampled per step, one evaluated"),
+        "select": Option("model", one_of("model", "random"), "how the one is picked"),
+    }
+
+    def _setup(self) -> None:
+        super()._setup()
+        self.model: DirectionalModel | None = (
+            None if self.experience is None else as_model(self.experience)
+        )
+
+    def _start(self) -> None:
+        if self.model is not None and self.model.dim != self.dim:
+            raise OlmpError(
+                f"the experience has {self.model.dim} coordinates but this search's box has "
+                f"{self.dim}: it was learned on another space"
+            )
+        super()._start()
+
+    def _propose(self) -> Any:
+        guided = self.model is not None or self.select == "random"
+        if self.k == 1 or not guided:
+            return self._suggest()
+        tune = self._tune
+        drawn = []
+        for _ in range(self.k):
+            drawn.append(self._suggest())
+            # Each suggestion counts as one in flight; only the chosen one goes out.
+            tune.init_num, tune.live_num = tune.init_num - 1, tune.live_num - 1
+        tune.init_num, tune.live_num = tune.init_num + 1, tune.live_num + 1
+        if self.select == "random" or self._best_x is None:
+            return drawn[int(self.rng.integers(self.k))]
+        assert self.model is not None
+        width = self.upper - self.lower
+        rows = np.array([(self._to_box(s) - self.lower) / width for s in drawn])
+        best = (self._best_x - self.lower) / width
+        return drawn[int(np.argmax(self.model.score(best, rows)))]

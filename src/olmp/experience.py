@@ -1,0 +1,111 @@
+"""Experience: the directional model of ``expsracos`` learned from recorded studies.
+
+>>> from olmp.experience import build_experience
+>>> model = build_experience(["runs/wine", "runs/iris"], "ensemble.exp")  # doctest: +SKIP
+>>> model.datasets  # doctest: +SKIP
+['iris', 'wine']
+
+A *study* is what the engine records (:class:`olmp.dfo.Study`, ``study.json``): its space and
+every trial in the order results were told; ``olmp tune --out DIR`` leaves one in ``DIR``,
+with the dataset it searched in ``DIR/tune.json``. Any solver's study will do. Every study
+must have the same space (the model learns in its unit box); the dataset of each is recorded
+in the model file, so that ``olmp tune`` can refuse to use it on one of them. The model
+itself, its training and its file are :mod:`olmp.dfo.directional`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from olmp.dfo.directional import (
+    DirectionalModel,
+    History,
+    space_difference,
+    train_directional_model,
+)
+from olmp.dfo.space import Space
+from olmp.errors import OlmpError
+from olmp.files import check_writable, refuse_to_overwrite
+
+StudyPath = str | os.PathLike[str]
+
+
+def read_study(source: StudyPath) -> tuple[Space, History, dict[str, Any]]:
+    """A recorded study's space, its history (trials in the order told) and a record of
+    where it came from (``study``, ``dataset``, ``solver``, ``trials``). ``source`` is a
+    study file or a folder holding ``study.json``; the dataset is the ``dataset`` of
+    ``tune.json`` beside it, else the folder's name."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "study.json"
+    if not path.is_file():
+        raise OlmpError(
+            f"{source} holds no study: {path} does not exist (olmp tune --out makes one)"
+        )
+    try:
+        record = json.loads(path.read_text())
+        space = Space.from_json(record["space"])
+        trials = {int(t["id"]): t for t in record["trials"]}
+        told = [int(i) for op, i in record["log"] if op == "t"]
+    except (OSError, ValueError, KeyError, TypeError, OlmpError) as error:
+        raise OlmpError(f"study {path} is damaged or not an olmp study ({error})") from None
+    if record.get("format") != "olmp-study":
+        raise OlmpError(f'{path} is not an olmp study file (no "format": "olmp-study")')
+    history = []
+    for i in told:
+        value = trials[i].get("value")
+        history.append((trials[i]["params"], math.inf if value is None else float(value)))
+    dataset = path.parent.name
+    tune_record = path.parent / "tune.json"
+    if tune_record.is_file():
+        try:
+            dataset = str(json.loads(tune_record.read_text()).get("dataset", dataset))
+        except (OSError, ValueError) as error:
+            raise OlmpError(f"{tune_record} is damaged ({error})") from None
+    source_record = {
+        "study": str(path),
+        "dataset": dataset,
+        "solver": record.get("solver"),
+        "trials": len(history),
+    }
+    return space, history, source_record
+
+
+def build_experience(
+    studies: Sequence[StudyPath],
+    out: StudyPath | None = None,
+    *,
+    force: bool = False,
+    seed: int = 0,
+) -> DirectionalModel:
+    """Train a directional model on ``studies`` (see the module docstring) and save it to
+    ``out`` (an existing file only with ``force``); returns the model. Studies with
+    different spaces are refused, naming the first that differs and how."""
+    if not studies:
+        raise OlmpError("experience needs at least one study (--from STUDY_DIR ...)")
+    if out is not None:
+        refuse_to_overwrite(out, force)
+        check_writable(out, "experience file")
+    read = [read_study(source) for source in studies]
+    space = read[0][0]
+    for other, _, record in read[1:]:
+        differ = space_difference(space, other, (read[0][2]["study"], record["study"]))
+        if differ:
+            raise OlmpError(
+                f"studies {read[0][2]['study']} and {record['study']} searched different "
+                f"spaces ({differ}); experience is learned from studies of one space"
+            )
+    model = train_directional_model(
+        space, [history for _, history, _ in read], sources=[r for _, _, r in read], seed=seed
+    )
+    if out is not None:
+        model.save(out, force=force)
+    return model
+
+
+__all__ = ["build_experience", "read_study"]

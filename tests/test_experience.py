@@ -1,0 +1,237 @@
+"""Experienced optimisation: the directional model, expsracos, olmp experience build, and
+olmp tune --task ensemble with --experience."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from olmp.cli import main
+from olmp.dfo import Problem, Real, Space, Study
+from olmp.dfo.directional import DirectionalModel, pairs, train_directional_model
+from olmp.dfo.solvers import SOLVERS, make_solver
+from olmp.errors import OlmpError
+from olmp.experience import build_experience
+from olmp.tune import tune
+from olmp.tune.ensemble import load_table
+
+pytestmark = pytest.mark.skipif(
+    not SOLVERS["sracos"].available(), reason="expsracos needs zoopt: pip install 'olmp[sracos]'"
+)
+
+PLANE = Space([Real("a", 0.0, 1.0), Real("b", 0.0, 1.0), Real("c", 0.0, 1.0)])
+
+
+def plane(params):
+    """Lower is better the larger ``a`` is; ``b`` and ``c`` do not matter."""
+    return -params["a"]
+
+
+def _history(objective, seed, solver="random", n=40, space=PLANE):
+    study = Study(Problem(space, objective), solver, seed=seed, max_evaluations=n)
+    study.optimize()
+    return [(t.params, t.value) for t in study.trials]
+
+
+def _planted_model(space=PLANE, coordinate=0):
+    """A model by hand whose score grows with the candidate's coordinate ``coordinate``."""
+    dim = space.dim
+    w1 = np.zeros((2 * dim, 1))
+    w1[coordinate, 0] = 1.0
+    weights = {"w1": w1, "b1": np.zeros(1), "w2": np.full((1, 1), 10.0), "b2": np.zeros(1)}
+    return DirectionalModel(space, weights, {"sources": [{"dataset": "planted"}]})
+
+
+def _asked(solver, seed=3, **options):
+    study = Study(Problem(PLANE, plane), solver, seed=seed, options=options, max_evaluations=30)
+    study.optimize()
+    return [t.params for t in study.trials]
+
+
+# -- the directional model ----------------------------------------------------------------
+
+
+def test_pairs_label_improvements_on_the_best_so_far():
+    history = [({"a": 0.1, "b": 0, "c": 0}, 5.0), ({"a": 0.2, "b": 0, "c": 0}, 7.0),
+               ({"a": 0.3, "b": 0, "c": 0}, 4.0), ({"a": 0.4, "b": 0, "c": 0}, None)]  # fmt: skip
+    X, y = pairs(PLANE, history)
+    assert y.tolist() == [0.0, 1.0, 0.0]
+    np.testing.assert_allclose(X[2, :3], [0.4, 0, 0])  # the candidate
+    np.testing.assert_allclose(X[2, 3:], [0.1, 0, 0])  # minus the best so far (a = 0.3)
+
+
+def test_the_model_learns_a_planted_direction():
+    histories = [_history(plane, seed) for seed in range(6)]
+    model = train_directional_model(PLANE, histories, sources=["p"] * 6)
+    rng = np.random.default_rng(0)
+    right = 0
+    for _ in range(200):
+        best, (one, other) = rng.uniform(size=3), rng.uniform(size=(2, 3))
+        scores = model.score(best, [one, other])
+        right += (scores[0] > scores[1]) == (one[0] > other[0])
+    assert right / 200 > 0.85  # chance is 0.5
+
+
+def test_the_file_round_trips_and_damage_is_named(tmp_path):
+    model = train_directional_model(PLANE, [_history(plane, 0)], sources=["x"], epochs=20)
+    path = tmp_path / "m.exp"
+    model.save(path)
+    again = DirectionalModel.load(path)
+    points = np.random.default_rng(1).uniform(size=(5, 3))
+    np.testing.assert_array_equal(again.score(points[0], points), model.score(points[0], points))
+    assert again.datasets == ["x"] and again.space == PLANE
+    with pytest.raises(OlmpError, match="already exists"):
+        model.save(path)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF  # a weight's byte
+    path.write_bytes(bytes(data))
+    with pytest.raises(OlmpError, match=r"m\.exp is damaged"):
+        DirectionalModel.load(path)
+    path.write_bytes(b"not a model")
+    with pytest.raises(OlmpError, match=r"m\.exp"):
+        DirectionalModel.load(path)
+
+
+def test_another_space_is_named():
+    other = Space([Real("a", 0.0, 1.0), Real("b", 0.0, 2.0), Real("d", 0.0, 1.0)])
+    with pytest.raises(OlmpError, match=r"only in the experience's: c; .*: d; .*ranges.*: b"):
+        _planted_model().check_space(other)
+
+
+# -- expsracos ---------------------------------------------------------------------------------
+
+
+def test_without_a_model_it_asks_what_sracos_asks():
+    assert _asked("expsracos") == _asked("sracos")
+    assert _asked("expsracos", k=7) == _asked("sracos")
+    assert _asked("expsracos", k=1, experience=_planted_model()) == _asked("sracos")
+
+
+def test_the_model_picks_the_candidate_it_rates_best():
+    def late_a(params):  # the trials after SRacos's initial samples
+        return np.mean([p["a"] for p in params[4:]])
+
+    plain = np.mean([late_a(_asked("sracos", seed=s)) for s in range(3)])
+    guided = np.mean([late_a(_asked("expsracos", seed=s, experience=_planted_model()))
+                      for s in range(3)])  # fmt: skip
+    wrong = np.mean([late_a(_asked("expsracos", seed=s, experience=_planted_model(coordinate=1)))
+                     for s in range(3)])  # fmt: skip
+    assert guided > plain + 0.1 and guided > wrong + 0.1
+    ablation = _asked("expsracos", select="random")
+    assert ablation != _asked("sracos") and len(ablation) == 30
+
+
+def test_bad_k_and_a_model_of_another_width_are_refused():
+    with pytest.raises(OlmpError, match="k must be an integer >= 1, got 0"):
+        make_solver("expsracos", [0.0], [1.0], k=0)
+    with pytest.raises(OlmpError, match="k must be an integer >= 1"):
+        Study(Problem(PLANE, plane), "expsracos", options={"k": 0}, max_evaluations=5)
+    with pytest.raises(OlmpError, match="experience must be"):
+        make_solver("expsracos", [0.0], [1.0], experience=3)
+    solver = make_solver("expsracos", [0.0] * 4, [1.0] * 4, experience=_planted_model())
+    with pytest.raises(OlmpError, match="3 coordinates but this search's box has 4"):
+        solver.ask()
+
+
+# -- olmp experience build and olmp tune --task ensemble ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ensemble_runs(tmp_path_factory):
+    """Small recorded searches of the ensemble task on wine and iris."""
+    root = tmp_path_factory.mktemp("runs")
+    for dataset in ("wine", "iris"):
+        summary = tune(dataset, root / dataset, task="ensemble", solver="sracos", budget=8)
+        assert summary["trials"] == 8 and 0 < summary["test_accuracy"] <= 1
+    return root
+
+
+def _err_line(capsys):
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("olmp: error:"), err
+    return err
+
+
+def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys):
+    model_file = tmp_path / "e.exp"
+    assert main(["experience", "build", "--from", str(ensemble_runs / "wine"),
+                 str(ensemble_runs / "iris"), "--out", str(model_file), "--json"]) == 0  # fmt: skip
+    built = json.loads(capsys.readouterr().out)
+    assert built["datasets"] == ["iris", "wine"] and built["examples"] == 14
+    out = tmp_path / "bc"
+    assert main(["tune", "--task", "ensemble", "--dataset", "breast-cancer", "--solver",
+                 "expsracos", "--experience", str(model_file), "--budget", "8", "--out",
+                 str(out), "--json"]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["trials"] == 8 and summary["test_accuracy"] > 0.8
+    record = json.loads((out / "study.json").read_text())
+    assert record["solver"] == "expsracos" and record["options"]["experience"] == str(model_file)
+    # the held-out dataset: refused, unless --force
+    held = ["tune", "--task", "ensemble", "--dataset", "wine", "--solver", "expsracos",
+            "--experience", str(model_file), "--budget", "2",
+            "--out", str(tmp_path / "w")]  # fmt: skip
+    assert main(held) == 2
+    assert "learned on dataset 'wine'" in _err_line(capsys) and not (tmp_path / "w").exists()
+    assert main([*held, "--force", "--json"]) == 0
+    capsys.readouterr()
+    # an existing file is not overwritten
+    again = ["experience", "build", "--from", str(ensemble_runs / "wine"), "--out",
+             str(model_file)]  # fmt: skip
+    assert main(again) == 2 and "already exists" in _err_line(capsys)
+
+
+def test_bad_input_exits_2_with_one_line(ensemble_runs, tmp_path, capsys):
+    other = tmp_path / "other" / "study.json"
+    Study(Problem(PLANE, plane), "random", max_evaluations=3, path=other).optimize()
+    mixed = ["experience", "build", "--from", str(ensemble_runs / "wine"), str(other.parent),
+             "--out", str(tmp_path / "m.exp")]  # fmt: skip
+    assert main(mixed) == 2
+    assert "searched different spaces (only in" in _err_line(capsys)
+    assert not (tmp_path / "m.exp").exists()
+    assert main(["experience", "build", "--from", str(tmp_path / "none"), "--out",
+                 str(tmp_path / "m.exp")]) == 2  # fmt: skip
+    assert "holds no study" in _err_line(capsys)
+    plane_model = tmp_path / "plane.exp"
+    build_experience([other.parent], plane_model)
+    base = ["tune", "--task", "ensemble", "--dataset", "digits", "--budget", "2",
+            "--solver", "expsracos", "--out", str(tmp_path / "o")]  # fmt: skip
+    assert main([*base, "--experience", str(plane_model)]) == 2
+    assert "another space" in _err_line(capsys)
+    damaged = tmp_path / "damaged.exp"
+    damaged.write_bytes(plane_model.read_bytes()[:-8])
+    assert main([*base, "--experience", str(damaged)]) == 2
+    assert "damaged.exp" in _err_line(capsys)
+    assert main([*base, "--solver-option", "k=0"]) == 2
+    assert "k must be an integer >= 1, got 0" in _err_line(capsys)
+    assert main([*base[:-4], "--solver", "random", "--experience", str(plane_model),
+                 "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+    assert "--experience is for --solver expsracos" in _err_line(capsys)
+    assert main(["tune", "--task", "ensemble", "--dataset", "cifar", "--budget", "2",
+                 "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+    assert "unknown dataset of the ensemble task 'cifar'" in _err_line(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_solvers_json_lists_expsracos(capsys):
+    assert main(["solvers", "--json"]) == 0
+    records = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {"experience", "k", "select"} <= set(records["expsracos"]["options"])
+    assert records["expsracos"]["native"]["constraints"] == "penalty"
+
+
+FAIRNESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fairness"
+
+
+@pytest.mark.skipif(not FAIRNESS.is_dir(), reason=f"needs the shared data at {FAIRNESS}")
+def test_the_ensemble_task_reads_a_tabular_set_with_disjoint_splits():
+    table = load_table("german", 0, str(FAIRNESS))
+    sizes = [len(part[1]) for part in (table.train, table.val, table.test)]
+    assert sizes == [500, 250, 250] and table.classes.tolist() == [0, 1]
+    rows = [{tuple(r) for r in part[0].round(6)} for part in (table.train, table.val, table.test)]
+    assert not (rows[0] & rows[1]) and not (rows[0] & rows[2]) and not (rows[1] & rows[2])
+    other = load_table("german", 1, str(FAIRNESS))
+    np.testing.assert_array_equal(np.sort(other.test[1]), np.sort(table.test[1]))  # fixed test
+    assert not np.array_equal(other.val[1], table.val[1])  # the split seed moves val
