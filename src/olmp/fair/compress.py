@@ -12,6 +12,7 @@ record reports the constraints on val and test for the reference and the result.
 
 from __future__ import annotations
 
+import collections
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,7 +23,14 @@ from torch import nn
 from olmp.data.registry import DatasetSplits
 from olmp.errors import OlmpError
 from olmp.fair.metrics import check_epsilon, fairness_report, get_constraint, term_value
-from olmp.fair.train import FairSettings, group_codes, predict, primal_dual_step, term_bounds
+from olmp.fair.train import (
+    ASCENT_WINDOW,
+    FairSettings,
+    group_codes,
+    predict,
+    primal_dual_step,
+    term_bounds,
+)
 from olmp.task import SPLITS, SplitsTask
 
 _CONSTRAINT = re.compile(r"^\s*([a-z]+)\s*<=\s*([0-9.eE+-]+)\s*$")
@@ -111,6 +119,7 @@ class FairTask(SplitsTask):
         train, chosen = self.splits.train, [get_constraint(n) for n in self.constraints]
         bounds = term_bounds(self.constraints)
         multipliers = torch.zeros(len(bounds))
+        recent: collections.deque = collections.deque(maxlen=ASCENT_WINDOW)
         optimizer = torch.optim.SGD(
             model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4
         )
@@ -125,8 +134,9 @@ class FairTask(SplitsTask):
                 rows = order[start : start + self.batch_size]
                 batch = (train.x[rows], train.y[rows], groups[rows])
                 _, multipliers = primal_dual_step(
-                    model, optimizer, batch, chosen, bounds, multipliers, FairSettings.dual_lr
-                )
+                    model, optimizer, batch, chosen, bounds, multipliers,
+                    FairSettings.dual_lr, recent,
+                )  # fmt: skip
                 schedule.step()
                 step += 1
                 if on_step is not None:
