@@ -5,9 +5,11 @@ Padala and Gujar (IJCAI 2020) put each constraint ``measure <= epsilon`` into th
     L(theta, lambda) = cross-entropy(theta) + sum_i lambda_i * (measure_i(theta) - epsilon),
 
 and alternate, on every mini-batch, a descent step on the weights ``theta`` with an ascent
-step on the multipliers ``lambda_i >= 0``. The measures are estimated on the batch from
-**soft** predictions (the probability of label 1), which are differentiable; a multiplier
-grows while its constraint is violated and shrinks back towards 0 once it holds.
+step on the multipliers ``lambda_i >= 0``. For the descent the measures are estimated on
+the batch from **soft** predictions (the probability of label 1), which are
+differentiable. The ascent judges them on **hard** predictions, as they are reported, over
+the last :data:`ASCENT_WINDOW` batches (one batch holds too few members of a small group);
+a multiplier grows while its constraint is violated and shrinks towards 0 once it holds.
 
 After every epoch the network is scored on **val** with hard predictions. The epoch kept
 is the most accurate one whose val measures all meet ``epsilon``; while none does, the one
@@ -132,8 +134,8 @@ def primal_dual_step(
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    # The ascent step: grow a multiplier while its constraint is violated, judged on the
-    # batch's hard predictions (what is reported), not the soft ones.
+    # The ascent step: grow a multiplier while its constraint is violated, judged on hard
+    # predictions (what is reported), not the soft ones.
     predicted = (p.detach() > 0.5).float()
     if recent is not None:
         recent.append((predicted, y, g))
