@@ -268,3 +268,10 @@ def test_cli_solver_options_reach_the_solver_and_bad_ones_are_named(tmp_path, ca
                "--out", str(tmp_path / "bad"))  # fmt: skip
     assert code == 2
     assert "NAME=VALUE" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_tabular_dataset_for_the_cnn_task(tmp_path, capsys):
+    code = main(["tune", "--dataset", "adult", "--budget", "1", "--out", str(tmp_path / "t")])
+    assert code == 2
+    assert "--task ensemble" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()

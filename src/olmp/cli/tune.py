@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from olmp.cli.common import Formatter, add_solver_option, check_names, count, number, seed
 from olmp.console import StepProgress
-from olmp.data import DATASETS
+from olmp.data import DATASETS, TABULAR_DATASETS
 from olmp.dfo.solvers import SOLVERS, parse_solver_options, solver_class
 from olmp.errors import OlmpError
 from olmp.tune import FAMILIES, tune
@@ -28,6 +28,11 @@ def _progress(budget: int) -> tuple[StepProgress, Callable[[int, int, float | No
 def _tune(args: argparse.Namespace) -> int:
     if args.task == "cnn":
         check_names(None, args.dataset)
+        if args.dataset in TABULAR_DATASETS:  # rows of features: nothing to convolve
+            raise OlmpError(
+                f"dataset {args.dataset} is tabular; the cnn task needs images "
+                f"({', '.join(DATASETS)}): use --task ensemble"
+            )
     else:
         check_dataset(args.dataset)
     solver_class(args.solver)
