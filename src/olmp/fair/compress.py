@@ -132,8 +132,9 @@ class FairTask(SplitsTask):
                 batch = (train.x[rows], train.y[rows], groups[rows])
                 # One batch per ascent, as FNNC: a pruned network has a few hundred steps
                 # to win its fairness back, and the batch estimate's upward bias pushes
-                # harder (on Adult seed 0: 407x under dp <= 0.05, against 1.0x when the
-                # ascent judged the last 8 batches, as olmp fair train does).
+                # harder. On one Adult reference under dp <= 0.05 it kept 8.0x where the
+                # 8-batch window of olmp fair train kept nothing (1.0x); on another both
+                # kept nothing (benchmarks/fair.py compress).
                 _, multipliers = primal_dual_step(
                     model, optimizer, batch, chosen, bounds, multipliers, FairSettings.dual_lr
                 )
