@@ -301,19 +301,7 @@ def _tune_ensemble(
     )
     write_json_atomic(out / "trials.json", records)
     complete = [r for r in records if r["state"] == "complete"]
-    summary: dict[str, Any] = {
-        "task": "ensemble",
-        "dataset": config["dataset"],
-        "solver": config["solver"],
-        "trials": len(records),
-        "failed": len(records) - len(complete),
-        "best_val_accuracy": None,
-        "test_accuracy": None,
-        "best_settings": None,
-        "study": str(out / "study.json"),
-        "trials_file": str(out / "trials.json"),
-        "plot": str(out / "best_val.png"),
-    }
+    summary = {"task": "ensemble", **_empty_summary(out, records, config, "study.json")}
     if complete:
         best = max(complete, key=lambda r: r["val_accuracy"])
         errors = test_error(objective, best["settings"])  # the one read of test
@@ -395,19 +383,8 @@ def _finish(
     keep_weights: bool = False,
 ) -> dict[str, Any]:
     complete = [r for r in records if r["state"] == "complete"]
-    summary: dict[str, Any] = {
-        "dataset": config["dataset"],
-        "solver": config["solver"],
-        "trials": len(records),
-        "failed": len(records) - len(complete),
-        "best_val_accuracy": None,
-        "test_accuracy": None,
-        "best_checkpoint": None,
-        "best_settings": None,
-        "study": str(out / ("mads.json" if config["solver"] == "mads" else "study.json")),
-        "trials_file": str(out / "trials.json"),
-        "plot": str(out / "best_val.png"),
-    }
+    study = "mads.json" if config["solver"] == "mads" else "study.json"
+    summary = {**_empty_summary(out, records, config, study), "best_checkpoint": None}
     if not complete:
         return summary
     best = max(complete, key=lambda r: r["val_accuracy"])
@@ -465,6 +442,24 @@ def best_so_far(records: list[dict[str, Any]]) -> list[float]:
             best = max(best, r["val_accuracy"])
         curve.append(best if best > -math.inf else math.nan)
     return curve
+
+
+def _empty_summary(
+    out: Path, records: list[dict[str, Any]], config: dict[str, Any], study: str
+) -> dict[str, Any]:
+    """The summary's fields before the best trial is known (its own fields are ``None``)."""
+    return {
+        "dataset": config["dataset"],
+        "solver": config["solver"],
+        "trials": len(records),
+        "failed": sum(r["state"] != "complete" for r in records),
+        "best_val_accuracy": None,
+        "test_accuracy": None,
+        "best_settings": None,
+        "study": str(out / study),
+        "trials_file": str(out / "trials.json"),
+        "plot": str(out / "best_val.png"),
+    }
 
 
 def _plot(path: Path, records: list[dict[str, Any]], title: str) -> None:
