@@ -21,7 +21,7 @@ from torch import nn
 
 from olmp.data.registry import DatasetSplits
 from olmp.errors import OlmpError
-from olmp.fair.metrics import check_epsilon, fairness_report, get_constraint, term_value
+from olmp.fair.metrics import check_epsilon, fairness_report, get_constraint, violation
 from olmp.fair.train import (
     FairSettings,
     group_codes,
@@ -84,12 +84,7 @@ class FairTask(SplitsTask):
         part = self._split(split)
         pred = predict(model, part.x)
         report = fairness_report(pred, part.y, part.groups[self.protected])
-        violation = max(
-            term_value(report, term) - eps
-            for name, eps in self.constraints.items()
-            for term in get_constraint(name).terms
-        )
-        return report["accuracy"], {**report, "violation": violation}
+        return report["accuracy"], {**report, "violation": violation(report, self.constraints)}
 
     def constraint_report(self, model: nn.Module, split: str) -> dict[str, float]:
         return self._report(model, split)[1]

@@ -143,6 +143,16 @@ def constraint_value(report: dict[str, float], constraints: Sequence[str]) -> fl
     return max(term_value(report, t) for name in constraints for t in get_constraint(name).terms)
 
 
+def violation(report: dict[str, float], bounds: dict[str, float]) -> float:
+    """How far ``report`` breaks constraints ``{name: epsilon}``: the largest measure minus
+    its epsilon (met when <= 0)."""
+    return max(
+        term_value(report, term) - eps
+        for name, eps in bounds.items()
+        for term in get_constraint(name).terms
+    )
+
+
 def check_epsilon(value: object) -> float:
     """``value`` as a float in [0, 1], or an error naming it."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
