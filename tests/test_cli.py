@@ -368,8 +368,8 @@ def test_compress_explains_a_strict_val_rule(capsys):
         "compression_ratio": 10.0,
         "reference_val_accuracy": 0.97,
         "history": [
-            {"round": 1, "compression_ratio": 10.0, "val_accuracy": 0.97},
-            {"round": 2, "compression_ratio": 150.0, "val_accuracy": 0.955},
+            {"round": 1, "size": 0.1, "compression_ratio": 10.0, "val_accuracy": 0.97},
+            {"round": 2, "size": 1 / 150, "compression_ratio": 150.0, "val_accuracy": 0.955},
         ],
     }
     _explain_selection(result)
@@ -380,7 +380,14 @@ def test_compress_explains_a_strict_val_rule(capsys):
     _explain_selection(result)
     err = capsys.readouterr().err
     assert "--tolerance 0.015" in err and "paired standard error of 0.005." in err
-    result["history"].pop()
+    # A lucky smaller round is judged as the selection judges it, pooled with round 2.
+    lucky = {"round": 3, "size": 1 / 200, "compression_ratio": 200.0, "val_accuracy": 0.975}
+    result["history"].append(lucky)
+    _explain_selection(result)
+    err = capsys.readouterr().err
+    assert "round 3 reached 200.0x" in err and "96.50% smoothed" in err
+    assert "--tolerance 0.005" in err
+    del result["history"][1:]
     _explain_selection(result)
     assert capsys.readouterr().err == ""
 

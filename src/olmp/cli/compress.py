@@ -18,6 +18,7 @@ from olmp.cli.common import (
     weights_arguments,
 )
 from olmp.compression import CompressConfig, RunState, compress, prepare_run_dir
+from olmp.compression.selection import fitted_accuracies, run_candidates
 from olmp.console import StepProgress, console, print_table, results
 from olmp.data import DatasetSplits
 from olmp.errors import OlmpError, OptionError
@@ -194,13 +195,19 @@ def _print_constraints(result: dict) -> None:
 
 
 def _explain_selection(result: dict) -> None:
-    """Say so when the search found much smaller networks than the one val accepted."""
-    if not result["history"]:
+    """Say so when the search found much smaller networks than the one val accepted, and
+    what tolerance would accept them (by the selection's rule: their own val accuracy and
+    the one smoothed over the run)."""
+    history = result["history"]
+    if not history:
         return
-    smallest = max(result["history"], key=lambda h: h["compression_ratio"])
+    smallest = max(history, key=lambda h: h["compression_ratio"])
     if smallest["compression_ratio"] < 1.2 * result["compression_ratio"]:
         return
-    needed = result["reference_val_accuracy"] - smallest["val_accuracy"]
+    reference = result["reference_val_accuracy"]
+    candidates = run_candidates(reference, history, result.get("final_attempts", []))
+    fitted = fitted_accuracies(candidates)[1 + history.index(smallest)]
+    needed = reference - min(fitted, smallest["val_accuracy"])
     error = standard_error_of_change(result, "val")
     scale = (
         f" For scale, the selected network's val change has a paired standard error of {error:.3f}."
@@ -209,8 +216,9 @@ def _explain_selection(result: dict) -> None:
     )
     console.print(
         f"note: round {smallest['round']} reached {smallest['compression_ratio']:.1f}x with val "
-        f"accuracy {smallest['val_accuracy']:.2%} (reference {result['reference_val_accuracy']:.2%}"
-        f"); --tolerance {needed:.3f} or more would accept networks that small.{scale}"
+        f"accuracy {smallest['val_accuracy']:.2%}, {fitted:.2%} smoothed over the run's networks "
+        f"(reference {reference:.2%}); --tolerance {needed:.3f} or more would accept networks "
+        f"that small.{scale}"
     )
 
 

@@ -4,6 +4,7 @@ derivative-free search, inside an iterative prune-then-adjust loop.
 Modules, in the order a run uses them: :mod:`~olmp.compression.config` (what decides a
 run), :mod:`~olmp.compression.search` (one round's search problem),
 :mod:`~olmp.compression.steps` (scoring, retraining and the other pieces of a round),
+:mod:`~olmp.compression.selection` (which network is the result),
 :mod:`~olmp.compression.compressor` (the loop, backtracking, the final phase, the record),
 :mod:`~olmp.compression.run_folder` (files on disk, resume) and
 :mod:`~olmp.compression.api` (:func:`compress`).
@@ -24,8 +25,11 @@ One round:
    the default), or as Dynamic Network Surgery (``adjust="dns"``: straight-through
    gradients to every weight, masks re-derived with hysteresis — prune at
    ``|w| <= 0.9 t``, splice back at ``|w| > 1.1 t`` — every few steps).
-3. **Select.** Measure val accuracy of ``W ⊙ M``; the smallest network whose val accuracy
-   is at least ``reference val accuracy - tolerance`` is the best so far (keep-best).
+3. **Select.** Measure val accuracy of ``W ⊙ M``. The best so far is the smallest network
+   whose val accuracy is at least ``reference val accuracy - tolerance``, both its own and
+   as smoothed over every network of the run (:mod:`~olmp.compression.selection`: a curve
+   that never rises as the network shrinks), so a network that passes by luck on a
+   thousand val images is pooled with its unluckier neighbours in size.
 
 After ``backtrack_after`` rounds in a row that fail the val rule, the run goes back to the
 best network and searches with half the tolerance. Rounds stop when the network has not
@@ -33,8 +37,9 @@ shrunk by 1 % for ``patience`` rounds, when rounds fail again after ``backtracks
 returns to the same best network, or when a budget (rounds, candidate evaluations, wall
 time) is spent; the result's ``stop_reason`` names which. Then the final phase fine-tunes,
 with frozen masks, up to ``final_candidates`` rounds smaller than the best whose val accuracy
-came close to the threshold (the smallest first, then a bisection by size), and keeps the
-smallest that holds val; when none does, the best itself is fine-tuned and kept if that
+came close to the threshold (the smallest first, then a bisection by size); each fine-tuned
+network joins the run's networks and the best is selected again over all of them. When no
+smaller one is selected, the best itself is fine-tuned, and the fine-tuned network is kept if it
 raises its val accuracy. The test split is read once, for the report.
 
 Every round's end state is saved in the run folder, so an interrupted run resumes from the
