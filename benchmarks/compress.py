@@ -25,7 +25,7 @@ a plot of test accuracy against compression ratio (benchmarks/results/compress_<
     python benchmarks/compress.py --setting lenet-300-100/mnist-5k --seeds 0 1 2
     python benchmarks/compress.py --setting lenet-300-100/fashion-mnist --seeds 0 1 2  # hours
     python benchmarks/compress.py --setting lenet-5/fashion-mnist --seeds 0 1 2        # hours
-    python benchmarks/compress.py --setting lenet-300-100/fashion-mnist --set backtrack_after=3
+    python benchmarks/compress.py --setting lenet-300-100/fashion-mnist --set adjust_steps=1000
 
 OLMP runs, baseline results and references are kept in --workdir and reused (an
 interrupted benchmark resumes, and seeds run separately can be tabled together).

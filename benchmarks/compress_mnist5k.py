@@ -10,7 +10,7 @@ benchmarks/results/compress_mnist5k_<solver>_<adjust>.json.
     python benchmarks/compress_mnist5k.py                      # NCS, seeds 0 1 2
     python benchmarks/compress_mnist5k.py --solver cmaes
     python benchmarks/compress_mnist5k.py --adjust dns          # Dynamic Network Surgery
-    python benchmarks/compress_mnist5k.py --set distill=0.9 --set final_steps=3000
+    python benchmarks/compress_mnist5k.py --set adjust_lr=0.02 --set final_steps=3000
 
 `--set FIELD=VALUE` overrides any other `CompressConfig` field; the result file's name then
 carries the overrides too, and `--tag TAG` ends it (so a rerun can keep an older record).

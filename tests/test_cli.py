@@ -215,7 +215,7 @@ def test_list_shows_models_and_datasets(capsys):
 
 
 TINY = [
-    "--rounds",
+    "--max-rounds",
     "1",
     "--evaluations-per-round",
     "20",
@@ -254,17 +254,15 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
     assert (run_dir / "result.json").read_bytes() == before
 
     other = tmp_path / "options"
-    extra = ["--racing-z", "2.5", "--search-can-grow", "--backtrack-shrink", "1.5"]
-    extra += ["--final-order", "smallest-first", "--solver-option", "r=0.8"]
-    extra += ["--solver-option", "epoch=2"]
+    extra = ["--racing-z", "2.5", "--adjust-lr", "0.02", "--batch-size", "16"]
+    extra += ["--time-limit", "600", "--solver-option", "r=0.8", "--solver-option", "epoch=2"]
     assert (
         main(["compress", "--weights", str(digits_checkpoint), "--out", str(other), *TINY, *extra])
         == 0
     )
     config = json.loads((other / "result.json").read_text())["config"]
-    assert config["racing_z"] == 2.5 and config["search_can_grow"] is True
-    assert config["backtrack_shrink"] == 1.5
-    assert config["final_order"] == "smallest-first"
+    assert config["racing_z"] == 2.5 and config["adjust_lr"] == 0.02
+    assert config["batch_size"] == 16 and config["time_limit"] == 600
     assert config["solver_options"] == {"r": 0.8, "epoch": 2}
     capsys.readouterr()
     assert main(["report", str(other)]) == 0
@@ -281,14 +279,12 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
                 *TINY,
                 "--racing-z",
                 "0",
-                "--backtrack-shrink",
-                "0",
             ]
         )
         == 0
     )
     exact_config = json.loads((exact / "result.json").read_text())["config"]
-    assert exact_config["racing_z"] is None and exact_config["backtrack_shrink"] is None
+    assert exact_config["racing_z"] is None
 
 
 @pytest.mark.parametrize(
@@ -299,8 +295,8 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
         (["--solver", "sgd"], "unknown solver 'sgd'; choose one of: " + ", ".join(sorted(SOLVERS))),
         (["--resume"], "holds no state.json"),
         (["--racing-z", "-1"], "--racing-z must be positive, or None for exact decisions"),
-        (["--backtrack-shrink", "1"], "--backtrack-shrink must be greater than 1 or None, got 1.0"),
-        (["--final-order", "best"], "unknown final order 'best'"),
+        (["--time-limit", "-1"], "--time-limit must be a positive number of seconds"),
+        (["--min-keep", "2"], "--min-keep must be in (0, 1], got 2.0"),
         (["--solver-option", "sigma=2"], "solver 'ncs' has no option 'sigma'; its options are"),
         (["--solver-option", "r"], "a solver option is NAME=VALUE (e.g. r=0.8), got 'r'"),
         (["--model", "lenet-5"], "lenet-5 needs images of at least 16x16"),
@@ -398,7 +394,7 @@ def test_cli_and_python_api_make_the_same_run(digits_checkpoint, tmp_path):
     import olmp
 
     fast = {"max_rounds": 2, "evaluations_per_round": 20, "adjust_steps": 10, "final_steps": 10}
-    flags = ["--rounds", "2", "--evaluations-per-round", "20", "--adjust-steps", "10"]
+    flags = ["--max-rounds", "2", "--evaluations-per-round", "20", "--adjust-steps", "10"]
     flags += ["--final-steps", "10"]
     cli_dir = tmp_path / "cli"
     assert (

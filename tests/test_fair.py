@@ -263,7 +263,7 @@ def test_compress_cli_names_bad_fairness_options(
     german_reference, tmp_path, capsys, extra, message
 ):
     argv = ["compress", "--weights", str(german_reference), "--data-dir", str(FAIRNESS),
-            "--out", str(tmp_path / "r"), "--rounds", "1", *extra]  # fmt: skip
+            "--out", str(tmp_path / "r"), "--max-rounds", "1", *extra]  # fmt: skip
     assert main(argv) == 2
     printed = capsys.readouterr().err
     assert message in printed and len(printed.strip().splitlines()) == 1

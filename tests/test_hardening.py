@@ -265,7 +265,7 @@ def test_resume_with_other_weights_is_refused(digits_ref, tmp_path, capsys):
     args = ["train", "--model", "lenet-300-100", "--dataset", "digits", "--out", str(other)]
     assert main([*args, "--epochs", "1", "--seed", "3"]) == 0
     run_dir = tmp_path / "run"
-    fast = ["--rounds", "1", "--evaluations-per-round", "10", "--adjust-steps", "5"]
+    fast = ["--max-rounds", "1", "--evaluations-per-round", "10", "--adjust-steps", "5"]
     fast += ["--final-steps", "5", "--tolerance", "0.02"]
     assert main(["compress", "--weights", str(digits_ref), "--out", str(run_dir), *fast]) == 0
     capsys.readouterr()
@@ -286,12 +286,12 @@ def test_the_time_limit_holds_inside_rounds_and_the_final_phase(digits_reference
     # Without the limit: 40 rounds of 20,000 retraining steps, minutes; checked between
     # rounds only (as before), one round and the final phase alone take far over 10 s.
     config = CompressConfig(
-        max_rounds=40, adjust_steps=20_000, final_steps=20_000, tolerance=0.02, max_time_s=3
+        max_rounds=40, adjust_steps=20_000, final_steps=20_000, tolerance=0.02, time_limit=3
     )
     started = time.perf_counter()
     _, result = compress(model, splits, config)
     took = time.perf_counter() - started
-    assert result["stop_reason"] == "max_time_s"
+    assert result["stop_reason"] == "time_limit"
     # Beyond the limit come only the last step or candidate, the last val score and the
     # result's scores: well under a second on an idle machine; loose for a busy one.
     assert result["wall_time_s"] < 3 + 3, result["wall_time_s"]
@@ -316,8 +316,8 @@ def test_a_time_limit_must_be_a_positive_number(value, digits_ref, tmp_path, cap
     ("extra", "message"),
     [
         (["--split-seed", "-2"], "argument --split-seed: must be in [0, 2**31), got -2"),
-        (["--seed", "-1"], "argument --seed: must be in [0, 2**31), got -1"),
-        (["--rounds", "0"], "--rounds must be at least 1, got 0"),
+        (["--seed", "-1"], "--seed must be in [0, 2**31), got -1"),
+        (["--max-rounds", "0"], "--max-rounds must be at least 1, got 0"),
         (["--seed", "x"], "argument --seed: must be an integer, got 'x'"),
     ],
 )
@@ -416,7 +416,7 @@ def test_paths_of_the_wrong_kind_are_named_as_such(digits_ref, tmp_path, capsys)
 
 def test_progress_lines_when_output_is_not_a_terminal(digits_ref, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    fast = ["--rounds", "2", "--evaluations-per-round", "10", "--adjust-steps", "5"]
+    fast = ["--max-rounds", "2", "--evaluations-per-round", "10", "--adjust-steps", "5"]
     assert main(["compress", "--weights", str(digits_ref), "--out", str(run_dir), *fast]) == 0
     err = capsys.readouterr().err
     for r in (1, 2):

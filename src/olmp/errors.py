@@ -23,7 +23,7 @@ def unknown_choice(kind: str, value: str, choices: list[str], hint: str = "") ->
 
 class OptionError(OlmpError):
     """A bad value of one named option, e.g. ``OptionError("max_rounds", "must be at least
-    1, got 0")``. Front ends that call the option something else (the CLI's ``--rounds``)
+    1, got 0")``. Front ends that call the option something else (the CLI's ``--max-rounds``)
     re-word it with :meth:`named`."""
 
     def __init__(self, option: str, problem: str) -> None:

@@ -129,8 +129,8 @@ class Task(abc.ABC):
 
 class SplitsTask(Task):
     """Classification accuracy on ``splits``; retraining with :func:`olmp.training.train`
-    on ``splits.train`` (SGD, cosine schedule, optional random-shift augmentation and
-    distillation from ``teacher``). Candidates are scored by
+    on ``splits.train`` (SGD, cosine schedule, optional random-shift augmentation).
+    Candidates are scored by
     :class:`~olmp.pruning.evaluate.PopulationEvaluator` (``racing_z``: its sequential
     test)."""
 
@@ -142,16 +142,12 @@ class SplitsTask(Task):
         *,
         batch_size: int = 64,
         augment_shift: int = 0,
-        distill: float = 0.0,
-        teacher: nn.Module | None = None,
         racing_z: float | None = None,
     ) -> None:
         self.splits = splits
         self.racing_z = racing_z
         self.batch_size = batch_size
         self.augment_shift = augment_shift
-        self.distill = distill
-        self.teacher = teacher
 
     def _split(self, split: str) -> Split:
         if split not in SPLITS:
@@ -198,8 +194,6 @@ class SplitsTask(Task):
             self.splits.train,
             config,
             on_step=(lambda _, step: on_step(step)) if on_step else None,
-            teacher=self.teacher if self.distill > 0 else None,
-            distill_weight=self.distill,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -294,7 +288,7 @@ class CallableTask(Task):
         train: ``train(model, *, steps, lr, seed, on_step)`` trains ``model`` in place for
             ``steps`` optimiser steps at learning rate ``lr`` (any optimiser and schedule),
             calling ``on_step(step)`` after each step when ``on_step`` is not ``None``
-            (for ``adjust="dns"``, and so that ``max_time_s`` can stop training: it raises
+            (for ``adjust="dns"``, and so that ``time_limit`` can stop training: it raises
             to stop). Without it, rounds do not retrain.
     """
 

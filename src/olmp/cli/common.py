@@ -29,7 +29,8 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _integer(text: str) -> int:
+def integer(text: str) -> int:
+    """An argparse type: an integer (the option's own range is checked later)."""
     try:
         return int(text)
     except ValueError:
@@ -38,7 +39,7 @@ def _integer(text: str) -> int:
 
 def seed(text: str) -> int:
     """An argparse type: a seed, an integer in [0, 2**31)."""
-    value = _integer(text)
+    value = integer(text)
     if not 0 <= value < 2**31:
         raise argparse.ArgumentTypeError(f"must be in [0, 2**31), got {value}")
     return value
@@ -46,7 +47,7 @@ def seed(text: str) -> int:
 
 def count(text: str) -> int:
     """An argparse type: an integer of at least 1."""
-    value = _integer(text)
+    value = integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value

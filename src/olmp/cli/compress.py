@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -13,17 +15,17 @@ from olmp.cli.common import (
     add_solver_option,
     add_weights_options,
     check_names,
+    integer,
     number,
-    seed,
     weights_arguments,
 )
 from olmp.compression import CompressConfig, RunState, compress, prepare_run_dir
+from olmp.compression.config import OPTION_GROUPS, flag
 from olmp.compression.selection import fitted_accuracies, run_candidates
 from olmp.console import StepProgress, console, print_table, results
 from olmp.data import DatasetSplits
 from olmp.errors import OlmpError, OptionError
 from olmp.fair.compress import fairness_constraints
-from olmp.pruning.thresholds import PARAMETRISATIONS
 from olmp.reference import load_weights, pick_device
 from olmp.report import (
     change_line,
@@ -31,88 +33,84 @@ from olmp.report import (
     standard_error_of_change,
     summary_line,
 )
-from olmp.solvers import SOLVERS, parse_solver_options
+from olmp.solvers import parse_solver_options
 
 LARGE_TOLERANCE = 0.05  # tolerances above this get a note on their units
 
 
-#: ``olmp compress`` options that set a :class:`CompressConfig` field: field -> flag. Errors
-#: about a field name the flag, and each option's help shows the field's default.
-COMPRESS_FLAGS = {
-    "tolerance": "--tolerance",
-    "search_tolerance": "--search-tolerance",
-    "solver": "--solver",
-    "solver_options": "--solver-option",
-    "parametrisation": "--parametrisation",
-    "popsize": "--popsize",
-    "evaluations_per_round": "--evaluations-per-round",
-    "max_rounds": "--rounds",
-    "patience": "--patience",
-    "backtrack_after": "--backtrack-after",
-    "backtracks_per_best": "--backtracks-per-best",
-    "backtrack_shrink": "--backtrack-shrink",
-    "search_can_grow": "--search-can-grow",
-    "racing_z": "--racing-z",
-    "max_evaluations": "--max-evaluations",
-    "max_time_s": "--time-limit",
-    "adjust": "--adjust",
-    "adjust_steps": "--adjust-steps",
-    "augment_shift": "--augment-shift",
-    "distill": "--distill",
-    "final_steps": "--final-steps",
-    "final_order": "--final-order",
-    "prune_biases": "--prune-biases",
-    "include": "--include",
-    "exclude": "--exclude",
-    "seed": "--seed",
-}
-#: Options whose value 0 on the command line means "no limit" (None in the config).
-ZERO_MEANS_NONE = ("racing_z", "backtrack_shrink")
+def _argument_kind(annotation: str) -> dict[str, Any]:
+    """argparse settings for a config field of type ``annotation`` (a string: the config
+    module uses postponed annotations)."""
+    base = annotation.removesuffix(" | None")
+    if base == "bool":
+        return {"action": "store_true"}
+    if base == "tuple[str, ...]":
+        return {"nargs": "+"}
+    return {"type": {"float": number, "int": integer, "str": str}[base]}
 
 
-def _dest(flag: str) -> str:
-    return flag.removeprefix("--").replace("-", "_")
+def _value_text(value: Any) -> str:
+    """A default as ``--help`` shows it."""
+    if isinstance(value, tuple):
+        return " ".join(value) or "none"
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _with_default(help: str, shown: str) -> str:
+    return help if "default" in help else f"{help} (default: {shown})"
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per :class:`CompressConfig` field that declares one
+    (:func:`olmp.compression.config.option`), in its group, its help ending with the
+    field's default; ``--solver-option`` for ``solver_options``."""
+    defaults = CompressConfig()
+    groups = {name: parser.add_argument_group(name) for name in OPTION_GROUPS}
+    for f in fields(CompressConfig):
+        if f.name == "solver_options":
+            add_solver_option(groups["search"])
+            continue
+        declared = f.metadata
+        shown = _value_text(getattr(defaults, f.name))
+        if declared["zero_means_none"] and shown == "none":
+            shown = "0"
+        kind = _argument_kind(str(f.type))
+        if declared["metavar"] is not None:
+            kind["metavar"] = declared["metavar"]
+        groups[declared["group"]].add_argument(
+            flag(f.name), help=_with_default(declared["help"], shown).replace("%", "%%"), **kind
+        )
 
 
 def _config_from_args(args: argparse.Namespace) -> CompressConfig:
     """A CompressConfig from the command line; options left out keep their defaults.
     Errors name the flag the user typed, not the config field."""
-    given = {}
-    for name, flag in COMPRESS_FLAGS.items():
-        value = getattr(args, _dest(flag))
-        if value is None or value is False or value == []:
+    given: dict[str, Any] = {}
+    for f in fields(CompressConfig):
+        value = getattr(args, "solver_option" if f.name == "solver_options" else f.name)
+        if value is None or value is False:
             continue
-        if name == "solver_options":
+        if f.name == "solver_options":
             value = parse_solver_options(value)
         elif isinstance(value, list):
             value = tuple(value)
-        elif name in ZERO_MEANS_NONE and value == 0:
+        elif f.metadata["zero_means_none"] and value == 0:
             value = None
-        given[name] = value
+        given[f.name] = value
     try:
         return CompressConfig(**given)
     except OptionError as error:
-        raise error.named(COMPRESS_FLAGS.get(error.option, error.option)) from None
-
-
-def _show_defaults(parser: argparse.ArgumentParser) -> None:
-    """Append each compress option's default (from CompressConfig) to its help."""
-    defaults = CompressConfig()
-    flag_field = {flag: name for name, flag in COMPRESS_FLAGS.items()}
-    for action in parser._actions:
-        name = next((flag_field[o] for o in action.option_strings if o in flag_field), None)
-        if name is None or action.help is None or "default" in action.help:
-            continue
-        value = getattr(defaults, name)
-        if isinstance(value, tuple):
-            value = " ".join(value) or "none"
-        elif isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "the solver's own"
-        elif value is None:
-            value = "none"
-        elif isinstance(value, bool):
-            value = "on" if value else "off"
-        action.help += f" (default: {value})"
+        named = {f.name for f in fields(CompressConfig)}
+        option_name = error.option
+        if option_name in named:
+            option_name = (
+                "--solver-option" if option_name == "solver_options" else flag(option_name)
+            )
+        raise error.named(option_name) from None
 
 
 def run_compression(
@@ -132,7 +130,7 @@ def run_compression(
     round otherwise); print the layer table. ``recipe``: the reference's training recipe;
     ``constraints``, ``protected``: fairness constraints (see :func:`olmp.compress`)."""
     display = StepProgress(
-        "compressing", "round", config.max_rounds, limit_s=config.max_time_s, transient=False
+        "compressing", "round", config.max_rounds, limit_s=config.time_limit, transient=False
     )
 
     def on_round(entry: dict, state: RunState) -> None:
@@ -288,18 +286,6 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     add_weights_options(comp, "trained checkpoint to compress")
     comp.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
-    comp.add_argument(
-        "--tolerance",
-        type=number,
-        help="allowed val-accuracy loss as a fraction, 0.005 = half a point",
-    )
-    comp.add_argument(
-        "--search-tolerance",
-        type=number,
-        help="allowed tune-accuracy loss of a candidate before retraining",
-    )
-    comp.add_argument("--solver", help=", ".join(SOLVERS))
-    add_solver_option(comp)
     fair = comp.add_argument_group("fairness (tabular datasets: adult, compas, german, ...)")
     fair.add_argument(
         "--constraint",
@@ -309,91 +295,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "di<=0.2 (see olmp fair train --help)",
     )
     fair.add_argument("--protected", help="the attribute whose groups --constraint compares")
-    comp.add_argument("--parametrisation", help=f"{', '.join(PARAMETRISATIONS)}")
-    comp.add_argument("--seed", type=seed, help="solver and training seed")
-    budget = comp.add_argument_group("budget")
-    budget.add_argument("--rounds", type=int, help="most search-and-retrain rounds")
-    budget.add_argument("--patience", type=int, help="stop after N rounds without shrinking")
-    budget.add_argument(
-        "--backtrack-after",
-        type=int,
-        metavar="N",
-        help="after N rounds failing val, resume from the best with half the search tolerance",
-    )
-    budget.add_argument(
-        "--backtracks-per-best",
-        type=int,
-        metavar="N",
-        help="end the run when rounds fail again after N returns to the same best network",
-    )
-    budget.add_argument(
-        "--backtrack-shrink",
-        type=number,
-        metavar="FACTOR",
-        help="after a backtrack, let a round shrink the network by at most FACTOR "
-        "(greater than 1; 0: no limit)",
-    )
-    budget.add_argument(
-        "--racing-z",
-        type=number,
-        metavar="Z",
-        help="stop scoring a candidate once the tune samples seen put it Z standard errors "
-        "above or below the search's requirement (0: only once it cannot pass, "
-        "so every decision is exact)",
-    )
-    budget.add_argument("--evaluations-per-round", type=int, help="candidates per search")
-    budget.add_argument("--max-evaluations", type=int, help="total candidate evaluations")
-    budget.add_argument(
-        "--time-limit",
-        type=number,
-        metavar="SECONDS",
-        help="wall-time limit of the whole run, final phase included",
-    )
-    budget.add_argument("--popsize", type=int, help="candidates per solver generation")
-    budget.add_argument(
-        "--adjust-steps", type=int, help="retraining steps per round (finetune or dns)"
-    )
-    budget.add_argument("--final-steps", type=int, help="fine-tuning steps at the end")
-    budget.add_argument(
-        "--final-order",
-        help="which rounds below the best the final phase fine-tunes: bisect (the "
-        "smallest, then a bisection by size) or smallest-first",
-    )
-    comp.add_argument("--adjust", help="retraining between searches: finetune or dns")
-    comp.add_argument(
-        "--augment-shift",
-        type=int,
-        metavar="PIXELS",
-        help="random-shift augmentation while retraining (default: the checkpoint's "
-        "training recipe, 0 when it records none)",
-    )
-    comp.add_argument(
-        "--distill",
-        type=number,
-        metavar="WEIGHT",
-        help="weight of distillation from the dense reference while retraining",
-    )
-    comp.add_argument(
-        "--search-can-grow",
-        action="store_true",
-        help="let a round's search keep more weights than the network it starts from "
-        "(the paper's constraint alone)",
-    )
-    comp.add_argument("--prune-biases", action="store_true", help="mask biases too")
-    comp.add_argument(
-        "--include",
-        nargs="+",
-        metavar="PATTERN",
-        help="glob patterns (fnmatch: *, ?, [..]) of the layer names to prune, e.g. 'fc*'",
-    )
-    comp.add_argument(
-        "--exclude",
-        nargs="+",
-        metavar="PATTERN",
-        help="glob patterns of layer names to leave dense, e.g. 'fc3' or 'features.*'",
-    )
+    add_config_options(comp)
     again = comp.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
     again.add_argument("--force", action="store_true", help="start anew in RUN_DIR")
-    _show_defaults(comp)
     comp.set_defaults(run=_compress)

@@ -16,7 +16,7 @@ One round:
    keeps when its tune-split accuracy is at least ``reference tune accuracy -
    search_tolerance``, and ``1 + shortfall`` otherwise (worse than any feasible candidate,
    but still pointing towards feasibility); the requirement is capped at the starting
-   network's own tune accuracy, so a round never grows the network (``search_can_grow``).
+   network's own tune accuracy, so a round never grows the network.
    On a GPU a population is evaluated in one batched pass; a candidate stops being
    evaluated once it has made too many errors to be feasible, or once the samples seen
    make its feasibility clear by ``racing_z`` standard errors (its accuracy is then
@@ -31,16 +31,17 @@ One round:
    that never rises as the network shrinks), so a network that passes by luck on a
    thousand val images is pooled with its unluckier neighbours in size.
 
-After ``backtrack_after`` rounds in a row that fail the val rule, the run goes back to the
-best network and searches with half the tolerance. Rounds stop when the network has not
-shrunk by 1 % for ``patience`` rounds, when rounds fail again after ``backtracks_per_best``
-returns to the same best network, or when a budget (rounds, candidate evaluations, wall
-time) is spent; the result's ``stop_reason`` names which. Then the final phase fine-tunes,
-with frozen masks, up to ``final_candidates`` rounds smaller than the best whose val accuracy
-came close to the threshold (the smallest first, then a bisection by size); each fine-tuned
-network joins the run's networks and the best is selected again over all of them. When no
-smaller one is selected, the best itself is fine-tuned, and the fine-tuned network is kept if it
-raises its val accuracy. The test split is read once, for the report.
+After three rounds in a row that fail the val rule, the run goes back to the best network
+and searches with half the tolerance. Rounds stop when the network has not shrunk by 1 % for
+``patience`` rounds, when rounds fail again after a return to the same best network, or
+when a budget (rounds, candidate evaluations, wall time) is spent; the result's
+``stop_reason`` names which. Then the final phase fine-tunes, with frozen masks, up to four
+rounds smaller than the best whose val accuracy came close to the threshold (the smallest
+first, then a bisection by size); each fine-tuned network joins the run's networks and the
+best is selected again over all of them. When no smaller one is selected, the best itself is
+fine-tuned, and the fine-tuned network is kept if it
+raises its val accuracy. The test split is read once, for the report. These rules are
+:class:`Compressor`'s class attributes, each with its measured reason; they are not options.
 
 Every round's end state is saved in the run folder, so an interrupted run resumes from the
 last finished round and, being seeded per round, ends where an uninterrupted run would.
@@ -50,7 +51,6 @@ from olmp.compression.api import compress, splits_task
 from olmp.compression.compressor import Compressor
 from olmp.compression.config import (
     ADJUST_MODES,
-    FINAL_ORDERS,
     CompressConfig,
     RunState,
 )
@@ -77,7 +77,6 @@ from olmp.compression.steps import (
 
 __all__ = [
     "ADJUST_MODES",
-    "FINAL_ORDERS",
     "PLOT_PNG",
     "PRUNED_CHECKPOINT",
     "RESULT_JSON",

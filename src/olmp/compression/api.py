@@ -58,7 +58,7 @@ def compress(
             :class:`olmp.task.CallableTask`): ``evaluate(model, split) -> float`` for
             ``split`` in ``"tune"``, ``"val"``, ``"test"`` (higher is better), and
             optionally ``train(model, *, steps, lr, seed, on_step)``. The config's
-            ``batch_size``, ``augment_shift`` and ``distill`` then do not apply.
+            ``batch_size`` and ``augment_shift`` then do not apply.
         task: any :class:`olmp.task.Task`, for full control (instead of the above).
         run_dir: folder for the run record, resumable state, pruned checkpoint and plot.
         resume: continue the interrupted run in ``run_dir``.
@@ -160,7 +160,6 @@ def splits_task(
     options = {
         "batch_size": config.batch_size,
         "augment_shift": config.augment_shift,
-        "distill": config.distill,
         "racing_z": config.racing_z,
     }
     if not constraints:

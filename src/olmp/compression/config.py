@@ -1,5 +1,12 @@
 """What decides a compression run: :class:`CompressConfig` (stored whole in the run
-record) and :class:`RunState`, what a run carries from one round to the next."""
+record) and :class:`RunState`, what a run carries from one round to the next.
+
+Each config field is declared once, with its command-line option (:func:`option`):
+``olmp compress`` builds its options from these declarations, so a flag, its help and
+its default cannot drift from the field. The loop's fixed rules (backtracking, the final
+phase) are not options; they are :class:`~olmp.compression.compressor.Compressor`'s
+class attributes, each with its measured reason.
+"""
 
 from __future__ import annotations
 
@@ -14,23 +21,38 @@ from olmp.solvers import SOLVERS, check_solver_options
 from olmp.training import TrainConfig
 
 ADJUST_MODES = ("dns", "finetune")
-FINAL_ORDERS = ("bisect", "smallest-first")
 FALLBACK_BATCH_SIZE = 64  # retraining batch when the reference's recipe is not known
 #: CompressConfig fields added after runs were already being recorded, with the value that
 #: reproduces what a run recorded without the field did.
-FIELDS_ADDED_LATER: dict[str, Any] = {
-    "backtrack_after": None,
-    "backtracks_per_best": None,
-    "search_can_grow": True,
-    "racing_z": None,
-    "backtrack_shrink": None,
-    "final_order": "smallest-first",
-}
+FIELDS_ADDED_LATER: dict[str, Any] = {"racing_z": None}
+#: Fields renamed since runs were recorded: old name -> new name.
+FIELDS_RENAMED = {"max_time_s": "time_limit"}
+#: Option groups of ``olmp compress --help``, in order.
+OPTION_GROUPS = ("search", "budget", "retraining", "layers")
+
+
+def option(
+    help: str,
+    group: str = "search",
+    *,
+    metavar: str | None = None,
+    zero_means_none: bool = False,
+) -> dict[str, Any]:
+    """A field's command-line option, as field metadata: ``--name-with-dashes``, ``help``,
+    its ``group`` (one of :data:`OPTION_GROUPS`); ``zero_means_none``: 0 on the command
+    line means ``None`` (no limit)."""
+    assert group in OPTION_GROUPS, group
+    return {"help": help, "group": group, "metavar": metavar, "zero_means_none": zero_means_none}
+
+
+def flag(name: str) -> str:
+    """The command-line flag of config field ``name``: ``max_rounds`` -> ``--max-rounds``."""
+    return "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True)
 class CompressConfig:
-    """Everything that decides a compression run (a run record stores it whole).
+    """Everything a user decides about a compression run (a run record stores it whole).
 
     Attributes:
         tolerance: allowed val-accuracy loss of the result against the reference (0 = none).
@@ -44,34 +66,7 @@ class CompressConfig:
         search_step: the solver's initial step, as a fraction of each variable's range.
             Small, because each round starts from the incumbent and near it most large
             moves break the accuracy constraint.
-        evaluations_per_round: candidate evaluations of one round's search.
-        max_rounds: most search-and-adjust rounds.
-        patience: stop after this many rounds that did not shrink the network by 1 %.
-        backtrack_after: after this many rounds in a row that fail the val rule, go back to
-            the best network and halve the search tolerance, so the search takes smaller
-            steps from the last network that held its accuracy (``None``: never). Measured
-            in BENCHMARKS.md: on fashion-mnist it lifts LeNet-300-100 from 9.3× to 15.1×
-            (median of two seeds) in a third of the time; on mnist-5k the median stays.
-        backtracks_per_best: how often the run may go back to the same best network; when
-            the rounds after the last of them fail the val rule again, the run ends
-            (``None``: no limit). Each halving makes the search stricter than tune
-            accuracy can measure, and then it keeps weights rather than pruning them: in
-            BENCHMARKS.md, unlimited retries spent the last seven of 35 LeNet-5 rounds
-            growing the network from 39× back to 1.1×.
-        backtrack_shrink: after a backtrack, a round may shrink the network by at most
-            this factor: when the search's choice is smaller, the step is shortened along
-            the line from the starting network to it (``None``: no limit). For a
-            reference that is lucky on val, where the first, large steps all fail the val
-            rule and a smaller one may hold it: on two such LeNet-5 / fashion-mnist seeds
-            (BENCHMARKS.md) a factor of 2 gave the final phase networks of 2–8× to choose
-            from where without it the run kept nothing.
-        search_can_grow: let a round's search return a network larger than the one it
-            starts from. With ``False`` (the default) the search's accuracy requirement is
-            capped at the tune accuracy of the network it starts from, so that network is
-            always feasible and a round never grows it: after a backtrack, or when
-            retraining has not recovered the tolerance, the search prunes only what keeps
-            tune accuracy where it is, instead of re-growing weights towards the reference.
-            ``True`` is the paper's constraint alone (relative to the reference).
+        min_keep: smallest keep fraction the ``keep-ratio`` search may give a layer.
         racing_z: stop scoring a candidate on the tune split once the part seen puts its
             accuracy more than this many standard errors above or below the search's
             requirement (a sequential test, see
@@ -79,8 +74,12 @@ class CompressConfig:
             cannot reach the requirement for certain, so feasibility is decided exactly.
             At the default 3 a LeNet-5 search on fashion-mnist runs 2.2× faster and its
             600 feasibility decisions all agree with the exact ones (BENCHMARKS.md).
+        seed: seeds the solver and the training order, per round.
+        evaluations_per_round: candidate evaluations of one round's search.
+        max_rounds: most search-and-adjust rounds.
+        patience: stop after this many rounds that did not shrink the network by 1 %.
         max_evaluations: total candidate evaluation budget (``None``: no limit).
-        max_time_s: wall-time budget, in seconds, for the whole run: scoring the reference,
+        time_limit: wall-time budget, in seconds, for the whole run: scoring the reference,
             the rounds and the final phase (``None``: no limit). It is checked between
             candidates of a search and after every training step, so a round is cut short
             when the time is spent (its best candidate so far stands, its retraining stops)
@@ -90,19 +89,8 @@ class CompressConfig:
             reached smaller networks in our measurements, see BENCHMARKS.md) or ``dns``
             (Dynamic Network Surgery: pruned weights keep learning and can be spliced back).
         adjust_steps: training steps per round; ``adjust_lr`` their peak learning rate.
-        mask_update_every: steps between DNS mask updates.
         final_steps: fine-tuning steps with frozen masks at the end; ``final_lr`` their
             peak learning rate.
-        final_candidates, final_margin: how many rounds smaller than the best the final
-            phase fine-tunes, and how far below the val threshold they may start.
-        final_order: which of those rounds the final phase fine-tunes. ``bisect`` (the
-            default): the smallest first, then a bisection over the rest by size, so the
-            attempts home in on the size where fine-tuning stops holding val wherever it
-            lies (:func:`smallest_passing`); ``smallest-first``: the smallest ones in
-            order, which spends every attempt on networks far below that size when the
-            last rounds overshot it.
-        distill: weight of knowledge distillation from the dense reference in every
-            retraining (0 turns it off).
         batch_size, augment_shift: the retraining's batch size and random-shift
             augmentation (pixels). ``None`` (the default): the reference's own training
             recipe (``recipe=`` of :func:`compress`, which the CLI reads from the
@@ -113,44 +101,105 @@ class CompressConfig:
             measured worse, BENCHMARKS.md).
         prune_biases: mask biases with their layer's threshold too (the paper did).
         include, exclude: name patterns choosing the prunable layers.
-        min_keep: smallest keep fraction the ``keep-ratio`` search may give a layer.
-        seed: seeds the solver and the training order, per round.
     """
 
-    tolerance: float = 0.0
-    search_tolerance: float = 0.02
-    solver: str = "ncs"
-    solver_options: dict[str, Any] = field(default_factory=dict)
-    parametrisation: str = "keep-ratio"
-    popsize: int = 10
-    search_step: float = 0.02
-    evaluations_per_round: int = 300
-    max_rounds: int = 60
-    patience: int = 8
-    backtrack_after: int | None = 3
-    backtracks_per_best: int | None = 1
-    backtrack_shrink: float | None = 2.0
-    search_can_grow: bool = False
-    racing_z: float | None = 3.0
-    max_evaluations: int | None = None
-    max_time_s: float | None = None
-    adjust: str = "finetune"
-    adjust_steps: int = 500
-    adjust_lr: float = 0.01
-    mask_update_every: int = 10
-    final_steps: int = 1500
-    final_lr: float = 0.01
-    final_candidates: int = 4
-    final_margin: float = 0.01
-    final_order: str = "bisect"
-    distill: float = 0.0
-    batch_size: int | None = None
-    augment_shift: int | None = None
-    prune_biases: bool = False
-    include: tuple[str, ...] = ("*",)
-    exclude: tuple[str, ...] = ()
-    min_keep: float = 1e-4
-    seed: int = 0
+    tolerance: float = field(
+        default=0.0,
+        metadata=option("allowed val-accuracy loss as a fraction, 0.005 = half a point"),
+    )
+    search_tolerance: float = field(
+        default=0.02,
+        metadata=option("allowed tune-accuracy loss of a candidate before retraining"),
+    )
+    solver: str = field(default="ncs", metadata=option(", ".join(SOLVERS)))
+    solver_options: dict[str, Any] = field(default_factory=dict)  # --solver-option
+    parametrisation: str = field(default="keep-ratio", metadata=option(", ".join(PARAMETRISATIONS)))
+    popsize: int = field(default=10, metadata=option("candidates per solver generation"))
+    search_step: float = field(
+        default=0.02,
+        metadata=option("the solver's first step, as a fraction of each variable's range"),
+    )
+    min_keep: float = field(
+        default=1e-4,
+        metadata=option("smallest keep fraction the keep-ratio search may give a layer"),
+    )
+    racing_z: float | None = field(
+        default=3.0,
+        metadata=option(
+            "stop scoring a candidate once the tune samples seen put it Z standard errors "
+            "above or below the search's requirement (0: only once it cannot pass, so every "
+            "decision is exact)",
+            metavar="Z",
+            zero_means_none=True,
+        ),
+    )
+    seed: int = field(default=0, metadata=option("solver and training seed"))
+    evaluations_per_round: int = field(
+        default=300, metadata=option("candidates per search", "budget")
+    )
+    max_rounds: int = field(default=60, metadata=option("most search-and-retrain rounds", "budget"))
+    patience: int = field(
+        default=8, metadata=option("stop after N rounds without shrinking by 1 %", "budget")
+    )
+    max_evaluations: int | None = field(
+        default=None, metadata=option("total candidate evaluations", "budget")
+    )
+    time_limit: float | None = field(
+        default=None,
+        metadata=option(
+            "wall-time limit of the whole run, final phase included", "budget", metavar="SECONDS"
+        ),
+    )
+    adjust: str = field(
+        default="finetune",
+        metadata=option("retraining between searches: finetune or dns", "retraining"),
+    )
+    adjust_steps: int = field(
+        default=500, metadata=option("retraining steps per round", "retraining")
+    )
+    adjust_lr: float = field(
+        default=0.01, metadata=option("peak learning rate of a round's retraining", "retraining")
+    )
+    final_steps: int = field(
+        default=1500, metadata=option("fine-tuning steps at the end", "retraining")
+    )
+    final_lr: float = field(
+        default=0.01, metadata=option("peak learning rate of the final fine-tuning", "retraining")
+    )
+    batch_size: int | None = field(
+        default=None,
+        metadata=option(
+            "retraining batch size (default: the checkpoint's training recipe, 64 when it "
+            "records none)",
+            "retraining",
+        ),
+    )
+    augment_shift: int | None = field(
+        default=None,
+        metadata=option(
+            "random-shift augmentation while retraining (default: the checkpoint's training "
+            "recipe, 0 when it records none)",
+            "retraining",
+            metavar="PIXELS",
+        ),
+    )
+    prune_biases: bool = field(default=False, metadata=option("mask biases too", "layers"))
+    include: tuple[str, ...] = field(
+        default=("*",),
+        metadata=option(
+            "glob patterns (fnmatch: *, ?, [..]) of the layer names to prune, e.g. 'fc*'",
+            "layers",
+            metavar="PATTERN",
+        ),
+    )
+    exclude: tuple[str, ...] = field(
+        default=(),
+        metadata=option(
+            "glob patterns of layer names to leave dense, e.g. 'fc3' or 'features.*'",
+            "layers",
+            metavar="PATTERN",
+        ),
+    )
 
     def __post_init__(self) -> None:
         def check(name: str, ok: bool, allowed: str) -> None:
@@ -186,43 +235,27 @@ class CompressConfig:
             "max_rounds",
             "patience",
             "adjust_steps",
-            "mask_update_every",
         ):
             check(name, getattr(self, name) >= 1, "at least 1")
         if self.batch_size is not None:
             check("batch_size", self.batch_size >= 1, "at least 1, or None for the recipe's")
-        for name in ("final_steps", "final_candidates"):
-            check(name, getattr(self, name) >= 0, "at least 0")
+        check("final_steps", self.final_steps >= 0, "at least 0")
         if self.augment_shift is not None:
             check("augment_shift", self.augment_shift >= 0, "at least 0, or None for the recipe's")
         for name in ("adjust_lr", "final_lr"):
             check(name, finite(name) and getattr(self, name) > 0, "a positive number")
-        if self.backtrack_after is not None:
-            check("backtrack_after", self.backtrack_after >= 1, "at least 1 or None")
-        if self.backtrack_shrink is not None:
-            check(
-                "backtrack_shrink",
-                finite("backtrack_shrink") and self.backtrack_shrink > 1,
-                "greater than 1 or None",
-            )
-        if self.backtracks_per_best is not None:
-            check("backtracks_per_best", self.backtracks_per_best >= 0, "at least 0 or None")
         if self.max_evaluations is not None:
             check("max_evaluations", self.max_evaluations >= 1, "at least 1 or None")
-        if self.max_time_s is not None:
+        if self.time_limit is not None:
             check(
-                "max_time_s",
-                finite("max_time_s") and self.max_time_s > 0,
+                "time_limit",
+                finite("time_limit") and self.time_limit > 0,
                 "a positive number of seconds or None",
             )
         check("search_step", finite("search_step") and 0 < self.search_step <= 1, "in (0, 1]")
-        check("final_margin", finite("final_margin") and self.final_margin >= 0, "at least 0")
         check("min_keep", finite("min_keep") and 0 < self.min_keep <= 1, "in (0, 1]")
-        if self.final_order not in FINAL_ORDERS:
-            raise unknown_choice("final order", self.final_order, list(FINAL_ORDERS))
         if self.adjust not in ADJUST_MODES:
             raise unknown_choice("adjust mode", self.adjust, list(ADJUST_MODES))
-        check("distill", finite("distill") and 0 <= self.distill <= 1, "in [0, 1]")
         if self.racing_z is not None:
             check(
                 "racing_z",
@@ -241,11 +274,14 @@ class CompressConfig:
 
         A field the record lacks, because it was written before the field existed, gets
         the value that reproduces how such runs behaved (:data:`FIELDS_ADDED_LATER`), not
-        today's default: a resumed old run ends as it would have.
+        today's default; renamed fields are read under their new names. Fields that are
+        no longer options (the loop's rules, distillation) are ignored: such a run
+        resumes under today's rules.
         """
         known = {f.name for f in fields(cls)}
+        renamed = {FIELDS_RENAMED.get(k, k): v for k, v in record.items()}
         values = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in known
+            k: tuple(v) if isinstance(v, list) else v for k, v in renamed.items() if k in known
         }
         for name, old_behaviour in FIELDS_ADDED_LATER.items():
             values.setdefault(name, old_behaviour)

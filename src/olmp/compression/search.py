@@ -4,8 +4,8 @@
 death-penalty fitness (:func:`~olmp.compression.steps.search_fitness`) that a solver of
 :mod:`olmp.solvers` minimises from the current network, scoring each population through
 the task's population scorer. The starting network is scored first, so a round never ends
-worse than it began; with ``search_can_grow=False`` the requirement is capped at its own
-tune accuracy, so it stays feasible.
+worse than it began, and the requirement is capped at its own tune accuracy, so it stays
+feasible.
 """
 
 from __future__ import annotations
@@ -62,12 +62,15 @@ def search_round(
     lower, upper = param.bounds()
     start = np.clip(param.encode(keep_fractions(layers, masks)), lower, upper)
     scorer = task.population_scorer(model, layers, config.prune_biases)
-    incumbent, incumbent_accuracy = start[None, :], None
-    if not config.search_can_grow:  # the starting network must stay feasible
-        incumbent_accuracy = scorer(param.thresholds(incumbent))
-        # ... unless it breaks the task's constraints (a negative score): then it is not.
-        if incumbent_accuracy[0] >= 0:
-            required = min(required, float(incumbent_accuracy[0]))
+    # The starting network must stay feasible, so a round never grows it: after a
+    # backtrack, or when retraining has not recovered the tolerance, the search prunes only
+    # what keeps tune accuracy where it is instead of re-growing weights towards the
+    # reference (the paper's constraint alone, relative to the reference, did that) ...
+    incumbent = start[None, :]
+    incumbent_accuracy = scorer(param.thresholds(incumbent))
+    # ... unless it breaks the task's constraints (a negative score): then it is not.
+    if incumbent_accuracy[0] >= 0:
+        required = min(required, float(incumbent_accuracy[0]))
     total = float(sum(layer.n_weights for layer in layers))
     best = {"fitness": math.inf, "z": start, "accuracy": float("nan")}
 

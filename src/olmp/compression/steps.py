@@ -31,7 +31,7 @@ SMALL_VAL_ERROR = 0.01
 
 
 class OutOfTime(Exception):
-    """Raised inside a search or a retraining when ``max_time_s`` is spent, to stop it."""
+    """Raised inside a search or a retraining when ``time_limit`` is spent, to stop it."""
 
 
 def masked_score(
@@ -133,18 +133,16 @@ def shortened_step(
     return start + low * (end - start)
 
 
-def smallest_passing(
-    count: int, attempts: int, passes: Callable[[int], bool], order: str = "bisect"
-) -> int | None:
+def smallest_passing(count: int, attempts: int, passes: Callable[[int], bool]) -> int | None:
     """The index of the smallest network found to pass, probing at most ``attempts`` of
     ``count`` candidates sorted from the smallest (index 0) up; ``None`` if none passed.
 
     ``passes(i)`` fine-tunes and checks candidate ``i``. A larger network passes more
-    often, so after the smallest fails, ``bisect`` halves the rest: a pass sends it to
-    the smaller half, a failure to the larger. ``smallest-first`` tries them in order.
+    often, so after the smallest fails the rest is bisected: a pass sends the search to
+    the smaller half, a failure to the larger. The attempts so home in on the size where
+    fine-tuning stops holding val, wherever it lies; trying the smallest in order spends
+    every attempt far below that size when the last rounds overshot it.
     """
-    if order == "smallest-first":
-        return next((i for i in range(min(count, attempts)) if passes(i)), None)
     if count == 0 or attempts == 0:
         return None
     if passes(0):
