@@ -13,6 +13,7 @@ from olmp.baselines import (
     dns_coefficient,
     dns_thresholds,
     global_masks,
+    gmp_step,
     prune_baseline,
     rescale_keep,
     uniform_masks,
@@ -142,7 +143,12 @@ def test_prune_baseline_holds_val_and_shrinks(trained, method):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"method": "magic"}, "unknown method 'magic'; choose one of: dns, global, sa, uniform"),
+        (
+            {"method": "magic"},
+            "unknown method 'magic'; choose one of: dns, global, gmp-global, gmp-layer, sa, "
+            "uniform",
+        ),
+        ({"gmp_ratios": (10, 0.5)}, "gmp_ratios must be numbers above 1, got (10, 0.5)"),
         ({"tolerance": -0.1}, "tolerance must be in [0, 1), got -0.1"),
         ({"final_keep": 1.5}, "final_keep must be in (0, 1), got 1.5"),
         ({"stages": 0}, "stages must be at least 1, got 0"),
@@ -185,3 +191,53 @@ def test_dns_coefficients_must_match_the_layers(trained):
     config = BaselineConfig(method="dns", dns_coefficients=(2.0, 2.5))
     with pytest.raises(OlmpError, match=r"dns_coefficients has 2 values; give one, or one per"):
         prune_baseline(model, trained[1], config)
+
+
+@pytest.mark.parametrize("allocation", ["global", "layer"])
+def test_a_gmp_step_keeps_the_largest_within_the_current_masks(trained, allocation):
+    from olmp.pruning.masks import apply_masks, current_masks, remove_masks
+
+    model = _model(trained)
+    layers = find_prunable_layers(model)
+    apply_masks(layers, uniform_masks(layers, 0.5), straight_through=False)
+    before = current_masks(layers)
+    gmp_step(layers, 0.1, allocation)
+    after = current_masks(layers)
+    remove_masks(layers, bake=False)
+    kept = [int(after[layer.weight_name].sum()) for layer in layers]
+    total = [layer.n_weights for layer in layers]
+    for layer in layers:  # only removes weights
+        assert not (after[layer.weight_name] & ~before[layer.weight_name]).any()
+    if allocation == "global":
+        assert sum(kept) == pytest.approx(0.1 * sum(total), abs=2)
+        weights = [layer.module.weight.detach().abs() for layer in layers]
+        names = [layer.weight_name for layer in layers]
+        smallest_kept = min(float(w[after[n]].min()) for w, n in zip(weights, names, strict=True))
+        largest_dropped = max(
+            float(w[before[n] & ~after[n]].max()) for w, n in zip(weights, names, strict=True)
+        )
+        assert smallest_kept >= largest_dropped
+    else:
+        for k, n in zip(kept, total, strict=True):
+            assert k == pytest.approx(0.1 * n, abs=1)
+
+
+@pytest.mark.parametrize("method", ["gmp-global", "gmp-layer"])
+def test_gradual_magnitude_pruning_reaches_each_target_and_keeps_the_largest_that_holds_val(
+    trained, method
+):
+    model = _model(trained)
+    splits = trained[1]
+    config = BaselineConfig(
+        method=method, stages=2, stage_steps=100, tolerance=0.05, gmp_ratios=(2, 5, 20)
+    )
+    _, record = prune_baseline(model, splits, config)
+    history = record["history"]
+    assert [h["target_ratio"] for h in history] == [2, 5, 20]
+    for h in history:
+        assert h["compression_ratio"] == pytest.approx(h["target_ratio"], rel=0.02)
+    feasible = [h for h in history if h["feasible"]]
+    assert feasible, history
+    assert record["compression_ratio"] == pytest.approx(feasible[-1]["compression_ratio"])
+    assert record["val_accuracy"] >= record["reference_val_accuracy"] - 0.05
+    assert record["retrain_steps"] == 200 * 3

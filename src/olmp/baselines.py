@@ -29,6 +29,15 @@ layers:
 For ``global``, ``uniform`` and ``sa``, weights pruned at one stage stay pruned (the
 network is baked to ``W ⊙ M`` before the next stage ranks magnitudes), so the schedule
 only ever removes weights.
+
+``gmp-global``, ``gmp-layer``
+    gradual magnitude pruning (Zhu & Gupta 2017, "To prune, or not to prune"): one run per
+    target ratio of ``gmp_ratios``, each spending the whole budget (``stages ×
+    stage_steps`` steps) from the reference: in the first half the sparsity follows the
+    cubic schedule ``s_t = s_f · (1 − (1 − t / T_half)³)`` with the masks recomputed by
+    magnitude every ``gmp_update_every`` steps (one threshold for the network, or the
+    same fraction in each layer), in the second half the masks stay. The result is the
+    largest target whose network holds the val rule.
 """
 
 from __future__ import annotations
@@ -49,11 +58,21 @@ from olmp.compression import adjust, masked_score
 from olmp.data.registry import DatasetSplits
 from olmp.errors import OlmpError, unknown_choice
 from olmp.pruning.layers import PrunableLayer, find_prunable_layers
-from olmp.pruning.masks import Masks, compression_ratios, layer_counts, magnitude_masks
+from olmp.pruning.masks import (
+    Masks,
+    applied_mask,
+    apply_masks,
+    compression_ratios,
+    current_masks,
+    dense_tensor,
+    layer_counts,
+    magnitude_masks,
+    remove_masks,
+)
 from olmp.pruning.thresholds import MeanStd
 from olmp.task import SplitsTask, Task, paired_changes, reported_outcomes
 
-METHODS = ("global", "uniform", "sa", "dns")
+METHODS = ("global", "uniform", "sa", "dns", "gmp-global", "gmp-layer")
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,8 @@ class BaselineConfig:
         dns_coefficients: ``c`` per prunable layer for ``dns`` (one value: every layer);
             2.5 keeps roughly 2 % of a Gaussian-initialised layer, and
             :func:`dns_coefficient` turns a wanted keep fraction into its ``c``.
+        gmp_ratios: the target compression ratios of ``gmp-*``, one run each.
+        gmp_update_every: steps between ``gmp-*`` mask updates while pruning.
         seed: seeds retraining order and the annealing.
     """
 
@@ -93,6 +114,8 @@ class BaselineConfig:
     sa_end_temperature: float = 0.05
     sa_step: float = 0.35
     dns_coefficients: tuple[float, ...] = (2.5,)
+    gmp_ratios: tuple[float, ...] = (5, 10, 20, 50, 75, 100, 125, 150, 200)
+    gmp_update_every: int = 100
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -102,7 +125,9 @@ class BaselineConfig:
             raise OlmpError(f"tolerance must be in [0, 1), got {self.tolerance}")
         if not 0 < self.final_keep < 1:
             raise OlmpError(f"final_keep must be in (0, 1), got {self.final_keep}")
-        for name in ("stages", "patience", "sa_evaluations"):
+        if not self.gmp_ratios or min(self.gmp_ratios) <= 1:
+            raise OlmpError(f"gmp_ratios must be numbers above 1, got {self.gmp_ratios}")
+        for name in ("stages", "patience", "sa_evaluations", "gmp_update_every"):
             if getattr(self, name) < 1:
                 raise OlmpError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.stage_steps < 0:
@@ -256,49 +281,18 @@ def _bake(layers: list[PrunableLayer], masks: Masks) -> None:
             layer.module.weight.mul_(masks[layer.weight_name].to(layer.module.weight.device))
 
 
-def prune_baseline(
+def staged_runs(
     model: nn.Module,
-    splits: DatasetSplits | None = None,
-    config: BaselineConfig | None = None,
-    *,
-    task: Task | None = None,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Prune the trained ``model`` in place with a baseline method; returns
-    ``(pruned model, result record)`` with the fields of an OLMP result record that apply
-    (compression ratios, val and test accuracy beside the reference's and their paired
-    change, per-layer counts, per-stage history, retraining steps, wall time).
-
-    The data come as ``splits`` (classification, retrained with the config's
-    ``batch_size`` and ``augment_shift``) or as any :class:`olmp.task.Task`.
-    """
-    config = config or BaselineConfig()
-    if (splits is None) == (task is None):
-        raise OlmpError("give prune_baseline() exactly one of splits= or task=")
-    if task is None:
-        task = SplitsTask(splits, batch_size=config.batch_size, augment_shift=config.augment_shift)
-    started = time.perf_counter()
-    layers = find_prunable_layers(model)
-    if config.method == "dns" and len(config.dns_coefficients) not in (1, len(layers)):
-        names = ", ".join(layer.name for layer in layers)
-        raise OlmpError(
-            f"dns_coefficients has {len(config.dns_coefficients)} values; give one, or one "
-            f"per prunable layer ({len(layers)}: {names})"
-        )
-    rng = np.random.default_rng(config.seed)
-    reference = {
-        f"reference_{split}_accuracy": task.score(model, split) for split in ("tune", "val", "test")
-    }
-    reference_outcomes = reported_outcomes(task, model)
-    required = reference["reference_val_accuracy"] - config.tolerance
-    best = {
-        "stage": 0,
-        "state": copy.deepcopy(model.state_dict()),
-        "masks": {
-            layer.weight_name: torch.ones_like(layer.module.weight, dtype=torch.bool)
-            for layer in layers
-        },
-        "val_accuracy": reference["reference_val_accuracy"],
-    }
+    layers: list[PrunableLayer],
+    task: Task,
+    config: BaselineConfig,
+    required: float,
+    best: dict[str, Any],
+    rng: np.random.Generator,
+) -> tuple[dict[str, Any], list[dict[str, Any]], int, int]:
+    """The stage loop of ``global``, ``uniform``, ``sa`` and ``dns``: returns the best
+    stage (the reference's ``best`` when none holds val), the history, the retraining
+    steps and the candidate allocations scored."""
     coefficients = np.broadcast_to(np.asarray(config.dns_coefficients, dtype=float), (len(layers),))
     history: list[dict[str, Any]] = []
     evaluations = steps = failures = 0
@@ -355,6 +349,127 @@ def prune_baseline(
             failures += 1
             if failures >= config.patience:
                 break
+    return best, history, steps, evaluations
+
+
+def gmp_step(layers: list[PrunableLayer], keep: float, allocation: str) -> None:
+    """Shrink the applied masks in place to keep ``keep`` of the weights, by magnitude:
+    one threshold for the network (``global``) or ``keep`` of each layer (``layer``)."""
+    values = [
+        (dense_tensor(layer, "weight") * applied_mask(layer, "weight")).abs() for layer in layers
+    ]
+    if allocation == "global":
+        flat = torch.cat([v.flatten() for v in values])
+        k = max(1, round(keep * flat.numel()))
+        cutoffs = [torch.topk(flat, k).values.min()] * len(layers)
+    else:
+        cutoffs = [
+            torch.topk(v.flatten(), max(1, round(keep * v.numel()))).values.min() for v in values
+        ]
+    with torch.no_grad():
+        for layer, v, cutoff in zip(layers, values, cutoffs, strict=True):
+            applied_mask(layer, "weight").copy_((v >= cutoff) & (v > 0))
+
+
+def gradual_runs(
+    model: nn.Module,
+    layers: list[PrunableLayer],
+    task: Task,
+    config: BaselineConfig,
+    required: float,
+    best: dict[str, Any],
+) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    """``gmp-*``: one gradual-pruning run per target of ``gmp_ratios`` from the reference;
+    returns the largest target that holds val (the reference's ``best`` when none does),
+    the history and the retraining steps of all runs."""
+    allocation = config.method.removeprefix("gmp-")
+    reference = copy.deepcopy(model.state_dict())
+    budget = config.stages * config.stage_steps
+    pruning_steps = budget // 2
+    history: list[dict[str, Any]] = []
+    for ratio in sorted(config.gmp_ratios):
+        model.load_state_dict(reference)
+        final = 1.0 / ratio
+
+        def on_step(step: int, final: float = final) -> None:
+            due = step % config.gmp_update_every == 0 or step == pruning_steps
+            if due and step <= pruning_steps:
+                progress = step / pruning_steps
+                gmp_step(layers, 1.0 - (1.0 - final) * (1.0 - (1.0 - progress) ** 3), allocation)
+
+        apply_masks(layers, uniform_masks(layers, 1.0), straight_through=False)
+        if pruning_steps == 0:
+            gmp_step(layers, final, allocation)
+        seed = config.seed * 100_003 + round(ratio)
+        task.retrain(model, steps=budget, lr=config.lr, seed=seed, on_step=on_step)
+        masks = current_masks(layers)
+        remove_masks(layers, bake=False)
+        _bake(layers, masks)
+        val = masked_score(task, model, layers, masks, "val")
+        reached, _ = compression_ratios(layers, masks)
+        feasible = val + 1e-12 >= required
+        entry = {"target_ratio": ratio, "compression_ratio": reached, "val_accuracy": val}
+        history.append(entry | {"feasible": feasible})
+        if feasible:
+            best = {
+                "stage": len(history),
+                "state": copy.deepcopy(model.state_dict()),
+                "masks": masks,
+                "val_accuracy": val,
+            }
+    return best, history, budget * len(history)
+
+
+def prune_baseline(
+    model: nn.Module,
+    splits: DatasetSplits | None = None,
+    config: BaselineConfig | None = None,
+    *,
+    task: Task | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Prune the trained ``model`` in place with a baseline method; returns
+    ``(pruned model, result record)`` with the fields of an OLMP result record that apply
+    (compression ratios, val and test accuracy beside the reference's and their paired
+    change, per-layer counts, per-stage history, retraining steps, wall time).
+
+    The data come as ``splits`` (classification, retrained with the config's
+    ``batch_size`` and ``augment_shift``) or as any :class:`olmp.task.Task`.
+    """
+    config = config or BaselineConfig()
+    if (splits is None) == (task is None):
+        raise OlmpError("give prune_baseline() exactly one of splits= or task=")
+    if task is None:
+        task = SplitsTask(splits, batch_size=config.batch_size, augment_shift=config.augment_shift)
+    started = time.perf_counter()
+    layers = find_prunable_layers(model)
+    if config.method == "dns" and len(config.dns_coefficients) not in (1, len(layers)):
+        names = ", ".join(layer.name for layer in layers)
+        raise OlmpError(
+            f"dns_coefficients has {len(config.dns_coefficients)} values; give one, or one "
+            f"per prunable layer ({len(layers)}: {names})"
+        )
+    rng = np.random.default_rng(config.seed)
+    reference = {
+        f"reference_{split}_accuracy": task.score(model, split) for split in ("tune", "val", "test")
+    }
+    reference_outcomes = reported_outcomes(task, model)
+    required = reference["reference_val_accuracy"] - config.tolerance
+    best = {
+        "stage": 0,
+        "state": copy.deepcopy(model.state_dict()),
+        "masks": {
+            layer.weight_name: torch.ones_like(layer.module.weight, dtype=torch.bool)
+            for layer in layers
+        },
+        "val_accuracy": reference["reference_val_accuracy"],
+    }
+    evaluations = 0
+    if config.method.startswith("gmp-"):
+        best, history, steps = gradual_runs(model, layers, task, config, required, best)
+    else:
+        best, history, steps, evaluations = staged_runs(
+            model, layers, task, config, required, best, rng
+        )
     model.load_state_dict(best["state"])
     masks = best["masks"]
     _bake(layers, masks)  # DNS keeps pruned weights' values until the end
