@@ -27,9 +27,9 @@ One round:
    ``|w| <= 0.9 t``, splice back at ``|w| > 1.1 t`` — every few steps).
 3. **Select.** Measure val accuracy of ``W ⊙ M``. The best so far is the smallest network
    whose val accuracy is at least ``reference val accuracy - tolerance``, both its own and
-   as smoothed over every network of the run (:mod:`~olmp.compression.selection`: a curve
-   that never rises as the network shrinks), so a network that passes by luck on a
-   thousand val images is pooled with its unluckier neighbours in size.
+   the mean over the run's networks within a factor 1.25 of its size
+   (:mod:`~olmp.compression.selection`), so a network that passes by luck on a thousand
+   val images is pooled with its unluckier neighbours in size.
 
 After three rounds in a row that fail the val rule, the run goes back to the best network
 and searches with half the tolerance. Rounds stop when the network has not shrunk by 1 % for

@@ -18,7 +18,7 @@ from olmp.compression.config import CompressConfig, RunState
 from olmp.compression.record import result_record
 from olmp.compression.run_folder import DamagedRunFile, RunFolder, check_resumable
 from olmp.compression.search import search_round
-from olmp.compression.selection import Candidate, fitted_accuracies, run_candidates, select
+from olmp.compression.selection import Candidate, run_candidates, select, smoothed_accuracies
 from olmp.compression.steps import (
     OutOfTime,
     adjust,
@@ -313,10 +313,10 @@ class Compressor:
 
     def _select_best(self) -> None:
         """Make the best the network :func:`~olmp.compression.selection.select` picks:
-        the smallest whose val accuracy, smoothed over the run's networks, clears the
-        threshold and that meets the task's constraints. With none, the dense reference
-        (marked ``constraints_met: False`` when it breaks them): what a run that finds
-        nothing better returns."""
+        the smallest whose val accuracy, its own and the mean over networks of about its
+        size, clears the threshold and that meets the task's constraints. With none, the
+        dense reference (marked ``constraints_met: False`` when it breaks them): what a run
+        that finds nothing better returns."""
         found = self._candidates()
         candidates = [c for c, _ in found]
         index = select(candidates, self._val_threshold())
@@ -324,8 +324,8 @@ class Compressor:
         self.state.best = {
             "size": chosen.size,
             "val_accuracy": chosen.val_accuracy,
-            "fitted_val_accuracy": float(
-                fitted_accuracies(candidates)[0 if index is None else index]
+            "smoothed_val_accuracy": float(
+                smoothed_accuracies(candidates)[0 if index is None else index]
             ),
             **where,
         }

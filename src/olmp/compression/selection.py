@@ -1,4 +1,5 @@
-"""Which of a run's networks is the result: val accuracy smoothed over the run.
+"""Which of a run's networks is the result: val accuracy smoothed over networks of about
+the same size.
 
 A run scores dozens of networks on one val split of about a thousand images, where one
 network's accuracy has a standard error of about half a point. Keeping the smallest
@@ -6,26 +7,30 @@ network whose own val score clears the threshold keeps the luckiest of many: on
 LeNet-300-100 / mnist-5k that rule kept a 151.9× network with val equal to the reference's
 and 1.3 points less on test (BENCHMARKS.md).
 
-The rule here pools each network's score with its neighbours in size instead. Networks of
-one run are nested prunings of one another, so a smaller one is not expected to be more
-accurate: the val accuracies are fitted by a least-squares curve that never increases as
-the network shrinks (isotonic regression), and the result is the smallest network whose
-*fitted* accuracy clears the threshold as well as its own. A lucky small network is
-averaged with the unluckier ones around it; the reference's own score stays the threshold,
-unsmoothed. No setting: the only assumption is that monotonicity.
+The rule here also asks the networks around it: a candidate's *smoothed* accuracy is the
+mean val accuracy of the run's networks within a factor :data:`WINDOW` of its size (itself
+included), and the result is the smallest network whose own and smoothed accuracies both
+clear the threshold. A lucky small network is averaged with the unluckier ones of about its
+size, and repeated rounds of one size count as repeated measurements. The window is local
+on purpose: a run that went back to an earlier network and pruned again holds networks of
+one size from different branches, and a global fit (a curve that never rises as the
+network shrinks, tried first) let one unlucky early round veto every smaller network of
+the other branch (``benchmarks/selection.py``). The reference's own score stays the
+threshold, unsmoothed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import isotonic_regression
 
-#: Sizes closer than this are one size (rounds that kept the same network).
-SAME_SIZE = 1e-9
+#: Networks within this factor of a candidate's size are averaged into its smoothed
+#: accuracy (1.25: a 100× candidate pools the networks of 80–125×).
+WINDOW = 1.25
 
 
 @dataclass(frozen=True)
@@ -38,40 +43,27 @@ class Candidate:
     eligible: bool = True
 
 
-def fitted_accuracies(candidates: Sequence[Candidate]) -> np.ndarray:
-    """Each candidate's val accuracy fitted by the least-squares curve that does not
-    increase as size decreases; candidates of one size share their mean's fit."""
+def smoothed_accuracies(candidates: Sequence[Candidate]) -> np.ndarray:
+    """Each candidate's mean val accuracy over the candidates within a factor
+    :data:`WINDOW` of its size (itself included)."""
     if not candidates:
         return np.zeros(0)
-    sizes = np.array([c.size for c in candidates])
+    log_size = np.log([c.size for c in candidates])
     values = np.array([c.val_accuracy for c in candidates])
-    group_of = np.empty(len(candidates), dtype=int)
-    means: list[float] = []  # per size, smallest first: the sum of scores, then the mean
-    weights: list[float] = []
-    group_start = -np.inf
-    for i in np.argsort(sizes, kind="stable"):
-        if sizes[i] - group_start > SAME_SIZE:  # a new size
-            group_start = sizes[i]
-            means.append(0.0)
-            weights.append(0.0)
-        means[-1] += values[i]
-        weights[-1] += 1.0
-        group_of[i] = len(means) - 1
-    mean = np.array(means) / np.array(weights)
-    fit = isotonic_regression(mean, weights=np.array(weights), increasing=True).x
-    return fit[group_of]
+    near = np.abs(log_size[:, None] - log_size[None, :]) <= math.log(WINDOW) + 1e-12
+    return (near * values[None, :]).sum(axis=1) / near.sum(axis=1)
 
 
 def select(candidates: Sequence[Candidate], threshold: float) -> int | None:
     """Index of the smallest eligible candidate whose val accuracy, both its own and the
-    fitted, is at least ``threshold`` (of one size, the one with the highest own score),
-    or ``None``. Its own score is what a user checks; the fitted one is what makes it
+    smoothed, is at least ``threshold`` (of one size, the one with the highest own score),
+    or ``None``. Its own score is what a user checks; the smoothed one is what makes it
     more than luck."""
-    fit = fitted_accuracies(candidates)
+    smooth = smoothed_accuracies(candidates)
     passing = [
         i
         for i, c in enumerate(candidates)
-        if c.eligible and min(fit[i], c.val_accuracy) + 1e-12 >= threshold
+        if c.eligible and min(smooth[i], c.val_accuracy) + 1e-12 >= threshold
     ]
     if not passing:
         return None
