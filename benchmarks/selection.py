@@ -5,12 +5,14 @@ the fact). Every rule then picks among the same networks (the reference and each
 not the final phase's fine-tuned ones, which a run does not keep), so the rules differ
 only in how they read val:
 
-* ``point``: the smallest network whose own val accuracy clears the threshold (the rule
-  before 5e90a50);
+* ``point``: the smallest network whose own val accuracy clears the threshold (the
+  product's rule);
 * ``isotonic``: its own and its fitted val accuracy, fitted over all the run's networks by a
-  curve that never rises as the network shrinks (5e90a50);
+  least-squares curve that never rises as the network shrinks (tried in 5e90a50);
 * ``window F``: its own val accuracy and the mean over the networks within a factor ``F``
-  of its size (``olmp.compression.selection.select`` with its ``WINDOW``, and wider).
+  of its size (window 1.25 tried in 954a5ff).
+
+Neither smoothing was adopted: BENCHMARKS.md ("Selecting under val noise") has why.
 
     python benchmarks/selection.py RUN_DIR [RUN_DIR ...] [--tolerance 0] [--json OUT]
 
@@ -24,6 +26,7 @@ import argparse
 import json
 import math
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +35,19 @@ from scipy.optimize import isotonic_regression
 
 from olmp.compression import STATE_JSON, masked_score, split_snapshot
 from olmp.compression.run_folder import snapshot_path
-from olmp.compression.selection import WINDOW, Candidate, select
 from olmp.files import load_checkpoint
 from olmp.pruning.layers import find_prunable_layers
 from olmp.pruning.masks import compression_ratios
 from olmp.reference import load_weights
 from olmp.task import SplitsTask
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One network a run could return: its kept fraction of the weights, its val accuracy."""
+
+    size: float
+    val_accuracy: float
 
 
 def score_rounds(run_dir: Path) -> dict:
@@ -97,14 +107,10 @@ def window_rule(factor: float):
     return rule
 
 
-def product_rule(candidates: list[Candidate], threshold: float) -> int:
-    return select(candidates, threshold) or 0
-
-
 RULES = {
-    "point": point_rule,
+    "point (olmp)": point_rule,
     "isotonic": isotonic_rule,
-    f"window {WINDOW:g} (olmp)": product_rule,
+    "window 1.25": window_rule(1.25),
     "window 1.5": window_rule(1.5),
     "window 2": window_rule(2.0),
 }

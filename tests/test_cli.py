@@ -364,8 +364,8 @@ def test_compress_explains_a_strict_val_rule(capsys):
         "compression_ratio": 10.0,
         "reference_val_accuracy": 0.97,
         "history": [
-            {"round": 1, "size": 0.1, "compression_ratio": 10.0, "val_accuracy": 0.97},
-            {"round": 2, "size": 1 / 150, "compression_ratio": 150.0, "val_accuracy": 0.955},
+            {"round": 1, "compression_ratio": 10.0, "val_accuracy": 0.97},
+            {"round": 2, "compression_ratio": 150.0, "val_accuracy": 0.955},
         ],
     }
     _explain_selection(result)
@@ -376,14 +376,7 @@ def test_compress_explains_a_strict_val_rule(capsys):
     _explain_selection(result)
     err = capsys.readouterr().err
     assert "--tolerance 0.015" in err and "paired standard error of 0.005." in err
-    # A lucky smaller round is judged as the selection judges it, pooled with round 2.
-    lucky = {"round": 3, "size": 1 / 170, "compression_ratio": 170.0, "val_accuracy": 0.975}
-    result["history"].append(lucky)
-    _explain_selection(result)
-    err = capsys.readouterr().err
-    assert "round 3 reached 170.0x" in err and "96.50% over the networks" in err
-    assert "--tolerance 0.005" in err
-    del result["history"][1:]
+    result["history"].pop()
     _explain_selection(result)
     assert capsys.readouterr().err == ""
 

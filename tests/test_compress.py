@@ -387,35 +387,38 @@ def test_bisect_finds_the_smallest_passing_candidate_within_its_attempts(count):
     assert smallest_passing(0, 4, passes) is None
 
 
-def test_the_final_phase_fine_tunes_smaller_rounds_and_selects_over_every_network(
+def test_the_final_phase_keeps_the_smallest_round_that_fine_tuning_lifts_over_val(
     reference, monkeypatch
 ):
     """Rounds that prune hard fail val at tolerance 0; the final phase fine-tunes the
-    smallest of the rounds below the loop's best first, and the result is what the
-    smoothed selection picks over the reference, every round and every fine-tuned one."""
-    from olmp.compression.selection import run_candidates, select
-
+    smallest of the rounds below the loop's best first, then bisects, and the result is
+    the smallest round that passed."""
     options = {**FAST, "tolerance": 0.0, "search_tolerance": 0.2, "max_rounds": 5}
     _rules(monkeypatch, final_margin=1.0, final_candidates=3)
     config = CompressConfig(**options, patience=5)
     _, result = compress(_model(reference), reference[1], config)
     threshold = result["reference_val_accuracy"]
-    history = result["history"]
-    rounds_only = run_candidates(threshold, history)
-    loop_best = rounds_only[select(rounds_only, threshold) or 0].size
-    smaller = sorted((h for h in history if h["size"] < loop_best), key=lambda h: h["size"])
-    assert smaller, [h["val_accuracy"] for h in history]
+    history = {h["round"]: h for h in result["history"]}
+    loop_best = min(
+        (h["size"] for h in history.values() if h["val_accuracy"] >= threshold), default=1.0
+    )
+    candidates = sorted(
+        (h for h in history.values() if h["size"] < loop_best), key=lambda h: h["size"]
+    )
+    assert candidates, [h["val_accuracy"] for h in history.values()]
     attempts = result["final_attempts"]
-    assert attempts[0]["round"] == smaller[0]["round"]
-    assert len([a for a in attempts if a["size"] < loop_best]) <= 3
-    everything = run_candidates(threshold, history, attempts)
-    picked = select(everything, threshold) or 0
-    assert result["val_accuracy"] >= threshold
-    if picked > len(history):  # a fine-tuned network
-        attempt = attempts[picked - len(history) - 1]
-        assert result["best_fine_tuned"] and result["best_round"] == attempt["round"]
+    assert attempts[0]["round"] == candidates[0]["round"]
+    on_candidates = [a for a in attempts if history[a["round"]]["size"] < loop_best]
+    assert len(on_candidates) <= 3
+    for a in on_candidates:
+        assert a["accepted"] == (a["val_accuracy"] >= threshold)
+    passed = [a for a in on_candidates if a["accepted"]]
+    if passed:
+        smallest = min(passed, key=lambda a: history[a["round"]]["size"])
+        assert result["best_round"] == smallest["round"] and result["best_fine_tuned"]
+        assert result["val_accuracy"] >= threshold
     else:
-        assert not result["best_fine_tuned"] and result["best_round"] == picked
+        assert history.get(result["best_round"], {"size": 1.0})["size"] == loop_best
 
 
 def test_a_finished_runs_final_phase_replays_from_its_folder_without_writing(

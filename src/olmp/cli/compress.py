@@ -21,7 +21,6 @@ from olmp.cli.common import (
 )
 from olmp.compression import CompressConfig, RunState, compress, prepare_run_dir
 from olmp.compression.config import OPTION_GROUPS, flag
-from olmp.compression.selection import run_candidates, smoothed_accuracies
 from olmp.console import StepProgress, console, print_table, results
 from olmp.data import DatasetSplits
 from olmp.errors import OlmpError, OptionError
@@ -193,19 +192,13 @@ def _print_constraints(result: dict) -> None:
 
 
 def _explain_selection(result: dict) -> None:
-    """Say so when the search found much smaller networks than the one val accepted, and
-    what tolerance would accept them (by the selection's rule: their own val accuracy and
-    the mean over networks of about its size)."""
-    history = result["history"]
-    if not history:
+    """Say so when the search found much smaller networks than the one val accepted."""
+    if not result["history"]:
         return
-    smallest = max(history, key=lambda h: h["compression_ratio"])
+    smallest = max(result["history"], key=lambda h: h["compression_ratio"])
     if smallest["compression_ratio"] < 1.2 * result["compression_ratio"]:
         return
-    reference = result["reference_val_accuracy"]
-    candidates = run_candidates(reference, history, result.get("final_attempts", []))
-    smoothed = smoothed_accuracies(candidates)[1 + history.index(smallest)]
-    needed = reference - min(smoothed, smallest["val_accuracy"])
+    needed = result["reference_val_accuracy"] - smallest["val_accuracy"]
     error = standard_error_of_change(result, "val")
     scale = (
         f" For scale, the selected network's val change has a paired standard error of {error:.3f}."
@@ -214,9 +207,8 @@ def _explain_selection(result: dict) -> None:
     )
     console.print(
         f"note: round {smallest['round']} reached {smallest['compression_ratio']:.1f}x with val "
-        f"accuracy {smallest['val_accuracy']:.2%}, {smoothed:.2%} over the networks of about "
-        f"its size (reference {reference:.2%}); --tolerance {needed:.3f} or more would accept "
-        f"networks that small.{scale}"
+        f"accuracy {smallest['val_accuracy']:.2%} (reference {result['reference_val_accuracy']:.2%}"
+        f"); --tolerance {needed:.3f} or more would accept networks that small.{scale}"
     )
 
 

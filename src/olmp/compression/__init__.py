@@ -4,7 +4,6 @@ derivative-free search, inside an iterative prune-then-adjust loop.
 Modules, in the order a run uses them: :mod:`~olmp.compression.config` (what decides a
 run), :mod:`~olmp.compression.search` (one round's search problem),
 :mod:`~olmp.compression.steps` (scoring, retraining and the other pieces of a round),
-:mod:`~olmp.compression.selection` (which network is the result),
 :mod:`~olmp.compression.compressor` (the loop, backtracking, the final phase, the record),
 :mod:`~olmp.compression.run_folder` (files on disk, resume) and
 :mod:`~olmp.compression.api` (:func:`compress`).
@@ -25,11 +24,8 @@ One round:
    the default), or as Dynamic Network Surgery (``adjust="dns"``: straight-through
    gradients to every weight, masks re-derived with hysteresis — prune at
    ``|w| <= 0.9 t``, splice back at ``|w| > 1.1 t`` — every few steps).
-3. **Select.** Measure val accuracy of ``W ⊙ M``. The best so far is the smallest network
-   whose val accuracy is at least ``reference val accuracy - tolerance``, both its own and
-   the mean over the run's networks within a factor 1.25 of its size
-   (:mod:`~olmp.compression.selection`), so a network that passes by luck on a thousand
-   val images is pooled with its unluckier neighbours in size.
+3. **Select.** Measure val accuracy of ``W ⊙ M``; the smallest network whose val accuracy
+   is at least ``reference val accuracy - tolerance`` is the best so far (keep-best).
 
 After three rounds in a row that fail the val rule, the run goes back to the best network
 and searches with half the tolerance. Rounds stop when the network has not shrunk by 1 % for
@@ -37,11 +33,10 @@ and searches with half the tolerance. Rounds stop when the network has not shrun
 when a budget (rounds, candidate evaluations, wall time) is spent; the result's
 ``stop_reason`` names which. Then the final phase fine-tunes, with frozen masks, up to four
 rounds smaller than the best whose val accuracy came close to the threshold (the smallest
-first, then a bisection by size); each fine-tuned network joins the run's networks and the
-best is selected again over all of them. When no smaller one is selected, the best itself is
-fine-tuned, and the fine-tuned network is kept if it
-raises its val accuracy. The test split is read once, for the report. These rules are
-:class:`Compressor`'s class attributes, each with its measured reason; they are not options.
+first, then a bisection by size), and keeps the smallest that holds val; when none does, the
+best itself is fine-tuned and kept if that raises its val accuracy. The test split is read
+once, for the report. These rules are :class:`Compressor`'s class attributes, each with its
+measured reason; they are not options.
 
 Every round's end state is saved in the run folder, so an interrupted run resumes from the
 last finished round and, being seeded per round, ends where an uninterrupted run would.

@@ -18,7 +18,6 @@ from olmp.compression.config import CompressConfig, RunState
 from olmp.compression.record import result_record
 from olmp.compression.run_folder import DamagedRunFile, RunFolder, check_resumable
 from olmp.compression.search import search_round
-from olmp.compression.selection import Candidate, run_candidates, select, smoothed_accuracies
 from olmp.compression.steps import (
     OutOfTime,
     adjust,
@@ -294,43 +293,24 @@ class Compressor:
         self.state.stale_rounds = 0
         return best_round
 
-    def _candidates(self) -> list[tuple[Candidate, dict[str, Any]]]:
-        """Every network the run could return, with where it is kept: the reference
-        (round 0), each round's, and each the final phase fine-tuned."""
-        s = self.state
-        candidates = run_candidates(
-            self.reference["val_accuracy"],
-            s.history,
-            s.final_attempts,
-            self._reference_meets_constraints(),
-        )
-        where = [{"round": 0}] + [{"round": h["round"]} for h in s.history]
-        where += [
-            {"round": a["round"], "fine_tuned": True, "attempt": k}
-            for k, a in enumerate(s.final_attempts)
-        ]
-        return list(zip(candidates, where, strict=True))
-
-    def _select_best(self) -> None:
-        """Make the best the network :func:`~olmp.compression.selection.select` picks:
-        the smallest whose val accuracy, its own and the mean over networks of about its
-        size, clears the threshold and that meets the task's constraints. With none, the
-        dense reference (marked ``constraints_met: False`` when it breaks them): what a run
-        that finds nothing better returns."""
-        found = self._candidates()
-        candidates = [c for c, _ in found]
-        index = select(candidates, self._val_threshold())
-        chosen, where = found[0 if index is None else index]
-        self.state.best = {
-            "size": chosen.size,
-            "val_accuracy": chosen.val_accuracy,
-            "smoothed_val_accuracy": float(
-                smoothed_accuracies(candidates)[0 if index is None else index]
-            ),
-            **where,
-        }
-        if not chosen.eligible:
-            self.state.best["constraints_met"] = False
+    def _consider_best(
+        self, val_acc: float, round_index: int, size: float, constraints_met: bool = True
+    ) -> bool:
+        """Make round ``round_index``'s network (``size`` kept) the best if it is feasible
+        on val (accurate enough, and meeting the task's constraints) and smaller, or the
+        first to meet the constraints. The dense reference is the best to start from even
+        when it breaks them (marked ``constraints_met: False``): it is what a run that
+        finds nothing better returns."""
+        best = self.state.best
+        if round_index == 0 and not constraints_met and not best:
+            best.update(size=size, val_accuracy=val_acc, round=0, constraints_met=False)
+            return False
+        if val_acc + 1e-12 < self._val_threshold() or not constraints_met:
+            return False
+        if best.get("constraints_met", True) and size >= best.get("size", 1.0 + 1e-9):
+            return False
+        self.state.best = {"size": size, "val_accuracy": val_acc, "round": round_index}
+        return True
 
     def _start(self) -> None:
         started = self._start_clock()
@@ -350,7 +330,12 @@ class Compressor:
             self.layers, torch.zeros(len(self.layers)), self.config.prune_biases
         )
         self.snapshots[0] = self._snapshot()
-        self._select_best()
+        self._consider_best(
+            self.reference["val_accuracy"],
+            0,
+            network_size(self.layers, self.masks),
+            self._reference_meets_constraints(),
+        )
         self.state.elapsed_s += time.perf_counter() - started  # scoring the reference counts
         self._save_snapshot(0, self.snapshots[0])
         self._save_state()
@@ -369,6 +354,16 @@ class Compressor:
         constraints = self._constraints("val")
         met = constraints is None or constraints["violation"] <= 0
         size = network_size(self.layers, self.masks)
+        improved = self._consider_best(val_acc, r, size, met)
+        if improved:  # a new best earns its own returns
+            self.state.backtracks_to_best = 0
+        feasible = val_acc + 1e-12 >= self._val_threshold() and met
+        self.state.failed_rounds = 0 if feasible else self.state.failed_rounds + 1
+        shrunk = size < 0.99 * self.state.smallest_size
+        self.state.stale_rounds = 0 if shrunk else self.state.stale_rounds + 1
+        self.state.smallest_size = min(self.state.smallest_size, size)
+        self.state.round = r
+        self.state.elapsed_s += time.perf_counter() - started
         ratio, ratio_b = compression_ratios(self.layers, self.masks)
         entry = {
             "round": r,
@@ -378,6 +373,9 @@ class Compressor:
             "val_accuracy": val_acc,
             "keep_fractions": keep_fractions(self.layers, self.masks).tolist(),
             "thresholds": thresholds.tolist(),
+            "evaluations": self.state.evaluations,
+            "elapsed_s": round(self.state.elapsed_s, 3),
+            "new_best": improved,
             "search_tolerance": self._search_tolerance(),
             "backtracked_to": backtracked_to,
             **summary,
@@ -385,19 +383,6 @@ class Compressor:
         if constraints is not None:
             entry["val_constraints"] = constraints
         self.state.history.append(entry)
-        self._select_best()  # over every network so far, this one included
-        entry["new_best"] = self.state.best["round"] == r
-        if entry["new_best"]:  # a new best earns its own returns
-            self.state.backtracks_to_best = 0
-        feasible = val_acc + 1e-12 >= self._val_threshold() and met
-        self.state.failed_rounds = 0 if feasible else self.state.failed_rounds + 1
-        shrunk = size < 0.99 * self.state.smallest_size
-        self.state.stale_rounds = 0 if shrunk else self.state.stale_rounds + 1
-        self.state.smallest_size = min(self.state.smallest_size, size)
-        self.state.round = r
-        self.state.elapsed_s += time.perf_counter() - started
-        entry["evaluations"] = self.state.evaluations
-        entry["elapsed_s"] = round(self.state.elapsed_s, 3)
         self.snapshots[r] = self._snapshot()
         self._save_snapshot(r, self.snapshots[r])
         self._save_state()
@@ -421,18 +406,23 @@ class Compressor:
         back to the smallest round that held the val rule, as the rounds left it."""
         if self._stop_reason() is None:
             raise OlmpError("the rounds of this run did not end; finish the run first")
+        self.state.best = {}
+        dense_met = self._reference_meets_constraints()
+        self._consider_best(self.reference["val_accuracy"], 0, 1.0, dense_met)
+        for h in self.state.history:
+            met = h.get("val_constraints", {}).get("violation", 0.0) <= 0
+            self._consider_best(h["val_accuracy"], h["round"], h["size"], met)
         self.state.final_attempts, self.state.finished, self.final = [], False, None
-        self._select_best()
 
     def _finish(self) -> None:
-        """Fine-tune candidates with frozen masks; each fine-tuned network joins the run's
-        networks, and the best is selected again over all of them.
+        """Fine-tune candidates with frozen masks and keep the smallest that is feasible on
+        val; otherwise the loop's best stands.
 
         Candidates are the rounds smaller than the best so far whose val accuracy is within
         ``final_margin`` of the threshold (fine-tuning recovers about that much); at most
         ``final_candidates`` are fine-tuned: the smallest first, then a bisection over the
-        rest by size (:func:`smallest_passing`): one passes when the selection then picks a network
-        at most its size. When none passes, the best itself is fine-tuned.
+        rest by size (:func:`smallest_passing`). When none passes, the best itself is fine-tuned and
+        kept if that raises its val accuracy.
         """
         cfg = self.config
         started = self._start_clock()
@@ -443,43 +433,52 @@ class Compressor:
             for h in self.state.history
             if h["size"] < best_size and h["val_accuracy"] >= threshold - self.final_margin
         ]
-        candidates = [h for h in sorted(near, key=lambda h: h["size"])]
-        self.state.final_attempts = []  # their networks live in memory only: redo them
-        tuned: list[dict[str, torch.Tensor]] = []
+        candidates = [h["round"] for h in sorted(near, key=lambda h: h["size"])]
 
-        def fine_tune(h: dict[str, Any]) -> None:
-            self._restore(self.snapshots[h["round"]])
+        def fine_tune(r: int) -> float:
+            self._restore(self.snapshots[r])
             if cfg.final_steps > 0:
                 salt = 1_000_000 + len(self.state.final_attempts)
                 self._retrain(cfg.final_steps, cfg.final_lr, salt, None)
-            tuned.append(self._snapshot())
-            self.state.final_attempts.append(
-                {
-                    "round": h["round"],
-                    "size": h["size"],
-                    "val_accuracy": self._score("val"),
-                    "constraints_met": self._meets_constraints("val"),
-                }
-            )
-            self._select_best()
-            self.state.final_attempts[-1]["accepted"] = self.state.best["size"] <= h["size"]
+            return self._score("val")
+
+        def keep(r: int, val_acc: float) -> None:
+            size = network_size(self.layers, self.masks)
+            self.state.best = {
+                "size": size,
+                "val_accuracy": val_acc,
+                "round": r,
+                "fine_tuned": True,
+            }
+            self.final = self._snapshot()
+            self._save_snapshot("final", self.final)
 
         def passes(i: int) -> bool:
             if self._out_of_time():
                 raise OutOfTime
-            fine_tune(candidates[i])
-            return self.state.final_attempts[-1]["accepted"]
+            r = candidates[i]
+            val_acc = fine_tune(r)
+            feasible = val_acc + 1e-12 >= threshold and self._meets_constraints("val")
+            self.state.final_attempts.append(
+                {"round": r, "val_accuracy": val_acc, "accepted": feasible}
+            )
+            if feasible:  # a later pass is smaller (see smallest_passing) and replaces it
+                keep(r, val_acc)
+            return feasible
 
         try:
             found = smallest_passing(len(candidates), self.final_candidates, passes)
-        except OutOfTime:  # what was fine-tuned so far counts
-            found = None
+        except OutOfTime:  # what passed so far is kept
+            found = next((a["round"] for a in self.state.final_attempts if a["accepted"]), None)
         best_round = self.state.best["round"]
         if found is None and best_round > 0 and not self._out_of_time():  # round 0: dense
-            fine_tune(next(h for h in self.state.history if h["round"] == best_round))
-        if self.state.best.get("fine_tuned"):
-            self.final = tuned[self.state.best["attempt"]]
-            self._save_snapshot("final", self.final)
+            val_acc = fine_tune(best_round)
+            better = val_acc > self.state.best["val_accuracy"] and self._meets_constraints("val")
+            self.state.final_attempts.append(
+                {"round": best_round, "val_accuracy": val_acc, "accepted": better}
+            )
+            if better:
+                keep(best_round, val_acc)
         self.state.elapsed_s += time.perf_counter() - started
         self.state.finished = True
         self._save_state()

@@ -42,7 +42,6 @@ def result_record(c: Compressor) -> dict[str, Any]:
         "stop_reason": c.state.stop_reason,
         "best_round": c.state.best.get("round"),
         "best_fine_tuned": bool(c.state.best.get("fine_tuned")),
-        "best_smoothed_val_accuracy": c.state.best.get("smoothed_val_accuracy"),
         "evaluations": c.state.evaluations,
         "wall_time_s": round(c.state.elapsed_s, 3),
         "layers": layer_rows(c),
