@@ -281,6 +281,12 @@ def _bake(layers: list[PrunableLayer], masks: Masks) -> None:
             layer.module.weight.mul_(masks[layer.weight_name].to(layer.module.weight.device))
 
 
+def kept(stage: int, model: nn.Module, masks: Masks, val_accuracy: float) -> dict[str, Any]:
+    """The record of the network kept so far: a copy of its weights, its masks, its score."""
+    state = copy.deepcopy(model.state_dict())
+    return {"stage": stage, "state": state, "masks": masks, "val_accuracy": val_accuracy}
+
+
 def staged_runs(
     model: nn.Module,
     layers: list[PrunableLayer],
@@ -338,12 +344,7 @@ def staged_runs(
             }
         )
         if feasible:
-            best = {
-                "stage": stage,
-                "state": copy.deepcopy(model.state_dict()),
-                "masks": masks,
-                "val_accuracy": val,
-            }
+            best = kept(stage, model, masks, val)
             failures = 0
         else:
             failures += 1
@@ -411,12 +412,7 @@ def gradual_runs(
         entry = {"target_ratio": ratio, "compression_ratio": reached, "val_accuracy": val}
         history.append(entry | {"feasible": feasible})
         if feasible:
-            best = {
-                "stage": len(history),
-                "state": copy.deepcopy(model.state_dict()),
-                "masks": masks,
-                "val_accuracy": val,
-            }
+            best = kept(len(history), model, masks, val)
     return best, history, budget * len(history)
 
 
@@ -454,15 +450,7 @@ def prune_baseline(
     }
     reference_outcomes = reported_outcomes(task, model)
     required = reference["reference_val_accuracy"] - config.tolerance
-    best = {
-        "stage": 0,
-        "state": copy.deepcopy(model.state_dict()),
-        "masks": {
-            layer.weight_name: torch.ones_like(layer.module.weight, dtype=torch.bool)
-            for layer in layers
-        },
-        "val_accuracy": reference["reference_val_accuracy"],
-    }
+    best = kept(0, model, uniform_masks(layers, 1.0), reference["reference_val_accuracy"])
     evaluations = 0
     if config.method.startswith("gmp-"):
         best, history, steps = gradual_runs(model, layers, task, config, required, best)
