@@ -421,38 +421,6 @@ def test_the_final_phase_keeps_the_smallest_round_that_fine_tuning_lifts_over_va
         assert history.get(result["best_round"], {"size": 1.0})["size"] == loop_best
 
 
-def test_a_finished_runs_final_phase_replays_from_its_folder_without_writing(
-    reference, tmp_path, monkeypatch
-):
-    """``load_rounds`` + ``reopen_final_phase`` redo the final phase of a recorded run: with
-    the same settings it ends as the run did, and the folder is left as it was."""
-    from olmp.compression import Compressor
-    from olmp.task import SplitsTask
-
-    options = {**FAST, "tolerance": 0.0, "search_tolerance": 0.2, "max_rounds": 4}
-    _rules(monkeypatch, final_margin=1.0)
-    config = CompressConfig(**options)
-    run_dir = tmp_path / "run"
-    _, full = compress(_model(reference), reference[1], config, run_dir=run_dir)
-    assert full["final_attempts"]  # the final phase fine-tuned something to redo
-    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
-    replay = Compressor(_model(reference), SplitsTask(reference[1]), config)
-    replay.load_rounds(run_dir)
-    replay.reopen_final_phase()
-    assert not replay.state.finished and replay.state.final_attempts == []
-    assert "fine_tuned" not in replay.state.best  # back to the rounds' own best
-    again = replay.run()
-    assert again["final_attempts"] == full["final_attempts"]
-    assert again["compression_ratio"] == full["compression_ratio"]
-    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
-    unfinished = Compressor(_model(reference), SplitsTask(reference[1]), config)
-    unfinished.load_rounds(run_dir)
-    unfinished.state.round, unfinished.state.stop_reason = 1, None
-    unfinished.state.stale_rounds = unfinished.state.failed_rounds = 0
-    with pytest.raises(OlmpError, match="did not end"):
-        unfinished.reopen_final_phase()
-
-
 @pytest.mark.parametrize("limit", [None, 1.5])
 def test_after_a_backtrack_a_round_shrinks_the_network_at_most_by_backtrack_shrink(
     reference, limit, monkeypatch

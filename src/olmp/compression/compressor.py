@@ -30,7 +30,6 @@ from olmp.compression.steps import (
     smallest_passing,
     split_snapshot,
 )
-from olmp.errors import OlmpError
 from olmp.files import content_hash
 from olmp.pruning.layers import find_prunable_layers
 from olmp.pruning.masks import (
@@ -146,24 +145,15 @@ class Compressor:
         self._restore(self.snapshots[self.state.round])
 
     def _resume_from(self, record: dict[str, Any]) -> None:
+        """Take the reference scores, run state and round networks of a checked record."""
         assert self.folder is not None
         check_resumable(record, self.config, self.reference_sha256, self.folder.path, self.metadata)
-        self.load_rounds(self.folder.path, record)
-
-    def load_rounds(self, run_dir: Path, record: dict[str, Any] | None = None) -> None:
-        """Take the reference scores, run state and round networks recorded in ``run_dir``
-        (its ``state.json``, or ``record`` when already read). ``run_dir`` is only read, so
-        a finished run can be replayed elsewhere, e.g. its final phase with other settings
-        (:meth:`reopen_final_phase`). A damaged file raises :class:`DamagedRunFile`."""
-        folder = RunFolder(run_dir)
-        if record is None:
-            record = folder.read_state()
         try:
             self.reference = record["reference"]
             self.state = RunState(**record["state"])
         except (KeyError, TypeError) as exc:
-            raise DamagedRunFile(f"{run_dir}'s run state lacks or garbles {exc}") from None
-        self.snapshots = folder.read_rounds(self.state.round)
+            raise DamagedRunFile(f"{self.folder.path}'s run state lacks or garbles {exc}") from None
+        self.snapshots = self.folder.read_rounds(self.state.round)
 
     # -- small helpers -------------------------------------------------------------------
 
@@ -399,20 +389,6 @@ class Compressor:
             self.state.stop_reason = self._stop_reason()
             self._finish()
         return self.result()
-
-    def reopen_final_phase(self) -> None:
-        """Undo the final phase of a finished run, so that :meth:`run` does it again (with
-        this compressor's ``final_*`` settings) from where the rounds ended: the best goes
-        back to the smallest round that held the val rule, as the rounds left it."""
-        if self._stop_reason() is None:
-            raise OlmpError("the rounds of this run did not end; finish the run first")
-        self.state.best = {}
-        dense_met = self._reference_meets_constraints()
-        self._consider_best(self.reference["val_accuracy"], 0, 1.0, dense_met)
-        for h in self.state.history:
-            met = h.get("val_constraints", {}).get("violation", 0.0) <= 0
-            self._consider_best(h["val_accuracy"], h["round"], h["size"], met)
-        self.state.final_attempts, self.state.finished, self.final = [], False, None
 
     def _finish(self) -> None:
         """Fine-tune candidates with frozen masks and keep the smallest that is feasible on
