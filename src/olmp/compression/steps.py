@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -34,26 +34,30 @@ class OutOfTime(Exception):
     """Raised inside a search or a retraining when ``time_limit`` is spent, to stop it."""
 
 
+@contextlib.contextmanager
+def masks_applied(layers: list[PrunableLayer], masks: Masks) -> Iterator[None]:
+    """``W ⊙ M`` in the layers' forward inside the block; the model is unmasked after."""
+    apply_masks(layers, masks, straight_through=False)
+    try:
+        yield
+    finally:
+        remove_masks(layers, bake=False)
+
+
 def masked_score(
     task: Task, model: nn.Module, layers: list[PrunableLayer], masks: Masks, split: str
 ) -> float:
     """The task's score of ``W ⊙ M`` on ``split``; the model is left unmasked afterwards."""
-    apply_masks(layers, masks, straight_through=False)
-    try:
+    with masks_applied(layers, masks):
         return task.score(model, split)
-    finally:
-        remove_masks(layers, bake=False)
 
 
 def masked_constraint_report(
     task: Task, model: nn.Module, layers: list[PrunableLayer], masks: Masks, split: str
 ) -> dict[str, float] | None:
     """The task's :meth:`~olmp.task.Task.constraint_report` of ``W ⊙ M`` on ``split``."""
-    apply_masks(layers, masks, straight_through=False)
-    try:
+    with masks_applied(layers, masks):
         return task.constraint_report(model, split)
-    finally:
-        remove_masks(layers, bake=False)
 
 
 def adjust(

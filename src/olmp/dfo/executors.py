@@ -14,13 +14,13 @@ import multiprocessing
 import os
 import pickle
 from collections.abc import Callable, Iterable
-from types import TracebackType
 from typing import Any
 
+from olmp.closing import Closing
 from olmp.errors import OlmpError
 
 
-class Executor:
+class Executor(Closing):
     """Runs evaluations; the base class runs each one at once, in this process."""
 
     capacity = 1
@@ -39,20 +39,6 @@ class Executor:
         pending = list(futures)
         done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
         return [future for future in pending if future in done]
-
-    def close(self) -> None:
-        return None
-
-    def __enter__(self) -> Executor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 #: The in-process executor (sequential).

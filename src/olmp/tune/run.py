@@ -218,33 +218,23 @@ def tune(
         threads=threads,
     )
     began = time.monotonic()
+    # The search's own settings; MADS's extended poll and the engine's study take the same.
+    search = {
+        "budget": budget,
+        "seed": seed,
+        "time_limit": time_limit,
+        "n_jobs": n_jobs,
+        "resume": resume,
+        "options": solver_options,
+        "progress": progress,
+    }
     if solver == "mads":
         from olmp.tune.mads import extended_poll_mads
 
-        records, stop_reason = extended_poll_mads(
-            objective,
-            out / "mads.json",
-            budget=budget,
-            seed=seed,
-            time_limit=time_limit,
-            n_jobs=n_jobs,
-            resume=resume,
-            options=solver_options,
-            progress=progress,
-        )
+        records, stop_reason = extended_poll_mads(objective, out / "mads.json", **search)
     else:
         records, stop_reason = _engine_study(
-            objective,
-            engine_space,
-            out / "study.json",
-            solver,
-            budget=budget,
-            seed=seed,
-            time_limit=time_limit,
-            n_jobs=n_jobs,
-            resume=resume,
-            options=solver_options,
-            progress=progress,
+            objective, engine_space, out / "study.json", solver, **search
         )
     write_json_atomic(out / "trials.json", records)
     summary = _finish(out, objective, splits, records, config, keep_weights)

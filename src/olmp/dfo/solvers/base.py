@@ -48,12 +48,13 @@ import importlib
 import importlib.util
 import math
 from collections.abc import Callable, Sequence
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from olmp.closing import Closing
 from olmp.dfo.solvers.checks import (
     Option,
     as_vector,
@@ -82,7 +83,7 @@ def clip_into_box(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.nda
     return np.clip(x, lower, upper)
 
 
-class Solver(abc.ABC):
+class Solver(Closing, abc.ABC):
     """Base class of the derivative-free minimisers: ask for candidates, tell their fitness.
 
     Args:
@@ -416,17 +417,6 @@ class Solver(abc.ABC):
         Solvers that hold nothing do nothing. A closed solver must not be asked again.
         """
         return None
-
-    def __enter__(self) -> Solver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- hooks for subclasses ------------------------------------------------------------
 
