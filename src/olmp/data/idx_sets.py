@@ -10,7 +10,7 @@ MD5 checksums, and only then moved into place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -131,29 +131,24 @@ def load_idx_dataset(name: str, data_dir: Path | None, allow_download: bool) -> 
     )
 
 
-register_dataset(
-    DatasetSpec(
-        name="mnist",
-        description="MNIST handwritten digits, 28x28, 60,000 train / 10,000 test (IDX files)",
-        load=lambda data_dir, dl: load_idx_dataset("mnist", data_dir, dl),
-        scale=255.0,
-        mean=0.1307,
-        std=0.3081,
-        num_classes=10,
-        tune_size=5000,
-        val_size=5000,
-    )
+MNIST = DatasetSpec(
+    name="mnist",
+    description="MNIST handwritten digits, 28x28, 60,000 train / 10,000 test (IDX files)",
+    load=lambda data_dir, dl: load_idx_dataset("mnist", data_dir, dl),
+    scale=255.0,
+    mean=0.1307,
+    std=0.3081,
+    num_classes=10,
+    tune_size=5000,
+    val_size=5000,
 )
+register_dataset(MNIST)
 register_dataset(
-    DatasetSpec(
+    replace(
+        MNIST,
         name="mnist-paper",
         description="MNIST with the OLMP paper's split: 6,000 of the 60,000 training images "
         "held out (3,000 tune + 3,000 val), official test",
-        load=lambda data_dir, dl: load_idx_dataset("mnist", data_dir, dl),
-        scale=255.0,
-        mean=0.1307,
-        std=0.3081,
-        num_classes=10,
         tune_size=3000,
         val_size=3000,
     )
