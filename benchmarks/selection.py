@@ -10,7 +10,11 @@ only in how they read val:
 * ``isotonic``: its own and its fitted val accuracy, fitted over all the run's networks by a
   least-squares curve that never rises as the network shrinks (tried in 5e90a50);
 * ``window F``: its own val accuracy and the mean over the networks within a factor ``F``
-  of its size (window 1.25 tried in 954a5ff).
+  of its size (window 1.25 tried in 954a5ff);
+* ``tune+val level``: its own val accuracy against the reference's level estimated on tune and
+  val together (2,000 images instead of 1,000; the pairing with the reference is lost);
+* ``tune+val pooled``: its accuracy on tune and val together against the reference's (tune is
+  the split the search's fitness reads, so a round's tune score is not independent of it).
 
 Neither smoothing was adopted: BENCHMARKS.md ("Selecting under val noise") has why.
 
@@ -44,10 +48,12 @@ from olmp.task import SplitsTask
 
 @dataclass(frozen=True)
 class Candidate:
-    """One network a run could return: its kept fraction of the weights, its val accuracy."""
+    """One network a run could return: its kept fraction of the weights, its val and tune
+    accuracy."""
 
     size: float
     val_accuracy: float
+    tune_accuracy: float
 
 
 def score_rounds(run_dir: Path) -> dict:
@@ -65,20 +71,23 @@ def score_rounds(run_dir: Path) -> dict:
         state, masks = split_snapshot(tensors)
         model.load_state_dict(state)
         size = 1.0 / compression_ratios(layers, masks)[0]
-        val, test = (masked_score(task, model, layers, masks, s) for s in ("val", "test"))
-        rows.append({"round": r, "size": size, "val": val, "test": test})
+        scores = {s: masked_score(task, model, layers, masks, s) for s in ("tune", "val", "test")}
+        rows.append({"round": r, "size": size, **scores})
     return {"run": str(run_dir), "rounds": rows}
 
 
-def smallest_passing(candidates: list[Candidate], estimate: np.ndarray, threshold: float) -> int:
-    """The smallest candidate whose own and ``estimate``d val accuracy clear ``threshold``
-    (the reference, index 0, when none does)."""
-    passing = [
-        i for i, c in enumerate(candidates) if min(estimate[i], c.val_accuracy) + 1e-12 >= threshold
-    ]
-    if not passing:
+def smallest(candidates: list[Candidate], passes: np.ndarray) -> int:
+    """The smallest candidate that ``passes`` (the reference, index 0, when none does)."""
+    passing = np.flatnonzero(passes)
+    if not len(passing):
         return 0
     return min(passing, key=lambda i: (candidates[i].size, -candidates[i].val_accuracy))
+
+
+def smallest_passing(candidates: list[Candidate], estimate: np.ndarray, threshold: float) -> int:
+    """The smallest candidate whose own and ``estimate``d val accuracy clear ``threshold``."""
+    own = np.array([c.val_accuracy for c in candidates])
+    return smallest(candidates, np.minimum(estimate, own) + 1e-12 >= threshold)
 
 
 def point_rule(candidates: list[Candidate], threshold: float) -> int:
@@ -107,12 +116,31 @@ def window_rule(factor: float):
     return rule
 
 
+def tune_val_level(candidates: list[Candidate], threshold: float) -> float:
+    """``threshold`` (the reference's val accuracy minus the tolerance) moved to the mean of
+    the reference's tune and val accuracy."""
+    reference = candidates[0]
+    return threshold + (reference.tune_accuracy - reference.val_accuracy) / 2
+
+
+def tune_val_level_rule(candidates: list[Candidate], threshold: float) -> int:
+    own = np.array([c.val_accuracy for c in candidates])
+    return smallest(candidates, own + 1e-12 >= tune_val_level(candidates, threshold))
+
+
+def tune_val_pooled_rule(candidates: list[Candidate], threshold: float) -> int:
+    pooled = np.array([(c.tune_accuracy + c.val_accuracy) / 2 for c in candidates])
+    return smallest(candidates, pooled + 1e-12 >= tune_val_level(candidates, threshold))
+
+
 RULES = {
     "point (olmp)": point_rule,
     "isotonic": isotonic_rule,
     "window 1.25": window_rule(1.25),
     "window 1.5": window_rule(1.5),
     "window 2": window_rule(2.0),
+    "tune+val level": tune_val_level_rule,
+    "tune+val pooled": tune_val_pooled_rule,
 }
 
 
@@ -128,7 +156,7 @@ def main() -> None:
         scored = score_rounds(run_dir)
         rows = scored["rounds"]
         reference = rows[0]
-        candidates = [Candidate(r["size"], r["val"]) for r in rows]
+        candidates = [Candidate(r["size"], r["val"], r["tune"]) for r in rows]
         threshold = reference["val"] - args.tolerance
         picks = {}
         for name, rule in RULES.items():
