@@ -3,8 +3,6 @@
 The public API; every ``olmp`` CLI command is a thin layer over one of these.
 """
 
-__version__ = "0.1.0"
-
 from olmp.compression import CompressConfig, compress
 from olmp.data import DATASETS, load_dataset, splits_from_loaders, splits_from_tensors
 from olmp.errors import OlmpError
@@ -14,6 +12,7 @@ from olmp.reference import evaluate_weights, load_weights, train_reference
 from olmp.report import report_run
 from olmp.task import CallableTask, SplitsTask, Task
 from olmp.training import TrainConfig, accuracy, default_recipe, train
+from olmp.version import __version__
 
 __all__ = [
     "DATASETS",

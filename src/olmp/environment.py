@@ -14,7 +14,7 @@ import platform
 
 import torch
 
-from olmp import __version__
+from olmp.version import __version__
 
 
 def describe_environment() -> dict[str, str | int]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from olmp import __version__
 from olmp.cli import (
     attack,
     compress,
@@ -25,6 +24,7 @@ from olmp.cli import (
 from olmp.cli.common import Formatter, Parser
 from olmp.console import console, install_warning_printer
 from olmp.errors import OlmpError
+from olmp.version import __version__
 
 #: The commands, in the order ``olmp --help`` lists them.
 COMMANDS = (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from olmp.data import fetch
+import olmp.data.fetch as fetch
 from olmp.data.idx import read_idx
 from olmp.data.registry import DatasetSpec, RawArrays, register_dataset
 from olmp.errors import OlmpError

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from olmp.data import fetch
+from olmp.data.fetch import download_file, md5_of, search_roots
 from olmp.data.registry import TEST_CARVE_SEED, DatasetSplits, Split, check_split_seed
 from olmp.errors import OlmpError, unknown_choice
 from olmp.files import atomic_path
@@ -352,7 +352,7 @@ register_tabular(
 def _download(source: SourceFile, folder: Path) -> Path:
     target = folder / source.name
     if source.convert is None:
-        return fetch.download_file(source.urls, target, source.md5)
+        return download_file(source.urls, target, source.md5)
     errors = []
     for url in source.urls:
         try:
@@ -363,7 +363,7 @@ def _download(source: SourceFile, folder: Path) -> Path:
             continue
         with atomic_path(target) as tmp:
             tmp.write_bytes(converted)
-            actual = fetch.md5_of(tmp)
+            actual = md5_of(tmp)
             if actual != source.md5:
                 raise OlmpError(
                     f"{url}: converted file has md5 {actual}, expected {source.md5} "
@@ -375,7 +375,7 @@ def _download(source: SourceFile, folder: Path) -> Path:
 
 def find_files(spec: TabularSpec, data_dir: Path | None, download: bool) -> list[Path]:
     """The dataset's files, checked against their MD5s; downloaded when missing and allowed."""
-    roots = fetch.search_roots(data_dir)
+    roots = search_roots(data_dir)
     paths = []
     for source in spec.files:
         found = next(
@@ -397,7 +397,7 @@ def find_files(spec: TabularSpec, data_dir: Path | None, download: bool) -> list
                 found = _download(source, roots[0] / spec.name)
             except OlmpError as exc:
                 raise OlmpError(f"{hint}, and downloading it failed (no network?): {exc}") from None
-        actual = fetch.md5_of(found)
+        actual = md5_of(found)
         if actual != source.md5:
             raise OlmpError(
                 f"{found}: md5 {actual}, expected {source.md5}; the file is damaged or "
