@@ -58,7 +58,7 @@ AGP_ITERATIONS = 10
 METHODS = ("sa", "agp")
 
 
-def masked_weights_of(model: torch.nn.Module, masks: dict) -> dict[str, torch.Tensor]:
+def masked_weights_of(masks: dict) -> dict[str, torch.Tensor]:
     """NNI's masks (``{module: {"weight": mask}}``) as olmp's (``{"module.weight": mask}``)."""
     return {f"{name}.weight": m["weight"].bool() for name, m in masks.items()}
 
@@ -72,8 +72,8 @@ def bake(model: torch.nn.Module, masks: dict[str, torch.Tensor]) -> None:
 
 
 def fine_tune_fixed(model, masks, task, steps: int, lr: float, seed: int) -> None:
-    """Retrain with the masks held fixed: pruned weights are zeroed after every step."""
-    bake(model, masks)
+    """Retrain a baked network with the masks held fixed: pruned weights are zeroed again
+    after every step."""
     task.retrain(model, steps=steps, lr=lr, seed=seed, on_step=lambda step: bake(model, masks))
 
 
@@ -88,11 +88,6 @@ def run_target(method: str, model, names: list[str], task, ratio: float, budget:
             pruner = SimulatedAnnealingPruner(
                 model, config, evaluator=tune_score, pruning_algorithm="level", log_dir=log_dir
             )
-            pruner.compress()
-            _, best, masks, _, _ = pruner.get_best_result()
-            masks = masked_weights_of(best, masks)
-            model.load_state_dict(best.state_dict())
-            fine_tune_fixed(model, masks, task, budget, lr, seed)
         else:
             calls = itertools.count()
             per_iteration = budget // AGP_ITERATIONS
@@ -111,11 +106,13 @@ def run_target(method: str, model, names: list[str], task, ratio: float, budget:
                 log_dir=log_dir,
                 finetuner=finetuner,
             )
-            pruner.compress()
-            _, best, masks, _, _ = pruner.get_best_result()
-            masks = masked_weights_of(best, masks)
-            model.load_state_dict(best.state_dict())
-            bake(model, masks)
+        pruner.compress()
+        _, best, nni_masks, _, _ = pruner.get_best_result()
+    masks = masked_weights_of(nni_masks)
+    model.load_state_dict(best.state_dict())
+    bake(model, masks)
+    if method == "sa":  # SA searched without retraining; AGP fine-tuned as it pruned
+        fine_tune_fixed(model, masks, task, budget, lr, seed)
     return masks
 
 
