@@ -95,6 +95,46 @@ def test_the_file_round_trips_and_damage_is_named(tmp_path):
         DirectionalModel.load(path)
 
 
+def test_one_network_per_source_dataset_and_the_score_is_their_mean():
+    def low_b(params):
+        return params["b"]
+
+    a_up = [_history(plane, seed) for seed in range(3)]
+    b_down = [_history(low_b, seed) for seed in range(3, 6)]
+    never = [[({"a": 0.5, "b": 0.5, "c": 0.5}, 1.0), ({"a": 0.1, "b": 0.2, "c": 0.3}, 2.0)]]
+    both = train_directional_model(PLANE, [*a_up, *b_down, *never], epochs=30,
+                                   sources=["a"] * 3 + ["b"] * 3 + ["flat"])  # fmt: skip
+    assert both.networks == 2 and both.datasets == ["a", "b", "flat"]
+    training = both.info["training"]
+    assert [n["dataset"] for n in training["networks"]] == ["a", "b"]
+    assert training["untaught"] == ["flat"] and training["examples"] == 3 * 39 + 3 * 39 + 1
+    # each network is what training on its dataset alone gives, seeded by its place
+    only_a = train_directional_model(PLANE, a_up, sources=["a"] * 3, epochs=30, seed=0)
+    only_b = train_directional_model(PLANE, b_down, sources=["b"] * 3, epochs=30, seed=1)
+    points = np.random.default_rng(2).uniform(size=(6, 3))
+    mean = (only_a.score(points[0], points) + only_b.score(points[0], points)) / 2
+    np.testing.assert_allclose(both.score(points[0], points), mean)
+    with pytest.raises(OlmpError, match="no source has both"):
+        train_directional_model(PLANE, never, sources=["flat"])
+
+
+def test_a_version_1_file_loads_and_a_newer_one_is_refused(tmp_path):
+    import torch
+
+    from olmp.files import save_checkpoint
+
+    model = _planted_model()
+    one = {name: torch.as_tensor(model.weights[name][0]) for name in model.weights}
+    record = {"format": "olmp-experience", "space": PLANE.to_json(), "sources": []}
+    save_checkpoint(tmp_path / "v1.exp", one, {**record, "version": 1})
+    again = DirectionalModel.load(tmp_path / "v1.exp")
+    points = np.random.default_rng(3).uniform(size=(4, 3))
+    np.testing.assert_allclose(again.score(points[0], points), model.score(points[0], points))
+    save_checkpoint(tmp_path / "v9.exp", one, {**record, "version": 9})
+    with pytest.raises(OlmpError, match=r"v9\.exp is an experience file of version 9"):
+        DirectionalModel.load(tmp_path / "v9.exp")
+
+
 def test_another_space_is_named():
     other = Space([Real("a", 0.0, 1.0), Real("b", 0.0, 2.0), Real("d", 0.0, 1.0)])
     with pytest.raises(OlmpError, match=r"only in the experience's: c; .*: d; .*ranges.*: b"):
@@ -161,6 +201,7 @@ def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys):
                  str(ensemble_runs / "iris"), "--out", str(model_file), "--json"]) == 0  # fmt: skip
     built = json.loads(capsys.readouterr().out)
     assert built["datasets"] == ["iris", "wine"] and built["examples"] == 14
+    assert built["networks"] == 1 and built["untaught"] == ["wine"]  # its 8 trials: no gain
     out = tmp_path / "bc"
     assert main(["tune", "--task", "ensemble", "--dataset", "breast-cancer", "--solver",
                  "expsracos", "--experience", str(model_file), "--budget", "8", "--out",

@@ -17,6 +17,8 @@ def _build(args: argparse.Namespace) -> int:
         "out": args.out,
         "studies": len(args.studies),
         "datasets": model.datasets,
+        "networks": model.networks,
+        "untaught": training["untaught"],
         "examples": training["examples"],
         "improvements": training["positives"],
         "train_accuracy": training["accuracy"],
@@ -27,7 +29,8 @@ def _build(args: argparse.Namespace) -> int:
         return 0
     print(
         f"learned from {len(args.studies)} studies ({training['examples']} examples, "
-        f"{training['positives']} improvements) on {', '.join(model.datasets)} in "
+        f"{training['positives']} improvements) on {', '.join(model.datasets)}: "
+        f"{model.networks} network(s), one per dataset that taught a direction, in "
         f"{training['seconds']:.1f} s; saved {args.out}"
     )
     print(f"use it: olmp tune --solver expsracos --experience {args.out} ...")

@@ -8,6 +8,15 @@ learns ``P(c improves on b)`` from features of ``(b, c)`` in the space's unit bo
 :class:`~olmp.dfo.solvers.expsracos.ExpSRacos` then samples several candidates and evaluates
 the one the model rates best.
 
+One network is trained **per source dataset** (the searches of one dataset together), and the
+model's score is their mean. Which direction is good differs between datasets; on the
+leave-one-dataset-out ensemble job one network trained on every source pooled ranked the
+held-out dataset's improvements barely better than chance (median AUC 0.53 over twelve
+held-out datasets), the mean of the per-dataset networks clearly better (0.62, better on
+nine of twelve); BENCHMARKS.md ("Experienced optimisation") has the measurement. Weighting
+the networks by how well each has predicted the new search so far was measured too and
+did not help (0.61), so they are weighted equally.
+
 >>> from olmp.dfo import Real, Space
 >>> space = Space([Real("x", 0.0, 1.0), Real("y", 0.0, 1.0)])
 >>> # a history: (params, value) in the order told; the larger x, the better
@@ -45,8 +54,10 @@ from olmp.errors import OlmpError
 
 #: What an experience file says it is.
 FORMAT = "olmp-experience"
-VERSION = 1
-#: The network's tensors, in order: ``hidden = tanh(x @ w1 + b1)``, ``logit = hidden @ w2 + b2``.
+#: Version 2 stacks one network per source dataset; version 1 files (one network) still load.
+VERSION = 2
+#: Each network's tensors, in order: ``hidden = tanh(x @ w1 + b1)``,
+#: ``logit = hidden @ w2 + b2``. The model stacks its networks along a first axis.
 TENSORS = ("w1", "b1", "w2", "b2")
 
 #: One search's trials in the order they were told: ``(params, value)``, ``value`` ``inf``
@@ -90,17 +101,22 @@ class DirectionalModel:
 
     Args:
         space: The space it was trained on.
-        weights: :data:`TENSORS` as numpy arrays.
+        weights: :data:`TENSORS` as numpy arrays, stacked over the networks (``w1`` of shape
+            ``(networks, 2 * dim, hidden)``); one network's unstacked arrays are taken as a
+            stack of one.
         info: What the file records besides: ``sources`` (one record per search learned
-            from, with its ``dataset``), ``training`` (examples, positives, epochs, seconds,
-            accuracy on the examples).
+            from, with its ``dataset``), ``training`` (examples, positives, seconds, and one
+            record per network: its dataset, examples, accuracy on them).
     """
 
     def __init__(
         self, space: Space, weights: Mapping[str, np.ndarray], info: Mapping[str, Any]
     ) -> None:
         self.space = space
-        self.weights = {name: np.asarray(weights[name], dtype=np.float64) for name in TENSORS}
+        arrays = {name: np.asarray(weights[name], dtype=np.float64) for name in TENSORS}
+        if arrays["w1"].ndim == 2:
+            arrays = {name: array[None] for name, array in arrays.items()}
+        self.weights = arrays
         self.info = dict(info)
 
     @property
@@ -109,18 +125,24 @@ class DirectionalModel:
         return self.space.dim
 
     @property
+    def networks(self) -> int:
+        """How many networks (source datasets) the score averages."""
+        return int(self.weights["w1"].shape[0])
+
+    @property
     def datasets(self) -> list[str]:
         """The datasets (tasks) of the searches it learned from, each once, sorted."""
         return sorted({str(s.get("dataset")) for s in self.info.get("sources", [])})
 
     def score(self, best: ArrayLike, candidates: ArrayLike) -> np.ndarray:
-        """``P(candidate improves on best)`` for unit-box points (canonicalised here)."""
+        """``P(candidate improves on best)`` for unit-box points (canonicalised here): the
+        mean of the networks' probabilities."""
         b = canonical(self.space, best)[0]
         c = canonical(self.space, candidates)
         w = self.weights
-        hidden = np.tanh(features(b, c) @ w["w1"] + w["b1"])
-        logit = hidden @ w["w2"] + w["b2"]
-        return 1.0 / (1.0 + np.exp(-logit[:, 0]))
+        hidden = np.tanh(np.einsum("nf,mfh->mnh", features(b, c), w["w1"]) + w["b1"][:, None])
+        logits = np.einsum("mnh,mho->mn", hidden, w["w2"]) + w["b2"]
+        return (1.0 / (1.0 + np.exp(-logits))).mean(axis=0)
 
     def check_space(self, space: Space, where: str = "this search") -> None:
         """Raise OlmpError unless ``space`` is the space the model learned on, naming the
@@ -152,14 +174,22 @@ class DirectionalModel:
         tensors, record = load_checkpoint(path, what="experience file")
         if record.get("format") != FORMAT:
             raise OlmpError(f'{path} is not an olmp experience file (no "format": "{FORMAT}")')
+        if record.get("version") not in (1, VERSION):
+            raise OlmpError(
+                f"{path} is an experience file of version {record.get('version')!r}; this olmp "
+                f"reads versions 1 to {VERSION}"
+            )
         try:
             space = Space.from_json(record["space"])
             weights = {name: tensors[name].double().numpy() for name in TENSORS}
         except (KeyError, TypeError, OlmpError) as error:
             raise OlmpError(f"experience file {path} is damaged ({error})") from None
-        hidden = weights["b1"].shape[0] if weights["b1"].ndim == 1 else -1
+        # Version 1 held one network, unstacked.
+        stack = () if record.get("version") == 1 else weights["w1"].shape[:1]
+        hidden = weights["b1"].shape[-1] if weights["b1"].ndim == len(stack) + 1 else -1
         shapes = {"w1": (2 * space.dim, hidden), "b1": (hidden,), "w2": (hidden, 1), "b2": (1,)}
         for name, shape in shapes.items():
+            shape = (*stack, *shape)
             if weights[name].shape != shape:
                 raise OlmpError(
                     f"experience file {path} is damaged: {name} has shape "
@@ -200,36 +230,81 @@ def train_directional_model(
     lr: float = 0.01,
     seed: int = 0,
 ) -> DirectionalModel:
-    """Train a model on the examples of ``histories`` (all on ``space``).
+    """Train a model on the examples of ``histories`` (all on ``space``): one network per
+    source dataset (see the module docstring).
 
     ``sources`` describe the histories, one each: a dataset name or a record with at least
     ``"dataset"`` (the file keeps them, and ``olmp tune`` refuses to use the model on one
-    of those datasets). Full-batch Adam on the cross-entropy, positives weighted by the
-    ratio of negatives to positives (improvements are rarer than failures), seeded.
+    of those datasets); without them all histories are one source. A dataset whose searches
+    never improved on their best (or always did) teaches no direction and gets no network;
+    the record names it. Each network: full-batch Adam on the cross-entropy, positives
+    weighted by the ratio of negatives to positives (improvements are rarer than failures),
+    seeded from ``seed`` and its place in the sorted datasets.
     """
-    import torch
-
     sources = list(sources) if sources is not None else ["unknown"] * len(histories)
     if len(sources) != len(histories):
         raise OlmpError(f"give one source per history: {len(sources)} for {len(histories)}")
-    parts = [pairs(space, h) for h in histories]
-    X = np.vstack([p[0] for p in parts]) if parts else np.empty((0, 2 * space.dim))
-    y = np.concatenate([p[1] for p in parts]) if parts else np.empty(0)
-    positives = int(y.sum())
-    if not len(y) or positives in (0, len(y)):
-        raise OlmpError(
-            f"the histories give {len(y)} examples with {positives} improvements: a directional "
-            "model needs some trials that improved on the best and some that did not"
-        )
+    records = [s if isinstance(s, Mapping) else {"dataset": str(s)} for s in sources]
+    by_dataset: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for record, history in zip(records, histories, strict=True):
+        by_dataset.setdefault(str(record.get("dataset")), []).append(pairs(space, history))
     began = time.perf_counter()
+    networks, trained, untaught = [], [], []
+    for n, (dataset, parts) in enumerate(sorted(by_dataset.items())):
+        X = np.vstack([p[0] for p in parts])
+        y = np.concatenate([p[1] for p in parts])
+        positives = int(y.sum())
+        if positives in (0, len(y)):
+            untaught.append(dataset)
+            continue
+        weights, accuracy = _fit_network(X, y, hidden, epochs, lr, seed + n)
+        networks.append(weights)
+        trained.append({"dataset": dataset, "examples": len(y), "positives": positives,
+                        "accuracy": accuracy})  # fmt: skip
+    examples = sum(len(p[1]) for parts in by_dataset.values() for p in parts)
+    positives = int(sum(p[1].sum() for parts in by_dataset.values() for p in parts))
+    if not networks:
+        raise OlmpError(
+            f"the histories give {examples} examples with {positives} improvements, and no "
+            "source has both: a directional model needs searches with some trials that "
+            "improved on the best and some that did not"
+        )
+    info = {
+        "sources": [dict(r) for r in records],
+        "training": {
+            "examples": examples,
+            "positives": positives,
+            "hidden": hidden,
+            "epochs": epochs,
+            "lr": lr,
+            "seed": seed,
+            "networks": trained,
+            "untaught": untaught,
+            "accuracy": float(np.average([t["accuracy"] for t in trained],
+                                         weights=[t["examples"] for t in trained])),
+            "seconds": round(time.perf_counter() - began, 3),
+        },
+    }  # fmt: skip
+    stacked = {name: np.stack([w[name] for w in networks]) for name in TENSORS}
+    return DirectionalModel(space, stacked, info)
+
+
+def _fit_network(
+    X: np.ndarray, y: np.ndarray, hidden: int, epochs: int, lr: float, seed: int
+) -> tuple[dict[str, np.ndarray], float]:
+    """One network's :data:`TENSORS` trained on examples ``(X, y)``, and its accuracy on them."""
+    import torch
+
     generator = torch.Generator().manual_seed(seed)
-    w1 = torch.randn(2 * space.dim, hidden, generator=generator, dtype=torch.float64)
-    w1 = (w1 / math.sqrt(2 * space.dim)).requires_grad_()
+    width = X.shape[1]
+    w1 = torch.randn(width, hidden, generator=generator, dtype=torch.float64)
+    w1 = (w1 / math.sqrt(width)).requires_grad_()
     b1 = torch.zeros(hidden, dtype=torch.float64, requires_grad=True)
     w2 = torch.randn(hidden, 1, generator=generator, dtype=torch.float64) / math.sqrt(hidden)
     w2 = w2.requires_grad_()
     b2 = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     inputs, labels = torch.as_tensor(X), torch.as_tensor(y)
+    positives = float(labels.sum())
     weight = torch.tensor((len(y) - positives) / positives, dtype=torch.float64)
     optimizer = torch.optim.Adam([w1, b1, w2, b2], lr=lr)
 
@@ -237,33 +312,16 @@ def train_directional_model(
         return (torch.tanh(inputs @ w1 + b1) @ w2 + b2)[:, 0]
 
     for _ in range(epochs):
-        logits = net()
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, labels, pos_weight=weight
+            net(), labels, pos_weight=weight
         )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     with torch.no_grad():
-        logits = net()
-        accuracy = float(((logits > 0).double() == labels).double().mean())
-    records = [s if isinstance(s, Mapping) else {"dataset": str(s)} for s in sources]
-    info = {
-        "sources": [dict(r) for r in records],
-        "training": {
-            "examples": len(y),
-            "positives": positives,
-            "hidden": hidden,
-            "epochs": epochs,
-            "lr": lr,
-            "seed": seed,
-            "loss": float(loss.detach()),
-            "accuracy": accuracy,
-            "seconds": round(time.perf_counter() - began, 3),
-        },
-    }
+        accuracy = float(((net() > 0).double() == labels).double().mean())
     weights = {"w1": w1, "b1": b1, "w2": w2, "b2": b2}
-    return DirectionalModel(space, {k: v.detach().numpy() for k, v in weights.items()}, info)
+    return {name: t.detach().numpy() for name, t in weights.items()}, accuracy
 
 
 def as_model(experience: DirectionalModel | str | os.PathLike[str]) -> DirectionalModel:
