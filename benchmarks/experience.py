@@ -15,6 +15,12 @@ arch: the same on the architecture job (``olmp tune``'s CNN task) on digits, mni
     fashion-mnist, made small to fit the machine: a narrowed space (:data:`ARCH_SPACE`),
     1 epoch on 500 training images per trial, budget 20, 3 seeds, experience = 3 searches
     per other dataset.
+auc: how well the directional model ranks the held-out dataset's own improvements, on the
+    ``lodo`` records (run it first): for each held-out dataset, the (best so far, trial) pairs
+    of its five SRacos searches, scored by the model built from the other datasets' histories
+    (one network per dataset, their mean: the product), by one network trained on all of them
+    pooled, and by the per-dataset networks weighted by how well each predicted the search so
+    far (balanced agreement over its earlier pairs, minus chance). ROC AUC per dataset.
 table: print the Markdown tables of BENCHMARKS.md from the records.
 
 Everything goes through the public API (olmp.dfo.Study, olmp.tune.tune, olmp.experience);
@@ -24,12 +30,14 @@ records are written atomically to benchmarks/results/experience_*.json.
     python benchmarks/experience.py build
     python benchmarks/experience.py lodo
     python benchmarks/experience.py arch
+    python benchmarks/experience.py auc
     python benchmarks/experience.py table
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import statistics
@@ -43,7 +51,8 @@ import numpy as np
 from _common import RESULTS, machine
 
 from olmp.dfo import Problem, Real, Space, Study
-from olmp.experience import build_experience
+from olmp.dfo.directional import DirectionalModel, pairs, train_directional_model
+from olmp.experience import build_experience, read_study
 from olmp.files import write_json_atomic
 from olmp.tune import tune
 from olmp.tune.ensemble import ENSEMBLE_DATASETS
@@ -142,8 +151,6 @@ def run_build(args: argparse.Namespace) -> None:
         began = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         times.append(time.perf_counter() - began)
-    import json
-
     summary = json.loads(done.stdout)
     record = {
         "machine": machine(),
@@ -252,9 +259,61 @@ def _sign_tests(datasets: dict, binomtest) -> dict:
     return out
 
 
-def run_table(args: argparse.Namespace) -> None:
-    import json
+def run_auc(args: argparse.Namespace) -> None:
+    from sklearn.metrics import roc_auc_score
 
+    folder = WORK / "lodo-ensemble"
+    lodo = RESULTS / "experience_lodo.json"
+    if not lodo.exists() or not (folder / "runs").is_dir():
+        sys.exit(f"run `lodo` first: {lodo} or {folder / 'runs'} is missing")
+    datasets = list(json.loads(lodo.read_text())["datasets"])
+    histories = {d: [read_study(folder / "histories" / f"{d}-{j}") for j in range(3)]
+                 for d in datasets}  # fmt: skip
+    space = histories[datasets[0]][0][0]
+    record: dict = {"machine": machine(), "lodo_commit": json.loads(lodo.read_text())[
+        "machine"]["commit"], "datasets": {}}  # fmt: skip
+    for held in datasets:
+        others = [(h, r) for d in datasets if d != held for _, h, r in histories[d]]
+        per_dataset = train_directional_model(space, [h for h, _ in others],
+                                              sources=[r for _, r in others])  # fmt: skip
+        pooled = train_directional_model(space, [h for h, _ in others],
+                                         sources=["pooled"] * len(others))  # fmt: skip
+        networks = [DirectionalModel(space, {k: v[i : i + 1] for k, v in
+                                             per_dataset.weights.items()}, {})
+                    for i in range(per_dataset.networks)]  # fmt: skip
+        labels: list[float] = []
+        scores: dict[str, list[float]] = {"per-dataset mean": [], "pooled": [], "weighted": []}
+        for run in sorted((folder / "runs").glob(f"{held}-sracos-*")):
+            X, y = pairs(space, read_study(run)[1])
+            agree = np.zeros((2, len(networks)))  # summed p on improvements, 1 - p on others
+            seen = np.zeros(2)
+            for row, label in zip(X, y, strict=True):
+                candidate = row[: space.dim]
+                best = candidate - row[space.dim :]
+                p = np.array([n.score(best, candidate[None])[0] for n in networks])
+                balanced = ((agree + 0.5) / (seen[:, None] + 1)).mean(axis=0)
+                weight = np.maximum(balanced - 0.5, 0.0) + 1e-3
+                scores["weighted"].append(float(weight @ p / weight.sum()))
+                scores["per-dataset mean"].append(float(p.mean()))
+                scores["pooled"].append(float(pooled.score(best, candidate[None])[0]))
+                labels.append(float(label))
+                agree[0 if label else 1] += p if label else 1.0 - p
+                seen[0 if label else 1] += 1
+        record["datasets"][held] = {
+            "pairs": len(labels),
+            "improvements": int(sum(labels)),
+            "auc": {name: float(roc_auc_score(labels, v)) for name, v in scores.items()},
+        }
+        print(held, {k: round(v, 3) for k, v in record["datasets"][held]["auc"].items()},
+              flush=True)  # fmt: skip
+    aucs = [d["auc"] for d in record["datasets"].values()]
+    record["median_auc"] = {name: statistics.median(a[name] for a in aucs) for name in aucs[0]}
+    record["per_dataset_mean_above_pooled"] = sum(a["per-dataset mean"] > a["pooled"] for a in aucs)
+    write_json_atomic(RESULTS / "experience_auc.json", record)
+    print(record["median_auc"], record["per_dataset_mean_above_pooled"], "of", len(aucs))
+
+
+def run_table(args: argparse.Namespace) -> None:
     ackley = json.loads((RESULTS / "experience_ackley.json").read_text())
     dims = ackley["dims"]
     head = [f"d = {d}: median best (ExpSRacos better in)" for d in dims]
@@ -289,10 +348,10 @@ def run_table(args: argparse.Namespace) -> None:
                      f"{v['expsracos-random-of-k']:.4f}", f"{t['expsracos']:.4f}",
                      f"{t['sracos']:.4f}"]  # fmt: skip
             print(f"| {dataset} | " + " | ".join(cells) + " |")
-        for method, pairs in _paired(record["datasets"]).items():
-            print(f"- {method} vs sracos, run by run (same dataset and seed): {pairs['wins']} "
-                  f"wins, {pairs['losses']} losses, {pairs['ties']} ties; sign test "
-                  f"p = {pairs['sign_test_p']:.3g}")  # fmt: skip
+        for method, paired in _paired(record["datasets"]).items():
+            print(f"- {method} vs sracos, run by run (same dataset and seed): {paired['wins']} "
+                  f"wins, {paired['losses']} losses, {paired['ties']} ties; sign test "
+                  f"p = {paired['sign_test_p']:.3g}")  # fmt: skip
         for method, s in record["summary"].items():
             print(f"- {method} vs sracos: {s['wins']} wins, {s['losses']} losses, {s['ties']} "
                   f"ties of {s['datasets']}; sign test p = {s['sign_test_p']:.3g}")  # fmt: skip
@@ -342,6 +401,7 @@ def main() -> None:
     arch.add_argument("--budget", type=int, default=20)
     arch.add_argument("--seeds", type=int, default=3)
     arch.set_defaults(run=run_arch)
+    commands.add_parser("auc").set_defaults(run=run_auc)
     table = commands.add_parser("table")
     table.set_defaults(run=run_table)
     args = parser.parse_args()

@@ -9,22 +9,13 @@ learns ``P(c improves on b)`` from features of ``(b, c)`` in the space's unit bo
 the one the model rates best.
 
 One network is trained **per source dataset** (the searches of one dataset together), and the
-model's score is their mean. Which direction is good differs between datasets; on the
-leave-one-dataset-out ensemble job one network trained on every source pooled ranked the
-held-out dataset's improvements barely better than chance (median AUC 0.53 over twelve
-held-out datasets), the mean of the per-dataset networks clearly better (0.62, better on
-nine of twelve); BENCHMARKS.md ("Experienced optimisation") has the measurement. Weighting
-the networks by how well each has predicted the new search so far was measured too and
-did not help (0.61), so they are weighted equally.
-
->>> from olmp.dfo import Real, Space
->>> space = Space([Real("x", 0.0, 1.0), Real("y", 0.0, 1.0)])
->>> # a history: (params, value) in the order told; the larger x, the better
->>> xs = [0.5, 0.2, 0.7, 0.1, 0.9, 0.3, 0.95, 0.4, 0.6, 0.99, 0.05, 0.8]
->>> history = [({"x": x, "y": 0.5}, -x) for x in xs]
->>> model = train_directional_model(space, [history], sources=["toy"])
->>> int(model.score([0.6, 0.5], [[0.9, 0.5], [0.1, 0.5]]).argmax())
-0
+model's score is their mean. Which direction is good differs between datasets: on the
+leave-one-dataset-out ensemble job, one network trained on every source pooled ranked the
+held-out dataset's improvements barely better than chance (median ROC AUC 0.53 over twelve
+held-out datasets), the mean of the per-dataset networks better (0.63, better on ten of
+twelve). Weighting the networks by how well each has predicted the new search so far gave
+0.65, within the noise of equal weights, so they are weighted equally. BENCHMARKS.md
+("Experienced optimisation") has the measurement (``benchmarks/experience.py auc``).
 
 Points are *canonical* unit-box points: ``space.to_unit(space.from_unit(u))``, so an
 integer is at the centre of its cell and a categorical choice one-hot-like (0.6 / 0.4),
