@@ -1,7 +1,8 @@
 """Benchmarks of experienced optimisation (BENCHMARKS.md, "Experienced optimisation").
 
 ackley: shifted Ackley functions in [-1, 1]^d (d = 10, 20), budget 50. Experience: 5 SRacos
-    studies on each of 10 source shifts (50 studies per dimension), recorded to study files;
+    studies on each of 10 source shifts (50 studies per dimension, one network per shift),
+    recorded to study files;
     tested on 5 other shifts x 5 seeds: expsracos (k = 10), its ablation (a random one of the
     k), sracos, cmaes, tpe, random. Median best value; ExpSRacos's wins against each.
 build: ``olmp experience build`` from the 50 Ackley studies of d = 20, timed as a user runs
@@ -101,7 +102,9 @@ def run_ackley(args: argparse.Namespace) -> None:
         began = time.perf_counter()
         for i, shift in enumerate(sources):
             for j in range(STUDIES_PER_SOURCE):
-                path = folder / f"shift{i}-seed{j}" / "study.json"
+                # shift{i}/seed{j}.json: the folder names the study's source (its
+                # "dataset"), so the model learns one network per shift.
+                path = folder / f"shift{i}" / f"seed{j}.json"
                 study = Study(Problem(space, ackley(shift)), "sracos", seed=100 + j,
                               max_evaluations=args.budget, path=path)  # fmt: skip
                 study.optimize()
@@ -140,7 +143,7 @@ def run_ackley(args: argparse.Namespace) -> None:
 
 def run_build(args: argparse.Namespace) -> None:
     folder = WORK / "ackley-20"
-    studies = sorted(str(p) for p in folder.glob("shift*/study.json"))
+    studies = sorted(str(p) for p in folder.glob("shift*/seed*.json"))
     if len(studies) != SOURCES * STUDIES_PER_SOURCE:
         sys.exit(f"run `ackley` first: {folder} holds {len(studies)} studies")
     out = folder / "timed.exp"
