@@ -358,19 +358,6 @@ def run_table(args: argparse.Namespace) -> None:
         for method, s in record["summary"].items():
             print(f"- {method} vs sracos: {s['wins']} wins, {s['losses']} losses, {s['ties']} "
                   f"ties of {s['datasets']}; sign test p = {s['sign_test_p']:.3g}")  # fmt: skip
-        # A dataset where every run of every method ends at the same val error cannot tell
-        # the methods apart (the small scikit-learn sets saturate).
-        informative = {
-            d: v
-            for d, v in record["datasets"].items()
-            if len({r["val_error"] for runs in v["runs"].values() for r in runs}) > 1
-        }
-        from scipy.stats import binomtest
-
-        for method, s in _sign_tests(informative, binomtest).items():
-            print(f"- {method} vs sracos on the {s['datasets']} datasets whose runs differ "
-                  f"({', '.join(informative)}): {s['wins']} wins, {s['losses']} losses, "
-                  f"{s['ties']} ties; sign test p = {s['sign_test_p']:.3g}")  # fmt: skip
 
 
 def _paired(datasets: dict) -> dict:
