@@ -2,26 +2,27 @@
 
 ackley: shifted Ackley functions in [-1, 1]^d (d = 10, 20), budget 50. Experience: 5 SRacos
     studies on each of 10 source shifts (50 studies per dimension, one network per shift),
-    recorded to study files;
-    tested on 5 other shifts x 5 seeds: expsracos (k = 10), its ablation (a random one of the
-    k), sracos, cmaes, tpe, random. Median best value; ExpSRacos's wins against each.
+    recorded to study files; tested on 5 other shifts x 5 seeds: expsracos (k = 10), its
+    ablation (a random one of the k), sracos, cmaes, tpe, random. Median best value;
+    ExpSRacos's wins against each.
 build: ``olmp experience build`` from the 50 Ackley studies of d = 20, timed as a user runs
     it (a fresh process: imports included). Run after ``ackley``.
 lodo: leave one dataset out on ``olmp tune --task ensemble`` (its twelve datasets, the
-    tabular ones read from --data-dir): experience = 3 SRacos searches (budget 30) on every
-    other dataset; on the held-out one, 5 seeds x {sracos, expsracos,
+    tabular ones read from --data-dir): experience = ``--histories`` (3) SRacos searches
+    (budget 30) on every other dataset; on the held-out one, 5 seeds x {sracos, expsracos,
     expsracos with a random one of the k} at budget 30. Median best val error per dataset, the
     datasets ExpSRacos wins, and a one-sided sign test (scipy.stats.binomtest) against sracos.
 arch: the same on the architecture job (``olmp tune``'s CNN task) on digits, mnist-5k and
     fashion-mnist, made small to fit the machine: a narrowed space (:data:`ARCH_SPACE`),
-    1 epoch on 500 training images per trial, budget 20, 3 seeds, experience = 3 searches
-    per other dataset.
+    1 epoch on 500 training images per trial, ``--budget`` 20 and ``--seeds`` 3 unless
+    given, experience = 3 searches per other dataset.
 auc: how well the directional model ranks the held-out dataset's own improvements, on the
     ``lodo`` records (run it first): for each held-out dataset, the (best so far, trial) pairs
     of its five SRacos searches, scored by the model built from the other datasets' histories
-    (one network per dataset, their mean: the product), by one network trained on all of them
-    pooled, and by the per-dataset networks weighted by how well each predicted the search so
-    far (balanced agreement over its earlier pairs, minus chance). ROC AUC per dataset.
+    (``--histories`` per dataset; one network per dataset, their mean: the product), by one
+    network trained on all of them pooled, and by the per-dataset networks weighted by how
+    well each predicted the search so far (balanced agreement over its earlier pairs, minus
+    chance). ROC AUC per dataset.
 table: print the Markdown tables of BENCHMARKS.md from the records.
 
 Everything goes through the public API (olmp.dfo.Study, olmp.tune.tune, olmp.experience);
@@ -171,7 +172,8 @@ def run_build(args: argparse.Namespace) -> None:
 def run_lodo(args: argparse.Namespace) -> None:
     datasets = args.datasets or list(ENSEMBLE_DATASETS)
     settings = {"data_dir": args.data_dir}
-    _lodo("ensemble", datasets, args.budget, SEEDS, settings, "experience_lodo.json")
+    name = "experience_lodo" + ("" if args.histories == 3 else f"_h{args.histories}") + ".json"
+    _lodo("ensemble", datasets, args.budget, SEEDS, settings, name, args.histories)
 
 
 def run_arch(args: argparse.Namespace) -> None:
@@ -181,26 +183,34 @@ def run_arch(args: argparse.Namespace) -> None:
         "train_size": 500,
         "trial_time_limit": 60,
     }
-    _lodo("cnn", args.datasets, args.budget, args.seeds, settings, "experience_arch.json")
+    _lodo("cnn", args.datasets, args.budget, args.seeds, settings, "experience_arch.json", 3)
+
+
+def _histories(task: str, datasets: list[str], per_dataset: int, budget: int,
+               settings: dict) -> dict[str, list[Path]]:  # fmt: skip
+    """The experience: ``per_dataset`` SRacos searches on every dataset, made once and kept
+    in ``WORK/lodo-<task>/histories``."""
+    folder = WORK / f"lodo-{task}" / "histories"
+    paths = {d: [folder / f"{d}-{j}" for j in range(per_dataset)] for d in datasets}
+    for dataset, outs in paths.items():
+        for j, out in enumerate(outs):
+            if not (out / "result.json").exists():
+                tune(dataset, out, task=task, solver="sracos", seed=100 + j, budget=budget,
+                     force=True, **settings)  # fmt: skip
+    return paths
 
 
 def _lodo(task: str, datasets: list[str], budget: int, seeds: int, settings: dict,
-          name: str) -> None:  # fmt: skip
+          name: str, per_dataset: int) -> None:  # fmt: skip
     """Leave one dataset out on ``olmp tune --task task`` (see the module docstring)."""
     from scipy.stats import binomtest
 
     folder = WORK / f"lodo-{task}"
-    histories = folder / "histories"
     record: dict = {"machine": machine(), "task": task, "budget": budget, "k": K,
-                    "seeds": seeds, "settings": settings, "history_studies_per_dataset": 3,
-                    "datasets": {}}  # fmt: skip
+                    "seeds": seeds, "settings": settings,
+                    "history_studies_per_dataset": per_dataset, "datasets": {}}  # fmt: skip
     began = time.perf_counter()
-    for dataset in datasets:  # the histories: earlier searches on every dataset
-        for j in range(3):
-            out = histories / f"{dataset}-{j}"
-            if not (out / "result.json").exists():
-                tune(dataset, out, task=task, solver="sracos", seed=100 + j, budget=budget,
-                     force=True, **settings)  # fmt: skip
+    histories = _histories(task, datasets, per_dataset, budget, settings)
     record["history_seconds"] = round(time.perf_counter() - began, 1)
     methods = {
         "sracos": ("sracos", {}),
@@ -208,8 +218,8 @@ def _lodo(task: str, datasets: list[str], budget: int, seeds: int, settings: dic
         "expsracos-random-of-k": ("expsracos", {"k": K, "select": "random"}),
     }
     for held in datasets:
-        others = [histories / f"{d}-{j}" for d in datasets if d != held for j in range(3)]
-        model_file = folder / f"without-{held}.exp"
+        others = [path for d in datasets if d != held for path in histories[d]]
+        model_file = folder / f"without-{held}-h{per_dataset}.exp"
         model = build_experience(others, model_file, force=True)
         runs: dict[str, list[dict]] = {m: [] for m in methods}
         for method, (solver, options) in methods.items():
@@ -269,12 +279,14 @@ def run_auc(args: argparse.Namespace) -> None:
     lodo = RESULTS / "experience_lodo.json"
     if not lodo.exists() or not (folder / "runs").is_dir():
         sys.exit(f"run `lodo` first: {lodo} or {folder / 'runs'} is missing")
-    datasets = list(json.loads(lodo.read_text())["datasets"])
-    histories = {d: [read_study(folder / "histories" / f"{d}-{j}") for j in range(3)]
-                 for d in datasets}  # fmt: skip
+    lodo_record = json.loads(lodo.read_text())
+    datasets = list(lodo_record["datasets"])
+    paths = _histories("ensemble", datasets, args.histories, lodo_record["budget"],
+                       lodo_record["settings"])  # fmt: skip
+    histories = {d: [read_study(path) for path in paths[d]] for d in datasets}
     space = histories[datasets[0]][0][0]
-    record: dict = {"machine": machine(), "lodo_commit": json.loads(lodo.read_text())[
-        "machine"]["commit"], "datasets": {}}  # fmt: skip
+    record: dict = {"machine": machine(), "lodo_commit": lodo_record["machine"]["commit"],
+                    "history_studies_per_dataset": args.histories, "datasets": {}}  # fmt: skip
     for held in datasets:
         others = [(h, r) for d in datasets if d != held for _, h, r in histories[d]]
         per_dataset = train_directional_model(space, [h for h, _ in others],
@@ -312,7 +324,8 @@ def run_auc(args: argparse.Namespace) -> None:
     aucs = [d["auc"] for d in record["datasets"].values()]
     record["median_auc"] = {name: statistics.median(a[name] for a in aucs) for name in aucs[0]}
     record["per_dataset_mean_above_pooled"] = sum(a["per-dataset mean"] > a["pooled"] for a in aucs)
-    write_json_atomic(RESULTS / "experience_auc.json", record)
+    suffix = "" if args.histories == 3 else f"_h{args.histories}"
+    write_json_atomic(RESULTS / f"experience_auc{suffix}.json", record)
     print(record["median_auc"], record["per_dataset_mean_above_pooled"], "of", len(aucs))
 
 
@@ -398,13 +411,16 @@ def main() -> None:
         default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "fairness"),
         help="folder of the tabular sets' files (default: ../shared/data/fairness)",
     )
+    lodo.add_argument("--histories", type=int, default=3, help="experience searches per dataset")
     lodo.set_defaults(run=run_lodo)
     arch = commands.add_parser("arch")
     arch.add_argument("--datasets", nargs="+", default=["digits", "mnist-5k", "fashion-mnist"])
     arch.add_argument("--budget", type=int, default=20)
     arch.add_argument("--seeds", type=int, default=3)
     arch.set_defaults(run=run_arch)
-    commands.add_parser("auc").set_defaults(run=run_auc)
+    auc = commands.add_parser("auc")
+    auc.add_argument("--histories", type=int, default=3, help="experience searches per dataset")
+    auc.set_defaults(run=run_auc)
     table = commands.add_parser("table")
     table.set_defaults(run=run_table)
     args = parser.parse_args()
