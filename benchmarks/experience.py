@@ -19,10 +19,9 @@ arch: the same on the architecture job (``olmp tune``'s CNN task) on digits, mni
 auc: how well the directional model ranks the held-out dataset's own improvements, on the
     ``lodo`` records (run it first): for each held-out dataset, the (best so far, trial) pairs
     of its five SRacos searches, scored by the model built from the other datasets' histories
-    (``--histories`` per dataset; one network per dataset, their mean: the product), by one
-    network trained on all of them pooled, and by the per-dataset networks weighted by how
-    well each predicted the search so far (balanced agreement over its earlier pairs, minus
-    chance). ROC AUC per dataset.
+    (``--histories`` per dataset): one network per dataset weighted by how well each predicted
+    the search so far (the product, olmp.dfo.directional.Reliability), the same networks
+    weighted equally, and one network trained on all of them pooled. ROC AUC per dataset.
 table: print the Markdown tables of BENCHMARKS.md from the records.
 
 Everything goes through the public API (olmp.dfo.Study, olmp.tune.tune, olmp.experience);
@@ -53,7 +52,7 @@ import numpy as np
 from _common import RESULTS, machine
 
 from olmp.dfo import Problem, Real, Space, Study
-from olmp.dfo.directional import DirectionalModel, pairs, train_directional_model
+from olmp.dfo.directional import Reliability, pairs, train_directional_model
 from olmp.experience import build_experience, read_study
 from olmp.files import write_json_atomic
 from olmp.tune import tune
@@ -293,27 +292,20 @@ def run_auc(args: argparse.Namespace) -> None:
                                               sources=[r for _, r in others])  # fmt: skip
         pooled = train_directional_model(space, [h for h, _ in others],
                                          sources=["pooled"] * len(others))  # fmt: skip
-        networks = [DirectionalModel(space, {k: v[i : i + 1] for k, v in
-                                             per_dataset.weights.items()}, {})
-                    for i in range(per_dataset.networks)]  # fmt: skip
         labels: list[float] = []
-        scores: dict[str, list[float]] = {"per-dataset mean": [], "pooled": [], "weighted": []}
+        scores: dict[str, list[float]] = {"weighted": [], "equal": [], "pooled": []}
         for run in sorted((folder / "runs").glob(f"{held}-sracos-*")):
             X, y = pairs(space, read_study(run)[1])
-            agree = np.zeros((2, len(networks)))  # summed p on improvements, 1 - p on others
-            seen = np.zeros(2)
+            reliability = Reliability(per_dataset.networks)  # one per search, as expsracos
             for row, label in zip(X, y, strict=True):
                 candidate = row[: space.dim]
                 best = candidate - row[space.dim :]
-                p = np.array([n.score(best, candidate[None])[0] for n in networks])
-                balanced = ((agree + 0.5) / (seen[:, None] + 1)).mean(axis=0)
-                weight = np.maximum(balanced - 0.5, 0.0) + 1e-3
-                scores["weighted"].append(float(weight @ p / weight.sum()))
-                scores["per-dataset mean"].append(float(p.mean()))
+                p = per_dataset.network_scores(best, candidate[None])[:, 0]
+                scores["weighted"].append(float(np.average(p, weights=reliability.weights)))
+                scores["equal"].append(float(p.mean()))
                 scores["pooled"].append(float(pooled.score(best, candidate[None])[0]))
                 labels.append(float(label))
-                agree[0 if label else 1] += p if label else 1.0 - p
-                seen[0 if label else 1] += 1
+                reliability.observe(p, bool(label))
         record["datasets"][held] = {
             "pairs": len(labels),
             "improvements": int(sum(labels)),
@@ -323,10 +315,12 @@ def run_auc(args: argparse.Namespace) -> None:
               flush=True)  # fmt: skip
     aucs = [d["auc"] for d in record["datasets"].values()]
     record["median_auc"] = {name: statistics.median(a[name] for a in aucs) for name in aucs[0]}
-    record["per_dataset_mean_above_pooled"] = sum(a["per-dataset mean"] > a["pooled"] for a in aucs)
+    record["weighted_above_pooled"] = sum(a["weighted"] > a["pooled"] for a in aucs)
+    record["weighted_above_equal"] = sum(a["weighted"] > a["equal"] for a in aucs)
     suffix = "" if args.histories == 3 else f"_h{args.histories}"
     write_json_atomic(RESULTS / f"experience_auc{suffix}.json", record)
-    print(record["median_auc"], record["per_dataset_mean_above_pooled"], "of", len(aucs))
+    above = record["weighted_above_pooled"], record["weighted_above_equal"], len(aucs)
+    print(record["median_auc"], "weighted above pooled / equal in {} / {} of {}".format(*above))
 
 
 def run_table(args: argparse.Namespace) -> None:

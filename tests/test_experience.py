@@ -11,7 +11,7 @@ import pytest
 
 from olmp.cli import main
 from olmp.dfo import Problem, Real, Space, Study
-from olmp.dfo.directional import DirectionalModel, pairs, train_directional_model
+from olmp.dfo.directional import DirectionalModel, Reliability, pairs, train_directional_model
 from olmp.dfo.solvers import SOLVERS, make_solver
 from olmp.errors import OlmpError
 from olmp.experience import build_experience
@@ -36,11 +36,12 @@ def _history(objective, seed, solver="random", n=40, space=PLANE):
     return [(t.params, t.value) for t in study.trials]
 
 
-def _planted_model(space=PLANE, coordinate=0):
-    """A model by hand whose score grows with the candidate's coordinate ``coordinate``."""
+def _planted_model(space=PLANE, coordinate=0, sharpness=1.0):
+    """A model by hand whose score grows with feature ``coordinate`` (the candidate's
+    coordinate, or from ``dim`` on its step from the best)."""
     dim = space.dim
     w1 = np.zeros((2 * dim, 1))
-    w1[coordinate, 0] = 1.0
+    w1[coordinate, 0] = sharpness
     weights = {"w1": w1, "b1": np.zeros(1), "w2": np.full((1, 1), 10.0), "b2": np.zeros(1)}
     return DirectionalModel(space, weights, {"sources": [{"dataset": "planted"}]})
 
@@ -162,6 +163,39 @@ def test_the_model_picks_the_candidate_it_rates_best():
     assert guided > plain + 0.1 and guided > wrong + 0.1
     ablation = _asked("expsracos", select="random")
     assert ablation != _asked("sracos") and len(ablation) == 30
+
+
+def test_reliability_weighs_the_networks_that_predict_the_search():
+    reliability = Reliability(2)
+    np.testing.assert_allclose(reliability.weights, [Reliability.FLOOR] * 2)  # nothing told
+    for improved in (True, False, False, True, False):
+        # network 0 says 0.9 when the trial improves and 0.1 when not; network 1 says 0.5
+        reliability.observe(np.array([0.9 if improved else 0.1, 0.5]), improved)
+    right, chance = reliability.weights
+    assert chance == Reliability.FLOOR and right > 0.25
+
+
+def test_expsracos_weighs_its_networks_by_the_search_itself():
+    # Networks reading the candidate's step from the best (feature dim + i): a's step is
+    # what decides an improvement on the plane, b's step is noise.
+    right, noise = _planted_model(coordinate=3, sharpness=50), _planted_model(coordinate=4,
+                                                                            sharpness=50)  # fmt: skip
+    both = DirectionalModel(
+        PLANE,
+        {k: np.stack([right.weights[k][0], noise.weights[k][0]]) for k in right.weights},
+        {"sources": [{"dataset": "right"}, {"dataset": "noise"}]},
+    )
+    solver = make_solver("expsracos", [0.0] * 3, [1.0] * 3, experience=both, seed=0)
+    solver.minimize(lambda rows: -rows[:, 0], 30)  # plane: larger a is better
+    weight_right, weight_noise = solver.reliability.weights
+    assert weight_right > 2 * weight_noise
+    # with equal weights the score is the plain mean; the weights change it
+    points = np.random.default_rng(4).uniform(size=(5, 3))
+    mean = (right.score(points[0], points) + noise.score(points[0], points)) / 2
+    np.testing.assert_allclose(both.score(points[0], points), mean)
+    weighted = both.score(points[0], points, solver.reliability.weights)
+    assert np.abs(weighted - right.score(points[0], points)).max() < np.abs(mean - right.score(
+        points[0], points)).max()  # fmt: skip
 
 
 def test_bad_k_and_a_model_of_another_width_are_refused():

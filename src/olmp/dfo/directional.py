@@ -8,14 +8,16 @@ learns ``P(c improves on b)`` from features of ``(b, c)`` in the space's unit bo
 :class:`~olmp.dfo.solvers.expsracos.ExpSRacos` then samples several candidates and evaluates
 the one the model rates best.
 
-One network is trained **per source dataset** (the searches of one dataset together), and the
-model's score is their mean. Which direction is good differs between datasets: on the
-leave-one-dataset-out ensemble job, one network trained on every source pooled ranked the
+One network is trained **per source dataset** (the searches of one dataset together). For a
+new search the networks' probabilities are averaged, each weighted by how well it has
+predicted that search's own trials so far (:class:`Reliability`): which direction is good
+differs between datasets, and the search itself tells which sources resemble it. On the
+leave-one-dataset-out ensemble job one network trained on every source pooled ranked the
 held-out dataset's improvements barely better than chance (median ROC AUC 0.53 over twelve
-held-out datasets), the mean of the per-dataset networks better (0.63, better on ten of
-twelve). Weighting the networks by how well each has predicted the new search so far gave
-0.65, within the noise of equal weights, so they are weighted equally. BENCHMARKS.md
-("Experienced optimisation") has the measurement (``benchmarks/experience.py auc``).
+held-out datasets), the plain mean of the per-dataset networks 0.63 and the weighted mean
+0.65; with five searches of experience per dataset instead of three, 0.59, 0.60 and 0.67.
+BENCHMARKS.md ("Experienced optimisation") has the measurement
+(``benchmarks/experience.py auc``).
 
 Points are *canonical* unit-box points: ``space.to_unit(space.from_unit(u))``, so an
 integer is at the centre of its cell and a categorical choice one-hot-like (0.6 / 0.4),
@@ -125,15 +127,22 @@ class DirectionalModel:
         """The datasets (tasks) of the searches it learned from, each once, sorted."""
         return sorted({str(s.get("dataset")) for s in self.info.get("sources", [])})
 
-    def score(self, best: ArrayLike, candidates: ArrayLike) -> np.ndarray:
-        """``P(candidate improves on best)`` for unit-box points (canonicalised here): the
-        mean of the networks' probabilities."""
+    def network_scores(self, best: ArrayLike, candidates: ArrayLike) -> np.ndarray:
+        """Each network's ``P(candidate improves on best)``, shape ``(networks, candidates)``,
+        for unit-box points (canonicalised here)."""
         b = canonical(self.space, best)[0]
         c = canonical(self.space, candidates)
         w = self.weights
         hidden = np.tanh(np.einsum("nf,mfh->mnh", features(b, c), w["w1"]) + w["b1"][:, None])
         logits = np.einsum("mnh,mho->mn", hidden, w["w2"]) + w["b2"]
-        return (1.0 / (1.0 + np.exp(-logits))).mean(axis=0)
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    def score(
+        self, best: ArrayLike, candidates: ArrayLike, weights: ArrayLike | None = None
+    ) -> np.ndarray:
+        """``P(candidate improves on best)`` for unit-box points: the networks' probabilities
+        averaged, equally or with ``weights`` (one per network, see :class:`Reliability`)."""
+        return np.average(self.network_scores(best, candidates), axis=0, weights=weights)
 
     def check_space(self, space: Space, where: str = "this search") -> None:
         """Raise OlmpError unless ``space`` is the space the model learned on, naming the
@@ -188,6 +197,36 @@ class DirectionalModel:
                 )
         info = {k: v for k, v in record.items() if k not in ("format", "version", "space")}
         return cls(space, weights, info)
+
+
+class Reliability:
+    """How well each network of a model has predicted one search's own trials so far: its
+    weight in :meth:`DirectionalModel.score` for that search.
+
+    After each trial (that had a best before it) :meth:`observe` takes the networks'
+    probabilities for it and whether it improved. A network's *balanced agreement* is the
+    mean of its average probability on the trials that improved and its average ``1 - p`` on
+    those that did not, each starting at 1/2 with one pseudo-trial; its weight is how far
+    that is above chance (1/2), floored at a small positive value so that all networks
+    count equally until the search has told something apart.
+    """
+
+    #: The weight of a network no better than chance.
+    FLOOR = 1e-3
+
+    def __init__(self, networks: int) -> None:
+        self._agreement = np.zeros((2, networks))  # rows: trials that improved, the others
+        self._trials = np.zeros(2)
+
+    def observe(self, probabilities: np.ndarray, improved: bool) -> None:
+        row = 0 if improved else 1
+        self._agreement[row] += probabilities if improved else 1.0 - probabilities
+        self._trials[row] += 1
+
+    @property
+    def weights(self) -> np.ndarray:
+        balanced = ((self._agreement + 0.5) / (self._trials[:, None] + 1.0)).mean(axis=0)
+        return np.maximum(balanced - 0.5, 0.0) + self.FLOOR
 
 
 def space_difference(
@@ -329,6 +368,7 @@ def as_model(experience: DirectionalModel | str | os.PathLike[str]) -> Direction
 __all__ = [
     "DirectionalModel",
     "History",
+    "Reliability",
     "as_model",
     "canonical",
     "features",

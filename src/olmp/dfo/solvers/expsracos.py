@@ -4,7 +4,9 @@ After SRacos's initial samples, every new candidate is chosen like this: draw ``
 candidates from SRacos's learned region (each exactly as :class:`~olmp.dfo.solvers.sracos.SRacos`
 would draw its one), score them with a :class:`~olmp.dfo.directional.DirectionalModel`
 against the best point so far, and evaluate only the best-scored one. The others are
-forgotten: SRacos learns from evaluated points only.
+forgotten: SRacos learns from evaluated points only. The model's networks (one per source
+dataset) are weighted by how well each has predicted this search's own trials so far
+(:class:`~olmp.dfo.directional.Reliability`).
 
 Options beyond SRacos's:
 
@@ -23,12 +25,13 @@ the space is the very same is checked where the space is known (``olmp tune``, o
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, ClassVar
 
 import numpy as np
 
-from olmp.dfo.directional import DirectionalModel, as_model
+from olmp.dfo.directional import DirectionalModel, Reliability, as_model
 from olmp.dfo.solvers.base import Option
 from olmp.dfo.solvers.checks import integer, one_of
 from olmp.dfo.solvers.sracos import SRacos
@@ -73,6 +76,10 @@ class ExpSRacos(SRacos):
         self.model: DirectionalModel | None = (
             None if self.experience is None else as_model(self.experience)
         )
+        self.reliability = None if self.model is None else Reliability(self.model.networks)
+        # The best trial told so far, as the model's unit-box point, and its value.
+        self._told_best: np.ndarray | None = None
+        self._told_best_value = math.inf
 
     def _start(self) -> None:
         if self.model is not None and self.model.dim != self.dim:
@@ -95,8 +102,23 @@ class ExpSRacos(SRacos):
         tune.init_num, tune.live_num = tune.init_num + 1, tune.live_num + 1
         if self.select == "random" or self._best_x is None:
             return drawn[int(self.rng.integers(self.k))]
-        assert self.model is not None
-        width = self.upper - self.lower
-        rows = np.array([(self._to_box(s) - self.lower) / width for s in drawn])
-        best = (self._best_x - self.lower) / width
-        return drawn[int(np.argmax(self.model.score(best, rows)))]
+        assert self.model is not None and self.reliability is not None
+        rows = np.array([self._to_unit(self._to_box(s)) for s in drawn])
+        scores = self.model.score(self._to_unit(self._best_x), rows, self.reliability.weights)
+        return drawn[int(np.argmax(scores))]
+
+    def _to_unit(self, row: np.ndarray) -> np.ndarray:
+        return (row - self.lower) / (self.upper - self.lower)
+
+    def _tell(self, candidates: np.ndarray, fitness: np.ndarray) -> None:
+        if self.model is not None and self.reliability is not None:
+            # Each trial against the best told before it, as the model's examples are made
+            # (olmp.dfo.directional.pairs): did it improve, and what did each network say?
+            for row, value in zip(candidates, fitness, strict=True):
+                point = self._to_unit(row)
+                if self._told_best is not None:
+                    probabilities = self.model.network_scores(self._told_best, point[None])
+                    self.reliability.observe(probabilities[:, 0], value < self._told_best_value)
+                if value < self._told_best_value:
+                    self._told_best, self._told_best_value = point, float(value)
+        super()._tell(candidates, fitness)
