@@ -178,8 +178,8 @@ def test_reliability_weighs_the_networks_that_predict_the_search():
 def test_expsracos_weighs_its_networks_by_the_search_itself():
     # Networks reading the candidate's step from the best (feature dim + i): a's step is
     # what decides an improvement on the plane, b's step is noise.
-    right, noise = _planted_model(coordinate=3, sharpness=50), _planted_model(coordinate=4,
-                                                                            sharpness=50)  # fmt: skip
+    right = _planted_model(coordinate=3, sharpness=50)
+    noise = _planted_model(coordinate=4, sharpness=50)
     both = DirectionalModel(
         PLANE,
         {k: np.stack([right.weights[k][0], noise.weights[k][0]]) for k in right.weights},
