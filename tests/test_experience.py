@@ -236,6 +236,9 @@ def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys):
     built = json.loads(capsys.readouterr().out)
     assert built["datasets"] == ["iris", "wine"] and built["examples"] == 14
     assert built["networks"] == 1 and built["untaught"] == ["wine"]  # its 8 trials: no gain
+    assert main(["experience", "build", "--from", str(ensemble_runs / "wine"),
+                 str(ensemble_runs / "iris"), "--out", str(tmp_path / "t.exp")]) == 0  # fmt: skip
+    assert "no trial improved on its best in the studies of: wine" in capsys.readouterr().out
     out = tmp_path / "bc"
     assert main(["tune", "--task", "ensemble", "--dataset", "breast-cancer", "--solver",
                  "expsracos", "--experience", str(model_file), "--budget", "8", "--out",

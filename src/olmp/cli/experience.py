@@ -33,6 +33,8 @@ def _build(args: argparse.Namespace) -> int:
         f"{model.networks} network(s), one per dataset that taught a direction, in "
         f"{training['seconds']:.1f} s; saved {args.out}"
     )
+    if training["untaught"]:
+        print(f"no trial improved on its best in the studies of: {', '.join(training['untaught'])}")
     print(f"use it: olmp tune --solver expsracos --experience {args.out} ...")
     return 0
 
