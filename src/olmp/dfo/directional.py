@@ -19,6 +19,15 @@ held-out datasets), the plain mean of the per-dataset networks 0.63 and the weig
 BENCHMARKS.md ("Experienced optimisation") has the measurement
 (``benchmarks/experience.py auc``).
 
+>>> from olmp.dfo import Real, Space
+>>> space = Space([Real("x", 0.0, 1.0), Real("y", 0.0, 1.0)])
+>>> # a history: (params, value) in the order told; the larger x, the better
+>>> xs = [0.5, 0.2, 0.7, 0.1, 0.9, 0.3, 0.95, 0.4, 0.6, 0.99, 0.05, 0.8]
+>>> history = [({"x": x, "y": 0.5}, -x) for x in xs]
+>>> model = train_directional_model(space, [history], sources=["toy"])
+>>> int(model.score([0.6, 0.5], [[0.9, 0.5], [0.1, 0.5]]).argmax())
+0
+
 Points are *canonical* unit-box points: ``space.to_unit(space.from_unit(u))``, so an
 integer is at the centre of its cell and a categorical choice one-hot-like (0.6 / 0.4),
 whatever raw coordinates a solver drew. Features are ``[c, c - b]`` (``2 * dim`` numbers).
