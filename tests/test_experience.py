@@ -245,6 +245,8 @@ def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys):
                  str(out), "--json"]) == 0  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
     assert summary["trials"] == 8 and summary["test_accuracy"] > 0.8
+    assert list(summary["experience_weights"]) == ["iris"]  # wine taught no network
+    assert summary["experience_weights"]["iris"] == pytest.approx(1.0)
     record = json.loads((out / "study.json").read_text())
     assert record["solver"] == "expsracos" and record["options"]["experience"] == str(model_file)
     # the held-out dataset: refused, unless --force

@@ -74,6 +74,9 @@ def _tune(args: argparse.Namespace) -> int:
         f"{args.dataset}: best val accuracy {summary['best_val_accuracy']:.2%}, "
         f"its test accuracy {summary['test_accuracy']:.2%}"
     )
+    if summary.get("experience_weights"):
+        ranked = sorted(summary["experience_weights"].items(), key=lambda kv: -kv[1])
+        print("experience that counted: " + ", ".join(f"{d} {w:.0%}" for d, w in ranked))
     if summary.get("best_checkpoint"):
         print(f"saved {summary['best_checkpoint']} (olmp compress --weights takes it)")
     else:

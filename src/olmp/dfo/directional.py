@@ -132,6 +132,14 @@ class DirectionalModel:
         return int(self.weights["w1"].shape[0])
 
     @property
+    def network_datasets(self) -> list[str]:
+        """The source dataset of each network, in order (``network i`` when not recorded)."""
+        trained = self.info.get("training", {}).get("networks", [])
+        if len(trained) == self.networks:
+            return [str(n["dataset"]) for n in trained]
+        return [f"network {i}" for i in range(self.networks)]
+
+    @property
     def datasets(self) -> list[str]:
         """The datasets (tasks) of the searches it learned from, each once, sorted."""
         return sorted({str(s.get("dataset")) for s in self.info.get("sources", [])})

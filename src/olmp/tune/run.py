@@ -232,13 +232,14 @@ def tune(
         from olmp.tune.mads import extended_poll_mads
 
         records, stop_reason = extended_poll_mads(objective, out / "mads.json", **search)
+        about: dict[str, Any] = {"stop_reason": stop_reason}
     else:
-        records, stop_reason = _engine_study(
+        records, about = _engine_study(
             objective, engine_space, out / "study.json", solver, **search
         )
     write_json_atomic(out / "trials.json", records)
     summary = _finish(out, objective, splits, records, config, keep_weights)
-    summary.update(stop_reason=stop_reason, seconds=round(time.monotonic() - began, 2))
+    summary.update(**about, seconds=round(time.monotonic() - began, 2))
     write_json_atomic(out / "result.json", summary)
     _plot(out / "best_val.png", records, f"{solver} on {dataset}")
     return summary
@@ -276,7 +277,7 @@ def _tune_ensemble(
 ) -> dict[str, Any]:
     """The ensemble task's search and summary (val error per trial, test error once)."""
     began = time.monotonic()
-    records, stop_reason = _engine_study(
+    records, about = _engine_study(
         objective,
         objective.space,
         out / "study.json",
@@ -301,7 +302,7 @@ def _tune_ensemble(
             best_trial=best["id"],
             best_settings=best["settings"],
         )
-    summary.update(stop_reason=stop_reason, seconds=round(time.monotonic() - began, 2))
+    summary.update(**about, seconds=round(time.monotonic() - began, 2))
     write_json_atomic(out / "result.json", summary)
     _plot(out / "best_val.png", records, f"{config['solver']} on {config['dataset']} (ensemble)")
     return summary
@@ -320,7 +321,11 @@ def _engine_study(
     resume: bool,
     options: Mapping[str, Any] | None,
     progress: Progress | None,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run the search as an engine study: its trials' records, and for the summary its
+    ``stop_reason`` and, with experience, ``experience_weights`` (how much each source
+    dataset's network counted at the end: which earlier searches resembled this one)."""
+
     def report(study: Study, trial: Any) -> None:
         if progress is not None:
             best = None if study.best is None else 1.0 - float(study.best.value)
@@ -353,7 +358,15 @@ def _engine_study(
         if t.done
     ]
     _add_elapsed(records)
-    return records, study.stop_reason
+    about: dict[str, Any] = {"stop_reason": study.stop_reason}
+    solver = getattr(study.sampler, "solver", None)
+    if getattr(solver, "reliability", None) is not None:
+        weights = solver.reliability.weights
+        about["experience_weights"] = {
+            name: round(float(w / weights.sum()), 4)
+            for name, w in zip(solver.model.network_datasets, weights, strict=True)
+        }
+    return records, about
 
 
 def _add_elapsed(records: list[dict[str, Any]]) -> None:
