@@ -171,8 +171,13 @@ def run_build(args: argparse.Namespace) -> None:
 def run_lodo(args: argparse.Namespace) -> None:
     datasets = args.datasets or list(ENSEMBLE_DATASETS)
     settings = {"data_dir": args.data_dir}
-    name = "experience_lodo" + ("" if args.histories == 3 else f"_h{args.histories}") + ".json"
+    name = f"experience_lodo{_histories_suffix(args.histories)}.json"
     _lodo("ensemble", datasets, args.budget, SEEDS, settings, name, args.histories)
+
+
+def _histories_suffix(per_dataset: int) -> str:
+    """What a record's name adds when the experience is not the usual 3 searches per dataset."""
+    return "" if per_dataset == 3 else f"_h{per_dataset}"
 
 
 def run_arch(args: argparse.Namespace) -> None:
@@ -317,8 +322,7 @@ def run_auc(args: argparse.Namespace) -> None:
     record["median_auc"] = {name: statistics.median(a[name] for a in aucs) for name in aucs[0]}
     record["weighted_above_pooled"] = sum(a["weighted"] > a["pooled"] for a in aucs)
     record["weighted_above_equal"] = sum(a["weighted"] > a["equal"] for a in aucs)
-    suffix = "" if args.histories == 3 else f"_h{args.histories}"
-    write_json_atomic(RESULTS / f"experience_auc{suffix}.json", record)
+    write_json_atomic(RESULTS / f"experience_auc{_histories_suffix(args.histories)}.json", record)
     above = record["weighted_above_pooled"], record["weighted_above_equal"], len(aucs)
     print(record["median_auc"], "weighted above pooled / equal in {} / {} of {}".format(*above))
 
