@@ -2,7 +2,10 @@
 
 >>> from olmp.data import load_dataset, DATASETS
 >>> sorted(DATASETS)
-['digits', 'fashion-mnist', 'mnist', 'mnist-5k']
+['digits', 'fashion-mnist', 'mnist', 'mnist-5k', 'mnist-paper']
+>>> from olmp.data import TABULAR_DATASETS
+>>> sorted(TABULAR_DATASETS)
+['adult', 'compas', 'credit-default', 'german']
 """
 
 from olmp.data import idx_sets, small_sets  # noqa: F401  (register the built-in datasets)
