@@ -20,10 +20,10 @@ kept, so an interrupted ``run`` resumes).
 sex --constraint dp --epsilon 0.05`` (its defaults), for seeds 0-2, with the machine's
 load average (record ``fair_speed.json``).
 
-``compress``: OLMP on a LeNet-style MLP (``lenet-300-100``) trained on Adult by FNNC
-under ``dp <= 0.05`` (sex), seeds 0-2, compressed at the defaults without and with
-``--constraint dp<=0.05 --protected sex`` (``olmp.compress(..., constraints=...)``);
-record ``fair_compress.json``.
+``compress [--tolerance T]``: OLMP on a LeNet-style MLP (``lenet-300-100``) trained on Adult by FNNC
+under ``dp <= 0.05`` (sex), seeds 0-2, compressed at the defaults (or at ``--tolerance``,
+a variant) without and with ``--constraint dp<=0.05 --protected sex``
+(``olmp.compress(..., constraints=...)``); record ``fair_compress.json``.
 
 ``report``: the tables of BENCHMARKS.md (medians and ranges over seeds) and
 ``benchmarks/results/fair_fronts.png`` (test accuracy against the test constraint value).
@@ -130,7 +130,7 @@ def compress_runs(args: argparse.Namespace) -> None:
     path = RESULTS / "fair_compress.json"
     record = _load(path)
     record["machines"].append(machine())
-    done = {(r["seed"], r["constrained"]) for r in record["runs"]}
+    done = {(r["seed"], r["constrained"], r.get("tolerance", 0.0)) for r in record["runs"]}
     work = Path(args.workdir)
     for seed in (0, 1, 2):
         reference = work / f"compress-ref-{seed}"
@@ -140,13 +140,14 @@ def compress_runs(args: argparse.Namespace) -> None:
                 model="lenet-300-100", data_dir=args.data_dir, force=True,
             )  # fmt: skip
         for constrained in (False, True):
-            if (seed, constrained) in done:
+            if (seed, constrained, args.tolerance) in done:
                 continue
             model, splits, _ = olmp.load_weights(
                 reference / "eps-0.05" / "model.safetensors", data_dir=args.data_dir
             )
             extra = {"constraints": ["dp<=0.05"], "protected": "sex"} if constrained else {}
-            pruned, result = olmp.compress(model, splits, **extra)
+            config = olmp.CompressConfig(tolerance=args.tolerance)
+            pruned, result = olmp.compress(model, splits, config, **extra)
             # Measured the same way for both runs (the unconstrained one records none).
             measured = {
                 part: fairness_report(
@@ -160,9 +161,12 @@ def compress_runs(args: argparse.Namespace) -> None:
                 {
                     "seed": seed,
                     "constrained": constrained,
+                    "tolerance": args.tolerance,
                     "compression_ratio": result["compression_ratio"],
                     "reference_test_accuracy": result["reference_test_accuracy"],
                     "test_accuracy": result["test_accuracy"],
+                    "reference_val_accuracy": result["reference_val_accuracy"],
+                    "val_accuracy": result["val_accuracy"],
                     "val_dp_difference": measured["val"]["dp_difference"],
                     "test_dp_difference": measured["test"]["dp_difference"],
                     "wall_time_s": result["wall_time_s"],
@@ -265,24 +269,30 @@ def _compress_table() -> None:
     if not path.exists():
         return
     runs = json.loads(path.read_text())["runs"]
-    columns = "seed | run | compression | test accuracy (reference) | test dp | val dp"
+    columns = "tolerance | seed | run | compression | test accuracy (reference) | test dp | val dp"
     print(f"\n| {columns} | dp <= 0.05 on test |")
-    print("|---|---|---|---|---|---|---|")
-    for r in sorted(runs, key=lambda r: (r["seed"], r["constrained"])):
-        run = "--constraint dp<=0.05" if r["constrained"] else "defaults"
+    print("|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        r.setdefault("tolerance", 0.0)
+    for r in sorted(runs, key=lambda r: (r["tolerance"], r["seed"], r["constrained"])):
+        run = "--constraint dp<=0.05" if r["constrained"] else "no constraint"
         print(
-            f"| {r['seed']} | {run} | {r['compression_ratio']:.1f}x | {r['test_accuracy']:.4f} "
+            f"| {r['tolerance']:g} | {r['seed']} | {run} | {r['compression_ratio']:.1f}x | "
+            f"{r['test_accuracy']:.4f} "
             f"({r['reference_test_accuracy']:.4f}) | {r['test_dp_difference']:.4f} | "
             f"{r['val_dp_difference']:.4f} | {'yes' if r['test_dp_difference'] <= 0.05 else 'no'} |"
         )
-    by_seed = {}
+    by_run: dict[tuple, dict[bool, float]] = {}
     for r in runs:
-        by_seed.setdefault(r["seed"], {})[r["constrained"]] = r["compression_ratio"]
-    halves = [v[True] / v[False] for v in by_seed.values() if len(v) == 2]
-    if halves:
-        print(
-            f"\nconstrained / unconstrained compression per seed: {[round(h, 2) for h in halves]}"
-        )
+        key = (r["tolerance"], r["seed"])
+        by_run.setdefault(key, {})[r["constrained"]] = r["compression_ratio"]
+    for tolerance in sorted({key[0] for key in by_run}):
+        halves = [
+            round(v[True] / v[False], 2)
+            for key, v in sorted(by_run.items())
+            if key[0] == tolerance and len(v) == 2
+        ]
+        print(f"\ntolerance {tolerance:g}: constrained / unconstrained per seed: {halves}")
 
 
 def _plot_fronts(rows: dict) -> None:
@@ -325,6 +335,9 @@ def main() -> None:
     c = sub.add_parser("compress")
     c.add_argument("--data-dir", default=r.get_default("data_dir"))
     c.add_argument("--workdir", default=r.get_default("workdir"))
+    c.add_argument(
+        "--tolerance", type=float, default=0.0, help="both runs' tolerance (0: the default)"
+    )
     c.set_defaults(run=compress_runs)
     p = sub.add_parser("speed")
     p.add_argument("--data-dir", default=r.get_default("data_dir"))
