@@ -8,7 +8,8 @@
 * ``peers``: our ``square`` against ART's ``SquareAttack`` on the same model, images, targets,
   ε and budget (ART runs in its own environment, ``--art-python``, through
   ``benchmarks/attack_art.py``), both at each ``--p-init`` (ours 0.05 by default, ART's 0.8).
-* ``ordering``: the five attacks and the block attack with a random block order.
+* ``ordering``: the five attacks and the block attack with a random block order
+  (``--methods`` keeps some of them).
 * ``compressed``: every ``--methods`` attack on a dense network and its compressed versions.
 * ``throughput``: queries per second scored as one batch against one at a time.
 """
@@ -120,6 +121,8 @@ def peers(args):
 def ordering(args):
     runs = [("square", {}), ("parsimonious", {}), ("genattack", {}), ("zo-fw", {}),
             ("bobyqa", {}), ("bobyqa", {"order": "random"})]  # fmt: skip
+    if args.methods:  # a subset, e.g. the vertex attacks and both block orders
+        runs = [(m, o) for m, o in runs if m in args.methods]
     rows = []
     for seed in args.seeds:
         for method, options in runs:
@@ -133,7 +136,7 @@ def compressed(args):
     rows = []
     for given in args.weights:
         weights = as_checkpoint(given, args)
-        for method in args.methods:
+        for method in args.methods or ["square", "bobyqa"]:
             options = parse_solver_options(args.option)
             r = ours(weights, method, args.eps, args.images, args.seeds[0], options=options)
             r["weights"] = str(given)
@@ -171,7 +174,9 @@ def main():
     parser.add_argument("--eps", type=float, default=0.1)
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--methods", nargs="+", default=["square", "bobyqa"])
+    parser.add_argument(
+        "--methods", nargs="+", help="compressed: default square bobyqa; ordering: all"
+    )
     parser.add_argument("--art-python", default="/tmp/artenv/bin/python")
     parser.add_argument("--p-init", type=float, nargs="+", default=[0.05])
     parser.add_argument("--model", default="lenet-300-100", help="of round checkpoints")
