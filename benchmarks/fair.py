@@ -130,7 +130,7 @@ def compress_runs(args: argparse.Namespace) -> None:
     path = RESULTS / "fair_compress.json"
     record = _load(path)
     record["machines"].append(machine())
-    done = {(r["seed"], r["constrained"], r.get("tolerance", 0.0)) for r in record["runs"]}
+    done = {(r["seed"], r["constrained"], _tolerance(r)) for r in record["runs"]}
     work = Path(args.workdir)
     for seed in (0, 1, 2):
         reference = work / f"compress-ref-{seed}"
@@ -264,6 +264,11 @@ def report(args: argparse.Namespace) -> None:
         )
 
 
+def _tolerance(run: dict[str, Any]) -> float:
+    """A compression run's tolerance (the runs recorded before the option were at 0)."""
+    return run.get("tolerance", 0.0)
+
+
 def _compress_table() -> None:
     path = RESULTS / "fair_compress.json"
     if not path.exists():
@@ -272,19 +277,17 @@ def _compress_table() -> None:
     columns = "tolerance | seed | run | compression | test accuracy (reference) | test dp | val dp"
     print(f"\n| {columns} | dp <= 0.05 on test |")
     print("|---|---|---|---|---|---|---|---|")
-    for r in runs:
-        r.setdefault("tolerance", 0.0)
-    for r in sorted(runs, key=lambda r: (r["tolerance"], r["seed"], r["constrained"])):
+    for r in sorted(runs, key=lambda r: (_tolerance(r), r["seed"], r["constrained"])):
         run = "--constraint dp<=0.05" if r["constrained"] else "no constraint"
         print(
-            f"| {r['tolerance']:g} | {r['seed']} | {run} | {r['compression_ratio']:.1f}x | "
+            f"| {_tolerance(r):g} | {r['seed']} | {run} | {r['compression_ratio']:.1f}x | "
             f"{r['test_accuracy']:.4f} "
             f"({r['reference_test_accuracy']:.4f}) | {r['test_dp_difference']:.4f} | "
             f"{r['val_dp_difference']:.4f} | {'yes' if r['test_dp_difference'] <= 0.05 else 'no'} |"
         )
     by_run: dict[tuple, dict[bool, float]] = {}
     for r in runs:
-        key = (r["tolerance"], r["seed"])
+        key = (_tolerance(r), r["seed"])
         by_run.setdefault(key, {})[r["constrained"]] = r["compression_ratio"]
     for tolerance in sorted({key[0] for key in by_run}):
         halves = [
