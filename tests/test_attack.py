@@ -14,7 +14,7 @@ from torch import nn
 
 from olmp.attack import METHODS, Oracle, attack_image, margin, run_attack, summarize
 from olmp.attack import methods as methods_module
-from olmp.attack.blocks import block_order, grid_blocks
+from olmp.attack.blocks import block_order, grid_blocks, local_variation
 from olmp.attack.square import p_schedule
 from olmp.cli import main
 from olmp.errors import OlmpError
@@ -151,20 +151,26 @@ def test_block_attack_takes_any_engine_solver_and_both_orders(model_and_image):
         assert 1 <= record["queries"] <= 120 and record["linf"] <= 0.3 + 1e-6
 
 
-def test_block_grid_covers_the_image_and_variance_order_prefers_busy_blocks():
+def test_block_grid_covers_the_image_and_variance_order_prefers_edges():
     blocks = grid_blocks(28, 28, 4)
     cover = np.zeros((28, 28), int)
     for r, c in blocks:
         cover[r, c] += 1
     assert len(blocks) == 16 and (cover == 1).all()
     assert len(grid_blocks(8, 8, 16)) == 64  # never finer than a pixel
+    # A vertical edge between grid columns 1 and 2 of a 4 x 4 grid: only the blocks beside it
+    # have neighbours that differ (the study's measure, at the grid's resolution).
     x = np.zeros((1, 8, 8))
-    x[0, :4, :4] = np.random.default_rng(0).random((4, 4))  # only block 0 varies
-    firsts = [
-        block_order(x, [(0, r, c) for r, c in grid_blocks(8, 8, 2)], "variance", rng)[0]
-        for rng in map(np.random.default_rng, range(20))
-    ]
-    assert firsts.count(0) == 20
+    x[0, :, :4] = 1.0
+    variation = local_variation(x, 4).reshape(4, 4)
+    assert (variation[:, [0, 3]] == 0).all() and (variation[:, [1, 2]] > 0.4).all()
+    assert not local_variation(np.full((2, 8, 8), 0.3), 4).any()
+    assert local_variation(np.zeros((3, 8, 8)), 8).shape == (3 * 64,)
+    for rng in map(np.random.default_rng, range(20)):
+        visit = block_order(x, 4, "variance", rng)
+        assert sorted(visit) == list(range(16))
+        assert sum(i % 4 in (1, 2) for i in visit[:8]) >= 7  # edge blocks first
+    assert sorted(block_order(x, 4, "random", np.random.default_rng(0))) == list(range(16))
 
 
 def test_square_schedule_halves_p_on_the_papers_steps():
