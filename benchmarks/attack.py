@@ -10,7 +10,8 @@
   ``benchmarks/attack_art.py``), both at each ``--p-init`` (ours 0.05 by default, ART's 0.8).
 * ``ordering``: the five attacks and the block attack with a random block order
   (``--methods`` keeps some of them).
-* ``compressed``: every ``--methods`` attack on a dense network and its compressed versions.
+* ``compressed``: every ``--methods`` attack on a dense network and its compressed versions,
+  at each seed.
 * ``throughput``: queries per second scored as one batch against one at a time.
 """
 
@@ -134,14 +135,15 @@ def ordering(args):
 
 def compressed(args):
     rows = []
-    for given in args.weights:
-        weights = as_checkpoint(given, args)
-        for method in args.methods or ["square", "bobyqa"]:
-            options = parse_solver_options(args.option)
-            r = ours(weights, method, args.eps, args.images, args.seeds[0], options=options)
-            r["weights"] = str(given)
-            rows.append(brief(r))
-            print(json.dumps(rows[-1]), flush=True)
+    options = parse_solver_options(args.option)
+    for seed in args.seeds:
+        for given in args.weights:
+            weights = as_checkpoint(given, args)
+            for method in args.methods or ["square", "bobyqa"]:
+                r = ours(weights, method, args.eps, args.images, seed, options=options)
+                r["weights"] = str(given)
+                rows.append(brief(r))
+                print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
