@@ -40,6 +40,15 @@ def test_train_saves_weights_and_metadata(digits_checkpoint):
     assert meta["torch_threads"] == torch.get_num_threads() >= 1
 
 
+def test_train_that_diverges_says_so_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "ref.safetensors"
+    argv = ["train", "--model", "lenet-300-100", "--dataset", "digits", "--out", str(out)]
+    assert main([*argv, "--epochs", "2", "--lr", "1e6"]) == 2
+    err = capsys.readouterr().err
+    assert "training diverged" in err and "smaller learning rate than 1000000.0" in err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
 def test_evaluate_json_matches_training_metadata(digits_checkpoint, capsys):
     assert (
         main(

@@ -143,6 +143,7 @@ def test_training_applies_the_rotations(digits):
 
 def test_default_recipes_are_specific_where_defined():
     assert default_recipe("lenet-5", "fashion-mnist").lr == 0.02
+    assert default_recipe("lenet-5", "mnist-5k") == TrainConfig(epochs=40, lr=0.02, max_shift=2)
     assert default_recipe("lenet-300-100", "mnist-5k").max_shift == 2
     assert default_recipe("custom:model", "mnist").epochs == TrainConfig().epochs
 

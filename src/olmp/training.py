@@ -79,6 +79,8 @@ _RECIPES: dict[tuple[str, str], TrainConfig] = {
     ("*", "mnist-5k"): TrainConfig(epochs=40, max_shift=2),
     ("*", "digits"): TrainConfig(epochs=60, batch_size=32),
     ("lenet-300-100", "fashion-mnist"): TrainConfig(epochs=30, lr=0.05),
+    # LeNet-5 diverges at 0.05 on mnist-5k (NaN by epoch 9, seed 0); 0.02 reaches 97.7 % test.
+    ("lenet-5", "mnist-5k"): TrainConfig(epochs=40, lr=0.02, max_shift=2),
     ("lenet-5", "fashion-mnist"): TrainConfig(epochs=20, lr=0.02),
     ("conv-small", "fashion-mnist"): TrainConfig(epochs=20, lr=0.02, max_shift=2),
 }
@@ -176,7 +178,8 @@ def train(
     cross-entropy`` (knowledge distillation, Hinton et al. 2015).
 
     ``on_step(model, step)`` runs after each optimiser step; ``on_epoch(epoch, loss)``
-    after each epoch with its mean training loss.
+    after each epoch with its mean training loss. A loss that is not finite at the end of an
+    epoch (the learning rate is too large for the model) raises :class:`OlmpError`.
     """
     device = model_device(model)
     x_all, y_all = data.x.to(device), data.y.to(device)
@@ -229,8 +232,14 @@ def train(
             seen += len(index)
             if step == total_steps:
                 break
+        mean_loss = float(loss_sum) / seen
+        if not math.isfinite(mean_loss):  # weights are NaN from here on: nothing to save
+            raise OlmpError(
+                f"training diverged: the mean loss of epoch {epoch + 1} is {mean_loss}; "
+                f"use a smaller learning rate than {config.lr} (olmp train --lr)"
+            )
         if on_epoch is not None:
-            on_epoch(epoch + 1, float(loss_sum) / seen)
+            on_epoch(epoch + 1, mean_loss)
     if averaged is not None:
         with torch.no_grad():
             for param, mean in zip(model.parameters(), averaged.module.parameters(), strict=True):
