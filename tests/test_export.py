@@ -166,8 +166,9 @@ def test_export_run_matches_the_run(finished_run, tmp_path):
     assert record["val_accuracy"] == result["val_accuracy"]
     assert record["file_bytes"] == out.stat().st_size
 
-    pruned, splits, _ = load_weights(finished_run / PRUNED_CHECKPOINT)
-    loaded = load_compressed(out)
+    # On the CPU both, as the test images are (a CUDA machine would load to the GPU).
+    pruned, splits, _ = load_weights(finished_run / PRUNED_CHECKPOINT, device="cpu")
+    loaded = load_compressed(out, device="cpu")
     with torch.inference_mode():
         assert torch.equal(loaded(splits.test.x), pruned.eval()(splits.test.x))
     state, meta = read_export(out)
