@@ -34,6 +34,7 @@ from olmp.attack import Oracle, run_attack
 from olmp.attack.run import pixel_images
 from olmp.data.registry import get_spec
 from olmp.dfo.solvers import parse_solver_options
+from olmp.files import write_json_atomic
 from olmp.reference import load_weights
 
 BUDGET = 3000
@@ -104,7 +105,7 @@ def art_square(result, weights, eps, seed, p_init, art_python):
         return json.loads(out.read_text())
 
 
-def peers(args):
+def peers(args, save):
     rows = []
     for seed in args.seeds:
         for p_init in args.p_init:
@@ -114,12 +115,12 @@ def peers(args):
             art = art_square(r, args.weights[0], args.eps, seed, p_init, args.art_python)
             row = {**brief(r), "p_init": p_init, "art_success_rate": art["success_rate"],
                    "art_seconds": round(art["seconds"], 1), "art_version": art["art"]}  # fmt: skip
-            print(json.dumps(row), flush=True)
+            save(row)
             rows.append(row)
     return rows
 
 
-def ordering(args):
+def ordering(args, save):
     runs = [("square", {}), ("parsimonious", {}), ("genattack", {}), ("zo-fw", {}),
             ("bobyqa", {}), ("bobyqa", {"order": "random"})]  # fmt: skip
     if args.methods:  # a subset, e.g. the vertex attacks and both block orders
@@ -129,11 +130,11 @@ def ordering(args):
         for method, options in runs:
             r = ours(args.weights[0], method, args.eps, args.images, seed, options=options)
             rows.append(brief(r))
-            print(json.dumps(rows[-1]), flush=True)
+            save(rows[-1])
     return rows
 
 
-def compressed(args):
+def compressed(args, save):
     rows = []
     options = parse_solver_options(args.option)
     for seed in args.seeds:
@@ -143,11 +144,11 @@ def compressed(args):
                 r = ours(weights, method, args.eps, args.images, seed, options=options)
                 r["weights"] = str(given)
                 rows.append(brief(r))
-                print(json.dumps(rows[-1]), flush=True)
+                save(rows[-1])
     return rows
 
 
-def throughput(args):
+def throughput(args, save):
     model, splits, _ = load_weights(args.weights[0], device="cpu")
     spec = get_spec(splits.name)
     x = pixel_images(splits.test.x[:50], spec.mean, spec.std)
@@ -165,7 +166,7 @@ def throughput(args):
         single = 4 * k / (time.perf_counter() - t)
         rows.append({"batch": k, "batched_qps": round(batched), "single_qps": round(single),
                      "ratio": round(batched / single, 1)})  # fmt: skip
-        print(json.dumps(rows[-1]), flush=True)
+        save(rows[-1])
     return rows
 
 
@@ -187,11 +188,16 @@ def main():
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = {"peers": peers, "ordering": ordering, "compressed": compressed,
-            "throughput": throughput}[args.part](args)  # fmt: skip
     name = f"attack_{args.part}{'_' + args.tag if args.tag else ''}.json"
-    record = {"machine": machine(), "eps": args.eps, "budget": BUDGET, "rows": rows}
-    (RESULTS / name).write_text(json.dumps(record, indent=2) + "\n")
+    record = {"machine": machine(), "eps": args.eps, "budget": BUDGET, "rows": []}
+
+    def save(row):  # after every row, so that a stopped benchmark keeps what it measured
+        record["rows"].append(row)
+        print(json.dumps(row), flush=True)
+        write_json_atomic(RESULTS / name, record)
+
+    rows = {"peers": peers, "ordering": ordering, "compressed": compressed,
+            "throughput": throughput}[args.part](args, save)  # fmt: skip
     if rows and "success_rate" in rows[0]:
         print(statistics.median(r["success_rate"] for r in rows))
 
