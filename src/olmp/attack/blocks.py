@@ -9,13 +9,18 @@ uniformly (``order="random"``, its ablation), in batches of about 20 block varia
 the study, a block's local variation is measured at the grid's own resolution, on the image
 as perturbed so far: the standard deviation of the mean values of its (up to) eight
 neighbouring blocks in the same channel. Edges and texture weigh most; flat background gets a
-hundredth of the smallest non-zero weight, so it comes late in the order. Each
-batch is optimised by a solver of the engine (:mod:`olmp.dfo.solvers`) over ``[-ε, ε]`` per
-block, the image being ``clip(x0 + δ, 0, 1)`` (so the ε-ball and the pixel box both hold),
-for about ``1.3`` evaluations per variable. The model-based solvers (``cobyqa``, the
-default, and ``bobyqa``) are run with linear models (``n + 1`` interpolation points), as in
-the study. Optionally (``snap=True``) the batch's result is snapped to the vertices
-``±ε`` when that is better (one query).
+hundredth of the smallest non-zero weight, so it comes late in the order.
+
+Each pixel may take the values of its feasible interval ``[max(x0 - ε, 0), min(x0 + ε, 1)]``
+(the ε-ball within the pixel box). A block's variable ``t`` in ``[0, 1]`` puts all of its
+pixels at the same fraction ``t`` of their own intervals, as the study's bounds do: every
+value of ``t`` moves every pixel. (A perturbation ``δ`` in ``[-ε, ε]`` clipped to the box
+would be flat over half its range at a black or white pixel, most of an MNIST image.) Each
+batch is optimised by a solver of the engine (:mod:`olmp.dfo.solvers`) for about ``1.3``
+evaluations per variable. The model-based solvers (``cobyqa``, the default, and ``bobyqa``)
+are run with linear models (``n + 1`` interpolation points), as in the study. Optionally
+(``snap=True``) the batch's result is snapped to the ends of the intervals when that is
+better (one query).
 
 Any engine solver can optimise the batches (``solver="cmaes"``, ...): its populations are
 scored in one forward pass each.
@@ -100,35 +105,36 @@ def bobyqa_blocks(
     c, h, w = x0.shape
     cls = solver_class(solver)
     options = {"model": "linear"} if solver in MODEL_BASED else {}
-    delta = np.zeros_like(x0)
+    lo, hi = np.clip(x0 - eps, 0.0, 1.0), np.clip(x0 + eps, 0.0, 1.0)
+    place = (x0 - lo) / (hi - lo)  # each pixel's fraction of its interval: the clean image
 
     def image(d: np.ndarray) -> np.ndarray:
-        return np.clip(x0 + d, 0.0, 1.0)
+        return lo + d * (hi - lo)
 
-    loss = float(oracle.loss(image(delta)[None])[0])
+    loss = float(oracle.loss(image(place)[None])[0])
     n = first_grid
     while not oracle.done:
         blocks = [(ch, r, s) for ch in range(c) for r, s in grid_blocks(h, w, n)]
-        visit = block_order(image(delta), n, order, rng)
+        visit = block_order(image(place), n, order, rng)
         for start in range(0, len(visit), batch):
             if oracle.done:
                 break
             chosen = [blocks[i] for i in visit[start : start + batch]]
             dim = len(chosen)
-            start_point = np.array([delta[b].mean() for b in chosen])
+            start_point = np.array([place[b].mean() for b in chosen])
 
             def candidates(values: np.ndarray, chosen: list = chosen) -> np.ndarray:
-                out = np.repeat(delta[None], len(values), axis=0)
+                out = np.repeat(place[None], len(values), axis=0)
                 for k, b in enumerate(chosen):
                     out[(slice(None), *b)] = values[:, k, None, None]
-                return np.clip(x0 + out, 0.0, 1.0)
+                return lo + out * (hi - lo)
 
-            lower, upper = -eps * np.ones(dim), eps * np.ones(dim)
+            lower, upper = np.zeros(dim), np.ones(dim)
             opt = cls(
                 lower,
                 upper,
                 x0=np.clip(start_point, lower, upper),
-                sigma0=eps,
+                sigma0=0.5,
                 seed=int(rng.integers(2**31)),
                 **options,
             )
@@ -150,14 +156,14 @@ def bobyqa_blocks(
             finally:
                 opt.close()
             if snap and not oracle.done:
-                vertex = np.where(best_v >= 0, eps, -eps)
+                vertex = np.where(best_v >= 0.5, 1.0, 0.0)
                 value = oracle.loss(candidates(vertex[None]))
                 if len(value) and value[0] < best_f:
                     best_v, best_f = vertex, float(value[0])
             if best_f < loss:
                 for k, b in enumerate(chosen):
-                    delta[b] = best_v[k]
+                    place[b] = best_v[k]
                 loss = best_f
         if n < max(h, w):
             n *= 2
-    return image(delta)
+    return image(place)
