@@ -1,7 +1,7 @@
 """The model-based block attack (Ughi, Abrol & Tanner, "An empirical study of derivative-free
 optimization algorithms for targeted black-box attacks in deep neural networks", 2021).
 
-The perturbation is constant on the blocks of a coarse grid, ``2 x 2`` per channel at first,
+The pixels of each block of a coarse grid move together, ``2 x 2`` blocks per channel at first,
 refined ``4 x 4``, ``8 x 8``, ... up to one block per pixel (and then kept there). At each
 grid, the blocks are visited in an order drawn at random without replacement, with weights
 proportional to the block's local variation (``order="variance"``, the study's choice) or
