@@ -106,7 +106,6 @@ def art_square(result, weights, eps, seed, p_init, art_python):
 
 
 def peers(args, save):
-    rows = []
     for seed in args.seeds:
         for p_init in args.p_init:
             r = ours(
@@ -116,8 +115,6 @@ def peers(args, save):
             row = {**brief(r), "p_init": p_init, "art_success_rate": art["success_rate"],
                    "art_seconds": round(art["seconds"], 1), "art_version": art["art"]}  # fmt: skip
             save(row)
-            rows.append(row)
-    return rows
 
 
 def ordering(args, save):
@@ -125,17 +122,13 @@ def ordering(args, save):
             ("bobyqa", {}), ("bobyqa", {"order": "random"})]  # fmt: skip
     if args.methods:  # a subset, e.g. the vertex attacks and both block orders
         runs = [(m, o) for m, o in runs if m in args.methods]
-    rows = []
     for seed in args.seeds:
         for method, options in runs:
             r = ours(args.weights[0], method, args.eps, args.images, seed, options=options)
-            rows.append(brief(r))
-            save(rows[-1])
-    return rows
+            save(brief(r))
 
 
 def compressed(args, save):
-    rows = []
     options = parse_solver_options(args.option)
     for seed in args.seeds:
         for given in args.weights:
@@ -143,16 +136,13 @@ def compressed(args, save):
             for method in args.methods or ["square", "bobyqa"]:
                 r = ours(weights, method, args.eps, args.images, seed, options=options)
                 r["weights"] = str(given)
-                rows.append(brief(r))
-                save(rows[-1])
-    return rows
+                save(brief(r))
 
 
 def throughput(args, save):
     model, splits, _ = load_weights(args.weights[0], device="cpu")
     spec = get_spec(splits.name)
     x = pixel_images(splits.test.x[:50], spec.mean, spec.std)
-    rows = []
     for k in (50,):
         oracle = Oracle(model, spec.mean, spec.std, 0, 10**9)
         t = time.perf_counter()
@@ -164,10 +154,8 @@ def throughput(args, save):
             for i in range(k):
                 oracle.loss(x[i : i + 1])
         single = 4 * k / (time.perf_counter() - t)
-        rows.append({"batch": k, "batched_qps": round(batched), "single_qps": round(single),
-                     "ratio": round(batched / single, 1)})  # fmt: skip
-        save(rows[-1])
-    return rows
+        save({"batch": k, "batched_qps": round(batched), "single_qps": round(single),
+              "ratio": round(batched / single, 1)})  # fmt: skip
 
 
 def main():
@@ -196,8 +184,9 @@ def main():
         print(json.dumps(row), flush=True)
         write_json_atomic(RESULTS / name, record)
 
-    rows = {"peers": peers, "ordering": ordering, "compressed": compressed,
-            "throughput": throughput}[args.part](args, save)  # fmt: skip
+    {"peers": peers, "ordering": ordering, "compressed": compressed,
+     "throughput": throughput}[args.part](args, save)  # fmt: skip
+    rows = record["rows"]
     if rows and "success_rate" in rows[0]:
         print(statistics.median(r["success_rate"] for r in rows))
 
