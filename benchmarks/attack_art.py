@@ -40,6 +40,23 @@ def lenet_5(shape):
     )  # fmt: skip
 
 
+def conv_small(shape):
+    c, h, w = shape
+
+    def block(c_in, c_out):
+        return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+
+    return nn.Sequential(
+        *block(c, 32), *block(32, 64), *block(64, 128), nn.Flatten(), nn.Dropout(0.3),
+        nn.Linear(128 * (h // 8) * (w // 8), 256), nn.ReLU(), nn.Dropout(0.3),
+        nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10),
+    )  # fmt: skip
+
+
+#: The registry's models, rebuilt here layer for layer (the state dicts' keys must match).
+MODELS = {"lenet-300-100": lenet_300_100, "lenet-5": lenet_5, "conv-small": conv_small}
+
+
 class Normalised(nn.Module):
     def __init__(self, net, mean, std):
         super().__init__()
@@ -57,7 +74,7 @@ def main(pairs_path: str, weights: str, out: str) -> None:
     data = np.load(pairs_path)
     x, target = data["x"].astype(np.float32), data["target"].astype(int)
     eps, budget, seed = float(data["eps"]), int(data["budget"]), int(data["seed"])
-    net = {"lenet-300-100": lenet_300_100, "lenet-5": lenet_5}[str(data["model"])](x.shape[1:])
+    net = MODELS[str(data["model"])](x.shape[1:])
     state = {k: v for k, v in load_file(weights).items() if not k.endswith("__mask")}
     net.load_state_dict(state)
     model = Normalised(net, data["mean"], data["std"]).eval()
