@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from olmp.dfo import SOLVERS, Categorical, Integer, Problem, Real, Space, Study
+from olmp.errors import OlmpError
 
 #: Solvers held to the contract with options: name -> (registered solver, options). The
 #: experience file is written once per session (see ``_experience_file``).
@@ -21,6 +22,8 @@ VARIANTS = {"expsracos+experience": ("expsracos", {"k": 5})}
 NAMES = list(SOLVERS) + list(VARIANTS)
 #: Solvers whose runs do not depend on the seed (deterministic methods).
 SEEDLESS = {"bobyqa", "cobyqa"}
+#: Solvers that learn nothing from results (a warm start cannot help them).
+MEMORYLESS = {"uniform"}
 
 MIXED = Space(
     [
@@ -228,6 +231,9 @@ def test_warm_start_from_another_study(name):
     warm.optimize()
     cold.optimize()
     assert len(warm.warm) == 40
+    if name in MEMORYLESS:  # it asks what it would have asked without the warm start
+        assert _params(warm) == _params(cold)
+        return
     assert warm.best.value < cold.best.value
     assert warm.best.value <= earlier.best.value + 1.0  # it starts where the other ended
 
@@ -253,3 +259,25 @@ def test_random_and_tpe_ask_ahead_box_solvers_wait_for_their_population():
     asked = [study.ask() for _ in range(6)]
     assert all(a is not None for a in asked[:5]) and asked[5] is None
     np.testing.assert_equal(len(study.running()), 5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_enqueued_points_come_first_are_not_evaluated_twice_and_resume(name, tmp_path):
+    good = {"x": 1.7, "lr": 0.003, "n": 2, "act": "relu", "width": 40}  # the optimum
+    calls = []
+
+    def counted(params):
+        calls.append(dict(params))
+        return mixed(params)
+
+    path = tmp_path / "study.json"
+    study = _study(name, counted, seed=3, max_evaluations=12, enqueue=[good], path=path)
+    study.optimize()
+    assert study.trials[0].params == good and study.best.value == 0.0
+    # told as a warm start; a solver that evaluates its start first (SRacos, MADS, BOBYQA)
+    # is told its result rather than spending the next trial on it again
+    assert mixed(calls[1]) > 1e-12 and len(calls) == 12
+    again = _study(name, seed=3, max_evaluations=12, enqueue=[good], path=path, resume=True)
+    assert _params(again) == _params(study)
+    with pytest.raises(OlmpError, match="another enqueue"):
+        _study(name, seed=3, max_evaluations=12, path=path, resume=True)

@@ -204,6 +204,13 @@ def test_warm_start_trials_must_fit_the_space():
         Study(Problem(SPACE, square), "random", warm_start=earlier)
 
 
+def test_enqueued_parameters_must_fit_the_space():
+    with pytest.raises(OlmpError, match=r"enqueued parameters \{'y': 0.5\} do not fit the space"):
+        Study(Problem(SPACE, square), "random", enqueue=[{"y": 0.5}])
+    with pytest.raises(OlmpError, match=r"enqueue takes parameter dicts, got 0.5"):
+        Study(Problem(SPACE, square), "random", enqueue=[0.5])
+
+
 def test_bad_solver_options_and_unknown_solvers():
     with pytest.raises(OlmpError, match=r"solver 'ncs' has no option 'rr'; its options are"):
         Study(Problem(SPACE), "ncs", options={"rr": 1})

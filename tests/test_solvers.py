@@ -17,6 +17,7 @@ from olmp.dfo.solvers.cmaes import CMAES
 from olmp.dfo.solvers.expsracos import ExpSRacos
 from olmp.dfo.solvers.ncs import NCS, normalised_diversity, normalised_fitness
 from olmp.dfo.solvers.random_search import RandomSearch
+from olmp.dfo.solvers.uniform import UniformSearch
 from olmp.errors import OlmpError
 from olmp.solvers import (
     BOBYQA,
@@ -89,6 +90,7 @@ def test_registry_names_match_classes():
         "ncs": NCS,
         "cmaes": CMAES,
         "random": RandomSearch,
+        "uniform": UniformSearch,
         "sracos": SRacos,
         "expsracos": ExpSRacos,
         "tpe": TPE,
@@ -874,3 +876,14 @@ def test_compress_runs_with_a_new_solver(digits_reference):
     assert result["solver"] == "tpe" and len(result["history"]) == 2
     assert result["history"][0]["search_feasible"]
     assert result["compression_ratio"] >= 1.0
+
+
+def test_uniform_search_covers_the_box_whatever_it_is_told():
+    solver = make_solver("uniform", [0.0, -1.0], [1.0, 1.0], seed=0, popsize=500)
+    rows = solver.ask()
+    solver.tell(rows, np.where(rows[:, 0] < 0.1, 0.0, 1.0))  # a result that would pull a search
+    later = solver.ask()
+    for x in (rows, later):
+        assert x[:, 0].min() < 0.02 and x[:, 0].max() > 0.98
+        assert x[:, 1].min() < -0.96 and x[:, 1].max() > 0.96
+    assert abs(later[:, 0].mean() - 0.5) < 0.05  # not drawn towards the good corner

@@ -146,6 +146,8 @@ def test_cli_check_random_and_tpe(tmp_path, capsys):
         assert record["solver"] == solver and len(record["trials"]) == 6
         trials = json.loads((out / "trials.json").read_text())
         assert {"settings", "val_accuracy", "state", "seconds", "error"} <= set(trials[0])
+        # every solver starts from the default network, as MADS does
+        assert trials[0]["settings"] == TuneSpace(SMALL).complete(TuneSpace(SMALL).start())
         assert (out / "best_val.png").stat().st_size > 0
         # the best network loads through the registry, as olmp compress loads it
         net, splits, meta = olmp.load_weights(summary["best_checkpoint"])

@@ -143,10 +143,14 @@ class BoxSampler(Sampler):
         self._results: list[Told | None] = []
         self._handed = 0
         self._row_of: dict[int, int] = {}
+        # The warm start the solver starts from, until its first population is drawn.
+        self._start: tuple[np.ndarray, Told] | None = None
 
     def _build(self) -> Solver:
         best = best_of([r for r in self.warm if math.isfinite(r.value)])
         x0 = None if best is None else self.box.encode(best.params)
+        if best is not None:
+            self._start = (x0, best)
         options = dict(self.options)
         if options.get("sigma0") is not None:  # a fraction of the box, per coordinate
             options["sigma0"] = options["sigma0"] * (self.box.upper - self.box.lower)
@@ -158,12 +162,18 @@ class BoxSampler(Sampler):
     def ask(self, trial_id: int) -> dict[str, Any] | None:
         if self.solver is None:
             self.solver = self._build()
-        if self._handed == len(self._rows):
+        while self._handed == len(self._rows):
             if any(r is None for r in self._results):
                 return None  # the population is out; wait for its results
             self._rows = self.solver.ask()
             self._results = [None] * len(self._rows)
             self._handed = 0
+            start, self._start = self._start, None
+            if start is not None and np.allclose(self._rows[0], start[0], rtol=0.0, atol=1e-9):
+                # A solver that evaluates its start first (SRacos) is told the warm
+                # result instead of spending a trial on it again.
+                self._results[0], self._handed = start[1], 1
+                self._tell_if_complete()
         row = self._handed
         self._handed += 1
         self._row_of[trial_id] = row
@@ -171,6 +181,10 @@ class BoxSampler(Sampler):
 
     def tell(self, trial_id: int, record: Told) -> None:
         self._results[self._row_of.pop(trial_id)] = record
+        self._tell_if_complete()
+
+    def _tell_if_complete(self) -> None:
+        """Tell the solver its population once every row of it has a result."""
         if self._handed == len(self._rows) and all(r is not None for r in self._results):
             assert self.solver is not None
             told = [r for r in self._results if r is not None]

@@ -24,6 +24,10 @@ takes results in any order, for any part of the trials out.
 * **Warm start** (``warm_start=`` another study, its file, or trials): their complete
   results are told to the solver before its first ask (box solvers start from the best
   one; ``tpe`` learns from all). They are kept in the record, not in :attr:`Study.trials`.
+* **Enqueue** (``enqueue=`` a list of parameter sets, as optuna's ``enqueue_trial``): the
+  first trials evaluate them, in order, before the solver asks anything; their complete
+  results then reach the solver as warm-start results do. A known good setting (a default
+  network, say) is thus evaluated first and searched from, whatever the solver.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from olmp.files import write_json_atomic
 FORMAT = "olmp-study"
 VERSION = 1
 #: What must match between a study and the file it resumes.
-_IDENTITY = ("space", "solver", "seed", "options", "n_constraints", "fidelities")
+_IDENTITY = ("space", "solver", "seed", "options", "n_constraints", "fidelities", "enqueue")
 
 Callback = Callable[["Study", Trial], Any]
 
@@ -72,6 +76,7 @@ class Study:
         path: str | os.PathLike[str] | None = None,
         resume: bool = False,
         warm_start: Study | Iterable[Trial] | str | os.PathLike[str] | None = None,
+        enqueue: Sequence[dict[str, Any]] = (),
     ) -> None:
         if not isinstance(problem, Problem):
             raise OlmpError(f"a study needs an olmp.dfo.Problem, got {problem!r}")
@@ -87,6 +92,9 @@ class Study:
         self.target = None if target is None else float(target)
         self.callbacks = list(callbacks)
         self.path = None if path is None else Path(path)
+        #: Parameters of the first trials, evaluated before the solver's first ask.
+        self.enqueue = [self._enqueued(params) for params in enqueue]
+        self._handed_over = False  # whether the warm and enqueued results reached the solver
         #: Every trial asked, by id (ids count from 0 in ask order).
         self.trials: list[Trial] = []
         #: Results told to the solver before its first ask (see the module docstring).
@@ -164,7 +172,7 @@ class Study:
         out = len(self.trials)
         if self.stop_reason or (self.max_evaluations is not None and out >= self.max_evaluations):
             return None
-        params = self.sampler.ask(out)
+        params = self._propose(out)
         if params is None:
             return None
         trial = Trial(id=out, params=params, fidelity=fidelity, started=time.time())
@@ -172,6 +180,35 @@ class Study:
         self.log.append(["a", trial.id])
         self._save()
         return trial
+
+    def _propose(self, trial_id: int) -> dict[str, Any] | None:
+        """The parameters of trial ``trial_id``: an enqueued set, else the solver's, which
+        first gets the warm and enqueued results (so it waits for the enqueued ones)."""
+        n = len(self.enqueue)
+        if trial_id < n:
+            return dict(self.enqueue[trial_id])
+        if not self._handed_over:
+            if not all(t.done for t in self.trials[:n]):
+                return None
+            first = [
+                Told(dict(t.params), float(t.value), tuple(t.constraints))  # type: ignore[arg-type]
+                for t in self.trials[:n]
+                if t.state == "complete"
+            ]
+            self.sampler.warm_start(self.warm + first)
+            self._handed_over = True
+        return self.sampler.ask(trial_id)
+
+    def _enqueued(self, params: Any) -> dict[str, Any]:
+        if not isinstance(params, dict):
+            raise OlmpError(f"enqueue takes parameter dicts, got {params!r}")
+        try:
+            self.problem.space.validate(params)
+        except OlmpError as error:
+            raise OlmpError(
+                f"enqueued parameters {params!r} do not fit the space: {error}"
+            ) from None
+        return dict(params)
 
     def tell(
         self,
@@ -218,7 +255,8 @@ class Study:
         self._told += 1
         self._cost += trial.cost or 0.0
         value = math.inf if trial.value is None else trial.value
-        self.sampler.tell(trial.id, Told(trial.params, value, tuple(trial.constraints)))
+        if trial.id >= len(self.enqueue):  # the solver asked it (see _propose)
+            self.sampler.tell(trial.id, Told(trial.params, value, tuple(trial.constraints)))
         self.log.append(["t", trial.id])
         if trial.feasible and (self.best is None or trial.value < self.best.value):  # type: ignore[operator]
             self.best = trial
@@ -300,7 +338,6 @@ class Study:
                     f"warm-start trial {trial.id} does not fit this study: {error}"
                 ) from None
             self.warm.append(Told(dict(trial.params), float(trial.value), tuple(constraints)))  # type: ignore[arg-type]
-        self.sampler.warm_start(self.warm)
 
     def identity(self) -> dict[str, Any]:
         """What a resumed file must share with this study."""
@@ -311,6 +348,7 @@ class Study:
             "options": self.options,
             "n_constraints": self.problem.n_constraints,
             "fidelities": self.problem.fidelities,
+            "enqueue": self.enqueue,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -339,7 +377,8 @@ class Study:
         record = _load(self.path)
         mine = json.loads(json.dumps(self.identity()))  # as it reads back from JSON
         for key in _IDENTITY:
-            if record.get(key) != mine[key]:
+            # Files written before enqueue existed enqueued nothing.
+            if record.get(key, [] if key == "enqueue" else None) != mine[key]:
                 what = (
                     "space"
                     if key == "space"
@@ -363,10 +402,9 @@ class Study:
             raise OlmpError(
                 f"study file {self.path} is damaged ({error}); it is left as it is"
             ) from None
-        self.sampler.warm_start(self.warm)
         for op, i in log:
             if op == "a":
-                params = self.sampler.ask(i)
+                params = self._propose(i)
                 if i != len(self.trials) or i >= len(trials) or params != trials[i].params:
                     raise OlmpError(
                         f"study file {self.path} does not replay: trial {i} was recorded with "

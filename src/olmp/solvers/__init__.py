@@ -38,6 +38,7 @@ from olmp.dfo.solvers import (
     RandomSearch,
     Solver,
     SRacos,
+    UniformSearch,
     check_solver_options,
     parse_solver_options,
     register_solver,
@@ -58,7 +59,7 @@ def make_solver(name: str, lower: ArrayLike, upper: ArrayLike, **kwargs: Any) ->
 # The compressor's names (the engine's own list is olmp.dfo.solvers.__all__).
 __all__ = [
     "BOBYQA", "CMAES", "COBYQA", "COMMON_ARGUMENTS", "MADS", "NCS", "SOLVERS", "TPE",
-    "VARIABLE_KINDS", "RandomSearch", "SRacos", "Solver", "check_solver_options",
+    "VARIABLE_KINDS", "RandomSearch", "SRacos", "Solver", "UniformSearch", "check_solver_options",
     "check_solvers", "describe_solvers", "make_solver", "parse_solver_options",
     "register_solver", "solver_options",
 ]  # fmt: skip

@@ -181,10 +181,10 @@ def extended_poll_mads(
         pin = {key: incumbent[key] for key in STRUCTURE if key not in space.fixed}
         sub = space.engine_space(pin)
         params = space.project(incumbent, pin)
-        # MADS starts from the incumbent (a warm start; the first phase from the default
-        # network, told as the worst val error so that it is evaluated, not assumed).
-        known = 1.0 if best_value is None else best_value
-        warm = [Trial(id=-1, params=params, state="complete", value=known)]
+        # MADS starts from the incumbent: the first phase evaluates the default network
+        # first (enqueued), later phases start from the incumbent's known result.
+        first = best_value is None
+        warm = [] if first else [Trial(id=-1, params=params, state="complete", value=best_value)]
         sigma = SIGMA0 * 0.5 ** min(failures, 4)
         study = Study(
             Problem(sub, _Cached(objective, cache, k, pin)),
@@ -195,6 +195,7 @@ def extended_poll_mads(
             max_evaluations=3 * phase_len + 10,
             max_seconds=time_left(),
             warm_start=warm,
+            enqueue=[params] if first else (),
             callbacks=[lambda s, t, k=k, pin=pin: record(k, "mads", pin, t)],
         )
         study.optimize(n_jobs=n_jobs)

@@ -22,7 +22,11 @@ data). ``out`` holds:
 * ``result.json``: the summary :func:`tune` returns.
 
 ``solver="mads"`` runs :func:`olmp.tune.mads.extended_poll_mads`; every other engine
-solver runs on the whole conditional space through :class:`olmp.dfo.Study`.
+solver runs on the whole conditional space through :class:`olmp.dfo.Study`. Every CNN
+search, whatever its solver, evaluates the default network (:meth:`TuneSpace.start
+<olmp.tune.space.TuneSpace.start>`, HyperNOMAD's start) as its first trial and searches
+from it. ``solver="uniform"`` is random search (uniform over the space); ``"random"``
+samples around the best trial so far.
 """
 
 from __future__ import annotations
@@ -234,8 +238,15 @@ def tune(
         records, stop_reason = extended_poll_mads(objective, out / "mads.json", **search)
         about: dict[str, Any] = {"stop_reason": stop_reason}
     else:
+        # Every solver's first trial is the default network, as MADS's is: a search
+        # starts from a sensible network and never returns a worse one.
         records, about = _engine_study(
-            objective, engine_space, out / "study.json", solver, **search
+            objective,
+            engine_space,
+            out / "study.json",
+            solver,
+            enqueue=[tune_space.start()],
+            **search,
         )
     write_json_atomic(out / "trials.json", records)
     summary = _finish(out, objective, splits, records, config, keep_weights)
@@ -321,6 +332,7 @@ def _engine_study(
     resume: bool,
     options: Mapping[str, Any] | None,
     progress: Progress | None,
+    enqueue: list[dict[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run the search as an engine study: its trials' records, and for the summary its
     ``stop_reason`` and, with experience, ``experience_weights`` (how much each source
@@ -341,6 +353,7 @@ def _engine_study(
         path=path,
         resume=resume,
         callbacks=[report],
+        enqueue=enqueue or (),
     )
     study.optimize(n_jobs=n_jobs)
     study.sampler.close()

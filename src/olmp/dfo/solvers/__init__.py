@@ -7,13 +7,13 @@ native sampler where the solver names one (``tpe`` and ``random``).
 
 >>> from olmp.dfo.solvers import SOLVERS, make_solver
 >>> sorted(SOLVERS)
-['bobyqa', 'cmaes', 'cobyqa', 'expsracos', 'mads', 'ncs', 'random', 'sracos', 'tpe']
+['bobyqa', 'cmaes', 'cobyqa', 'expsracos', 'mads', 'ncs', 'random', 'sracos', 'tpe', 'uniform']
 >>> solver = make_solver("ncs", [0.0, 0.0], [1.0, 1.0], seed=1)
 >>> x, f = solver.minimize(lambda X: ((X - 0.3) ** 2).sum(axis=1), budget=200)
 >>> bool(f < 0.01)
 True
 
-``ncs``, ``cmaes``, ``random`` and ``cobyqa`` (SciPy) need nothing beyond olmp's own
+``ncs``, ``cmaes``, ``random``, ``uniform`` and ``cobyqa`` (SciPy) need nothing beyond olmp's own
 dependencies. The others wrap optional libraries, installed as extras and imported only
 when the solver is built: ``sracos`` and ``expsracos`` (ZOOpt, MIT), ``tpe`` (optuna, MIT), ``mads``
 (PyNomadBBO, LGPL-3.0) and ``bobyqa`` (Py-BOBYQA, **GPL-3.0-or-later**, so never part of
@@ -43,6 +43,7 @@ from olmp.dfo.solvers.ncs import NCS
 from olmp.dfo.solvers.random_search import RandomSearch
 from olmp.dfo.solvers.sracos import SRacos
 from olmp.dfo.solvers.tpe import TPE
+from olmp.dfo.solvers.uniform import UniformSearch
 from olmp.errors import OlmpError, unknown_choice
 
 #: Solver classes by name, the optional ones included (see :meth:`Solver.available`).
@@ -72,7 +73,7 @@ def register_solver(name: str, cls: type[Solver], *, replace: bool = False) -> t
     return cls
 
 
-for _cls in (NCS, CMAES, RandomSearch, SRacos, ExpSRacos, TPE, MADS, BOBYQA, COBYQA):
+for _cls in (NCS, CMAES, RandomSearch, UniformSearch, SRacos, ExpSRacos, TPE, MADS, BOBYQA, COBYQA):
     register_solver(_cls.name, _cls)
 
 
@@ -157,6 +158,7 @@ __all__ = [
     "RandomSearch",
     "SRacos",
     "Solver",
+    "UniformSearch",
     "check_solver_options",
     "make_solver",
     "parse_solver_options",
