@@ -3,12 +3,15 @@
 table: solvers x seeds on one dataset at equal trials, with a LeNet baseline trained with
 the same per-trial budget; best val error, its test accuracy, failures, time.
 speed: the wall time of 20 trials with 1 and 2 workers, alternated, median of --repeats.
+report: one table from several records of ``table`` (runs split over processes), with each
+solver's seeds against random search (``uniform``) and the local random search (``random``).
 
 Every run uses one torch thread per trial (the machine is shared).
 
     python benchmarks/tune.py table --dataset digits --solvers random,tpe,sracos,mads \\
         --seeds 0,1,2 --budget 20 --epochs 2
     python benchmarks/tune.py speed --dataset digits --budget 20 --epochs 2
+    python benchmarks/tune.py report benchmarks/results/tune_fashion-mnist_seed*.json
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 from _common import RESULTS, machine
 
 from olmp.data import load_dataset
-from olmp.files import load_checkpoint
+from olmp.files import load_checkpoint, write_json_atomic
 from olmp.models import build_model
 from olmp.training import accuracy
 from olmp.tune import TuneSpace, tune
@@ -101,11 +104,50 @@ def table(args: argparse.Namespace) -> None:
                                                   "test_accuracy", "failed", "seconds")}),
                   flush=True)  # fmt: skip
             shutil.rmtree(work)
-            path.write_text(json.dumps(result, indent=1))
+            write_json_atomic(path, result)
     seeds = sorted({r["seed"] for r in result["runs"]})
     result["baseline"] = [baseline(args.dataset, args.epochs, args.train_size, s) for s in seeds]
-    path.write_text(json.dumps(result, indent=1))
+    write_json_atomic(path, result)
     print(markdown(result))
+
+
+def against(runs: list[dict], baseline: str) -> list[str]:
+    """Per solver: median best val error, and on how many seeds it is below ``baseline``'s
+    (same seed, same trials), level with it, above it."""
+    error = {(r["solver"], r["seed"]): 1 - r["best_val_accuracy"] for r in runs}
+    lines = []
+    for solver in dict.fromkeys(r["solver"] for r in runs):
+        if solver == baseline:
+            continue
+        pairs = [(error[solver, s], error[baseline, s]) for (n, s) in error
+                 if n == solver and (baseline, s) in error]  # fmt: skip
+        if not pairs:
+            continue
+        below = sum(a < b for a, b in pairs)
+        level = sum(a == b for a, b in pairs)
+        lines.append(
+            f"- {solver} against {baseline}: median {statistics.median(a for a, _ in pairs):.4f} "
+            f"against {statistics.median(b for _, b in pairs):.4f}; below on {below}, level on "
+            f"{level}, above on {len(pairs) - below - level} of {len(pairs)} seeds"
+        )
+    return lines
+
+
+def report(args: argparse.Namespace) -> None:
+    """Merge the records named (one per process) and print the table and comparisons."""
+    merged: dict = {"runs": [], "baseline": [], "sources": []}
+    for name in args.records:
+        record = json.loads(Path(name).read_text())
+        merged["runs"] += record["runs"]
+        merged["baseline"] += record.get("baseline", [])
+        merged["sources"].append({"path": name, "machine": record["machine"],
+                                  "settings": record["settings"]})  # fmt: skip
+    merged["runs"].sort(key=lambda r: r["seed"])  # stable: solvers stay in their order
+    print(markdown(merged))
+    for baseline in ("uniform", "random"):
+        print("\n".join(against(merged["runs"], baseline)))
+    if args.out:
+        Path(args.out).write_text(json.dumps(merged, indent=1))
 
 
 def markdown(result: dict) -> str:
@@ -167,7 +209,7 @@ def main() -> None:
     for name, func in (("table", table), ("speed", speed)):
         p = sub.add_parser(name)
         p.add_argument("--dataset", default="digits")
-        p.add_argument("--solvers", default="random,tpe,sracos,mads")
+        p.add_argument("--solvers", default="uniform,random,tpe,sracos,mads")
         p.add_argument("--seeds", default="0,1,2")
         p.add_argument("--budget", type=int, default=20)
         p.add_argument("--epochs", type=int, default=2)
@@ -178,6 +220,10 @@ def main() -> None:
         p.add_argument("--repeats", type=int, default=3)
         p.add_argument("--out")
         p.set_defaults(func=func)
+    p = sub.add_parser("report")
+    p.add_argument("records", nargs="+")
+    p.add_argument("--out", help="write the merged record here")
+    p.set_defaults(func=report)
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.func(args)
