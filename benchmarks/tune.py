@@ -3,6 +3,9 @@
 table: solvers x seeds on one dataset at equal trials, with a LeNet baseline trained with
 the same per-trial budget; best val error, its test accuracy, failures, time.
 speed: the wall time of 20 trials with 1 and 2 workers, alternated, median of --repeats.
+retrain: the best network of the records (by val), retrained with the full recipe (all of
+train, the reference recipe's epochs, its own optimiser settings), beside the references
+``olmp train`` wrote (LeNet-5), both read once on test.
 report: one table from several records of ``table`` (runs split over processes), with each
 solver's seeds against random search (``uniform``) and the local random search (``random``).
 
@@ -12,6 +15,7 @@ Every run uses one torch thread per trial (the machine is shared).
         --seeds 0,1,2 --budget 20 --epochs 2
     python benchmarks/tune.py speed --dataset digits --budget 20 --epochs 2
     python benchmarks/tune.py report benchmarks/results/tune_fashion-mnist_seed*.json
+    python benchmarks/tune.py retrain --dataset fashion-mnist --records R... --references REF...
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 import torch
 from _common import RESULTS, machine
 
+from olmp import load_weights
 from olmp.data import load_dataset
 from olmp.files import load_checkpoint, write_json_atomic
 from olmp.models import build_model
@@ -133,6 +138,36 @@ def against(runs: list[dict], baseline: str) -> list[str]:
     return lines
 
 
+def retrain(args: argparse.Namespace) -> None:
+    runs = [r for name in args.records for r in json.loads(Path(name).read_text())["runs"]]
+    best = max(runs, key=lambda r: r["best_val_accuracy"])
+    splits = load_dataset(args.dataset, seed=0)
+    result = {"machine": machine(), "settings": vars(args) | {"func": None},
+              "network": {k: best[k] for k in ("solver", "seed", "best_val_accuracy",
+                                                "best_spec", "best_recipe")},
+              "retrained": [], "references": []}  # fmt: skip
+    path = Path(args.out or RESULTS / f"tune_retrain_{args.dataset}.json")
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        torch.manual_seed(seed)
+        net = build_model("tuned-cnn", splits.input_shape, splits.num_classes,
+                          {"spec": best["best_spec"]})  # fmt: skip
+        began = time.perf_counter()
+        train_network(net, splits.train, best["best_recipe"], args.epochs, seed)
+        result["retrained"].append({"seed": seed, "val_accuracy": accuracy(net, splits.val),
+                                    "test_accuracy": accuracy(net, splits.test),
+                                    "seconds": round(time.perf_counter() - began, 1)})  # fmt: skip
+        print(json.dumps(result["retrained"][-1]), flush=True)
+        write_json_atomic(path, result)
+    for name in args.references:
+        net, ref_splits, meta = load_weights(name)
+        result["references"].append({"path": name, "model": meta["model"],
+                                     "recipe": meta.get("recipe"),
+                                     "val_accuracy": accuracy(net, ref_splits.val),
+                                     "test_accuracy": accuracy(net, ref_splits.test)})  # fmt: skip
+    write_json_atomic(path, result)
+    print(json.dumps({k: result[k] for k in ("network", "retrained", "references")}))
+
+
 def report(args: argparse.Namespace) -> None:
     """Merge the records named (one per process) and print the table and comparisons."""
     merged: dict = {"runs": [], "baseline": [], "sources": []}
@@ -220,6 +255,14 @@ def main() -> None:
         p.add_argument("--repeats", type=int, default=3)
         p.add_argument("--out")
         p.set_defaults(func=func)
+    p = sub.add_parser("retrain")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--records", nargs="+", required=True)
+    p.add_argument("--references", nargs="*", default=[])
+    p.add_argument("--epochs", type=int, default=20, help="LeNet-5's fashion-mnist recipe")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--out")
+    p.set_defaults(func=retrain)
     p = sub.add_parser("report")
     p.add_argument("records", nargs="+")
     p.add_argument("--out", help="write the merged record here")
