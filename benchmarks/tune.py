@@ -35,6 +35,7 @@ from olmp import load_weights
 from olmp.data import load_dataset
 from olmp.files import load_checkpoint, write_json_atomic
 from olmp.models import build_model
+from olmp.plots import pyplot, save_figure
 from olmp.training import accuracy
 from olmp.tune import TuneSpace, tune
 from olmp.tune.blackbox import subset, train_network, trial_key
@@ -182,7 +183,25 @@ def report(args: argparse.Namespace) -> None:
     for baseline in ("uniform", "random"):
         print("\n".join(against(merged["runs"], baseline)))
     if args.out:
-        Path(args.out).write_text(json.dumps(merged, indent=1))
+        write_json_atomic(args.out, merged)
+    if args.plot:
+        plot_curves(merged["runs"], args.plot)
+
+
+def plot_curves(runs: list[dict], path: str) -> None:
+    """Median over seeds of the best val error after each trial, one line per solver."""
+    fig, ax = pyplot().subplots(figsize=(6, 4))
+    for solver in dict.fromkeys(r["solver"] for r in runs):
+        curves = [r["curve"] for r in runs if r["solver"] == solver]
+        n = min(len(c) for c in curves)
+        median = [statistics.median(1 - (c[i] if c[i] == c[i] else 0.0) for c in curves)
+                  for i in range(n)]  # fmt: skip
+        ax.step(range(1, n + 1), median, where="post", label=f"{solver} ({len(curves)} seeds)")
+    ax.set_xlabel("trials")
+    ax.set_ylabel("best val error (median over seeds)")
+    ax.set_ylim(top=min(ax.get_ylim()[1], 0.5))
+    ax.legend()
+    save_figure(fig, path)
 
 
 def markdown(result: dict) -> str:
@@ -266,6 +285,7 @@ def main() -> None:
     p = sub.add_parser("report")
     p.add_argument("records", nargs="+")
     p.add_argument("--out", help="write the merged record here")
+    p.add_argument("--plot", help="write the best-val curves here (PNG)")
     p.set_defaults(func=report)
     args = parser.parse_args()
     torch.set_num_threads(1)
