@@ -3,9 +3,9 @@
 table: solvers x seeds on one dataset at equal trials, with a LeNet baseline trained with
 the same per-trial budget; best val error, its test accuracy, failures, time.
 speed: the wall time of 20 trials with 1 and 2 workers, alternated, median of --repeats.
-retrain: the best network of the records (by val), retrained with the full recipe (all of
-train, the reference recipe's epochs, its own optimiser settings), beside the references
-``olmp train`` wrote (LeNet-5), both read once on test.
+retrain: for each seed, the best network (by val) any solver found with that seed, retrained
+with the full recipe (all of train, the reference recipe's epochs and cosine decay, its own
+optimiser settings), beside the references ``olmp train`` wrote (LeNet-5), both read once on test.
 report: one table from several records of ``table`` (runs split over processes), with each
 solver's seeds against random search (``uniform``) and the local random search (``random``).
 
@@ -141,20 +141,21 @@ def against(runs: list[dict], baseline: str) -> list[str]:
 
 def retrain(args: argparse.Namespace) -> None:
     runs = [r for name in args.records for r in json.loads(Path(name).read_text())["runs"]]
-    best = max(runs, key=lambda r: r["best_val_accuracy"])
     splits = load_dataset(args.dataset, seed=0)
     result = {"machine": machine(), "settings": vars(args) | {"func": None},
-              "network": {k: best[k] for k in ("solver", "seed", "best_val_accuracy",
-                                                "best_spec", "best_recipe")},
               "retrained": [], "references": []}  # fmt: skip
     path = Path(args.out or RESULTS / f"tune_retrain_{args.dataset}.json")
     for seed in [int(s) for s in args.seeds.split(",")]:
+        best = max((r for r in runs if r["seed"] == seed), key=lambda r: r["best_val_accuracy"])
         torch.manual_seed(seed)
         net = build_model("tuned-cnn", splits.input_shape, splits.num_classes,
                           {"spec": best["best_spec"]})  # fmt: skip
         began = time.perf_counter()
-        train_network(net, splits.train, best["best_recipe"], args.epochs, seed)
-        result["retrained"].append({"seed": seed, "val_accuracy": accuracy(net, splits.val),
+        train_network(net, splits.train, best["best_recipe"], args.epochs, seed, cosine=True)
+        result["retrained"].append({"seed": seed, "solver": best["solver"],
+                                    "search_val_accuracy": best["best_val_accuracy"],
+                                    "spec": best["best_spec"], "recipe": best["best_recipe"],
+                                    "val_accuracy": accuracy(net, splits.val),
                                     "test_accuracy": accuracy(net, splits.test),
                                     "seconds": round(time.perf_counter() - began, 1)})  # fmt: skip
         print(json.dumps(result["retrained"][-1]), flush=True)
@@ -166,7 +167,7 @@ def retrain(args: argparse.Namespace) -> None:
                                      "val_accuracy": accuracy(net, ref_splits.val),
                                      "test_accuracy": accuracy(net, ref_splits.test)})  # fmt: skip
     write_json_atomic(path, result)
-    print(json.dumps({k: result[k] for k in ("network", "retrained", "references")}))
+    print(json.dumps({k: result[k] for k in ("retrained", "references")}))
 
 
 def report(args: argparse.Namespace) -> None:

@@ -115,6 +115,20 @@ def test_divergence_and_time_cap_end_a_trial():
         train_network(model, data, recipe | {"lr": 0.01}, 10_000, seed=0, time_cap=0.05)
 
 
+def test_cosine_decays_the_rate_after_the_first_step():
+    data = Split(torch.randn(32, 4), torch.randint(0, 2, (32,)))
+    recipe = {"optimizer": "sgd", "lr": 0.5, "momentum": 0.0, "weight_decay": 0, "batch_size": 32}
+
+    def weights(epochs, cosine):  # one step per epoch
+        torch.manual_seed(0)
+        model = torch.nn.Linear(4, 2)
+        train_network(model, data, recipe, epochs, seed=0, cosine=cosine)
+        return model.weight.detach()
+
+    assert torch.equal(weights(1, True), weights(1, False))  # the first step at the full rate
+    assert not torch.allclose(weights(2, True), weights(2, False))  # the second at half
+
+
 def test_tuned_cnn_spec_round_trip_and_errors():
     spec = {"conv": [{"channels": 4, "kernel": 3, "stride": 1, "padding": 1, "pool": True}],
             "fc": [16], "dropout": 0.1, "activation": "tanh"}  # fmt: skip

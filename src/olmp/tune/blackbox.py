@@ -86,12 +86,17 @@ def train_network(
     epochs: int,
     seed: int,
     time_cap: float | None = None,
+    cosine: bool = False,
 ) -> nn.Module:
     """Train ``model`` on ``data`` for ``epochs`` with ``recipe``; raises :class:`Diverged`
-    or :class:`OverTime`."""
+    or :class:`OverTime`. Trials train at the recipe's constant learning rate; ``cosine``
+    decays it to 0 over the epochs, as ``olmp train`` does (a found network trained in
+    full)."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = make_optimizer(model, recipe)
     batch = int(recipe["batch_size"])
+    total = epochs * -(-len(data) // batch)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total) if cosine else None
     began = time.perf_counter()
     model.train()
     for epoch in range(1, epochs + 1):
@@ -106,6 +111,8 @@ def train_network(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
             if time_cap is not None and time.perf_counter() - began > time_cap:
                 raise OverTime(
                     f"trial stopped at the time cap of {time_cap:g} s (epoch {epoch} of {epochs})"
