@@ -183,6 +183,15 @@ def report(args: argparse.Namespace) -> None:
     print(markdown(merged))
     for baseline in ("uniform", "random"):
         print("\n".join(against(merged["runs"], baseline)))
+    mads = [r for r in merged["runs"] if r["solver"] == "mads" and r.get("trajectory")]
+    if mads:  # beside HyperNOMAD's released example (its test accuracy over 20 trials)
+        marks = (1, 5, 10, 15, 20)
+        print("| trials | " + " | ".join(map(str, marks)) + " |")
+        print("|---|" + "---|" * len(marks))
+        for key, label in (("best_val", "MADS, best val"), ("test_of_best", "its test")):
+            cells = [statistics.median(r["trajectory"][m - 1][key] for r in mads) for m in marks]
+            print(f"| {label} (median of {len(mads)}) | "
+                  + " | ".join(f"{100 * c:.2f} %" for c in cells) + " |")  # fmt: skip
     if args.out:
         write_json_atomic(args.out, merged)
     if args.plot:
