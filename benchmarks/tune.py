@@ -230,9 +230,16 @@ def markdown(result: dict) -> str:
             f"{sum(r['failed'] for r in mine)}/{sum(r['trials'] for r in mine)} | "
             f"{statistics.median(r['seconds'] for r in mine):.0f} |"
         )
-    for b in result.get("baseline", []):
-        lines.append(f"| {b['model']} (same per-trial budget) | {1 - b['val_accuracy']:.4f} | "
-                     f"| {b['test_accuracy']:.4f} | | {b['seconds']:.0f} |")  # fmt: skip
+    baselines = result.get("baseline", [])
+    for model in dict.fromkeys(b["model"] for b in baselines):
+        mine = [b for b in baselines if b["model"] == model]
+        per = ", ".join(f"{1 - b['val_accuracy']:.4f}" for b in mine)
+        lines.append(
+            f"| {model}, same per-trial budget | "
+            f"{statistics.median(1 - b['val_accuracy'] for b in mine):.4f} | {per} | "
+            f"{statistics.median(b['test_accuracy'] for b in mine):.4f} | | "
+            f"{statistics.median(b['seconds'] for b in mine):.0f} |"
+        )
     return "\n".join(lines)
 
 
