@@ -214,32 +214,30 @@ def plot_curves(runs: list[dict], path: str) -> None:
     save_figure(fig, path)
 
 
+def _row(label: str, val: list[float], test: list[float], seconds: list[float], failed: str) -> str:
+    """One table row: median val error and per seed, median test accuracy, time."""
+    errors = [1 - v for v in val]
+    per = ", ".join(f"{e:.4f}" for e in errors)
+    return (
+        f"| {label} | {statistics.median(errors):.4f} | {per} | "
+        f"{statistics.median(test):.4f} | {failed} | {statistics.median(seconds):.0f} |"
+    )
+
+
 def markdown(result: dict) -> str:
-    runs = result["runs"]
-    solvers = list(dict.fromkeys(r["solver"] for r in runs))
-    med = {s: statistics.median(1 - r["best_val_accuracy"] for r in runs if r["solver"] == s)
-           for s in solvers}  # fmt: skip
+    runs, baselines = result["runs"], result.get("baseline", [])
     lines = ["| solver | median best val error | per seed | median test acc. of best | "
              "failed trials | median time (s) |", "|---|---|---|---|---|---|"]  # fmt: skip
-    for s in solvers:
+    for s in dict.fromkeys(r["solver"] for r in runs):
         mine = [r for r in runs if r["solver"] == s]
-        per = ", ".join(f"{1 - r['best_val_accuracy']:.4f}" for r in mine)
-        lines.append(
-            f"| {s} | {med[s]:.4f} | {per} | "
-            f"{statistics.median(r['test_accuracy'] for r in mine):.4f} | "
-            f"{sum(r['failed'] for r in mine)}/{sum(r['trials'] for r in mine)} | "
-            f"{statistics.median(r['seconds'] for r in mine):.0f} |"
-        )
-    baselines = result.get("baseline", [])
+        failed = f"{sum(r['failed'] for r in mine)}/{sum(r['trials'] for r in mine)}"
+        val, test = [r["best_val_accuracy"] for r in mine], [r["test_accuracy"] for r in mine]
+        lines.append(_row(s, val, test, [r["seconds"] for r in mine], failed))
     for model in dict.fromkeys(b["model"] for b in baselines):
         mine = [b for b in baselines if b["model"] == model]
-        per = ", ".join(f"{1 - b['val_accuracy']:.4f}" for b in mine)
-        lines.append(
-            f"| {model}, same per-trial budget | "
-            f"{statistics.median(1 - b['val_accuracy'] for b in mine):.4f} | {per} | "
-            f"{statistics.median(b['test_accuracy'] for b in mine):.4f} | | "
-            f"{statistics.median(b['seconds'] for b in mine):.0f} |"
-        )
+        val, test = [b["val_accuracy"] for b in mine], [b["test_accuracy"] for b in mine]
+        seconds = [b["seconds"] for b in mine]
+        lines.append(_row(f"{model}, same per-trial budget", val, test, seconds, ""))
     return "\n".join(lines)
 
 
