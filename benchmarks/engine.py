@@ -1,4 +1,4 @@
-"""The engine (olmp.dfo) on four benchmarks, through its public API only.
+"""The engine (olmp.dfo) on five benchmarks, through its public API only.
 
 ``bbob``: every solver on COCO's noiseless BBOB suite (``pip install 'olmp[bench]'``, i.e.
 coco-experiment), functions f1-f24, dimensions 2, 5, 10 and 20, instances 1-5, 100·d
@@ -12,6 +12,10 @@ A run stops at ``--time-limit`` seconds (a study's ``max_seconds``), marked in t
 ``mixed``: a mixed space with a known optimum (see :func:`mixed_problem`): every solver
 against random search at equal budget, median best over seeds.
 
+``sphere``: ``olmp solvers --check`` (the 10-D shifted sphere, 500 evaluations) over
+``--seeds`` seeds, every solver at its defaults, plus NCS with the paper's settings (the
+compressor's ``olmp.solvers.make_solver``): median best f and range.
+
 ``parallel``: 40 evaluations of a 100 ms sleep, with 1 and 4 workers (``n_jobs``).
 
 ``overhead``: the engine's own time per trial (ask + tell, a trivial objective) against
@@ -20,6 +24,7 @@ one LeNet-300-100 forward pass over 1,000 images, random and ncs at d = 10, in o
     python benchmarks/engine.py bbob --solvers ncs cmaes random cobyqa --dims 2 5 10 20
     python benchmarks/engine.py bbob --report   # the tables again from the record
     python benchmarks/engine.py mixed
+    python benchmarks/engine.py sphere --seeds 11
     python benchmarks/engine.py parallel
     python benchmarks/engine.py overhead
 
@@ -41,7 +46,7 @@ import numpy as np
 from _common import RESULTS, machine
 
 from olmp.dfo import SOLVERS, Categorical, Integer, Problem, Real, Space, Study
-from olmp.files import write_text_atomic
+from olmp.files import write_json_atomic, write_text_atomic
 
 #: COCO's 51 targets: f_opt + 10^k for k = 2, 1.8, ..., -8.
 TARGET_EXPONENTS = np.round(np.arange(2.0, -8.01, -0.2), 1)
@@ -312,6 +317,26 @@ def mixed(args: argparse.Namespace) -> None:
         print(f"| {solver} | {median:.3f} | {min(values):.3f}-{max(values):.3f} | {verdict} |")
 
 
+def sphere(args: argparse.Namespace) -> None:
+    from olmp.solvers import check_solvers, make_solver
+    from olmp.solvers.check import shifted_sphere
+
+    best: dict[str, list[float]] = {}
+    for seed in range(args.seeds):
+        for record in check_solvers(dim=10, budget=500, seed=seed):
+            if record["best"] is not None:
+                best.setdefault(record["name"], []).append(record["best"])
+        f, lower, upper = shifted_sphere(10, seed)
+        with make_solver("ncs", lower, upper, seed=seed) as paper:  # preset "paper"
+            best.setdefault("ncs, paper settings", []).append(paper.minimize(f, 500)[1])
+    write_json_atomic(RESULTS / "engine_sphere.json",
+                      {"machine": machine(), "seeds": args.seeds, "best": best})  # fmt: skip
+    print(f"| solver | median best f ({args.seeds} seeds) | min-max |")
+    print("|---|---|---|")
+    for name, values in best.items():
+        print(f"| {name} | {statistics.median(values):.3g} | {min(values):.3g}-{max(values):.3g} |")
+
+
 # -- parallel and overhead -------------------------------------------------------------------
 
 
@@ -422,10 +447,13 @@ def main() -> None:
     m.add_argument("--seeds", type=int, default=9)
     p = sub.add_parser("parallel")
     p.add_argument("--repeats", type=int, default=3)
+    s = sub.add_parser("sphere")
+    s.add_argument("--seeds", type=int, default=11)
     o = sub.add_parser("overhead")
     o.add_argument("--trials", type=int, default=2000)
     args = parser.parse_args()
-    {"bbob": bbob, "mixed": mixed, "parallel": parallel, "overhead": overhead}[args.benchmark](args)
+    benchmarks = (bbob, mixed, sphere, parallel, overhead)
+    {f.__name__: f for f in benchmarks}[args.benchmark](args)
 
 
 if __name__ == "__main__":

@@ -854,7 +854,9 @@ def test_cli_check_runs_every_installed_solver(capsys):
     for r in records:
         if r["installed"]:
             assert r["error"] is None, r
-            assert math.isfinite(r["best"]) and r["best"] < 0.5 * r["start"], r
+            # uniform random search learns nothing: in 10-D it does not halve f at the centre
+            share = 1.0 if r["name"] == "uniform" else 0.5
+            assert math.isfinite(r["best"]) and r["best"] < share * r["start"], r
             assert r["evaluations"] == 150 and r["seconds"] >= 0
         else:
             assert r["best"] is None and "pip install" in r["error"]

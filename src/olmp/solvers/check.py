@@ -49,14 +49,27 @@ def describe_solvers() -> list[dict[str, Any]]:
     ]
 
 
+def shifted_sphere(dim: int, seed: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    """``(f, lower, upper)``: ``f(X) = sum((X - x*)**2, axis=1)`` on ``[-5, 5]^dim``, with
+    ``x*`` uniform in ``[-4, 4]^dim``. ``x*`` comes from a stream of its own: drawn by
+    ``default_rng(seed)`` it would be a scaled copy of the first point a solver seeded
+    with ``seed`` samples uniformly (``uniform``'s first guess sat next to it)."""
+    optimum = np.random.default_rng([seed, 1]).uniform(-4.0, 4.0, dim)
+
+    def sphere(x: np.ndarray) -> np.ndarray:
+        return np.sum((x - optimum) ** 2, axis=1)
+
+    return sphere, np.full(dim, -5.0), np.full(dim, 5.0)
+
+
 def check_solvers(
     dim: int = 10, budget: int = 500, seed: int = 0, names: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """Run every installed solver on a shifted sphere in ``[-5, 5]^dim`` and report.
 
-    The sphere is ``f(x) = sum((x - x*)**2)`` with ``x*`` drawn uniformly from
-    ``[-4, 4]^dim`` by ``seed``; every solver starts at the box centre with its default
-    settings and the same ``seed`` and spends ``budget`` evaluations.
+    The sphere is :func:`shifted_sphere` of ``dim`` and ``seed``; every solver starts at
+    the box centre with its default settings and the same ``seed`` and spends ``budget``
+    evaluations.
 
     Returns one record per solver (all registered ones, or ``names``): ``name``,
     ``installed``, ``start`` (``f`` at the centre), ``best`` (``None`` when the solver did
@@ -73,12 +86,7 @@ def check_solvers(
             from olmp.errors import unknown_choice
 
             raise unknown_choice("solver", unknown[0], list(registry))
-    optimum = np.random.default_rng(seed).uniform(-4.0, 4.0, dim)
-    lower, upper = np.full(dim, -5.0), np.full(dim, 5.0)
-
-    def sphere(x: np.ndarray) -> np.ndarray:
-        return np.sum((x - optimum) ** 2, axis=1)
-
+    sphere, lower, upper = shifted_sphere(dim, seed)
     start = float(sphere(np.zeros((1, dim)))[0])
     records = []
     for name in names or list(registry):
