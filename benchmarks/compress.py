@@ -126,12 +126,12 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
         )
         if cache.exists():
             result = json.loads(cache.read_text())
-        elif method.startswith("gmp-"):
-            result = gradual_by_target(weights, config, cache)
-            write_json_atomic(cache, result)
         else:
-            model, splits, _ = load_weights(weights)
-            _, result = prune_baseline(model, splits, config)
+            if method.startswith("gmp-"):
+                result = gradual_by_target(weights, config, cache)
+            else:
+                model, splits, _ = load_weights(weights)
+                _, result = prune_baseline(model, splits, config)
             write_json_atomic(cache, result)
         rows.append(row_of(method, seed, result, result["retrain_steps"]))
         print(json.dumps(rows[-1]), flush=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
 import tempfile
@@ -204,7 +205,8 @@ def plot_curves(runs: list[dict], path: str) -> None:
     for solver in dict.fromkeys(r["solver"] for r in runs):
         curves = [r["curve"] for r in runs if r["solver"] == solver]
         n = min(len(c) for c in curves)
-        median = [statistics.median(1 - (c[i] if c[i] == c[i] else 0.0) for c in curves)
+        # NaN before a seed's first complete trial: counted as error 1
+        median = [statistics.median(1 - (0.0 if math.isnan(c[i]) else c[i]) for c in curves)
                   for i in range(n)]  # fmt: skip
         ax.step(range(1, n + 1), median, where="post", label=f"{solver} ({len(curves)} seeds)")
     ax.set_xlabel("trials")
