@@ -14,25 +14,24 @@ from olmp.data import DATASETS, TABULAR_DATASETS
 from olmp.models import MODELS
 
 
-def _list(args: argparse.Namespace) -> int:
-    table = Table(title="models")
-    table.add_column("name")
-    table.add_column("description")
-    for spec in MODELS.values():
-        table.add_row(spec.name, spec.description)
-    print_table(table)
-    table = Table(title="datasets")
-    table.add_column("name")
-    table.add_column("description")
-    for spec in DATASETS.values():
-        table.add_row(spec.name, spec.description)
-    print_table(table)
-    table = Table(title="tabular datasets (olmp fair)")
-    for column in ("name", "description", "protected attributes"):
+def _print_listing(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    table = Table(title=title)
+    for column in columns:
         table.add_column(column)
-    for tabular in TABULAR_DATASETS.values():
-        table.add_row(tabular.name, tabular.description, ", ".join(tabular.protected))
+    for row in rows:
+        table.add_row(*row)
     print_table(table)
+
+
+def _list(args: argparse.Namespace) -> int:
+    named = ("name", "description")
+    _print_listing("models", named, [(m.name, m.description) for m in MODELS.values()])
+    _print_listing("datasets", named, [(d.name, d.description) for d in DATASETS.values()])
+    _print_listing(
+        "tabular datasets (olmp fair)",
+        (*named, "protected attributes"),
+        [(t.name, t.description, ", ".join(t.protected)) for t in TABULAR_DATASETS.values()],
+    )
     return 0
 
 

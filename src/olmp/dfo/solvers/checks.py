@@ -90,12 +90,17 @@ def one_of(*choices: Any) -> Check:
     return check
 
 
+def _floats(value: object, wanted: str) -> np.ndarray:
+    """``value`` as an array of floats, or OlmpError saying it must be ``wanted``."""
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise OlmpError(f"{wanted}, got {value!r}") from error
+
+
 def as_vector(name: str, value: ArrayLike) -> np.ndarray:
     """``value`` as a non-empty 1-D array of finite floats, or OlmpError naming it."""
-    try:
-        vector = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as error:
-        raise OlmpError(f"{name} must be a sequence of numbers, got {value!r}") from error
+    vector = _floats(value, f"{name} must be a sequence of numbers")
     if vector.ndim != 1 or vector.size == 0:
         raise OlmpError(
             f"{name} must be a non-empty 1-D sequence of numbers, got shape {vector.shape}"
@@ -117,10 +122,7 @@ def is_numeric(value: object) -> bool:
 
 def check_fitness(fitness: ArrayLike, k: int) -> np.ndarray:
     """``k`` fitness values with NaN turned into ``+inf``; ``-inf`` is refused."""
-    try:
-        values = np.asarray(fitness, dtype=float)
-    except (TypeError, ValueError) as error:
-        raise OlmpError(f"fitness must be {k} numbers, got {fitness!r}") from error
+    values = _floats(fitness, f"fitness must be {k} numbers")
     if values.shape != (k,):
         raise OlmpError(
             f"fitness must have shape ({k},), one value per candidate told, "
