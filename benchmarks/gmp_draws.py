@@ -1,0 +1,98 @@
+"""How often does one gradual-magnitude-pruning target hold val, over retraining seeds?
+
+`benchmarks/compress.py` runs `gmp-*` once per target ratio and keeps the largest target
+whose val accuracy holds the tolerance. On a val split where one network's accuracy is
+uncertain by a few tenths of a point, one run per target says little about how reliably
+that target holds: this script runs the same target again with other retraining seeds
+(draw 0 is the run `compress.py` makes; draw k uses baseline seed S + 1000 k), same
+reference, budget, recipe and rule, and records each draw's val accuracy and whether it
+holds.
+
+    python benchmarks/gmp_draws.py --setting lenet-5/fashion-mnist --seed 1 \\
+        --ratios 10 20 --draws 4 --stage-steps 475 --workdir /tmp/l5
+
+`--stage-steps` is the per-stage budget `compress.py` gave (its cache file names it:
+`...-20x475.json` is 20 stages of 475 steps). Writes one record per target,
+`benchmarks/results/gmp_draws_<model>_<dataset>_seed-<S>_<R>x.json` (draws already there are
+kept, so a stopped run goes on and targets can run in parallel processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+from _common import RESULTS, machine, reference_checkpoint
+
+from olmp.baselines import BaselineConfig, prune_baseline
+from olmp.compression import CompressConfig
+from olmp.files import write_json_atomic
+from olmp.reference import load_weights
+from olmp.training import default_recipe
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setting", default="lenet-5/fashion-mnist", help="MODEL/DATASET")
+    parser.add_argument("--seed", type=int, default=1, help="the reference's seed")
+    parser.add_argument("--ratios", type=float, nargs="+", default=[10, 20])
+    parser.add_argument("--draws", type=int, default=4)
+    parser.add_argument("--stages", type=int, default=20)
+    parser.add_argument("--stage-steps", type=int, required=True)
+    parser.add_argument("--method", default="gmp-global", choices=["gmp-global", "gmp-layer"])
+    parser.add_argument("--workdir", default="/tmp/olmp-bench")
+    args = parser.parse_args()
+    model_name, dataset = args.setting.split("/")
+    recipe = default_recipe(model_name, dataset)
+    weights = reference_checkpoint(model_name, dataset, args.seed, args.workdir)
+    for ratio in args.ratios:
+        name = f"gmp_draws_{model_name}_{dataset}_seed-{args.seed}_{ratio:g}x.json"
+        draws = run_draws(args, ratio, weights, recipe, RESULTS / name)
+        change = [100 * (d["val_accuracy"] - d["reference_val_accuracy"]) for d in draws]
+        print(
+            f"{args.method} {ratio:g}x: holds in {sum(d['holds'] for d in draws)} of "
+            f"{len(draws)} draws; val change (points) median {statistics.median(change):+.2f}, "
+            f"draws {', '.join(f'{c:+.2f}' for c in change)}"
+        )
+
+
+def run_draws(args: argparse.Namespace, ratio: float, weights, recipe, path) -> list[dict]:
+    """Draws 0 .. ``args.draws - 1`` of one target, kept in the record at ``path``."""
+    record = json.loads(path.read_text()) if path.exists() else {"machines": [], "draws": []}
+    record["machines"].append(machine())
+    done = {(d["method"], d["draw"]) for d in record["draws"]}
+    for draw in range(args.draws):
+        if (args.method, draw) in done:
+            continue
+        config = BaselineConfig(
+            method=args.method,
+            stages=args.stages,
+            stage_steps=args.stage_steps,
+            augment_shift=recipe.max_shift,
+            lr=CompressConfig.adjust_lr,
+            batch_size=recipe.batch_size,
+            gmp_ratios=(ratio,),
+            seed=args.seed + 1000 * draw,
+        )
+        model, splits, _ = load_weights(weights)
+        _, result = prune_baseline(model, splits, config)
+        entry = result["history"][0]
+        record["draws"].append(
+            {
+                "method": args.method,
+                "ratio": ratio,
+                "draw": draw,
+                "baseline_seed": config.seed,
+                "stage_steps": args.stage_steps,
+                "val_accuracy": entry["val_accuracy"],
+                "reference_val_accuracy": result["reference_val_accuracy"],
+                "holds": entry["feasible"],
+            }
+        )
+        write_json_atomic(path, record)
+        print(json.dumps(record["draws"][-1]), flush=True)
+    return [d for d in record["draws"] if d["method"] == args.method]
+
+if __name__ == "__main__":
+    main()
