@@ -94,5 +94,6 @@ def run_draws(args: argparse.Namespace, ratio: float, weights, recipe, path) -> 
         print(json.dumps(record["draws"][-1]), flush=True)
     return [d for d in record["draws"] if d["method"] == args.method]
 
+
 if __name__ == "__main__":
     main()
