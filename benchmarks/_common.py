@@ -168,6 +168,24 @@ def olmp_run(
     return run_dir, result, reference
 
 
+def baseline_config(model: str, dataset: str, *, lr: float | None = None, **fields):
+    """The :class:`olmp.baselines.BaselineConfig` a baseline gets beside OLMP on ``model`` /
+    ``dataset``: the reference recipe's batch size and shifts and OLMP's retraining learning
+    rate (``lr``: another one), plus ``fields``; ``compress.py`` and ``gmp_draws.py`` share it
+    so that a draw of ``gmp_draws.py`` is the run ``compress.py`` makes."""
+    from olmp.baselines import BaselineConfig
+    from olmp.compression import CompressConfig
+    from olmp.training import default_recipe
+
+    recipe = default_recipe(model, dataset)
+    return BaselineConfig(
+        augment_shift=recipe.max_shift,
+        batch_size=recipe.batch_size,
+        lr=CompressConfig.adjust_lr if lr is None else lr,
+        **fields,
+    )
+
+
 def mnist5k_run(
     seed: int, workdir: str | Path, overrides: dict | None = None
 ) -> tuple[Path, dict, dict]:

@@ -44,6 +44,7 @@ from _common import (
     HEADLINE_KEYS,
     RESULTS,
     SETTINGS,
+    baseline_config,
     machine,
     olmp_run,
     parse_override,
@@ -56,7 +57,6 @@ from olmp.baselines import METHODS, BaselineConfig, dns_coefficient, prune_basel
 from olmp.compression import CompressConfig
 from olmp.files import write_json_atomic
 from olmp.reference import load_weights
-from olmp.training import default_recipe
 
 QUICK = {"max_rounds": 15, "patience": 5}  # OLMP overrides of --quick
 
@@ -101,17 +101,16 @@ def run_seed(setting: str, seed: int, args: argparse.Namespace) -> list[dict]:
     lr = float(overrides.get("adjust_lr", CompressConfig.adjust_lr))
     tolerance = float(overrides.get("tolerance", CompressConfig.tolerance))
     weights = reference_checkpoint(model_name, dataset, seed, args.workdir)
-    shift = default_recipe(model_name, dataset).max_shift
     coefficients = tuple(round(dns_coefficient(keep), 3) for keep in DNS_KEEP[model_name])
     for method in args.baselines:
-        config = BaselineConfig(
+        config = baseline_config(
+            model_name,
+            dataset,
+            lr=lr,
             method=method,
             stages=args.stages,
             stage_steps=budget // args.stages,
-            augment_shift=shift,
-            lr=lr,
             tolerance=tolerance,
-            batch_size=default_recipe(model_name, dataset).batch_size,
             dns_coefficients=coefficients,
             seed=seed,
         )

@@ -23,13 +23,11 @@ import argparse
 import json
 import statistics
 
-from _common import RESULTS, machine, reference_checkpoint
+from _common import RESULTS, baseline_config, machine, reference_checkpoint
 
-from olmp.baselines import BaselineConfig, prune_baseline
-from olmp.compression import CompressConfig
+from olmp.baselines import prune_baseline
 from olmp.files import write_json_atomic
 from olmp.reference import load_weights
-from olmp.training import default_recipe
 
 
 def main() -> None:
@@ -44,11 +42,10 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/olmp-bench")
     args = parser.parse_args()
     model_name, dataset = args.setting.split("/")
-    recipe = default_recipe(model_name, dataset)
     weights = reference_checkpoint(model_name, dataset, args.seed, args.workdir)
     for ratio in args.ratios:
         name = f"gmp_draws_{model_name}_{dataset}_seed-{args.seed}_{ratio:g}x.json"
-        draws = run_draws(args, ratio, weights, recipe, RESULTS / name)
+        draws = run_draws(args, ratio, weights, RESULTS / name)
         change = [100 * (d["val_accuracy"] - d["reference_val_accuracy"]) for d in draws]
         print(
             f"{args.method} {ratio:g}x: holds in {sum(d['holds'] for d in draws)} of "
@@ -57,7 +54,7 @@ def main() -> None:
         )
 
 
-def run_draws(args: argparse.Namespace, ratio: float, weights, recipe, path) -> list[dict]:
+def run_draws(args: argparse.Namespace, ratio: float, weights, path) -> list[dict]:
     """Draws 0 .. ``args.draws - 1`` of one target, kept in the record at ``path``."""
     record = json.loads(path.read_text()) if path.exists() else {"machines": [], "draws": []}
     record["machines"].append(machine())
@@ -65,13 +62,11 @@ def run_draws(args: argparse.Namespace, ratio: float, weights, recipe, path) -> 
     for draw in range(args.draws):
         if (args.method, draw) in done:
             continue
-        config = BaselineConfig(
+        config = baseline_config(
+            *args.setting.split("/"),
             method=args.method,
             stages=args.stages,
             stage_steps=args.stage_steps,
-            augment_shift=recipe.max_shift,
-            lr=CompressConfig.adjust_lr,
-            batch_size=recipe.batch_size,
             gmp_ratios=(ratio,),
             seed=args.seed + 1000 * draw,
         )
