@@ -14,8 +14,14 @@ from olmp.data.tabular import GroupedSplit
 from olmp.errors import OlmpError
 from olmp.fair import FairSettings, fair_train, fairness_report, fit_fair
 from olmp.fair.compress import FairTask
-from olmp.fair.metrics import constraint_value, di_ratio, dp_difference, eo_difference
-from olmp.fair.train import predict
+from olmp.fair.metrics import (
+    constraint_value,
+    di_ratio,
+    dp_difference,
+    eo_difference,
+    get_constraint,
+)
+from olmp.fair.train import GapOrientation, predict
 from olmp.reference import load_weights
 
 FAIRNESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fairness"
@@ -90,6 +96,34 @@ def test_equalized_odds_has_one_multiplier_per_gap():
         settings=FairSettings(epochs=2),
     )  # fmt: skip
     assert len(fit.history[0]["multipliers"]) == 2
+
+
+def test_an_oriented_gap_is_unbiased_where_largest_minus_smallest_is_not():
+    # Both groups predict positive at rate 0.3 (no gap); one is small, as positive
+    # women are in an Adult batch. The orientation, from earlier batches, names which
+    # group is ahead; a batch's gap read that way averages to 0 (noise cancels), where
+    # largest minus smallest stays near the noise's size whatever the network does.
+    dp = get_constraint("dp")
+    orientation = GapOrientation([dp])
+    g = torch.Generator().manual_seed(0)
+    groups = torch.cat([torch.zeros(240), torch.ones(16)]).long()
+    labels = torch.zeros(256).long()
+    oriented, unoriented = [], []
+    for _ in range(2000):
+        predicted = (torch.rand(256, generator=g) < 0.3).float()
+        pairs = orientation.current()
+        if pairs[0][0] is not None:
+            oriented.append(float(dp.measures(predicted, labels, groups, pairs[0])[0]))
+        unoriented.append(float(dp.measures(predicted, labels, groups)[0]))
+        orientation.update(predicted, labels, groups)
+    assert sum(unoriented) / len(unoriented) > 0.08
+    assert abs(sum(oriented) / len(oriented)) < 0.02
+    # With a real gap the orientation names the group ahead.
+    orientation = GapOrientation([get_constraint("eo")])
+    orientation.update(
+        torch.tensor([1.0, 1, 0, 0]), torch.tensor([1, 0, 1, 0]), torch.tensor([1, 1, 0, 0])
+    )
+    assert orientation.current() == [[(1, 0), (1, 0)]]
 
 
 def test_bad_input_is_named():

@@ -24,6 +24,7 @@ from olmp.errors import OlmpError
 from olmp.fair.metrics import check_epsilon, fairness_report, get_constraint, violation
 from olmp.fair.train import (
     FairSettings,
+    GapOrientation,
     group_codes,
     predict,
     primal_dual_step,
@@ -112,6 +113,7 @@ class FairTask(SplitsTask):
         train, chosen = self.splits.train, [get_constraint(n) for n in self.constraints]
         bounds = term_bounds(self.constraints)
         multipliers = torch.zeros(len(bounds))
+        orientation = GapOrientation(chosen)
         optimizer = torch.optim.SGD(
             model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4
         )
@@ -125,13 +127,8 @@ class FairTask(SplitsTask):
             for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
                 rows = order[start : start + self.batch_size]
                 batch = (train.x[rows], train.y[rows], groups[rows])
-                # One batch per ascent, as FNNC: a pruned network has a few hundred steps
-                # to win its fairness back, and the batch estimate's upward bias pushes
-                # harder. On one Adult reference under dp <= 0.05 it kept 8.0x where the
-                # 8-batch window of olmp fair train kept nothing (1.0x); on another both
-                # kept nothing (benchmarks/fair.py compress).
                 _, multipliers = primal_dual_step(
-                    model, optimizer, batch, chosen, bounds, multipliers, FairSettings.dual_lr
+                    model, optimizer, batch, orientation, bounds, multipliers, FairSettings.dual_lr
                 )
                 schedule.step()
                 step += 1
