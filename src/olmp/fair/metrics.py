@@ -109,11 +109,10 @@ def group_rates(
         rows = labels == label
         predictions, groups = predictions[rows], groups[rows]
     values = _values(predictions)
-    rates = {}
-    for g in torch.unique(groups).tolist():
-        mine = values[groups == g]
-        rates[int(g)] = (mine.mean(), len(mine))
-    return rates
+    codes, rows = torch.unique(groups, return_inverse=True)
+    counts = torch.bincount(rows, minlength=len(codes))
+    means = values.new_zeros(len(codes)).index_add(0, rows, values) / counts
+    return {int(g): (means[i], int(counts[i])) for i, g in enumerate(codes.tolist())}
 
 
 @dataclass(frozen=True)
