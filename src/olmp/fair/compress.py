@@ -7,8 +7,8 @@ that breaks them scores its accuracy minus 1, below any requirement, yet still o
 accuracy), a network is kept only if it meets them on **val** as well as the accuracy
 rule, and retraining takes FNNC's primal-dual steps (cross-entropy plus the constraints
 with Lagrange multipliers, held a margin inside epsilon) so that it does not undo what the
-search selected. The run
-record reports the constraints on val and test for the reference and the result.
+search selected. The run record reports the constraints on val and test for the reference
+and the result.
 """
 
 from __future__ import annotations
