@@ -97,10 +97,13 @@ TERM_LABEL = {"dp_difference": None, "1 - di_ratio": None, "fpr_difference": 0, 
 #: Which group is ahead on a term and which behind: (high, low) group codes.
 Orientation = tuple[int, int]
 
+#: Per group: (its rate, how many rows it was computed over), see :func:`group_rates`.
+Rates = dict[int, tuple[torch.Tensor, int]]
+
 
 def group_rates(
     predictions: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, term: str
-) -> dict[int, tuple[torch.Tensor, int]]:
+) -> Rates:
     """Per group: (its rate of positive ``predictions`` over the rows ``term`` is
     conditioned on, how many such rows); groups without such a row are left out. The FNR
     gap's rate is the true-positive rate (the two gaps are equal)."""
@@ -124,44 +127,14 @@ class Constraint:
     terms: tuple[str, ...]  # one Lagrange multiplier per term
 
     def measures(
-        self,
-        predictions: torch.Tensor,
-        labels: torch.Tensor,
-        groups: torch.Tensor,
-        orientation: Sequence[Orientation | None] | None = None,
+        self, predictions: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor
     ) -> torch.Tensor:
-        """The constrained measures of (hard or soft) ``predictions``, one per term.
-
-        With an ``orientation`` per term (decided elsewhere, see
-        :class:`olmp.fair.train.GapOrientation`) a gap is the rate of the group given as
-        ahead minus that of the group behind, which may be negative: on a sample this is
-        linear in the predictions, so its noise averages out, where the largest minus the
-        smallest rate of the same sample is biased upwards by it."""
-        if orientation is None:
-            if self.name == "dp":
-                return dp_difference(predictions, groups).reshape(1)
-            if self.name == "di":
-                return (1.0 - di_ratio(predictions, groups)).reshape(1)
-            return torch.stack(odds_gaps(predictions, labels, groups))
-        unoriented = None
-        values = []
-        for i, (term, pair) in enumerate(zip(self.terms, orientation, strict=True)):
-            if pair is None:
-                if unoriented is None:
-                    unoriented = self.measures(predictions, labels, groups)
-                values.append(unoriented[i])
-                continue
-            rates = group_rates(predictions, labels, groups, term)
-            high, low = pair
-            if high not in rates or low not in rates:  # this sample says nothing of the gap
-                values.append(_values(predictions).new_zeros(()))
-            elif term == "1 - di_ratio":
-                top = rates[high][0]
-                ratio = rates[low][0] / top if float(top.detach()) > 0 else top.new_ones(())
-                values.append(1.0 - ratio)
-            else:
-                values.append(rates[high][0] - rates[low][0])
-        return torch.stack(values)
+        """The constrained measures of (hard or soft) ``predictions``, one per term."""
+        if self.name == "dp":
+            return dp_difference(predictions, groups).reshape(1)
+        if self.name == "di":
+            return (1.0 - di_ratio(predictions, groups)).reshape(1)
+        return torch.stack(odds_gaps(predictions, labels, groups))
 
 
 #: Allowed constraints, by name.

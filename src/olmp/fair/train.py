@@ -35,6 +35,7 @@ from olmp.errors import OlmpError
 from olmp.fair.metrics import (
     Constraint,
     Orientation,
+    Rates,
     check_epsilon,
     constraint_value,
     fairness_report,
@@ -112,7 +113,8 @@ def term_bounds(constraints: dict[str, float]) -> torch.Tensor:
 
 class GapOrientation:
     """Which group is ahead on each constrained term, from running rates of earlier
-    batches' hard predictions (each batch keeps :data:`ORIENTATION_DECAY` of the counts).
+    batches' hard predictions (each batch keeps :data:`ORIENTATION_DECAY` of the counts),
+    and each term's gap on a batch read that way (:meth:`gaps`).
 
     A batch holds few members of a small group (on Adult about ten positive women per
     256 rows), so its largest-minus-smallest rate gap is mostly noise, and biased upwards:
@@ -125,9 +127,8 @@ class GapOrientation:
 
     def __init__(self, constraints: Sequence[Constraint]) -> None:
         self.constraints = list(constraints)
-        self.terms = [term for c in self.constraints for term in c.terms]
         # Per term: group -> [decayed positive predictions, decayed rows].
-        self.counts: list[dict[int, list[float]]] = [{} for _ in self.terms]
+        self.counts: list[dict[int, list[float]]] = [{} for c in self.constraints for _ in c.terms]
 
     def current(self) -> list[list[Orientation | None]]:
         """Per constraint, per term: (group ahead, group behind), or ``None`` until two
@@ -135,16 +136,54 @@ class GapOrientation:
         pairs = iter([_ahead_behind(counts) for counts in self.counts])
         return [[next(pairs) for _ in c.terms] for c in self.constraints]
 
-    def update(self, predicted: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> None:
-        """Fold in a batch's hard ``predicted`` labels."""
-        for term, counts in zip(self.terms, self.counts, strict=True):
+    def gaps(
+        self,
+        predictions: torch.Tensor,
+        labels: torch.Tensor,
+        groups: torch.Tensor,
+        pairs: list[list[Orientation | None]],
+    ) -> tuple[torch.Tensor, list[Rates]]:
+        """Each term's gap in (hard or soft) ``predictions`` as ``pairs`` (from
+        :meth:`current`) orient it — may be negative; largest minus smallest for a term
+        not oriented yet — and the group rates it was read from, one entry per term."""
+        values, rates = [], []
+        for constraint, constraint_pairs in zip(self.constraints, pairs, strict=True):
+            unoriented = None
+            for i, (term, pair) in enumerate(zip(constraint.terms, constraint_pairs, strict=True)):
+                term_rates = group_rates(predictions, labels, groups, term)
+                rates.append(term_rates)
+                if pair is None:
+                    if unoriented is None:
+                        unoriented = constraint.measures(predictions, labels, groups)
+                    values.append(unoriented[i])
+                else:
+                    values.append(_oriented_gap(term, term_rates, pair, predictions))
+        return torch.stack(values), rates
+
+    def update(self, rates: list[Rates]) -> None:
+        """Fold in a batch's hard predictions, as the rates :meth:`gaps` returned."""
+        for term_rates, counts in zip(rates, self.counts, strict=True):
             for count in counts.values():
                 count[0] *= ORIENTATION_DECAY
                 count[1] *= ORIENTATION_DECAY
-            for g, (rate, rows) in group_rates(predicted, labels, groups, term).items():
+            for g, (rate, rows) in term_rates.items():
                 count = counts.setdefault(g, [0.0, 0.0])
                 count[0] += float(rate) * rows
                 count[1] += rows
+
+
+def _oriented_gap(
+    term: str, rates: Rates, pair: Orientation, predictions: torch.Tensor
+) -> torch.Tensor:
+    """The rate of ``pair``'s group ahead minus that of its group behind (for disparate
+    impact, one minus behind over ahead); 0 when the sample lacks either group."""
+    high, low = pair
+    if high not in rates or low not in rates:
+        return predictions.new_zeros(())
+    if term == "1 - di_ratio":
+        top = rates[high][0]
+        return 1.0 - (rates[low][0] / top if float(top.detach()) > 0 else top.new_ones(()))
+    return rates[high][0] - rates[low][0]
 
 
 def _ahead_behind(counts: dict[int, list[float]]) -> Orientation | None:
@@ -171,8 +210,7 @@ def primal_dual_step(
     outputs = model(x)
     p = positive_probability(outputs)
     pairs = orientation.current()
-    constraints = orientation.constraints
-    measures = torch.cat([c.measures(p, y, g, o) for c, o in zip(constraints, pairs, strict=True)])
+    measures, _ = orientation.gaps(p, y, g, pairs)
     loss = classification_loss(outputs, y) + (multipliers * (measures - bounds)).sum()
     optimizer.zero_grad()
     loss.backward()
@@ -180,10 +218,8 @@ def primal_dual_step(
     # The ascent step: grow a multiplier while its constraint is violated, judged on hard
     # predictions (what is reported), not the soft ones.
     predicted = (p.detach() > 0.5).float()
-    hard = torch.cat(
-        [c.measures(predicted, y, g, o) for c, o in zip(constraints, pairs, strict=True)]
-    )
-    orientation.update(predicted, y, g)
+    hard, rates = orientation.gaps(predicted, y, g, pairs)
+    orientation.update(rates)
     return float(loss.detach()), (multipliers + dual_lr * (hard - bounds)).clamp(min=0)
 
 
