@@ -19,7 +19,7 @@ def _train(args: argparse.Namespace) -> int:
         check_epsilon(epsilon)
     settings = FairSettings(epochs=args.epochs)
     epsilons = sorted(set(args.epsilon))
-    # One bar over every epsilon's epochs; early stopping skips the rest of an epsilon's.
+    # One bar over every epsilon's epochs.
     display = StepProgress("training", "epoch", settings.epochs * len(epsilons))
 
     def step(epsilon: float, epoch: int, record: dict) -> None:
@@ -51,7 +51,7 @@ def _train(args: argparse.Namespace) -> int:
             f"(dp {summary['dp_difference']:.4f}, eo {summary['eo_difference']:.4f}, "
             f"di ratio {summary['di_ratio']:.3f}); val: accuracy "
             f"{summary['val']['accuracy']:.2%}, value {summary['val']['constraint_value']:.4f}"
-            + ("" if summary["feasible_on_val"] else " (no epoch met epsilon on val)")
+            + ("" if summary["feasible"] else " (no epoch met epsilon on train and val)")
         )
     if not args.json:
         print(f"saved in {args.out}")
@@ -74,8 +74,9 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         description="Train a classifier (an MLP by default) under group-fairness "
         "constraints with FNNC's method: each constraint enters the loss with a Lagrange "
         "multiplier; every mini-batch takes a descent step on the weights and an ascent "
-        "step on the multipliers. The epoch kept is the most accurate on val among those "
-        "meeting epsilon on val; test is reported once, with hard predictions. Several "
+        "step on the multipliers. The network kept is a moving average of the weights, at "
+        "the epoch most accurate on val among those meeting epsilon on train and val "
+        "together; test is reported once, with hard predictions. Several "
         f"--epsilon values give an accuracy-fairness front (front.csv, front.png). "
         f"Constraints: {allowed}.",
         epilog="examples:\n"
@@ -103,9 +104,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed, default=0, help="split and initialisation seed")
     p.add_argument("--out", required=True, help="folder of the run's record and networks")
     p.add_argument("--model", default="mlp", help="model name (default mlp, 100-100 hidden)")
-    p.add_argument(
-        "--epochs", type=count, default=FairSettings.epochs, help="most epochs per network"
-    )
+    p.add_argument("--epochs", type=count, default=FairSettings.epochs, help="epochs per network")
     p.add_argument("--data-dir", help="folder searched first for dataset files")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the run in --out")

@@ -6,7 +6,8 @@
   seed, model, settings); a resume must match it.
 * per epsilon, ``eps-<epsilon>/``: ``model.safetensors`` (the kept network, with its
   record), ``result.json`` (val and test reports, the kept epoch, every epoch's record)
-  and ``constraint_val.png`` (the constrained measures on val over training).
+  and ``constraint_val.png`` (the constrained measures on val, and on train and val together,
+  over training).
 * ``results.json``: every epsilon's summary; with two epsilons or more, ``front.csv`` and
   ``front.png``: test accuracy against the test constraint value.
 
@@ -132,7 +133,11 @@ def fair_train(
             **fit.test,
             "constraint_value": constraint_value(fit.test, constraints),
             "val": {**fit.val, "constraint_value": constraint_value(fit.val, constraints)},
-            "feasible_on_val": fit.feasible,
+            "train_and_val": {
+                **fit.train_and_val,
+                "constraint_value": constraint_value(fit.train_and_val, constraints),
+            },
+            "feasible": fit.feasible,
             "epoch": fit.epoch,
             "epochs_run": len(fit.history),
         }
@@ -195,16 +200,18 @@ def write_front(out: Path, summaries: list[dict[str, Any]]) -> None:
 def plot_constraint_history(
     path: Path, history: list[dict[str, Any]], constraints: Sequence[str], epsilon: float
 ) -> None:
-    """The constrained measures (and accuracy) on val after every epoch."""
+    """The constrained measures on val, and on train and val together (what the epoch is
+    kept by), and the val accuracy, after every epoch."""
     plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
     epochs = [r["epoch"] for r in history]
     for name in constraints:
         for term in get_constraint(name).terms:
-            values = [term_value(r["val"], term) for r in history]
-            top.plot(epochs, values, label=term)
+            (line,) = top.plot(epochs, [term_value(r["val"], term) for r in history], label=term)
+            judged = [term_value(r["train_and_val"], term) for r in history]
+            top.plot(epochs, judged, ls=":", color=line.get_color(), label=f"{term}, train+val")
     top.axhline(epsilon, color="k", ls="--", lw=1, label=f"epsilon {epsilon:g}")
-    top.set_ylabel("val value")
+    top.set_ylabel("value")
     top.legend(fontsize=8)
     bottom.plot(epochs, [r["val"]["accuracy"] for r in history], color="C3")
     bottom.set_ylabel("val accuracy")
