@@ -183,10 +183,16 @@ def _print_constraints(result: dict) -> None:
     for who in ("reference", "result"):
         for split in ("val", "test"):
             r = record[who][split]
+            # val's verdict is judged on train and val together (FairTask).
+            where = " on train+val" if "train_and_val" in r else ""
             results.print(
                 f"  {who} {split}: dp {r['dp_difference']:.4f}, eo {r['eo_difference']:.4f}, "
                 f"di ratio {r['di_ratio']:.3f}, "
-                + ("met" if r["violation"] <= 0 else f"violated by {r['violation']:.4f}"),
+                + (
+                    f"met{where}"
+                    if r["violation"] <= 0
+                    else f"violated{where} by {r['violation']:.4f}"
+                ),
                 highlight=False,
             )
 

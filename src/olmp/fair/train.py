@@ -247,6 +247,18 @@ def primal_dual_step(
     return float(loss.detach()), (multipliers + dual_lr * (hard - bounds)).clamp(min=0)
 
 
+def pooled_report(
+    predictions: Sequence[torch.Tensor],
+    splits: Sequence[GroupedSplit],
+    groups: Sequence[torch.Tensor],
+) -> dict[str, float]:
+    """The fairness report of several splits' rows together (``predictions`` and
+    ``groups`` split by split, in the order of ``splits``): how the constraints are
+    judged when a network is kept, on train and val (see the module's docstring)."""
+    labels = torch.cat([split.y for split in splits])
+    return fairness_report(torch.cat(list(predictions)), labels, torch.cat(list(groups)))
+
+
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
     """Hard 0/1 predictions of ``model`` on ``x``."""
@@ -293,8 +305,6 @@ def fit_fair(
     orientation = GapOrientation(chosen)
 
     average = AveragedModel(model, avg_fn=_moving_average, use_buffers=True)
-    # The constraints are judged on train's rows followed by val's.
-    judged_on = (torch.cat([train.y, val.y]), torch.cat([groups["train"], groups["val"]]))
 
     best: tuple[float, float] | None = None  # (violation, -val accuracy) of the kept epoch
     kept_state, kept_epoch, history = None, 0, []
@@ -313,8 +323,11 @@ def fit_fair(
         network = average.module
         val_predictions = predict(network, val.x)
         report = fairness_report(val_predictions, val.y, groups["val"])
-        predictions = torch.cat([predict(network, train.x), val_predictions])
-        judged = fairness_report(predictions, *judged_on)
+        judged = pooled_report(
+            [predict(network, train.x), val_predictions],
+            [train, val],
+            [groups["train"], groups["val"]],
+        )
         violation = constraint_value(judged, constraints) - eps
         record = {
             "epoch": epoch,
