@@ -182,6 +182,14 @@ def test_the_command_trains_resumes_and_refuses_to_overwrite(tmp_path, capsys):
     assert main([*argv[:-5], "--epochs", "4", "--out", str(out), "--resume"]) == 2
     assert "another settings" in capsys.readouterr().err
 
+    # Without --json: one line per epsilon, with the value the epoch was judged by.
+    assert main([*argv[:-1], "--resume"]) == 0
+    text = capsys.readouterr().out
+    for summary in first:
+        judged = summary["train_and_val"]["constraint_value"]
+        assert f"eps {summary['epsilon']:g}: test accuracy" in text
+        assert f"train+val value {judged:.4f}" in text
+
 
 @needs_data
 @pytest.mark.parametrize(

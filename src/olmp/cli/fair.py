@@ -50,8 +50,9 @@ def _train(args: argparse.Namespace) -> int:
             f"{'/'.join(summary['constraints'])} value {summary['constraint_value']:.4f} "
             f"(dp {summary['dp_difference']:.4f}, eo {summary['eo_difference']:.4f}, "
             f"di ratio {summary['di_ratio']:.3f}); val: accuracy "
-            f"{summary['val']['accuracy']:.2%}, value {summary['val']['constraint_value']:.4f}"
-            + ("" if summary["feasible"] else " (no epoch met epsilon on train and val)")
+            f"{summary['val']['accuracy']:.2%}, value {summary['val']['constraint_value']:.4f}; "
+            f"train+val value {summary['train_and_val']['constraint_value']:.4f}"
+            + ("" if summary["feasible"] else " (no epoch met epsilon there)")
         )
     if not args.json:
         print(f"saved in {args.out}")
