@@ -97,17 +97,12 @@ class FairTask(SplitsTask):
         ``split`` itself, except for val, which keeps rounds: there it is judged on train
         and val together, whose measures are added under ``train_and_val``."""
         part = self._split(split)
-        groups = part.groups[self.protected]
         pred = predict(model, part.x)
-        report: dict[str, Any] = fairness_report(pred, part.y, groups)
+        report: dict[str, Any] = fairness_report(pred, part.y, part.groups[self.protected])
         judged = report
         if split == "val":
             train = self.splits.train
-            judged = pooled_report(
-                [predict(model, train.x), pred],
-                [train, part],
-                [train.groups[self.protected], groups],
-            )
+            judged = pooled_report([predict(model, train.x), pred], [train, part], self.protected)
             report["train_and_val"] = {k: v for k, v in judged.items() if k != "accuracy"}
         return report["accuracy"], {**report, "violation": violation(judged, self.constraints)}
 

@@ -16,8 +16,8 @@ rate of the batch, which a batch's noise inflates.
 The network scored and kept is not the last iterate but an exponential moving average of
 the weights over about the last hundred steps (:data:`AVERAGE_DECAY`, torch's
 ``AveragedModel``). A primal-dual game converges on average, not in its last iterate: the
-descent and the ascent chase each other, and on COMPAS the last iterate's dp swings
-between 0.01 and 0.2 from one epoch to the next, while the average settles.
+descent and the ascent chase each other, and on COMPAS the last iterate's dp on train
+swings between about 0.01 and 0.27 from one epoch to the next, while the average settles.
 
 After every epoch the averaged network is scored with hard predictions. Its constraint
 measures are judged on **train and val together**: on val alone they are too noisy to
@@ -248,15 +248,17 @@ def primal_dual_step(
 
 
 def pooled_report(
-    predictions: Sequence[torch.Tensor],
-    splits: Sequence[GroupedSplit],
-    groups: Sequence[torch.Tensor],
+    predictions: Sequence[torch.Tensor], splits: Sequence[GroupedSplit], protected: str
 ) -> dict[str, float]:
-    """The fairness report of several splits' rows together (``predictions`` and
-    ``groups`` split by split, in the order of ``splits``): how the constraints are
-    judged when a network is kept, on train and val (see the module's docstring)."""
-    labels = torch.cat([split.y for split in splits])
-    return fairness_report(torch.cat(list(predictions)), labels, torch.cat(list(groups)))
+    """The fairness report, between the groups of ``protected``, of several splits' rows
+    together (``predictions`` split by split, in the order of ``splits``): how the
+    constraints are judged when a network is kept, on train and val (see the module's
+    docstring)."""
+    return fairness_report(
+        torch.cat(list(predictions)),
+        torch.cat([split.y for split in splits]),
+        torch.cat([split.groups[protected] for split in splits]),
+    )
 
 
 @torch.no_grad()
@@ -324,9 +326,7 @@ def fit_fair(
         val_predictions = predict(network, val.x)
         report = fairness_report(val_predictions, val.y, groups["val"])
         judged = pooled_report(
-            [predict(network, train.x), val_predictions],
-            [train, val],
-            [groups["train"], groups["val"]],
+            [predict(network, train.x), val_predictions], [train, val], protected
         )
         violation = constraint_value(judged, constraints) - eps
         record = {
