@@ -236,7 +236,7 @@ def _compress(args: argparse.Namespace) -> int:
         if args.protected is None:
             raise OlmpError("--constraint needs --protected (whose groups to compare)")
     elif args.protected is not None:
-        raise OlmpError("--protected needs --constraint (e.g. --constraint dp<=0.05)")
+        raise OlmpError("--protected needs --constraint (e.g. --constraint 'dp<=0.05')")
     _note_large_tolerance(config.tolerance)
     pick_device(args.device)
     run_dir = Path(args.out)
@@ -289,8 +289,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "--constraint",
         action="append",
         metavar="NAME<=EPSILON",
-        help="keep a fairness measure at or below epsilon, repeatable: dp<=0.05, eo<=0.1, "
-        "di<=0.2 (see olmp fair train --help)",
+        help="keep a fairness measure at or below epsilon, repeatable: 'dp<=0.05', 'eo<=0.1', "
+        "'di<=0.2' (quoted: a shell reads < as a redirection; see olmp fair train --help)",
     )
     fair.add_argument("--protected", help="the attribute whose groups --constraint compares")
     add_config_options(comp)
