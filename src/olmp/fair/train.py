@@ -66,10 +66,13 @@ AVERAGE_DECAY = 0.99
 
 
 def _moving_average(
-    averaged: torch.Tensor, current: torch.Tensor, steps: torch.Tensor
-) -> torch.Tensor:
+    averaged: list[torch.Tensor], current: list[torch.Tensor], steps: torch.Tensor
+) -> None:
+    """Fold ``current`` into ``averaged`` in place (``AveragedModel``'s ``multi_avg_fn``:
+    the share is read from ``steps`` once per step, not once per tensor)."""
     keep = min(AVERAGE_DECAY, (1 + int(steps)) / (10 + int(steps)))
-    return keep * averaged + (1 - keep) * current
+    for average, value in zip(averaged, current, strict=True):
+        average.copy_(keep * average + (1 - keep) * value)
 
 
 @dataclass(frozen=True)
@@ -306,7 +309,7 @@ def fit_fair(
     multipliers = torch.zeros(len(bounds))
     orientation = GapOrientation(chosen)
 
-    average = AveragedModel(model, avg_fn=_moving_average, use_buffers=True)
+    average = AveragedModel(model, multi_avg_fn=_moving_average, use_buffers=True)
 
     best: tuple[float, float] | None = None  # (violation, -val accuracy) of the kept epoch
     kept_state, kept_epoch, history = None, 0, []
