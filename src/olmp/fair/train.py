@@ -75,13 +75,6 @@ def _moving_average(
         average.copy_(keep * average + (1 - keep) * value)
 
 
-def moving_average(model: nn.Module, *, use_buffers: bool = True) -> AveragedModel:
-    """A copy of ``model`` holding the moving average of its weights (:data:`AVERAGE_DECAY`);
-    ``update_parameters(model)`` folds in each step. ``use_buffers`` averages buffers too
-    (BatchNorm's running statistics), else they stay as copied."""
-    return AveragedModel(model, multi_avg_fn=_moving_average, use_buffers=use_buffers)
-
-
 @dataclass(frozen=True)
 class FairSettings:
     """How FNNC trains; the defaults are what ``olmp fair train`` runs."""
@@ -316,7 +309,7 @@ def fit_fair(
     multipliers = torch.zeros(len(bounds))
     orientation = GapOrientation(chosen)
 
-    average = moving_average(model)
+    average = AveragedModel(model, multi_avg_fn=_moving_average, use_buffers=True)
 
     best: tuple[float, float] | None = None  # (violation, -val accuracy) of the kept epoch
     kept_state, kept_epoch, history = None, 0, []
