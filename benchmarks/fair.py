@@ -28,6 +28,12 @@ unconstrained result is also *made fair*: retrained with its masks fixed as a co
 run retrains (``FairTask``, the final fine-tuning's steps and rate), to see whether its
 sparsity could meet the constraint at the accuracy it kept.
 
+``floor``: what a classifier with **no** group difference reads on these test splits: for
+each exported split and FNNC prediction set, the groups are shuffled (over all rows for dp,
+within each label for eo, which keeps each group's base rate), 200 times; the median of
+that test value is the sampling floor below which a measured test value says nothing
+(record ``fair_floor.json``).
+
 ``report``: the tables of BENCHMARKS.md (medians and ranges over seeds) and
 ``benchmarks/results/fair_fronts.png`` (test accuracy against the test constraint value).
 """
@@ -51,6 +57,7 @@ from _common import RESULTS, machine
 from olmp.data import load_tabular
 from olmp.fair import fair_train, fairness_report
 from olmp.fair.compress import FairTask
+from olmp.fair.metrics import constraint_value
 from olmp.fair.train import predict
 from olmp.files import load_checkpoint, write_json_atomic
 from olmp.models import build_model
@@ -237,6 +244,47 @@ def speed(args: argparse.Namespace) -> None:
     )
 
 
+PERMUTATIONS = 200
+
+
+def floor(args: argparse.Namespace) -> None:
+    rng = np.random.default_rng(0)
+    runs = []
+    for dataset in JOBS:
+        for seed in SEEDS:
+            data = np.load(Path(args.workdir) / f"{dataset}-{seed}.npz")
+            labels, groups = torch.from_numpy(data["y_test"]), data["g_test"]
+            # dp: no link between group and anything; eo: none given the label.
+            blocks = {"dp": [np.arange(len(groups))]}
+            blocks["eo"] = [np.flatnonzero(data["y_test"] == v) for v in (0, 1)]
+            for constraint in CONSTRAINTS:
+                for eps in EPSILONS:
+                    predictions = torch.from_numpy(data[f"fnnc_{constraint}_{eps:g}"])
+                    values = []
+                    for _ in range(PERMUTATIONS):
+                        shuffled = groups.copy()
+                        for rows in blocks[constraint]:
+                            shuffled[rows] = rng.permutation(groups[rows])
+                        measured = fairness_report(predictions, labels, torch.from_numpy(shuffled))
+                        values.append(constraint_value(measured, [constraint]))
+                    runs.append(
+                        {
+                            "dataset": dataset, "seed": seed, "constraint": constraint,
+                            "epsilon": eps, "median": float(np.median(values)),
+                            "p90": float(np.quantile(values, 0.9)),
+                        }
+                    )  # fmt: skip
+    write_json_atomic(RESULTS / "fair_floor.json", {"machine": machine(), "runs": runs})
+    for dataset in JOBS:
+        for constraint in CONSTRAINTS:
+            cell = [r for r in runs if r["dataset"] == dataset and r["constraint"] == constraint]
+            print(
+                f"{dataset} {constraint}: a classifier with no group difference reads "
+                f"{_median_range([r['median'] for r in cell], '.4f')} on test (90th percentile "
+                f"{_median_range([r['p90'] for r in cell], '.4f')})"
+            )
+
+
 def _median_range(values: list[float], fmt: str = ".3f") -> str:
     if not values:
         return "-"
@@ -386,6 +434,9 @@ def main() -> None:
     p = sub.add_parser("speed")
     p.add_argument("--data-dir", default=r.get_default("data_dir"))
     p.set_defaults(run=speed)
+    f = sub.add_parser("floor")
+    f.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "olmp-fair-bench"))
+    f.set_defaults(run=floor)
     sub.add_parser("report").set_defaults(run=report)
     args = parser.parse_args()
     args.run(args)
