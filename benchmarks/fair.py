@@ -31,8 +31,8 @@ sparsity could meet the constraint at the accuracy it kept.
 ``floor``: what a classifier with **no** group difference reads on these test splits: for
 each exported split and FNNC prediction set, the groups are shuffled (over all rows for dp,
 within each label for eo, which keeps each group's base rate), 200 times; the median of
-that test value is the sampling floor below which a measured test value says nothing
-(record ``fair_floor.json``).
+that test value is what sampling alone reads on a split of that size (record
+``fair_floor.json``).
 
 ``report``: the tables of BENCHMARKS.md (medians and ranges over seeds) and
 ``benchmarks/results/fair_fronts.png`` (test accuracy against the test constraint value).
@@ -54,7 +54,8 @@ import numpy as np
 import torch
 from _common import RESULTS, machine
 
-from olmp.data import load_tabular
+from olmp import CompressConfig
+from olmp.data import DatasetSplits, load_tabular
 from olmp.fair import fair_train, fairness_report
 from olmp.fair.compress import FairTask
 from olmp.fair.metrics import constraint_value
@@ -193,7 +194,7 @@ def compress_runs(args: argparse.Namespace) -> None:
 
 
 def _made_fair(
-    pruned: torch.nn.Module, splits: Any, config: Any, result: dict[str, Any]
+    pruned: torch.nn.Module, splits: DatasetSplits, config: CompressConfig, result: dict[str, Any]
 ) -> dict[str, float]:
     """A copy of the unconstrained result retrained under ``dp <= 0.05`` with its zeros
     kept (FairTask's primal-dual steps, as many as the final fine-tuning, at its rate):
@@ -435,7 +436,7 @@ def main() -> None:
     p.add_argument("--data-dir", default=r.get_default("data_dir"))
     p.set_defaults(run=speed)
     f = sub.add_parser("floor")
-    f.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "olmp-fair-bench"))
+    f.add_argument("--workdir", default=r.get_default("workdir"))
     f.set_defaults(run=floor)
     sub.add_parser("report").set_defaults(run=report)
     args = parser.parse_args()

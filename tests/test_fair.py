@@ -269,12 +269,20 @@ def test_fair_task_scores_unfair_candidates_below_zero(german_reference):
 
 
 @needs_data
-def test_fair_retraining_takes_batches_larger_than_train(german_reference):
+def test_fair_retraining_takes_batches_larger_than_train(german_reference, monkeypatch):
     model, splits, _ = load_weights(german_reference, data_dir=FAIRNESS)
     task = FairTask(splits, protected="sex", constraints={"dp": 0.05}, batch_size=100_000)
+    passes, shuffle = [], torch.randperm
+
+    def counted_shuffle(*args, **kwargs):  # fail, not hang, when no batch is ever taken
+        passes.append(1)
+        assert len(passes) <= 10, "ten passes over train without a single batch"
+        return shuffle(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "randperm", counted_shuffle)
     steps = []
     task.retrain(model, steps=3, lr=0.01, seed=0, on_step=steps.append)
-    assert steps == [1, 2, 3]  # one batch of all of train per step (it used to hang)
+    assert steps == [1, 2, 3] and len(passes) == 3  # one batch of all of train per pass
 
 
 @needs_data
