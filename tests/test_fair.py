@@ -346,3 +346,19 @@ def test_compress_cli_names_bad_fairness_options(
     assert main(argv) == 2
     printed = capsys.readouterr().err
     assert message in printed and len(printed.strip().splitlines()) == 1
+
+
+@needs_data
+@pytest.mark.filterwarnings("ignore:the val split has only")
+def test_compress_cli_says_when_no_network_meets_them(german_reference, tmp_path, capsys):
+    argv = ["compress", "--weights", str(german_reference), "--data-dir", str(FAIRNESS),
+            "--out", str(tmp_path / "r"), "--max-rounds", "2",
+            "--constraint", "eo<=0.0", "--protected", "sex"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err
+    assert "no network met the fairness constraints on train+val" in printed
+    # Every round broke the constraint, so no tolerance would accept one: none is suggested.
+    history = json.loads((tmp_path / "r" / "result.json").read_text())["history"]
+    assert history and all(h["val_constraints"]["violation"] > 0 for h in history)
+    assert "--tolerance" not in printed

@@ -195,13 +195,28 @@ def _print_constraints(result: dict) -> None:
                 ),
                 highlight=False,
             )
+    if record["result"]["val"]["violation"] > 0:  # then no round met them: this is the reference
+        console.print(
+            "warning: no network met the fairness constraints on train+val, the reference "
+            "included, so the result is the reference; train one under them first (olmp fair "
+            "train --constraint ... --epsilon ...) or allow a larger epsilon",
+            highlight=False,
+        )
+
+
+def _met_constraints(entry: dict) -> bool:
+    """Whether a round's network met the run's fairness constraints (a run without any: yes)."""
+    report = entry.get("val_constraints")
+    return report is None or report["violation"] <= 0
 
 
 def _explain_selection(result: dict) -> None:
-    """Say so when the search found much smaller networks than the one val accepted."""
-    if not result["history"]:
+    """Say so when the search found much smaller networks than the one val accepted (only
+    those meeting the fairness constraints count: a tolerance cannot accept the others)."""
+    rounds = [h for h in result["history"] if _met_constraints(h)]
+    if not rounds:
         return
-    smallest = max(result["history"], key=lambda h: h["compression_ratio"])
+    smallest = max(rounds, key=lambda h: h["compression_ratio"])
     if smallest["compression_ratio"] < 1.2 * result["compression_ratio"]:
         return
     needed = result["reference_val_accuracy"] - smallest["val_accuracy"]
