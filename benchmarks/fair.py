@@ -23,7 +23,8 @@ load average (record ``fair_speed.json``).
 ``compress [--tolerance T]``: OLMP on a LeNet-style MLP (``lenet-300-100``) trained on Adult by FNNC
 under ``dp <= 0.05`` (sex), seeds 0-2, compressed at the defaults (or at ``--tolerance``,
 a variant) without and with ``--constraint dp<=0.05 --protected sex``
-(``olmp.compress(..., constraints=...)``); record ``fair_compress.json``. Each
+(``olmp.compress(..., constraints=...)``); record ``fair_compress.json`` (the two
+tolerances may run side by side, in one workdir: neither loses the other's runs). Each
 unconstrained result is also *made fair*: retrained with its masks fixed as a constrained
 run retrains (``FairTask``, the final fine-tuning's steps and rate), to see whether its
 sparsity could meet the constraint at the accuracy it kept.
@@ -43,6 +44,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -142,17 +145,11 @@ def compress_runs(args: argparse.Namespace) -> None:
     import olmp
 
     path = RESULTS / "fair_compress.json"
-    record = _load(path)
-    record["machines"].append(machine())
-    done = {(r["seed"], r["constrained"], _tolerance(r)) for r in record["runs"]}
+    this_machine = machine()
+    done = {(r["seed"], r["constrained"], _tolerance(r)) for r in _load(path)["runs"]}
     work = Path(args.workdir)
     for seed in (0, 1, 2):
-        reference = work / f"compress-ref-{seed}"
-        if not (reference / "eps-0.05" / "result.json").exists():
-            fair_train(
-                "adult", reference, protected="sex", epsilons=[0.05], seed=seed,
-                model="lenet-300-100", data_dir=args.data_dir, force=True,
-            )  # fmt: skip
+        reference = _reference(work, seed, args.data_dir)
         for constrained in (False, True):
             if (seed, constrained, args.tolerance) in done:
                 continue
@@ -172,7 +169,9 @@ def compress_runs(args: argparse.Namespace) -> None:
                 for part in ("val", "test")
             }
             made_fair = None if constrained else _made_fair(pruned, splits, config, result)
-            record["runs"].append(
+            _append_run(
+                path,
+                this_machine,
                 {
                     "seed": seed,
                     "constrained": constrained,
@@ -187,10 +186,40 @@ def compress_runs(args: argparse.Namespace) -> None:
                     "test_dp_difference": measured["test"]["dp_difference"],
                     "wall_time_s": result["wall_time_s"],
                     "constraints": result.get("constraints"),
-                }
+                },
             )
-            write_json_atomic(path, record)
-            print(record["runs"][-1], flush=True)
+
+
+def _reference(work: Path, seed: int, data_dir: str | None) -> Path:
+    """FNNC's reference of ``seed`` in ``work``, trained once: in a folder of this process's
+    own, then renamed into place, so that two benchmarks sharing ``work`` (the tolerances
+    side by side) never write into one folder."""
+    reference = work / f"compress-ref-{seed}"
+    if (reference / "eps-0.05" / "result.json").exists():
+        return reference
+    scratch = work / f"compress-ref-{seed}.{os.getpid()}"
+    fair_train(
+        "adult", scratch, protected="sex", epsilons=[0.05], seed=seed,
+        model="lenet-300-100", data_dir=data_dir, force=True,
+    )  # fmt: skip
+    try:
+        scratch.rename(reference)
+    except OSError:  # another process's reference (the same seed, the same network) got there
+        shutil.rmtree(scratch)
+        if not (reference / "eps-0.05" / "result.json").exists():
+            raise SystemExit(f"{reference} exists but holds no reference: remove it") from None
+    return reference
+
+
+def _append_run(path: Path, this_machine: dict[str, str], run: dict[str, Any]) -> None:
+    """Add ``run`` to the record at ``path``, read afresh, so that what another process
+    wrote meanwhile (the other tolerance) is kept; the machine is listed once per process."""
+    record = _load(path)
+    if this_machine not in record["machines"]:
+        record["machines"].append(this_machine)
+    record["runs"].append(run)
+    write_json_atomic(path, record)
+    print(run, flush=True)
 
 
 def _made_fair(
@@ -218,7 +247,6 @@ def _made_fair(
 
 
 def speed(args: argparse.Namespace) -> None:
-    import os
     import time
 
     runs = []
