@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import os
 import shutil
@@ -279,39 +280,44 @@ PERMUTATIONS = 200
 def floor(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(0)
     runs = []
-    for dataset in JOBS:
-        for seed in SEEDS:
-            data = np.load(Path(args.workdir) / f"{dataset}-{seed}.npz")
-            labels, groups = torch.from_numpy(data["y_test"]), data["g_test"]
-            # dp: no link between group and anything; eo: none given the label.
-            blocks = {"dp": [np.arange(len(groups))]}
-            blocks["eo"] = [np.flatnonzero(data["y_test"] == v) for v in (0, 1)]
-            for constraint in CONSTRAINTS:
-                for eps in EPSILONS:
-                    predictions = torch.from_numpy(data[f"fnnc_{constraint}_{eps:g}"])
-                    values = []
-                    for _ in range(PERMUTATIONS):
-                        shuffled = groups.copy()
-                        for rows in blocks[constraint]:
-                            shuffled[rows] = rng.permutation(groups[rows])
-                        measured = fairness_report(predictions, labels, torch.from_numpy(shuffled))
-                        values.append(constraint_value(measured, [constraint]))
-                    runs.append(
-                        {
-                            "dataset": dataset, "seed": seed, "constraint": constraint,
-                            "epsilon": eps, "median": float(np.median(values)),
-                            "p90": float(np.quantile(values, 0.9)),
-                        }
-                    )  # fmt: skip
+    for dataset, seed in itertools.product(JOBS, SEEDS):
+        data = np.load(Path(args.workdir) / f"{dataset}-{seed}.npz")
+        for constraint, eps in itertools.product(CONSTRAINTS, EPSILONS):
+            values = _shuffled_values(data, constraint, data[f"fnnc_{constraint}_{eps:g}"], rng)
+            runs.append(
+                {
+                    "dataset": dataset, "seed": seed, "constraint": constraint, "epsilon": eps,
+                    "median": float(np.median(values)), "p90": float(np.quantile(values, 0.9)),
+                }
+            )  # fmt: skip
     write_json_atomic(RESULTS / "fair_floor.json", {"machine": machine(), "runs": runs})
-    for dataset in JOBS:
-        for constraint in CONSTRAINTS:
-            cell = [r for r in runs if r["dataset"] == dataset and r["constraint"] == constraint]
-            print(
-                f"{dataset} {constraint}: a classifier with no group difference reads "
-                f"{_median_range([r['median'] for r in cell], '.4f')} on test (90th percentile "
-                f"{_median_range([r['p90'] for r in cell], '.4f')})"
-            )
+    for dataset, constraint in itertools.product(JOBS, CONSTRAINTS):
+        cell = [r for r in runs if r["dataset"] == dataset and r["constraint"] == constraint]
+        print(
+            f"{dataset} {constraint}: a classifier with no group difference reads "
+            f"{_median_range([r['median'] for r in cell], '.4f')} on test (90th percentile "
+            f"{_median_range([r['p90'] for r in cell], '.4f')})"
+        )
+
+
+def _shuffled_values(
+    data: Any, constraint: str, predictions: np.ndarray, rng: np.random.Generator
+) -> list[float]:
+    """``constraint``'s test value of ``predictions`` with the groups shuffled
+    :data:`PERMUTATIONS` times: over all rows for dp (no link between group and anything),
+    within each label for eo (none given the label)."""
+    labels, groups = data["y_test"], data["g_test"]
+    blocks = [np.arange(len(groups))] if constraint == "dp" else [labels == v for v in (0, 1)]
+    values = []
+    for _ in range(PERMUTATIONS):
+        shuffled = groups.copy()
+        for rows in blocks:
+            shuffled[rows] = rng.permutation(groups[rows])
+        measured = fairness_report(
+            torch.from_numpy(predictions), torch.from_numpy(labels), torch.from_numpy(shuffled)
+        )
+        values.append(constraint_value(measured, [constraint]))
+    return values
 
 
 def _median_range(values: list[float], fmt: str = ".3f") -> str:

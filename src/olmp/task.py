@@ -127,6 +127,11 @@ class Task(abc.ABC):
         checked unless a task knows what to check)."""
 
 
+def meets_constraints(report: dict[str, Any] | None) -> bool:
+    """Whether a :meth:`Task.constraint_report` (``None``: no constraints) is met."""
+    return report is None or report["violation"] <= 0
+
+
 class SplitsTask(Task):
     """Classification accuracy on ``splits``; retraining with :func:`olmp.training.train`
     on ``splits.train`` (SGD, cosine schedule, optional random-shift augmentation).

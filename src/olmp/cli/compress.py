@@ -33,6 +33,7 @@ from olmp.report import (
     summary_line,
 )
 from olmp.solvers import parse_solver_options
+from olmp.task import meets_constraints
 
 LARGE_TOLERANCE = 0.05  # tolerances above this get a note on their units
 
@@ -195,7 +196,7 @@ def _print_constraints(result: dict) -> None:
                 ),
                 highlight=False,
             )
-    if record["result"]["val"]["violation"] > 0:  # then no round met them: this is the reference
+    if not meets_constraints(record["result"]["val"]):  # no round did: this is the reference
         console.print(
             "warning: no network met the fairness constraints on train+val, the reference "
             "included, so the result is the reference; train one under them first (olmp fair "
@@ -204,16 +205,10 @@ def _print_constraints(result: dict) -> None:
         )
 
 
-def _met_constraints(entry: dict) -> bool:
-    """Whether a round's network met the run's fairness constraints (a run without any: yes)."""
-    report = entry.get("val_constraints")
-    return report is None or report["violation"] <= 0
-
-
 def _explain_selection(result: dict) -> None:
     """Say so when the search found much smaller networks than the one val accepted (only
     those meeting the fairness constraints count: a tolerance cannot accept the others)."""
-    rounds = [h for h in result["history"] if _met_constraints(h)]
+    rounds = [h for h in result["history"] if meets_constraints(h.get("val_constraints"))]
     if not rounds:
         return
     smallest = max(rounds, key=lambda h: h["compression_ratio"])

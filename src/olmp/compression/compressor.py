@@ -40,7 +40,7 @@ from olmp.pruning.masks import (
     remove_masks,
     with_masks,
 )
-from olmp.task import SPLITS, Task, reported_outcomes
+from olmp.task import SPLITS, Task, meets_constraints, reported_outcomes
 from olmp.training import model_device
 
 
@@ -203,8 +203,7 @@ class Compressor:
         return masked_constraint_report(self.task, self.model, self.layers, self.masks, split)
 
     def _meets_constraints(self, split: str) -> bool:
-        report = self._constraints(split)
-        return report is None or report["violation"] <= 0
+        return meets_constraints(self._constraints(split))
 
     def _stop_reason(self) -> str | None:
         """The config field whose rule or budget ends the rounds now (``None``: go on)."""
@@ -223,8 +222,7 @@ class Compressor:
         return next((name for name, now in ended.items() if now), None)
 
     def _reference_meets_constraints(self) -> bool:
-        report = self.reference.get("constraints", {}).get("val")
-        return report is None or report["violation"] <= 0
+        return meets_constraints(self.reference.get("constraints", {}).get("val"))
 
     def _search_tolerance(self) -> float:
         if self.state.search_tolerance is None:
@@ -342,7 +340,7 @@ class Compressor:
         )
         val_acc = self._score("val")
         constraints = self._constraints("val")
-        met = constraints is None or constraints["violation"] <= 0
+        met = meets_constraints(constraints)
         size = network_size(self.layers, self.masks)
         improved = self._consider_best(val_acc, r, size, met)
         if improved:  # a new best earns its own returns

@@ -33,7 +33,7 @@ from olmp.fair.train import (
     primal_dual_step,
     term_bounds,
 )
-from olmp.task import SPLITS, SplitsTask
+from olmp.task import SPLITS, SplitsTask, meets_constraints
 
 _CONSTRAINT = re.compile(r"^\s*([a-z]+)\s*<=\s*([0-9.eE+-]+)\s*$")
 
@@ -116,7 +116,7 @@ class FairTask(SplitsTask):
 
     def candidate_score(self, model: nn.Module) -> float:
         accuracy, report = self._report(model, "tune")
-        return accuracy if report["violation"] <= 0 else accuracy - 1.0
+        return accuracy if meets_constraints(report) else accuracy - 1.0
 
     def population_scorer(self, model, layers, prune_biases):  # type: ignore[no-untyped-def]
         # One candidate at a time: the fast evaluator counts correct answers only.
