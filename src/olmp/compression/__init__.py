@@ -67,6 +67,7 @@ from olmp.compression.steps import (
     search_fitness,
     shortened_step,
     smallest_passing,
+    snapshot_task_state,
     split_snapshot,
 )
 
@@ -91,6 +92,7 @@ __all__ = [
     "shortened_step",
     "smallest_passing",
     "snapshot_path",
+    "snapshot_task_state",
     "split_snapshot",
     "splits_task",
 ]
