@@ -12,7 +12,7 @@ from olmp.compression import RESULT_JSON, STATE_JSON, CompressConfig, compress
 from olmp.data.registry import Split
 from olmp.errors import OlmpError
 from olmp.models import build_model
-from olmp.task import SplitsTask, paired_change
+from olmp.task import paired_change
 from olmp.training import TrainConfig, accuracy, correct, train
 
 FAST = FAST_COMPRESS
@@ -348,75 +348,6 @@ def test_backtracking_goes_back_to_the_best_and_halves_the_search_tolerance(
         return [{k: v for k, v in h.items() if k != "elapsed_s"} for h in entries]
 
     assert timeless(resumed["history"]) == timeless(history)
-    assert resumed["compression_ratio"] == full["compression_ratio"]
-
-
-class CountingTask(SplitsTask):
-    """Counts, as its retraining state, the retrainings behind the current network."""
-
-    def __init__(self, splits):
-        super().__init__(splits)
-        self.retrainings = torch.tensor(0)
-
-    def state_dict(self):
-        return {"retrainings": self.retrainings.clone()}
-
-    def load_state_dict(self, state):
-        self.retrainings = state.get("retrainings", torch.tensor(0)).clone()
-
-    def retrain(self, model, **options):
-        super().retrain(model, **options)
-        self.retrainings += 1
-
-
-def test_a_task_state_continues_with_its_network(reference, tmp_path, monkeypatch):
-    """A task's retraining state is saved with each round's network and comes back with
-    it: after a backtrack, in the final phase and on resume, retraining continues from the
-    state of the network it starts from, not of the network retrained last."""
-    from olmp.compression import snapshot_path, snapshot_task_state
-    from olmp.files import load_checkpoint
-
-    _rules(monkeypatch, backtrack_after=2)
-    options = {**FAST, "tolerance": 0.0, "search_tolerance": 0.2, "max_rounds": 6}
-    config = CompressConfig(**options, patience=6)
-
-    def counts(run_dir, rounds):
-        keys = [*range(rounds + 1), "final"]
-        files = {k: snapshot_path(run_dir, k) for k in keys}
-        return {
-            k: int(snapshot_task_state(load_checkpoint(f, "snapshot")[0])["retrainings"])
-            for k, f in files.items()
-            if f.is_file()
-        }
-
-    model = _model(reference)
-    _, full = compress(
-        model, config=config, task=CountingTask(reference[1]), run_dir=tmp_path / "a"
-    )
-    history = full["history"]
-    assert any(h["backtracked_to"] is not None for h in history)
-    count = counts(tmp_path / "a", len(history))
-    assert count[0] == 0
-    for h in history:
-        start = h["backtracked_to"] if h["backtracked_to"] is not None else h["round"] - 1
-        assert count[h["round"]] == count[start] + 1, (h["round"], start, count)
-    if "final" in count:
-        assert count["final"] == count[full["best_round"]] + 1
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_third(entry, state):
-        if entry["round"] == 3:
-            raise Stop
-
-    cut = tmp_path / "cut"
-    with pytest.raises(Stop):
-        compress(_model(reference), config=config, task=CountingTask(reference[1]),
-                 run_dir=cut, on_round=stop_after_third)  # fmt: skip
-    _, resumed = compress(_model(reference), config=config, task=CountingTask(reference[1]),
-                          run_dir=cut, resume=True)  # fmt: skip
-    assert counts(cut, len(history)) == count
     assert resumed["compression_ratio"] == full["compression_ratio"]
 
 

@@ -286,34 +286,6 @@ def test_fair_retraining_takes_batches_larger_than_train(german_reference, monke
 
 
 @needs_data
-def test_fair_retraining_continues_from_the_multipliers_it_left(german_reference, monkeypatch):
-    import olmp.fair.compress as fair_compress
-
-    model, splits, _ = load_weights(german_reference, data_dir=FAIRNESS)
-    task = FairTask(splits, protected="age", constraints={"dp": 0.0, "eo": 0.0})
-    fresh = task.state_dict()["multipliers"]
-    assert fresh.tolist() == [0.0, 0.0, 0.0]  # dp, and eo's two rates
-    task.retrain(model, steps=20, lr=0.01, seed=0, on_step=None)
-    left = task.state_dict()["multipliers"]
-    assert (left > 0).any()  # the reference treats the age groups differently
-
-    started_from, step = [], fair_compress.primal_dual_step
-
-    def recorded_step(model, optimizer, batch, orientation, bounds, multipliers, dual_lr):
-        started_from.append(multipliers.clone())
-        return step(model, optimizer, batch, orientation, bounds, multipliers, dual_lr)
-
-    monkeypatch.setattr(fair_compress, "primal_dual_step", recorded_step)
-    task.retrain(model, steps=1, lr=0.01, seed=1, on_step=None)
-    assert torch.equal(started_from[0], left)
-    task.load_state_dict({})  # the reference's state: start afresh
-    task.retrain(model, steps=1, lr=0.01, seed=1, on_step=None)
-    assert torch.equal(started_from[1], fresh)
-    with pytest.raises(OlmpError, match=r"shape \(2,\).*need \(3,\)"):
-        task.load_state_dict({"multipliers": torch.zeros(2)})
-
-
-@needs_data
 @pytest.mark.filterwarnings("ignore:the val split has only")
 def test_compress_records_the_constraints_and_keeps_only_networks_meeting_them(
     german_reference, tmp_path

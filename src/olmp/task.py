@@ -80,20 +80,6 @@ class Task(abc.ABC):
     ) -> None:
         """Train ``model`` in place for ``steps`` optimiser steps."""
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """What :meth:`retrain` carries from one network to the next (nothing, by default).
-
-        A run saves it with every round's network and loads it back whenever it continues
-        from that network (a return to an earlier round, the final phase, a resume), so
-        retraining picks up the state its network was left in, not that of the last
-        network retrained. :class:`~olmp.fair.FairTask` keeps its Lagrange multipliers
-        here."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:  # noqa: B027 (optional hook)
-        """Continue from a :meth:`state_dict` saved with a network (``{}``: start afresh,
-        as for the reference)."""
-
     def outcomes(self, model: nn.Module, split: str) -> np.ndarray | None:
         """Per-example scores of ``model`` on ``split`` whose mean is ``score(model,
         split)``, or ``None`` when the task cannot tell (the default)."""

@@ -67,7 +67,6 @@ from olmp.compression.steps import (
     search_fitness,
     shortened_step,
     smallest_passing,
-    snapshot_task_state,
     split_snapshot,
 )
 
@@ -92,7 +91,6 @@ __all__ = [
     "shortened_step",
     "smallest_passing",
     "snapshot_path",
-    "snapshot_task_state",
     "split_snapshot",
     "splits_task",
 ]

@@ -19,8 +19,6 @@ from olmp.compression.record import result_record
 from olmp.compression.run_folder import DamagedRunFile, RunFolder, check_resumable
 from olmp.compression.search import search_round
 from olmp.compression.steps import (
-    MODEL_PREFIX,
-    TASK_PREFIX,
     OutOfTime,
     adjust,
     check_val_size,
@@ -30,7 +28,6 @@ from olmp.compression.steps import (
     network_size,
     reproduced,
     smallest_passing,
-    snapshot_task_state,
     split_snapshot,
 )
 from olmp.files import content_hash
@@ -161,10 +158,8 @@ class Compressor:
     # -- small helpers -------------------------------------------------------------------
 
     def _snapshot(self) -> dict[str, torch.Tensor]:
-        """Copies of the current dense weights, masks and the task's retraining state."""
-        weights, task_state = self.model.state_dict(), self.task.state_dict()
-        tensors = {MODEL_PREFIX + k: v.detach().clone() for k, v in weights.items()}
-        tensors |= {TASK_PREFIX + k: v.detach().clone() for k, v in task_state.items()}
+        """Copies of the current dense weights and masks."""
+        tensors = {f"model/{k}": v.detach().clone() for k, v in self.model.state_dict().items()}
         return with_masks(tensors, {k: v.clone() for k, v in self.masks.items()})
 
     def _restore(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -172,7 +167,6 @@ class Compressor:
         weights, masks = split_snapshot(tensors)
         self.model.load_state_dict(weights)
         self.masks = {k: v.to(device) for k, v in masks.items()}
-        self.task.load_state_dict(snapshot_task_state(tensors))
 
     def _retrain(self, steps: int, lr: float, salt: int, thresholds: torch.Tensor | None) -> None:
         """Retrain the current network in place (DNS with ``thresholds``, else frozen)."""
@@ -323,7 +317,6 @@ class Compressor:
         self.masks = magnitude_masks(
             self.layers, torch.zeros(len(self.layers)), self.config.prune_biases
         )
-        self.task.load_state_dict({})  # a task used before starts afresh with the reference
         self.snapshots[0] = self._snapshot()
         self._consider_best(
             self.reference["val_accuracy"],

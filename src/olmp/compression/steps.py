@@ -168,26 +168,12 @@ def keep_fractions(layers: list[PrunableLayer], masks: Masks) -> np.ndarray:
     return np.array([r["kept_weights"] / r["total_weights"] for r in layer_counts(layers, masks)])
 
 
-MODEL_PREFIX = "model/"
-TASK_PREFIX = "task/"
-
-
 def split_snapshot(
     tensors: dict[str, torch.Tensor],
 ) -> tuple[dict[str, torch.Tensor], Masks]:
     """``(state_dict, masks)`` of a round snapshot (keys ``model/...`` and ``mask/...``)."""
     others, masks = split_masks(tensors)
-    return _with_prefix(others, MODEL_PREFIX), masks
-
-
-def snapshot_task_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The task's :meth:`~olmp.task.Task.state_dict` saved in a round snapshot (keys
-    ``task/...``; ``{}`` in snapshots of tasks that keep none)."""
-    return _with_prefix(tensors, TASK_PREFIX)
-
-
-def _with_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k.removeprefix("model/"): v for k, v in others.items()}, masks
 
 
 def network_size(layers: list[PrunableLayer], masks: Masks) -> float:

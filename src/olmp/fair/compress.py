@@ -96,28 +96,6 @@ class FairTask(SplitsTask):
                     "compas, german, credit-default)"
                 )
             group_codes(part, protected, split)
-        self.multipliers = self._fresh_multipliers()
-
-    def _fresh_multipliers(self) -> torch.Tensor:
-        return torch.zeros(len(term_bounds(self.constraints)))
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The Lagrange multipliers retraining left its network with: the next retraining
-        of that network starts from them rather than from 0 (see :meth:`retrain`)."""
-        return {"multipliers": self.multipliers.clone()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        multipliers = state.get("multipliers")
-        if multipliers is None:  # the reference, or a snapshot saved before multipliers were
-            self.multipliers = self._fresh_multipliers()
-            return
-        expected = self._fresh_multipliers().shape
-        if multipliers.shape != expected:
-            raise OlmpError(
-                f"saved Lagrange multipliers have shape {tuple(multipliers.shape)}, but the "
-                f"constraints {', '.join(self.constraints)} need {tuple(expected)}"
-            )
-        self.multipliers = multipliers.detach().float().clone()
 
     def _report(self, model: nn.Module, split: str) -> tuple[float, dict[str, float]]:
         """Accuracy and the fairness report on ``split``. Its ``violation`` is judged on
@@ -156,18 +134,17 @@ class FairTask(SplitsTask):
         """FNNC's primal-dual steps instead of plain cross-entropy (SGD with Nesterov
         momentum and a cosine schedule, as the plain retraining), so that retraining does
         not undo the fairness the search selected for; the constraints are held at
-        :data:`RETRAIN_AIM` of their epsilons.
+        :data:`RETRAIN_AIM` of their epsilons, and multipliers start at 0 each time.
 
-        The multipliers start where the network's last retraining left them (0 for the
-        reference), as a primal-dual method continues its dual variables with its primal
-        ones: started at 0 each round, the first steps pay fairness no heed and the network
-        drifts unfair before they grow back. Measured (benchmarks/fair.py compress,
-        tolerance 0.005, three references x two compression seeds, before the multipliers
-        were saved with the snapshots): median 715x against 620x, and the worst run 306x
-        against 25x."""
+        Starting them instead where the network's last retraining left them (saved with
+        each round's network; tried in 34601ba) was no better. benchmarks/fair.py compress,
+        tolerance 0.005, the three references x compression seeds 0 and 1: 636 / 47 / 1,131x
+        and 815 / 433 / 912x (median 726x), against 446 / 192 / 926x and 793 / 25 / 1,132x
+        (median 620x), with one network at test dp 0.0511; tolerance 0, seed 0: 19x against
+        53x (the other five runs keep 1x either way)."""
         train, chosen = self.splits.train, [get_constraint(n) for n in self.constraints]
         bounds = RETRAIN_AIM * term_bounds(self.constraints)
-        multipliers = self.multipliers.clone()
+        multipliers = torch.zeros(len(bounds))
         orientation = GapOrientation(chosen)
         optimizer = torch.optim.SGD(
             model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4
@@ -194,7 +171,6 @@ class FairTask(SplitsTask):
                     on_step(step)
                 if step == steps:
                     break
-        self.multipliers = multipliers.detach().clone()
         model.eval()
 
     def describe(self) -> dict[str, Any]:
