@@ -27,7 +27,10 @@ a variant) without and with ``--constraint dp<=0.05 --protected sex``
 tolerances may run side by side, in one workdir: neither loses the other's runs). Each
 unconstrained result is also *made fair*: retrained with its masks fixed as a constrained
 run retrains (``FairTask``, the final fine-tuning's steps and rate), to see whether its
-sparsity could meet the constraint at the accuracy it kept.
+sparsity could meet the constraint at the accuracy it kept. A third run per seed compresses,
+without the constraint, a reference of its own: trained by FNNC the same way but at ``dp <=
+1`` (a bound no network breaks, so plain training), so each network is held to the accuracy
+of a reference trained under its own rules.
 
 ``floor``: what a classifier with **no** group difference reads on these test splits: for
 each exported split and FNNC prediction set, the groups are shuffled (over all rows for dp,
@@ -142,74 +145,85 @@ def run(args: argparse.Namespace) -> None:
                 )  # fmt: skip
 
 
+#: A compression benchmark's runs per seed: (under the constraint?, the epsilon its reference
+#: was trained at). The fair reference is compressed without and with the constraint; the
+#: last run compresses a reference trained without a binding constraint (dp <= 1).
+COMPRESS_RUNS = ((False, 0.05), (True, 0.05), (False, 1.0))
+
+
 def compress_runs(args: argparse.Namespace) -> None:
     import olmp
 
     path = RESULTS / "fair_compress.json"
     this_machine = machine()
-    done = {(r["seed"], r["constrained"], _tolerance(r)) for r in _load(path)["runs"]}
+    done = {_run_key(r) for r in _load(path)["runs"]}
     work = Path(args.workdir)
-    for seed in (0, 1, 2):
-        reference = _reference(work, seed, args.data_dir)
-        for constrained in (False, True):
-            if (seed, constrained, args.tolerance) in done:
-                continue
-            model, splits, _ = olmp.load_weights(
-                reference / "eps-0.05" / "model.safetensors", data_dir=args.data_dir
+    for seed, (constrained, reference_eps) in itertools.product((0, 1, 2), COMPRESS_RUNS):
+        if (seed, constrained, args.tolerance, reference_eps) in done:
+            continue
+        reference = _reference(work, seed, args.data_dir, reference_eps)
+        model, splits, _ = olmp.load_weights(reference, data_dir=args.data_dir)
+        extra = {"constraints": ["dp<=0.05"], "protected": "sex"} if constrained else {}
+        config = olmp.CompressConfig(tolerance=args.tolerance)
+        pruned, result = olmp.compress(model, splits, config, **extra)
+        # Measured the same way for every run (the unconstrained ones record none).
+        measured = {
+            part: fairness_report(
+                predict(pruned, getattr(splits, part).x),
+                getattr(splits, part).y,
+                getattr(splits, part).groups["sex"],
             )
-            extra = {"constraints": ["dp<=0.05"], "protected": "sex"} if constrained else {}
-            config = olmp.CompressConfig(tolerance=args.tolerance)
-            pruned, result = olmp.compress(model, splits, config, **extra)
-            # Measured the same way for both runs (the unconstrained one records none).
-            measured = {
-                part: fairness_report(
-                    predict(pruned, getattr(splits, part).x),
-                    getattr(splits, part).y,
-                    getattr(splits, part).groups["sex"],
-                )
-                for part in ("val", "test")
-            }
-            made_fair = None if constrained else _made_fair(pruned, splits, config, result)
-            _append_run(
-                path,
-                this_machine,
-                {
-                    "seed": seed,
-                    "constrained": constrained,
-                    "made_fair": made_fair,
-                    "tolerance": args.tolerance,
-                    "compression_ratio": result["compression_ratio"],
-                    "reference_test_accuracy": result["reference_test_accuracy"],
-                    "test_accuracy": result["test_accuracy"],
-                    "reference_val_accuracy": result["reference_val_accuracy"],
-                    "val_accuracy": result["val_accuracy"],
-                    "val_dp_difference": measured["val"]["dp_difference"],
-                    "test_dp_difference": measured["test"]["dp_difference"],
-                    "wall_time_s": result["wall_time_s"],
-                    "constraints": result.get("constraints"),
-                },
-            )
+            for part in ("val", "test")
+        }
+        made_fair = None
+        if not constrained and reference_eps == 0.05:
+            made_fair = _made_fair(pruned, splits, config, result)
+        _append_run(
+            path,
+            this_machine,
+            {
+                "seed": seed,
+                "constrained": constrained,
+                "made_fair": made_fair,
+                "tolerance": args.tolerance,
+                "reference_epsilon": reference_eps,
+                "compression_ratio": result["compression_ratio"],
+                "reference_test_accuracy": result["reference_test_accuracy"],
+                "test_accuracy": result["test_accuracy"],
+                "reference_val_accuracy": result["reference_val_accuracy"],
+                "val_accuracy": result["val_accuracy"],
+                "val_dp_difference": measured["val"]["dp_difference"],
+                "test_dp_difference": measured["test"]["dp_difference"],
+                "wall_time_s": result["wall_time_s"],
+                "constraints": result.get("constraints"),
+            },
+        )
 
 
-def _reference(work: Path, seed: int, data_dir: str | None) -> Path:
-    """FNNC's reference of ``seed`` in ``work``, trained once: in a folder of this process's
-    own, then renamed into place, so that two benchmarks sharing ``work`` (the tolerances
-    side by side) never write into one folder."""
-    reference = work / f"compress-ref-{seed}"
-    if (reference / "eps-0.05" / "result.json").exists():
-        return reference
-    scratch = work / f"compress-ref-{seed}.{os.getpid()}"
+def _reference(work: Path, seed: int, data_dir: str | None, epsilon: float) -> Path:
+    """The weights of FNNC's reference of ``seed`` at ``dp <= epsilon`` in ``work``, trained
+    once: in a folder of this process's own, then renamed into place, so that two benchmarks
+    sharing ``work`` (the tolerances side by side) never write into one folder."""
+    reference = (
+        work / f"compress-ref-{seed}"
+        if epsilon == 0.05
+        else work / f"compress-ref-{seed}-eps{epsilon:g}"
+    )
+    trained = reference / f"eps-{epsilon:g}"
+    if (trained / "result.json").exists():
+        return trained / "model.safetensors"
+    scratch = work / f"{reference.name}.{os.getpid()}"
     fair_train(
-        "adult", scratch, protected="sex", epsilons=[0.05], seed=seed,
+        "adult", scratch, protected="sex", epsilons=[epsilon], seed=seed,
         model="lenet-300-100", data_dir=data_dir, force=True,
     )  # fmt: skip
     try:
         scratch.rename(reference)
     except OSError:  # another process's reference (the same seed, the same network) got there
         shutil.rmtree(scratch)
-        if not (reference / "eps-0.05" / "result.json").exists():
+        if not (trained / "result.json").exists():
             raise SystemExit(f"{reference} exists but holds no reference: remove it") from None
-    return reference
+    return trained / "model.safetensors"
 
 
 def _append_run(path: Path, this_machine: dict[str, str], run: dict[str, Any]) -> None:
@@ -384,6 +398,12 @@ def _tolerance(run: dict[str, Any]) -> float:
     return run.get("tolerance", 0.0)
 
 
+def _run_key(run: dict[str, Any]) -> tuple[int, bool, float, float]:
+    """(seed, constrained, tolerance, reference epsilon: 0.05 for runs recorded before
+    there was a choice)."""
+    return run["seed"], run["constrained"], _tolerance(run), run.get("reference_epsilon", 0.05)
+
+
 def _compress_table() -> None:
     path = RESULTS / "fair_compress.json"
     if not path.exists():
@@ -393,8 +413,10 @@ def _compress_table() -> None:
     made = "made fair: val accuracy (needed) / train+val dp"
     print(f"\n| {columns} | dp <= 0.05 on test | {made} |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for r in sorted(runs, key=lambda r: (_tolerance(r), r["seed"], r["constrained"])):
+    for r in sorted(runs, key=lambda r: (_tolerance(r), r["seed"], r["constrained"], _run_key(r))):
         run = "--constraint dp<=0.05" if r["constrained"] else "no constraint"
+        if _run_key(r)[3] != 0.05:
+            run += ", own reference"
         fair = r.get("made_fair")
         needed = r["reference_val_accuracy"] - _tolerance(r)
         made_fair = (
@@ -409,17 +431,19 @@ def _compress_table() -> None:
             f"{r['val_dp_difference']:.4f} | {'yes' if r['test_dp_difference'] <= 0.05 else 'no'} "
             f"| {made_fair} |"
         )
-    by_run: dict[tuple, dict[bool, float]] = {}
-    for r in runs:
-        key = (_tolerance(r), r["seed"])
-        by_run.setdefault(key, {})[r["constrained"]] = r["compression_ratio"]
-    for tolerance in sorted({key[0] for key in by_run}):
-        halves = [
-            round(v[True] / v[False], 2)
-            for key, v in sorted(by_run.items())
-            if key[0] == tolerance and len(v) == 2
-        ]
-        print(f"\ntolerance {tolerance:g}: constrained / unconstrained per seed: {halves}")
+    ratio = {_run_key(r): r["compression_ratio"] for r in runs}
+    for tolerance in sorted({_tolerance(r) for r in runs}):
+        for reference_eps in (0.05, 1.0):
+            shares = [
+                round(ratio[(seed, True, tolerance, 0.05)] / unconstrained, 2)
+                for seed in (0, 1, 2)
+                if (unconstrained := ratio.get((seed, False, tolerance, reference_eps)))
+                and (seed, True, tolerance, 0.05) in ratio
+            ]
+            print(
+                f"\ntolerance {tolerance:g}: constrained / unconstrained from the "
+                f"{'same' if reference_eps == 0.05 else 'own'} reference, per seed: {shares}"
+            )
 
 
 def _plot_fronts(rows: dict) -> None:
