@@ -21,7 +21,7 @@ sex --constraint dp --epsilon 0.05`` (its defaults), for seeds 0-2, with the mac
 load average (record ``fair_speed.json``).
 
 ``compress [--tolerance T]``: OLMP on a LeNet-style MLP (``lenet-300-100``) trained on Adult by FNNC
-under ``dp <= 0.05`` (sex), seeds 0-2, compressed at the defaults (or at ``--tolerance``,
+under ``dp <= 0.05`` (sex), seeds 0-4, compressed at the defaults (or at ``--tolerance``,
 a variant) without and with ``--constraint dp<=0.05 --protected sex``
 (``olmp.compress(..., constraints=...)``); record ``fair_compress.json`` (the two
 tolerances may run side by side, in one workdir: neither loses the other's runs). Each
@@ -158,7 +158,7 @@ def compress_runs(args: argparse.Namespace) -> None:
     this_machine = machine()
     done = {_run_key(r) for r in _load(path)["runs"]}
     work = Path(args.workdir)
-    for seed, (constrained, reference_eps) in itertools.product((0, 1, 2), COMPRESS_RUNS):
+    for seed, (constrained, reference_eps) in itertools.product(SEEDS, COMPRESS_RUNS):
         if (seed, constrained, args.tolerance, reference_eps) in done:
             continue
         reference = _reference(work, seed, args.data_dir, reference_eps)
@@ -405,45 +405,51 @@ def _run_key(run: dict[str, Any]) -> tuple[int, bool, float, float]:
 
 
 def _compress_table() -> None:
+    """One row per tolerance and seed: the three runs side by side, and the constrained
+    run's share of each unconstrained one's compression."""
     path = RESULTS / "fair_compress.json"
     if not path.exists():
         return
-    runs = json.loads(path.read_text())["runs"]
-    columns = "tolerance | seed | run | compression | test accuracy (reference) | test dp | val dp"
-    made = "made fair: val accuracy (needed) / train+val dp"
-    print(f"\n| {columns} | dp <= 0.05 on test | {made} |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in sorted(runs, key=lambda r: (_tolerance(r), r["seed"], r["constrained"], _run_key(r))):
-        run = "--constraint dp<=0.05" if r["constrained"] else "no constraint"
-        if _run_key(r)[3] != 0.05:
-            run += ", own reference"
-        fair = r.get("made_fair")
-        needed = r["reference_val_accuracy"] - _tolerance(r)
-        made_fair = (
-            f"{fair['val_accuracy']:.4f} ({needed:.4f}) / {fair['train_and_val_dp_difference']:.4f}"
-            if fair
-            else ""
-        )
+    run = {_run_key(r): r for r in json.loads(path.read_text())["runs"]}
+    print(
+        "\n| tolerance | seed | no constraint: ratio (test dp) | made fair: val accuracy (needed) "
+        "| no constraint, own reference: ratio (test dp) | dp <= 0.05: ratio (test dp), test "
+        "accuracy (reference) | dp <= 0.05 / no constraint: same, own reference |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    shares: dict[tuple[float, float], list[float]] = {}
+    for tolerance, seed in sorted({(key[2], key[0]) for key in run}):
+        same, own = run.get((seed, False, tolerance, 0.05)), run.get((seed, False, tolerance, 1.0))
+        fair = run.get((seed, True, tolerance, 0.05))
+        cells = [_ratio_dp(same), "", _ratio_dp(own), _ratio_dp(fair), ""]
+        if same and same.get("made_fair"):
+            needed = same["reference_val_accuracy"] - tolerance
+            cells[1] = f"{same['made_fair']['val_accuracy']:.4f} ({needed:.4f})"
+        if fair:
+            cells[3] += f", {fair['test_accuracy']:.4f} ({fair['reference_test_accuracy']:.4f})"
+            parts = []
+            for eps, other in ((0.05, same), (1.0, own)):
+                if other is None:
+                    parts.append("-")
+                    continue
+                share = fair["compression_ratio"] / other["compression_ratio"]
+                shares.setdefault((tolerance, eps), []).append(share)
+                parts.append(f"{share:.2f}")
+            cells[4] = " / ".join(parts)
+        print(f"| {tolerance:g} | {seed} | " + " | ".join(cells) + " |")
+    for (tolerance, eps), values in sorted(shares.items()):
+        reference = "the same" if eps == 0.05 else "its own"
         print(
-            f"| {_tolerance(r):g} | {r['seed']} | {run} | {r['compression_ratio']:.1f}x | "
-            f"{r['test_accuracy']:.4f} "
-            f"({r['reference_test_accuracy']:.4f}) | {r['test_dp_difference']:.4f} | "
-            f"{r['val_dp_difference']:.4f} | {'yes' if r['test_dp_difference'] <= 0.05 else 'no'} "
-            f"| {made_fair} |"
+            f"\ntolerance {tolerance:g}, unconstrained from {reference} reference: constrained "
+            f"/ unconstrained {_median_range(values, '.2f')}, at least half on "
+            f"{sum(v >= 0.5 for v in values)} of {len(values)} seeds"
         )
-    ratio = {_run_key(r): r["compression_ratio"] for r in runs}
-    for tolerance in sorted({_tolerance(r) for r in runs}):
-        for reference_eps in (0.05, 1.0):
-            shares = [
-                round(ratio[(seed, True, tolerance, 0.05)] / unconstrained, 2)
-                for seed in (0, 1, 2)
-                if (unconstrained := ratio.get((seed, False, tolerance, reference_eps)))
-                and (seed, True, tolerance, 0.05) in ratio
-            ]
-            print(
-                f"\ntolerance {tolerance:g}: constrained / unconstrained from the "
-                f"{'same' if reference_eps == 0.05 else 'own'} reference, per seed: {shares}"
-            )
+
+
+def _ratio_dp(run: dict[str, Any] | None) -> str:
+    if run is None:
+        return "-"
+    return f"{run['compression_ratio']:.1f}x ({run['test_dp_difference']:.3f})"
 
 
 def _plot_fronts(rows: dict) -> None:
