@@ -145,10 +145,13 @@ def run(args: argparse.Namespace) -> None:
                 )  # fmt: skip
 
 
-#: A compression benchmark's runs per seed: (under the constraint?, the epsilon its reference
+#: The dp bound of the fair reference and of the constrained runs, and that of a reference
+#: trained without a binding constraint (no network's dp exceeds 1).
+FAIR_DP, FREE_DP = 0.05, 1.0
+#: A compression benchmark's runs per seed: (under the constraint?, the bound its reference
 #: was trained at). The fair reference is compressed without and with the constraint; the
-#: last run compresses a reference trained without a binding constraint (dp <= 1).
-COMPRESS_RUNS = ((False, 0.05), (True, 0.05), (False, 1.0))
+#: last run compresses the free reference without it.
+COMPRESS_RUNS = ((False, FAIR_DP), (True, FAIR_DP), (False, FREE_DP))
 
 
 def compress_runs(args: argparse.Namespace) -> None:
@@ -163,7 +166,7 @@ def compress_runs(args: argparse.Namespace) -> None:
             continue
         reference = _reference(work, seed, args.data_dir, reference_eps)
         model, splits, _ = olmp.load_weights(reference, data_dir=args.data_dir)
-        extra = {"constraints": ["dp<=0.05"], "protected": "sex"} if constrained else {}
+        extra = {"constraints": [f"dp<={FAIR_DP}"], "protected": "sex"} if constrained else {}
         config = olmp.CompressConfig(tolerance=args.tolerance)
         pruned, result = olmp.compress(model, splits, config, **extra)
         # Measured the same way for every run (the unconstrained ones record none).
@@ -176,7 +179,7 @@ def compress_runs(args: argparse.Namespace) -> None:
             for part in ("val", "test")
         }
         made_fair = None
-        if not constrained and reference_eps == 0.05:
+        if not constrained and reference_eps == FAIR_DP:
             made_fair = _made_fair(pruned, splits, config, result)
         _append_run(
             path,
@@ -206,7 +209,7 @@ def _reference(work: Path, seed: int, data_dir: str | None, epsilon: float) -> P
     sharing ``work`` (the tolerances side by side) never write into one folder."""
     reference = (
         work / f"compress-ref-{seed}"
-        if epsilon == 0.05
+        if epsilon == FAIR_DP
         else work / f"compress-ref-{seed}-eps{epsilon:g}"
     )
     trained = reference / f"eps-{epsilon:g}"
@@ -245,7 +248,10 @@ def _made_fair(
     val accuracy and the dp the constraint is judged by, test accuracy and dp."""
     model = copy.deepcopy(pruned)
     task = FairTask(
-        splits, protected="sex", constraints={"dp": 0.05}, batch_size=result["config"]["batch_size"]
+        splits,
+        protected="sex",
+        constraints={"dp": FAIR_DP},
+        batch_size=result["config"]["batch_size"],
     )
     layers = find_prunable_layers(model)
     masks = {layer.weight_name: layer.module.weight.detach() != 0 for layer in layers}
@@ -401,7 +407,7 @@ def _tolerance(run: dict[str, Any]) -> float:
 def _run_key(run: dict[str, Any]) -> tuple[int, bool, float, float]:
     """(seed, constrained, tolerance, reference epsilon: 0.05 for runs recorded before
     there was a choice)."""
-    return run["seed"], run["constrained"], _tolerance(run), run.get("reference_epsilon", 0.05)
+    return run["seed"], run["constrained"], _tolerance(run), run.get("reference_epsilon", FAIR_DP)
 
 
 def _compress_table() -> None:
@@ -419,8 +425,9 @@ def _compress_table() -> None:
     print("|---|---|---|---|---|---|---|")
     shares: dict[tuple[float, float], list[float]] = {}
     for tolerance, seed in sorted({(key[2], key[0]) for key in run}):
-        same, own = run.get((seed, False, tolerance, 0.05)), run.get((seed, False, tolerance, 1.0))
-        fair = run.get((seed, True, tolerance, 0.05))
+        same = run.get((seed, False, tolerance, FAIR_DP))
+        own = run.get((seed, False, tolerance, FREE_DP))
+        fair = run.get((seed, True, tolerance, FAIR_DP))
         cells = [_ratio_dp(same), "", _ratio_dp(own), _ratio_dp(fair), ""]
         if same and same.get("made_fair"):
             needed = same["reference_val_accuracy"] - tolerance
@@ -428,7 +435,7 @@ def _compress_table() -> None:
         if fair:
             cells[3] += f", {fair['test_accuracy']:.4f} ({fair['reference_test_accuracy']:.4f})"
             parts = []
-            for eps, other in ((0.05, same), (1.0, own)):
+            for eps, other in ((FAIR_DP, same), (FREE_DP, own)):
                 if other is None:
                     parts.append("-")
                     continue
@@ -438,7 +445,7 @@ def _compress_table() -> None:
             cells[4] = " / ".join(parts)
         print(f"| {tolerance:g} | {seed} | " + " | ".join(cells) + " |")
     for (tolerance, eps), values in sorted(shares.items()):
-        reference = "the same" if eps == 0.05 else "its own"
+        reference = "the same" if eps == FAIR_DP else "its own"
         print(
             f"\ntolerance {tolerance:g}, unconstrained from {reference} reference: constrained "
             f"/ unconstrained {_median_range(values, '.2f')}, at least half on "
