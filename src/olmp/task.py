@@ -94,24 +94,19 @@ class Task(abc.ABC):
         self, model: nn.Module, layers: list[PrunableLayer], prune_biases: bool
     ) -> PopulationScorer:
         """Tune-split scores of candidate thresholds, one candidate at a time (every
-        candidate scored in full: ``floor`` is not used), each by :meth:`candidate_score`."""
+        candidate scored in full: ``floor`` is not used)."""
 
         def scores(thresholds: torch.Tensor, floor: float | None = None) -> np.ndarray:
             values = []
             for row in thresholds:
                 apply_masks(layers, magnitude_masks(layers, row, prune_biases), False)
                 try:
-                    values.append(self.candidate_score(model))
+                    values.append(self.score(model, "tune"))
                 finally:
                     remove_masks(layers, bake=False)
             return np.array(values, dtype=float)
 
         return scores
-
-    def candidate_score(self, model: nn.Module) -> float:
-        """What the search maximises for one candidate: its tune score, and for a task
-        with constraints, a score below 0 when the candidate breaks them."""
-        return self.score(model, "tune")
 
     def constraint_report(self, model: nn.Module, split: str) -> dict[str, float] | None:
         """``None`` for a task without constraints beside its score; else what they

@@ -71,9 +71,9 @@ def compress(
             run from Python.
         constraints, protected: fairness constraints such as ``"dp<=0.05"`` between the
             groups of attribute ``protected`` (``splits`` from
-            :func:`olmp.data.load_tabular`): every candidate of the search must meet them
-            on tune and the kept network on val (:class:`olmp.fair.compress.FairTask`);
-            the record's ``constraints`` reports them for the reference and the result.
+            :func:`olmp.data.load_tabular`): retraining holds them and the kept network
+            must meet them on train and val (:class:`olmp.fair.compress.FairTask`); the
+            record's ``constraints`` reports them for the reference and the result.
 
     The pruned model has ``W ⊙ M`` in its parameters. Result fields include
     ``compression_ratio`` (weights only), ``compression_ratio_with_biases``,
