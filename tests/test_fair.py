@@ -266,6 +266,7 @@ def test_the_search_reads_tune_accuracy_only(german_reference):
     strict = FairTask(splits, protected="age", constraints={"dp": 0.0})
     report = strict.constraint_report(model, "tune")
     assert report["violation"] > 0  # the reference treats the age groups differently
+    assert report["violation"] == pytest.approx(report["dp_difference"])
     layers = find_prunable_layers(model)
     thresholds = torch.tensor([[0.0] * len(layers), [0.05] * len(layers), [0.2] * len(layers)])
     fair_scores = strict.population_scorer(model, layers, False)(thresholds)

@@ -129,9 +129,9 @@ class FairTask(SplitsTask):
     ) -> None:
         """FNNC's primal-dual steps instead of plain cross-entropy (SGD with Nesterov
         momentum and a cosine schedule, as the plain retraining), so that the masked
-        network the search chose comes out fair (plain retraining would not keep it so,
-        nor make it so); the constraints are held at
-        :data:`RETRAIN_AIM` of their epsilons, and multipliers start at 0 each time.
+        network the search chose comes out fair, which plain retraining would not make
+        it; the constraints are held at :data:`RETRAIN_AIM` of their epsilons, and the
+        multipliers start at 0 each time.
 
         Starting them instead where the network's last retraining left them (saved with
         each round's network; tried in 34601ba) was no better. benchmarks/fair.py compress,
