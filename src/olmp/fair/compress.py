@@ -101,9 +101,9 @@ class FairTask(SplitsTask):
                 )
             group_codes(part, protected, split)
 
-    def _report(self, model: nn.Module, split: str) -> tuple[float, dict[str, float]]:
-        """Accuracy and the fairness report on ``split``. Its ``violation`` is judged on
-        ``split`` itself, except for val, which keeps rounds: there it is judged on train
+    def constraint_report(self, model: nn.Module, split: str) -> dict[str, float]:
+        """The fairness report on ``split`` (accuracy included). Its ``violation`` is judged
+        on ``split`` itself, except for val, which keeps rounds: there it is judged on train
         and val together, whose measures are added under ``train_and_val``."""
         part = self._split(split)
         pred = predict(model, part.x)
@@ -113,10 +113,7 @@ class FairTask(SplitsTask):
             train = self.splits.train
             judged = pooled_report([predict(model, train.x), pred], [train, part], self.protected)
             report["train_and_val"] = {k: v for k, v in judged.items() if k != "accuracy"}
-        return report["accuracy"], {**report, "violation": violation(judged, self.constraints)}
-
-    def constraint_report(self, model: nn.Module, split: str) -> dict[str, float]:
-        return self._report(model, split)[1]
+        return {**report, "violation": violation(judged, self.constraints)}
 
     def retrain(
         self,
