@@ -201,6 +201,11 @@ def _histories(task: str, datasets: list[str], per_dataset: int, budget: int,
             if not (out / "result.json").exists():
                 tune(dataset, out, task=task, solver="sracos", seed=100 + j, budget=budget,
                      force=True, **settings)  # fmt: skip
+            # A search whose trials all failed (a dataset not installed, say) teaches nothing
+            # and would quietly leave its dataset out of everyone's experience.
+            if all(math.isinf(value) for _, value in read_study(out)[1]):
+                sys.exit(f"every trial of {out} failed (see its trials.json): is {dataset} "
+                         "installed? Delete the folder and run again.")  # fmt: skip
     return paths
 
 
