@@ -15,7 +15,7 @@ from olmp.dfo.directional import DirectionalModel, Reliability, pairs, train_dir
 from olmp.dfo.solvers import SOLVERS, make_solver
 from olmp.errors import OlmpError
 from olmp.experience import build_experience
-from olmp.tune import tune
+from olmp.tune import ensemble, tune
 from olmp.tune.ensemble import load_table
 
 pytestmark = pytest.mark.skipif(
@@ -293,6 +293,22 @@ def test_bad_input_exits_2_with_one_line(ensemble_runs, tmp_path, capsys):
                  "--out", str(tmp_path / "o")]) == 2  # fmt: skip
     assert "unknown dataset of the ensemble task 'cifar'" in _err_line(capsys)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_dataset_that_is_not_installed_stops_the_search_before_it_starts(
+    monkeypatch, tmp_path, capsys
+):
+    def missing(data_dir):
+        raise OlmpError("wine files not found. Put wine.csv in one of: ...")
+
+    described = ensemble.ENSEMBLE_DATASETS["wine"][0]
+    monkeypatch.setitem(ensemble.ENSEMBLE_DATASETS, "wine", (described, missing))
+    load_table.cache_clear()  # a table loaded by an earlier test would hide the loader
+    out = tmp_path / "o"
+    assert main(["tune", "--task", "ensemble", "--dataset", "wine", "--budget", "3",
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "wine files not found" in _err_line(capsys)
+    assert not out.exists()
 
 
 def test_solvers_json_lists_expsracos(capsys):

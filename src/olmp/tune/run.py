@@ -56,7 +56,7 @@ from olmp.models import build_model
 from olmp.plots import pyplot, save_figure
 from olmp.training import accuracy
 from olmp.tune.blackbox import TuneObjective, check_buildable, load_splits, trial_key
-from olmp.tune.ensemble import EnsembleObjective, check_dataset, ensemble_space, test_error
+from olmp.tune.ensemble import EnsembleObjective, ensemble_space, load_table, test_error
 from olmp.tune.space import TuneSpace, load_space
 
 FORMAT = "olmp-tune"
@@ -171,7 +171,9 @@ def tune(
         check_buildable(tune_space, splits, dataset)
         engine_space = tune_space.space
     else:
-        check_dataset(dataset)
+        # Loaded now (once per process), so that a dataset that is not installed stops here
+        # with its loader's message instead of failing every trial.
+        load_table(dataset, split_seed, None if data_dir is None else str(data_dir))
         engine_space = ensemble_space()
     if solver != "mads":  # the options, checked before anything is written
         make_sampler(cls, engine_space, options=dict(solver_options or {})).close()
