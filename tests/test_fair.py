@@ -369,3 +369,11 @@ def test_compress_cli_says_when_no_network_meets_them(german_reference, tmp_path
     history = json.loads((tmp_path / "r" / "result.json").read_text())["history"]
     assert history and all(h["val_constraints"]["violation"] > 0 for h in history)
     assert "--tolerance" not in printed
+    # Resuming it under other fairness settings (or none) is refused, and nothing is rewritten.
+    before = (tmp_path / "r" / "result.json").read_bytes()
+    for other in (argv[:-4], [*argv[:-3], "eo<=0.1", "--protected", "sex"]):
+        assert main([*other, "--resume"]) == 2
+        error = capsys.readouterr().err
+        assert "cannot resume" in error and "fairness_constraints" in error
+        assert len(error.strip().splitlines()) == 1
+    assert (tmp_path / "r" / "result.json").read_bytes() == before

@@ -118,6 +118,7 @@ class Compressor:
             "reference": self.reference,
             "reference_sha256": self.reference_sha256,
             "state": asdict(self.state),
+            "task": self.task.describe(),
         }
 
     def _save_snapshot(self, key: int | str, tensors: dict[str, torch.Tensor]) -> None:
@@ -147,7 +148,14 @@ class Compressor:
     def _resume_from(self, record: dict[str, Any]) -> None:
         """Take the reference scores, run state and round networks of a checked record."""
         assert self.folder is not None
-        check_resumable(record, self.config, self.reference_sha256, self.folder.path, self.metadata)
+        check_resumable(
+            record,
+            self.config,
+            self.task.describe(),
+            self.reference_sha256,
+            self.folder.path,
+            self.metadata,
+        )
         try:
             self.reference = record["reference"]
             self.state = RunState(**record["state"])

@@ -210,11 +210,13 @@ def load_run(
 def check_resumable(
     record: dict[str, Any],
     config: CompressConfig,
+    task: dict[str, Any],
     reference_sha256: str,
     run_dir: Path,
     metadata: dict[str, Any],
 ) -> None:
-    """Refuse to resume the run state ``record`` with another config or from other
+    """Refuse to resume the run state ``record`` with another config, another task (its
+    :meth:`~olmp.task.Task.describe`: split seed, fairness constraints, ...) or from other
     reference weights than it started from (named from ``metadata["weights"]``)."""
     saved = CompressConfig.from_dict(record["config"])
     if saved != config:
@@ -222,6 +224,18 @@ def check_resumable(
         raise OlmpError(
             f"cannot resume {run_dir}: its config differs from this one in "
             f"{diff}; resume with the same options or start anew with --force"
+        )
+    # Runs from before the task was recorded are not checked for it.
+    saved_task = record.get("task", task)
+    if saved_task != task:
+        diff = sorted(
+            k for k in saved_task.keys() | task.keys() if saved_task.get(k) != task.get(k)
+        )
+        then = ", ".join(f"{k} {saved_task.get(k)!r}" for k in diff)
+        now = ", ".join(f"{k} {task.get(k)!r}" for k in diff)
+        raise OlmpError(
+            f"cannot resume {run_dir}: it ran with {then}, and this run has {now}; resume "
+            "with the same options or start anew with --force"
         )
     recorded = record.get("reference_sha256")
     if recorded is not None and recorded != reference_sha256:
