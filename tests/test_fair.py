@@ -13,7 +13,7 @@ from olmp.compression import CompressConfig
 from olmp.data.tabular import GroupedSplit
 from olmp.errors import OlmpError
 from olmp.fair import FairSettings, fair_train, fairness_report, fit_fair
-from olmp.fair.compress import FairTask
+from olmp.fair.compress import FairTask, parse_constraint
 from olmp.fair.metrics import (
     constraint_value,
     di_ratio,
@@ -148,6 +148,13 @@ def test_bad_input_is_named():
         fit_fair(_mlp(), split, split, split, protected="group", epsilon=-0.1)
     with pytest.raises(OlmpError, match="unknown protected attribute 'sex'; allowed: group"):
         fit_fair(_mlp(), split, split, split, protected="sex")
+    with pytest.raises(OlmpError, match="batch_size must be"):
+        fit_fair(
+            _mlp(), split, split, split, protected="group", settings=FairSettings(batch_size=0)
+        )
+    assert parse_constraint(" DP <= 0.05 ") == ("dp", 0.05)
+    with pytest.raises(OlmpError, match=r"unknown fairness constraint 'xx'.*dp"):
+        parse_constraint("XX<=0.1")
     one_group = GroupedSplit(split.x, split.y, {"group": torch.zeros_like(split.y)})
     with pytest.raises(OlmpError, match="the val split has one group group only"):
         fit_fair(_mlp(), split, one_group, split, protected="group")
@@ -189,6 +196,25 @@ def test_the_command_trains_resumes_and_refuses_to_overwrite(tmp_path, capsys):
         judged = summary["train_and_val"]["constraint_value"]
         assert f"eps {summary['epsilon']:g}: test accuracy" in text
         assert f"train+val value {judged:.4f}" in text
+
+    # A damaged epsilon is named on resume and left as it is.
+    result = out / "eps-0.1" / "result.json"
+    kept = result.read_bytes()
+    result.write_text("{")
+    assert main([*argv, "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert "eps-0.1" in error and "damaged" in error and len(error.strip().splitlines()) == 1
+    assert result.read_text() == "{"
+    result.write_bytes(kept)
+    # --force starts again: the epsilons of the run it replaces go with it.
+    assert main([*argv[:9], "0.2", *argv[11:], "--force"]) == 0
+    capsys.readouterr()
+    assert not (out / "eps-0.1").exists() and (out / "eps-0.2" / "result.json").is_file()
+    assert json.loads((out / "fair.json").read_text())["epsilons"] == [0.2]
+    # A model that cannot be built is refused before anything is written.
+    assert main([*argv[:13], "--out", str(tmp_path / "new"), "--model", "nosuch"]) == 2
+    assert "nosuch" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
 
 
 @needs_data
@@ -365,6 +391,8 @@ def test_compress_cli_says_when_no_network_meets_them(german_reference, tmp_path
     captured = capsys.readouterr()
     printed = captured.out + captured.err
     assert "no network met the fairness constraints on train+val" in printed
+    # val's verdict is judged on train and val together: those measures are the ones shown.
+    assert "reference train+val: dp" in printed and "(val alone: dp" in printed
     # Every round broke the constraint, so no tolerance would accept one: none is suggested.
     history = json.loads((tmp_path / "r" / "result.json").read_text())["history"]
     assert history and all(h["val_constraints"]["violation"] > 0 for h in history)

@@ -184,16 +184,17 @@ def _print_constraints(result: dict) -> None:
     for who in ("reference", "result"):
         for split in ("val", "test"):
             r = record[who][split]
-            # val's verdict is judged on train and val together (FairTask).
-            where = " on train+val" if "train_and_val" in r else ""
+            # val's verdict is judged on train and val together (FairTask): show those
+            # measures, and val's own beside them.
+            judged, where, alone = r, split, ""
+            if "train_and_val" in r:
+                judged, where = r["train_and_val"], "train+val"
+                alone = f" (val alone: dp {r['dp_difference']:.4f}, eo {r['eo_difference']:.4f})"
+            verdict = "met" if r["violation"] <= 0 else f"violated by {r['violation']:.4f}"
             results.print(
-                f"  {who} {split}: dp {r['dp_difference']:.4f}, eo {r['eo_difference']:.4f}, "
-                f"di ratio {r['di_ratio']:.3f}, "
-                + (
-                    f"met{where}"
-                    if r["violation"] <= 0
-                    else f"violated{where} by {r['violation']:.4f}"
-                ),
+                f"  {who} {where}: dp {judged['dp_difference']:.4f}, eo "
+                f"{judged['eo_difference']:.4f}, di ratio {judged['di_ratio']:.3f}, "
+                f"{verdict}{alone}",
                 highlight=False,
             )
     if not meets_constraints(record["result"]["val"]):  # no round did: this is the reference

@@ -43,8 +43,9 @@ _CONSTRAINT = re.compile(r"^\s*([a-z]+)\s*<=\s*([0-9.eE+-]+)\s*$")
 
 
 def parse_constraint(text: str) -> tuple[str, float]:
-    """``"dp<=0.05"`` -> ``("dp", 0.05)``, or an error naming what is allowed."""
-    match = _CONSTRAINT.match(text)
+    """``"dp<=0.05"`` (or ``"DP<=0.05"``) -> ``("dp", 0.05)``, or an error naming what is
+    allowed."""
+    match = _CONSTRAINT.match(text.lower())
     if match is None:
         raise OlmpError(f"a fairness constraint is NAME<=EPSILON (e.g. dp<=0.05), got {text!r}")
     name, value = match.groups()

@@ -11,7 +11,10 @@
 * ``results.json``: every epsilon's summary; with two epsilons or more, ``front.csv`` and
   ``front.png``: test accuracy against the test constraint value.
 
-A resumed run keeps every epsilon whose ``result.json`` is there and trains the others.
+A resumed run (the same dataset, attribute, constraints, seed, model and settings, which
+``fair.json`` must match) keeps every epsilon whose ``result.json`` is there and trains the
+others; ``fair.json`` and ``results.json`` then list the epsilons asked for. ``force``
+removes the epsilons' folders of the run it replaces.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -30,7 +34,7 @@ from olmp.data.tabular import load_tabular
 from olmp.environment import describe_environment
 from olmp.errors import OlmpError
 from olmp.fair.metrics import check_epsilon, constraint_value, get_constraint, term_value
-from olmp.fair.train import FairSettings, check_settings, fit_fair
+from olmp.fair.train import FairSettings, check_settings, fit_fair, group_codes
 from olmp.files import (
     prepare_output_folder,
     save_checkpoint,
@@ -88,6 +92,11 @@ def fair_train(
             f"unknown protected attribute {protected!r} for {dataset}; allowed: {allowed}"
         )
 
+    # Everything that can refuse the run is checked before anything is written.
+    for part in ("train", "val", "test"):
+        group_codes(getattr(splits, part), protected, part)
+    build_model(model, splits.input_shape, splits.num_classes)
+
     out = Path(out)
     config = {
         "format": FORMAT,
@@ -101,14 +110,20 @@ def fair_train(
         "settings": asdict(settings),
         "sizes": splits.sizes(),
     }
+    if force:  # the epsilons' folders of the run it replaces, or a resume would take them
+        for folder in out.glob("eps-*") if out.is_dir() else ():
+            if (folder / "result.json").is_file() or (folder / "model.safetensors").is_file():
+                shutil.rmtree(folder)
     prepare_output_folder(
         out, "fair.json", config, IDENTITY, OUR_FILES, what="run", resume=resume, force=force
     )
+    if resume:  # the same run (checked); its record names the epsilons asked for now
+        write_json_atomic(out / "fair.json", config)
     summaries = []
     for epsilon in epsilons:
         folder = _eps_folder(out, epsilon)
         if resume and (folder / "result.json").is_file():
-            summaries.append(json.loads((folder / "result.json").read_text())["summary"])
+            summaries.append(_finished_summary(folder / "result.json", epsilon))
             continue
         torch.manual_seed(seed)
         network = build_model(model, splits.input_shape, splits.num_classes)
@@ -168,6 +183,21 @@ def fair_train(
     if len(summaries) > 1:
         write_front(out, summaries)
     return summaries
+
+
+def _finished_summary(path: Path, epsilon: float) -> dict[str, Any]:
+    """The summary of an epsilon a resumed run already trained, or an error naming its
+    damaged ``result.json`` (left as it is)."""
+    try:
+        summary = json.loads(path.read_text())["summary"]
+        if float(summary["epsilon"]) != epsilon:
+            raise ValueError(f"it is the result of epsilon {summary['epsilon']}")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise OlmpError(
+            f"{path} is damaged ({error}); it is left as it is: delete its folder to train "
+            "that epsilon again, or start anew with --force"
+        ) from None
+    return summary
 
 
 FRONT_COLUMNS = ("epsilon", "accuracy", "constraint_value", "val_accuracy", "val_constraint_value")

@@ -297,7 +297,7 @@ def fit_fair(
     if not chosen:
         raise OlmpError("give at least one fairness constraint")
     eps = check_epsilon(epsilon)
-    settings = settings or FairSettings()
+    settings = check_settings(settings or FairSettings())
     groups = {
         part: group_codes(split, protected, part)
         for part, split in (("train", train), ("val", val), ("test", test))
