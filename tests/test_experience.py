@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from olmp.cli import main
-from olmp.dfo import Problem, Real, Space, Study
+from olmp.dfo import Categorical, Integer, Problem, Real, Space, Study
 from olmp.dfo.directional import DirectionalModel, Reliability, pairs, train_directional_model
 from olmp.dfo.solvers import SOLVERS, make_solver
 from olmp.errors import OlmpError
@@ -163,6 +163,28 @@ def test_the_model_picks_the_candidate_it_rates_best():
     assert guided > plain + 0.1 and guided > wrong + 0.1
     ablation = _asked("expsracos", select="random")
     assert ablation != _asked("sracos") and len(ablation) == 30
+
+
+def test_with_a_model_it_never_repeats_settings_sracos_would():
+    # Few integer and categorical settings: SRacos's resampled coordinate often lands in
+    # the cell it left, and the same settings are trained again.
+    space = Space([Integer("n", 1, 4), Categorical("kind", ["x", "y", "z"]), Real("r", 0.0, 1.0)])
+
+    def objective(params):
+        return abs(params["n"] - 3) + (params["kind"] != "y") + params["r"]
+
+    def distinct(solver, seed, **options):
+        study = Study(Problem(space, objective), solver, seed=seed, options=options,
+                      max_evaluations=30)  # fmt: skip
+        study.optimize()
+        return len({tuple(sorted(t.params.items())) for t in study.trials})
+
+    assert min(distinct("sracos", s) for s in range(3)) < 30  # it repeats ...
+    model = _planted_model(space, coordinate=2)
+    for select in ("model", "random"):  # ... the candidates' choice does not
+        assert [distinct("expsracos", s, experience=model, select=select) for s in range(3)] == [
+            30
+        ] * 3
 
 
 def test_reliability_weighs_the_networks_that_predict_the_search():
