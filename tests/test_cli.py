@@ -134,6 +134,17 @@ def test_bad_names_exit_2_without_traceback(tmp_path, args, message):
     assert not out.exists()
 
 
+def test_text_in_square_brackets_is_printed_as_it_is(tmp_path, capsys):
+    # rich would read "[/x]" as markup (and fail) and drop "[bobyqa]" as an unknown tag.
+    out = tmp_path / "t"
+    assert main(["tune", "--task", "ensemble", "--dataset", "[/x]", "--budget", "2", "--out",
+                 str(out)]) == 2  # fmt: skip
+    assert "unknown dataset of the ensemble task '[/x]'" in capsys.readouterr().err
+    assert main(["solvers"]) == 0
+    if not SOLVERS["bobyqa"].available():
+        assert "'olmp[bobyqa]'" in capsys.readouterr().out
+
+
 def test_weights_that_do_not_fit_the_model(tmp_path, capsys):
     path = tmp_path / "w.safetensors"
     save_checkpoint(path, build_model("lenet-300-100", (1, 28, 28), 10).state_dict(), {})

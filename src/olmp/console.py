@@ -17,6 +17,7 @@ import warnings
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -155,7 +156,7 @@ def show_warning(
     line: str | None = None,
 ) -> None:
     """A :func:`warnings.showwarning` that prints one ``olmp: warning:`` line."""
-    console.print(f"[yellow]olmp: warning:[/] {message}", highlight=False)
+    console.print(f"[yellow]olmp: warning:[/] {escape(str(message))}", highlight=False)
 
 
 def install_warning_printer() -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from rich.markup import escape
+
 from olmp.cli import (
     attack,
     compress,
@@ -76,10 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except OlmpError as exc:
-        console.print(f"[red]olmp: error:[/] {exc}", highlight=False)
+        console.print(f"[red]olmp: error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except OSError as exc:  # the disk or the system, not the input: one line all the same
-        console.print(f"[red]olmp: error:[/] {exc}", highlight=False)
+        console.print(f"[red]olmp: error:[/] {escape(str(exc))}", highlight=False)
         return 1
     except KeyboardInterrupt:
         hint = ""

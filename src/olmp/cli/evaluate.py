@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from rich.markup import escape
+
 from olmp.cli.common import (
     Formatter,
     add_weights_options,
@@ -28,7 +30,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"test accuracy {result['test_accuracy']:.2%}"
         )
     if "recorded_note" in result:
-        console.print(f"[yellow]note:[/] {result['recorded_note']}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(result['recorded_note'])}", highlight=False)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from rich.markup import escape
 from rich.table import Table
 
 from olmp.cli.common import (
@@ -33,7 +34,7 @@ def _solvers(args: argparse.Namespace) -> int:
         for r in records:
             best = "-" if r["best"] is None else f"{r['best']:.3g}"
             seconds = "-" if r["seconds"] is None else f"{r['seconds']:.2f}"
-            table.add_row(r["name"], best, seconds, r["error"] or "")
+            table.add_row(r["name"], best, seconds, escape(r["error"] or ""))
         print_table(table)
         return 1 if failed else 0
     records = describe_solvers()
@@ -44,7 +45,7 @@ def _solvers(args: argparse.Namespace) -> int:
     for column in ("name", "installed", "backend", "supports", "options (--solver-option)"):
         table.add_column(column)
     for r in records:
-        installed = "yes" if r["installed"] else f"no: {r['install']}"
+        installed = "yes" if r["installed"] else escape(f"no: {r['install']}")
         options = ", ".join(r["options"]) or "-"
         table.add_row(r["name"], installed, r["backend"], r["supports"], options)
     print_table(table)
