@@ -314,6 +314,9 @@ def test_bad_input_exits_2_with_one_line(ensemble_runs, tmp_path, capsys):
     assert main(["tune", "--task", "ensemble", "--dataset", "cifar", "--budget", "2",
                  "--out", str(tmp_path / "o")]) == 2  # fmt: skip
     assert "unknown dataset of the ensemble task 'cifar'" in _err_line(capsys)
+    assert main([*base[:-4], "--solver", "random", "--trial-time-limit", "5", "--out",
+                 str(tmp_path / "o")]) == 2  # fmt: skip
+    assert "trial_time_limit is a setting of task cnn" in _err_line(capsys)
     assert not (tmp_path / "o").exists()
 
 

@@ -146,7 +146,11 @@ def tune(
     if task not in TASKS:
         raise OlmpError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
     if task == "ensemble":
-        for name, value in (("space", space), ("epochs", epochs), ("train_size", train_size)):
+        # A trial of the ensemble task runs in the study's own process: nothing could stop
+        # it at a time limit, so one is refused rather than recorded and ignored.
+        cnn_only = (("space", space), ("epochs", epochs), ("train_size", train_size),
+                    ("trial_time_limit", trial_time_limit))  # fmt: skip
+        for name, value in cnn_only:
             if value is not None:
                 raise OlmpError(f"{name} is a setting of task cnn; task ensemble takes none")
     budget = _check_count("budget", budget)
