@@ -296,6 +296,14 @@ def test_bad_input_exits_2_with_one_line(ensemble_runs, tmp_path, capsys):
     assert main(["experience", "build", "--from", str(tmp_path / "none"), "--out",
                  str(tmp_path / "m.exp")]) == 2  # fmt: skip
     assert "holds no study" in _err_line(capsys)
+    assert main(["experience", "build", "--from", str(ensemble_runs / "wine"), "--out",
+                 str(tmp_path), "--force"]) == 2  # fmt: skip
+    assert f"--out {tmp_path} is a folder" in _err_line(capsys)
+    (tmp_path / "mads").mkdir()
+    (tmp_path / "mads" / "mads.json").write_text("{}")
+    assert main(["experience", "build", "--from", str(tmp_path / "mads"), "--out",
+                 str(tmp_path / "m.exp")]) == 2  # fmt: skip
+    assert "is a search of solver mads, which records no study" in _err_line(capsys)
     plane_model = tmp_path / "plane.exp"
     build_experience([other.parent], plane_model)
     base = ["tune", "--task", "ensemble", "--dataset", "digits", "--budget", "2",

@@ -44,6 +44,11 @@ def read_study(source: StudyPath) -> tuple[Space, History, dict[str, Any]]:
     if path.is_dir():
         path = path / "study.json"
     if not path.is_file():
+        if (path.parent / "mads.json").is_file():
+            raise OlmpError(
+                f"{source} is a search of solver mads, which records no study (mads.json "
+                "instead); experience is learned from the other solvers' searches"
+            )
         raise OlmpError(
             f"{source} holds no study: {path} does not exist (olmp tune --out makes one)"
         )
@@ -89,6 +94,8 @@ def build_experience(
     if not studies:
         raise OlmpError("experience needs at least one study (--from STUDY_DIR ...)")
     if out is not None:
+        if Path(out).is_dir():  # --force replaces a file, never a folder
+            raise OlmpError(f"--out {out} is a folder; give the experience file's name")
         refuse_to_overwrite(out, force)
         check_writable(out, "experience file")
     read = [read_study(source) for source in studies]

@@ -46,7 +46,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help="learn from recorded searches, for olmp tune --solver expsracos",
         description="Experienced optimisation (Hu, Yu & Zhou, IJCAI 2018): learn a "
         "directional model from studies recorded by earlier searches (olmp tune --out DIR "
-        "records one in DIR; any solver's, all on the same space), which predicts whether "
+        "records one in DIR; any solver's but mads, all on the same space), which predicts whether "
         "a candidate improves on the best point so far. olmp tune --solver expsracos "
         "--experience MODEL then samples several candidates per step and evaluates the "
         "one the model rates best. The file records the datasets it learned from; using "

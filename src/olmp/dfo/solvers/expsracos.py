@@ -14,7 +14,8 @@ dataset) are weighted by how well each has predicted this search's own trials so
 Options beyond SRacos's:
 
 * ``experience``: an experience file (``olmp experience build``) or a loaded model. Without
-  one, ``k`` is ignored and the solver asks exactly what ``sracos`` asks for the same seed.
+  one (and ``select="model"``), ``k`` is ignored and the solver asks exactly what ``sracos``
+  asks for the same seed.
 * ``k``: candidates per step (>= 1; 1 is plain SRacos whatever the model).
 * ``select``: ``"model"`` (the default) or ``"random"``, which picks one of the ``k``
   uniformly: the ablation that tells the model's help from the extra sampling's.
