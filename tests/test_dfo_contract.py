@@ -223,6 +223,18 @@ def test_a_killed_study_resumes_to_the_same_end(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_a_finished_study_resumes_with_a_larger_budget(name, tmp_path):
+    # The solver keeps the plan of the first budget (SRacos sizes itself by it), so the
+    # recorded trials replay and the search goes on.
+    path = tmp_path / "study.json"
+    first = _study(name, seed=7, max_evaluations=12, path=path)
+    first.optimize()
+    longer = _study(name, seed=7, max_evaluations=60, path=path, resume=True)
+    longer.optimize()
+    assert _params(longer)[:12] == _params(first) and longer.n_evaluations > 12
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_warm_start_from_another_study(name):
     earlier = _study(name, seed=0, max_evaluations=40)
     earlier.optimize()

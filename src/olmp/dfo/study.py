@@ -107,20 +107,28 @@ class Study:
         self._stopped_by_callback = False
         self._elapsed_before = 0.0
         self._began = time.monotonic()
-        self.sampler: Sampler = make_sampler(
-            solver_class(solver),
-            problem.space,
-            seed=self.seed,
-            n_constraints=problem.n_constraints,
-            budget=self.max_evaluations,
-            options=self.options,
-        )
         record = self._read_record() if self.path is not None and self.path.exists() else None
         if record is not None and not resume:
             raise OlmpError(
                 f"study file {self.path} already exists; pass resume=True to continue it, "
                 "or another path"
             )
+        #: The run length the solver plans for (SRacos's sizes, NCS's schedule): the first
+        #: ``max_evaluations``, kept when a resume changes it, or the replay would differ.
+        self.planned_evaluations = self.max_evaluations
+        if record is not None:
+            planned = record.get("planned_evaluations", record.get("budgets", {}))
+            if isinstance(planned, dict):  # files from before: the budget they planned for
+                planned = planned.get("max_evaluations")
+            self.planned_evaluations = planned if isinstance(planned, int) else None
+        self.sampler: Sampler = make_sampler(
+            solver_class(solver),
+            problem.space,
+            seed=self.seed,
+            n_constraints=problem.n_constraints,
+            budget=self.planned_evaluations,
+            options=self.options,
+        )
         if record is not None:
             self._replay(record)
         else:
@@ -356,6 +364,7 @@ class Study:
             "format": FORMAT,
             "version": VERSION,
             **self.identity(),
+            "planned_evaluations": self.planned_evaluations,
             "budgets": {
                 "max_evaluations": self.max_evaluations,
                 "max_seconds": self.max_seconds,
