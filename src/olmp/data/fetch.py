@@ -53,6 +53,7 @@ def download_file(
     ``md5`` is the published checksum; ``None`` only for files whose publisher gives
     none (the caller then checks the content's structure itself).
     """
+    made = [f for f in (target.parent, *target.parent.parents) if not f.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in urls:
@@ -66,5 +67,7 @@ def download_file(
             return target
         except (urllib.error.URLError, OSError, OlmpError) as exc:
             errors.append(f"{url}: {exc}")
-    tried = "\n  ".join(errors)
-    raise OlmpError(f"could not download {target.name}:\n  {tried}")
+    for folder in made:  # the folders made for it, innermost first, if still empty
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    raise OlmpError(f"could not download {target.name}: {'; '.join(errors)}")

@@ -106,15 +106,15 @@ def load_idx_dataset(name: str, data_dir: Path | None, allow_download: bool) -> 
     files = find_files(name, data_dir)
     if files is None:
         roots = search_roots(name, data_dir)
-        where = "\n  ".join(str(root / name) for root in roots)
+        where = ", ".join(str(root / name) for root in roots)
         needed = ", ".join(FILE_NAMES[key] + "[.gz]" for key in FILE_KEYS)
-        hint = f"{name} files not found. Put {needed} in one of:\n  {where}"
+        hint = f"{name} files not found. Put {needed} in one of: {where}"
         if not allow_download:
             raise OlmpError(hint)
         try:
             files = download(name, roots[0] / name)
         except OlmpError as exc:
-            raise OlmpError(f"{hint}\nDownloading them failed (no network?): {exc}") from None
+            raise OlmpError(f"{hint}; downloading them failed (no network?): {exc}") from None
     arrays = {key: read_idx(path) for key, path in files.items()}
     for part in ("train", "test"):
         images, labels = arrays[f"{part}-images"], arrays[f"{part}-labels"]

@@ -370,7 +370,7 @@ def _download(source: SourceFile, folder: Path) -> Path:
                     "(the upstream file changed?)"
                 )
         return target
-    raise OlmpError(f"could not download {source.name}:\n  " + "\n  ".join(errors))
+    raise OlmpError(f"could not download {source.name}: {'; '.join(errors)}")
 
 
 def find_files(spec: TabularSpec, data_dir: Path | None, download: bool) -> list[Path]:
