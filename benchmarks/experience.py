@@ -22,6 +22,8 @@ auc: how well the directional model ranks the held-out dataset's own improvement
     (``--histories`` per dataset): one network per dataset weighted by how well each predicted
     the search so far (the product, olmp.dfo.directional.Reliability), the same networks
     weighted equally, and one network trained on all of them pooled. ROC AUC per dataset.
+merge: one record from lodo (or arch) records that held out different datasets
+    (``--held-out D... --record PART.json``, run side by side with their own TMPDIR).
 table: print the Markdown tables of BENCHMARKS.md from the records.
 
 Everything goes through the public API (olmp.dfo.Study, olmp.tune.tune, olmp.experience);
@@ -171,8 +173,28 @@ def run_build(args: argparse.Namespace) -> None:
 def run_lodo(args: argparse.Namespace) -> None:
     datasets = args.datasets or list(ENSEMBLE_DATASETS)
     settings = {"data_dir": args.data_dir}
-    name = f"experience_lodo{_histories_suffix(args.histories)}.json"
-    _lodo("ensemble", datasets, args.budget, SEEDS, settings, name, args.histories)
+    name = args.record or f"experience_lodo{_histories_suffix(args.histories)}.json"
+    _lodo("ensemble", datasets, args.budget, SEEDS, settings, name, args.histories,
+          args.held_out)  # fmt: skip
+
+
+def run_merge(args: argparse.Namespace) -> None:
+    """One record from the records of ``lodo``/``arch`` runs that held out different
+    datasets (run side by side, each with its own TMPDIR and ``--record``), summary
+    recomputed; the parts must share task, budget, seeds, k and experience."""
+    from scipy.stats import binomtest
+
+    parts = [json.loads((RESULTS / name).read_text()) for name in args.parts]
+    shared = ("task", "budget", "k", "seeds", "settings", "history_studies_per_dataset")
+    for name, part in zip(args.parts[1:], parts[1:], strict=True):
+        if differ := [key for key in shared if part.get(key) != parts[0].get(key)]:
+            sys.exit(f"{name} differs from {args.parts[0]} in {differ}")
+    record = {**parts[0], "datasets": {}, "parts": list(args.parts)}
+    for part in parts:
+        record["datasets"].update(part["datasets"])
+    record["summary"] = _sign_tests(record["datasets"], binomtest)
+    write_json_atomic(RESULTS / args.out, record)
+    print(record["summary"])
 
 
 def _histories_suffix(per_dataset: int) -> str:
@@ -187,7 +209,8 @@ def run_arch(args: argparse.Namespace) -> None:
         "train_size": 500,
         "trial_time_limit": 60,
     }
-    _lodo("cnn", args.datasets, args.budget, args.seeds, settings, "experience_arch.json", 3)
+    _lodo("cnn", args.datasets, args.budget, args.seeds, settings,
+          args.record or "experience_arch.json", 3, args.held_out)  # fmt: skip
 
 
 def _histories(task: str, datasets: list[str], per_dataset: int, budget: int,
@@ -210,8 +233,9 @@ def _histories(task: str, datasets: list[str], per_dataset: int, budget: int,
 
 
 def _lodo(task: str, datasets: list[str], budget: int, seeds: int, settings: dict,
-          name: str, per_dataset: int) -> None:  # fmt: skip
-    """Leave one dataset out on ``olmp tune --task task`` (see the module docstring)."""
+          name: str, per_dataset: int, held_out: list[str] | None = None) -> None:  # fmt: skip
+    """Leave one dataset out on ``olmp tune --task task`` (see the module docstring), for
+    each of ``held_out`` (default: every dataset) with experience from all the others."""
     from scipy.stats import binomtest
 
     folder = WORK / f"lodo-{task}"
@@ -226,7 +250,7 @@ def _lodo(task: str, datasets: list[str], budget: int, seeds: int, settings: dic
         "expsracos": ("expsracos", {"k": K}),
         "expsracos-random-of-k": ("expsracos", {"k": K, "select": "random"}),
     }
-    for held in datasets:
+    for held in held_out or datasets:
         others = [path for d in datasets if d != held for path in histories[d]]
         model_file = folder / f"without-{held}-h{per_dataset}.exp"
         model = build_experience(others, model_file, force=True)
@@ -415,11 +439,18 @@ def main() -> None:
         help="folder of the tabular sets' files (default: ../shared/data/fairness)",
     )
     lodo.add_argument("--histories", type=int, default=3, help="experience searches per dataset")
-    lodo.set_defaults(run=run_lodo)
     arch = commands.add_parser("arch")
     arch.add_argument("--datasets", nargs="+", default=["digits", "mnist-5k", "fashion-mnist"])
     arch.add_argument("--budget", type=int, default=20)
     arch.add_argument("--seeds", type=int, default=3)
+    for command in (lodo, arch):  # to split a run over processes: see ``merge``
+        command.add_argument("--held-out", nargs="+", help="hold out only these datasets")
+        command.add_argument("--record", help="record file name in benchmarks/results")
+    lodo.set_defaults(run=run_lodo)
+    merge = commands.add_parser("merge")
+    merge.add_argument("parts", nargs="+", help="record file names in benchmarks/results")
+    merge.add_argument("--out", required=True, help="the merged record's file name")
+    merge.set_defaults(run=run_merge)
     arch.set_defaults(run=run_arch)
     auc = commands.add_parser("auc")
     auc.add_argument("--histories", type=int, default=3, help="experience searches per dataset")
