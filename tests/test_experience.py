@@ -279,6 +279,15 @@ def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys):
     assert "learned on dataset 'wine'" in _err_line(capsys) and not (tmp_path / "w").exists()
     assert main([*held, "--force", "--json"]) == 0
     capsys.readouterr()
+    # a resume (longer budget) continues with the file it began with, and no other
+    longer = [*held[:-3], "4", "--out", str(tmp_path / "w")]
+    assert main([*longer, "--resume", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trials"] == 4
+    began = model_file.read_bytes()
+    build_experience([ensemble_runs / "iris"], model_file, force=True)  # another file, same path
+    assert main([*longer[:-3], "6", "--out", str(tmp_path / "w"), "--resume"]) == 2
+    assert "has changed since the search" in _err_line(capsys)
+    model_file.write_bytes(began)
     # an existing file is not overwritten
     again = ["experience", "build", "--from", str(ensemble_runs / "wine"), "--out",
              str(model_file)]  # fmt: skip

@@ -31,6 +31,8 @@ samples around the best trial so far.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
@@ -184,6 +186,16 @@ def tune(
     if not resume:
         check_experience(solver_options, engine_space, dataset, force)
     out = Path(out)
+    experience = (solver_options or {}).get("experience")
+    if isinstance(experience, str | os.PathLike) and not Path(experience).is_file():
+        raise OlmpError(f"experience file {experience} does not exist")
+    experience_sha256 = (
+        hashlib.sha256(Path(experience).read_bytes()).hexdigest()
+        if isinstance(experience, str | os.PathLike)
+        else None
+    )
+    if resume:  # the checks above ran when the search began, on the file it began with
+        _check_same_experience(out / "tune.json", experience_sha256, experience)
     config = {
         "format": FORMAT,
         "task": task,
@@ -197,6 +209,8 @@ def tune(
         "solver_options": dict(solver_options or {}),
         "space": tune_space.to_json() if task == "cnn" else engine_space.to_json(),
     }
+    if experience_sha256 is not None:
+        config["experience_sha256"] = experience_sha256
     prepare_output_folder(
         out, "tune.json", config, IDENTITY, OUR_FILES, what="search", resume=resume, force=force
     )
@@ -278,6 +292,20 @@ def check_experience(
             f"the experience {experience} was learned on dataset {dataset!r} (among "
             f"{', '.join(model.datasets)}): tuning it there tests on the training data; "
             "pass --force (force=True) to do it anyway"
+        )
+
+
+def _check_same_experience(record: Path, sha256: str | None, experience: Any) -> None:
+    """Refuse to resume a search whose experience file has changed since it began (a file
+    rebuilt at the same path, perhaps from the held-out dataset itself)."""
+    try:
+        recorded = json.loads(record.read_text()).get("experience_sha256")
+    except (OSError, ValueError, AttributeError):
+        return  # a missing or damaged record is named by prepare_output_folder
+    if recorded is not None and recorded != sha256:
+        raise OlmpError(
+            f"the experience file {experience} has changed since the search in "
+            f"{record.parent} began; resume with the file it began with, or start anew"
         )
 
 
