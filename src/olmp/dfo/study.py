@@ -117,9 +117,10 @@ class Study:
         #: ``max_evaluations``, kept when a resume changes it, or the replay would differ.
         self.planned_evaluations = self.max_evaluations
         if record is not None:
-            planned = record.get("planned_evaluations", record.get("budgets", {}))
-            if isinstance(planned, dict):  # files from before: the budget they planned for
-                planned = planned.get("max_evaluations")
+            budgets = record.get("budgets")
+            # Files from before planned_evaluations planned for their max_evaluations.
+            first = budgets.get("max_evaluations") if isinstance(budgets, dict) else None
+            planned = record.get("planned_evaluations", first)
             self.planned_evaluations = planned if isinstance(planned, int) else None
         self.sampler: Sampler = make_sampler(
             solver_class(solver),

@@ -122,9 +122,7 @@ class ExpSRacos(SRacos):
 
     def _fresh(self, rows: np.ndarray) -> np.ndarray:
         """Indices of the candidate ``rows`` (unit box) whose settings no trial of this
-        search has had, or all of them when none is new. SRacos resamples a few coordinates
-        of a good point, and an integer or categorical one often lands in the cell it left:
-        on the ensemble task a fifth to a third of its trials repeat earlier settings."""
+        search has had (see the module docstring), or all of them when none is new."""
         if self.model is None:
             return np.arange(len(rows))
         keys = [_key(row) for row in canonical(self.model.space, rows)]
