@@ -130,7 +130,13 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--train-size", type=count, help="train each trial on this many images")
     p.add_argument("--time-limit", type=number, help="wall-time budget of the search (s)")
     p.add_argument("--trial-time-limit", type=number, help="cnn: a trial past this (s) fails")
-    p.add_argument("--n-jobs", type=count, default=1, help="trials run in parallel")
+    p.add_argument(
+        "--n-jobs",
+        type=count,
+        default=1,
+        help="trials run in parallel, at most one population of the solver at once (sracos "
+        "and expsracos ask one trial at a time unless --solver-option popsize=N)",
+    )
     p.add_argument("--seed", type=seed, default=0, help="solver and training seed")
     p.add_argument("--split-seed", type=seed, default=0, help="seed of the tune/val carve")
     p.add_argument("--data-dir", help="folder searched first for dataset files")
