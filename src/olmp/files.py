@@ -114,8 +114,8 @@ def prepare_output_folder(
 
     With ``resume`` the folder must hold a record whose ``identity`` settings equal
     ``config``'s (else nothing changes and the error names the first that differs). Without
-    it the folder must be new or empty, or ``force`` removes ``our_files`` (only those) from
-    it and the command starts again.
+    it the folder must be new or empty, or ``force`` removes ``our_files`` (only those; names
+    or glob patterns) from it and the command starts again.
     """
     record = out / record_name
     if resume:
@@ -141,12 +141,12 @@ def prepare_output_folder(
                 f"{out} already holds files; pass --resume to continue the {what} there, "
                 "--force to start it again, or another folder"
             )
-        for name in our_files:
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+        for pattern in our_files:
+            for path in out.glob(pattern):
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(record, config)
 

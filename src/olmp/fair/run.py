@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -46,7 +45,8 @@ from olmp.plots import pyplot, save_figure
 
 FORMAT = "olmp-fair"
 IDENTITY = ("dataset", "protected", "constraints", "seed", "model", "settings")
-OUR_FILES = ("fair.json", "results.json", "front.csv", "front.png")
+#: What ``force`` removes: the epsilons' folders too, or a resume would take their results.
+OUR_FILES = ("fair.json", "results.json", "front.csv", "front.png", "eps-*")
 
 
 def _eps_folder(out: Path, epsilon: float) -> Path:
@@ -110,10 +110,6 @@ def fair_train(
         "settings": asdict(settings),
         "sizes": splits.sizes(),
     }
-    if force:  # the epsilons' folders of the run it replaces, or a resume would take them
-        for folder in out.glob("eps-*") if out.is_dir() else ():
-            if (folder / "result.json").is_file() or (folder / "model.safetensors").is_file():
-                shutil.rmtree(folder)
     prepare_output_folder(
         out, "fair.json", config, IDENTITY, OUR_FILES, what="run", resume=resume, force=force
     )
