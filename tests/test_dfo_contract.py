@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from olmp.dfo import SOLVERS, Categorical, Integer, Problem, Real, Space, Study
+from olmp.dfo import sampler as sampler_module
 from olmp.errors import OlmpError
 
 #: Solvers held to the contract with options: name -> (registered solver, options). The
@@ -248,6 +249,55 @@ def test_warm_start_from_another_study(name):
         return
     assert warm.best.value < cold.best.value
     assert warm.best.value <= earlier.best.value + 1.0  # it starts where the other ended
+
+
+#: Few settings: a box solver's rounded rows often decode to settings already tried.
+DISCRETE = Space([Integer("n", 1, 4), Categorical("kind", ["x", "y", "z"]), Integer("m", 0, 1)])
+
+
+def discrete(params):
+    return abs(params["n"] - 3) + (params["kind"] != "y") + params["m"]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if _cls(n).sampler == "box"])
+def test_a_box_solver_spends_no_trial_on_settings_it_has_a_result_for(
+    name, tmp_path, monkeypatch
+):
+    _need(name)
+    options = {**VARIANTS[name][1], "experience": None} if name in VARIANTS else {}
+    base = VARIANTS[name][0] if name in VARIANTS else name
+
+    def study(path, objective=discrete, **kwargs):
+        return Study(Problem(DISCRETE, objective), base, seed=1, options=options,
+                     max_evaluations=30, path=tmp_path / path, **kwargs)  # fmt: skip
+
+    def distinct(study):
+        return len({tuple(sorted(t.params.items())) for t in study.trials})
+
+    # More trials than settings (24): once the solver proposes nothing new, repeats go
+    # out as trials, so the study still ends; a killed study resumes to the same end.
+    whole = study("a.json")
+    whole.optimize()
+    assert whole.n_evaluations == 30
+    calls = []
+
+    def dies_at_the_21st(params):
+        calls.append(1)
+        if len(calls) == 21:
+            raise _Killed
+        return discrete(params)
+
+    with pytest.raises(_Killed):
+        study("b.json", dies_at_the_21st).optimize()
+    resumed = study("b.json", resume=True)
+    resumed.optimize()
+    assert _params(resumed) == _params(whole)
+    monkeypatch.setattr(sampler_module, "MAX_REPEATS", 0)  # every row evaluated, as before
+    every_row = study("c.json")
+    every_row.optimize()
+    assert distinct(whole) >= distinct(every_row)
+    if base in ("sracos", "cmaes"):  # they repeat settings on this space
+        assert distinct(whole) > distinct(every_row)
 
 
 def test_every_registered_solver_declares_what_it_supports():

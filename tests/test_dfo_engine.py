@@ -271,6 +271,45 @@ def test_a_user_registers_a_solver_and_the_engine_runs_it():
         SOLVERS.pop("coordinate")
 
 
+def test_settings_with_a_result_are_told_again_not_evaluated_again(monkeypatch):
+    from olmp.dfo import sampler
+
+    told = []  # every (row, value) the solver is told
+
+    class Scripted(Solver):
+        """Asks these populations, then the last row for ever (a converged search)."""
+
+        summary = "scripted (test)"
+        supports = "real"
+        variable_batch = True  # populations of any size up to popsize
+        script = [[[0.1], [0.2], [0.1]], [[0.2], [0.3]]]
+
+        def _ask(self):
+            return np.array(self.script.pop(0) if self.script else [[0.3]])
+
+        def _tell(self, rows, fitness):
+            told.extend(zip(rows[:, 0].tolist(), fitness.tolist(), strict=True))
+
+    register_solver("scripted", Scripted)
+    monkeypatch.setattr(sampler, "MAX_REPEATS", 5)
+    try:
+        space = Space([Real("x", 0.0, 1.0)])
+        study = Study(Problem(space, lambda p: 10 * p["x"]), "scripted", max_evaluations=5)
+        first, second = study.ask(), study.ask()
+        assert study.ask() is None  # the third row repeats the first, which is out: it waits
+        study.tell(second.id, 2.0)
+        assert study.ask() is None and not told
+        study.tell(first.id, 1.0)
+        assert told == [(0.1, 1.0), (0.2, 2.0), (0.1, 1.0)]  # the repeat told the first's result
+        # Next population: 0.2 is known (told again), 0.3 is new. Then the solver asks
+        # 0.3 only: five rows answered from memory, then it goes out as a trial again.
+        study.optimize()
+        assert [t.params["x"] for t in study.trials] == [0.1, 0.2, 0.3, 0.3, 0.3]
+        assert told[3] == (0.2, 2.0) and told[4:10] == [(0.3, 3.0)] * 6
+    finally:
+        SOLVERS.pop("scripted")
+
+
 def test_olmp_solvers_lists_cobyqa_with_what_each_supports_natively():
     from olmp.solvers import describe_solvers
 

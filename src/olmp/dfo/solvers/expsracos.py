@@ -4,10 +4,11 @@ After SRacos's initial samples, every new candidate is chosen like this: draw ``
 candidates from SRacos's learned region (each exactly as :class:`~olmp.dfo.solvers.sracos.SRacos`
 would draw its one), score them with a :class:`~olmp.dfo.directional.DirectionalModel`
 against the best point so far, and evaluate only the best-scored one among those whose
-settings (decoded through the model's space) no earlier trial had: SRacos alone repeats
-settings when the coordinates it resamples are integer or categorical ones that land in
-the cell they left (on the ensemble task 5 to 9 of 30 trials). The others are
-forgotten: SRacos learns from evaluated points only. The model's networks (one per source
+settings (decoded through the model's space) no earlier trial had. SRacos proposes settings
+again when the coordinates it resamples are integer or categorical ones that land in the
+cell they left; a study spends no trial on those (its sampler tells the solver the earlier
+result, :mod:`olmp.dfo.sampler`), but a candidate the model picked would be lost to one.
+The others are forgotten: SRacos learns from evaluated points only. The model's networks (one per source
 dataset) are weighted by how well each has predicted this search's own trials so far
 (:class:`~olmp.dfo.directional.Reliability`).
 
