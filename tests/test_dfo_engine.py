@@ -306,6 +306,17 @@ def test_settings_with_a_result_are_told_again_not_evaluated_again(monkeypatch):
         study.optimize()
         assert [t.params["x"] for t in study.trials] == [0.1, 0.2, 0.3, 0.3, 0.3]
         assert told[3] == (0.2, 2.0) and told[4:10] == [(0.3, 3.0)] * 6
+
+        # A log scale decodes an enqueued 0.05 as 0.05000000000000003: the same setting.
+        log_space = Space([Real("lr", 1e-4, 1.0, log=True)])
+        again = float(log_space.to_unit({"lr": 0.05})[0])
+        assert log_space.from_unit([again])["lr"] != 0.05
+        Scripted.script = [[[0.9], [again]]]
+        study = Study(Problem(log_space, lambda p: p["lr"]), "scripted", max_evaluations=3,
+                      enqueue=[{"lr": 0.05}])  # fmt: skip
+        study.optimize()
+        lrs = [t.params["lr"] for t in study.trials]
+        assert lrs[0] == 0.05 and len({round(lr, 9) for lr in lrs}) == 3  # no 0.05 again
     finally:
         SOLVERS.pop("scripted")
 

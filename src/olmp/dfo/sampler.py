@@ -253,8 +253,13 @@ class BoxSampler(Sampler):
 
 
 def _settings_key(params: dict[str, Any]) -> str:
-    """Settings as a key: equal exactly when the parameters are."""
-    return json.dumps(params, sort_keys=True, default=repr)
+    """Settings as a key: equal when the parameters are, real values to 12 significant
+    digits (a mesh or a log scale decodes 0.05 as 0.05000000000000172)."""
+    rounded = {
+        name: float(f"{value:.12g}") if isinstance(value, float) else value
+        for name, value in params.items()
+    }
+    return json.dumps(rounded, sort_keys=True, default=repr)
 
 
 class RandomSampler(Sampler):
