@@ -154,7 +154,8 @@ class BoxSampler(Sampler):
         super().__init__(solver, space, **kwargs)
         self.solver: Solver | None = None  # built at the first ask, after any warm start
         self._rows = np.empty((0, space.dim))
-        self._keys: list[str] = []  # the settings of each row of the population
+        self._params: list[dict[str, Any]] = []  # the settings of each row of the population
+        self._keys: list[str] = []  # and their keys (_settings_key)
         self._results: list[Told | None] = []
         self._handed = 0
         self._row_of: dict[int, int] = {}
@@ -193,19 +194,19 @@ class BoxSampler(Sampler):
                 continue
             row = self._handed
             self._handed += 1
-            params = self.box.decode(self._rows[row])
             if self._repeats < MAX_REPEATS and self._answer_repeat(row):
                 self._repeats += 1
                 continue
             self._repeats = 0
             self._row_of[trial_id] = row
-            return params
+            return dict(self._params[row])
 
     def _draw(self) -> None:
         """Ask the solver for its next population."""
         assert self.solver is not None
         self._rows = self.solver.ask()
-        self._keys = [_settings_key(self.box.decode(row)) for row in self._rows]
+        self._params = [self.box.decode(row) for row in self._rows]
+        self._keys = [_settings_key(params) for params in self._params]
         self._results = [None] * len(self._rows)
         self._handed = 0
         self._twin_of = {}
