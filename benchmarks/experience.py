@@ -182,8 +182,6 @@ def run_merge(args: argparse.Namespace) -> None:
     """One record from the records of ``lodo``/``arch`` runs that held out different
     datasets (run side by side, each with its own TMPDIR and ``--record``), summary
     recomputed; the parts must share task, budget, seeds, k and experience."""
-    from scipy.stats import binomtest
-
     parts = [json.loads((RESULTS / name).read_text()) for name in args.parts]
     shared = ("task", "budget", "k", "seeds", "settings", "history_studies_per_dataset")
     for name, part in zip(args.parts[1:], parts[1:], strict=True):
@@ -192,7 +190,7 @@ def run_merge(args: argparse.Namespace) -> None:
     record = {**parts[0], "datasets": {}, "parts": list(args.parts)}
     for part in parts:
         record["datasets"].update(part["datasets"])
-    record["summary"] = _sign_tests(record["datasets"], binomtest)
+    record["summary"] = _sign_tests(record["datasets"])
     write_json_atomic(RESULTS / args.out, record)
     print(record["summary"])
 
@@ -236,8 +234,6 @@ def _lodo(task: str, datasets: list[str], budget: int, seeds: int, settings: dic
           name: str, per_dataset: int, held_out: list[str] | None = None) -> None:  # fmt: skip
     """Leave one dataset out on ``olmp tune --task task`` (see the module docstring), for
     each of ``held_out`` (default: every dataset) with experience from all the others."""
-    from scipy.stats import binomtest
-
     folder = WORK / f"lodo-{task}"
     record: dict = {"machine": machine(), "task": task, "budget": budget, "k": K,
                     "seeds": seeds, "settings": settings,
@@ -281,27 +277,39 @@ def _lodo(task: str, datasets: list[str], budget: int, seeds: int, settings: dic
             "runs": runs,
         }
         print(held, {m: round(v, 4) for m, v in medians.items()}, flush=True)
-        record["summary"] = _sign_tests(record["datasets"], binomtest)
+        record["summary"] = _sign_tests(record["datasets"])
         write_json_atomic(RESULTS / name, record)
 
 
-def _sign_tests(datasets: dict, binomtest) -> dict:
-    """ExpSRacos (and the ablation) against sracos, dataset by dataset on the median val
-    error: wins, losses, ties, and a one-sided sign test over the datasets not tied."""
+#: What each comparison holds against what: (method, baseline); a summary's key is the
+#: method against sracos, else "method vs baseline".
+COMPARISONS = (("expsracos", "sracos"), ("expsracos-random-of-k", "sracos"),
+               ("expsracos", "expsracos-random-of-k"))  # fmt: skip
+
+
+def _count(pairs: list[tuple[float, float]]) -> dict:
+    """Wins (first lower), losses, ties of ``pairs`` and a one-sided sign test over those
+    not tied."""
+    from scipy.stats import binomtest
+
+    wins = sum(a < b for a, b in pairs)
+    losses = sum(a > b for a, b in pairs)
+    p = binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue if wins + losses else 1.0
+    return {"wins": wins, "losses": losses, "ties": len(pairs) - wins - losses, "sign_test_p": p}
+
+
+def _key(method: str, baseline: str) -> str:
+    return method if baseline == "sracos" else f"{method} vs {baseline}"
+
+
+def _sign_tests(datasets: dict) -> dict:
+    """Each comparison of :data:`COMPARISONS` dataset by dataset on the median val error."""
     out = {}
-    for method in ("expsracos", "expsracos-random-of-k"):
-        wins = sum(d["median_val_error"][method] < d["median_val_error"]["sracos"]
-                   for d in datasets.values())  # fmt: skip
-        losses = sum(d["median_val_error"][method] > d["median_val_error"]["sracos"]
-                     for d in datasets.values())  # fmt: skip
-        ties = len(datasets) - wins - losses
-        p = (
-            binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue
-            if wins + losses
-            else 1.0
-        )
-        out[method] = {"wins": wins, "losses": losses, "ties": ties, "datasets": len(datasets),
-                       "win_share": wins / len(datasets), "sign_test_p": p}  # fmt: skip
+    for method, baseline in COMPARISONS:
+        counts = _count([(d["median_val_error"][method], d["median_val_error"][baseline])
+                         for d in datasets.values()])  # fmt: skip
+        out[_key(method, baseline)] = {**counts, "datasets": len(datasets),
+                                       "win_share": counts["wins"] / len(datasets)}  # fmt: skip
     return out
 
 
@@ -391,34 +399,26 @@ def run_table(args: argparse.Namespace) -> None:
                      f"{v['expsracos-random-of-k']:.4f}", f"{t['expsracos']:.4f}",
                      f"{t['sracos']:.4f}"]  # fmt: skip
             print(f"| {dataset} | " + " | ".join(cells) + " |")
-        for method, paired in _paired(record["datasets"]).items():
-            print(f"- {method} vs sracos, run by run (same dataset and seed): {paired['wins']} "
-                  f"wins, {paired['losses']} losses, {paired['ties']} ties; sign test "
-                  f"p = {paired['sign_test_p']:.3g}")  # fmt: skip
-        for method, s in record["summary"].items():
-            print(f"- {method} vs sracos: {s['wins']} wins, {s['losses']} losses, {s['ties']} "
-                  f"ties of {s['datasets']}; sign test p = {s['sign_test_p']:.3g}")  # fmt: skip
+        by_dataset, by_run = _sign_tests(record["datasets"]), _paired(record["datasets"])
+        for key, d in by_dataset.items():
+            r = by_run[key]
+            name = key if " vs " in key else f"{key} vs sracos"
+            print(f"- {name}: by dataset {d['wins']} / {d['losses']} / {d['ties']} (wins / "
+                  f"losses / ties, sign test p = {d['sign_test_p']:.3g}); run by run "
+                  f"{r['wins']} / {r['losses']} / {r['ties']} "
+                  f"(p = {r['sign_test_p']:.3g})")  # fmt: skip
 
 
 def _paired(datasets: dict) -> dict:
-    """ExpSRacos (and the ablation) against sracos run by run (same dataset, same seed):
-    wins, losses, ties of the best val error and a one-sided sign test."""
-    from scipy.stats import binomtest
-
-    out = {}
-    for method in ("expsracos", "expsracos-random-of-k"):
-        pairs = [(a["val_error"], b["val_error"]) for d in datasets.values()
-                 for a, b in zip(d["runs"][method], d["runs"]["sracos"], strict=True)]  # fmt: skip
-        wins = sum(a < b for a, b in pairs)
-        losses = sum(a > b for a, b in pairs)
-        p = (
-            binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue
-            if wins + losses
-            else 1.0
+    """Each comparison of :data:`COMPARISONS` run by run (same dataset, same seed) on the
+    best val error."""
+    return {
+        _key(method, baseline): _count(
+            [(a["val_error"], b["val_error"]) for d in datasets.values()
+             for a, b in zip(d["runs"][method], d["runs"][baseline], strict=True)]
         )
-        out[method] = {"wins": wins, "losses": losses, "ties": len(pairs) - wins - losses,
-                       "sign_test_p": p}  # fmt: skip
-    return out
+        for method, baseline in COMPARISONS
+    }  # fmt: skip
 
 
 def main() -> None:
