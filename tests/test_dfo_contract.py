@@ -260,9 +260,7 @@ def discrete(params):
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if _cls(n).sampler == "box"])
-def test_a_box_solver_spends_no_trial_on_settings_it_has_a_result_for(
-    name, tmp_path, monkeypatch
-):
+def test_a_box_solver_spends_no_trial_on_settings_it_has_a_result_for(name, tmp_path, monkeypatch):
     _need(name)
     options = {**VARIANTS[name][1], "experience": None} if name in VARIANTS else {}
     base = VARIANTS[name][0] if name in VARIANTS else name

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import time
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -282,7 +283,7 @@ def test_settings_with_a_result_are_told_again_not_evaluated_again(monkeypatch):
         summary = "scripted (test)"
         supports = "real"
         variable_batch = True  # populations of any size up to popsize
-        script = [[[0.1], [0.2], [0.1]], [[0.2], [0.3]]]
+        script: ClassVar[list] = [[[0.1], [0.2], [0.1]], [[0.2], [0.3]]]
 
         def _ask(self):
             return np.array(self.script.pop(0) if self.script else [[0.3]])

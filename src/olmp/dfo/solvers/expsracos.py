@@ -8,9 +8,9 @@ settings (decoded through the model's space) no earlier trial had. SRacos propos
 again when the coordinates it resamples are integer or categorical ones that land in the
 cell they left; a study spends no trial on those (its sampler tells the solver the earlier
 result, :mod:`olmp.dfo.sampler`), but a candidate the model picked would be lost to one.
-The others are forgotten: SRacos learns from evaluated points only. The model's networks (one per source
-dataset) are weighted by how well each has predicted this search's own trials so far
-(:class:`~olmp.dfo.directional.Reliability`).
+The others are forgotten: SRacos learns from evaluated points only. The model's networks
+(one per source dataset) are weighted by how well each has predicted this search's own
+trials so far (:class:`~olmp.dfo.directional.Reliability`).
 
 Options beyond SRacos's:
 
