@@ -201,21 +201,26 @@ class _Killed(BaseException):
     """Stands for the process being killed (not an Exception: the study cannot catch it)."""
 
 
+def _dies_at(n, objective):
+    """``objective``, but the process is killed at its ``n``-th call."""
+    calls = []
+
+    def dying(params):
+        calls.append(1)
+        if len(calls) == n:
+            raise _Killed
+        return objective(params)
+
+    return dying
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_a_killed_study_resumes_to_the_same_end(name, tmp_path):
     whole = _study(name, seed=7, max_evaluations=24)
     whole.optimize()
-    calls = []
-
-    def dies_at_the_15th(params):
-        calls.append(1)
-        if len(calls) == 15:
-            raise _Killed
-        return mixed(params)
-
     path = tmp_path / "study.json"
     with pytest.raises(_Killed):
-        _study(name, dies_at_the_15th, seed=7, max_evaluations=24, path=path).optimize()
+        _study(name, _dies_at(15, mixed), seed=7, max_evaluations=24, path=path).optimize()
     resumed = _study(name, seed=7, max_evaluations=24, path=path, resume=True)
     assert resumed.n_evaluations == 14 and len(resumed.running()) == 1
     resumed.optimize()
@@ -259,15 +264,13 @@ def discrete(params):
     return abs(params["n"] - 3) + (params["kind"] != "y") + params["m"]
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if _cls(n).sampler == "box"])
+@pytest.mark.parametrize("name", [n for n in SOLVERS if SOLVERS[n].sampler == "box"])
 def test_a_box_solver_spends_no_trial_on_settings_it_has_a_result_for(name, tmp_path, monkeypatch):
     _need(name)
-    options = {**VARIANTS[name][1], "experience": None} if name in VARIANTS else {}
-    base = VARIANTS[name][0] if name in VARIANTS else name
 
     def study(path, objective=discrete, **kwargs):
-        return Study(Problem(DISCRETE, objective), base, seed=1, options=options,
-                     max_evaluations=30, path=tmp_path / path, **kwargs)  # fmt: skip
+        return Study(Problem(DISCRETE, objective), name, seed=1, max_evaluations=30,
+                     path=tmp_path / path, **kwargs)  # fmt: skip
 
     def distinct(study):
         return len({tuple(sorted(t.params.items())) for t in study.trials})
@@ -277,16 +280,8 @@ def test_a_box_solver_spends_no_trial_on_settings_it_has_a_result_for(name, tmp_
     whole = study("a.json")
     whole.optimize()
     assert whole.n_evaluations == 30
-    calls = []
-
-    def dies_at_the_21st(params):
-        calls.append(1)
-        if len(calls) == 21:
-            raise _Killed
-        return discrete(params)
-
     with pytest.raises(_Killed):
-        study("b.json", dies_at_the_21st).optimize()
+        study("b.json", _dies_at(21, discrete)).optimize()
     resumed = study("b.json", resume=True)
     resumed.optimize()
     assert _params(resumed) == _params(whole)
@@ -294,7 +289,7 @@ def test_a_box_solver_spends_no_trial_on_settings_it_has_a_result_for(name, tmp_
     every_row = study("c.json")
     every_row.optimize()
     assert distinct(whole) >= distinct(every_row)
-    if base in ("sracos", "cmaes"):  # they repeat settings on this space
+    if name in ("sracos", "cmaes"):  # they repeat settings on this space
         assert distinct(whole) > distinct(every_row)
 
 
