@@ -27,7 +27,6 @@ does a repeat go out as a trial, so that a study still ends within its budget.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ import numpy as np
 
 from olmp.dfo.solvers.base import Solver
 from olmp.dfo.solvers.checks import Option, check_options, integer, real
-from olmp.dfo.space import Real, Space
+from olmp.dfo.space import Real, Space, settings_key
 
 #: Common solver arguments a study passes through its ``options`` (``sigma0``: the initial
 #: step as a fraction of the unit box; ``popsize``: candidates per population).
@@ -155,7 +154,7 @@ class BoxSampler(Sampler):
         self.solver: Solver | None = None  # built at the first ask, after any warm start
         self._rows = np.empty((0, space.dim))
         self._params: list[dict[str, Any]] = []  # the settings of each row of the population
-        self._keys: list[str] = []  # and their keys (_settings_key)
+        self._keys: list[str] = []  # and their keys (settings_key)
         self._results: list[Told | None] = []
         self._handed = 0
         self._row_of: dict[int, int] = {}
@@ -168,7 +167,7 @@ class BoxSampler(Sampler):
     def warm_start(self, records: Sequence[Told]) -> None:
         super().warm_start(records)
         for record in records:
-            self._known[_settings_key(record.params)] = record
+            self._known[settings_key(record.params)] = record
 
     def _build(self) -> Solver:
         best = best_of([r for r in self.warm if math.isfinite(r.value)])
@@ -206,7 +205,7 @@ class BoxSampler(Sampler):
         assert self.solver is not None
         self._rows = self.solver.ask()
         self._params = [self.box.decode(row) for row in self._rows]
-        self._keys = [_settings_key(params) for params in self._params]
+        self._keys = [settings_key(params) for params in self._params]
         self._results = [None] * len(self._rows)
         self._handed = 0
         self._twin_of = {}
@@ -251,16 +250,6 @@ class BoxSampler(Sampler):
     def close(self) -> None:
         if self.solver is not None:
             self.solver.close()
-
-
-def _settings_key(params: dict[str, Any]) -> str:
-    """Settings as a key: equal when the parameters are, real values to 12 significant
-    digits (a mesh or a log scale decodes 0.05 as 0.05000000000000172)."""
-    rounded = {
-        name: float(f"{value:.12g}") if isinstance(value, float) else value
-        for name, value in params.items()
-    }
-    return json.dumps(rounded, sort_keys=True, default=repr)
 
 
 class RandomSampler(Sampler):

@@ -233,6 +233,16 @@ def _same(a: Any, b: Any) -> bool:
 _CLASSES: dict[str, type[Variable]] = {"real": Real, "integer": Integer, "categorical": Categorical}
 
 
+def settings_key(params: Mapping[str, Any]) -> str:
+    """Settings as a key: equal when the parameters are, real values to 12 significant
+    digits (a mesh or a log scale decodes 0.05 as 0.05000000000000172)."""
+    rounded = {
+        name: float(f"{value:.12g}") if isinstance(value, float) else value
+        for name, value in params.items()
+    }
+    return json.dumps(rounded, sort_keys=True, default=repr)
+
+
 def variable_from_json(spec: Mapping[str, Any]) -> Variable:
     """The variable a :meth:`Variable.to_json` record describes."""
     if not isinstance(spec, Mapping):

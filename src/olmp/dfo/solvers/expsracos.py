@@ -36,10 +36,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from olmp.dfo.directional import DirectionalModel, Reliability, as_model, canonical
+from olmp.dfo.directional import DirectionalModel, Reliability, as_model
 from olmp.dfo.solvers.base import Option
 from olmp.dfo.solvers.checks import integer, one_of
 from olmp.dfo.solvers.sracos import SRacos
+from olmp.dfo.space import settings_key
 from olmp.errors import OlmpError
 
 
@@ -50,11 +51,6 @@ def _experience(name: str, value: Any) -> Any:
         f"{name} must be an experience file (olmp experience build) or a DirectionalModel, "
         f"got {value!r}"
     )
-
-
-def _key(canonical_row: np.ndarray) -> bytes:
-    """A hashable key of a canonical unit-box point (float noise rounded away)."""
-    return (np.round(canonical_row, 9) + 0.0).tobytes()  # + 0.0: no -0.0
 
 
 class ExpSRacos(SRacos):
@@ -90,7 +86,7 @@ class ExpSRacos(SRacos):
         # The best trial told so far, as the model's unit-box point, and its value.
         self._told_best: np.ndarray | None = None
         self._told_best_value = math.inf
-        self._seen: set[bytes] = set()  # the settings of every row asked, canonical
+        self._seen: set[str] = set()  # the settings of every row asked (settings_key)
 
     def _start(self) -> None:
         if self.model is not None and self.model.dim != self.dim:
@@ -126,16 +122,20 @@ class ExpSRacos(SRacos):
         search has had (see the module docstring), or all of them when none is new."""
         if self.model is None:
             return np.arange(len(rows))
-        keys = [_key(row) for row in canonical(self.model.space, rows)]
+        keys = [self._settings(row) for row in rows]
         new = np.array([i for i, key in enumerate(keys) if key not in self._seen], dtype=int)
         return new if len(new) else np.arange(len(rows))
 
     def _ask(self) -> np.ndarray:
         population = super()._ask()
         if self.model is not None:
-            for row in canonical(self.model.space, self._to_unit(population)):
-                self._seen.add(_key(row))
+            self._seen.update(self._settings(row) for row in self._to_unit(population))
         return population
+
+    def _settings(self, unit_row: np.ndarray) -> str:
+        """The key of the settings a unit-box row decodes to in the model's space."""
+        assert self.model is not None
+        return settings_key(self.model.space.from_unit(unit_row))
 
     def _to_unit(self, row: np.ndarray) -> np.ndarray:
         return (row - self.lower) / (self.upper - self.lower)
