@@ -54,7 +54,7 @@ def baseline(dataset: str, epochs: int, train_size: int | None, seed: int) -> di
               "batch_size": 64}  # fmt: skip
     began = time.perf_counter()
     train_network(net, subset(splits.train, train_size, 0), recipe, epochs, seed)
-    return {"model": name, "val_accuracy": accuracy(net, splits.val),
+    return {"model": name, "seed": seed, "val_accuracy": accuracy(net, splits.val),
             "test_accuracy": accuracy(net, splits.test),
             "seconds": round(time.perf_counter() - began, 2)}  # fmt: skip
 
@@ -174,10 +174,15 @@ def retrain(args: argparse.Namespace) -> None:
 def report(args: argparse.Namespace) -> None:
     """Merge the records named (one per process) and print the table and comparisons."""
     merged: dict = {"runs": [], "baseline": [], "sources": []}
+    seeds_with_baseline = set()
     for name in args.records:
         record = json.loads(Path(name).read_text())
         merged["runs"] += record["runs"]
-        merged["baseline"] += record.get("baseline", [])
+        for entry in record.get("baseline", []):  # one per seed (records may share a seed)
+            if entry.get("seed") not in seeds_with_baseline:
+                merged["baseline"].append(entry)
+            if "seed" in entry:
+                seeds_with_baseline.add(entry["seed"])
         merged["sources"].append({"path": name, "machine": record["machine"],
                                   "settings": record["settings"]})  # fmt: skip
     merged["runs"].sort(key=lambda r: r["seed"])  # stable: solvers stay in their order
