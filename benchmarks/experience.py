@@ -11,7 +11,8 @@ lodo: leave one dataset out on ``olmp tune --task ensemble`` (its twelve dataset
     tabular ones read from --data-dir): experience = ``--histories`` (3) SRacos searches
     (budget 30) on every other dataset; on the held-out one, 5 seeds x {sracos, expsracos,
     expsracos with a random one of the k} at budget 30. Median best val error per dataset, the
-    datasets ExpSRacos wins, and a one-sided sign test (scipy.stats.binomtest) against sracos.
+    datasets ExpSRacos wins, and one-sided sign tests (scipy.stats.binomtest) against sracos
+    and against the ablation (:data:`COMPARISONS`).
 arch: the same on the architecture job (``olmp tune``'s CNN task) on digits, mnist-5k and
     fashion-mnist, made small to fit the machine: a narrowed space (:data:`ARCH_SPACE`),
     1 epoch on 500 training images per trial, ``--budget`` 20 and ``--seeds`` 3 unless
