@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors import safe_open
 
 from olmp.cli import main
 from olmp.dfo import Categorical, Integer, Problem, Real, Space, Study
@@ -15,6 +16,7 @@ from olmp.dfo.directional import DirectionalModel, Reliability, pairs, train_dir
 from olmp.dfo.solvers import SOLVERS, make_solver
 from olmp.errors import OlmpError
 from olmp.experience import build_experience
+from olmp.files import HASH_KEY, METADATA_KEY
 from olmp.tune import ensemble, tune
 from olmp.tune.ensemble import load_table
 
@@ -273,8 +275,16 @@ def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys):
     assert summary["trials"] == 8 and summary["test_accuracy"] > 0.8
     assert list(summary["experience_weights"]) == ["iris"]  # wine taught no network
     assert summary["experience_weights"]["iris"] == pytest.approx(1.0)
+    # the records name the experience by its content, not by where its file lies
+    fingerprint = DirectionalModel.load(model_file).fingerprint
+    with safe_open(model_file, "np") as written:
+        recorded = json.loads(written.metadata()[METADATA_KEY])[HASH_KEY]
+    assert fingerprint == f"sha256:{recorded}"
     record = json.loads((out / "study.json").read_text())
-    assert record["solver"] == "expsracos" and record["options"]["experience"] == str(model_file)
+    assert record["solver"] == "expsracos" and record["options"]["experience"] == fingerprint
+    tune_record = json.loads((out / "tune.json").read_text())
+    assert tune_record["solver_options"]["experience"] == fingerprint
+    assert tune_record["experience"] == {"file": str(model_file), "datasets": ["iris", "wine"]}
     # the held-out dataset: refused, unless --force
     held = ["tune", "--task", "ensemble", "--dataset", "wine", "--solver", "expsracos",
             "--experience", str(model_file), "--budget", "2",
@@ -283,19 +293,46 @@ def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys):
     assert "learned on dataset 'wine'" in _err_line(capsys) and not (tmp_path / "w").exists()
     assert main([*held, "--force", "--json"]) == 0
     capsys.readouterr()
-    # a resume (longer budget) continues with the file it began with, and no other
-    longer = [*held[:-3], "4", "--out", str(tmp_path / "w")]
+    # a resume (longer budget) continues with the experience it began with, wherever its
+    # file lies now, and with no other
+    moved = tmp_path / "moved" / "e.exp"
+    moved.parent.mkdir()
+    moved.write_bytes(model_file.read_bytes())
+    longer = ["tune", "--task", "ensemble", "--dataset", "wine", "--solver", "expsracos",
+              "--experience", str(moved), "--budget", "4",
+              "--out", str(tmp_path / "w")]  # fmt: skip
     assert main([*longer, "--resume", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["trials"] == 4
-    began = model_file.read_bytes()
-    build_experience([ensemble_runs / "iris"], model_file, force=True)  # another file, same path
+    build_experience([ensemble_runs / "iris"], moved, force=True)  # another model, same path
     assert main([*longer[:-3], "6", "--out", str(tmp_path / "w"), "--resume"]) == 2
-    assert "has changed since the search" in _err_line(capsys)
-    model_file.write_bytes(began)
+    assert "another solver_options" in _err_line(capsys)
     # an existing file is not overwritten
     again = ["experience", "build", "--from", str(ensemble_runs / "wine"), "--out",
              str(model_file)]  # fmt: skip
     assert main(again) == 2 and "already exists" in _err_line(capsys)
+
+
+def test_a_search_reads_its_experience_file_once_and_takes_a_model_too(
+    ensemble_runs, tmp_path, monkeypatch
+):
+    model_file = tmp_path / "e.exp"
+    model = build_experience([ensemble_runs / "iris"], model_file)
+    reads = []
+    load = DirectionalModel.load
+    monkeypatch.setattr(DirectionalModel, "load", lambda path: reads.append(path) or load(path))
+    options = {"experience": str(model_file), "k": 3}
+    tune("wine", tmp_path / "a", task="ensemble", solver="expsracos", budget=3,
+         solver_options=options)  # fmt: skip
+    assert reads == [model_file]
+    # the Python API takes the model itself; a resume may name its file instead
+    tune("wine", tmp_path / "b", task="ensemble", solver="expsracos", budget=2,
+         solver_options={**options, "experience": model})  # fmt: skip
+    summary = tune("wine", tmp_path / "b", task="ensemble", solver="expsracos", budget=3,
+                   solver_options=options, resume=True)  # fmt: skip
+    assert summary["trials"] == 3
+    record = json.loads((tmp_path / "b" / "tune.json").read_text())
+    assert record["experience"] == {"file": None, "datasets": ["iris"]}
+    assert record["solver_options"] == {"experience": model.fingerprint, "k": 3}
 
 
 def test_bad_input_exits_2_with_one_line(ensemble_runs, tmp_path, capsys):

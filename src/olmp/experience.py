@@ -25,6 +25,7 @@ from typing import Any
 from olmp.dfo.directional import (
     DirectionalModel,
     History,
+    as_model,
     space_difference,
     train_directional_model,
 )
@@ -115,4 +116,32 @@ def build_experience(
     return model
 
 
-__all__ = ["build_experience", "read_study"]
+def experience_for_search(
+    experience: DirectionalModel | StudyPath,
+    space: Space,
+    dataset: str,
+    *,
+    force: bool = False,
+    resume: bool = False,
+) -> DirectionalModel:
+    """The model an ``expsracos`` search on ``dataset`` uses: ``experience`` itself, or the
+    model in that file (read once, here). It must have been learned on ``space`` and,
+    unless ``force``, not on ``dataset`` (that would test on the training data); a
+    ``resume`` continues with the model its search began with (its records hold the
+    model's :attr:`~olmp.dfo.directional.DirectionalModel.fingerprint`), so it is not
+    checked again."""
+    model = as_model(experience)
+    if resume:
+        return model
+    model.check_space(space, "this search")
+    if dataset in model.datasets and not force:
+        named = "" if isinstance(experience, DirectionalModel) else f" {experience}"
+        raise OlmpError(
+            f"the experience{named} was learned on dataset {dataset!r} (among "
+            f"{', '.join(model.datasets)}): tuning it there tests on the training data; "
+            "pass --force (force=True) to do it anyway"
+        )
+    return model
+
+
+__all__ = ["build_experience", "experience_for_search", "read_study"]

@@ -170,18 +170,32 @@ class DirectionalModel:
 
     # -- the file ------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike[str], force: bool = False) -> None:
-        """Write the model to ``path`` atomically; an existing file only with ``force``."""
+    def _file_content(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The tensors and the record :meth:`save` writes."""
         import torch
 
-        from olmp.files import refuse_to_overwrite, save_checkpoint
-
-        refuse_to_overwrite(path, force)
         tensors = {
             name: torch.as_tensor(self.weights[name], dtype=torch.float64) for name in TENSORS
         }
         record = {"format": FORMAT, "version": VERSION, "space": self.space.to_json(), **self.info}
-        save_checkpoint(path, tensors, record)
+        return tensors, record
+
+    @property
+    def fingerprint(self) -> str:
+        """``sha256:`` and the hash of the model's content (its weights, space and record):
+        what names an experience in a search's records, so that a resume compares the
+        experience itself, wherever its file lies now. A file written by this version
+        records the same hash (``content_sha256``)."""
+        from olmp.files import content_hash
+
+        return "sha256:" + content_hash(*self._file_content())
+
+    def save(self, path: str | os.PathLike[str], force: bool = False) -> None:
+        """Write the model to ``path`` atomically; an existing file only with ``force``."""
+        from olmp.files import refuse_to_overwrite, save_checkpoint
+
+        refuse_to_overwrite(path, force)
+        save_checkpoint(path, *self._file_content())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> DirectionalModel:

@@ -31,8 +31,6 @@ samples around the best trial so far.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import time
@@ -43,11 +41,13 @@ from typing import Any
 import torch
 
 from olmp.dfo import Problem, Space, Study
-from olmp.dfo.directional import as_model
+from olmp.dfo.directional import DirectionalModel
 from olmp.dfo.sampler import make_sampler
 from olmp.dfo.solvers import solver_class
+from olmp.dfo.study import recorded_options
 from olmp.environment import describe_environment
 from olmp.errors import OlmpError
+from olmp.experience import experience_for_search
 from olmp.files import (
     load_checkpoint,
     prepare_output_folder,
@@ -181,21 +181,15 @@ def tune(
         # with its loader's message instead of failing every trial.
         load_table(dataset, split_seed, None if data_dir is None else str(data_dir))
         engine_space = ensemble_space()
+    solver_options = dict(solver_options or {})
+    experience = solver_options.get("experience")
+    if experience is not None:  # the file read once, here
+        solver_options["experience"] = experience_for_search(
+            experience, engine_space, dataset, force=force, resume=resume
+        )
     if solver != "mads":  # the options, checked before anything is written
-        make_sampler(cls, engine_space, options=dict(solver_options or {})).close()
-    if not resume:
-        check_experience(solver_options, engine_space, dataset, force)
+        make_sampler(cls, engine_space, options=solver_options).close()
     out = Path(out)
-    experience = (solver_options or {}).get("experience")
-    if isinstance(experience, str | os.PathLike) and not Path(experience).is_file():
-        raise OlmpError(f"experience file {experience} does not exist")
-    experience_sha256 = (
-        hashlib.sha256(Path(experience).read_bytes()).hexdigest()
-        if isinstance(experience, str | os.PathLike)
-        else None
-    )
-    if resume:  # the checks above ran when the search began, on the file it began with
-        _check_same_experience(out / "tune.json", experience_sha256, experience)
     config = {
         "format": FORMAT,
         "task": task,
@@ -206,16 +200,32 @@ def tune(
         "epochs": epochs,
         "train_size": train_size,
         "trial_time_limit": trial_time_limit,
-        "solver_options": dict(solver_options or {}),
+        # An experience by its fingerprint: a resume must use the same model, wherever
+        # its file lies now.
+        "solver_options": recorded_options(solver_options),
         "space": tune_space.to_json() if task == "cnn" else engine_space.to_json(),
     }
-    if experience_sha256 is not None:
-        config["experience_sha256"] = experience_sha256
+    if experience is not None:
+        config["experience"] = {
+            "file": None if isinstance(experience, DirectionalModel) else str(experience),
+            "datasets": solver_options["experience"].datasets,
+        }
     prepare_output_folder(
         out, "tune.json", config, IDENTITY, OUR_FILES, what="search", resume=resume, force=force
     )
     if threads is None and n_jobs > 1:
         threads = 1
+    # The search's own settings; MADS's extended poll and every engine study take
+    # the same.
+    search = {
+        "budget": budget,
+        "seed": seed,
+        "time_limit": time_limit,
+        "n_jobs": n_jobs,
+        "resume": resume,
+        "options": solver_options,
+        "progress": progress,
+    }
     if task == "ensemble":
         return _tune_ensemble(
             EnsembleObjective(
@@ -223,11 +233,7 @@ def tune(
             ),
             out,
             config,
-            budget=budget,
-            time_limit=time_limit,
-            n_jobs=n_jobs,
-            resume=resume,
-            progress=progress,
+            search,
         )
     objective = TuneObjective(
         tune_space,
@@ -242,16 +248,6 @@ def tune(
         threads=threads,
     )
     began = time.monotonic()
-    # The search's own settings; MADS's extended poll and the engine's study take the same.
-    search = {
-        "budget": budget,
-        "seed": seed,
-        "time_limit": time_limit,
-        "n_jobs": n_jobs,
-        "resume": resume,
-        "options": solver_options,
-        "progress": progress,
-    }
     if solver == "mads":
         from olmp.tune.mads import extended_poll_mads
 
@@ -276,64 +272,13 @@ def tune(
     return summary
 
 
-def check_experience(
-    options: Mapping[str, Any] | None, space: Space, dataset: str, force: bool = False
-) -> None:
-    """Raise OlmpError when ``options`` name an experience learned on another space, or on
-    ``dataset`` itself (unless ``force``). Checked when a search starts; a resume continues
-    with the experience its record names."""
-    experience = (options or {}).get("experience")
-    if experience is None:
-        return
-    model = as_model(experience)
-    model.check_space(space, "this search")
-    if dataset in model.datasets and not force:
-        raise OlmpError(
-            f"the experience {experience} was learned on dataset {dataset!r} (among "
-            f"{', '.join(model.datasets)}): tuning it there tests on the training data; "
-            "pass --force (force=True) to do it anyway"
-        )
-
-
-def _check_same_experience(record: Path, sha256: str | None, experience: Any) -> None:
-    """Refuse to resume a search whose experience file has changed since it began (a file
-    rebuilt at the same path, perhaps from the held-out dataset itself)."""
-    try:
-        recorded = json.loads(record.read_text()).get("experience_sha256")
-    except (OSError, ValueError, AttributeError):
-        return  # a missing or damaged record is named by prepare_output_folder
-    if recorded is not None and recorded != sha256:
-        raise OlmpError(
-            f"the experience file {experience} has changed since the search in "
-            f"{record.parent} began; resume with the file it began with, or start anew"
-        )
-
-
 def _tune_ensemble(
-    objective: EnsembleObjective,
-    out: Path,
-    config: dict[str, Any],
-    *,
-    budget: int,
-    time_limit: float | None,
-    n_jobs: int,
-    resume: bool,
-    progress: Progress | None,
+    objective: EnsembleObjective, out: Path, config: dict[str, Any], search: dict[str, Any]
 ) -> dict[str, Any]:
     """The ensemble task's search and summary (val error per trial, test error once)."""
     began = time.monotonic()
     records, about = _engine_study(
-        objective,
-        objective.space,
-        out / "study.json",
-        config["solver"],
-        budget=budget,
-        seed=config["seed"],
-        time_limit=time_limit,
-        n_jobs=n_jobs,
-        resume=resume,
-        options=config["solver_options"],
-        progress=progress,
+        objective, objective.space, out / "study.json", config["solver"], **search
     )
     write_json_atomic(out / "trials.json", records)
     complete = [r for r in records if r["state"] == "complete"]
