@@ -346,6 +346,11 @@ def test_bad_input_exits_2_with_one_line(ensemble_runs, tmp_path, capsys):
     assert main(["experience", "build", "--from", str(tmp_path / "none"), "--out",
                  str(tmp_path / "m.exp")]) == 2  # fmt: skip
     assert "holds no study" in _err_line(capsys)
+    wine = ensemble_runs / "wine"
+    twice = ["experience", "build", "--from", str(wine), str(wine / "study.json"),
+             "--out", str(tmp_path / "m.exp")]  # fmt: skip
+    assert main(twice) == 2
+    assert "study.json is given twice" in _err_line(capsys)
     assert main(["experience", "build", "--from", str(ensemble_runs / "wine"), "--out",
                  str(tmp_path), "--force"]) == 2  # fmt: skip
     assert f"--out {tmp_path} is a folder" in _err_line(capsys)

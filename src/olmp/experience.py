@@ -100,6 +100,12 @@ def build_experience(
         refuse_to_overwrite(out, force)
         check_writable(out, "experience file")
     read = [read_study(source) for source in studies]
+    seen: dict[Path, StudyPath] = {}
+    for source, (_, _, record) in zip(studies, read, strict=True):
+        where = Path(record["study"]).resolve()
+        if where in seen:  # it would count twice, as if two searches had found the same
+            raise OlmpError(f"study {where} is given twice ({seen[where]} and {source})")
+        seen[where] = source
     space = read[0][0]
     for other, _, record in read[1:]:
         differ = space_difference(space, other, (read[0][2]["study"], record["study"]))
