@@ -144,6 +144,12 @@ def test_budgets_target_and_callbacks_stop_the_study():
     assert run(max_evaluations=25).n_evaluations == 25
     by_cost = run(max_cost=5.0, max_evaluations=100)
     assert by_cost.stop_reason == "max_cost" and by_cost.n_evaluations == 5
+    # trials out count against the cost at their fidelity's cost until told theirs
+    by_hand = Study(Problem(SPACE, square), "random", seed=0, max_cost=3.0)
+    out = [by_hand.ask() for _ in range(3)]
+    assert by_hand.ask() is None and by_hand.stop_reason is None
+    by_hand.tell(out[0].id, 1.0, cost=0.0)  # a result it already had: free
+    assert by_hand.ask() is not None and by_hand.ask() is None
     by_target = run(target=0.05, max_evaluations=500)
     assert by_target.stop_reason == "target" and by_target.best.value <= 0.05
     seen = []

@@ -190,6 +190,12 @@ def test_mads_extended_poll_changes_structure_and_resumes(tmp_path):
     assert again["trials"] == 12 and more[:9] == trials
 
 
+def test_mads_in_parallel_keeps_to_the_budget(tmp_path):
+    # A phase's trials out count against its cost limit: two at a time used to run a fifth.
+    summary = tune("digits", tmp_path / "m", solver="mads", budget=4, n_jobs=2, **FAST)
+    assert summary["trials"] == 4 and summary["stop_reason"] == "max_evaluations"
+
+
 def test_extended_poll_neighbours_copy_the_last_layer():
     space = TuneSpace(SMALL)
     full = space.complete(space.start())

@@ -180,11 +180,17 @@ class Study:
 
     def ask(self, fidelity: str | None = None) -> Trial | None:
         """A new trial to evaluate, or ``None`` when the study is stopped, its evaluation
-        budget is all out, or the solver waits for results of the trials out."""
+        or cost budget is all out (the trials out count at their fidelity's cost: what
+        they are expected to cost), or the solver waits for results of the trials out."""
         fidelity = self.problem.check_fidelity(fidelity)
         out = len(self.trials)
         if self.stop_reason or (self.max_evaluations is not None and out >= self.max_evaluations):
             return None
+        if self.max_cost is not None:
+            # Without this, trials run in parallel would each pass the limit in turn.
+            committed = sum(self.problem.cost_of(t.fidelity) for t in self.running())
+            if self.cost + committed >= self.max_cost:
+                return None
         params = self._propose(out)
         if params is None:
             return None
