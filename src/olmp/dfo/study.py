@@ -18,9 +18,10 @@ takes results in any order, for any part of the trials out.
 * **Record**: with ``path``, the study is saved atomically (:func:`olmp.files.write_json_atomic`)
   after every ask and tell: space, solver, seed, options, every trial and the order of asks
   and tells. An existing file is never overwritten: pass ``resume=True`` to continue it.
-  An option given as a model (``expsracos``'s ``experience``) is recorded by its
-  :attr:`~olmp.dfo.directional.DirectionalModel.fingerprint`, so a resume checks the model
-  itself, not the path of a file.
+  An option given as an object is recorded as its solver declares
+  (:class:`~olmp.dfo.solvers.checks.Option`'s ``record``): ``expsracos``'s experience model
+  by its :attr:`~olmp.dfo.directional.DirectionalModel.fingerprint`, so a resume checks the
+  model itself, not the path of a file.
 * **Resume** rebuilds the solver from its seed and replays the recorded asks and tells, so
   its state is exactly what it was; trials that were running are evaluated again first.
   A sequential study killed and resumed therefore ends exactly as one never interrupted.
@@ -43,11 +44,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from olmp.dfo.directional import DirectionalModel
 from olmp.dfo.executors import Executor, make_executor
 from olmp.dfo.problem import Problem, Result, check_constraints
 from olmp.dfo.sampler import Sampler, Told, make_sampler
 from olmp.dfo.solvers import solver_class
+from olmp.dfo.solvers.checks import recorded_options
 from olmp.dfo.space import Space
 from olmp.dfo.trial import Trial
 from olmp.errors import OlmpError
@@ -364,7 +365,7 @@ class Study:
             "space": self.problem.space.to_json(),
             "solver": self.solver,
             "seed": self.seed,
-            "options": recorded_options(self.options),
+            "options": recorded_options(solver_class(self.solver).options, self.options),
             "n_constraints": self.problem.n_constraints,
             "fidelities": self.problem.fidelities,
             "enqueue": self.enqueue,
@@ -449,15 +450,6 @@ class Study:
         self._began = time.monotonic()
 
 
-def recorded_options(options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` as a study's record holds them: a model (``expsracos``'s
-    ``experience``) by its :attr:`~olmp.dfo.directional.DirectionalModel.fingerprint`."""
-    return {
-        name: value.fingerprint if isinstance(value, DirectionalModel) else value
-        for name, value in options.items()
-    }
-
-
 def _load(path: Path) -> dict[str, Any]:
     try:
         record = json.loads(path.read_text())
@@ -486,4 +478,4 @@ def _limit(name: str, value: Any) -> float | None:
     return float(value)
 
 
-__all__ = ["Space", "Study", "recorded_options"]
+__all__ = ["Space", "Study"]

@@ -44,7 +44,7 @@ from olmp.dfo import Problem, Space, Study
 from olmp.dfo.directional import DirectionalModel
 from olmp.dfo.sampler import make_sampler
 from olmp.dfo.solvers import solver_class
-from olmp.dfo.study import recorded_options
+from olmp.dfo.solvers.checks import recorded_options
 from olmp.environment import describe_environment
 from olmp.errors import OlmpError
 from olmp.experience import experience_for_search
@@ -202,7 +202,7 @@ def tune(
         "trial_time_limit": trial_time_limit,
         # An experience by its fingerprint: a resume must use the same model, wherever
         # its file lies now.
-        "solver_options": recorded_options(solver_options),
+        "solver_options": recorded_options(cls.options, solver_options),
         "space": tune_space.to_json() if task == "cnn" else engine_space.to_json(),
     }
     if experience is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +25,23 @@ Check = Callable[[str, Any], Any]
 
 @dataclass(frozen=True)
 class Option:
-    """One option of a solver: its default and the check its value must pass."""
+    """One option of a solver: its default, the check its value must pass, and, for a
+    value that is an object rather than JSON (``expsracos``'s experience model), how a
+    study's record holds it (``record``; ``None``: as it is)."""
 
     default: Any
     check: Check
     help: str = ""
+    record: Callable[[Any], Any] | None = None
+
+
+def recorded_options(declared: Mapping[str, Option], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` as a record holds them: each through its declaration's ``record``."""
+    recorded = {}
+    for name, value in options.items():
+        record = declared[name].record if name in declared else None
+        recorded[name] = value if record is None else record(value)
+    return recorded
 
 
 def check_int(name: str, value: object, minimum: int) -> int:

@@ -53,6 +53,11 @@ def _experience(name: str, value: Any) -> Any:
     )
 
 
+def _fingerprint(value: Any) -> Any:
+    """An experience as a study records it: a model by its content, a file by its path."""
+    return value.fingerprint if isinstance(value, DirectionalModel) else value
+
+
 class ExpSRacos(SRacos):
     """SRacos plus pre-sampling guided by a directional model; see the module docstring.
 
@@ -72,7 +77,9 @@ class ExpSRacos(SRacos):
     )
     options: ClassVar[dict[str, Option]] = {
         **SRacos.options,
-        "experience": Option(None, _experience, "experience file (olmp experience build)"),
+        "experience": Option(
+            None, _experience, "experience file (olmp experience build)", record=_fingerprint
+        ),
         "k": Option(10, integer(1), "candidates sampled per step, one evaluated"),
         "select": Option("model", one_of("model", "random"), "how the one is picked"),
     }
