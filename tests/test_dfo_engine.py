@@ -7,6 +7,7 @@ import json
 import math
 import os
 import time
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -24,6 +25,7 @@ from olmp.dfo import (
     Study,
     register_solver,
 )
+from olmp.dfo.executors import Executor
 from olmp.dfo.solvers import solver_class
 from olmp.errors import OlmpError
 
@@ -242,6 +244,34 @@ def test_a_worker_pool_evaluates_in_parallel(name):
         Study(Problem(SPACE, lambda p: 0.0), "random", max_evaluations=2).optimize(n_jobs=2)
     with pytest.raises(OlmpError, match="n_jobs must be an integer >= 1, got 0"):
         ProcessPool(0)
+
+
+class ThreeSlots(Executor):
+    """Runs each evaluation at once, in this process, but offers three workers."""
+
+    capacity = 3
+
+
+def test_a_solver_that_cannot_fill_the_workers_says_so():
+    def run(name, options=None):
+        study = Study(Problem(SPACE, square), name, seed=0, max_evaluations=6, options=options)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            study.optimize(ThreeSlots())
+        assert study.n_evaluations == 6
+        return [str(w.message) for w in caught]
+
+    assert run("sracos") == [
+        "solver sracos has at most 1 trial(s) out at once (its popsize), so the 3 workers "
+        "run 1 at a time; the solver option popsize=3 would keep them busy"
+    ]
+    assert run("sracos", {"popsize": 3}) == []
+    assert run("random") == []
+    # COBYQA always asks one point at a time: nothing to advise.
+    assert run("cobyqa") == [
+        "solver cobyqa has at most 1 trial(s) out at once (its popsize), so the 3 workers "
+        "run 1 at a time"
+    ]
 
 
 # -- registry ------------------------------------------------------------------------------

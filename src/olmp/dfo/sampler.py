@@ -145,6 +145,11 @@ class Sampler:
         """Release what the sampler holds (threads, child processes)."""
         return None
 
+    def max_in_flight(self) -> int | None:
+        """The most trials this sampler hands out before it needs results back (``None``:
+        no limit). Known after the first :meth:`ask`."""
+        return None
+
 
 class BoxSampler(Sampler):
     """A box solver on the space's unit box; see the module docstring."""
@@ -199,6 +204,10 @@ class BoxSampler(Sampler):
             self._repeats = 0
             self._row_of[trial_id] = row
             return dict(self._params[row])
+
+    def max_in_flight(self) -> int | None:
+        # A box solver waits for its whole population (popsize rows) before drawing more.
+        return None if self.solver is None else self.solver.popsize
 
     def _draw(self) -> None:
         """Ask the solver for its next population."""

@@ -40,6 +40,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -318,12 +319,16 @@ class Study:
         out: dict[Any, Trial] = {}
         for trial in self.running():  # left by a killed session
             out[executor.submit(evaluate, trial.params, trial.fidelity)] = trial
+        checked_workers = False
         while True:
             while len(out) < executor.capacity and not self.stop_reason:
                 trial = self.ask()
                 if trial is None:
                     break
                 out[executor.submit(evaluate, trial.params, trial.fidelity)] = trial
+            if not checked_workers:
+                checked_workers = True
+                self._warn_idle_workers(executor.capacity)
             if not out:
                 return
             for future in executor.wait(out):
@@ -333,6 +338,22 @@ class Study:
                 except Exception as error:  # the worker itself failed, not the objective
                     result = Result(cost=self.problem.cost_of(trial.fidelity), error=repr(error))
                 self._record(trial, result)
+
+    def _warn_idle_workers(self, workers: int) -> None:
+        """Say so when the solver never has enough trials out to keep ``workers`` busy
+        (SRacos at its default popsize 1, BOBYQA, COBYQA): a user asking for parallel
+        trials would otherwise wait on one at a time without knowing why."""
+        limit = self.sampler.max_in_flight()
+        if limit is None or limit >= workers:
+            return
+        advice = ""
+        if self.sampler.solver_class.fixed_popsize is None:
+            advice = f"; the solver option popsize={workers} would keep them busy"
+        warnings.warn(
+            f"solver {self.solver} has at most {limit} trial(s) out at once (its popsize), "
+            f"so the {workers} workers run {limit} at a time{advice}",
+            stacklevel=4,
+        )
 
     # -- warm start, record, resume ------------------------------------------------------------
 
