@@ -142,7 +142,7 @@ def olmp_run(
     # training options.
     config = replace(
         CompressConfig(seed=seed), **{k: v for k, v in overrides.items() if k != "seed"}
-    ).with_recipe(reference["recipe"])
+    ).resolved(reference["recipe"])
     tag = "".join(f"_{k}-{override_text(v)}" for k, v in sorted(overrides.items()))
     tag = tag or "_defaults"
     run_dir = Path(workdir) / f"run-{model}-{dataset}{tag}_seed-{seed}"

@@ -558,10 +558,23 @@ def test_solver_options_reach_the_solver_and_the_run_record(reference, monkeypat
     assert all(s.r == 0.8 and s.epoch == 2 for s in built)
     assert result["config"]["solver_options"] == {"r": 0.8, "epoch": 2}
     recorded = CompressConfig.from_dict(json.loads(json.dumps(result["config"])))
-    assert recorded == config.with_recipe(None)  # batch size and shift: the fallbacks
+    assert recorded == config.resolved(None)  # batch size and shift: the fallbacks
     same = CompressConfig(solver_options={"epoch": 2, "r": 0.8}, **FAST)
     assert same == config and hash(same) == hash(config)  # a config is still a value
     assert hash(CompressConfig(**FAST)) != hash(config)
+
+
+def test_options_left_to_the_context_are_filled_in_by_it():
+    recipe = {"batch_size": 32, "max_shift": 2}
+    plain = CompressConfig().resolved(recipe)
+    assert (plain.batch_size, plain.augment_shift, plain.adjust_steps) == (32, 2, 500)
+    fair = CompressConfig().resolved(None, constrained=True)
+    assert (fair.batch_size, fair.augment_shift, fair.adjust_steps) == (64, 0, 2000)
+    # What the user set stands, constraints or not.
+    mine = CompressConfig(adjust_steps=300, batch_size=16, augment_shift=0)
+    assert mine.resolved(recipe, constrained=True) == mine
+    with pytest.raises(OlmpError, match="adjust_steps must be at least 1, or None"):
+        CompressConfig(adjust_steps=0)
 
 
 def test_config_recorded_before_a_field_existed_keeps_the_old_behaviour():

@@ -91,7 +91,7 @@ def compress(
         ... )
         >>> result["compression_ratio"]  # doctest: +SKIP
     """
-    config = (config or CompressConfig()).with_recipe(recipe)
+    config = (config or CompressConfig()).resolved(recipe, constrained=bool(constraints))
     path = Path(run_dir) if run_dir is not None else None
     model_name = (metadata or {}).get("model", type(model).__name__)
     for name, tensor in model.state_dict().items():

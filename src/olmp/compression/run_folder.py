@@ -218,13 +218,8 @@ def check_resumable(
     """Refuse to resume the run state ``record`` with another config, another task (its
     :meth:`~olmp.task.Task.describe`: split seed, fairness constraints, ...) or from other
     reference weights than it started from (named from ``metadata["weights"]``)."""
-    saved = CompressConfig.from_dict(record["config"])
-    if saved != config:
-        diff = sorted(k for k, v in asdict(saved).items() if getattr(config, k) != v)
-        raise OlmpError(
-            f"cannot resume {run_dir}: its config differs from this one in "
-            f"{diff}; resume with the same options or start anew with --force"
-        )
+    # The task first: a config difference can follow from it (fairness constraints set
+    # the default steps per round), and naming that alone would mislead.
     # Runs from before the task was recorded are not checked for it.
     saved_task = record.get("task", task)
     if saved_task != task:
@@ -236,6 +231,13 @@ def check_resumable(
         raise OlmpError(
             f"cannot resume {run_dir}: it ran with {then}, and this run has {now}; resume "
             "with the same options or start anew with --force"
+        )
+    saved = CompressConfig.from_dict(record["config"])
+    if saved != config:
+        diff = sorted(k for k, v in asdict(saved).items() if getattr(config, k) != v)
+        raise OlmpError(
+            f"cannot resume {run_dir}: its config differs from this one in "
+            f"{diff}; resume with the same options or start anew with --force"
         )
     recorded = record.get("reference_sha256")
     if recorded is not None and recorded != reference_sha256:
