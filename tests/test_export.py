@@ -194,6 +194,23 @@ def test_export_run_bad_input_writes_nothing(finished_run, tmp_path):
     with pytest.raises(OlmpError, match="does not exist"):
         export_run(tmp_path / "nowhere", tmp_path / "x.safetensors")
     assert not (tmp_path / "x.safetensors").exists()
+    # Another command's result.json is not taken for a run's.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "result.json").write_text('{"pairs": 3}')
+    with pytest.raises(OlmpError, match=r"not the record of an olmp compress run \(it lacks con"):
+        export_run(other, tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
+    # A folder is not a file to write, even with force.
+    with pytest.raises(OlmpError, match="other is a folder; give the path of a file"):
+        export_run(finished_run, other, force=True)
+    # Nor is a file of the run itself: the export would replace its own input.
+    pruned = finished_run / PRUNED_CHECKPOINT
+    before = pruned.read_bytes()
+    for target in (pruned, finished_run / "sub" / ".." / RESULT_JSON):
+        with pytest.raises(OlmpError, match="is a file of the run being exported"):
+            export_run(finished_run, target, force=True)
+    assert pruned.read_bytes() == before
 
 
 def test_onnx_export_is_checked_with_onnxruntime(finished_run, tmp_path, monkeypatch):

@@ -372,8 +372,13 @@ def export_run(
         raise OlmpError("nothing to export to: give an output file (--out) and/or --onnx FILE")
     if dtype not in VALUE_DTYPES:
         raise unknown_choice("dtype", dtype, list(VALUE_DTYPES))
+    run_files = {f.resolve() for f in Path(run_dir).glob("**/*") if f.is_file()}
     for target in (out, onnx):
         if target is not None:
+            if Path(target).resolve() in run_files:  # not even with force: the run is the input
+                raise OlmpError(
+                    f"{target} is a file of the run being exported; write the export elsewhere"
+                )
             refuse_to_overwrite(target, force)
             check_writable(target, "export")
     result, state_dict, _ = load_run(run_dir)

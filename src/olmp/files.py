@@ -94,7 +94,10 @@ def check_writable(path: str | os.PathLike[str], what: str = "output") -> None:
 
 
 def refuse_to_overwrite(path: str | os.PathLike[str], force: bool) -> None:
-    """Raise unless ``path`` is free or the user passed ``force``."""
+    """Raise unless ``path`` is free or the user passed ``force``; a folder is never
+    overwritten (a file cannot replace it)."""
+    if Path(path).is_dir():
+        raise OlmpError(f"{path} is a folder; give the path of a file to write")
     if Path(path).exists() and not force:
         raise OlmpError(f"{path} already exists; pass --force (force=True) to overwrite it")
 

@@ -37,12 +37,14 @@ def _export(args: argparse.Namespace) -> int:
     if "file_bytes" in record:
         print(f"{record['file']}: {summarise_sizes(record)}")
         if "test_accuracy" in record:
-            change = 100 * (record["test_accuracy"] - record["run_test_accuracy"])
-            print(
-                f"loaded back: val {record['val_accuracy']:.2%}, test "
-                f"{record['test_accuracy']:.2%} ({change:+.2f} points against the run's "
-                f"{record['run_test_accuracy']:.2%})"
+            loaded = (
+                f"loaded back: val {record['val_accuracy']:.2%}, test {record['test_accuracy']:.2%}"
             )
+            run_test = record["run_test_accuracy"]
+            if run_test is not None:  # a run on the user's own evaluate() may have no test
+                change = 100 * (record["test_accuracy"] - run_test)
+                loaded += f" ({change:+.2f} points against the run's {run_test:.2%})"
+            print(loaded)
         else:
             print(record["accuracy_note"])
     return 0

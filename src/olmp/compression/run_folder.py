@@ -173,6 +173,10 @@ def write_run_outputs(
     write_json_atomic(run_dir / RESULT_JSON, result)
 
 
+#: Fields every finished run's record has (what the readers of a run folder rely on).
+RESULT_FIELDS = ("config", "compression_ratio", "val_accuracy", "test_accuracy", "history")
+
+
 def read_result(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The result record of the finished run in ``run_dir``; :class:`OlmpError` when there
     is none."""
@@ -188,9 +192,18 @@ def read_result(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
             + ("; finish it with `olmp compress ... --resume`" if unfinished else "")
         )
     try:
-        return json.loads((run_dir / RESULT_JSON).read_text())
+        result = json.loads((run_dir / RESULT_JSON).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise OlmpError(f"{run_dir / RESULT_JSON} is not a readable run record: {exc}") from None
+    # Another command's result.json (an attack's, say) in a folder given as a run: say so
+    # here rather than fail later on a missing field.
+    missing = [k for k in RESULT_FIELDS if not isinstance(result, dict) or k not in result]
+    if missing:
+        raise OlmpError(
+            f"{run_dir / RESULT_JSON} is not the record of an olmp compress run (it lacks "
+            f"{', '.join(missing)})"
+        )
+    return result
 
 
 def load_run(
