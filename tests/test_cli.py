@@ -76,6 +76,17 @@ def test_evaluate_plain_text(digits_checkpoint, capsys):
     assert "test accuracy" in capsys.readouterr().out
 
 
+def test_evaluate_warns_when_the_data_is_not_what_the_file_was_made_on(digits_checkpoint, capsys):
+    _, meta = load_checkpoint(digits_checkpoint)
+    other_seed = str(int(meta["split_seed"]) + 1)
+    assert main(["evaluate", "--weights", str(digits_checkpoint), "--split-seed", other_seed]) == 0
+    err = capsys.readouterr().err
+    assert f"was made on split seed {meta['split_seed']}; split seed {other_seed}'s val" in err
+    argv = ["evaluate", "--weights", str(digits_checkpoint), "--dataset", "digits"]
+    assert main([*argv, "--split-seed", str(meta["split_seed"])]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_existing_output_is_not_overwritten(digits_checkpoint, capsys):
     before = digits_checkpoint.read_bytes()
     args = [

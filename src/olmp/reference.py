@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,13 +148,14 @@ def load_weights(
     state_dict, _ = split_masks(state_dict)
     if model is None and metadata.get("model") is not None:
         model = check_recorded_model(metadata["model"], str(weights), trust_model_code)
-    dataset = dataset or metadata.get("dataset")
+    made_on = metadata.get("dataset")
+    dataset = dataset or made_on
     if model is None or dataset is None:
         raise OlmpError(f"{weights} records no model or dataset; pass --model and --dataset")
+    _warn_other_data(str(weights), metadata, dataset, split_seed)
     if split_seed is None:
         split_seed = int(metadata.get("split_seed", 0))
     splits = load_dataset(dataset, seed=split_seed, data_dir=data_dir)
-    made_on = metadata.get("dataset")
     try:
         # Options (tuned-cnn's architecture spec) are data, used with the recorded model.
         options = metadata.get("model_options") if model == metadata.get("model") else None
@@ -169,6 +171,25 @@ def load_weights(
         ) from None
     net.load_state_dict(state_dict)
     return net.to(pick_device(device)), splits, metadata
+
+
+def _warn_other_data(
+    weights: str, metadata: dict[str, Any], dataset: str, split_seed: int | None
+) -> None:
+    """Warn when the data asked for is not what the checkpoint was made on: its accuracies
+    then mean something else (another split seed puts training images into val and test)."""
+    made_on, recorded_seed = metadata.get("dataset"), metadata.get("split_seed")
+    if made_on is not None and dataset != made_on:
+        warnings.warn(
+            f"{weights} was made on dataset {made_on!r}; measuring it on {dataset!r}",
+            stacklevel=3,
+        )
+    elif recorded_seed is not None and split_seed is not None and split_seed != recorded_seed:
+        warnings.warn(
+            f"{weights} was made on split seed {recorded_seed}; split seed {split_seed}'s val "
+            "and test may hold images it was trained on, so their accuracies may read high",
+            stacklevel=3,
+        )
 
 
 def check_state_dict_fits(
