@@ -6,6 +6,7 @@ to a fraction of a second per pair."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -275,3 +276,46 @@ def test_bad_images_targets_and_models_are_refused(model_and_image):
     flat = nn.Sequential(model, nn.Flatten(0))  # one vector, not a score per class
     with pytest.raises(OlmpError, match="one score per class"):
         attack_image(flat, x0, label, (label + 1) % 10, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def square_run(reference, tmp_path_factory):
+    """A finished square run (a few pairs, small budget), copied by the tests that edit it."""
+    out = tmp_path_factory.mktemp("runs") / "square"
+    run_attack(reference, method="square", eps=0.3, budget=30, images=3, device="cpu", out=out)
+    return out
+
+
+def copy_run(run, folder, **changes):
+    """A copy of ``run`` whose config.json and result.json hold ``changes``."""
+    shutil.copytree(run, folder)
+    for name in ("config.json", "result.json"):
+        record = json.loads((folder / name).read_text())
+        (folder / name).write_text(json.dumps(record | changes))
+    return folder
+
+
+def test_undefined_medians_and_rates_are_null_not_nan(reference, tmp_path, capsys):
+    """JSON has no NaN: a run that wins nothing gives null medians, in every output."""
+    base = ["--weights", reference, "--method", "square", "--eps", "0.0001", "--budget", "3"]
+    base += ["--images", "2", "--device", "cpu"]
+    for name in ("a", "b"):
+        assert run_cli(*base, "--out", tmp_path / name, "--json") == 0
+        result = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)
+        assert result["successes"] == 0 and result["median_queries"] is None
+        json.loads((tmp_path / name / "result.json").read_text(), parse_constant=pytest.fail)
+    assert run_cli("--compare", tmp_path / "a", tmp_path / "b", "--json") == 0
+    summary = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)
+    assert summary["runs"][0]["median_queries_interval"] is None
+    assert run_cli("--compare", tmp_path / "a", tmp_path / "b") == 0
+    assert "│ -" in capsys.readouterr().out  # the table shows an undefined median as -
+    assert json.dumps(summarize([], 300), allow_nan=False)  # no pairs at all
+    assert summarize([], 300)["success_rate"] is None
+
+
+def test_a_result_written_with_nan_compares_as_null(square_run, tmp_path, capsys):
+    old = copy_run(square_run, tmp_path / "old", median_queries=float("nan"))
+    assert "NaN" in (old / "result.json").read_text()
+    assert run_cli("--compare", square_run, old, "--json") == 0
+    runs = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)["runs"]
+    assert runs[1]["median_queries"] is None

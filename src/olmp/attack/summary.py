@@ -3,7 +3,9 @@
 A run's records give, per (image, target) pair, whether the target won and after how many
 queries. The success curve is the fraction of pairs won within ``q`` queries, for ``q`` up
 to the budget. The table gives the success rate at a few budgets and the median queries over
-the successes, each with a 95 % percentile bootstrap interval over the pairs.
+the successes, each with a 95 % percentile bootstrap interval over the pairs. A value that
+is not defined (the median of no successes, any rate of no pairs) is ``None``, JSON's
+``null``: JSON has no NaN.
 """
 
 from __future__ import annotations
@@ -32,18 +34,19 @@ def table_budgets(budget: int) -> list[int]:
     return [b for b in TABLE_BUDGETS if b < budget] + [budget]
 
 
-def _interval(samples: np.ndarray) -> list[float]:
+def _interval(samples: np.ndarray) -> list[float] | None:
     samples = samples[np.isfinite(samples)]
     if not samples.size:
-        return [float("nan"), float("nan")]
+        return None
     return [float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))]
 
 
 def summarize(records: Sequence[dict[str, Any]], budget: int) -> dict[str, Any]:
-    """Success rate, per-pair queries, success at the table's budgets and median queries over
-    the successes, with 95 % bootstrap intervals."""
-    won = np.array([bool(r["success"]) for r in records])
-    queries = np.array([int(r["queries"]) for r in records])
+    """Success rate, per-pair queries, success at the table's budgets (in increasing order)
+    and median queries over the successes, with 95 % bootstrap intervals; ``None`` where
+    undefined (no successes, no pairs)."""
+    won = np.array([bool(r["success"]) for r in records], dtype=bool)  # typed: may be empty
+    queries = np.array([int(r["queries"]) for r in records], dtype=int)
     n = len(records)
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     resamples = rng.integers(0, n, size=(BOOTSTRAP, n)) if n else np.zeros((0, 0), int)
@@ -51,10 +54,10 @@ def summarize(records: Sequence[dict[str, Any]], budget: int) -> dict[str, Any]:
     for b in table_budgets(budget):
         hit = won & (queries <= b)
         at_budget[str(b)] = {
-            "success_rate": float(hit.mean()) if n else float("nan"),
-            "interval": _interval(hit[resamples].mean(axis=1)) if n else [np.nan, np.nan],
+            "success_rate": float(hit.mean()) if n else None,
+            "interval": _interval(hit[resamples].mean(axis=1)) if n else None,
         }
-    median, median_interval = float("nan"), [float("nan"), float("nan")]
+    median, median_interval = None, None
     if won.any():
         median = float(np.median(queries[won]))
         boots = np.array(
@@ -64,7 +67,7 @@ def summarize(records: Sequence[dict[str, Any]], budget: int) -> dict[str, Any]:
     return {
         "pairs": n,
         "successes": int(won.sum()),
-        "success_rate": float(won.mean()) if n else float("nan"),
+        "success_rate": float(won.mean()) if n else None,
         "queries": queries.tolist(),
         "success_at": at_budget,
         "median_queries": median,
@@ -118,7 +121,8 @@ def load_result(folder: str | Path) -> dict[str, Any]:
     """The ``result.json`` of an attack folder."""
     path = Path(folder) / "result.json"
     try:
-        return json.loads(path.read_text())
+        # A run written before undefined values were null holds NaN: read it as null.
+        return json.loads(path.read_text(), parse_constant=lambda _: None)
     except FileNotFoundError:
         raise OlmpError(f"{folder} holds no finished attack run (no result.json)") from None
     except ValueError as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -44,15 +43,18 @@ def _targets(text: str) -> str | int:
         ) from None
 
 
-def _cell(rate: dict[str, Any]) -> str:
-    low, high = rate["interval"]
-    return f"{rate['success_rate']:.2f} [{low:.2f}, {high:.2f}]"
-
-
-def _median(value: float, interval: list[float]) -> str:
-    if not math.isfinite(value):
+def _estimate(value: float | None, interval: list[float] | None, digits: int) -> str:
+    """``value [low, high]``, or ``-`` where it is undefined (``None``)."""
+    if value is None:
         return "-"
-    return f"{value:.0f} [{interval[0]:.0f}, {interval[1]:.0f}]"
+    if interval is None:
+        return f"{value:.{digits}f}"
+    low, high = interval
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _rate(rate: dict[str, Any]) -> str:
+    return _estimate(rate["success_rate"], rate["interval"], 2)
 
 
 def _table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -67,8 +69,8 @@ def _table(rows: list[dict[str, Any]], title: str) -> Table:
             row["label"],
             "-" if ratio is None else f"{ratio:.1f}x",
             str(row["pairs"]),
-            *[_cell(row["success_at"][b]) for b in budgets],
-            _median(row["median_queries"], row["median_queries_interval"]),
+            *[_rate(row["success_at"][b]) for b in budgets],
+            _estimate(row["median_queries"], row["median_queries_interval"], 0),
         )
     return table
 
@@ -88,7 +90,7 @@ def _attack(args: argparse.Namespace) -> int:
     if args.compare:
         summary = compare(args.compare, out=args.out)
         if args.json:
-            print(json.dumps(summary))
+            print(json.dumps(summary, allow_nan=False))
         else:
             rows = [{**r, "label": f"{r['folder']} ({r['method']})"} for r in summary["runs"]]
             print_table(_table(rows, f"targeted success, eps {summary['eps']}"))
@@ -121,7 +123,7 @@ def _attack(args: argparse.Namespace) -> int:
             on_pair=on_pair,
         )
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result, allow_nan=False))
         return 0
     label = args.method + (f"/{result['solver']}" if result.get("solver") else "")
     print_table(_table([{**result, "label": label}], f"targeted success, eps {args.eps}"))
