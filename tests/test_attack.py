@@ -16,6 +16,7 @@ from torch import nn
 from olmp.attack import METHODS, Oracle, attack_image, margin, run_attack, summarize
 from olmp.attack import methods as methods_module
 from olmp.attack.blocks import block_order, grid_blocks, local_variation
+from olmp.attack.methods import CHECKS, method_options
 from olmp.attack.square import p_schedule
 from olmp.cli import main
 from olmp.errors import OlmpError
@@ -248,7 +249,13 @@ def test_an_interrupted_run_resumes_to_the_same_records(reference, tmp_path):
         (["--solver", "nope"], "unknown solver 'nope'"),
         (["--targets", "10"], "target must be a class in 0..9, got 10"),
         (["--option", "speed=2"], "unknown option 'speed'"),
-        (["--option", "order=spiral"], "order must be 'variance' or 'random'"),
+        (["--option", "order=spiral"], "option order must be one of 'variance', 'random'"),
+        (["--method", "square", "--option", "p_init=abc"], "p_init must be a number in (0, 1]"),
+        (["--method", "square", "--option", "p_init=-1"], "got -1"),
+        (["--method", "square", "--option", "redraw=maybe"], "redraw must be one of True"),
+        (["--method", "zo-fw", "--option", "directions=0"], "directions must be an integer"),
+        (["--option", "solver=cmaes"], "the solver is --solver"),
+        (["--method", "square", "--option", "p_init"], "an attack option is KEY=VALUE"),
     ],
 )
 def test_bad_input_is_one_clear_error_exit_2_and_nothing_written(
@@ -293,6 +300,14 @@ def copy_run(run, folder, **changes):
         record = json.loads((folder / name).read_text())
         (folder / name).write_text(json.dumps(record | changes))
     return folder
+
+
+def test_every_option_of_every_attack_is_declared_and_its_default_allowed():
+    for name in METHODS:
+        declared = method_options(name)
+        assert set(declared) == set(CHECKS[name]), name  # none undeclared, none stale
+        for key, option in declared.items():
+            option.check(key, option.default)
 
 
 def test_undefined_medians_and_rates_are_null_not_nan(reference, tmp_path, capsys):

@@ -35,7 +35,6 @@ import numpy as np
 
 from olmp.attack.oracle import Oracle
 from olmp.dfo.solvers import solver_class
-from olmp.errors import OlmpError
 
 #: The solvers whose interpolation models are made linear here (d + 1 points: about 1.3
 #: evaluations per variable leave no room for the 2d + 1 of a quadratic model).
@@ -100,8 +99,6 @@ def bobyqa_blocks(
     first_grid: int = 2,
 ) -> np.ndarray:
     """Attack ``x0`` (``C x H x W`` in ``[0, 1]``) through ``oracle``; returns the best image."""
-    if order not in ("variance", "random"):
-        raise OlmpError(f"order must be 'variance' or 'random', got {order!r}")
     c, h, w = x0.shape
     cls = solver_class(solver)
     options = {"model": "linear"} if solver in MODEL_BASED else {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,8 @@ from olmp.attack.oracle import Oracle
 from olmp.attack.parsimonious import parsimonious
 from olmp.attack.square import square
 from olmp.attack.zofw import zofw
+from olmp.dfo.solvers import parse_solver_options
+from olmp.dfo.solvers.checks import Check, Option, integer, one_of, real
 from olmp.errors import OlmpError
 
 Attack = Callable[..., np.ndarray]
@@ -48,24 +50,69 @@ def run_method(
     return np.asarray(returned, dtype=np.float32)
 
 
-#: Options that take one of a few values.
-CHOICES = {"order": ("variance", "random")}
+#: What each attack's options may be: the keyword arguments of its function (whose defaults
+#: are the options' defaults, written once there), checked before a run starts.
+CHECKS: dict[str, dict[str, Check]] = {
+    "bobyqa": {
+        "batch": integer(1),
+        "evaluations_per_variable": real(0, open_low=True),
+        "order": one_of("variance", "random"),
+        "snap": one_of(True, False),
+        "first_grid": integer(1),
+    },
+    "square": {"p_init": real(0, 1, open_low=True), "redraw": one_of(True, False)},
+    "parsimonious": {"block_size": integer(1), "batch_size": integer(1)},
+    "genattack": {
+        "population": integer(2),
+        "temperature": real(0, open_low=True),
+        "rho_min": real(0, 1),
+        "alpha_min": real(0, 1),
+    },
+    "zo-fw": {
+        "directions": integer(1),
+        "smoothing": real(0, open_low=True),
+        "momentum": real(0, 1),
+        "step": real(0, 1, open_low=True),
+    },
+}
+#: The block attack's solver is ``--solver`` (``solver=``), recorded apart from the options.
+SOLVER_ARGUMENT = "solver"
 
 
-def method_options(name: str) -> list[str]:
-    """The options (keyword arguments) attack ``name`` takes."""
+def method_options(name: str) -> dict[str, Option]:
+    """The options of attack ``name`` (``--option KEY=VALUE``), declared: each keyword argument
+    of its function but the solver, with its default and its check."""
     parameters = inspect.signature(METHODS[name]).parameters.values()
-    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    return {
+        p.name: Option(p.default, CHECKS[name][p.name])
+        for p in parameters
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != SOLVER_ARGUMENT
+    }
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:
-    """Raise :class:`OlmpError` for an option that attack ``name`` does not take."""
-    known = method_options(name)
+    """Raise :class:`OlmpError` for an option that attack ``name`` does not take, or a value
+    its declaration does not allow (one line naming the option, the value and the range)."""
+    declared = method_options(name)
     for key, value in options.items():
-        if key in CHOICES and key in known and value not in CHOICES[key]:
-            allowed = " or ".join(repr(c) for c in CHOICES[key])
-            raise OlmpError(f"{key} must be {allowed}, got {value!r}")
-        if key not in known:
+        if key not in declared:
+            hint = "; the solver is --solver" if key == SOLVER_ARGUMENT else ""
             raise OlmpError(
-                f"unknown option {key!r} of attack {name!r}; choose from: {', '.join(known)}"
+                f"unknown option {key!r} of attack {name!r}; choose from: "
+                f"{', '.join(declared)}{hint}"
             )
+        try:
+            declared[key].check(key, value)
+        except OlmpError as error:
+            raise OlmpError(f"attack {name!r} option {error}") from None
+
+
+def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
+    """``["p_init=0.1", "redraw=false"]`` -> ``{"p_init": 0.1, "redraw": False}``, values read
+    as the engine reads solver options; a pair without ``=`` is refused in attack words."""
+    pairs = list(pairs)
+    for pair in pairs:
+        key, sep, _ = pair.partition("=")
+        if not sep or not key:
+            raise OlmpError(f"an attack option is KEY=VALUE (e.g. p_init=0.05), got {pair!r}")
+    return parse_solver_options(pairs)

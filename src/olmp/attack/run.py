@@ -53,7 +53,7 @@ def check_settings(
     targets option, before any work."""
     if method not in METHODS:
         raise unknown_choice("attack method", method, list(METHODS))
-    check_options(method, {k: v for k, v in (options or {}).items() if k != "solver"})
+    check_options(method, dict(options or {}))
     if solver is not None and solver not in SOLVERS:
         raise unknown_choice("solver", solver, list(SOLVERS))
     if solver is not None and method != "bobyqa":

@@ -10,10 +10,10 @@ from typing import Any
 from rich.table import Table
 
 from olmp.attack import METHODS, SUMMARIES, compare, run_attack
+from olmp.attack.methods import method_options, parse_options
 from olmp.attack.run import check_settings
 from olmp.cli.common import Formatter, add_data_and_device, add_trust, count, number, seed
 from olmp.console import StepProgress, console, print_table
-from olmp.dfo.solvers import parse_solver_options
 from olmp.errors import OlmpError
 
 EPILOG = (
@@ -21,6 +21,14 @@ EPILOG = (
 methods:
 """
     + "\n".join(f"  {name:13s} {text}" for name, text in SUMMARIES.items())
+    + """
+
+options (--option KEY=VALUE), with their defaults:
+"""
+    + "\n".join(
+        f"  {name:13s} " + ", ".join(f"{k}={o.default}" for k, o in method_options(name).items())
+        for name in METHODS
+    )
     + """
 
 examples:
@@ -97,7 +105,7 @@ def _attack(args: argparse.Namespace) -> int:
         return 0
     if args.weights is None or args.method is None or args.out is None:
         raise OlmpError("olmp attack needs --weights, --method and --out (or --compare DIRS)")
-    options = parse_solver_options(args.option or [])
+    options = parse_options(args.option or [])
     check_settings(args.method, args.eps, args.budget, args.solver, args.targets, options)
     bar, on_pair = _progress(args.images, f"{args.method} attack")
     with bar:
@@ -155,7 +163,10 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "--solver", help="engine solver of the bobyqa block attack (default cobyqa)"
     )
     attack.add_argument(
-        "--option", action="append", metavar="KEY=VALUE", help="attack option (repeatable)"
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option of the method, repeatable (listed below)",
     )
     attack.add_argument("--eps", type=number, default=0.2, help="l-inf bound in pixel units")
     attack.add_argument("--budget", type=int, default=3000, help="queries per (image, target)")
