@@ -19,6 +19,7 @@ from olmp.attack.blocks import block_order, grid_blocks, local_variation
 from olmp.attack.methods import CHECKS, method_options
 from olmp.attack.square import p_schedule
 from olmp.cli import main
+from olmp.dfo.solvers import SOLVERS
 from olmp.errors import OlmpError
 
 
@@ -334,3 +335,14 @@ def test_a_result_written_with_nan_compares_as_null(square_run, tmp_path, capsys
     assert run_cli("--compare", square_run, old, "--json") == 0
     runs = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)["runs"]
     assert runs[1]["median_queries"] is None
+
+
+def test_a_missing_solver_library_is_named_before_anything_is_written(
+    reference, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(SOLVERS["bobyqa"], "backend", "olmp_test_no_such_module")
+    out = tmp_path / "bq"
+    args = ["--weights", reference, "--method", "bobyqa", "--solver", "bobyqa", "--out", out]
+    assert run_cli(*args, "--budget", "5", "--images", "1") == 2
+    assert "which is not installed" in capsys.readouterr().err
+    assert not out.exists()

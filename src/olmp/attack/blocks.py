@@ -39,6 +39,8 @@ from olmp.dfo.solvers import solver_class
 #: The solvers whose interpolation models are made linear here (d + 1 points: about 1.3
 #: evaluations per variable leave no room for the 2d + 1 of a quadratic model).
 MODEL_BASED = ("cobyqa", "bobyqa")
+#: The solver of the block batches when none is named.
+DEFAULT_SOLVER = "cobyqa"
 
 
 def grid_edges(size: int, n: int) -> np.ndarray:
@@ -91,7 +93,7 @@ def bobyqa_blocks(
     eps: float,
     rng: np.random.Generator,
     *,
-    solver: str = "cobyqa",
+    solver: str = DEFAULT_SOLVER,
     batch: int = 20,
     evaluations_per_variable: float = 1.3,
     order: str = "variance",

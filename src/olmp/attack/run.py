@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from olmp.attack.blocks import DEFAULT_SOLVER
 from olmp.attack.methods import METHODS, check_options, run_method
 from olmp.attack.oracle import Oracle, margin
 from olmp.attack.summary import summarize, write_curve
@@ -49,8 +50,8 @@ def check_settings(
     targets: Any = "random",
     options: dict[str, Any] | None = None,
 ) -> None:
-    """Raise :class:`OlmpError` for an unknown method or solver, or a bad ε, budget or
-    targets option, before any work."""
+    """Raise :class:`OlmpError` for an unknown method, a solver that is unknown or not
+    installed, a bad option value, or a bad ε, budget or targets option, before any work."""
     if method not in METHODS:
         raise unknown_choice("attack method", method, list(METHODS))
     check_options(method, dict(options or {}))
@@ -58,6 +59,9 @@ def check_settings(
         raise unknown_choice("solver", solver, list(SOLVERS))
     if solver is not None and method != "bobyqa":
         raise OlmpError(f"--solver only applies to --method bobyqa, not {method!r}")
+    backend = SOLVERS[solver or DEFAULT_SOLVER] if method == "bobyqa" else None
+    if backend is not None and not backend.available():
+        backend.import_backend()  # an optional extra: the error names it, before any file
     if not (isinstance(eps, int | float) and math.isfinite(eps) and 0 < eps <= 1):
         raise OlmpError(f"eps must be in (0, 1] (pixel units), got {eps!r}")
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
@@ -330,7 +334,7 @@ def run_attack(
         "dataset": splits.name,
         "split": split,
         "method": method,
-        "solver": solver or ("cobyqa" if method == "bobyqa" else None),
+        "solver": solver or (DEFAULT_SOLVER if method == "bobyqa" else None),
         "options": options or {},
         "eps": eps,
         "budget": budget,

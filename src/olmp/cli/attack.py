@@ -10,6 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from olmp.attack import METHODS, SUMMARIES, compare, run_attack
+from olmp.attack.blocks import DEFAULT_SOLVER
 from olmp.attack.methods import method_options, parse_options
 from olmp.attack.run import check_settings
 from olmp.cli.common import Formatter, add_data_and_device, add_trust, count, number, seed
@@ -160,7 +161,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     attack.add_argument("--dataset", help="dataset name (default: from the checkpoint)")
     attack.add_argument("--method", help=f"one of: {', '.join(METHODS)}")
     attack.add_argument(
-        "--solver", help="engine solver of the bobyqa block attack (default cobyqa)"
+        "--solver", help=f"engine solver of the bobyqa block attack (default: {DEFAULT_SOLVER})"
     )
     attack.add_argument(
         "--option",
