@@ -16,6 +16,7 @@ from torch import nn
 from olmp.attack import METHODS, Oracle, attack_image, margin, run_attack, summarize
 from olmp.attack import methods as methods_module
 from olmp.attack.blocks import block_order, grid_blocks, local_variation
+from olmp.attack.folder import SETTINGS
 from olmp.attack.methods import CHECKS, method_options
 from olmp.attack.square import p_schedule
 from olmp.cli import main
@@ -311,6 +312,10 @@ def test_every_option_of_every_attack_is_declared_and_its_default_allowed():
             option.check(key, option.default)
 
 
+def test_a_run_records_every_setting_a_folder_is_recognised_by(square_run):
+    assert set(json.loads((square_run / "config.json").read_text())) == set(SETTINGS)
+
+
 def test_undefined_medians_and_rates_are_null_not_nan(reference, tmp_path, capsys):
     """JSON has no NaN: a run that wins nothing gives null medians, in every output."""
     base = ["--weights", reference, "--method", "square", "--eps", "0.0001", "--budget", "3"]
@@ -335,6 +340,74 @@ def test_a_result_written_with_nan_compares_as_null(square_run, tmp_path, capsys
     assert run_cli("--compare", square_run, old, "--json") == 0
     runs = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)["runs"]
     assert runs[1]["median_queries"] is None
+
+
+def test_compare_refuses_a_folder_that_is_no_attack_run(square_run, tmp_path, capsys):
+    stranger = tmp_path / "r2"
+    stranger.mkdir()
+    (stranger / "result.json").write_text('{"compression_ratio": 3.0}')
+    assert run_cli("--compare", stranger, square_run) == 2
+    assert f"{stranger} is not an attack run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra", [["--weights", "ref.safetensors"], ["--method", "square"]])
+def test_compare_refuses_the_options_of_a_run(square_run, capsys, extra):
+    assert run_cli("--compare", square_run, square_run, *extra) == 2
+    assert f"{extra[0]} only apply to a run" in capsys.readouterr().err
+
+
+def test_compare_out_is_refused_when_a_file_a_run_or_an_earlier_comparison(
+    square_run, tmp_path, capsys
+):
+    pair = [square_run, copy_run(square_run, tmp_path / "twin")]
+    afile = tmp_path / "file"
+    afile.write_text("keep")
+    assert run_cli("--compare", *pair, "--out", afile) == 2
+    assert "is a file" in capsys.readouterr().err and afile.read_text() == "keep"
+    assert run_cli("--compare", *pair, "--out", pair[1]) == 2
+    assert "attack run's folder" in capsys.readouterr().err
+    assert not (pair[1] / "compare.json").exists()
+    cmp = tmp_path / "cmp"
+    assert run_cli("--compare", *pair, "--out", cmp) == 0
+    written = (cmp / "compare.json").stat().st_mtime_ns
+    assert run_cli("--compare", *pair, "--out", cmp) == 2
+    assert "already holds compare.json" in capsys.readouterr().err
+    assert (cmp / "compare.json").stat().st_mtime_ns == written
+    assert run_cli("--compare", *pair, "--out", cmp, "--force") == 0
+
+
+def test_force_only_redoes_an_attack_folder(reference, tmp_path, capsys):
+    other = tmp_path / "compress-run"
+    other.mkdir()
+    (other / "result.json").write_text('{"compression_ratio": 3.0}')
+    (other / "state.json").write_text("{}")
+    args = ["--weights", reference, "--method", "square", "--budget", "5", "--images", "1"]
+    assert run_cli(*args, "--out", other, "--force") == 2
+    assert f"{other} holds files but is not an attack run" in capsys.readouterr().err
+    assert (other / "result.json").read_text() == '{"compression_ratio": 3.0}'
+    assert sorted(p.name for p in other.iterdir()) == ["result.json", "state.json"]
+
+
+def test_an_empty_out_is_refused(reference, tmp_path, monkeypatch, capsys):
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)  # '' is the current folder
+    args = ["--weights", reference, "--method", "square", "--budget", "5", "--images", "1"]
+    assert run_cli(*args, "--out", "") == 2
+    assert "--out must name a folder, got ''" in capsys.readouterr().err
+    assert not any(here.iterdir())
+
+
+def test_resume_and_force_together_are_refused(reference, tmp_path, capsys):
+    out = tmp_path / "both"
+    args = ["--weights", reference, "--method", "square", "--budget", "5", "--images", "1"]
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(*args, "--out", out, "--resume", "--force")
+    assert exit_.value.code == 2 and "not allowed with" in capsys.readouterr().err
+    with pytest.raises(OlmpError, match="not both"):
+        run_attack(reference, method="square", eps=0.2, budget=5, images=1, out=out,
+                   resume=True, force=True)  # fmt: skip
+    assert not out.exists()
 
 
 def test_a_missing_solver_library_is_named_before_anything_is_written(

@@ -17,7 +17,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,17 +24,15 @@ import torch
 from torch import nn
 
 from olmp.attack.blocks import DEFAULT_SOLVER
+from olmp.attack.folder import RECORDS, RESULT, check_out, output_folder, prepare_out
 from olmp.attack.methods import METHODS, check_options, run_method
 from olmp.attack.oracle import Oracle, margin
 from olmp.attack.summary import summarize, write_curve
 from olmp.data.registry import get_spec
 from olmp.dfo.solvers import SOLVERS
 from olmp.errors import OlmpError, unknown_choice
-from olmp.files import check_writable, write_json_atomic
+from olmp.files import write_json_atomic
 
-#: Files a run writes in its folder.
-CONFIG, RECORDS, RESULT = "config.json", "records.jsonl", "result.json"
-OUTPUTS = (CONFIG, RECORDS, RESULT, "curve.csv", "curve.png")
 #: Slack on the ε-ball and the pixel box when judging a returned image (float32 rounding).
 TOLERANCE = 1e-6
 #: Slack on the pixel range of a dataset's images after undoing the normalisation.
@@ -227,53 +224,6 @@ def compression_ratio(model: nn.Module) -> float:
     return total / max(kept, 1)
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of a records file (a line cut by an interruption is dropped)."""
-    records: list[dict[str, Any]] = []
-    if not path.exists():
-        return records
-    good = 0
-    with open(path, "rb") as f:
-        for line in f:
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                break
-            good += len(line)
-    if good != path.stat().st_size:
-        with open(path, "r+b") as f:
-            f.truncate(good)
-    return records
-
-
-def prepare_out(out: Path, config: dict[str, Any], resume: bool, force: bool) -> list[dict]:
-    """Make ``out`` ready; returns the records to resume from. Refuses to overwrite."""
-    existing = out.exists() and any(out.iterdir()) if out.is_dir() else out.exists()
-    if existing and out.is_file():
-        raise OlmpError(f"{out} is a file; --out must be a folder")
-    if existing and resume:
-        try:
-            old = json.loads((out / CONFIG).read_text())
-        except (OSError, ValueError):
-            raise OlmpError(f"{out} holds no attack run to resume ({CONFIG} missing)") from None
-        differ = sorted(k for k in config if old.get(k) != config[k])
-        if differ:
-            raise OlmpError(
-                f"{out} was run with other settings ({', '.join(differ)}); "
-                "use another --out, or --force to start it again"
-            )
-        return _read_records(out / RECORDS)
-    if existing and not force:
-        raise OlmpError(f"{out} already exists; pass --resume to continue it or --force to redo it")
-    check_writable(out, "attack folder")
-    if existing:
-        for name in OUTPUTS:
-            (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / CONFIG, config)
-    return []
-
-
 def run_attack(
     weights: str | os.PathLike[str],
     *,
@@ -310,6 +260,9 @@ def run_attack(
         raise OlmpError(f"images must be an integer of at least 1, got {images!r}")
     if split not in ("train", "tune", "val", "test"):
         raise unknown_choice("split", split, ["train", "tune", "val", "test"])
+    folder = output_folder(out) if out is not None else None
+    if folder is not None:  # before the model and data load: a refused --out fails at once
+        check_out(folder, resume=resume, force=force)
     model, splits, metadata = load_weights(
         weights,
         model_name,
@@ -343,9 +296,8 @@ def run_attack(
         "seed": seed,
     }
     records: list[dict[str, Any]] = []
-    folder = Path(out) if out is not None else None
     if folder is not None:
-        records = prepare_out(folder, config, resume, force)
+        records = prepare_out(folder, config, resume=resume, force=force)
     done = {(r["index"], r["target"]) for r in records}
     sink = open(folder / RECORDS, "a") if folder is not None else None  # noqa: SIM115
     with contextlib.ExitStack() as stack:

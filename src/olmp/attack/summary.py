@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from olmp.attack.folder import CONFIG, RESULT, check_compare_out, output_folder, read_config
 from olmp.errors import OlmpError
-from olmp.files import atomic_path
+from olmp.files import atomic_path, write_json_atomic
 from olmp.plots import pyplot, save_figure
 
 #: Budgets the table reports, those below the run's own budget (which is always reported).
@@ -119,12 +120,17 @@ def write_curve(
 
 def load_result(folder: str | Path) -> dict[str, Any]:
     """The ``result.json`` of an attack folder."""
-    path = Path(folder) / "result.json"
+    folder = Path(folder)
+    if read_config(folder) is None:
+        raise OlmpError(f"{folder} is not an attack run (no {CONFIG} of olmp attack)")
+    path = folder / RESULT
     try:
         # A run written before undefined values were null holds NaN: read it as null.
         return json.loads(path.read_text(), parse_constant=lambda _: None)
     except FileNotFoundError:
-        raise OlmpError(f"{folder} holds no finished attack run (no result.json)") from None
+        raise OlmpError(
+            f"{folder} holds an unfinished attack run (no {RESULT}); finish it with --resume"
+        ) from None
     except ValueError as exc:
         raise OlmpError(f"{path} is not a valid attack result: {exc}") from None
 
@@ -133,10 +139,13 @@ def load_result(folder: str | Path) -> dict[str, Any]:
 SAME = ("dataset", "split", "eps", "budget", "images", "targets", "seed")
 
 
-def compare(folders: Sequence[str | Path], out: str | Path | None = None) -> dict[str, Any]:
+def compare(
+    folders: Sequence[str | Path], out: str | Path | None = None, *, force: bool = False
+) -> dict[str, Any]:
     """Compare finished runs on the same pairs, e.g. a dense network and its compressed
     versions: success rate (and at the table's budgets) per run, against compression ratio.
-    With ``out`` writes ``compare.json``, ``compare.csv`` and ``compare.png`` there."""
+    With ``out`` writes ``compare.json``, ``compare.csv`` and ``compare.png`` there (a
+    folder of its own; an earlier comparison is replaced only with ``force``)."""
     if len(folders) < 2:
         raise OlmpError("--compare needs at least two attack folders")
     results = [load_result(f) for f in folders]
@@ -147,6 +156,9 @@ def compare(folders: Sequence[str | Path], out: str | Path | None = None) -> dic
                 f"the runs differ in {key} ({', '.join(sorted(values))}); compare runs made "
                 "with the same images, targets, eps and budget"
             )
+    target = output_folder(out) if out is not None else None
+    if target is not None:
+        check_compare_out(target, force=force)
     rows = []
     for folder, r in zip(folders, results, strict=True):
         rows.append(
@@ -163,12 +175,9 @@ def compare(folders: Sequence[str | Path], out: str | Path | None = None) -> dic
             }
         )
     summary = {key: results[0].get(key) for key in SAME} | {"runs": rows}
-    if out is not None:
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        from olmp.files import write_json_atomic
-
-        write_json_atomic(folder / "compare.json", summary)
+    if target is not None:
+        target.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(target / "compare.json", summary)
         labels = [f"{row['method']} {row['compression_ratio']:.1f}x" for row in rows]
-        write_curve(folder, list(zip(labels, results, strict=True)), name="compare")
+        write_curve(target, list(zip(labels, results, strict=True)), name="compare")
     return summary

@@ -95,15 +95,28 @@ def _progress(
     return display, advance
 
 
+#: Options of a run that --compare would ignore: refused with it rather than dropped.
+RUN_ONLY = ("weights", "model", "dataset", "method", "solver", "option", "resume")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    given = [f"--{name}" for name in RUN_ONLY if getattr(args, name) not in (None, False)]
+    if given:
+        raise OlmpError(
+            f"--compare reads finished runs; {', '.join(given)} only apply to a run: drop them"
+        )
+    summary = compare(args.compare, out=args.out, force=args.force)
+    if args.json:
+        print(json.dumps(summary, allow_nan=False))
+    else:
+        rows = [{**r, "label": f"{r['folder']} ({r['method']})"} for r in summary["runs"]]
+        print_table(_table(rows, f"targeted success, eps {summary['eps']}"))
+    return 0
+
+
 def _attack(args: argparse.Namespace) -> int:
     if args.compare:
-        summary = compare(args.compare, out=args.out)
-        if args.json:
-            print(json.dumps(summary, allow_nan=False))
-        else:
-            rows = [{**r, "label": f"{r['folder']} ({r['method']})"} for r in summary["runs"]]
-            print_table(_table(rows, f"targeted success, eps {summary['eps']}"))
-        return 0
+        return _compare(args)
     if args.weights is None or args.method is None or args.out is None:
         raise OlmpError("olmp attack needs --weights, --method and --out (or --compare DIRS)")
     options = parse_options(args.option or [])
@@ -177,9 +190,18 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     attack.add_argument("--split", default="test", help="dataset split (default: test)")
     attack.add_argument("--seed", type=seed, default=0)
-    attack.add_argument("--out", help="output folder (with --compare: where to write the plot)")
-    attack.add_argument("--resume", action="store_true", help="continue an interrupted --out")
-    attack.add_argument("--force", action="store_true", help="redo an existing --out")
+    attack.add_argument(
+        "--out",
+        help="the run's folder; with --compare, the folder to write compare.csv, compare.json "
+        "and compare.png in",
+    )
+    again = attack.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue an interrupted --out")
+    again.add_argument(
+        "--force",
+        action="store_true",
+        help="redo an existing attack --out (with --compare: replace its compare files)",
+    )
     attack.add_argument("--json", action="store_true", help="print one JSON object")
     attack.add_argument("--compare", nargs="+", metavar="DIR", help="compare finished runs")
     add_data_and_device(attack)

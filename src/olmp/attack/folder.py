@@ -1,0 +1,141 @@
+"""An attack run's folder: its files, how to tell one, and how an ``--out`` is made ready.
+
+A run writes ``config.json`` (its settings) first, then one line per (image, target) pair to
+``records.jsonl``, and at the end ``result.json`` and the success curve. A folder is an
+attack run when its ``config.json`` is one: ``--force`` deletes a run's files, so it only
+ever redoes such a folder (another command's folder, an ``olmp compress`` run say, has a
+``result.json`` of its own). A comparison writes ``compare.json``, ``compare.csv`` and
+``compare.png`` in a folder of its own, never over an earlier one without ``--force``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from olmp.attack.methods import METHODS
+from olmp.errors import OlmpError
+from olmp.files import check_writable, write_json_atomic
+
+#: Files a run writes in its folder.
+CONFIG, RECORDS, RESULT = "config.json", "records.jsonl", "result.json"
+OUTPUTS = (CONFIG, RECORDS, RESULT, "curve.csv", "curve.png")
+#: Files a comparison writes in its folder.
+COMPARE_OUTPUTS = ("compare.json", "compare.csv", "compare.png")
+#: The settings a run's config.json records (and its result.json repeats).
+SETTINGS = (
+    "weights",
+    "model",
+    "dataset",
+    "split",
+    "method",
+    "solver",
+    "options",
+    "eps",
+    "budget",
+    "images",
+    "targets",
+    "seed",
+)
+
+
+def output_folder(out: str | os.PathLike[str]) -> Path:
+    """``out`` as a folder path; an empty name is refused (``Path("")`` is the current
+    folder, which a run would then fill or, with ``--force``, clear)."""
+    if not os.fspath(out).strip():
+        raise OlmpError(f"--out must name a folder, got {os.fspath(out)!r}")
+    return Path(out)
+
+
+def read_config(folder: Path) -> dict[str, Any] | None:
+    """The attack settings recorded in ``folder``, or ``None`` when it is no attack run."""
+    try:
+        record = json.loads((folder / CONFIG).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("method") not in METHODS:
+        return None
+    return record if all(key in record for key in SETTINGS) else None
+
+
+def _holds_files(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.iterdir())
+
+
+def check_out(folder: Path, *, resume: bool, force: bool) -> None:
+    """Refuse an ``--out`` this run may not use, before any work: a file, a folder that holds
+    files but no attack run, an attack run without ``--resume`` or ``--force``."""
+    if resume and force:
+        raise OlmpError("choose one of --resume and --force, not both")
+    if folder.exists() and not folder.is_dir():
+        raise OlmpError(f"{folder} is a file; --out must be a folder")
+    if _holds_files(folder):
+        if read_config(folder) is None:
+            raise OlmpError(
+                f"{folder} holds files but is not an attack run (no {CONFIG} of olmp attack); "
+                "give --out a new or empty folder"
+            )
+        if not (resume or force):
+            raise OlmpError(
+                f"{folder} already exists; pass --resume to continue it or --force to redo it"
+            )
+    check_writable(folder / CONFIG, "attack folder")
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a records file (a line cut by an interruption is dropped)."""
+    records: list[dict[str, Any]] = []
+    if not path.exists():
+        return records
+    good = 0
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                break
+            good += len(line)
+    if good != path.stat().st_size:
+        with open(path, "r+b") as f:
+            f.truncate(good)
+    return records
+
+
+def prepare_out(
+    folder: Path, config: dict[str, Any], *, resume: bool, force: bool
+) -> list[dict[str, Any]]:
+    """Make ``folder`` ready for the run ``config`` describes; returns the records to resume
+    from. Deletes only a run's own files, and only with ``force``."""
+    check_out(folder, resume=resume, force=force)
+    if _holds_files(folder) and resume:
+        old = read_config(folder) or {}
+        differ = sorted(k for k in config if old.get(k) != json.loads(json.dumps(config[k])))
+        if differ:
+            raise OlmpError(
+                f"{folder} was run with other settings ({', '.join(differ)}); "
+                "use another --out, or --force to start it again"
+            )
+        return read_records(folder / RECORDS)
+    for name in OUTPUTS:
+        (folder / name).unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / CONFIG, config)
+    return []
+
+
+def check_compare_out(folder: Path, *, force: bool) -> None:
+    """Refuse a comparison's ``--out`` that is a file or an attack run's folder, or that holds
+    an earlier comparison (unless ``force``)."""
+    if folder.exists() and not folder.is_dir():
+        raise OlmpError(f"{folder} is a file; --out of --compare must be a folder")
+    if read_config(folder) is not None:
+        raise OlmpError(f"{folder} is an attack run's folder; give --compare an --out of its own")
+    earlier = [name for name in COMPARE_OUTPUTS if (folder / name).exists()]
+    if earlier and not force:
+        raise OlmpError(
+            f"{folder} already holds {', '.join(earlier)}; pass --force to replace them, "
+            "or another --out"
+        )
+    check_writable(folder / COMPARE_OUTPUTS[0], "comparison")
