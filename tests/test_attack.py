@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from olmp.attack import METHODS, Oracle, attack_image, margin, run_attack, summarize
+from olmp.attack import METHODS, Oracle, attack_image, compare, margin, run_attack, summarize
 from olmp.attack import methods as methods_module
 from olmp.attack.blocks import block_order, grid_blocks, local_variation
 from olmp.attack.folder import SETTINGS
@@ -22,6 +22,7 @@ from olmp.attack.square import p_schedule
 from olmp.cli import main
 from olmp.dfo.solvers import SOLVERS
 from olmp.errors import OlmpError
+from olmp.files import write_json_atomic
 
 
 @pytest.fixture(scope="module")
@@ -340,6 +341,29 @@ def test_a_result_written_with_nan_compares_as_null(square_run, tmp_path, capsys
     assert run_cli("--compare", square_run, old, "--json") == 0
     runs = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)["runs"]
     assert runs[1]["median_queries"] is None
+
+
+def test_compare_lists_budgets_in_increasing_order(square_run, tmp_path, capsys):
+    records = json.loads((square_run / "result.json").read_text())["records"]
+    folders = []
+    for name in ("a", "b"):
+        folder = copy_run(square_run, tmp_path / name, budget=1500)
+        write_json_atomic(folder / "result.json", {
+            **json.loads((folder / "result.json").read_text()), **summarize(records, 1500)
+        })  # fmt: skip
+        folders.append(folder)
+    assert '"1000"' in (folders[0] / "result.json").read_text()
+    summary = compare(folders)
+    assert list(summary["runs"][0]["success_at"]) == ["100", "300", "500", "1000", "1500"]
+    assert run_cli("--compare", *folders) == 0
+    header = capsys.readouterr().out
+    assert header.index("≤300") < header.index("≤500") < header.index("≤1000")
+
+
+def test_compare_names_each_folder_with_its_value_in_order(square_run, tmp_path, capsys):
+    other = copy_run(square_run, tmp_path / "other", images=20)
+    assert run_cli("--compare", other, square_run) == 2
+    assert f"images ({other}: 20, {square_run}: 3)" in capsys.readouterr().err
 
 
 def test_compare_refuses_a_folder_that_is_no_attack_run(square_run, tmp_path, capsys):

@@ -119,20 +119,23 @@ def write_curve(
 
 
 def load_result(folder: str | Path) -> dict[str, Any]:
-    """The ``result.json`` of an attack folder."""
+    """The ``result.json`` of an attack folder, its rates at the table's budgets in
+    increasing order (a JSON file keeps them in the order of their names)."""
     folder = Path(folder)
     if read_config(folder) is None:
         raise OlmpError(f"{folder} is not an attack run (no {CONFIG} of olmp attack)")
     path = folder / RESULT
     try:
         # A run written before undefined values were null holds NaN: read it as null.
-        return json.loads(path.read_text(), parse_constant=lambda _: None)
+        result = json.loads(path.read_text(), parse_constant=lambda _: None)
+        result["success_at"] = dict(sorted(result["success_at"].items(), key=lambda b: int(b[0])))
     except FileNotFoundError:
         raise OlmpError(
             f"{folder} holds an unfinished attack run (no {RESULT}); finish it with --resume"
         ) from None
-    except ValueError as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise OlmpError(f"{path} is not a valid attack result: {exc}") from None
+    return result
 
 
 #: What must match between runs to compare them.
@@ -150,11 +153,12 @@ def compare(
         raise OlmpError("--compare needs at least two attack folders")
     results = [load_result(f) for f in folders]
     for key in SAME:
-        values = {json.dumps(r.get(key)) for r in results}
-        if len(values) > 1:
+        values = [json.dumps(r.get(key)) for r in results]
+        if len(set(values)) > 1:
+            listed = ", ".join(f"{f}: {v}" for f, v in zip(folders, values, strict=True))
             raise OlmpError(
-                f"the runs differ in {key} ({', '.join(sorted(values))}); compare runs made "
-                "with the same images, targets, eps and budget"
+                f"the runs differ in {key} ({listed}); compare runs made with the same "
+                "images, targets, eps and budget"
             )
     target = output_folder(out) if out is not None else None
     if target is not None:
