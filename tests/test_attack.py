@@ -443,3 +443,22 @@ def test_a_missing_solver_library_is_named_before_anything_is_written(
     assert run_cli(*args, "--budget", "5", "--images", "1") == 2
     assert "which is not installed" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_more_images_than_the_split_has_is_a_warning_naming_how_many(reference):
+    with pytest.warns(UserWarning, match=r"has only (\d+) correctly classified") as caught:
+        result = run_attack(
+            reference, method="square", eps=0.2, budget=1, images=100_000, device="cpu"
+        )
+    assert f"only {result['pairs']} correctly" in str(caught[0].message)
+
+
+def test_help_shows_the_defaults_and_a_missing_setting_is_named(reference, capsys):
+    with pytest.raises(SystemExit):
+        run_cli("--help")
+    shown = " ".join(capsys.readouterr().out.split())
+    for default in ("0.2", "3000", "100", "random", "0"):
+        assert f"(default: {default})" in shown
+    assert "compare.csv, compare.json and compare.png" in shown
+    assert run_cli("--weights", reference) == 2
+    assert "needs --method, --out for a run" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -281,6 +282,14 @@ def run_attack(
     pairs, skipped = choose_pairs(
         model, pixels, labels, mean, std, images, targets, seed, splits.num_classes
     )
+    found = len({index for index, _ in pairs})
+    if found < images:
+        warnings.warn(
+            f"--images {images}: the {split} split has only {found} correctly classified "
+            f"images{'' if isinstance(targets, str) else f' not of class {targets}'}; "
+            "attacking those",
+            stacklevel=2,
+        )
     config = {
         "weights": str(weights),
         "model": model_name or metadata.get("model"),

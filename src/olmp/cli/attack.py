@@ -36,7 +36,7 @@ examples:
   olmp attack --weights ref.safetensors --method square --eps 0.2 --budget 3000 --out atk/sq
   olmp attack --weights ref.safetensors --method bobyqa --solver cmaes --eps 0.2 --out atk/cma
   olmp attack --weights runs/r1/pruned.safetensors --method square --eps 0.2 --out atk/r1
-  olmp attack --compare atk/sq atk/r1
+  olmp attack --compare atk/sq atk/r1 --out atk/cmp
 """
 )
 
@@ -117,8 +117,11 @@ def _compare(args: argparse.Namespace) -> int:
 def _attack(args: argparse.Namespace) -> int:
     if args.compare:
         return _compare(args)
-    if args.weights is None or args.method is None or args.out is None:
-        raise OlmpError("olmp attack needs --weights, --method and --out (or --compare DIRS)")
+    missing = [f"--{name}" for name in ("weights", "method", "out") if getattr(args, name) is None]
+    if missing:
+        raise OlmpError(
+            f"olmp attack needs {', '.join(missing)} for a run (or --compare DIRS to compare runs)"
+        )
     options = parse_options(args.option or [])
     check_settings(args.method, args.eps, args.budget, args.solver, args.targets, options)
     bar, on_pair = _progress(args.images, f"{args.method} attack")
@@ -182,14 +185,34 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="an option of the method, repeatable (listed below)",
     )
-    attack.add_argument("--eps", type=number, default=0.2, help="l-inf bound in pixel units")
-    attack.add_argument("--budget", type=int, default=3000, help="queries per (image, target)")
-    attack.add_argument("--images", type=count, default=100, help="correctly classified images")
     attack.add_argument(
-        "--targets", type=_targets, default="random", help="all, random, or a class number"
+        "--eps", type=number, default=0.2, help="l-inf bound in pixel units (default: %(default)s)"
     )
-    attack.add_argument("--split", default="test", help="dataset split (default: test)")
-    attack.add_argument("--seed", type=seed, default=0)
+    attack.add_argument(
+        "--budget",
+        type=int,
+        default=3000,
+        help="queries per (image, target) (default: %(default)s)",
+    )
+    attack.add_argument(
+        "--images",
+        type=count,
+        default=100,
+        help="correctly classified images (default: %(default)s)",
+    )
+    attack.add_argument(
+        "--targets",
+        type=_targets,
+        default="random",
+        help="all, random, or a class number (default: %(default)s)",
+    )
+    attack.add_argument("--split", default="test", help="dataset split (default: %(default)s)")
+    attack.add_argument(
+        "--seed",
+        type=seed,
+        default=0,
+        help="seed of the images, targets and attacks (default: %(default)s)",
+    )
     attack.add_argument(
         "--out",
         help="the run's folder; with --compare, the folder to write compare.csv, compare.json "
