@@ -105,7 +105,8 @@ def attack_image(
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Attack one pixel-space ``image`` (``C x H x W`` in ``[0, 1]``) of class ``label`` towards
-    ``target``; returns its record (success, queries, final margin, ‖δ‖∞) and ``image``."""
+    ``target``; returns its record (success, queries, final :func:`margin`, positive when the
+    target won, ‖δ‖∞) and ``image``."""
     check_settings(method, eps, budget, solver, options=options)
     x0 = np.asarray(image, dtype=np.float32)
     if x0.ndim != 3:
