@@ -13,7 +13,15 @@ from olmp.attack import METHODS, SUMMARIES, compare, run_attack
 from olmp.attack.blocks import DEFAULT_SOLVER
 from olmp.attack.methods import method_options, parse_options
 from olmp.attack.run import check_settings
-from olmp.cli.common import Formatter, add_data_and_device, add_trust, count, number, seed
+from olmp.cli.common import (
+    Formatter,
+    add_data_and_device,
+    add_resume_or_force,
+    add_trust,
+    count,
+    number,
+    seed,
+)
 from olmp.console import StepProgress, console, print_table
 from olmp.errors import OlmpError
 
@@ -218,12 +226,10 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help="the run's folder; with --compare, the folder to write compare.csv, compare.json "
         "and compare.png in",
     )
-    again = attack.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true", help="continue an interrupted --out")
-    again.add_argument(
-        "--force",
-        action="store_true",
-        help="redo an existing attack --out (with --compare: replace its compare files)",
+    add_resume_or_force(
+        attack,
+        resume="continue an interrupted --out",
+        force="redo an existing attack --out (with --compare: replace its compare files)",
     )
     attack.add_argument("--json", action="store_true", help="print one JSON object")
     attack.add_argument("--compare", nargs="+", metavar="DIR", help="compare finished runs")

@@ -106,6 +106,13 @@ def add_solver_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
     )
 
 
+def add_resume_or_force(parser: argparse.ArgumentParser, resume: str, force: str) -> None:
+    """``--resume`` and ``--force``, never both (``resume``, ``force``: their help)."""
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help=resume)
+    again.add_argument("--force", action="store_true", help=force)
+
+
 def add_trust(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust-model-code",

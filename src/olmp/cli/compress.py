@@ -12,6 +12,7 @@ from torch import nn
 
 from olmp.cli.common import (
     Formatter,
+    add_resume_or_force,
     add_solver_option,
     add_weights_options,
     check_names,
@@ -305,7 +306,5 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     fair.add_argument("--protected", help="the attribute whose groups --constraint compares")
     add_config_options(comp)
-    again = comp.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
-    again.add_argument("--force", action="store_true", help="start anew in RUN_DIR")
+    add_resume_or_force(comp, resume="continue the run in RUN_DIR", force="start anew in RUN_DIR")
     comp.set_defaults(run=_compress)

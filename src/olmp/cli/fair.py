@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from olmp.cli.common import Formatter, count, number, seed
+from olmp.cli.common import Formatter, add_resume_or_force, count, number, seed
 from olmp.console import StepProgress
 from olmp.data import TABULAR_DATASETS
 from olmp.fair import CONSTRAINTS, FairSettings, fair_train
@@ -107,8 +107,6 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="mlp", help="model name (default mlp, 100-100 hidden)")
     p.add_argument("--epochs", type=count, default=FairSettings.epochs, help="epochs per network")
     p.add_argument("--data-dir", help="folder searched first for dataset files")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true", help="continue the run in --out")
-    group.add_argument("--force", action="store_true", help="start again, replacing --out")
+    add_resume_or_force(p, resume="continue the run in --out", force="start again, replacing --out")
     p.add_argument("--json", action="store_true", help="print one JSON object per epsilon")
     p.set_defaults(run=_train)

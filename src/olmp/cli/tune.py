@@ -6,7 +6,15 @@ import argparse
 import json
 from collections.abc import Callable
 
-from olmp.cli.common import Formatter, add_solver_option, check_names, count, number, seed
+from olmp.cli.common import (
+    Formatter,
+    add_resume_or_force,
+    add_solver_option,
+    check_names,
+    count,
+    number,
+    seed,
+)
 from olmp.console import StepProgress
 from olmp.data import DATASETS, TABULAR_DATASETS
 from olmp.dfo.solvers import SOLVERS, parse_solver_options, solver_class
@@ -140,12 +148,10 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed, default=0, help="solver and training seed")
     p.add_argument("--split-seed", type=seed, default=0, help="seed of the tune/val carve")
     p.add_argument("--data-dir", help="folder searched first for dataset files")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true", help="continue the search in --out")
-    group.add_argument(
-        "--force",
-        action="store_true",
-        help="start again, replacing --out; also allows an --experience learned on --dataset",
+    add_resume_or_force(
+        p,
+        resume="continue the search in --out",
+        force="start again, replacing --out; also allows an --experience learned on --dataset",
     )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(run=_tune)
