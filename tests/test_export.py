@@ -268,12 +268,47 @@ def test_cli_report(finished_run, tmp_path, capsys):
     assert f"test change {100 * test_change['change']:+.2f} points" in captured.out
     for name in ("compression.png", "accuracy.png", "layers.png"):
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["report", str(finished_run), "--json", "--plots", str(plots)]) == 0
+    # Plots already in a folder of the user's are replaced only with --force.
+    before = (plots / "layers.png").stat().st_mtime_ns
+    assert main(["report", str(finished_run), "--json", "--plots", str(plots)]) == 2
+    assert "already holds compression.png, accuracy.png, layers.png" in capsys.readouterr().err
+    assert (plots / "layers.png").stat().st_mtime_ns == before
+    assert main(["report", str(finished_run), "--json", "--plots", str(plots), "--force"]) == 0
     assert json.loads(capsys.readouterr().out) == result
     assert all(row["threshold"] >= 0 for row in result["layers"])
+    assert main(["report", str(finished_run), "--plots", str(plots / "layers.png")]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err
 
     assert main(["report", str(tmp_path)]) == 2
     assert "holds no finished olmp run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("history", None, "history must be a list of rounds"),
+        ("history", [{"round": 1}], "history must be a list of rounds"),
+        ("compression_ratio", "big", "compression_ratio must be a finite number, got \"big\""),
+        ("val_accuracy", float("nan"), "val_accuracy must be a finite number, got NaN"),
+        ("test_accuracy", None, "test_accuracy must be a finite number, got null"),
+        ("layers", None, "it lacks layers"),
+    ],
+)
+def test_report_names_a_damaged_record_and_writes_nothing(
+    finished_run, tmp_path, capsys, field, value, said
+):
+    run = tmp_path / "run"
+    run.mkdir()
+    record = json.loads((finished_run / RESULT_JSON).read_text())
+    if value is None and field == "layers":
+        del record[field]
+    else:
+        record[field] = value
+    (run / RESULT_JSON).write_text(json.dumps(record))
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert said in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in run.iterdir()) == [RESULT_JSON]
 
 
 def test_change_line_speaks_the_metric_and_needs_outcomes():

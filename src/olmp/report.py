@@ -9,6 +9,8 @@ from typing import Any
 
 from rich.table import Table
 
+from olmp.errors import OlmpError
+from olmp.files import check_writable
 from olmp.plots import pyplot, save_figure
 
 
@@ -165,12 +167,30 @@ def write_report_plots(result: dict[str, Any], out_dir: str | os.PathLike[str]) 
 
 
 def report_run(
-    run_dir: str | os.PathLike[str], plots_dir: str | os.PathLike[str] | None = None
+    run_dir: str | os.PathLike[str],
+    plots_dir: str | os.PathLike[str] | None = None,
+    *,
+    force: bool = False,
 ) -> tuple[dict[str, Any], list[Path]]:
     """The result record of the finished run in ``run_dir`` and its plots, written to
-    ``plots_dir`` (default ``run_dir/report``)."""
+    ``plots_dir`` (default ``run_dir/report``, whose plots are always redrawn: they come from
+    the record alone). In a ``plots_dir`` of the user's, plots already there are replaced
+    only with ``force``. Nothing is written when the record is damaged."""
     from olmp.compression import read_result
 
     result = read_result(run_dir)
-    plots = write_report_plots(result, plots_dir or Path(run_dir) / "report")
+    if plots_dir is None:
+        plots_dir = Path(run_dir) / "report"
+    else:
+        plots_dir = Path(plots_dir)
+        if plots_dir.exists() and not plots_dir.is_dir():
+            raise OlmpError(f"--plots {plots_dir} is a file; give a folder for the plots")
+        there = [name for name in REPORT_PLOTS if (plots_dir / name).exists()]
+        if there and not force:
+            raise OlmpError(
+                f"{plots_dir} already holds {', '.join(there)}; pass --force (force=True) to "
+                "replace them"
+            )
+    check_writable(plots_dir / next(iter(REPORT_PLOTS)), "the plots")
+    plots = write_report_plots(result, plots_dir)
     return result, plots

@@ -16,7 +16,7 @@ from olmp.report import (
 
 
 def _report(args: argparse.Namespace) -> int:
-    result, plots = report_run(args.run_dir, args.plots)
+    result, plots = report_run(args.run_dir, args.plots, force=args.force)
     if args.json:
         print(json.dumps(result))
     else:
@@ -40,7 +40,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser(
         "report",
         help="show a finished run: per-layer table, summary, plots",
-        description="Print the per-layer table (shape, total, kept, keep %%, threshold) and "
+        description="Print the per-layer table (shape, total, kept, keep %, threshold) and "
         "the summary of a finished run, and write PNG plots of compression and accuracy per "
         "round and of the per-layer keep ratios (drawn from result.json, so rewriting them "
         "loses nothing).",
@@ -48,6 +48,11 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         formatter_class=Formatter,
     )
     report.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished olmp compress")
-    report.add_argument("--plots", metavar="DIR", help="where the PNGs go (RUN_DIR/report)")
+    report.add_argument(
+        "--plots", metavar="DIR", help="where the PNGs go (default: RUN_DIR/report)"
+    )
+    report.add_argument(
+        "--force", action="store_true", help="replace the plots already in --plots DIR"
+    )
     report.add_argument("--json", action="store_true", help="print the run's record as JSON")
     report.set_defaults(run=_report)

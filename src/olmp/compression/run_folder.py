@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -173,8 +175,31 @@ def write_run_outputs(
     write_json_atomic(run_dir / RESULT_JSON, result)
 
 
-#: Fields every finished run's record has (what the readers of a run folder rely on).
-RESULT_FIELDS = ("config", "compression_ratio", "val_accuracy", "test_accuracy", "history")
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _rounds(value: Any) -> bool:
+    def valid(entry: Any) -> bool:
+        return isinstance(entry, dict) and all(
+            _number(entry.get(k)) for k in ("compression_ratio", "val_accuracy")
+        )
+
+    return isinstance(value, list) and all(valid(h) for h in value)
+
+
+#: What every finished run's record holds, as the readers of a run folder (report, export)
+#: rely on it: field -> (check, what it must be).
+RESULT_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "config": (lambda v: isinstance(v, dict), "an object"),
+    "compression_ratio": (_number, "a finite number"),
+    "val_accuracy": (_number, "a finite number"),
+    "test_accuracy": (_number, "a finite number"),
+    "reference_val_accuracy": (_number, "a finite number"),
+    "reference_test_accuracy": (_number, "a finite number"),
+    "history": (_rounds, "a list of rounds, each with a finite compression_ratio and val_accuracy"),
+    "layers": (lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v), "a list"),
+}
 
 
 def read_result(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -195,14 +220,22 @@ def read_result(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         result = json.loads((run_dir / RESULT_JSON).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise OlmpError(f"{run_dir / RESULT_JSON} is not a readable run record: {exc}") from None
-    # Another command's result.json (an attack's, say) in a folder given as a run: say so
-    # here rather than fail later on a missing field.
-    missing = [k for k in RESULT_FIELDS if not isinstance(result, dict) or k not in result]
+    # Another command's result.json (an attack's, say) in a folder given as a run, or a
+    # damaged one: say so here, before anything is written, rather than fail halfway.
+    if not isinstance(result, dict):
+        raise OlmpError(f"{run_dir / RESULT_JSON} is not the record of an olmp compress run")
+    missing = [k for k in RESULT_FIELDS if k not in result]
     if missing:
         raise OlmpError(
             f"{run_dir / RESULT_JSON} is not the record of an olmp compress run (it lacks "
             f"{', '.join(missing)})"
         )
+    for name, (valid, what) in RESULT_FIELDS.items():
+        if not valid(result[name]):
+            raise OlmpError(
+                f"{run_dir / RESULT_JSON} is damaged: {name} must be {what}, got "
+                f"{json.dumps(result[name])[:60]}"
+            )
     return result
 
 
