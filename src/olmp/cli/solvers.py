@@ -41,7 +41,11 @@ def _solvers(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(records, indent=2))
         return 0
-    table = Table(title="solvers (olmp compress --solver NAME)")
+    table = Table(
+        title="solvers (olmp compress, tune and attack --solver NAME)",
+        caption="every solver also takes popsize and sigma0 as engine options (olmp tune "
+        "--solver-option; olmp compress sets them as --popsize and --search-step)",
+    )
     for column in ("name", "installed", "backend", "supports", "options (--solver-option)"):
         table.add_column(column)
     for r in records:
