@@ -262,6 +262,26 @@ def test_existing_out_is_not_overwritten(tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
 
 
+def _files(folder):
+    """Every file under ``folder`` with its bytes: what a refused run must leave alone."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("option", ["popsize=x", "foo=1"])
+def test_bad_mads_options_are_refused_before_the_folder_is_touched(tmp_path, capsys, option):
+    done = tmp_path / "done"  # a finished search's files, which --force would replace
+    for name in ("tune.json", "study.json", "trials.json", "result.json", "weights/a.bin"):
+        (done / name).parent.mkdir(parents=True, exist_ok=True)
+        (done / name).write_text(name)
+    before = _files(done)
+    bad = ["--solver", "mads", "--solver-option", option, "--budget", "1"]
+    assert cli(tmp_path, *bad, "--out", str(done), "--force") == 2
+    assert option.split("=")[0] in capsys.readouterr().err
+    assert _files(done) == before
+    assert cli(tmp_path, *bad, "--out", str(tmp_path / "new")) == 2
+    assert not (tmp_path / "new").exists()
+
+
 def test_two_workers(tmp_path):
     summary = tune("digits", tmp_path / "p", solver="random", budget=4, n_jobs=2, **FAST)
     assert summary["trials"] == 4 and summary["best_val_accuracy"] is not None

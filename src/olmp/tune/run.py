@@ -187,8 +187,9 @@ def tune(
         solver_options["experience"] = experience_for_search(
             experience, engine_space, dataset, force=force, resume=resume
         )
-    if solver != "mads":  # the options, checked before anything is written
-        make_sampler(cls, engine_space, options=solver_options).close()
+    # The options, checked before anything is written: mads's too (its phases take them
+    # as they are, on parts of this space).
+    make_sampler(cls, engine_space, options=solver_options).close()
     out = Path(out)
     config = {
         "format": FORMAT,
