@@ -93,6 +93,15 @@ def test_space_file_toml(tmp_path):
     assert space.ranges["conv_layers"] == (1, 2) and space.fixed["batch_size"] == 128
 
 
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_space_file_that_is_not_text_is_named(tmp_path, suffix):
+    path = tmp_path / f"s{suffix}"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    kind = "TOML" if suffix == ".toml" else "JSON"
+    with pytest.raises(OlmpError, match=f"space file {path} is not valid {kind}: .*utf-8"):
+        TuneSpace.from_file(path)
+
+
 # -- the network and the blackbox ----------------------------------------------------------
 
 

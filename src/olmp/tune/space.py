@@ -270,12 +270,13 @@ class TuneSpace:
         """A space from a JSON or TOML file of overrides (see the module docstring)."""
         path = Path(path)
         try:
-            text = path.read_text()
+            raw = path.read_bytes()
         except OSError as error:
             raise OlmpError(f"cannot read space file {path}: {error.strerror}") from None
-        try:
+        try:  # both formats are UTF-8 text: other bytes are not the format either
+            text = raw.decode("utf-8")
             data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
             kind = "TOML" if path.suffix == ".toml" else "JSON"
             raise OlmpError(f"space file {path} is not valid {kind}: {error}") from None
         if not isinstance(data, dict):
