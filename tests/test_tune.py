@@ -291,6 +291,26 @@ def test_bad_mads_options_are_refused_before_the_folder_is_touched(tmp_path, cap
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.parametrize("text", ["[]", "null", "{}", '{"dataset": "digits"}'])
+def test_resume_of_a_record_that_is_not_a_search_is_refused(tmp_path, capsys, text):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "tune.json").write_text(text)
+    assert cli(tmp_path, "--budget", "1", "--out", str(out), "--resume") == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'tune.json'} is not an olmp search record" in err and "\n" not in err.strip()
+    assert _files(out) == {"tune.json": text.encode()}
+
+
+def test_out_under_a_file_is_named_and_nothing_is_written(tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("mine")
+    assert cli(tmp_path, "--budget", "1", "--out", str(blocker / "sub")) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write --out {blocker / 'sub'}: {blocker} is a file, not a folder" in err
+    assert blocker.read_text() == "mine"
+
+
 def test_two_workers(tmp_path):
     summary = tune("digits", tmp_path / "p", solver="random", budget=4, n_jobs=2, **FAST)
     assert summary["trials"] == 4 and summary["best_val_accuracy"] is not None

@@ -115,19 +115,30 @@ def prepare_output_folder(
 ) -> None:
     """Make ``out`` ready for a command that records ``config`` in ``out/record_name``.
 
-    With ``resume`` the folder must hold a record whose ``identity`` settings equal
-    ``config``'s (else nothing changes and the error names the first that differs). Without
-    it the folder must be new or empty, or ``force`` removes ``our_files`` (only those; names
-    or glob patterns) from it and the command starts again.
+    With ``resume`` the folder must hold a record of the same ``format`` whose ``identity``
+    settings equal ``config``'s (else nothing changes and the error names the first that
+    differs). Without it the folder must be new or empty, or ``force`` removes
+    ``our_files`` (only those; names or glob patterns) from it and the command starts
+    again. Either way the folder must be one that can be written in (or made), checked
+    before anything is removed.
     """
     record = out / record_name
+    if out.exists() and not out.is_dir():
+        raise OlmpError(f"--out {out} is a file; give a folder")
+    if resume and not record.exists():
+        raise OlmpError(f"nothing to resume: {record} does not exist")
+    # An existing folder must take the record; a new one must be possible to make.
+    check_writable(record if out.is_dir() else out, "--out")
     if resume:
-        if not record.exists():
-            raise OlmpError(f"nothing to resume: {record} does not exist")
         try:
             old = json.loads(record.read_text())
-        except (OSError, json.JSONDecodeError) as error:
+        except (OSError, ValueError, RecursionError) as error:  # ValueError: not UTF-8 too
             raise OlmpError(f"{record} is damaged ({error}); it is left as it is") from None
+        if not isinstance(old, dict) or old.get("format") != config["format"]:
+            raise OlmpError(
+                f'{record} is not an olmp {what} record (no "format": "{config["format"]}"); '
+                "it is left as it is"
+            )
         for key in identity:
             if old.get(key) != json.loads(json.dumps(config[key])):
                 shown = key if key == "space" else f"{key} ({old.get(key)!r}, here {config[key]!r})"
@@ -136,8 +147,6 @@ def prepare_output_folder(
                     "with the same settings, or start in another folder"
                 )
         return
-    if out.exists() and not out.is_dir():
-        raise OlmpError(f"--out {out} is a file; give a folder")
     if out.exists() and any(out.iterdir()):
         if not force:
             raise OlmpError(
