@@ -305,7 +305,7 @@ def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["trials"] == 4
     build_experience([ensemble_runs / "iris"], moved, force=True)  # another model, same path
     assert main([*longer[:-3], "6", "--out", str(tmp_path / "w"), "--resume"]) == 2
-    assert "another solver_options" in _err_line(capsys)
+    assert "another --solver-option (" in _err_line(capsys)
     # an existing file is not overwritten
     again = ["experience", "build", "--from", str(ensemble_runs / "wine"), "--out",
              str(model_file)]  # fmt: skip
@@ -379,7 +379,7 @@ def test_bad_input_exits_2_with_one_line(ensemble_runs, tmp_path, capsys):
     assert "unknown dataset of the ensemble task 'cifar'" in _err_line(capsys)
     assert main([*base[:-4], "--solver", "random", "--trial-time-limit", "5", "--out",
                  str(tmp_path / "o")]) == 2  # fmt: skip
-    assert "trial_time_limit is a setting of task cnn" in _err_line(capsys)
+    assert "--trial-time-limit is a setting of --task cnn" in _err_line(capsys)
     assert not (tmp_path / "o").exists()
 
 

@@ -234,7 +234,7 @@ def test_resume_engine_study_and_refuse_other_space(tmp_path, capsys):
     capsys.readouterr()
     assert main(["tune", "--dataset", "digits", "--space", str(other), "--train-size", "300",
                  "--epochs", "1", "--budget", "6", "--out", str(out), "--resume"]) == 2  # fmt: skip
-    assert "another space" in capsys.readouterr().err
+    assert "another --space;" in capsys.readouterr().err
     assert (out / "study.json").read_text() == before
 
 
@@ -309,6 +309,29 @@ def test_out_under_a_file_is_named_and_nothing_is_written(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"cannot write --out {blocker / 'sub'}: {blocker} is a file, not a folder" in err
     assert blocker.read_text() == "mine"
+
+
+def test_errors_name_the_options_as_typed(tmp_path, capsys):
+    out = tmp_path / "r"
+    tune("digits", out, solver="random", budget=1, **FAST)
+    before = _files(out)
+    base = ["--budget", "2", "--epochs", "1", "--out", str(out), "--resume"]
+    for extra, message in [
+        (["--time-limit", "0"], "--time-limit must be a number of seconds > 0, got 0.0"),
+        (["--split-seed", "3"], "another --split-seed (0, here 3);"),
+        (["--seed", "3"], "another --seed (0, here 3);"),
+        (["--train-size", "100"], "another --train-size (300, here 100);"),  # after cli()'s
+    ]:
+        assert cli(tmp_path, *base, *extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    # another task: the task is named, not the first setting the tasks differ in
+    ensemble = ["tune", "--task", "ensemble", "--dataset", "digits", "--budget", "2"]
+    assert main([*ensemble, "--out", str(out), "--resume"]) == 2
+    assert "another --task ('cnn', here 'ensemble');" in capsys.readouterr().err
+    assert main([*ensemble, "--epochs", "5", "--out", str(tmp_path / "e")]) == 2
+    assert "--epochs is a setting of --task cnn" in capsys.readouterr().err
+    assert _files(out) == before and not (tmp_path / "e").exists()
 
 
 def test_two_workers(tmp_path):

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,15 +112,16 @@ def prepare_output_folder(
     what: str,
     resume: bool,
     force: bool,
+    names: Mapping[str, str] | None = None,
 ) -> None:
     """Make ``out`` ready for a command that records ``config`` in ``out/record_name``.
 
     With ``resume`` the folder must hold a record of the same ``format`` whose ``identity``
     settings equal ``config``'s (else nothing changes and the error names the first that
-    differs). Without it the folder must be new or empty, or ``force`` removes
-    ``our_files`` (only those; names or glob patterns) from it and the command starts
-    again. Either way the folder must be one that can be written in (or made), checked
-    before anything is removed.
+    differs, as ``names`` calls it: its option, say; else by its key). Without it the
+    folder must be new or empty, or ``force`` removes ``our_files`` (only those; names or
+    glob patterns) from it and the command starts again. Either way the folder must be one
+    that can be written in (or made), checked before anything is removed.
     """
     record = out / record_name
     if out.exists() and not out.is_dir():
@@ -141,7 +142,9 @@ def prepare_output_folder(
             )
         for key in identity:
             if old.get(key) != json.loads(json.dumps(config[key])):
-                shown = key if key == "space" else f"{key} ({old.get(key)!r}, here {config[key]!r})"
+                shown = (names or {}).get(key, key)
+                if key != "space":  # a space is too long to show
+                    shown += f" ({old.get(key)!r}, here {config[key]!r})"
                 raise OlmpError(
                     f"{out} holds a {what} with another {shown}; it is left as it is: resume "
                     "with the same settings, or start in another folder"

@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from olmp.compression.config import flag
 from olmp.dfo import Problem, Space, Study
 from olmp.dfo.directional import DirectionalModel
 from olmp.dfo.sampler import make_sampler
@@ -73,9 +74,10 @@ OUR_FILES = (
     "result.json",
     "weights",
 )
-#: Settings a resume must share with the search it continues (the task too, through its
-#: space: the two tasks' spaces differ).
+#: Settings a resume must share with the search it continues (the task first: the other
+#: settings of another task would differ too, and name the wrong one).
 IDENTITY = (
+    "task",
     "dataset",
     "split_seed",
     "seed",
@@ -92,11 +94,17 @@ Progress = Callable[[int, int, float | None], None]
 TASKS = ("cnn", "ensemble")
 
 
+def option(name: str) -> str:
+    """How errors name setting ``name`` of :func:`tune`: as the option ``olmp tune`` takes
+    it by (``time_limit`` -> ``--time-limit``), whose spelling the keyword mirrors."""
+    return "--solver-option" if name == "solver_options" else flag(name)
+
+
 def _check_count(name: str, value: Any, minimum: int = 1, optional: bool = False) -> Any:
     if optional and value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise OlmpError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise OlmpError(f"{option(name)} must be an integer >= {minimum}, got {value!r}")
     return value
 
 
@@ -104,7 +112,7 @@ def _check_seconds(name: str, value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise OlmpError(f"{name} must be a number of seconds > 0, got {value!r}")
+        raise OlmpError(f"{option(name)} must be a number of seconds > 0, got {value!r}")
     return float(value)
 
 
@@ -143,7 +151,8 @@ def tune(
     ``threads`` sets torch's threads in each trial (default: one per worker when
     ``n_jobs > 1``). ``keep_weights`` keeps every trial's weights in ``out/weights``
     (named by :func:`olmp.tune.blackbox.trial_key` of its settings), not only the best's.
-    ``progress(done, total, best_val)`` is called after every trial.
+    ``progress(done, total, best_val)`` is called after every trial. Errors name a
+    setting by its ``olmp tune`` option (``time_limit`` as ``--time-limit``).
     """
     if task not in TASKS:
         raise OlmpError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
@@ -154,7 +163,9 @@ def tune(
                     ("trial_time_limit", trial_time_limit))  # fmt: skip
         for name, value in cnn_only:
             if value is not None:
-                raise OlmpError(f"{name} is a setting of task cnn; task ensemble takes none")
+                raise OlmpError(
+                    f"{option(name)} is a setting of --task cnn; --task ensemble takes none"
+                )
     budget = _check_count("budget", budget)
     epochs = _check_count(
         "epochs", 2 if epochs is None and task == "cnn" else epochs, optional=True
@@ -165,7 +176,7 @@ def tune(
     time_limit = _check_seconds("time_limit", time_limit)
     trial_time_limit = _check_seconds("trial_time_limit", trial_time_limit)
     if resume and force:
-        raise OlmpError("pass resume or force, not both")
+        raise OlmpError("pass --resume or --force, not both")
     cls = solver_class(solver)  # OlmpError listing the solvers
     if not cls.available():
         cls.import_backend()
@@ -212,7 +223,15 @@ def tune(
             "datasets": solver_options["experience"].datasets,
         }
     prepare_output_folder(
-        out, "tune.json", config, IDENTITY, OUR_FILES, what="search", resume=resume, force=force
+        out,
+        "tune.json",
+        config,
+        IDENTITY,
+        OUR_FILES,
+        what="search",
+        resume=resume,
+        force=force,
+        names={key: option(key) for key in IDENTITY},
     )
     if threads is None and n_jobs > 1:
         threads = 1
