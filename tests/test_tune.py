@@ -364,6 +364,16 @@ def test_cli_solver_options_reach_the_solver_and_bad_ones_are_named(tmp_path, ca
     assert "NAME=VALUE" in capsys.readouterr().err
 
 
+def test_the_budget_is_not_a_solver_option(tmp_path, capsys):
+    out = tmp_path / "t"
+    code = main(["tune", "--task", "ensemble", "--dataset", "wine", "--solver", "ncs",
+                 "--solver-option", "max_evaluations=2", "--budget", "4",
+                 "--out", str(out)])  # fmt: skip
+    assert code == 2
+    assert "max_evaluations is the length of one olmp compress" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_cli_refuses_a_tabular_dataset_for_the_cnn_task(tmp_path, capsys):
     code = main(["tune", "--dataset", "adult", "--budget", "1", "--out", str(tmp_path / "t")])
     assert code == 2

@@ -193,6 +193,12 @@ def tune(
         load_table(dataset, split_seed, None if data_dir is None else str(data_dir))
         engine_space = ensemble_space()
     solver_options = dict(solver_options or {})
+    if "max_evaluations" in solver_options:  # declared by ncs, sracos, ... for compress
+        raise OlmpError(
+            f"{option('solver_options')} max_evaluations is the length of one olmp compress "
+            f"round's run; a search runs {option('budget')} trials and plans the solver for "
+            f"them: give {option('budget')} instead"
+        )
     experience = solver_options.get("experience")
     if experience is not None:  # the file read once, here
         solver_options["experience"] = experience_for_search(
