@@ -379,3 +379,8 @@ def test_cli_refuses_a_tabular_dataset_for_the_cnn_task(tmp_path, capsys):
     assert code == 2
     assert "--task ensemble" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+    # an unknown one: the choices are the cnn task's, without the tabular ones it refuses
+    code = main(["tune", "--dataset", "nope", "--budget", "1", "--out", str(tmp_path / "t")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown dataset of the cnn task 'nope'" in err
+    assert "digits" in err and "adult" not in err and not (tmp_path / "t").exists()

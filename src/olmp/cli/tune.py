@@ -10,17 +10,18 @@ from olmp.cli.common import (
     Formatter,
     add_resume_or_force,
     add_solver_option,
-    check_names,
     count,
     number,
     seed,
 )
 from olmp.console import StepProgress
-from olmp.data import DATASETS, TABULAR_DATASETS
+from olmp.data import DATASETS
 from olmp.dfo.solvers import SOLVERS, parse_solver_options, solver_class
 from olmp.errors import OlmpError
 from olmp.tune import FAMILIES, tune
-from olmp.tune.ensemble import ENSEMBLE_DATASETS, check_dataset
+from olmp.tune.blackbox import check_dataset
+from olmp.tune.ensemble import ENSEMBLE_DATASETS
+from olmp.tune.ensemble import check_dataset as check_ensemble_dataset
 from olmp.tune.run import TASKS
 
 
@@ -34,15 +35,7 @@ def _progress(budget: int) -> tuple[StepProgress, Callable[[int, int, float | No
 
 
 def _tune(args: argparse.Namespace) -> int:
-    if args.task == "cnn":
-        check_names(None, args.dataset)
-        if args.dataset in TABULAR_DATASETS:  # rows of features: nothing to convolve
-            raise OlmpError(
-                f"dataset {args.dataset} is tabular; the cnn task needs images "
-                f"({', '.join(DATASETS)}): use --task ensemble"
-            )
-    else:
-        check_dataset(args.dataset)
+    (check_dataset if args.task == "cnn" else check_ensemble_dataset)(args.dataset)
     solver_class(args.solver)
     options = parse_solver_options(args.solver_option) if args.solver_option else None
     if args.experience is not None:

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from olmp.data import DatasetSplits, load_dataset
+from olmp.data import DATASETS, TABULAR_DATASETS, DatasetSplits, load_dataset
 from olmp.data.registry import Split
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, unknown_choice
 from olmp.files import save_checkpoint
 from olmp.models import build_model
 from olmp.training import accuracy
@@ -32,8 +32,21 @@ from olmp.tune.space import TuneSpace
 _SPLITS: dict[tuple[str, int, str | None], DatasetSplits] = {}
 
 
+def check_dataset(name: str) -> None:
+    """Raise unless ``name`` is a dataset of images, which the cnn task searches on; the
+    message lists only those."""
+    if name in TABULAR_DATASETS:  # rows of features: nothing to convolve
+        raise OlmpError(
+            f"dataset {name} is tabular; the cnn task needs images "
+            f"({', '.join(DATASETS)}): use --task ensemble"
+        )
+    if name not in DATASETS:
+        raise unknown_choice("dataset of the cnn task", name, list(DATASETS))
+
+
 def load_splits(dataset: str, split_seed: int, data_dir: str | None = None) -> DatasetSplits:
     """The dataset's splits, loaded once per process."""
+    check_dataset(dataset)
     key = (dataset, split_seed, data_dir)
     if key not in _SPLITS:
         _SPLITS[key] = load_dataset(dataset, seed=split_seed, data_dir=data_dir)
