@@ -364,6 +364,25 @@ def test_cli_solver_options_reach_the_solver_and_bad_ones_are_named(tmp_path, ca
     assert "NAME=VALUE" in capsys.readouterr().err
 
 
+def test_help_shows_the_defaults_and_what_is_cnn_only(capsys):
+    with pytest.raises(SystemExit):
+        main(["tune", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # the same, however wide the terminal
+    for shown in [
+        "--seed SEED solver and training seed (default: 0)",
+        "--split-seed SPLIT_SEED seed of the tune/val carve (default: 0)",
+        "popsize=N; default: 1)",
+        "--train-size TRAIN_SIZE cnn: train each trial on this many images (default: all",
+        "--time-limit TIME_LIMIT wall-time budget of the search, in seconds (default: none)",
+        "--trial-time-limit TRIAL_TIME_LIMIT cnn: a trial that runs longer than this many "
+        "seconds fails (default: none)",
+        "--space SPACE cnn: JSON or TOML file fixing or narrowing families of the space "
+        "(default: the whole space)",
+        "(default: random)",
+    ]:
+        assert shown in text
+
+
 def test_the_budget_is_not_a_solver_option(tmp_path, capsys):
     out = tmp_path / "t"
     code = main(["tune", "--task", "ensemble", "--dataset", "wine", "--solver", "ncs",

@@ -118,8 +118,14 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help=f"cnn: {', '.join(DATASETS)}; ensemble: {', '.join(ENSEMBLE_DATASETS)}",
     )
     p.add_argument("--out", required=True, help="folder of the search's record and best network")
-    p.add_argument("--space", help="JSON or TOML file fixing or narrowing families of the space")
-    p.add_argument("--solver", default="random", help=", ".join(SOLVERS) + " (default random)")
+    p.add_argument(
+        "--space",
+        help="cnn: JSON or TOML file fixing or narrowing families of the space "
+        "(default: the whole space)",
+    )
+    p.add_argument(
+        "--solver", default="random", help=", ".join(SOLVERS) + " (default: %(default)s)"
+    )
     add_solver_option(p)
     p.add_argument(
         "--experience",
@@ -127,19 +133,39 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "learned on --dataset, unless --force)",
     )
     p.add_argument("--budget", type=count, required=True, help="trials")
-    p.add_argument("--epochs", type=count, help="cnn: training epochs per trial (default 2)")
-    p.add_argument("--train-size", type=count, help="train each trial on this many images")
-    p.add_argument("--time-limit", type=number, help="wall-time budget of the search (s)")
-    p.add_argument("--trial-time-limit", type=number, help="cnn: a trial past this (s) fails")
+    p.add_argument("--epochs", type=count, help="cnn: training epochs per trial (default: 2)")
+    p.add_argument(
+        "--train-size",
+        type=count,
+        help="cnn: train each trial on this many images (default: all of the train split)",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=number,
+        help="wall-time budget of the search, in seconds (default: none)",
+    )
+    p.add_argument(
+        "--trial-time-limit",
+        type=number,
+        help="cnn: a trial that runs longer than this many seconds fails (default: none)",
+    )
     p.add_argument(
         "--n-jobs",
         type=count,
         default=1,
         help="trials run in parallel, at most one population of the solver at once (sracos "
-        "and expsracos ask one trial at a time unless --solver-option popsize=N)",
+        "and expsracos ask one trial at a time unless --solver-option popsize=N; "
+        "default: %(default)s)",
     )
-    p.add_argument("--seed", type=seed, default=0, help="solver and training seed")
-    p.add_argument("--split-seed", type=seed, default=0, help="seed of the tune/val carve")
+    p.add_argument(
+        "--seed", type=seed, default=0, help="solver and training seed (default: %(default)s)"
+    )
+    p.add_argument(
+        "--split-seed",
+        type=seed,
+        default=0,
+        help="seed of the tune/val carve (default: %(default)s)",
+    )
     p.add_argument("--data-dir", help="folder searched first for dataset files")
     add_resume_or_force(
         p,
