@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from safetensors import safe_open
 
 from olmp.cli import main
-from olmp.dfo import Categorical, Integer, Problem, Real, Space, Study
+from olmp.dfo import Categorical, Integer, Problem, Real, Space, Study, directional
 from olmp.dfo.directional import DirectionalModel, Reliability, pairs, train_directional_model
 from olmp.dfo.solvers import SOLVERS, make_solver
 from olmp.errors import OlmpError
@@ -277,9 +278,7 @@ def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys):
     assert summary["experience_weights"]["iris"] == pytest.approx(1.0)
     # the records name the experience by its content, not by where its file lies
     fingerprint = DirectionalModel.load(model_file).fingerprint
-    with safe_open(model_file, "np") as written:
-        recorded = json.loads(written.metadata()[METADATA_KEY])[HASH_KEY]
-    assert fingerprint == f"sha256:{recorded}"
+    assert fingerprint.startswith("sha256:") and len(fingerprint) == 7 + 64
     record = json.loads((out / "study.json").read_text())
     assert record["solver"] == "expsracos" and record["options"]["experience"] == fingerprint
     tune_record = json.loads((out / "tune.json").read_text())
@@ -310,6 +309,32 @@ def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys):
     again = ["experience", "build", "--from", str(ensemble_runs / "wine"), "--out",
              str(model_file)]  # fmt: skip
     assert main(again) == 2 and "already exists" in _err_line(capsys)
+
+
+def test_two_builds_of_one_model_have_one_fingerprint(ensemble_runs, tmp_path, monkeypatch):
+    studies = [ensemble_runs / "wine", ensemble_runs / "iris"]
+    first = build_experience(studies, tmp_path / "a.exp")
+    clock = iter([0.0, 7.0])  # the second build's wall time: surely not the first's
+    monkeypatch.setattr(directional, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    build_experience(studies, tmp_path / "b.exp")
+    monkeypatch.undo()
+    again = DirectionalModel.load(tmp_path / "b.exp")
+    assert again.info["training"]["seconds"] == 7.0 != first.info["training"]["seconds"]
+    for name, weights in first.weights.items():
+        assert np.array_equal(weights, again.weights[name])
+    hashes = []
+    for file in ("a.exp", "b.exp"):
+        with safe_open(tmp_path / file, "np") as written:
+            hashes.append(json.loads(written.metadata()[METADATA_KEY])[HASH_KEY])
+    assert hashes[0] != hashes[1]  # the files differ, in their wall time only
+    assert again.fingerprint == first.fingerprint
+    assert DirectionalModel.load(tmp_path / "a.exp").fingerprint == first.fingerprint
+    # so a search begun with one resumes with the other (force: it learned on wine)
+    for file, budget, again in (("a.exp", 2, False), ("b.exp", 3, True)):
+        summary = tune("wine", tmp_path / "w", task="ensemble", solver="expsracos",
+                       budget=budget, solver_options={"experience": str(tmp_path / file)},
+                       force=not again, resume=again)  # fmt: skip
+    assert summary["trials"] == 3
 
 
 def test_a_search_reads_its_experience_file_once_and_takes_a_model_too(

@@ -182,13 +182,17 @@ class DirectionalModel:
 
     @property
     def fingerprint(self) -> str:
-        """``sha256:`` and the hash of the model's content (its weights, space and record):
-        what names an experience in a search's records, so that a resume compares the
-        experience itself, wherever its file lies now. A file written by this version
-        records the same hash (``content_sha256``)."""
+        """``sha256:`` and the hash of the model's content (its weights, space and record,
+        less the training's wall time, ``training/seconds``): what names an experience in a
+        search's records, so that a resume compares the experience itself, wherever its
+        file lies now; two builds from the same studies and seed have the same. (The
+        file's ``content_sha256`` checks its bytes, wall time included.)"""
         from olmp.files import content_hash
 
-        return "sha256:" + content_hash(*self._file_content())
+        tensors, record = self._file_content()
+        if isinstance(record.get("training"), Mapping):  # a copy: self.info stays whole
+            record["training"] = {k: v for k, v in record["training"].items() if k != "seconds"}
+        return "sha256:" + content_hash(tensors, record)
 
     def save(self, path: str | os.PathLike[str], force: bool = False) -> None:
         """Write the model to ``path`` atomically; an existing file only with ``force``."""
