@@ -258,6 +258,8 @@ def test_solver_options_are_parsed_from_text_and_checked():
     assert isinstance(options["epoch"], int)
     with pytest.raises(OlmpError, match=r"NAME=VALUE \(e.g. r=0.8\), got 'r'"):
         parse_solver_options(["r"])
+    with pytest.raises(OlmpError, match="option r is given twice"):
+        parse_solver_options(["r=0.8", "epoch=2", "r=0.9"])  # which one was meant?
     check_solver_options("ncs", {"r": 0.8, "epoch": 2})  # valid: no error
     with pytest.raises(OlmpError, match="solver 'ncs': epoch must be"):
         check_solver_options("ncs", {"epoch": 0})

@@ -37,10 +37,6 @@ def _progress(budget: int) -> tuple[StepProgress, Callable[[int, int, float | No
 def _tune(args: argparse.Namespace) -> int:
     (check_dataset if args.task == "cnn" else check_ensemble_dataset)(args.dataset)
     solver_class(args.solver)
-    # A second value would silently replace the first (a dict): one of them is a slip.
-    names = [pair.partition("=")[0] for pair in args.solver_option or ()]
-    if twice := next((name for name in names if names.count(name) > 1), None):
-        raise OlmpError(f"--solver-option {twice} is given twice; give each option once")
     options = parse_solver_options(args.solver_option) if args.solver_option else None
     if args.experience is not None:
         if args.solver != "expsracos":
