@@ -102,6 +102,23 @@ def refuse_to_overwrite(path: str | os.PathLike[str], force: bool) -> None:
         raise OlmpError(f"{path} already exists; pass --force (force=True) to overwrite it")
 
 
+def check_output_files(
+    folder: Path, names: Sequence[str], *, force: bool, option: str, what: str
+) -> None:
+    """Raise unless ``folder`` (given as ``option``) can take the files ``names`` (``what``
+    they are): it is a folder or not there yet, holds none of them unless ``force``, and
+    can be written."""
+    if folder.exists() and not folder.is_dir():
+        raise OlmpError(f"{option} {folder} is a file; give a folder for {what}")
+    there = [name for name in names if (folder / name).exists()]
+    if there and not force:
+        raise OlmpError(
+            f"{folder} already holds {', '.join(there)}; pass --force (force=True) to replace "
+            f"them, or another {option}"
+        )
+    check_writable(folder / names[0], what)
+
+
 def prepare_output_folder(
     out: Path,
     record_name: str,

@@ -9,8 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from olmp.errors import OlmpError
-from olmp.files import check_writable
+from olmp.files import check_output_files
 from olmp.plots import pyplot, save_figure
 
 
@@ -179,18 +178,10 @@ def report_run(
     from olmp.compression import read_result
 
     result = read_result(run_dir)
-    if plots_dir is None:
-        plots_dir = Path(run_dir) / "report"
-    else:
-        plots_dir = Path(plots_dir)
-        if plots_dir.exists() and not plots_dir.is_dir():
-            raise OlmpError(f"--plots {plots_dir} is a file; give a folder for the plots")
-        there = [name for name in REPORT_PLOTS if (plots_dir / name).exists()]
-        if there and not force:
-            raise OlmpError(
-                f"{plots_dir} already holds {', '.join(there)}; pass --force (force=True) to "
-                "replace them"
-            )
-    check_writable(plots_dir / next(iter(REPORT_PLOTS)), "the plots")
+    own = plots_dir is None  # the run's report/ folder, redrawn freely
+    plots_dir = Path(run_dir) / "report" if own else Path(plots_dir)
+    check_output_files(
+        plots_dir, list(REPORT_PLOTS), force=force or own, option="--plots", what="the plots"
+    )
     plots = write_report_plots(result, plots_dir)
     return result, plots

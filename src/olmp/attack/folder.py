@@ -17,7 +17,7 @@ from typing import Any
 
 from olmp.attack.methods import METHODS
 from olmp.errors import OlmpError
-from olmp.files import check_writable, write_json_atomic
+from olmp.files import check_output_files, check_writable, write_json_atomic
 
 #: Files a run writes in its folder.
 CONFIG, RECORDS, RESULT = "config.json", "records.jsonl", "result.json"
@@ -128,14 +128,6 @@ def prepare_out(
 def check_compare_out(folder: Path, *, force: bool) -> None:
     """Refuse a comparison's ``--out`` that is a file or an attack run's folder, or that holds
     an earlier comparison (unless ``force``)."""
-    if folder.exists() and not folder.is_dir():
-        raise OlmpError(f"{folder} is a file; --out of --compare must be a folder")
     if read_config(folder) is not None:
         raise OlmpError(f"{folder} is an attack run's folder; give --compare an --out of its own")
-    earlier = [name for name in COMPARE_OUTPUTS if (folder / name).exists()]
-    if earlier and not force:
-        raise OlmpError(
-            f"{folder} already holds {', '.join(earlier)}; pass --force to replace them, "
-            "or another --out"
-        )
-    check_writable(folder / COMPARE_OUTPUTS[0], "comparison")
+    check_output_files(folder, COMPARE_OUTPUTS, force=force, option="--out", what="the comparison")
