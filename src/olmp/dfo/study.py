@@ -319,15 +319,15 @@ class Study:
         out: dict[Any, Trial] = {}
         for trial in self.running():  # left by a killed session
             out[executor.submit(evaluate, trial.params, trial.fidelity)] = trial
-        checked_workers = False
+        warned = False
         while True:
             while len(out) < executor.capacity and not self.stop_reason:
                 trial = self.ask()
                 if trial is None:
                     break
                 out[executor.submit(evaluate, trial.params, trial.fidelity)] = trial
-            if not checked_workers:
-                checked_workers = True
+            if not warned:  # once, after the first asks (the sampler's solver exists by now)
+                warned = True
                 self._warn_idle_workers(executor.capacity)
             if not out:
                 return
@@ -340,15 +340,13 @@ class Study:
                 self._record(trial, result)
 
     def _warn_idle_workers(self, workers: int) -> None:
-        """Say so when the solver never has enough trials out to keep ``workers`` busy
-        (SRacos at its default popsize 1, BOBYQA, COBYQA): a user asking for parallel
-        trials would otherwise wait on one at a time without knowing why."""
+        """Say so when the solver cannot keep ``workers`` busy (SRacos at its default popsize
+        1, BOBYQA, COBYQA), which a user asking for parallel trials would not see."""
         limit = self.sampler.max_in_flight()
         if limit is None or limit >= workers:
             return
-        advice = ""
-        if self.sampler.solver_class.fixed_popsize is None:
-            advice = f"; the solver option popsize={workers} would keep them busy"
+        settable = self.sampler.solver_class.fixed_popsize is None
+        advice = f"; the solver option popsize={workers} would keep them busy" if settable else ""
         warnings.warn(
             f"solver {self.solver} has at most {limit} trial(s) out at once (its popsize), "
             f"so the {workers} workers run {limit} at a time{advice}",
