@@ -288,7 +288,7 @@ def test_cli_report(finished_run, tmp_path, capsys):
     [
         ("history", None, "history must be a list of rounds"),
         ("history", [{"round": 1}], "history must be a list of rounds"),
-        ("compression_ratio", "big", "compression_ratio must be a finite number, got \"big\""),
+        ("compression_ratio", "big", 'compression_ratio must be a finite number, got "big"'),
         ("val_accuracy", float("nan"), "val_accuracy must be a finite number, got NaN"),
         ("test_accuracy", None, "test_accuracy must be a finite number, got null"),
         ("layers", None, "it lacks layers"),
