@@ -119,15 +119,18 @@ def check_solver_options(name: str, options: Mapping[str, Any]) -> None:
             raise OlmpError(f"solver {name!r}: {error}") from None
 
 
-def parse_solver_options(pairs: Iterable[str]) -> dict[str, Any]:
+def parse_solver_options(
+    pairs: Iterable[str], form: str = "a solver option is NAME=VALUE (e.g. r=0.8)"
+) -> dict[str, Any]:
     """``["r=0.8", "epoch=2"]`` -> ``{"r": 0.8, "epoch": 2}``: each value read as an
     integer, a number, ``true``/``false`` or ``none`` where it is one, else kept as text. A
-    name given twice is refused: the second value would silently replace the first."""
+    name given twice is refused: the second value would silently replace the first. ``form``
+    says what a pair looks like, in the caller's words, when one has no ``=``."""
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
-            raise OlmpError(f"a solver option is NAME=VALUE (e.g. r=0.8), got {pair!r}")
+            raise OlmpError(f"{form}, got {pair!r}")
         if key in options:
             raise OlmpError(f"option {key} is given twice; give each option once")
         options[key] = _option_value(text)
