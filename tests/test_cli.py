@@ -105,6 +105,16 @@ def test_existing_output_is_not_overwritten(digits_checkpoint, capsys):
     assert digits_checkpoint.read_bytes() == before
 
 
+def test_an_argument_a_command_does_not_take_points_to_that_commands_help(tmp_path, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exc:
+        main(["tune", "--dataset", "digits", "--out", str(out), "--budget", "2", "--bogus"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --bogus" in err and "see olmp tune --help" in err
+    assert not out.exists()
+
+
 def test_force_overwrites(tmp_path):
     out = tmp_path / "ref.safetensors"
     out.write_text("old")

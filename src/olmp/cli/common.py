@@ -22,6 +22,11 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (the usage is a --help away) and exit
     with status 2, like every other bad input."""
 
+    #: The command parsers by name (the top-level parser's), so that an argument a
+    #: command does not take is named with that command's --help, not olmp's
+    #: (set by :func:`olmp.cli.build_parser`).
+    commands: dict[str, Parser]
+
     def error(self, message: str) -> NoReturn:
         console.print(
             f"[red]{self.prog}: error:[/] {message} (see {self.prog} --help)", highlight=False
