@@ -166,6 +166,11 @@ def test_text_in_square_brackets_is_printed_as_it_is(tmp_path, capsys):
         assert "'olmp[bobyqa]'" in capsys.readouterr().out
 
 
+def test_solvers_check_settings_without_check_are_refused(capsys):
+    assert main(["solvers", "--dim", "3", "--seed", "1"]) == 2
+    assert "--dim, --seed apply to --check only" in capsys.readouterr().err
+
+
 def test_weights_that_do_not_fit_the_model(tmp_path, capsys):
     path = tmp_path / "w.safetensors"
     save_checkpoint(path, build_model("lenet-300-100", (1, 28, 28), 10).state_dict(), {})

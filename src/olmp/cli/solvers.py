@@ -14,11 +14,22 @@ from olmp.cli.common import (
     seed,
 )
 from olmp.console import print_table
+from olmp.errors import OlmpError
+
+#: The settings of --check's sphere and their defaults (None on the command line: not given).
+CHECK_DEFAULTS = {"dim": 10, "budget": 500, "seed": 0}
 
 
 def _solvers(args: argparse.Namespace) -> int:
     from olmp.solvers import check_solvers, describe_solvers
 
+    given = [f"--{name}" for name in CHECK_DEFAULTS if getattr(args, name) is not None]
+    if given and not args.check:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise OlmpError(f"{', '.join(given)} {verb} to --check only (add --check)")
+    for name, default in CHECK_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     if args.check:
         records = check_solvers(dim=args.dim, budget=args.budget, seed=args.seed)
         failed = any(r["installed"] and r["error"] for r in records)
@@ -66,16 +77,19 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "and licence, and whether that is installed. Optional backends install as extras, "
         "e.g. pip install 'olmp[tpe]' or 'olmp[solvers]' for all but bobyqa, whose "
         "Py-BOBYQA is GPL-3.0+ (pip install 'olmp[bobyqa]'). --check runs each installed "
-        "solver on a shifted sphere, by default in [-5, 5]^10 with 500 evaluations and "
-        "seed 0, and reports the best value each reached.",
+        "solver on a shifted sphere, by default in [-5, 5]^{dim} with {budget} evaluations "
+        "and seed {seed}, and reports the best value each reached.".format(**CHECK_DEFAULTS),
         epilog="example:\n  olmp solvers --check",
         formatter_class=Formatter,
     )
     solvers.add_argument("--check", action="store_true", help="run each installed solver")
     solvers.add_argument("--json", action="store_true", help="print a JSON list")
-    solvers.add_argument("--dim", type=count, default=10, help="--check: dimension (default 10)")
-    solvers.add_argument(
-        "--budget", type=count, default=500, help="--check: evaluations per solver (default 500)"
-    )
-    solvers.add_argument("--seed", type=seed, default=0, help="--check: seed (default 0)")
+    for name, kind, what in (
+        ("dim", count, "dimension"),
+        ("budget", count, "evaluations per solver"),
+        ("seed", seed, "seed"),
+    ):
+        solvers.add_argument(
+            f"--{name}", type=kind, help=f"--check: {what} (default {CHECK_DEFAULTS[name]})"
+        )
     solvers.set_defaults(run=_solvers)
