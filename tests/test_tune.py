@@ -248,6 +248,7 @@ def test_resume_engine_study_and_refuse_other_space(tmp_path, capsys):
         ({"conv_layers": 3, "conv_kernel": 5, "conv_padding": 0}, [], "dataset 'digits'"),
         ({}, ["--budget", "0"], "must be at least 1"),
         ({}, ["--solver", "gradient"], "unknown solver"),
+        ({}, ["--train-size", "99999"], "--train-size must be at most 1077"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, space, extra, message):

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from olmp.compression.config import flag
 from olmp.data import DATASETS, TABULAR_DATASETS, DatasetSplits, load_dataset
 from olmp.data.registry import Split
 from olmp.errors import OlmpError, unknown_choice
@@ -184,11 +185,20 @@ class TuneObjective:
         return {"value": 1.0 - val, "cost": 1.0}
 
 
-def check_buildable(space: TuneSpace, splits: DatasetSplits, dataset: str) -> None:
-    """Raise OlmpError when even the least shrinking network of ``space`` cannot take the
-    dataset's inputs (fewest conv layers, smallest kernel and stride, most padding, no
-    pooling where allowed), naming the dataset, its input shape and the reason."""
+def check_search_fits(
+    space: TuneSpace, splits: DatasetSplits, dataset: str, train_size: int | None = None
+) -> None:
+    """Raise OlmpError when ``train_size`` is more than the train split holds, or when even
+    the least shrinking network of ``space`` cannot take the dataset's inputs (fewest conv
+    layers, smallest kernel and stride, most padding, no pooling where allowed), naming the
+    dataset, its input shape and the reason."""
     from olmp.models.tuned import feature_shapes
+
+    if train_size is not None and train_size > len(splits.train):
+        raise OlmpError(
+            f"{flag('train_size')} must be at most {len(splits.train)}, the training samples "
+            f"of {dataset!r}; got {train_size}"
+        )
 
     r = space.ranges
     layers = r["conv_layers"][0]
@@ -210,4 +220,4 @@ def check_buildable(space: TuneSpace, splits: DatasetSplits, dataset: str) -> No
         ) from None
 
 
-__all__ = ["TuneObjective", "check_buildable", "load_splits", "train_network", "trial_key"]
+__all__ = ["TuneObjective", "check_search_fits", "load_splits", "train_network", "trial_key"]

@@ -58,7 +58,7 @@ from olmp.files import (
 from olmp.models import build_model
 from olmp.plots import pyplot, save_figure
 from olmp.training import accuracy
-from olmp.tune.blackbox import TuneObjective, check_buildable, load_splits, trial_key
+from olmp.tune.blackbox import TuneObjective, check_search_fits, load_splits, trial_key
 from olmp.tune.ensemble import EnsembleObjective, ensemble_space, load_table, test_error
 from olmp.tune.space import TuneSpace, load_space
 
@@ -185,7 +185,7 @@ def tune(
     if task == "cnn":
         tune_space = load_space(space)
         splits = load_splits(dataset, split_seed, None if data_dir is None else str(data_dir))
-        check_buildable(tune_space, splits, dataset)
+        check_search_fits(tune_space, splits, dataset, train_size)
         engine_space = tune_space.space
     else:
         # Loaded now (once per process), so that a dataset that is not installed stops here
