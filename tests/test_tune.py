@@ -272,6 +272,27 @@ def test_existing_out_is_not_overwritten(tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
 
 
+def test_a_search_with_no_complete_trial_exits_1(tmp_path, capsys, monkeypatch):
+    def fail(self, params):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(TuneObjective, "__call__", fail)
+    out = tmp_path / "o"
+    assert cli(tmp_path, "--budget", "2", "--out", str(out)) == 1
+    assert f"no trial of 2 completed; see {out / 'trials.json'}" in capsys.readouterr().out
+    assert cli(tmp_path, "--budget", "2", "--out", str(out), "--resume", "--json") == 1
+    assert json.loads(capsys.readouterr().out)["best_val_accuracy"] is None
+
+
+def test_a_resume_with_a_smaller_budget_says_it_ran_nothing(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert cli(tmp_path, "--budget", "2", "--epochs", "1", "--out", str(out)) == 0
+    capsys.readouterr()
+    assert cli(tmp_path, "--budget", "1", "--epochs", "1", "--out", str(out), "--resume") == 0
+    err = capsys.readouterr().err
+    assert "already had 2 trials, more than --budget 1: no trial was run" in err
+
+
 def _files(folder):
     """Every file under ``folder`` with its bytes: what a refused run must leave alone."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}

@@ -14,7 +14,7 @@ from olmp.cli.common import (
     number,
     seed,
 )
-from olmp.console import StepProgress
+from olmp.console import StepProgress, console
 from olmp.data import DATASETS
 from olmp.dfo.solvers import SOLVERS, parse_solver_options, solver_class
 from olmp.errors import OlmpError
@@ -64,12 +64,20 @@ def _tune(args: argparse.Namespace) -> int:
             force=args.force,
             progress=step,
         )
+    if summary["trials"] > args.budget:  # a resume with a smaller budget runs nothing
+        console.print(
+            f"the search already had {summary['trials']} trials, more than --budget "
+            f"{args.budget}: no trial was run (a larger --budget continues it)",
+            highlight=False,
+        )
+    # A search that completed no trial has no result to use: a failure, not bad input.
+    status = 1 if summary["best_val_accuracy"] is None else 0
     if args.json:
         print(json.dumps(summary))
-        return 0
-    if summary["best_val_accuracy"] is None:
+        return status
+    if status:
         print(f"no trial of {summary['trials']} completed; see {summary['trials_file']}")
-        return 0
+        return status
     print(
         f"{summary['trials']} trials ({summary['failed']} failed) with {args.solver} on "
         f"{args.dataset}: best val accuracy {summary['best_val_accuracy']:.2%}, "
