@@ -256,6 +256,7 @@ def test_an_interrupted_run_resumes_to_the_same_records(reference, tmp_path):
         (["--method", "square", "--option", "p_init=abc"], "p_init must be a number in (0, 1]"),
         (["--method", "square", "--option", "p_init=-1"], "got -1"),
         (["--method", "square", "--option", "redraw=maybe"], "redraw must be one of True"),
+        (["--method", "square", "--option", "redraw=1"], "one of True, False, got 1"),
         (["--method", "zo-fw", "--option", "directions=0"], "directions must be an integer"),
         (["--option", "solver=cmaes"], "the solver is --solver"),
         (["--method", "square", "--option", "p_init"], "an attack option is KEY=VALUE"),

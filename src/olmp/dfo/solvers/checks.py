@@ -94,7 +94,8 @@ def one_of(*choices: Any) -> Check:
     """A check for one of ``choices``."""
 
     def check(name: str, value: Any) -> Any:
-        if value not in choices:
+        # 1 == True in Python: a flag takes True or False, not a number that equals one.
+        if not any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in choices):
             listed = ", ".join(repr(c) for c in choices)
             raise OlmpError(f"{name} must be one of {listed}, got {value!r}")
         return value
