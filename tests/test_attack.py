@@ -375,7 +375,10 @@ def test_compare_refuses_a_folder_that_is_no_attack_run(square_run, tmp_path, ca
     assert f"{stranger} is not an attack run" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra", [["--weights", "ref.safetensors"], ["--method", "square"]])
+@pytest.mark.parametrize(
+    "extra",
+    [["--weights", "ref.safetensors"], ["--method", "square"], ["--eps", "0.2"], ["--budget", "9"]],
+)
 def test_compare_refuses_the_options_of_a_run(square_run, capsys, extra):
     assert run_cli("--compare", square_run, square_run, *extra) == 2
     assert f"{extra[0]} only apply to a run" in capsys.readouterr().err

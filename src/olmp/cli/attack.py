@@ -103,8 +103,18 @@ def _progress(
     return display, advance
 
 
+#: A run's settings that have a default; None on the command line means not given, so
+#: that --compare can refuse them like the others.
+RUN_DEFAULTS = {
+    "eps": 0.2,
+    "budget": 3000,
+    "images": 100,
+    "targets": "random",
+    "split": "test",
+    "seed": 0,
+}
 #: Options of a run that --compare would ignore: refused with it rather than dropped.
-RUN_ONLY = ("weights", "model", "dataset", "method", "solver", "option", "resume")
+RUN_ONLY = ("weights", "model", "dataset", "method", "solver", "option", "resume", *RUN_DEFAULTS)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -125,6 +135,9 @@ def _compare(args: argparse.Namespace) -> int:
 def _attack(args: argparse.Namespace) -> int:
     if args.compare:
         return _compare(args)
+    for name, default in RUN_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     missing = [f"--{name}" for name in ("weights", "method", "out") if getattr(args, name) is None]
     if missing:
         raise OlmpError(
@@ -194,32 +207,28 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help="an option of the method, repeatable (listed below)",
     )
     attack.add_argument(
-        "--eps", type=number, default=0.2, help="l-inf bound in pixel units (default: %(default)s)"
+        "--eps", type=number, help=f"l-inf bound in pixel units (default: {RUN_DEFAULTS['eps']})"
     )
     attack.add_argument(
         "--budget",
         type=int,
-        default=3000,
-        help="queries per (image, target) (default: %(default)s)",
+        help=f"queries per (image, target) (default: {RUN_DEFAULTS['budget']})",
     )
     attack.add_argument(
         "--images",
         type=count,
-        default=100,
-        help="correctly classified images (default: %(default)s)",
+        help=f"correctly classified images (default: {RUN_DEFAULTS['images']})",
     )
     attack.add_argument(
         "--targets",
         type=_targets,
-        default="random",
-        help="all, random, or a class number (default: %(default)s)",
+        help=f"all, random, or a class number (default: {RUN_DEFAULTS['targets']})",
     )
-    attack.add_argument("--split", default="test", help="dataset split (default: %(default)s)")
+    attack.add_argument("--split", help=f"dataset split (default: {RUN_DEFAULTS['split']})")
     attack.add_argument(
         "--seed",
         type=seed,
-        default=0,
-        help="seed of the images, targets and attacks (default: %(default)s)",
+        help=f"seed of the images, targets and attacks (default: {RUN_DEFAULTS['seed']})",
     )
     attack.add_argument(
         "--out",
