@@ -444,3 +444,34 @@ def test_the_ensemble_task_reads_a_tabular_set_with_disjoint_splits():
     other = load_table("german", 1, str(FAIRNESS))
     np.testing.assert_array_equal(np.sort(other.test[1]), np.sort(table.test[1]))  # fixed test
     assert not np.array_equal(other.val[1], table.val[1])  # the split seed moves val
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda r: r["log"].append(["t", 99]), "no 99"),
+        (lambda r: r["trials"][0].pop("params"), "no 'params'"),
+        (lambda r: r["trials"][0].update(value="abc"), "could not convert string to float"),
+        (lambda r: r["trials"][0].update(params={"x": 1}), "unknown variable 'x'"),
+        (lambda r: r["trials"][0].update(params="x"), "parameters are a mapping"),
+    ],
+)
+def test_a_damaged_trial_of_a_study_is_named(tmp_path, capsys, damage, message):
+    path = tmp_path / "run" / "study.json"
+    Study(Problem(PLANE, plane), "random", max_evaluations=4, path=path).optimize()
+    record = json.loads(path.read_text())
+    damage(record)
+    path.write_text(json.dumps(record))
+    out = tmp_path / "m.exp"
+    assert main(["experience", "build", "--from", str(path.parent), "--out", str(out)]) == 2
+    err = _err_line(capsys)
+    assert f"study {path} is damaged" in err and message in err, err
+    assert not out.exists()
+
+
+def test_a_tune_record_that_is_not_an_object_is_named(tmp_path):
+    path = tmp_path / "run" / "study.json"
+    Study(Problem(PLANE, plane), "random", max_evaluations=4, path=path).optimize()
+    (path.parent / "tune.json").write_text("[1]")
+    with pytest.raises(OlmpError, match=r"tune\.json is damaged"):
+        build_experience([path.parent])

@@ -57,21 +57,22 @@ def read_study(source: StudyPath) -> tuple[Space, History, dict[str, Any]]:
         record = json.loads(path.read_text())
         space = Space.from_json(record["space"])
         trials = {int(t["id"]): t for t in record["trials"]}
-        told = [int(i) for op, i in record["log"] if op == "t"]
-    except (OSError, ValueError, KeyError, TypeError, OlmpError) as error:
-        raise OlmpError(f"study {path} is damaged or not an olmp study ({error})") from None
+        history = []
+        for i in [int(i) for op, i in record["log"] if op == "t"]:
+            params, value = trials[i]["params"], trials[i].get("value")
+            space.validate(params)  # a trial's settings must be a point of the space
+            history.append((params, math.inf if value is None else float(value)))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, OlmpError) as error:
+        detail = f"no {error}" if isinstance(error, KeyError) else error
+        raise OlmpError(f"study {path} is damaged or not an olmp study ({detail})") from None
     if record.get("format") != "olmp-study":
         raise OlmpError(f'{path} is not an olmp study file (no "format": "olmp-study")')
-    history = []
-    for i in told:
-        value = trials[i].get("value")
-        history.append((trials[i]["params"], math.inf if value is None else float(value)))
     dataset = path.parent.name
     tune_record = path.parent / "tune.json"
     if tune_record.is_file():
         try:
             dataset = str(json.loads(tune_record.read_text()).get("dataset", dataset))
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, AttributeError) as error:
             raise OlmpError(f"{tune_record} is damaged ({error})") from None
     source_record = {
         "study": str(path),
