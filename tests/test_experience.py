@@ -475,3 +475,25 @@ def test_a_tune_record_that_is_not_an_object_is_named(tmp_path):
     (path.parent / "tune.json").write_text("[1]")
     with pytest.raises(OlmpError, match=r"tune\.json is damaged"):
         build_experience([path.parent])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t, r: r.pop("sources"), r"\('sources'\)"),  # else no dataset refused
+        (lambda t, r: r.update(sources=5), "sources is not a list"),
+        (lambda t, r: r.update(sources=["iris"]), "has no attribute 'get'"),
+        (lambda t, r: r.update(training=[1]), "has no attribute 'get'"),
+        (lambda t, r: t["b2"].fill_(float("nan")), "b2 holds NaN or inf"),
+    ],
+)
+def test_an_experience_file_with_wrong_fields_is_named(tmp_path, change, message):
+    from olmp.files import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "m.exp"
+    train_directional_model(PLANE, [_history(plane, 0)], sources=["x"], epochs=5).save(path)
+    tensors, record = load_checkpoint(path)
+    change(tensors, record)
+    save_checkpoint(tmp_path / "bad.exp", tensors, record)  # intact, but wrong inside
+    with pytest.raises(OlmpError, match=r"experience file .*bad\.exp is damaged.*" + message):
+        DirectionalModel.load(tmp_path / "bad.exp")

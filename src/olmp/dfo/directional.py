@@ -230,8 +230,17 @@ class DirectionalModel:
                     f"experience file {path} is damaged: {name} has shape "
                     f"{weights[name].shape}, expected {shape}"
                 )
+            if not np.isfinite(weights[name]).all():
+                raise OlmpError(f"experience file {path} is damaged: {name} holds NaN or inf")
         info = {k: v for k, v in record.items() if k not in ("format", "version", "space")}
-        return cls(space, weights, info)
+        model = cls(space, weights, info)
+        try:  # the datasets it learned from decide where it may be used: they must be there
+            if not isinstance(info["sources"], list):
+                raise TypeError("sources is not a list")
+            model.datasets, model.network_datasets  # noqa: B018
+        except (KeyError, TypeError, AttributeError) as error:
+            raise OlmpError(f"experience file {path} is damaged ({error})") from None
+        return model
 
 
 class Reliability:
