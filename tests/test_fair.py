@@ -1,6 +1,7 @@
 """olmp fair: group metrics, FNNC's primal-dual training, the run folder and the command."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -215,6 +216,30 @@ def test_the_command_trains_resumes_and_refuses_to_overwrite(tmp_path, capsys):
     assert main([*argv[:13], "--out", str(tmp_path / "new"), "--model", "nosuch"]) == 2
     assert "nosuch" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+@needs_data
+def test_a_resume_checks_every_finished_epsilon_before_writing(tmp_path):
+    def run(**options):
+        return fair_train(
+            "german", tmp_path / "r", protected="sex", epsilons=[0.1, 0.2],
+            settings=FairSettings(epochs=1), data_dir=FAIRNESS, **options,
+        )  # fmt: skip
+
+    run()
+    shutil.rmtree(tmp_path / "r" / "eps-0.1")  # to train again on resume
+    result = tmp_path / "r" / "eps-0.2" / "result.json"
+    kept = result.read_text()
+    result.write_text(json.dumps({"summary": {"epsilon": 0.2}}))  # readable, but no values
+    records = {name: (tmp_path / "r" / name).read_text() for name in ("fair.json", "results.json")}
+    with pytest.raises(OlmpError, match=r"eps-0\.2/result\.json is damaged \(no 'accuracy'\)"):
+        run(resume=True)
+    assert not (tmp_path / "r" / "eps-0.1").exists()  # nothing trained, nothing written
+    assert records == {name: (tmp_path / "r" / name).read_text() for name in records}
+    result.write_text(kept)
+    (result.parent / "model.safetensors").unlink()  # a result whose network is gone
+    with pytest.raises(OlmpError, match=r"model\.safetensors is missing"):
+        run(resume=True)
 
 
 @needs_data

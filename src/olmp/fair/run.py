@@ -113,13 +113,17 @@ def fair_train(
     prepare_output_folder(
         out, "fair.json", config, IDENTITY, OUR_FILES, what="run", resume=resume, force=force
     )
+    finished = {}
     if resume:  # the same run (checked); its record names the epsilons asked for now
+        for epsilon in epsilons:  # every finished result checked before anything is written
+            if (_eps_folder(out, epsilon) / "result.json").is_file():
+                finished[epsilon] = _finished_summary(_eps_folder(out, epsilon), epsilon)
         write_json_atomic(out / "fair.json", config)
     summaries = []
     for epsilon in epsilons:
         folder = _eps_folder(out, epsilon)
-        if resume and (folder / "result.json").is_file():
-            summaries.append(_finished_summary(folder / "result.json", epsilon))
+        if epsilon in finished:
+            summaries.append(finished[epsilon])
             continue
         torch.manual_seed(seed)
         network = build_model(model, splits.input_shape, splits.num_classes)
@@ -181,16 +185,28 @@ def fair_train(
     return summaries
 
 
-def _finished_summary(path: Path, epsilon: float) -> dict[str, Any]:
+def _finished_summary(folder: Path, epsilon: float) -> dict[str, Any]:
     """The summary of an epsilon a resumed run already trained, or an error naming its
     damaged ``result.json`` (left as it is)."""
+    path = folder / "result.json"
     try:
         summary = json.loads(path.read_text())["summary"]
         if float(summary["epsilon"]) != epsilon:
             raise ValueError(f"it is the result of epsilon {summary['epsilon']}")
+        # What the front and the command's lines read.
+        values = [summary[k] for k in ("accuracy", "dp_difference", "eo_difference", "di_ratio")]
+        values += [summary[part]["constraint_value"] for part in ("val", "train_and_val")]
+        values += [summary["constraint_value"], summary["val"]["accuracy"]]
+        if not all(isinstance(v, int | float) for v in values):
+            raise ValueError("a value of its summary is not a number")
+        if not isinstance(summary["constraints"], list) or "feasible" not in summary:
+            raise ValueError("its summary lacks its constraints or feasibility")
+        if not (folder / "model.safetensors").is_file():
+            raise ValueError("its model.safetensors is missing")
     except (OSError, ValueError, KeyError, TypeError) as error:
+        detail = f"no {error}" if isinstance(error, KeyError) else error
         raise OlmpError(
-            f"{path} is damaged ({error}); it is left as it is: delete its folder to train "
+            f"{path} is damaged ({detail}); it is left as it is: delete its folder to train "
             "that epsilon again, or start anew with --force"
         ) from None
     return summary
