@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -159,6 +160,18 @@ def test_bad_input_is_named():
     one_group = GroupedSplit(split.x, split.y, {"group": torch.zeros_like(split.y)})
     with pytest.raises(OlmpError, match="the val split has one group group only"):
         fit_fair(_mlp(), split, one_group, split, protected="group")
+
+
+def test_the_api_takes_one_name_or_epsilon_and_names_a_constraint_of_another_type():
+    split, one = _biased_data(200, 0), FairSettings(epochs=1)
+    fit = fit_fair(_mlp(), split, split, split, protected="group", constraints="eo", settings=one)
+    assert len(fit.history[0]["multipliers"]) == 2  # eo's two gaps, not "e" and "o"
+    fit = fit_fair(_mlp(), split, split, split, protected="group", epsilon=np.float32(0.5))
+    assert fit.epoch >= 1
+    with pytest.raises(OlmpError, match=r"unknown fairness constraint \['dp'\]; allowed: dp"):
+        fit_fair(_mlp(), split, split, split, protected="group", constraints=[["dp"]])
+    with pytest.raises(OlmpError, match=r"unknown fairness constraint \['dp'\]; allowed: dp"):
+        fair_train("german", "unused", protected="sex", constraints=[["dp"]])
 
 
 @needs_data

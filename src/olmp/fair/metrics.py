@@ -20,6 +20,7 @@ A constraint keeps a measure at or below ``epsilon``: ``dp`` bounds ``dp_differe
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -154,7 +155,7 @@ CONSTRAINTS: dict[str, Constraint] = {
 
 def get_constraint(name: object) -> Constraint:
     """The constraint called ``name``, or an error listing the allowed ones."""
-    if name not in CONSTRAINTS:
+    if not isinstance(name, str) or name not in CONSTRAINTS:
         allowed = ", ".join(f"{c.name} ({c.description})" for c in CONSTRAINTS.values())
         raise OlmpError(f"unknown fairness constraint {name!r}; allowed: {allowed}")
     return CONSTRAINTS[name]  # type: ignore[index]
@@ -182,6 +183,6 @@ def violation(report: dict[str, float], bounds: dict[str, float]) -> float:
 
 def check_epsilon(value: object) -> float:
     """``value`` as a float in [0, 1], or an error naming it."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
         raise OlmpError(f"epsilon must be a number in [0, 1], got {value!r}")
     return float(value)

@@ -74,11 +74,13 @@ def fair_train(
     test report at the top level (``accuracy``, ``dp_difference``, ``eo_difference``,
     ``di_ratio``, ...), the val report under ``val``, and the run's settings.
     """
-    constraints = list(dict.fromkeys(constraints))
+    constraints = [constraints] if isinstance(constraints, str) else list(constraints)  # one name
     for name in constraints:
         get_constraint(name)
+    constraints = list(dict.fromkeys(constraints))
     if not constraints:
         raise OlmpError("give at least one fairness constraint")
+    epsilons = [epsilons] if isinstance(epsilons, int | float) else epsilons  # one epsilon
     epsilons = sorted({check_epsilon(e) for e in epsilons})
     if not epsilons:
         raise OlmpError("give at least one epsilon")

@@ -293,6 +293,7 @@ def fit_fair(
     measures is kept at or below ``epsilon`` between the groups of attribute ``protected``.
     ``progress(epoch, record)`` is called after every epoch.
     """
+    constraints = [constraints] if isinstance(constraints, str) else constraints  # one name
     chosen = [get_constraint(name) for name in constraints]
     if not chosen:
         raise OlmpError("give at least one fairness constraint")
