@@ -172,6 +172,8 @@ def test_the_api_takes_one_name_or_epsilon_and_names_a_constraint_of_another_typ
         fit_fair(_mlp(), split, split, split, protected="group", constraints=[["dp"]])
     with pytest.raises(OlmpError, match=r"unknown fairness constraint \['dp'\]; allowed: dp"):
         fair_train("german", "unused", protected="sex", constraints=[["dp"]])
+    with pytest.raises(OlmpError, match=r"epsilons 0.1 and 0.1000001 are too close"):
+        fair_train("german", "unused", protected="sex", epsilons=[0.1000001, 0.1])
 
 
 @needs_data

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -84,6 +85,9 @@ def fair_train(
     epsilons = sorted({check_epsilon(e) for e in epsilons})
     if not epsilons:
         raise OlmpError("give at least one epsilon")
+    for low, high in itertools.pairwise(epsilons):
+        if f"{low:g}" == f"{high:g}":  # one folder, eps-<epsilon:g>, would take both
+            raise OlmpError(f"epsilons {low!r} and {high!r} are too close; give distinct ones")
     settings = check_settings(settings or FairSettings())
     if resume and force:
         raise OlmpError("pass resume or force, not both")
