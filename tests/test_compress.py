@@ -154,6 +154,15 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
         ({"solver": "adam"}, r"unknown solver 'adam'; choose one of: cmaes, ncs, random"),
         ({"time_limit": 0}, r"time_limit must be a positive number of seconds or None, got 0"),
         ({"final_steps": -1}, r"final_steps must be at least 0, got -1"),
+        ({"tolerance": float("nan")}, r"tolerance must be in \[0, 1\), got nan"),
+        ({"tolerance": "0.01"}, r"tolerance must be a number, got '0.01'"),
+        ({"popsize": "10"}, r"popsize must be an integer, got '10'"),
+        ({"max_rounds": 1.5}, r"max_rounds must be an integer, got 1.5"),
+        ({"seed": True}, r"seed must be an integer, got True"),
+        ({"adjust_steps": "5"}, r"adjust_steps must be an integer or None, got '5'"),
+        ({"include": "fc1"}, r"include must be a tuple of strings, got 'fc1'"),
+        ({"prune_biases": "no"}, r"prune_biases must be True or False, got 'no'"),
+        ({"solver_options": None}, r"solver_options must be a mapping, got None"),
         (
             {"solver_options": {"rr": 0.9}},
             r"solver 'ncs' has no option 'rr'; its options are max_evaluations, epoch, r, "
@@ -173,6 +182,12 @@ def test_bad_config(options, message):
     message = message.replace("cmaes, ncs, random", ", ".join(sorted(SOLVERS)))
     with pytest.raises(OlmpError, match=message):
         CompressConfig(**options)
+
+
+def test_a_list_of_layer_patterns_is_taken_as_a_tuple():
+    config = CompressConfig(include=["1", "3"], exclude=[])
+    assert config.include == ("1", "3") and config.exclude == ()
+    assert CompressConfig.from_dict(config.to_dict()) == config
 
 
 def test_bad_models_are_refused_before_anything_is_written(reference, tmp_path):

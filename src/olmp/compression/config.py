@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -37,6 +39,34 @@ FIELDS_ADDED_LATER: dict[str, Any] = {"racing_z": None}
 FIELDS_RENAMED = {"max_time_s": "time_limit"}
 #: Option groups of ``olmp compress --help``, in order.
 OPTION_GROUPS = ("search", "budget", "retraining", "layers")
+#: What a field of each annotation (a string: annotations are postponed) may hold, and how
+#: an error says it; ``X | None`` also takes ``None``.
+FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "int": (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), "a number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "bool": (lambda v: isinstance(v, bool), "True or False"),
+    "dict[str, Any]": (lambda v: isinstance(v, dict), "a mapping"),
+    "tuple[str, ...]": (
+        lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v),
+        "a tuple of strings",
+    ),
+    "list[dict[str, Any]]": (
+        lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
+        "a list of mappings",
+    ),
+}
+
+
+def type_problem(value: Any, annotation: str) -> str | None:
+    """Why ``value`` cannot be a field annotated ``annotation`` (a key of
+    :data:`FIELD_TYPES`, optionally ``| None``), or ``None`` when it can."""
+    base = annotation.removesuffix(" | None")
+    optional = base != annotation
+    fits, words = FIELD_TYPES[base]
+    if (optional and value is None) or fits(value):
+        return None
+    return f"must be {words}{' or None' if optional else ''}, got {value!r}"
 
 
 def option(
@@ -217,6 +247,14 @@ class CompressConfig:
     )
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # types first: the checks below compare values
+            value = getattr(self, f.name)
+            if isinstance(value, list) and f.type == "tuple[str, ...]":  # a list will do
+                object.__setattr__(self, f.name, value := tuple(value))
+            problem = type_problem(value, str(f.type))
+            if problem is not None:
+                raise OptionError(f.name, problem)
+
         def check(name: str, ok: bool, allowed: str) -> None:
             if not ok:
                 raise OptionError(name, f"must be {allowed}, got {getattr(self, name)!r}")
