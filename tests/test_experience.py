@@ -228,9 +228,11 @@ def test_expsracos_weighs_its_networks_by_the_search_itself():
 
 
 def test_bad_k_and_a_model_of_another_width_are_refused():
-    with pytest.raises(OlmpError, match="k must be an integer >= 1, got 0"):
+    with pytest.raises(OlmpError, match=r"k must be an integer in \[1, 1000\], got 0"):
         make_solver("expsracos", [0.0], [1.0], k=0)
-    with pytest.raises(OlmpError, match="k must be an integer >= 1"):
+    with pytest.raises(OlmpError, match="got 1000000000"):
+        make_solver("expsracos", [0.0], [1.0], k=10**9)
+    with pytest.raises(OlmpError, match="k must be an integer in"):
         Study(Problem(PLANE, plane), "expsracos", options={"k": 0}, max_evaluations=5)
     with pytest.raises(OlmpError, match="experience must be"):
         make_solver("expsracos", [0.0], [1.0], experience=3)
@@ -395,7 +397,7 @@ def test_bad_input_exits_2_with_one_line(ensemble_runs, tmp_path, capsys):
     assert main([*base, "--experience", str(damaged)]) == 2
     assert "damaged.exp" in _err_line(capsys)
     assert main([*base, "--solver-option", "k=0"]) == 2
-    assert "k must be an integer >= 1, got 0" in _err_line(capsys)
+    assert "k must be an integer in [1, 1000], got 0" in _err_line(capsys)
     assert main([*base[:-4], "--solver", "random", "--experience", str(plane_model),
                  "--out", str(tmp_path / "o")]) == 2  # fmt: skip
     assert "--experience is for --solver expsracos" in _err_line(capsys)

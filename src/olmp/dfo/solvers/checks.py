@@ -44,11 +44,14 @@ def recorded_options(declared: Mapping[str, Option], options: Mapping[str, Any])
     return recorded
 
 
-def check_int(name: str, value: object, minimum: int) -> int:
-    """Return ``value`` as an int if it is an integer ``>= minimum``, else raise OlmpError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise OlmpError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+def check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
+    """Return ``value`` as an int if it is an integer in ``[minimum, maximum]`` (no upper
+    bound when ``maximum`` is None), else raise OlmpError."""
+    integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not integral or value < minimum or (maximum is not None and value > maximum):
+        wanted = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise OlmpError(f"{name} must be an integer {wanted}, got {value!r}")
+    return int(value)  # type: ignore[arg-type]
 
 
 def check_float(
@@ -65,13 +68,13 @@ def check_float(
     return number
 
 
-def integer(minimum: int, *, optional: bool = False) -> Check:
-    """A check for an integer ``>= minimum`` (or ``None`` when ``optional``)."""
+def integer(minimum: int, maximum: int | None = None, *, optional: bool = False) -> Check:
+    """A check for an integer in ``[minimum, maximum]`` (or ``None`` when ``optional``)."""
 
     def check(name: str, value: Any) -> int | None:
         if optional and value is None:
             return None
-        return check_int(name, value, minimum)
+        return check_int(name, value, minimum, maximum)
 
     return check
 

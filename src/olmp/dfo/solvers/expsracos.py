@@ -43,6 +43,9 @@ from olmp.dfo.solvers.sracos import SRacos
 from olmp.dfo.space import settings_key
 from olmp.errors import OlmpError
 
+#: The most candidates a step may draw (1,000 take about 0.3 s a step on 13 variables).
+MAX_K = 1000
+
 
 def _experience(name: str, value: Any) -> Any:
     if value is None or isinstance(value, DirectionalModel | str | os.PathLike):
@@ -80,7 +83,8 @@ class ExpSRacos(SRacos):
         "experience": Option(
             None, _experience, "experience file (olmp experience build)", record=_fingerprint
         ),
-        "k": Option(10, integer(1), "candidates sampled per step, one evaluated"),
+        # Bounded: every step draws and scores k candidates (a huge k stalls the search).
+        "k": Option(10, integer(1, MAX_K), "candidates sampled per step, one evaluated"),
         "select": Option("model", one_of("model", "random"), "how the one is picked"),
     }
 
