@@ -331,6 +331,11 @@ def test_two_builds_of_one_model_have_one_fingerprint(ensemble_runs, tmp_path, m
     assert hashes[0] != hashes[1]  # the files differ, in their wall time only
     assert again.fingerprint == first.fingerprint
     assert DirectionalModel.load(tmp_path / "a.exp").fingerprint == first.fingerprint
+    # nor do the paths the studies were given by (./runs/wine or runs/wine)
+    monkeypatch.chdir(ensemble_runs)
+    typed = build_experience([Path("./wine"), Path("iris")])
+    assert typed.info["sources"][0]["study"] != first.info["sources"][0]["study"]
+    assert typed.fingerprint == first.fingerprint
     # so a search begun with one resumes with the other (force: it learned on wine)
     for file, budget, again in (("a.exp", 2, False), ("b.exp", 3, True)):
         summary = tune("wine", tmp_path / "w", task="ensemble", solver="expsracos",
