@@ -280,6 +280,15 @@ def test_the_command_names_bad_values(tmp_path, capsys, option, value, message):
 
 
 @needs_data
+def test_the_command_takes_a_constraint_in_capitals_as_compress_does(tmp_path, capsys):
+    args = ["fair", "train", "--data-dir", str(FAIRNESS), "--dataset", "german", "--protected",
+            "sex", "--constraint", "DP", "--epochs", "1", "--out", str(tmp_path / "o"),
+            "--json"]  # fmt: skip
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["constraints"] == ["dp"]
+
+
+@needs_data
 def test_fair_train_api_returns_the_test_report(tmp_path):
     [summary] = fair_train(
         "german", tmp_path / "r", protected="age", constraints=["di"], epsilons=[0.2],

@@ -97,7 +97,11 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument(
-        "--constraint", nargs="+", default=["dp"], help=", ".join(CONSTRAINTS) + " (default dp)"
+        "--constraint",
+        nargs="+",
+        type=str.lower,  # DP as dp, as olmp compress --constraint takes it
+        default=["dp"],
+        help=", ".join(CONSTRAINTS) + " (default dp)",
     )
     p.add_argument(
         "--epsilon", nargs="+", type=number, default=[0.05], help="bound(s) (default 0.05)"
