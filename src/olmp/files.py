@@ -158,10 +158,17 @@ def prepare_output_folder(
                 "it is left as it is"
             )
         for key in identity:
-            if old.get(key) != json.loads(json.dumps(config[key])):
+            was, now = old.get(key), json.loads(json.dumps(config[key]))
+            if was != now:
                 shown = (names or {}).get(key, key)
-                if key != "space":  # a space is too long to show
-                    shown += f" ({old.get(key)!r}, here {config[key]!r})"
+                if key == "space":  # too long to show
+                    pass
+                elif isinstance(was, dict) and isinstance(now, dict):  # the fields that differ
+                    fields = sorted(k for k in was.keys() | now.keys() if was.get(k) != now.get(k))
+                    listed = ", ".join(f"{k} {was.get(k)!r}, here {now.get(k)!r}" for k in fields)
+                    shown += f" ({listed})"
+                else:
+                    shown += f" ({was!r}, here {config[key]!r})"
                 raise OlmpError(
                     f"{out} holds a {what} with another {shown}; it is left as it is: resume "
                     "with the same settings, or start in another folder"
