@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import sys
 import time
@@ -256,6 +257,55 @@ def test_no_intact_round_names_the_file_and_changes_nothing(finished_run, digits
     first.write_bytes(first.read_bytes()[:200])
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     with pytest.raises(OlmpError, match=rf"{STATE_JSON} is damaged.*--force"):
+        _resume(run_dir, config, digits_reference)
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def _set(record, path, value):
+    *parents, last = path
+    for key in parents:
+        record = record[key]
+    record[last] = value
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "problem"),
+    [
+        (("config", "popsize"), "10", "its config's popsize must be an integer, got '10'"),
+        (("config", "include"), "*", "its config's include must be a tuple of strings"),
+        (("config",), None, "its config must be an object, got null"),
+        (("state", "round"), "2", "its state's round must be an integer, got '2'"),
+        (("state", "round"), -1, "its state's round must be at least 0"),
+        (("state", "history"), 5, "its state's history must be a list"),
+        (("state", "best"), {"round": 9}, "its state's best must name a round up to 2"),
+        (("reference",), None, "its reference must be an object"),
+        (("task",), None, "its task must be an object"),
+    ],
+)
+def test_a_state_of_the_wrong_shape_is_named_and_resumes_from_the_last_intact_round(
+    finished_run, digits_reference, path, value, problem
+):
+    run_dir, config, result = finished_run
+    state = run_dir / STATE_JSON
+    record = json.loads(state.read_text())
+    _set(record, path, value)
+    state.write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match=rf"{state} is damaged \({re.escape(problem)}.*round 2"):
+        resumed = _resume(run_dir, config, digits_reference)
+    assert resumed["compression_ratio"] == result["compression_ratio"]
+
+
+def test_a_wrong_typed_state_with_no_intact_round_is_named_and_left_alone(
+    finished_run, digits_reference
+):
+    run_dir, config, _ = finished_run
+    state = run_dir / STATE_JSON
+    record = json.loads(state.read_text())
+    record["config"]["tolerance"] = "0.02"
+    state.write_text(json.dumps(record))
+    snapshot_path(run_dir, 0).unlink()
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    with pytest.raises(OlmpError, match=r"tolerance must be a number, got '0.02'.*--force"):
         _resume(run_dir, config, digits_reference)
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
 

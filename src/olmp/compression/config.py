@@ -381,3 +381,19 @@ class RunState:
     best: dict[str, Any] = field(default_factory=dict)  # size, val accuracy, round
     final_attempts: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = False
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> RunState:
+        """Rebuild a state from :func:`dataclasses.asdict` output (a field it lacks keeps
+        its default); :class:`OptionError` naming a field that is unknown, of the wrong
+        type, or a negative round."""
+        annotations = {f.name: str(f.type) for f in fields(cls)}
+        for name, value in record.items():
+            if name not in annotations:
+                raise OptionError(name, "is not a field of a run state")
+            problem = type_problem(value, annotations[name])
+            if problem is not None:
+                raise OptionError(name, problem)
+        if record.get("round", 0) < 0:
+            raise OptionError("round", f"must be at least 0, got {record['round']}")
+        return cls(**record)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from olmp.compression.config import CompressConfig
+from olmp.compression.config import CompressConfig, RunState
 from olmp.errors import OlmpError
 from olmp.files import check_writable, load_checkpoint, save_checkpoint, write_json_atomic
 from olmp.pruning.masks import Masks, split_masks, with_masks
@@ -45,11 +45,57 @@ def read_state_record(path: Path) -> dict[str, Any]:
     is truncated or not a run state."""
     try:
         record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise DamagedRunFile(f"{path} is damaged ({exc})") from None
+    return check_state_record(record, path)
+
+
+def check_state_record(record: Any, source: Path) -> dict[str, Any]:
+    """``record``, the run state read from ``source``, when every part that a resume reads
+    is there and of the right type; else :class:`DamagedRunFile` naming ``source`` and
+    the part."""
     if not isinstance(record, dict) or not {"config", "reference", "state"} <= record.keys():
-        raise DamagedRunFile(f"{path} is damaged (not an olmp run state)")
+        raise DamagedRunFile(f"{source} is damaged (not an olmp run state)")
+    problem = next(
+        (
+            f"its {part} must be an object, got {json.dumps(record[part])[:60]}"
+            for part in ("config", "reference", "state", "task", "metadata")
+            if part in record and not isinstance(record[part], dict)
+        ),
+        None,
+    )
+    if problem is None:
+        problem = _state_problem(record)
+    if problem is not None:
+        raise DamagedRunFile(f"{source} is damaged ({problem})")
     return record
+
+
+def _state_problem(record: dict[str, Any]) -> str | None:
+    """What is wrong in the parts of a run state record that are objects, or ``None``."""
+    for part, read in (("config", CompressConfig.from_dict), ("state", RunState.from_dict)):
+        try:
+            read(record[part])
+        except OlmpError as error:
+            return f"its {part}'s {error}"
+    for key in ("tune_accuracy", "val_accuracy"):
+        if not _number(record["reference"].get(key)):
+            return f"its reference's {key} must be a finite number"
+    if not isinstance(record.get("reference_sha256", ""), str):
+        return "its reference_sha256 must be a string"
+    state = RunState.from_dict(record["state"])
+    if not _rounds(state.history):
+        return f"its state's history must be {RESULT_FIELDS['history'][1]}"
+    best = state.best
+    if not (
+        isinstance(best.get("round"), int)
+        and 0 <= best["round"] <= state.round
+        and all(_number(best.get(k)) for k in ("size", "val_accuracy"))
+    ):
+        return (
+            f"its state's best must name a round up to {state.round} with its size and val_accuracy"
+        )
+    return None
 
 
 def snapshot_path(run_dir: Path, key: int | str) -> Path:
@@ -112,9 +158,10 @@ class RunFolder:
                 _, meta = load_checkpoint(self.snapshot(r), "round snapshot")
             except OlmpError:
                 break
-            if not isinstance(meta.get("run_state"), dict):
+            try:
+                record = check_state_record(meta.get("run_state"), self.snapshot(r))
+            except DamagedRunFile:
                 break
-            record = meta["run_state"]
         if record is None:
             raise OlmpError(
                 f"cannot resume: {damaged}; no intact round to resume from. "
