@@ -203,6 +203,16 @@ def test_bad_models_are_refused_before_anything_is_written(reference, tmp_path):
     wrong = build_model("lenet-300-100", (1, 28, 28), 10)
     with pytest.raises(OlmpError, match="does not fit model"):
         compress(wrong, splits, run_dir=tmp_path / "c")
+    # patterns that choose no layer: the error names them and the layers there are
+    for patterns in (
+        {"include": ("fc*",)},
+        {"exclude": ("*",)},
+        {"include": ("1",), "exclude": ("1",)},
+    ):
+        with pytest.raises(
+            OlmpError, match=r"no prunable layers .*; its layers are named 1, 3, 5$"
+        ):
+            compress(_model(reference), splits, CompressConfig(**patterns), run_dir=tmp_path / "d")
     assert not any(tmp_path.iterdir())
 
 

@@ -232,7 +232,8 @@ class CompressConfig:
     include: tuple[str, ...] = field(
         default=("*",),
         metadata=option(
-            "glob patterns (fnmatch: *, ?, [..]) of the layer names to prune, e.g. 'fc*'",
+            "glob patterns (fnmatch: *, ?, [..]) of the layer names to prune, e.g. 'fc*' "
+            "(module names: lenet-300-100's layers are 1, 3 and 5)",
             "layers",
             metavar="PATTERN",
         ),
@@ -240,7 +241,7 @@ class CompressConfig:
     exclude: tuple[str, ...] = field(
         default=(),
         metadata=option(
-            "glob patterns of layer names to leave dense, e.g. 'fc3' or 'features.*'",
+            "glob patterns of layer names to leave dense, e.g. '5' (lenet-300-100's last)",
             "layers",
             metavar="PATTERN",
         ),
