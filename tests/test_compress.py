@@ -308,6 +308,11 @@ def test_compress_with_user_callables(reference):
         ({}, "exactly one of splits=, evaluate= (with optional train=) or task=; got none"),
         ({"splits": "S", "evaluate": len}, "got splits, evaluate"),
         ({"train": len, "task": object()}, "train= needs evaluate= beside it"),
+        ({"splits": "digits"}, "splits must be a DatasetSplits (olmp.load_dataset"),
+        (
+            {"splits": "S", "config": {"tolerance": 0.01}},
+            "config must be a CompressConfig, got a dict",
+        ),
     ],
 )
 def test_compress_data_arguments_are_checked(reference, kwargs, message):

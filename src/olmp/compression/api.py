@@ -91,6 +91,11 @@ def compress(
         ... )
         >>> result["compression_ratio"]  # doctest: +SKIP
     """
+    if not isinstance(config, CompressConfig | None):
+        raise OlmpError(
+            f"config must be a CompressConfig, got a {type(config).__name__}: build one with "
+            "olmp.CompressConfig(**options)"
+        )
     config = (config or CompressConfig()).resolved(recipe, constrained=bool(constraints))
     path = Path(run_dir) if run_dir is not None else None
     model_name = (metadata or {}).get("model", type(model).__name__)
@@ -139,6 +144,11 @@ def _make_task(
         raise OlmpError(
             "give compress() exactly one of splits=, evaluate= (with optional train=) or "
             f"task=; got {', '.join(given) if given else 'none'}"
+        )
+    if splits is not None and not isinstance(splits, DatasetSplits):
+        raise OlmpError(
+            f"splits must be a DatasetSplits (olmp.load_dataset, olmp.data.splits_from_tensors), "
+            f"got a {type(splits).__name__}"
         )
     if train is not None and evaluate is None:
         raise OlmpError("train= needs evaluate= beside it (splits= brings its own training)")
