@@ -136,7 +136,7 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
     assert resumed["val_accuracy"] == full["val_accuracy"]
     assert resumed["paired_change"] == full["paired_change"]
 
-    with pytest.raises(OlmpError, match="config differs"):
+    with pytest.raises(OlmpError, match=r"config differs from this one in seed \(0, here 9\);"):
         compress(
             _model(reference),
             reference[1],

@@ -327,10 +327,14 @@ def check_resumable(
         )
     saved = CompressConfig.from_dict(record["config"])
     if saved != config:
-        diff = sorted(k for k, v in asdict(saved).items() if getattr(config, k) != v)
+        diff = ", ".join(
+            f"{k} ({v!r}, here {getattr(config, k)!r})"
+            for k, v in sorted(asdict(saved).items())
+            if getattr(config, k) != v
+        )
         raise OlmpError(
-            f"cannot resume {run_dir}: its config differs from this one in "
-            f"{diff}; resume with the same options or start anew with --force"
+            f"cannot resume {run_dir}: its config differs from this one in {diff}; resume "
+            "with the same options or start anew with --force"
         )
     recorded = record.get("reference_sha256")
     if recorded is not None and recorded != reference_sha256:
