@@ -619,3 +619,14 @@ def test_config_recorded_before_a_field_existed_keeps_the_old_behaviour():
     }  # no longer options
     old = CompressConfig.from_dict(record)
     assert old.racing_z is None and old.time_limit == 60.0 and old.max_rounds == 7
+
+
+def test_force_leaves_another_commands_folder_alone(reference, tmp_path):
+    search = tmp_path / "search"  # an olmp tune folder: a result.json, no state.json
+    search.mkdir()
+    for name in ("tune.json", "result.json"):
+        (search / name).write_text("{}")
+    config = CompressConfig(**FAST)
+    with pytest.raises(OlmpError, match=r"holds result\.json but no state\.json"):
+        compress(_model(reference), reference[1], config, run_dir=search, force=True)
+    assert sorted(p.name for p in search.iterdir()) == ["result.json", "tune.json"]

@@ -298,6 +298,17 @@ def _files(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
+def test_force_leaves_another_commands_folder_alone(tmp_path, capsys):
+    run = tmp_path / "run"  # an olmp compress run: its result.json, no tune.json
+    run.mkdir()
+    for name in ("state.json", "result.json"):
+        (run / name).write_text("{}")
+    before = _files(run)
+    assert cli(tmp_path, "--budget", "1", "--out", str(run), "--force") == 2
+    assert "holds result.json but no tune.json" in capsys.readouterr().err
+    assert _files(run) == before
+
+
 @pytest.mark.parametrize("option", ["popsize=x", "foo=1"])
 def test_bad_mads_options_are_refused_before_the_folder_is_touched(tmp_path, capsys, option):
     done = tmp_path / "done"  # a finished search's files, which --force would replace

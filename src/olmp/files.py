@@ -180,6 +180,12 @@ def prepare_output_folder(
                 f"{out} already holds files; pass --resume to continue the {what} there, "
                 "--force to start it again, or another folder"
             )
+        present = sorted({p.name for pattern in our_files for p in out.glob(pattern)})
+        if present and not record.exists():  # our record is written first: not our folder
+            raise OlmpError(
+                f"{out} holds {', '.join(present)} but no {record_name}: it is not an olmp "
+                f"{what}'s folder, and --force only starts one again; give another folder"
+            )
         for pattern in our_files:
             for path in out.glob(pattern):
                 if path.is_dir():
