@@ -457,3 +457,14 @@ def test_cli_and_python_api_make_the_same_run(digits_checkpoint, tmp_path):
     model, splits, _ = olmp.load_weights(digits_checkpoint)
     _, without = olmp.compress(model, splits, config)  # no recipe: batch 64, no shift
     assert without["config"]["batch_size"] == 64
+
+
+def test_a_reader_that_goes_away_is_no_error():
+    """``olmp solvers --json | head -c 1``: stdout closed before olmp writes to it."""
+    command = [sys.executable, "-m", "olmp", "solvers", "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait() == 1
+    assert "error" not in err and "Traceback" not in err

@@ -4,6 +4,7 @@ A new command is a new module plus one line in :data:`COMMANDS`."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -84,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OlmpError as exc:
         console.print(f"[red]olmp: error:[/] {escape(str(exc))}", highlight=False)
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (olmp report --json | head)
+        # Python would complain again when it flushes stdout at exit: point it at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as exc:  # the disk or the system, not the input: one line all the same
         console.print(f"[red]olmp: error:[/] {escape(str(exc))}", highlight=False)
         return 1
