@@ -102,7 +102,10 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     export.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished olmp compress")
     export.add_argument("--out", metavar="FILE", help="sparse safetensors file to write")
     export.add_argument(
-        "--dtype", default="float32", choices=list(VALUE_DTYPES), help="stored value type"
+        "--dtype",
+        default="float32",
+        choices=list(VALUE_DTYPES),
+        help="stored value type (default: %(default)s)",
     )
     export.add_argument("--onnx", metavar="FILE", help="ONNX file to write (weights dense)")
     export.add_argument("--force", action="store_true", help="overwrite existing files")

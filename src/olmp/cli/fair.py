@@ -106,10 +106,17 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--epsilon", nargs="+", type=number, default=[0.05], help="bound(s) (default 0.05)"
     )
-    p.add_argument("--seed", type=seed, default=0, help="split and initialisation seed")
+    p.add_argument(
+        "--seed", type=seed, default=0, help="split and initialisation seed (default: %(default)s)"
+    )
     p.add_argument("--out", required=True, help="folder of the run's record and networks")
     p.add_argument("--model", default="mlp", help="model name (default mlp, 100-100 hidden)")
-    p.add_argument("--epochs", type=count, default=FairSettings.epochs, help="epochs per network")
+    p.add_argument(
+        "--epochs",
+        type=count,
+        default=FairSettings.epochs,
+        help="epochs per network (default: %(default)s)",
+    )
     p.add_argument("--data-dir", help="folder searched first for dataset files")
     add_resume_or_force(p, resume="continue the run in --out", force="start again, replacing --out")
     p.add_argument("--json", action="store_true", help="print one JSON object per epsilon")

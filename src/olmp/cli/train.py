@@ -73,8 +73,18 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=count, help="override the recipe's number of epochs")
     train.add_argument("--lr", type=number, help="override the recipe's peak learning rate")
     train.add_argument("--batch-size", type=count, help="override the recipe's batch size")
-    train.add_argument("--seed", type=seed, default=0, help="initialisation and batch-order seed")
-    train.add_argument("--split-seed", type=seed, default=0, help="seed of the tune/val carve")
+    train.add_argument(
+        "--seed",
+        type=seed,
+        default=0,
+        help="initialisation and batch-order seed (default: %(default)s)",
+    )
+    train.add_argument(
+        "--split-seed",
+        type=seed,
+        default=0,
+        help="seed of the tune/val carve (default: %(default)s)",
+    )
     train.add_argument("--force", action="store_true", help="overwrite an existing --out")
     add_data_and_device(train)
     train.set_defaults(run=_train)
