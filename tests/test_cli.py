@@ -340,8 +340,10 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
         (["--tolerance", "1"], "--tolerance must be in [0, 1), got 1.0"),
         (["--solver", "sgd"], "unknown solver 'sgd'; choose one of: " + ", ".join(sorted(SOLVERS))),
         (["--resume"], "holds no state.json"),
-        (["--racing-z", "-1"], "--racing-z must be positive, or None for exact decisions"),
-        (["--time-limit", "-1"], "--time-limit must be a positive number of seconds"),
+        # None cannot be typed: leaving an option out is how, so errors do not offer it
+        (["--racing-z", "-1"], "--racing-z must be positive, got -1.0"),
+        (["--time-limit", "-1"], "--time-limit must be a positive number of seconds, got -1.0"),
+        (["--max-evaluations", "0"], "--max-evaluations must be at least 1, got 0"),
         (["--min-keep", "2"], "--min-keep must be in (0, 1], got 2.0"),
         (["--solver-option", "sigma=2"], "solver 'ncs' has no option 'sigma'; its options are"),
         (["--solver-option", "r"], "a solver option is NAME=VALUE (e.g. r=0.8), got 'r'"),

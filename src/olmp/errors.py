@@ -7,6 +7,8 @@ status 2; library users can catch it like any ``ValueError``.
 
 from __future__ import annotations
 
+import re
+
 
 class OlmpError(ValueError):
     """A problem with the user's input, described so that the user can fix it."""
@@ -31,6 +33,11 @@ class OptionError(OlmpError):
         self.option = option
         self.problem = problem
 
-    def named(self, name: str) -> OlmpError:
-        """The same error about the option as the user spelled it."""
-        return OlmpError(f"{name} {self.problem}")
+    def named(self, name: str, *, none_allowed: bool = True) -> OlmpError:
+        """The same error about the option as the user spelled it; without
+        ``none_allowed`` (a command line, where None cannot be typed: leaving the option
+        out is how) the problem's "or None ..." alternatives are left out."""
+        problem = self.problem
+        if not none_allowed:
+            problem = re.sub(r",? or None[^,]*(?=, got )", "", problem)
+        return OlmpError(f"{name} {problem}")

@@ -111,7 +111,7 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
             option_name = (
                 "--solver-option" if option_name == "solver_options" else flag(option_name)
             )
-        raise error.named(option_name) from None
+        raise error.named(option_name, none_allowed=False) from None
 
 
 def run_compression(
