@@ -344,6 +344,7 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
         (["--racing-z", "-1"], "--racing-z must be positive, got -1.0"),
         (["--time-limit", "-1"], "--time-limit must be a positive number of seconds, got -1.0"),
         (["--max-evaluations", "0"], "--max-evaluations must be at least 1, got 0"),
+        (["--tolerance", "-1e-3"], "--tolerance must be in [0, 1), got -0.001"),  # not an option
         (["--min-keep", "2"], "--min-keep must be in (0, 1], got 2.0"),
         (["--solver-option", "sigma=2"], "solver 'ncs' has no option 'sigma'; its options are"),
         (["--solver-option", "r"], "a solver option is NAME=VALUE (e.g. r=0.8), got 'r'"),
@@ -470,3 +471,11 @@ def test_a_reader_that_goes_away_is_no_error():
     process.stderr.close()
     assert process.wait() == 1
     assert "error" not in err and "Traceback" not in err
+
+
+def test_a_negative_infinity_is_a_value_not_an_option(digits_checkpoint, tmp_path, capsys):
+    args = ["compress", "--weights", str(digits_checkpoint), "--out", str(tmp_path / "r")]
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--tolerance", "-inf"])
+    assert stop.value.code == 2
+    assert "--tolerance: must be a finite number, got '-inf'" in capsys.readouterr().err

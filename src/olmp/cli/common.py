@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -21,6 +22,14 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (the usage is a --help away) and exit
     with status 2, like every other bad input."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # argparse takes "-1e-3", "-inf" and "-nan" for options ("expected one argument"),
+        # so that --tolerance -inf was never named as the bad value it is.
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-(inf|nan)$", re.IGNORECASE
+        )
 
     #: The command parsers by name (the top-level parser's), so that an argument a
     #: command does not take is named with that command's --help, not olmp's
