@@ -75,7 +75,8 @@ def read_study(source: StudyPath) -> tuple[Space, History, dict[str, Any]]:
         except (OSError, ValueError, AttributeError) as error:
             raise OlmpError(f"{tune_record} is damaged ({error})") from None
     source_record = {
-        "study": str(path),
+        # Resolved, so that ./runs/wine and runs/wine make one experience (one fingerprint).
+        "study": str(path.resolve()),
         "dataset": dataset,
         "solver": record.get("solver"),
         "trials": len(history),

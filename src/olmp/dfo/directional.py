@@ -183,22 +183,15 @@ class DirectionalModel:
     @property
     def fingerprint(self) -> str:
         """``sha256:`` and the hash of the model's content (its weights, space and record,
-        less the training's wall time, ``training/seconds``, and the path each source
-        study was given by, ``sources/*/study``): what names an experience in a search's
-        records, so that a resume compares the experience itself, wherever its file lies
-        now; two builds from the same studies and seed have the same, however the studies'
-        paths were typed. (The file's ``content_sha256`` checks its bytes, all included.)"""
+        less the training's wall time, ``training/seconds``): what names an experience in a
+        search's records, so that a resume compares the experience itself, wherever its
+        file lies now; two builds from the same studies and seed have the same. (The
+        file's ``content_sha256`` checks its bytes, wall time included.)"""
         from olmp.files import content_hash
 
         tensors, record = self._file_content()
-        # Copies: self.info stays whole.
-        if isinstance(record.get("training"), Mapping):
+        if isinstance(record.get("training"), Mapping):  # a copy: self.info stays whole
             record["training"] = {k: v for k, v in record["training"].items() if k != "seconds"}
-        if isinstance(record.get("sources"), list):
-            record["sources"] = [
-                {k: v for k, v in s.items() if k != "study"} if isinstance(s, Mapping) else s
-                for s in record["sources"]
-            ]
         return "sha256:" + content_hash(tensors, record)
 
     def save(self, path: str | os.PathLike[str], force: bool = False) -> None:
