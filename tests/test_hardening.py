@@ -30,7 +30,7 @@ from olmp.console import print_table
 from olmp.data import load_dataset, splits_from_tensors
 from olmp.errors import OlmpError
 from olmp.export import read_export, write_export
-from olmp.files import load_checkpoint, save_checkpoint
+from olmp.files import load_checkpoint, prepare_output_folder, save_checkpoint
 from olmp.models import build_model
 from olmp.reference import evaluate_weights, load_weights
 
@@ -535,3 +535,23 @@ def test_compress_help_shows_every_default(capsys):
         "(default: none)",
     ):
         assert text in out, text
+
+
+def test_a_force_killed_halfway_leaves_a_folder_the_next_force_still_takes(tmp_path, monkeypatch):
+    out = tmp_path / "search"
+    (out / "weights").mkdir(parents=True)
+    for name in ("tune.json", "trials.json", "weights/a.safetensors"):
+        (out / name).write_text("{}")
+    ours = ("tune.json", "trials.json", "weights")
+    prepare = dict(what="search", resume=False, force=True)
+
+    def killed(path, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("olmp.files.shutil.rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_output_folder(out, "tune.json", {"format": "f"}, (), ours, **prepare)
+    assert (out / "tune.json").exists()  # the record goes last
+    monkeypatch.undo()
+    prepare_output_folder(out, "tune.json", {"format": "f"}, (), ours, **prepare)
+    assert sorted(p.name for p in out.iterdir()) == ["tune.json"]

@@ -137,8 +137,10 @@ def prepare_output_folder(
     settings equal ``config``'s (else nothing changes and the error names the first that
     differs, as ``names`` calls it: its option, say; else by its key). Without it the
     folder must be new or empty, or ``force`` removes ``our_files`` (only those; names or
-    glob patterns) from it and the command starts again. Either way the folder must be one
-    that can be written in (or made), checked before anything is removed.
+    glob patterns) from it and the command starts again — unless some of them are there
+    but not the record: then they are another command's, and the folder is refused. Either
+    way the folder must be one that can be written in (or made), checked before anything is
+    removed.
     """
     record = out / record_name
     if out.exists() and not out.is_dir():
@@ -186,7 +188,9 @@ def prepare_output_folder(
                 f"{out} holds {', '.join(present)} but no {record_name}: it is not an olmp "
                 f"{what}'s folder, and --force only starts one again; give another folder"
             )
-        for pattern in our_files:
+        # The record last: a --force killed halfway leaves a folder the next one still
+        # knows as ours.
+        for pattern in sorted(our_files, key=lambda pattern: pattern == record_name):
             for path in out.glob(pattern):
                 if path.is_dir():
                     shutil.rmtree(path)

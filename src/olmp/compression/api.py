@@ -111,9 +111,11 @@ def compress(
         if resuming:
             compressor.load_state()
         else:
-            for stale in (STATE_JSON, RESULT_JSON, PRUNED_CHECKPOINT, PLOT_PNG):
+            # state.json last: a start killed halfway leaves a folder still known as a run's.
+            for stale in (RESULT_JSON, PRUNED_CHECKPOINT, PLOT_PNG):
                 (path / stale).unlink(missing_ok=True)
             shutil.rmtree(path / "rounds", ignore_errors=True)
+            (path / STATE_JSON).unlink(missing_ok=True)
     result = compressor.run()
     pruned = compressor.model  # result() has baked the best network's W ⊙ M into it
     if path is not None:
