@@ -118,10 +118,14 @@ RUN_ONLY = ("weights", "model", "dataset", "method", "solver", "option", "resume
 
 
 def _compare(args: argparse.Namespace) -> int:
-    given = [f"--{name}" for name in RUN_ONLY if getattr(args, name) not in (None, False)]
+    # Not "in (None, False)": 0 == False, and --seed 0 is given all the same.
+    given = [
+        f"--{n}" for n in RUN_ONLY if getattr(args, n) is not None and getattr(args, n) is not False
+    ]
     if given:
+        verb = "applies" if len(given) == 1 else "apply"
         raise OlmpError(
-            f"--compare reads finished runs; {', '.join(given)} only apply to a run: drop them"
+            f"--compare reads finished runs; {', '.join(given)} only {verb} to a run: drop them"
         )
     summary = compare(args.compare, out=args.out, force=args.force)
     if args.json:
