@@ -105,6 +105,21 @@ def test_existing_output_is_not_overwritten(digits_checkpoint, capsys):
     assert digits_checkpoint.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["fair", "train", "--out", "o", "--dataset", "adult", "--protected", "sex"],
+        ["experience", "build", "--from", "s", "--out", "e"],
+    ],
+)
+def test_an_argument_a_subcommand_does_not_take_points_to_its_own_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--bogus"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: --bogus (see olmp {' '.join(command[:2])} --help)" in err
+
+
 def test_an_argument_a_command_does_not_take_points_to_that_commands_help(tmp_path, capsys):
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,10 +31,15 @@ class Parser(argparse.ArgumentParser):
             r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-(inf|nan)$", re.IGNORECASE
         )
 
-    #: The command parsers by name (the top-level parser's), so that an argument a
-    #: command does not take is named with that command's --help, not olmp's
-    #: (set by :func:`olmp.cli.build_parser`).
-    commands: dict[str, Parser]
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = super().parse_known_args(args, namespace)
+        # The innermost command's parser (a command's runs first and its namespace is
+        # copied up): an argument it does not take is named with its --help, not olmp's.
+        if not hasattr(namespace, "command_parser"):
+            namespace.command_parser = self
+        return namespace, extras
 
     def error(self, message: str) -> NoReturn:
         console.print(
