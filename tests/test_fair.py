@@ -174,6 +174,8 @@ def test_the_api_takes_one_name_or_epsilon_and_names_a_constraint_of_another_typ
         fair_train("german", "unused", protected="sex", constraints=[["dp"]])
     with pytest.raises(OlmpError, match=r"epsilons 0.1 and 0.1000001 are too close"):
         fair_train("german", "unused", protected="sex", epsilons=[0.1000001, 0.1])
+    with pytest.raises(OlmpError, match=r"must be a number in \[0, 1\], got np.float32\(-1"):
+        fair_train("german", "unused", protected="sex", epsilons=np.float32(-1))  # one, numpy's
 
 
 @needs_data

@@ -23,6 +23,7 @@ import csv
 import io
 import itertools
 import json
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -81,7 +82,7 @@ def fair_train(
     constraints = list(dict.fromkeys(constraints))
     if not constraints:
         raise OlmpError("give at least one fairness constraint")
-    epsilons = [epsilons] if isinstance(epsilons, int | float) else epsilons  # one epsilon
+    epsilons = [epsilons] if isinstance(epsilons, numbers.Real) else epsilons  # one epsilon
     epsilons = sorted({check_epsilon(e) for e in epsilons})
     if not epsilons:
         raise OlmpError("give at least one epsilon")
