@@ -190,6 +190,16 @@ def test_a_list_of_layer_patterns_is_taken_as_a_tuple():
     assert CompressConfig.from_dict(config.to_dict()) == config
 
 
+def test_numpy_numbers_are_taken_as_python_numbers():
+    config = CompressConfig(popsize=np.int64(4), tolerance=np.float32(0.5), adjust_lr=np.float64(1))
+    assert (type(config.popsize), type(config.tolerance), type(config.adjust_lr)) == (
+        int,
+        float,
+        float,
+    )
+    assert config.tolerance == 0.5 and json.loads(json.dumps(config.to_dict()))["popsize"] == 4
+
+
 def test_bad_models_are_refused_before_anything_is_written(reference, tmp_path):
     splits = reference[1]
     with pytest.raises(OlmpError, match="no prunable layers"):

@@ -232,8 +232,9 @@ class CompressConfig:
     include: tuple[str, ...] = field(
         default=("*",),
         metadata=option(
-            "glob patterns (fnmatch: *, ?, [..]) of the layer names to prune, e.g. 'fc*' "
-            "(module names: lenet-300-100's layers are 1, 3 and 5)",
+            "glob patterns (fnmatch: *, ?, [..]) of the layer names to prune, e.g. 'fc*' for "
+            "a model of your own (the built-in ones are Sequentials: lenet-300-100's layers "
+            "are 1, 3 and 5)",
             "layers",
             metavar="PATTERN",
         ),
@@ -255,6 +256,10 @@ class CompressConfig:
             problem = type_problem(value, str(f.type))
             if problem is not None:
                 raise OptionError(f.name, problem)
+            # numpy's scalars pass as numbers, but neither JSON nor the range checks take them.
+            base = str(f.type).removesuffix(" | None")
+            if value is not None and base in ("int", "float") and type(value) not in (int, float):
+                object.__setattr__(self, f.name, int(value) if base == "int" else float(value))
 
         def check(name: str, ok: bool, allowed: str) -> None:
             if not ok:
