@@ -298,6 +298,16 @@ def _files(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
+def test_a_search_recorded_with_a_train_size_above_the_split_resumes(tmp_path):
+    out = tmp_path / "old"
+    tune("digits", out, solver="random", budget=1, **FAST)
+    record = json.loads((out / "tune.json").read_text())  # as earlier versions wrote it,
+    (out / "tune.json").write_text(json.dumps({**record, "train_size": 5000}))  # for "all"
+    summary = tune("digits", out, solver="random", budget=2, resume=True,
+                   **{**FAST, "train_size": 5000})  # fmt: skip
+    assert summary["trials"] == 2
+
+
 def test_force_leaves_another_commands_folder_alone(tmp_path, capsys):
     run = tmp_path / "run"  # an olmp compress run: its result.json, no tune.json
     run.mkdir()

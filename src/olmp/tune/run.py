@@ -185,7 +185,8 @@ def tune(
     if task == "cnn":
         tune_space = load_space(space)
         splits = load_splits(dataset, split_seed, None if data_dir is None else str(data_dir))
-        check_search_fits(tune_space, splits, dataset, train_size)
+        # A resume takes the size its record holds (earlier versions took any as "all").
+        check_search_fits(tune_space, splits, dataset, None if resume else train_size)
         engine_space = tune_space.space
     else:
         # Loaded now (once per process), so that a dataset that is not installed stops here
