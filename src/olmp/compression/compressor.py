@@ -22,7 +22,6 @@ from olmp.compression.steps import (
     OutOfTime,
     adjust,
     check_val_size,
-    chosen_layers,
     keep_fractions,
     masked_constraint_report,
     masked_score,
@@ -32,6 +31,7 @@ from olmp.compression.steps import (
     split_snapshot,
 )
 from olmp.files import content_hash
+from olmp.pruning.layers import find_prunable_layers
 from olmp.pruning.masks import (
     Masks,
     apply_masks,
@@ -99,7 +99,7 @@ class Compressor:
         self.folder = RunFolder(run_dir) if run_dir is not None else None
         self.metadata = metadata or {}
         self.on_round = on_round
-        self.layers = chosen_layers(model, config.include, config.exclude)
+        self.layers = find_prunable_layers(model, config.include, config.exclude)
         self.masks: Masks = {}
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
         self.final: dict[str, torch.Tensor] | None = None  # the fine-tuned result, if any

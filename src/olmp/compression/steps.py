@@ -11,8 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from olmp.errors import OlmpError
-from olmp.pruning.layers import PRUNABLE_TYPES, PrunableLayer, find_prunable_layers
+from olmp.pruning.layers import PrunableLayer
 from olmp.pruning.masks import (
     Masks,
     apply_masks,
@@ -33,21 +32,6 @@ SMALL_VAL_ERROR = 0.01
 
 class OutOfTime(Exception):
     """Raised inside a search or a retraining when ``time_limit`` is spent, to stop it."""
-
-
-def chosen_layers(
-    model: nn.Module, include: tuple[str, ...], exclude: tuple[str, ...]
-) -> list[PrunableLayer]:
-    """The layers of ``model`` that the patterns ``include`` and ``exclude`` choose
-    (:func:`~olmp.pruning.layers.find_prunable_layers`); when none, the error lists the
-    names there are to choose from."""
-    try:
-        return find_prunable_layers(model, include, exclude)
-    except OlmpError as error:
-        names = [name for name, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
-        if not names:
-            raise
-        raise OlmpError(f"{error}; its layers are named {', '.join(names)}") from None
 
 
 @contextlib.contextmanager

@@ -72,8 +72,11 @@ def find_prunable_layers(
     ]
     if not layers:
         kinds = ", ".join(t.__name__ for t in types)
+        # The names there are to choose from, when the patterns chose none of them.
+        names = [name for name, module in model.named_modules() if isinstance(module, types)]
+        listed = f"; its layers are named {', '.join(names)}" if names else ""
         raise OlmpError(
             f"model {type(model).__name__} has no prunable layers ({kinds}) matching "
-            f"include={list(include)} exclude={list(exclude)}"
+            f"include={list(include)} exclude={list(exclude)}{listed}"
         )
     return layers
