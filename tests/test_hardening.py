@@ -233,21 +233,27 @@ def _resume(run_dir, config, digits_reference):
 def test_a_truncated_state_resumes_from_the_last_intact_round(finished_run, digits_reference):
     run_dir, config, result = finished_run
     state = run_dir / STATE_JSON
-    state.write_text(state.read_text()[:100])
-    with pytest.warns(UserWarning, match=rf"{state}.*resuming .* from round 2"):
+    damaged = state.read_text()[:100]
+    state.write_text(damaged)
+    with pytest.warns(UserWarning, match=rf"{state}.*resuming .* from round 2.*state.json.damaged"):
         resumed = _resume(run_dir, config, digits_reference)
     for key in ("compression_ratio", "val_accuracy", "test_accuracy", "best_round"):
         assert resumed[key] == result[key]
+    assert (run_dir / "state.json.damaged").read_text() == damaged  # kept, not overwritten
 
 
 def test_a_damaged_round_resumes_from_the_round_before(finished_run, digits_reference):
     run_dir, config, result = finished_run
     damaged = snapshot_path(run_dir, 2)
-    damaged.write_bytes(damaged.read_bytes()[:-50])
-    with pytest.warns(UserWarning, match=rf"{damaged}.*from round 1"):
+    cut = damaged.read_bytes()[:-50]
+    damaged.write_bytes(cut)
+    (aside := damaged.with_name(damaged.name + ".damaged")).write_text("an earlier one")
+    with pytest.warns(UserWarning, match=rf"{damaged}.*from round 1.*kept as .*\.damaged-2"):
         resumed = _resume(run_dir, config, digits_reference)
     assert resumed["rounds"] == result["rounds"]
     assert resumed["compression_ratio"] == result["compression_ratio"]
+    assert aside.read_text() == "an earlier one"
+    assert damaged.with_name(damaged.name + ".damaged-2").read_bytes() == cut
 
 
 def test_no_intact_round_names_the_file_and_changes_nothing(finished_run, digits_reference):

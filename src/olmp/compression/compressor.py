@@ -134,8 +134,9 @@ class Compressor:
 
         When ``state.json`` or a round snapshot is damaged (a crash mid-write on a disk
         without atomic renames, a truncated copy), the run resumes from the last round
-        whose snapshots are all intact, with a warning naming the damaged file; rounds
-        after it are run again. With no intact round the error names the file.
+        whose snapshots are all intact, with a warning naming the damaged file (kept as
+        ``NAME.damaged``); rounds after it are run again. With no intact round the error
+        names the file and nothing changes.
         """
         assert self.folder is not None
         try:

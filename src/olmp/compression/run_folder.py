@@ -37,7 +37,12 @@ PLOT_PNG = "progress.png"
 
 
 class DamagedRunFile(OlmpError):
-    """A file of a run folder that cannot be read back (named in the message)."""
+    """A file of a run folder that cannot be read back (named in the message; ``path``
+    when the file is known)."""
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def read_state_record(path: Path) -> dict[str, Any]:
@@ -46,7 +51,7 @@ def read_state_record(path: Path) -> dict[str, Any]:
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise DamagedRunFile(f"{path} is damaged ({exc})") from None
+        raise DamagedRunFile(f"{path} is damaged ({exc})", path) from None
     return check_state_record(record, path)
 
 
@@ -55,7 +60,7 @@ def check_state_record(record: Any, source: Path) -> dict[str, Any]:
     is there and of the right type; else :class:`DamagedRunFile` naming ``source`` and
     the part."""
     if not isinstance(record, dict) or not {"config", "reference", "state"} <= record.keys():
-        raise DamagedRunFile(f"{source} is damaged (not an olmp run state)")
+        raise DamagedRunFile(f"{source} is damaged (not an olmp run state)", source)
     problem = next(
         (
             f"its {part} must be an object, got {json.dumps(record[part])[:60]}"
@@ -67,7 +72,7 @@ def check_state_record(record: Any, source: Path) -> dict[str, Any]:
     if problem is None:
         problem = _state_problem(record)
     if problem is not None:
-        raise DamagedRunFile(f"{source} is damaged ({problem})")
+        raise DamagedRunFile(f"{source} is damaged ({problem})", source)
     return record
 
 
@@ -134,7 +139,7 @@ class RunFolder:
             try:
                 snapshots[r], _ = load_checkpoint(self.snapshot(r), "round snapshot")
             except OlmpError as exc:
-                raise DamagedRunFile(str(exc)) from None
+                raise DamagedRunFile(str(exc), self.snapshot(r)) from None
         return snapshots
 
     def read_final(self) -> dict[str, torch.Tensor] | None:
@@ -144,12 +149,13 @@ class RunFolder:
         try:
             return load_checkpoint(self.snapshot("final"), "final snapshot")[0]
         except OlmpError as exc:
-            raise DamagedRunFile(str(exc)) from None
+            raise DamagedRunFile(str(exc), self.snapshot("final")) from None
 
     def last_intact_state(self, damaged: DamagedRunFile) -> dict[str, Any]:
         """The run state saved with the last round whose snapshot, and every one before
-        it, is intact, with a warning naming the ``damaged`` file; an :class:`OlmpError`
-        that names it when no round is intact."""
+        it, is intact, with a warning naming the ``damaged`` file, which is moved aside
+        (``NAME.damaged``) rather than overwritten by the rounds run again; an
+        :class:`OlmpError` that names it, and changes nothing, when no round is intact."""
         record = None
         for r in itertools.count():
             if not self.snapshot(r).is_file():
@@ -167,9 +173,18 @@ class RunFolder:
                 f"cannot resume: {damaged}; no intact round to resume from. "
                 "Start the run anew with --force"
             ) from None
+        kept = ""
+        if damaged.path is not None and damaged.path.is_file():
+            aside = damaged.path.with_name(damaged.path.name + ".damaged")
+            for n in itertools.count(2):  # an earlier one is not overwritten either
+                if not aside.exists():
+                    break
+                aside = damaged.path.with_name(f"{damaged.path.name}.damaged-{n}")
+            damaged.path.rename(aside)
+            kept = f"; the damaged file is kept as {aside.name}"
         warnings.warn(
             f"{damaged}; resuming {self.path} from round {record['state']['round']}, the last "
-            "round whose files are intact (the rounds after it run again)",
+            f"round whose files are intact (the rounds after it run again){kept}",
             stacklevel=4,
         )
         return record
