@@ -306,7 +306,7 @@ def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["trials"] == 4
     build_experience([ensemble_runs / "iris"], moved, force=True)  # another model, same path
     assert main([*longer[:-3], "6", "--out", str(tmp_path / "w"), "--resume"]) == 2
-    assert "another --solver-option (" in _err_line(capsys)
+    assert "another --experience ('sha256:" in _err_line(capsys)  # the option as typed
     # an existing file is not overwritten
     again = ["experience", "build", "--from", str(ensemble_runs / "wine"), "--out",
              str(model_file)]  # fmt: skip

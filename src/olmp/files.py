@@ -135,12 +135,13 @@ def prepare_output_folder(
 
     With ``resume`` the folder must hold a record of the same ``format`` whose ``identity``
     settings equal ``config``'s (else nothing changes and the error names the first that
-    differs, as ``names`` calls it: its option, say; else by its key). Without it the
-    folder must be new or empty, or ``force`` removes ``our_files`` (only those; names or
-    glob patterns) from it and the command starts again — unless some of them are there
-    but not the record: then they are another command's, and the folder is refused. Either
-    way the folder must be one that can be written in (or made), checked before anything is
-    removed.
+    differs, as ``names`` calls it: its option, say; else by its key; a setting that is a
+    record by the fields that differ, ``names["setting.field"]`` naming one of its own).
+    Without it the folder must be new or empty, or ``force`` removes ``our_files`` (only
+    those; names or glob patterns) from it and the command starts again — unless some of
+    them are there but not the record: then they are another command's, and the folder is
+    refused. Either way the folder must be one that can be written in (or made), checked
+    before anything is removed.
     """
     record = out / record_name
     if out.exists() and not out.is_dir():
@@ -167,8 +168,15 @@ def prepare_output_folder(
                     pass
                 elif isinstance(was, dict) and isinstance(now, dict):  # the fields that differ
                     fields = sorted(k for k in was.keys() | now.keys() if was.get(k) != now.get(k))
-                    listed = ", ".join(f"{k} {was.get(k)!r}, here {now.get(k)!r}" for k in fields)
-                    shown += f" ({listed})"
+                    # A field that is an option of its own (``names["key.field"]``) by that name.
+                    own = [(names or {}).get(f"{key}.{k}") for k in fields]
+                    if len(fields) == 1 and own[0]:
+                        shown = f"{own[0]} ({was.get(fields[0])!r}, here {now.get(fields[0])!r})"
+                    else:
+                        listed = ", ".join(
+                            f"{k} {was.get(k)!r}, here {now.get(k)!r}" for k in fields
+                        )
+                        shown += f" ({listed})"
                 else:
                     shown += f" ({was!r}, here {config[key]!r})"
                 raise OlmpError(

@@ -97,7 +97,8 @@ TASKS = ("cnn", "ensemble")
 def option(name: str) -> str:
     """How errors name setting ``name`` of :func:`tune`: as the option ``olmp tune`` takes
     it by (``time_limit`` -> ``--time-limit``), whose spelling the keyword mirrors."""
-    return "--solver-option" if name == "solver_options" else flag(name)
+    own = {"solver_options": "--solver-option", "solver_options.experience": "--experience"}
+    return own.get(name) or flag(name)
 
 
 def _check_count(name: str, value: Any, minimum: int = 1, optional: bool = False) -> Any:
@@ -238,7 +239,7 @@ def tune(
         what="search",
         resume=resume,
         force=force,
-        names={key: option(key) for key in IDENTITY},
+        names={key: option(key) for key in (*IDENTITY, "solver_options.experience")},
     )
     if threads is None and n_jobs > 1:
         threads = 1
