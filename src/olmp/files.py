@@ -119,6 +119,36 @@ def check_output_files(
     check_writable(folder / names[0], what)
 
 
+def _setting_difference(key: str, was: Any, now: Any, given: Any, names: Mapping[str, str]) -> str:
+    """Setting ``key`` as an error names it (``names``: its option, say) with the recorded
+    value ``was`` and the one ``given`` now (``now`` is it as JSON reads it back);
+    a record by the fields that differ, one that is an option of its own
+    (``names["key.field"]``) by that name; a space without values (too long to show)."""
+    shown = names.get(key, key)
+    if key == "space":
+        return shown
+    if not (isinstance(was, dict) and isinstance(now, dict)):
+        return f"{shown} ({was!r}, here {given!r})"
+    fields = sorted(k for k in was.keys() | now.keys() if was.get(k) != now.get(k))
+    own = names.get(f"{key}.{fields[0]}")
+    if len(fields) == 1 and own:
+        return f"{own} ({was.get(fields[0])!r}, here {now.get(fields[0])!r})"
+    listed = ", ".join(f"{k} {was.get(k)!r}, here {now.get(k)!r}" for k in fields)
+    return f"{shown} ({listed})"
+
+
+def refuse_foreign_files(folder: Path, names: Sequence[str], record_name: str, what: str) -> None:
+    """Raise when ``folder`` holds files of the names a command writes (``names``, names or
+    glob patterns) but not its record ``record_name``, which the command writes first (and
+    ``--force`` removes last): they are another command's, which ``--force`` must not delete."""
+    present = sorted({p.name for pattern in names for p in folder.glob(pattern)})
+    if present and not (folder / record_name).exists():
+        raise OlmpError(
+            f"{folder} holds {', '.join(present)} but no {record_name}: it is not an olmp "
+            f"{what}'s folder, and --force only starts one again; give another folder"
+        )
+
+
 def prepare_output_folder(
     out: Path,
     record_name: str,
@@ -163,22 +193,7 @@ def prepare_output_folder(
         for key in identity:
             was, now = old.get(key), json.loads(json.dumps(config[key]))
             if was != now:
-                shown = (names or {}).get(key, key)
-                if key == "space":  # too long to show
-                    pass
-                elif isinstance(was, dict) and isinstance(now, dict):  # the fields that differ
-                    fields = sorted(k for k in was.keys() | now.keys() if was.get(k) != now.get(k))
-                    # A field that is an option of its own (``names["key.field"]``) by that name.
-                    own = [(names or {}).get(f"{key}.{k}") for k in fields]
-                    if len(fields) == 1 and own[0]:
-                        shown = f"{own[0]} ({was.get(fields[0])!r}, here {now.get(fields[0])!r})"
-                    else:
-                        listed = ", ".join(
-                            f"{k} {was.get(k)!r}, here {now.get(k)!r}" for k in fields
-                        )
-                        shown += f" ({listed})"
-                else:
-                    shown += f" ({was!r}, here {config[key]!r})"
+                shown = _setting_difference(key, was, now, config[key], names or {})
                 raise OlmpError(
                     f"{out} holds a {what} with another {shown}; it is left as it is: resume "
                     "with the same settings, or start in another folder"
@@ -190,12 +205,7 @@ def prepare_output_folder(
                 f"{out} already holds files; pass --resume to continue the {what} there, "
                 "--force to start it again, or another folder"
             )
-        present = sorted({p.name for pattern in our_files for p in out.glob(pattern)})
-        if present and not record.exists():  # our record is written first: not our folder
-            raise OlmpError(
-                f"{out} holds {', '.join(present)} but no {record_name}: it is not an olmp "
-                f"{what}'s folder, and --force only starts one again; give another folder"
-            )
+        refuse_foreign_files(out, our_files, record_name, what)
         # The record last: a --force killed halfway leaves a folder the next one still
         # knows as ours.
         for pattern in sorted(our_files, key=lambda pattern: pattern == record_name):

@@ -26,7 +26,13 @@ from torch import nn
 
 from olmp.compression.config import CompressConfig, RunState
 from olmp.errors import OlmpError
-from olmp.files import check_writable, load_checkpoint, save_checkpoint, write_json_atomic
+from olmp.files import (
+    check_writable,
+    load_checkpoint,
+    refuse_foreign_files,
+    save_checkpoint,
+    write_json_atomic,
+)
 from olmp.pruning.masks import Masks, split_masks, with_masks
 
 STATE_JSON = "state.json"
@@ -207,15 +213,9 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
             f"{run_dir} already exists and is not empty; pass --resume to continue the run "
             "there or --force to start it anew (its olmp files are replaced)"
         )
-    # A run saves state.json from its first round on, before any of these: without it,
-    # they are another command's (an olmp tune search's result.json, say).
-    ends = [
-        name for name in (RESULT_JSON, PRUNED_CHECKPOINT, PLOT_PNG) if (run_dir / name).exists()
-    ]
-    if exists and ends and not (run_dir / STATE_JSON).is_file():
-        raise OlmpError(
-            f"{run_dir} holds {', '.join(ends)} but no {STATE_JSON}: it is not an olmp compress "
-            "run's folder, and --force only starts one again; give another --out"
+    if exists:  # state.json is saved from the first round on, before any of these
+        refuse_foreign_files(
+            run_dir, (RESULT_JSON, PRUNED_CHECKPOINT, PLOT_PNG), STATE_JSON, "compress run"
         )
     return False
 
