@@ -19,7 +19,9 @@ from olmp.cli.common import (
     add_resume_or_force,
     add_trust,
     count,
+    fill_defaults,
     number,
+    options_given,
     seed,
 )
 from olmp.console import StepProgress, console, print_table
@@ -118,10 +120,7 @@ RUN_ONLY = ("weights", "model", "dataset", "method", "solver", "option", "resume
 
 
 def _compare(args: argparse.Namespace) -> int:
-    # Not "in (None, False)": 0 == False, and --seed 0 is given all the same.
-    given = [
-        f"--{n}" for n in RUN_ONLY if getattr(args, n) is not None and getattr(args, n) is not False
-    ]
+    given = options_given(args, RUN_ONLY)
     if given:
         verb = "applies" if len(given) == 1 else "apply"
         raise OlmpError(
@@ -139,9 +138,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _attack(args: argparse.Namespace) -> int:
     if args.compare:
         return _compare(args)
-    for name, default in RUN_DEFAULTS.items():
-        if getattr(args, name) is None:
-            setattr(args, name, default)
+    fill_defaults(args, RUN_DEFAULTS)
     missing = [f"--{name}" for name in ("weights", "method", "out") if getattr(args, name) is None]
     if missing:
         raise OlmpError(

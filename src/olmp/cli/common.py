@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from olmp.compression.config import flag
 from olmp.console import StepProgress, console
 from olmp.data import DATASETS, TABULAR_DATASETS
 from olmp.errors import unknown_choice
@@ -46,6 +47,21 @@ class Parser(argparse.ArgumentParser):
             f"[red]{self.prog}: error:[/] {message} (see {self.prog} --help)", highlight=False
         )
         raise SystemExit(2)
+
+
+def options_given(args: argparse.Namespace, names: Sequence[str]) -> list[str]:
+    """The flags of the options ``names`` that the command line gave: not None and not
+    False (an option whose default is None stands for "not given"; 0 is given)."""
+    return [
+        flag(n) for n in names if getattr(args, n) is not None and getattr(args, n) is not False
+    ]
+
+
+def fill_defaults(args: argparse.Namespace, defaults: dict[str, Any]) -> None:
+    """Give the options of ``defaults`` that the command line left out (None) their default."""
+    for name, default in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
 
 
 def integer(text: str) -> int:

@@ -11,6 +11,8 @@ from rich.table import Table
 from olmp.cli.common import (
     Formatter,
     count,
+    fill_defaults,
+    options_given,
     seed,
 )
 from olmp.console import print_table
@@ -23,13 +25,11 @@ CHECK_DEFAULTS = {"dim": 10, "budget": 500, "seed": 0}
 def _solvers(args: argparse.Namespace) -> int:
     from olmp.solvers import check_solvers, describe_solvers
 
-    given = [f"--{name}" for name in CHECK_DEFAULTS if getattr(args, name) is not None]
+    given = options_given(args, list(CHECK_DEFAULTS))
     if given and not args.check:
         verb = "applies" if len(given) == 1 else "apply"
         raise OlmpError(f"{', '.join(given)} {verb} to --check only (add --check)")
-    for name, default in CHECK_DEFAULTS.items():
-        if getattr(args, name) is None:
-            setattr(args, name, default)
+    fill_defaults(args, CHECK_DEFAULTS)
     if args.check:
         records = check_solvers(dim=args.dim, budget=args.budget, seed=args.seed)
         failed = any(r["installed"] and r["error"] for r in records)
