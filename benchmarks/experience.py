@@ -23,6 +23,11 @@ auc: how well the directional model ranks the held-out dataset's own improvement
     (``--histories`` per dataset): one network per dataset weighted by how well each predicted
     the search so far (the product, olmp.dfo.directional.Reliability), the same networks
     weighted equally, and one network trained on all of them pooled. ROC AUC per dataset.
+null: the noise the lodo target has to clear: SRacos against SRacos. SRacos again on every
+    dataset of the lodo record with seeds 5-9; then, many times, the ten SRacos searches of a
+    dataset (seeds 0-9) split at random into two halves of five, and the halves' median best
+    val errors compared dataset by dataset, as the lodo table compares two methods: how many
+    datasets a method that is SRacos itself "wins", and how often it wins 75 % of them.
 merge: one record from lodo (or arch) records that held out different datasets
     (``--held-out D... --record PART.json``, run side by side with their own TMPDIR).
 table: print the Markdown tables of BENCHMARKS.md from the records.
@@ -35,6 +40,7 @@ records are written atomically to benchmarks/results/experience_*.json.
     python benchmarks/experience.py lodo
     python benchmarks/experience.py arch
     python benchmarks/experience.py auc
+    python benchmarks/experience.py null
     python benchmarks/experience.py table
 """
 
@@ -314,6 +320,54 @@ def _sign_tests(datasets: dict) -> dict:
     return out
 
 
+def run_null(args: argparse.Namespace) -> None:
+    lodo = json.loads((RESULTS / "experience_lodo.json").read_text())
+    seeds = range(SEEDS, 2 * SEEDS)
+    record: dict = {"machine": machine(), "lodo_commit": lodo["machine"]["commit"],
+                    "budget": lodo["budget"], "seeds": list(seeds), "splits": args.splits,
+                    "datasets": {}}  # fmt: skip
+    errors: dict[str, list[float]] = {}
+    for dataset, d in lodo["datasets"].items():
+        runs = []
+        for seed in seeds:
+            out = WORK / "lodo-ensemble" / "null" / f"{dataset}-sracos-{seed}"
+            summary = tune(dataset, out, task="ensemble", solver="sracos", seed=seed,
+                           budget=lodo["budget"], force=True, **lodo["settings"])  # fmt: skip
+            runs.append({"seed": seed, "val_error": 1.0 - summary["best_val_accuracy"]})
+        errors[dataset] = [r["val_error"] for r in d["runs"]["sracos"]] + [
+            r["val_error"] for r in runs
+        ]
+        record["datasets"][dataset] = {"runs": runs}
+        print(dataset, [round(e, 4) for e in errors[dataset]], flush=True)
+    # The same comparison as the lodo table's (median of five against median of five, per
+    # dataset), between two halves of one method's searches drawn at random.
+    rng = np.random.default_rng(0)
+    wins, ties = [], []
+    for _ in range(args.splits):
+        counts = _count([
+            (statistics.median(e[i] for i in half[:SEEDS]),
+             statistics.median(e[i] for i in half[SEEDS:]))
+            for e in errors.values() for half in [rng.permutation(2 * SEEDS)]
+        ])  # fmt: skip
+        wins.append(counts["wins"])
+        ties.append(counts["ties"])
+    needed = math.ceil(0.75 * len(errors))
+    record["summary"] = {
+        "datasets": len(errors),
+        "median_wins": statistics.median(wins),
+        "median_ties": statistics.median(ties),
+        "wins_distribution": {str(w): wins.count(w) / len(wins) for w in sorted(set(wins))},
+        "wins_needed": needed,
+        "share_reaching_target": sum(w >= needed for w in wins) / len(wins),
+        "seeds_5_9_against_lodo_sracos": _count(
+            [(statistics.median(e[SEEDS:]), statistics.median(e[:SEEDS]))
+             for e in errors.values()]
+        ),
+    }  # fmt: skip
+    write_json_atomic(RESULTS / "experience_null.json", record)
+    print(record["summary"])
+
+
 def run_auc(args: argparse.Namespace) -> None:
     from sklearn.metrics import roc_auc_score
 
@@ -453,6 +507,9 @@ def main() -> None:
     merge.add_argument("parts", nargs="+", help="record file names in benchmarks/results")
     merge.add_argument("--out", required=True, help="the merged record's file name")
     merge.set_defaults(run=run_merge)
+    null = commands.add_parser("null")
+    null.add_argument("--splits", type=int, default=10_000, help="random halvings drawn")
+    null.set_defaults(run=run_null)
     auc = commands.add_parser("auc")
     auc.add_argument("--histories", type=int, default=3, help="experience searches per dataset")
     auc.set_defaults(run=run_auc)
