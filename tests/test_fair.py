@@ -442,6 +442,7 @@ def test_compress_cli_says_when_no_network_meets_them(german_reference, tmp_path
     captured = capsys.readouterr()
     printed = captured.out + captured.err
     assert "no network met the fairness constraints on train+val" in printed
+    assert "train the reference at a smaller epsilon" in printed
     # val's verdict is judged on train and val together: those measures are the ones shown.
     assert "reference train+val: dp" in printed and "(val alone: dp" in printed
     # Every round broke the constraint, so no tolerance would accept one: none is suggested.

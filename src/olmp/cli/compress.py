@@ -201,8 +201,9 @@ def _print_constraints(result: dict) -> None:
     if not meets_constraints(record["result"]["val"]):  # no round did: this is the reference
         console.print(
             "warning: no network met the fairness constraints on train+val, the reference "
-            "included, so the result is the reference; train one under them first (olmp fair "
-            "train --constraint ... --epsilon ...) or allow a larger epsilon",
+            "included, so the result is the reference. olmp fair train aims at epsilon itself "
+            "and its network can land just above it there: train the reference at a smaller "
+            "epsilon than the constraint's (say 0.04 for dp<=0.05), or allow a larger epsilon",
             highlight=False,
         )
 
