@@ -21,7 +21,7 @@ sex --constraint dp --epsilon 0.05`` (its defaults), for seeds 0-2, with the mac
 load average (record ``fair_speed.json``).
 
 ``compress [--tolerance T]``: OLMP on a LeNet-style MLP (``lenet-300-100``) trained on Adult by FNNC
-under ``dp <= 0.05`` (sex), seeds 0-4, compressed at the defaults (or at ``--tolerance``,
+at ``dp <= 0.04`` (sex; :data:`REFERENCE_DP`, so that it meets 0.05), seeds 0-4, compressed at the defaults (or at ``--tolerance``,
 a variant) without and with ``--constraint dp<=0.05 --protected sex``
 (``olmp.compress(..., constraints=...)``); record ``fair_compress.json`` (the two
 tolerances may run side by side, in one workdir: neither loses the other's runs). Each
@@ -155,10 +155,14 @@ def run(args: argparse.Namespace) -> None:
 #: The dp bound of the fair reference and of the constrained runs, and that of a reference
 #: trained without a binding constraint (no network's dp exceeds 1).
 FAIR_DP, FREE_DP = 0.05, 1.0
+#: The fair reference is trained by FNNC at this epsilon, inside the constraint it is held to
+#: (dp <= FAIR_DP): FNNC aims at epsilon itself, and trained at 0.05 two of five references
+#: broke 0.05 on train + val, where a compressed network is judged (see ``retrain``).
+REFERENCE_DP = 0.04
 #: A compression benchmark's runs per seed: (under the constraint?, the bound its reference
 #: was trained at). The fair reference is compressed without and with the constraint; the
 #: last run compresses the free reference without it.
-COMPRESS_RUNS = ((False, FAIR_DP), (True, FAIR_DP), (False, FREE_DP))
+COMPRESS_RUNS = ((False, REFERENCE_DP), (True, REFERENCE_DP), (False, FREE_DP))
 
 
 def compress_runs(args: argparse.Namespace) -> None:
@@ -186,7 +190,7 @@ def compress_runs(args: argparse.Namespace) -> None:
             for part in ("val", "test")
         }
         made_fair = None
-        if not constrained and reference_eps == FAIR_DP:
+        if not constrained and reference_eps == REFERENCE_DP:
             made_fair = _made_fair(pruned, splits, config, result)
         _append_run(
             path,
@@ -463,9 +467,9 @@ def _compress_table() -> None:
     print("|---|---|---|---|---|---|---|")
     shares: dict[tuple[float, float], list[float]] = {}
     for tolerance, seed in sorted({(key[2], key[0]) for key in run}):
-        same = run.get((seed, False, tolerance, FAIR_DP))
+        same = run.get((seed, False, tolerance, REFERENCE_DP))
         own = run.get((seed, False, tolerance, FREE_DP))
-        fair = run.get((seed, True, tolerance, FAIR_DP))
+        fair = run.get((seed, True, tolerance, REFERENCE_DP))
         cells = [_ratio_dp(same), "", _ratio_dp(own), _ratio_dp(fair), ""]
         if same and same.get("made_fair"):
             needed = same["reference_val_accuracy"] - tolerance
@@ -473,7 +477,7 @@ def _compress_table() -> None:
         if fair:
             cells[3] += f", {fair['test_accuracy']:.4f} ({fair['reference_test_accuracy']:.4f})"
             parts = []
-            for eps, other in ((FAIR_DP, same), (FREE_DP, own)):
+            for eps, other in ((REFERENCE_DP, same), (FREE_DP, own)):
                 if other is None:
                     parts.append("-")
                     continue
@@ -483,7 +487,7 @@ def _compress_table() -> None:
             cells[4] = " / ".join(parts)
         print(f"| {tolerance:g} | {seed} | " + " | ".join(cells) + " |")
     for (tolerance, eps), values in sorted(shares.items()):
-        reference = "the same" if eps == FAIR_DP else "its own"
+        reference = "the same" if eps == REFERENCE_DP else "its own"
         print(
             f"\ntolerance {tolerance:g}, unconstrained from {reference} reference: constrained "
             f"/ unconstrained {_median_range(values, '.2f')}, at least half on "
