@@ -20,9 +20,10 @@ kept, so an interrupted ``run`` resumes).
 sex --constraint dp --epsilon 0.05`` (its defaults), for seeds 0-2, with the machine's
 load average (record ``fair_speed.json``).
 
-``compress [--tolerance T]``: OLMP on a LeNet-style MLP (``lenet-300-100``) trained on Adult by FNNC
-at ``dp <= 0.04`` (sex; :data:`REFERENCE_DP`, so that it meets 0.05), seeds 0-4, compressed at the defaults (or at ``--tolerance``,
-a variant) without and with ``--constraint dp<=0.05 --protected sex``
+``compress [--tolerance T]``: OLMP on a LeNet-style MLP (``lenet-300-100``) trained on Adult by
+FNNC at ``dp <= 0.04`` (sex; :data:`REFERENCE_DP`, so that it meets 0.05), seeds 0-4,
+compressed at the defaults (or at ``--tolerance``, a variant) without and with ``--constraint
+dp<=0.05 --protected sex``
 (``olmp.compress(..., constraints=...)``); record ``fair_compress.json`` (the two
 tolerances may run side by side, in one workdir: neither loses the other's runs). Each
 unconstrained result is also *made fair*: retrained with its masks fixed as a constrained
@@ -38,8 +39,8 @@ within each label for eo, which keeps each group's base rate), 200 times; the me
 that test value is what sampling alone reads on a split of that size (record
 ``fair_floor.json``).
 
-``retrain``: why the constrained compression keeps 1.0x at tolerance 0 on some seeds. Each
-compression reference (FNNC at ``dp <= 0.05``, seeds 0-4) is retrained **dense**, unpruned, as a
+``retrain``: why the compression's reference is trained inside the constraint. Each reference
+FNNC trains at ``dp <= 0.05`` itself (seeds 0-4) is retrained **dense**, unpruned, as a
 constrained round retrains (``FairTask.retrain``, the default steps and rate): its val accuracy
 and train + val dp against the reference's, beside what FNNC's epoch selection did (how many
 of its 40 epochs met epsilon on train + val, their median val accuracy, the kept one's). A
