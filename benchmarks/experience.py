@@ -23,11 +23,12 @@ auc: how well the directional model ranks the held-out dataset's own improvement
     (``--histories`` per dataset): one network per dataset weighted by how well each predicted
     the search so far (the product, olmp.dfo.directional.Reliability), the same networks
     weighted equally, and one network trained on all of them pooled. ROC AUC per dataset.
-null: the noise the lodo target has to clear: SRacos against SRacos. SRacos again on every
-    dataset of the lodo record with seeds 5-9; then, many times, the ten SRacos searches of a
-    dataset (seeds 0-9) split at random into two halves of five, and the halves' median best
-    val errors compared dataset by dataset, as the lodo table compares two methods: how many
-    datasets a method that is SRacos itself "wins", and how often it wins 75 % of them.
+null [--job arch]: the noise the lodo (arch) target has to clear: SRacos against SRacos.
+    SRacos again on every dataset of the lodo (arch) record, with its settings and seeds 5-9;
+    then, many times, the ten SRacos searches of a dataset (seeds 0-9) split at random into
+    two halves of five, and the halves' median best val errors compared dataset by dataset,
+    as the lodo table compares two methods: how many datasets a method that is SRacos itself
+    "wins", and how often it wins 75 % of them.
 merge: one record from lodo (or arch) records that held out different datasets
     (``--held-out D... --record PART.json``, run side by side with their own TMPDIR).
 table: print the Markdown tables of BENCHMARKS.md from the records.
@@ -321,7 +322,8 @@ def _sign_tests(datasets: dict) -> dict:
 
 
 def run_null(args: argparse.Namespace) -> None:
-    lodo = json.loads((RESULTS / "experience_lodo.json").read_text())
+    lodo = json.loads((RESULTS / f"experience_{args.job}.json").read_text())
+    task = lodo.get("task", "ensemble")
     seeds = range(SEEDS, 2 * SEEDS)
     record: dict = {"machine": machine(), "lodo_commit": lodo["machine"]["commit"],
                     "budget": lodo["budget"], "seeds": list(seeds), "splits": args.splits,
@@ -330,8 +332,8 @@ def run_null(args: argparse.Namespace) -> None:
     for dataset, d in lodo["datasets"].items():
         runs = []
         for seed in seeds:
-            out = WORK / "lodo-ensemble" / "null" / f"{dataset}-sracos-{seed}"
-            summary = tune(dataset, out, task="ensemble", solver="sracos", seed=seed,
+            out = WORK / f"lodo-{task}" / "null" / f"{dataset}-sracos-{seed}"
+            summary = tune(dataset, out, task=task, solver="sracos", seed=seed,
                            budget=lodo["budget"], force=True, **lodo["settings"])  # fmt: skip
             runs.append({"seed": seed, "val_error": 1.0 - summary["best_val_accuracy"]})
         errors[dataset] = [r["val_error"] for r in d["runs"]["sracos"]] + [
@@ -364,7 +366,8 @@ def run_null(args: argparse.Namespace) -> None:
              for e in errors.values()]
         ),
     }  # fmt: skip
-    write_json_atomic(RESULTS / "experience_null.json", record)
+    suffix = "" if args.job == "lodo" else f"_{args.job}"
+    write_json_atomic(RESULTS / f"experience_null{suffix}.json", record)
     print(record["summary"])
 
 
@@ -509,6 +512,7 @@ def main() -> None:
     merge.set_defaults(run=run_merge)
     null = commands.add_parser("null")
     null.add_argument("--splits", type=int, default=10_000, help="random halvings drawn")
+    null.add_argument("--job", choices=["lodo", "arch"], default="lodo", help="whose record")
     null.set_defaults(run=run_null)
     auc = commands.add_parser("auc")
     auc.add_argument("--histories", type=int, default=3, help="experience searches per dataset")
