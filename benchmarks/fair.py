@@ -153,8 +153,8 @@ def run(args: argparse.Namespace) -> None:
                 )  # fmt: skip
 
 
-#: The dp bound of the fair reference and of the constrained runs, and that of a reference
-#: trained without a binding constraint (no network's dp exceeds 1).
+#: The dp bound of the constrained runs (and of the references ``retrain`` examines), and
+#: that of a reference trained without a binding constraint (no network's dp exceeds 1).
 FAIR_DP, FREE_DP = 0.05, 1.0
 #: The fair reference is trained by FNNC at this epsilon, inside the constraint it is held to
 #: (dp <= FAIR_DP): FNNC aims at epsilon itself, and trained at 0.05 two of five references
