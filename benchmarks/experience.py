@@ -23,12 +23,12 @@ auc: how well the directional model ranks the held-out dataset's own improvement
     (``--histories`` per dataset): one network per dataset weighted by how well each predicted
     the search so far (the product, olmp.dfo.directional.Reliability), the same networks
     weighted equally, and one network trained on all of them pooled. ROC AUC per dataset.
-null [--job arch]: the noise the lodo (arch) target has to clear: SRacos against SRacos.
-    SRacos again on every dataset of the lodo (arch) record, with its settings and seeds 5-9;
-    then, many times, the ten SRacos searches of a dataset (seeds 0-9) split at random into
-    two halves of five, and the halves' median best val errors compared dataset by dataset,
-    as the lodo table compares two methods: how many datasets a method that is SRacos itself
-    "wins", and how often it wins 75 % of them.
+null [--job arch]: the noise the lodo (arch) target has to clear: SRacos against SRacos. SRacos
+    again on every dataset of the lodo (arch) record, with its settings and seeds 5-9 (n to 2n-1
+    for a record of n seeds); then, many times, the ten SRacos searches of a dataset (seeds 0-9)
+    split at random into two halves of five, and the halves' median best val errors compared
+    dataset by dataset, as the lodo table compares two methods: how many datasets a method that
+    is SRacos itself "wins", and how often it wins 75 % of them.
 merge: one record from lodo (or arch) records that held out different datasets
     (``--held-out D... --record PART.json``, run side by side with their own TMPDIR).
 table: print the Markdown tables of BENCHMARKS.md from the records.
@@ -324,7 +324,8 @@ def _sign_tests(datasets: dict) -> dict:
 def run_null(args: argparse.Namespace) -> None:
     lodo = json.loads((RESULTS / f"experience_{args.job}.json").read_text())
     task = lodo.get("task", "ensemble")
-    seeds = range(SEEDS, 2 * SEEDS)
+    n = lodo["seeds"]  # SRacos searches per dataset in the record (seeds 0 to n - 1)
+    seeds = range(n, 2 * n)
     record: dict = {"machine": machine(), "lodo_commit": lodo["machine"]["commit"],
                     "budget": lodo["budget"], "seeds": list(seeds), "splits": args.splits,
                     "datasets": {}}  # fmt: skip
@@ -346,13 +347,12 @@ def run_null(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(0)
     wins, ties = [], []
     for _ in range(args.splits):
-        counts = _count([
-            (statistics.median(e[i] for i in half[:SEEDS]),
-             statistics.median(e[i] for i in half[SEEDS:]))
-            for e in errors.values() for half in [rng.permutation(2 * SEEDS)]
-        ])  # fmt: skip
-        wins.append(counts["wins"])
-        ties.append(counts["ties"])
+        pairs = [
+            (statistics.median(e[i] for i in half[:n]), statistics.median(e[i] for i in half[n:]))
+            for e in errors.values() for half in [rng.permutation(2 * n)]
+        ]  # fmt: skip
+        wins.append(sum(a < b for a, b in pairs))
+        ties.append(sum(a == b for a, b in pairs))
     needed = math.ceil(0.75 * len(errors))
     record["summary"] = {
         "datasets": len(errors),
@@ -362,8 +362,7 @@ def run_null(args: argparse.Namespace) -> None:
         "wins_needed": needed,
         "share_reaching_target": sum(w >= needed for w in wins) / len(wins),
         "seeds_5_9_against_lodo_sracos": _count(
-            [(statistics.median(e[SEEDS:]), statistics.median(e[:SEEDS]))
-             for e in errors.values()]
+            [(statistics.median(e[n:]), statistics.median(e[:n])) for e in errors.values()]
         ),
     }  # fmt: skip
     suffix = "" if args.job == "lodo" else f"_{args.job}"

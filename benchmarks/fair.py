@@ -21,17 +21,16 @@ sex --constraint dp --epsilon 0.05`` (its defaults), for seeds 0-2, with the mac
 load average (record ``fair_speed.json``).
 
 ``compress [--tolerance T]``: OLMP on a LeNet-style MLP (``lenet-300-100``) trained on Adult by
-FNNC at ``dp <= 0.04`` (sex; :data:`REFERENCE_DP`, so that it meets 0.05), seeds 0-4,
-compressed at the defaults (or at ``--tolerance``, a variant) without and with ``--constraint
-dp<=0.05 --protected sex``
-(``olmp.compress(..., constraints=...)``); record ``fair_compress.json`` (the two
-tolerances may run side by side, in one workdir: neither loses the other's runs). Each
-unconstrained result is also *made fair*: retrained with its masks fixed as a constrained
-run retrains (``FairTask``, the final fine-tuning's steps and rate), to see whether its
-sparsity could meet the constraint at the accuracy it kept. A third run per seed compresses,
-without the constraint, a reference of its own: trained by FNNC the same way but at ``dp <=
-1`` (a bound no network breaks, so plain training), so each network is held to the accuracy
-of a reference trained under its own rules.
+FNNC at ``dp <= 0.04`` (sex; :data:`REFERENCE_DP`, so that it meets 0.05), seeds 0-4, compressed
+at the defaults (or at ``--tolerance``, a variant) without and with ``--constraint dp<=0.05
+--protected sex`` (``olmp.compress(..., constraints=...)``); record ``fair_compress.json`` (the
+two tolerances may run side by side, in one workdir: neither loses the other's runs). Each
+unconstrained result is also *made fair*: retrained with its masks fixed as a constrained run
+retrains (``FairTask``, the final fine-tuning's steps and rate), to see whether its sparsity
+could meet the constraint at the accuracy it kept. A third run per seed compresses, without the
+constraint, a reference of its own: trained by FNNC the same way but at ``dp <= 1`` (a bound no
+network breaks, so plain training), so each network is held to the accuracy of a reference
+trained under its own rules.
 
 ``floor``: what a classifier with **no** group difference reads on these test splits: for
 each exported split and FNNC prediction set, the groups are shuffled (over all rows for dp,
@@ -448,8 +447,8 @@ def _tolerance(run: dict[str, Any]) -> float:
 
 
 def _run_key(run: dict[str, Any]) -> tuple[int, bool, float, float]:
-    """(seed, constrained, tolerance, reference epsilon: 0.05 for runs recorded before
-    there was a choice)."""
+    """(seed, constrained, tolerance, reference epsilon; runs recorded before there was a
+    choice had their reference at 0.05)."""
     return run["seed"], run["constrained"], _tolerance(run), run.get("reference_epsilon", FAIR_DP)
 
 

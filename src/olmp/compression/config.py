@@ -29,7 +29,8 @@ FALLBACK_BATCH_SIZE = 64  # retraining batch when the reference's recipe is not 
 #: to settle them: with 500 steps (batch 64, about 1.3 epochs of Adult) the rounds of a
 #: ``dp <= 0.05`` run ended about 0.4 val points below FNNC's reference and overshot the
 #: bound (dp 0.03 against an aim of 0.035), so at tolerance 0 every seed kept the reference
-#: (benchmarks/fair.py compress, BENCHMARKS.md).
+#: (benchmarks/fair.py compress at bb93f39, references trained at dp <= 0.05; BENCHMARKS.md
+#: in git at a753e0c).
 ADJUST_STEPS = 500
 CONSTRAINED_ADJUST_STEPS = 2000
 #: CompressConfig fields added after runs were already being recorded, with the value that
