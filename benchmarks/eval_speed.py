@@ -12,6 +12,10 @@ would need, beside a plain dense matrix product measured in the same process.
 
     python benchmarks/eval_speed.py --quick            # under a minute
     python benchmarks/eval_speed.py --json benchmarks/results/eval_speed.json
+    python benchmarks/eval_speed.py --device cuda --json eval_speed_gpu.json   # on a GPU
+
+On a GPU the three ways run on the device (``vmap`` is then the product's default); the
+record names the device.
 """
 
 from __future__ import annotations
@@ -54,14 +58,17 @@ def forward_flops(model: nn.Module, x: torch.Tensor) -> float:
     return flops
 
 
-def dense_gflops(n: int, repeats: int) -> float:
-    """GFLOP/s of a plain (n x 784) @ (784 x 300) matrix product, median of ``repeats``."""
-    a, b = torch.randn(n, 784), torch.randn(784, 300)
+def dense_gflops(n: int, repeats: int, device: torch.device) -> float:
+    """GFLOP/s of a plain (n x 784) @ (784 x 300) matrix product on ``device``, median of
+    ``repeats``."""
+    a, b = torch.randn(n, 784, device=device), torch.randn(784, 300, device=device)
     torch.mm(a, b)
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - started)
     return 2.0 * n * 784 * 300 / statistics.median(times) / 1e9
 
@@ -83,24 +90,28 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     parser.add_argument("--keep", type=float, default=0.05, help="keep fraction per layer")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     args = parser.parse_args()
+    device = torch.device(args.device)
     info = machine()
+    if device.type == "cuda":
+        info["device"] = torch.cuda.get_device_name(device)
     splits = load_dataset("mnist-5k", seed=0)
     # --quick keeps population 10 (the target's) and drops 64, which alone costs LeNet-5
     # about a minute per repeat on one core.
     sizes = [1, 10] if args.quick else [1, 2, 4, 8, 10, 16, 32, 64]
     repeats = 3 if args.quick else 7
     rng = np.random.default_rng(0)
-    gflops_dense = dense_gflops(len(splits.tune), repeats)
+    gflops_dense = dense_gflops(len(splits.tune), repeats, device)
     rows = []
     for name in ("lenet-300-100", "lenet-5"):
         torch.manual_seed(0)
-        model = build_model(name, splits.input_shape, splits.num_classes).eval()
+        model = build_model(name, splits.input_shape, splits.num_classes).eval().to(device)
         layers = find_prunable_layers(model)
         param = make_parametrisation(
             "keep-ratio", [layer.module.weight.detach().abs() for layer in layers]
         )
-        flops = forward_flops(model, splits.tune.x)
+        flops = forward_flops(model, splits.tune.x.to(device))
         evaluators = {
             "population": PopulationEvaluator(model, layers, splits.tune, batched=False),
             "vmap": PopulationEvaluator(model, layers, splits.tune, batched=True),

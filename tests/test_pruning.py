@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -154,6 +156,28 @@ def test_batched_evaluation_equals_one_at_a_time(digits_model, prune_biases):
             acc = (model(splits.tune.x).argmax(1) == splits.tune.y).double().mean().item()
         remove_masks(layers, bake=False)
         assert a[p] == pytest.approx(acc)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("prune_biases", [False, True])
+def test_every_evaluation_path_on_a_gpu_equals_the_cpu(digits_model, prune_biases):
+    """On CUDA each way of evaluating a population (vmap, the shared first layer, alone)
+    gives the CPU's accuracies: the shared layer's buffers and thresholds follow the
+    weights to the GPU (they were made on the CPU, which broke ``batched=False`` there)."""
+    model, splits = digits_model
+    layers = find_prunable_layers(model)
+    param = KeepRatio([layer.module.weight.detach().abs() for layer in layers])
+    thresholds = param.thresholds(np.random.default_rng(1).uniform(-2, 0, size=(5, len(layers))))
+    kwargs = {"prune_biases": prune_biases, "batch_size": 50}
+    on_cpu = PopulationEvaluator(model, layers, splits.tune, **kwargs).accuracies(thresholds)
+    gpu_model = copy.deepcopy(model).cuda()
+    gpu_layers = find_prunable_layers(gpu_model)
+    for options in ({"batched": True}, {"batched": False}, {"share_first_layer": False}):
+        options = {"batched": False, **options}
+        evaluator = PopulationEvaluator(gpu_model, gpu_layers, splits.tune, **options, **kwargs)
+        # GPU arithmetic may flip a near-tied prediction: one example either way.
+        one = 1.0 / len(splits.tune)
+        assert np.allclose(evaluator.accuracies(thresholds), on_cpu, rtol=0, atol=one), options
 
 
 @pytest.mark.parametrize("batched", [False, True])

@@ -59,7 +59,7 @@ class SharedFirstLayer:
         magnitude = self.flat.abs()
         self.order = torch.argsort(magnitude, descending=True)
         self.rank = torch.empty_like(self.order)  # each weight's position in that order
-        self.rank[self.order] = torch.arange(len(self.order))
+        self.rank[self.order] = torch.arange(len(self.order), device=self.order.device)
         self.ascending = magnitude[self.order].flip(0).contiguous()
         self.bias = bias  # (bias, |bias|) when biases are pruned too
         self.plain_bias = None if layer.module.bias is None else layer.module.bias.detach()
@@ -83,13 +83,15 @@ class SharedFirstLayer:
     def outputs(self, thresholds: torch.Tensor) -> list[torch.Tensor]:
         """Per data batch, the layer's outputs for every candidate: (P, N, out_features),
         a transposed view of the (P, out_features, N) products."""
+        thresholds = thresholds.to(self.ascending.device)  # the weights' device (a GPU's)
         kept = self.ascending.numel() - torch.searchsorted(self.ascending, thresholds.contiguous())
         by_size = torch.argsort(kept)
         biases = self._biases(thresholds)
         results = []
         for x_t in self.inputs_t:
-            out = torch.empty(len(thresholds), self.shape[0], x_t.shape[1], dtype=x_t.dtype)
-            running = torch.zeros(self.shape[0], x_t.shape[1], dtype=x_t.dtype)
+            like = {"dtype": x_t.dtype, "device": x_t.device}
+            out = torch.empty(len(thresholds), self.shape[0], x_t.shape[1], **like)
+            running = torch.zeros(self.shape[0], x_t.shape[1], **like)
             start = 0
             for p in by_size.tolist():
                 end = int(kept[p])
