@@ -466,6 +466,7 @@ def _compress_table() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     shares: dict[tuple[float, float], list[float]] = {}
+    ratios: dict[tuple[float, float], tuple[list[float], list[float]]] = {}  # (fair, other)
     for tolerance, seed in sorted({(key[2], key[0]) for key in run}):
         same = run.get((seed, False, tolerance, REFERENCE_DP))
         own = run.get((seed, False, tolerance, FREE_DP))
@@ -483,15 +484,20 @@ def _compress_table() -> None:
                     continue
                 share = fair["compression_ratio"] / other["compression_ratio"]
                 shares.setdefault((tolerance, eps), []).append(share)
+                pair = ratios.setdefault((tolerance, eps), ([], []))
+                pair[0].append(fair["compression_ratio"])
+                pair[1].append(other["compression_ratio"])
                 parts.append(f"{share:.2f}")
             cells[4] = " / ".join(parts)
         print(f"| {tolerance:g} | {seed} | " + " | ".join(cells) + " |")
     for (tolerance, eps), values in sorted(shares.items()):
         reference = "the same" if eps == REFERENCE_DP else "its own"
+        fair_median, other_median = (statistics.median(r) for r in ratios[tolerance, eps])
         print(
             f"\ntolerance {tolerance:g}, unconstrained from {reference} reference: constrained "
             f"/ unconstrained {_median_range(values, '.2f')}, at least half on "
-            f"{sum(v >= 0.5 for v in values)} of {len(values)} seeds"
+            f"{sum(v >= 0.5 for v in values)} of {len(values)} seeds; medians {fair_median:.1f}x "
+            f"/ {other_median:.1f}x = {fair_median / other_median:.2f}"
         )
 
 
