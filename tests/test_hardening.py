@@ -561,3 +561,22 @@ def test_a_force_killed_halfway_leaves_a_folder_the_next_force_still_takes(tmp_p
     monkeypatch.undo()
     prepare_output_folder(out, "tune.json", {"format": "f"}, (), ours, **prepare)
     assert sorted(p.name for p in out.iterdir()) == ["tune.json"]
+
+
+def test_resume_and_force_together_are_one_error_in_every_command(digits_reference, tmp_path):
+    """compress, tune and fair train (attack has its own test) refuse resume and force
+    together with the same words, before any work or file."""
+    from olmp.fair import fair_train
+    from olmp.tune import tune
+
+    model, splits = fresh_model(digits_reference), digits_reference[1]
+    calls = {
+        "compress": lambda out: compress(model, splits, run_dir=out, resume=True, force=True),
+        "tune": lambda out: tune("digits", out, budget=1, resume=True, force=True),
+        "fair": lambda out: fair_train("adult", out, protected="sex", resume=True, force=True),
+    }
+    for name, call in calls.items():
+        out = tmp_path / name
+        with pytest.raises(OlmpError, match=r"^choose one of --resume and --force .*not both$"):
+            call(out)
+        assert not out.exists(), name

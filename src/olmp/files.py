@@ -93,6 +93,15 @@ def check_writable(path: str | os.PathLike[str], what: str = "output") -> None:
     os.unlink(probe)
 
 
+def refuse_resume_and_force(resume: bool, force: bool) -> None:
+    """A run folder is either continued (``resume``) or replaced (``force``): never both,
+    whichever command or function is asked."""
+    if resume and force:
+        raise OlmpError(
+            "choose one of --resume and --force (resume=True, force=True in Python), not both"
+        )
+
+
 def refuse_to_overwrite(path: str | os.PathLike[str], force: bool) -> None:
     """Raise unless ``path`` is free or the user passed ``force``; a folder is never
     overwritten (a file cannot replace it)."""

@@ -17,7 +17,12 @@ from typing import Any
 
 from olmp.attack.methods import METHODS
 from olmp.errors import OlmpError
-from olmp.files import check_output_files, check_writable, write_json_atomic
+from olmp.files import (
+    check_output_files,
+    check_writable,
+    refuse_resume_and_force,
+    write_json_atomic,
+)
 
 #: Files a run writes in its folder.
 CONFIG, RECORDS, RESULT = "config.json", "records.jsonl", "result.json"
@@ -67,8 +72,7 @@ def _holds_files(folder: Path) -> bool:
 def check_out(folder: Path, *, resume: bool, force: bool) -> None:
     """Refuse an ``--out`` this run may not use, before any work: a file, a folder that holds
     files but no attack run, an attack run without ``--resume`` or ``--force``."""
-    if resume and force:
-        raise OlmpError("choose one of --resume and --force, not both")
+    refuse_resume_and_force(resume, force)
     if folder.exists() and not folder.is_dir():
         raise OlmpError(f"{folder} is a file; --out must be a folder")
     if _holds_files(folder):

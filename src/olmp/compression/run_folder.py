@@ -30,6 +30,7 @@ from olmp.files import (
     check_writable,
     load_checkpoint,
     refuse_foreign_files,
+    refuse_resume_and_force,
     save_checkpoint,
     write_json_atomic,
 )
@@ -198,8 +199,7 @@ class RunFolder:
 
 def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
     """Check ``run_dir`` against ``resume``/``force``; returns whether to resume."""
-    if resume and force:
-        raise OlmpError("choose one of --resume and --force, not both")
+    refuse_resume_and_force(resume, force)
     if run_dir.exists() and not run_dir.is_dir():  # even --force must not delete a file
         raise OlmpError(f"{run_dir} is a file, not a folder; give --out a folder for the run")
     check_writable(run_dir / STATE_JSON, "the run folder's files in")

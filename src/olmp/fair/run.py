@@ -38,6 +38,7 @@ from olmp.fair.metrics import check_epsilon, constraint_value, get_constraint, t
 from olmp.fair.train import FairSettings, check_settings, fit_fair, group_codes
 from olmp.files import (
     prepare_output_folder,
+    refuse_resume_and_force,
     save_checkpoint,
     write_json_atomic,
     write_text_atomic,
@@ -90,8 +91,7 @@ def fair_train(
         if f"{low:g}" == f"{high:g}":  # one folder, eps-<epsilon:g>, would take both
             raise OlmpError(f"epsilons {low!r} and {high!r} are too close; give distinct ones")
     settings = check_settings(settings or FairSettings())
-    if resume and force:
-        raise OlmpError("pass resume or force, not both")
+    refuse_resume_and_force(resume, force)
     splits = load_tabular(dataset, seed=seed, data_dir=data_dir)
     if protected not in splits.group_names:
         allowed = ", ".join(splits.group_names)

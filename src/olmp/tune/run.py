@@ -52,6 +52,7 @@ from olmp.experience import experience_for_search
 from olmp.files import (
     load_checkpoint,
     prepare_output_folder,
+    refuse_resume_and_force,
     save_checkpoint,
     write_json_atomic,
 )
@@ -176,8 +177,7 @@ def tune(
     seed = _check_count("seed", seed, 0)
     time_limit = _check_seconds("time_limit", time_limit)
     trial_time_limit = _check_seconds("trial_time_limit", trial_time_limit)
-    if resume and force:
-        raise OlmpError("pass --resume or --force, not both")
+    refuse_resume_and_force(resume, force)
     cls = solver_class(solver)  # OlmpError listing the solvers
     if not cls.available():
         cls.import_backend()
