@@ -138,10 +138,9 @@ class FairTask(SplitsTask):
         Starting them instead where the network's last retraining left them (saved with
         each round's network; tried in 34601ba) was no better. benchmarks/fair.py compress,
         tolerance 0.005, the three references (then trained at dp <= 0.05) x compression
-        seeds 0 and 1: 636 / 47 / 1,131x
-        and 815 / 433 / 912x (median 726x), against 446 / 192 / 926x and 793 / 25 / 1,132x
-        (median 620x), with one network at test dp 0.0511; tolerance 0, seed 0: 19x against
-        53x (the other five runs keep 1x either way)."""
+        seeds 0 and 1: 636 / 47 / 1,131x and 815 / 433 / 912x (median 726x), against 446 /
+        192 / 926x and 793 / 25 / 1,132x (median 620x), with one network at test dp 0.0511;
+        tolerance 0, seed 0: 19x against 53x (the other five runs keep 1x either way)."""
         train, chosen = self.splits.train, [get_constraint(n) for n in self.constraints]
         bounds = RETRAIN_AIM * term_bounds(self.constraints)
         multipliers = torch.zeros(len(bounds))
