@@ -492,6 +492,7 @@ def test_a_tune_record_that_is_not_an_object_is_named(tmp_path):
         (lambda t, r: r.update(sources=["iris"]), "has no attribute 'get'"),
         (lambda t, r: r.update(training=[1]), "has no attribute 'get'"),
         (lambda t, r: t["b2"].fill_(float("nan")), "b2 holds NaN or inf"),
+        (lambda t, r: t.update(b1=t["b1"][..., None]), r"b1 has shape \(\d+, \d+, 1\)"),
     ],
 )
 def test_an_experience_file_with_wrong_fields_is_named(tmp_path, change, message):

@@ -221,7 +221,12 @@ class DirectionalModel:
             raise OlmpError(f"experience file {path} is damaged ({error})") from None
         # Version 1 held one network, unstacked.
         stack = () if record.get("version") == 1 else weights["w1"].shape[:1]
-        hidden = weights["b1"].shape[-1] if weights["b1"].ndim == len(stack) + 1 else -1
+        # The hidden width from b1, else from w1, so that the tensor with the wrong shape
+        # is the one named below.
+        if weights["b1"].ndim == len(stack) + 1:
+            hidden = weights["b1"].shape[-1]
+        else:
+            hidden = weights["w1"].shape[-1] if weights["w1"].ndim == len(stack) + 2 else -1
         shapes = {"w1": (2 * space.dim, hidden), "b1": (hidden,), "w2": (hidden, 1), "b2": (1,)}
         for name, shape in shapes.items():
             shape = (*stack, *shape)
