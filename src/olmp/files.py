@@ -87,7 +87,7 @@ def check_writable(path: str | os.PathLike[str], what: str = "output") -> None:
         fd, probe = tempfile.mkstemp(prefix=".olmp-write-check.", dir=folder)
     except OSError as exc:
         raise OlmpError(
-            f"cannot write {what} {path}: {folder} is not writable ({exc.strerror})"
+            f"cannot write {what} {path}: no file can be created in {folder} ({exc.strerror})"
         ) from None
     os.close(fd)
     os.unlink(probe)
