@@ -494,3 +494,13 @@ def test_a_negative_infinity_is_a_value_not_an_option(digits_checkpoint, tmp_pat
         main([*args, "--tolerance", "-inf"])
     assert stop.value.code == 2
     assert "--tolerance: must be a finite number, got '-inf'" in capsys.readouterr().err
+
+
+def test_the_cli_starts_without_the_solvers_heavy_libraries():
+    # pycma (with scipy.stats and matplotlib), optuna and zoopt cost seconds to import;
+    # a command loads them only when the solver or plot it runs needs them.
+    heavy = ("cma", "scipy.stats", "matplotlib.pyplot", "optuna", "zoopt")
+    code = f"import sys, olmp.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import cma
 import numpy as np
 
 from olmp.dfo.solvers.base import Solver
@@ -50,6 +49,10 @@ class CMAES(Solver):
             "seed": math.nan,
             "randn": self._standard_normal,
         }
+        # Imported here, not at the top: pycma pulls in scipy.stats and matplotlib, about
+        # 1.6 s that every olmp command paid at start-up whichever solver it used.
+        import cma
+
         self._es = cma.CMAEvolutionStrategy(self.x0.tolist(), 1.0, options)
         self._pycma_population: list[np.ndarray] = []
         #: Populations pycma learned from (complete ones with at least one finite value).
