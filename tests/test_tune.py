@@ -319,14 +319,19 @@ def test_force_leaves_another_commands_folder_alone(tmp_path, capsys):
     assert _files(run) == before
 
 
-@pytest.mark.parametrize("option", ["popsize=x", "foo=1"])
-def test_bad_mads_options_are_refused_before_the_folder_is_touched(tmp_path, capsys, option):
+@pytest.mark.parametrize(
+    ("solver", "option"),
+    [("mads", "popsize=x"), ("mads", "foo=1"), ("ncs", "popsize=1"), ("cmaes", "popsize=1")],
+)
+def test_bad_solver_options_are_refused_before_the_folder_is_touched(
+    tmp_path, capsys, solver, option
+):
     done = tmp_path / "done"  # a finished search's files, which --force would replace
     for name in ("tune.json", "study.json", "trials.json", "result.json", "weights/a.bin"):
         (done / name).parent.mkdir(parents=True, exist_ok=True)
         (done / name).write_text(name)
     before = _files(done)
-    bad = ["--solver", "mads", "--solver-option", option, "--budget", "1"]
+    bad = ["--solver", solver, "--solver-option", option, "--budget", "1"]
     assert cli(tmp_path, *bad, "--out", str(done), "--force") == 2
     assert option.split("=")[0] in capsys.readouterr().err
     assert _files(done) == before

@@ -289,7 +289,8 @@ class CompressConfig:
             raise unknown_choice(
                 "threshold parametrisation", self.parametrisation, list(PARAMETRISATIONS)
             )
-        for name in ("popsize", "evaluations_per_round", "max_rounds", "patience"):
+        SOLVERS[self.solver].check_popsize(self.popsize)
+        for name in ("evaluations_per_round", "max_rounds", "patience"):
             check(name, getattr(self, name) >= 1, "at least 1")
         if self.adjust_steps is not None:
             check("adjust_steps", self.adjust_steps >= 1, "at least 1, or None for the default")

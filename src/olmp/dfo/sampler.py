@@ -319,6 +319,8 @@ def make_sampler(solver: type[Solver], space: Space, **kwargs: Any) -> Sampler:
     one fails before any trial."""
     options = dict(kwargs.pop("options", None) or {})
     check_options(solver.name, {**solver.options, **_BOX_OPTIONS}, options)
+    if options.get("popsize") is not None:  # the solver is built at the first ask, later
+        solver.check_popsize(options["popsize"])
     if not solver.available():
         solver.import_backend()  # raises OlmpError with the install line
     kind = solver.sampler

@@ -204,7 +204,7 @@ class Solver(Closing, abc.ABC):
         self.sigma0 = self._check_sigma0(sigma0)
         if popsize is None:
             popsize = self._default_popsize()
-        self.popsize = check_int(f"popsize of {type(self).__name__}", popsize, self.min_popsize)
+        self.popsize = self.check_popsize(popsize)
         if self.fixed_popsize is not None:
             self.popsize = self.fixed_popsize
         self.seed = check_int("seed", seed, 0)
@@ -275,6 +275,13 @@ class Solver(Closing, abc.ABC):
         if not self._integral.any():
             return x
         return np.where(self._integral, np.round(x), x)
+
+    @classmethod
+    def check_popsize(cls, popsize: object) -> int:
+        """``popsize`` if the method can work with it, else an error naming its least: the
+        one rule for the solver, a search's options and the compressor's config, so that a
+        bad value stops before a run folder is written."""
+        return check_int(f"popsize of {cls.__name__}", popsize, cls.min_popsize)
 
     # -- optional backends --------------------------------------------------------------
 
