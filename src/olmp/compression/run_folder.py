@@ -336,8 +336,18 @@ def check_resumable(
     """Refuse to resume the run state ``record`` with another config, another task (its
     :meth:`~olmp.task.Task.describe`: split seed, fairness constraints, ...) or from other
     reference weights than it started from (named from ``metadata["weights"]``)."""
-    # The task first: a config difference can follow from it (fairness constraints set
-    # the default steps per round), and naming that alone would mislead.
+    # The weights first, then the task: a difference further down can follow from them
+    # (another model's training recipe sets the shifts and batch size, fairness constraints
+    # the steps per round), and naming that alone would point at an option never given.
+    recorded = record.get("reference_sha256")
+    if recorded is not None and recorded != reference_sha256:
+        started = record.get("metadata", {}).get("weights", "other weights")
+        given = metadata.get("weights", "the model given now")
+        raise OlmpError(
+            f"cannot resume {run_dir}: it started from {started}, and the weights given now "
+            f"({given}) are different; resume with the weights it started from, or start "
+            "anew with --force"
+        )
     # Runs from before the task was recorded are not checked for it.
     saved_task = record.get("task", task)
     if saved_task != task:
@@ -360,13 +370,4 @@ def check_resumable(
         raise OlmpError(
             f"cannot resume {run_dir}: its config differs from this one in {diff}; resume "
             "with the same options or start anew with --force"
-        )
-    recorded = record.get("reference_sha256")
-    if recorded is not None and recorded != reference_sha256:
-        started = record.get("metadata", {}).get("weights", "other weights")
-        given = metadata.get("weights", "the model given now")
-        raise OlmpError(
-            f"cannot resume {run_dir}: it started from {started}, and the weights given now "
-            f"({given}) are different; resume with the weights it started from, or start "
-            "anew with --force"
         )
