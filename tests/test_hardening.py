@@ -256,6 +256,22 @@ def test_a_damaged_round_resumes_from_the_round_before(finished_run, digits_refe
     assert damaged.with_name(damaged.name + ".damaged-2").read_bytes() == cut
 
 
+def test_a_damaged_state_and_round_are_both_named_and_kept(finished_run, digits_reference):
+    run_dir, config, result = finished_run
+    (run_dir / STATE_JSON).write_text("{")
+    round_2 = snapshot_path(run_dir, 2)
+    cut = round_2.read_bytes()[:-50]
+    round_2.write_bytes(cut)
+    with pytest.warns(UserWarning) as caught:
+        resumed = _resume(run_dir, config, digits_reference)
+    said = [str(w.message) for w in caught if "damaged" in str(w.message)]
+    assert len(said) == 2, said
+    assert "state.json is damaged" in said[0] and "from round 1" in said[0]
+    assert str(round_2) in said[1] and "kept as round-002.safetensors.damaged" in said[1]
+    assert round_2.with_name(round_2.name + ".damaged").read_bytes() == cut
+    assert resumed["compression_ratio"] == result["compression_ratio"]
+
+
 def test_no_intact_round_names_the_file_and_changes_nothing(finished_run, digits_reference):
     run_dir, config, _ = finished_run
     (run_dir / STATE_JSON).write_text("{")

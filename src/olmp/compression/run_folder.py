@@ -160,41 +160,48 @@ class RunFolder:
 
     def last_intact_state(self, damaged: DamagedRunFile) -> dict[str, Any]:
         """The run state saved with the last round whose snapshot, and every one before
-        it, is intact, with a warning naming the ``damaged`` file, which is moved aside
-        (``NAME.damaged``) rather than overwritten by the rounds run again; an
-        :class:`OlmpError` that names it, and changes nothing, when no round is intact."""
-        record = None
+        it, is intact, with a warning naming the ``damaged`` file and the damaged snapshot
+        that ends the intact rounds, if any: each is moved aside (``NAME.damaged``) rather
+        than overwritten by the rounds run again. An :class:`OlmpError` that names
+        ``damaged``, and changes nothing, when no round is intact."""
+        record, broken = None, []
         for r in itertools.count():
             if not self.snapshot(r).is_file():
                 break
             try:
                 _, meta = load_checkpoint(self.snapshot(r), "round snapshot")
-            except OlmpError:
-                break
-            try:
                 record = check_state_record(meta.get("run_state"), self.snapshot(r))
-            except DamagedRunFile:
+            except OlmpError as exc:
+                if self.snapshot(r) != damaged.path:
+                    broken.append(DamagedRunFile(str(exc), self.snapshot(r)))
                 break
         if record is None:
             raise OlmpError(
                 f"cannot resume: {damaged}; no intact round to resume from. "
                 "Start the run anew with --force"
             ) from None
-        kept = ""
-        if damaged.path is not None and damaged.path.is_file():
-            aside = damaged.path.with_name(damaged.path.name + ".damaged")
-            for n in itertools.count(2):  # an earlier one is not overwritten either
-                if not aside.exists():
-                    break
-                aside = damaged.path.with_name(f"{damaged.path.name}.damaged-{n}")
-            damaged.path.rename(aside)
-            kept = f"; the damaged file is kept as {aside.name}"
-        warnings.warn(
-            f"{damaged}; resuming {self.path} from round {record['state']['round']}, the last "
-            f"round whose files are intact (the rounds after it run again){kept}",
-            stacklevel=4,
-        )
+        for problem in [damaged, *broken]:
+            kept = _move_aside(problem.path)
+            warnings.warn(
+                f"{problem}; resuming {self.path} from round {record['state']['round']}, the "
+                f"last round whose files are intact (the rounds after it run again){kept}",
+                stacklevel=4,
+            )
         return record
+
+
+def _move_aside(path: Path | None) -> str:
+    """Rename the damaged file ``path`` to ``NAME.damaged`` (``NAME.damaged-2``, ... when
+    that is taken: an earlier one is not overwritten either); what the warning adds."""
+    if path is None or not path.is_file():
+        return ""
+    aside = path.with_name(path.name + ".damaged")
+    for n in itertools.count(2):
+        if not aside.exists():
+            break
+        aside = path.with_name(f"{path.name}.damaged-{n}")
+    path.rename(aside)
+    return f"; the damaged file is kept as {aside.name}"
 
 
 def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
