@@ -445,6 +445,11 @@ def test_compress_cli_says_when_no_network_meets_them(german_reference, tmp_path
     assert "train the reference at a smaller epsilon" in printed
     # val's verdict is judged on train and val together: those measures are the ones shown.
     assert "reference train+val: dp" in printed and "(val alone: dp" in printed
+    # olmp report shows the same measures as the run's end did.
+    block = [line for line in printed.splitlines() if line.startswith(("fairness (", "  re"))]
+    assert block and main(["report", str(tmp_path / "r")]) == 0
+    reported = capsys.readouterr().out.splitlines()
+    assert [line for line in reported if line.startswith(("fairness (", "  re"))] == block
     # Every round broke the constraint, so no tolerance would accept one: none is suggested.
     history = json.loads((tmp_path / "r" / "result.json").read_text())["history"]
     assert history and all(h["val_constraints"]["violation"] > 0 for h in history)

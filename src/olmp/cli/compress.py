@@ -154,7 +154,6 @@ def run_compression(
             protected=protected,
         )
     print_result(result)
-    _print_constraints(result)
     _explain_selection(result)
     ended = f", rounds ended by {result['stop_reason']}" if result.get("stop_reason") else ""
     console.print(f"done in {result['wall_time_s']:.0f} s{ended}; results in {run_dir}")
@@ -167,12 +166,14 @@ def run_compression(
 
 
 def print_result(result: dict) -> None:
-    """The per-layer table, the summary line and the test change with its error."""
+    """The per-layer table, the summary line, the test change with its error and, under
+    fairness constraints, their measures (what ``olmp compress`` and ``olmp report`` show)."""
     print_table(layer_rich_table(result))
     results.print(summary_line(result), highlight=False)
     change = change_line(result)
     if change is not None:
         results.print(change, highlight=False)
+    _print_constraints(result)
 
 
 def _print_constraints(result: dict) -> None:
