@@ -216,9 +216,47 @@ def test_cli_check_json_resume_force_and_compare(reference, tmp_path, capsys):
     assert run_cli(*base, "--method", "bobyqa", "--out", other, "--json") == 0
     capsys.readouterr()
     assert run_cli("--compare", out, other, "--out", tmp_path / "cmp", "--json") == 0
-    rows = json.loads(capsys.readouterr().out)["runs"]
+    summary = json.loads(capsys.readouterr().out)
+    rows = summary["runs"]
     assert [r["method"] for r in rows] == ["square", "bobyqa/cobyqa"]
+    # The same network: every pair is shared, and on them each run's own success rate.
+    assert summary["shared_pairs"] == 5
+    assert [r["shared_success_rate"] for r in rows] == [r["success_rate"] for r in rows]
     assert (tmp_path / "cmp" / "compare.png").is_file()
+
+
+class _Predicts(nn.Module):
+    """A classifier that answers ``predicted[i]`` for the image whose pixels all equal i."""
+
+    def __init__(self, predicted: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("predicted", torch.as_tensor(predicted))
+        self.unused = nn.Parameter(torch.zeros(1))  # choose_pairs reads the device from one
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        index = x.flatten(1)[:, 0].round().long()
+        return nn.functional.one_hot(self.predicted[index], 10).float()
+
+
+def test_random_targets_do_not_depend_on_which_images_a_network_misclassifies():
+    from olmp.attack.run import choose_pairs
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, size=300)
+    images = np.broadcast_to(np.arange(300.0)[:, None, None, None], (300, 1, 2, 2)).copy()
+    chosen = {}
+    for name, wrong in (("dense", [3, 50, 120]), ("pruned", [7, 51, 200, 201])):
+        predicted = labels.copy()
+        predicted[wrong] = (labels[wrong] + 1) % 10
+        pairs, skipped = choose_pairs(_Predicts(predicted), images, labels, 0.0, 1.0, 100,
+                                      "random", 5, 10)  # fmt: skip
+        assert not {i for i, _ in pairs} & set(wrong) and len(pairs) == 100
+        assert skipped <= len(wrong)
+        assert all(target != labels[i] for i, target in pairs)
+        chosen[name] = dict(pairs)
+    shared = chosen["dense"].keys() & chosen["pruned"].keys()
+    assert len(shared) >= 90
+    assert all(chosen["dense"][i] == chosen["pruned"][i] for i in shared)
 
 
 def test_an_interrupted_run_resumes_to_the_same_records(reference, tmp_path):

@@ -185,11 +185,18 @@ def choose_pairs(
 ) -> tuple[list[tuple[int, int]], int]:
     """(image index, target) pairs over the first ``n_images`` images, in an order drawn with
     ``seed``, that the model gets right (and whose class is not a fixed target); and how many
-    misclassified images were skipped."""
+    misclassified images were skipped.
+
+    A random target is drawn for every image up front, so that an image gets the same
+    target whichever network is attacked: a dense network and its compressed versions,
+    which misclassify different images, are attacked on the same pairs where they share
+    an image (drawn as the images are chosen, one skip shifted every later target)."""
     if isinstance(targets, int) and not 0 <= targets < classes:
         raise OlmpError(f"target must be a class in 0..{classes - 1}, got {targets}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(labels))
+    # label + 1..classes-1, wrapped: uniform over the other classes.
+    random_target = (labels + rng.integers(1, classes, size=len(labels))) % classes
     device = next(model.parameters(), torch.zeros(0)).device
     with torch.no_grad():
         x = (torch.from_numpy(images).to(device) - mean) / std
@@ -210,7 +217,7 @@ def choose_pairs(
         if targets == "all":
             pairs += [(int(i), c) for c in others]
         elif targets == "random":
-            pairs.append((int(i), int(rng.choice(others))))
+            pairs.append((int(i), int(random_target[i])))
         else:
             pairs.append((int(i), int(targets)))
     return pairs, skipped

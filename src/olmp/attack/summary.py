@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from olmp.attack.folder import CONFIG, RESULT, check_compare_out, output_folder, read_config
+from olmp.attack.folder import (
+    CONFIG,
+    RECORDS,
+    RESULT,
+    check_compare_out,
+    output_folder,
+    read_config,
+)
 from olmp.errors import OlmpError
 from olmp.files import atomic_path, write_json_atomic
 from olmp.plots import pyplot, save_figure
@@ -142,11 +149,27 @@ def load_result(folder: str | Path) -> dict[str, Any]:
 SAME = ("dataset", "split", "eps", "budget", "images", "targets", "seed")
 
 
+def pair_outcomes(folder: str | Path) -> dict[tuple[int, int], bool]:
+    """(image index, target) -> whether the attack succeeded, from a finished run's records
+    (read only: a finished run's file is whole)."""
+    path = Path(folder) / RECORDS
+    outcomes = {}
+    try:
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            outcomes[(int(record["index"]), int(record["target"]))] = bool(record["success"])
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise OlmpError(f"{path} is not a valid attack record ({exc})") from None
+    return outcomes
+
+
 def compare(
     folders: Sequence[str | Path], out: str | Path | None = None, *, force: bool = False
 ) -> dict[str, Any]:
-    """Compare finished runs on the same pairs, e.g. a dense network and its compressed
-    versions: success rate (and at the table's budgets) per run, against compression ratio.
+    """Compare finished runs made with the same settings, e.g. a dense network and its
+    compressed versions: success rate (and at the table's budgets) per run, against
+    compression ratio, and each run's success on the pairs every run attacked
+    (``shared_pairs``; a network skips the images it misclassifies).
     With ``out`` writes ``compare.json``, ``compare.csv`` and ``compare.png`` there (a
     folder of its own; an earlier comparison is replaced only with ``force``)."""
     if len(folders) < 2:
@@ -163,8 +186,13 @@ def compare(
     target = output_folder(out) if out is not None else None
     if target is not None:
         check_compare_out(target, force=force)
+    # Each network attacks the images it classifies correctly: what a comparison reads
+    # first is the pairs every run attacked.
+    outcomes = [pair_outcomes(f) for f in folders]
+    shared = set.intersection(*(set(o) for o in outcomes))
     rows = []
-    for folder, r in zip(folders, results, strict=True):
+    for folder, r, outcome in zip(folders, results, outcomes, strict=True):
+        shared_rate = float(np.mean([outcome[p] for p in shared])) if shared else None
         rows.append(
             {
                 "folder": str(folder),
@@ -173,12 +201,16 @@ def compare(
                 "compression_ratio": r.get("compression_ratio"),
                 "pairs": r["pairs"],
                 "success_rate": r["success_rate"],
+                "shared_success_rate": shared_rate,
                 "success_at": r["success_at"],
                 "median_queries": r["median_queries"],
                 "median_queries_interval": r["median_queries_interval"],
             }
         )
-    summary = {key: results[0].get(key) for key in SAME} | {"runs": rows}
+    summary = {key: results[0].get(key) for key in SAME} | {
+        "shared_pairs": len(shared),
+        "runs": rows,
+    }
     if target is not None:
         target.mkdir(parents=True, exist_ok=True)
         write_json_atomic(target / "compare.json", summary)
