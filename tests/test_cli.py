@@ -504,3 +504,39 @@ def test_the_cli_starts_without_the_solvers_heavy_libraries():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "argv", "saved"),
+    [
+        ("olmp.cli.tune", "tune", ["tune", "--dataset", "digits", "--budget", "2"], "trials"),
+        (
+            "olmp.cli.attack",
+            "run_attack",
+            ["attack", "--weights", "w", "--method", "square", "--eps", "0.1"],
+            "pairs",
+        ),
+        (
+            "olmp.cli.fair",
+            "fair_train",
+            ["fair", "train", "--dataset", "adult", "--protected", "sex"],
+            "epsilons",
+        ),
+    ],
+)
+def test_ctrl_c_says_what_was_kept_and_how_to_resume(
+    monkeypatch, tmp_path, capsys, module, name, argv, saved
+):
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module(module), name, _interrupt)
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 130
+    captured = capsys.readouterr()
+    printed = " ".join((captured.out + captured.err).split())  # rich wraps long lines
+    assert f"olmp: interrupted; finished {saved} are saved in {out}" in printed
+    assert "run the same command with --resume" in printed

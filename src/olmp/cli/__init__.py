@@ -45,6 +45,14 @@ COMMANDS = (
     listing,
 )
 
+#: What a command interrupted by Ctrl-C has kept in its --out for --resume.
+SAVED_WHEN_INTERRUPTED = {
+    "compress": "finished rounds",
+    "tune": "finished trials",
+    "attack": "finished pairs",
+    "fair": "finished epsilons",
+}
+
 EPILOG_MAIN = """\
 examples:
   olmp demo
@@ -93,8 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         hint = ""
-        if args.command == "compress":
-            hint = f"; finished rounds are saved in {args.out}: run the same command with --resume"
+        saved = SAVED_WHEN_INTERRUPTED.get(args.command)
+        resumable = hasattr(args, "resume") and not getattr(args, "compare", None)
+        if saved and resumable and getattr(args, "out", None):
+            hint = f"; {saved} are saved in {args.out}: run the same command with --resume"
         console.print(f"olmp: interrupted{hint}", highlight=False, soft_wrap=True)
         return 130
 
