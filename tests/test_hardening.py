@@ -256,6 +256,17 @@ def test_a_damaged_round_resumes_from_the_round_before(finished_run, digits_refe
     assert damaged.with_name(damaged.name + ".damaged-2").read_bytes() == cut
 
 
+def test_an_existing_run_folder_is_refused_in_the_words_of_both_entry_points(
+    finished_run, digits_reference
+):
+    run_dir, config, _ = finished_run
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    model, splits = fresh_model(digits_reference), digits_reference[1]
+    with pytest.raises(OlmpError, match=r"pass --resume \(resume=True\) .* --force \(force=True\)"):
+        compress(model, splits, config, run_dir=run_dir)
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
 def test_a_damaged_state_and_round_are_both_named_and_kept(finished_run, digits_reference):
     run_dir, config, result = finished_run
     (run_dir / STATE_JSON).write_text("{")

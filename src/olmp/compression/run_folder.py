@@ -217,8 +217,9 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
         return True
     if exists and not force:
         raise OlmpError(
-            f"{run_dir} already exists and is not empty; pass --resume to continue the run "
-            "there or --force to start it anew (its olmp files are replaced)"
+            f"{run_dir} already exists and is not empty; pass --resume (resume=True) to "
+            "continue the run there or --force (force=True) to start it anew (its olmp files "
+            "are replaced)"
         )
     if exists:  # state.json is saved from the first round on, before any of these
         refuse_foreign_files(
