@@ -28,15 +28,30 @@ def _build(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
         return 0
     print(
-        f"learned from {len(args.studies)} studies ({training['examples']} examples, "
-        f"{training['positives']} improvements) on {', '.join(model.datasets)}: "
-        f"{model.networks} network(s), one per dataset that taught a direction, in "
+        f"learned from {_count(len(args.studies), 'study', 'studies')} "
+        f"({_count(training['examples'], 'example')}, "
+        f"{_count(training['positives'], 'improvement')}) on {', '.join(model.datasets)}: "
+        f"{_count(model.networks, 'network')}, one per dataset that taught a direction, in "
         f"{training['seconds']:.1f} s; saved {args.out}"
     )
     if training["untaught"]:
         print(f"no trial improved on its best in the studies of: {', '.join(training['untaught'])}")
+    if training["positives"] < FEW_IMPROVEMENTS:
+        print(
+            f"only {_count(training['positives'], 'improvement')} to learn a direction from: "
+            "the model knows little; longer or more studies teach it more"
+        )
     print(f"use it: olmp tune --solver expsracos --experience {args.out} ...")
     return 0
+
+
+#: Fewer trials that improved on their search's best than this and the directional model,
+#: which learns what such an improvement looks like, has next to nothing to learn from.
+FEW_IMPROVEMENTS = 10
+
+
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
