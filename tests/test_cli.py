@@ -411,6 +411,25 @@ def test_demo_trains_compresses_and_never_reuses_a_folder(tmp_path, capsys, monk
     assert json.loads((out / "compression" / "result.json").read_text()) == result
 
 
+def test_an_interrupted_demo_leaves_no_empty_folder_and_says_how_to_continue(
+    tmp_path, capsys, monkeypatch
+):
+    import olmp.cli.demo
+
+    out = tmp_path / "demo"
+    monkeypatch.setattr(olmp.cli.demo, "train_reference", _interrupt)
+    assert main(["demo", "--out", str(out)]) == 130
+    assert not out.exists()  # interrupted before anything was saved
+    monkeypatch.undo()
+    monkeypatch.setattr(olmp.cli.demo, "run_compression", _interrupt)
+    assert main(["demo", "--out", str(out)]) == 130
+    captured = capsys.readouterr()
+    printed = " ".join((captured.out + captured.err).split())
+    command = f"olmp compress --weights {out / 'reference.safetensors'} --out {out / 'compression'}"
+    assert f"continue with: {command} --resume" in printed
+    assert (out / "reference.safetensors").is_file()
+
+
 def test_a_tolerance_given_in_points_gets_a_note_on_its_units(capsys):
     from olmp.cli.compress import _note_large_tolerance
 

@@ -28,10 +28,16 @@ def _demo(args: argparse.Namespace) -> int:
     config = default_recipe(model, dataset)
     progress, on_epoch = epoch_progress(config.epochs, "training reference")
     started = time.perf_counter()
-    with progress:
-        _, meta = train_reference(
-            model, dataset, out_dir / "reference.safetensors", device=args.device, on_epoch=on_epoch
-        )
+    try:
+        with progress:
+            _, meta = train_reference(
+                model, dataset, out_dir / "reference.safetensors", device=args.device,
+                on_epoch=on_epoch,
+            )  # fmt: skip
+    except BaseException:  # Ctrl-C or an error before anything was saved: no empty folder
+        if not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
     console.print(
         f"reference: val accuracy {meta['val_accuracy']:.2%}, "
         f"test accuracy {meta['test_accuracy']:.2%} ({meta['train_time_s']:.0f} s)"
@@ -43,9 +49,20 @@ def _demo(args: argparse.Namespace) -> int:
         "weights": str(out_dir / "reference.safetensors"),
     }
     # The defaults, as `olmp compress --weights REFERENCE` runs them.
-    run_compression(
-        net, splits, CompressConfig(), out_dir / "compression", metadata, recipe=reference["recipe"]
-    )
+    try:
+        run_compression(
+            net, splits, CompressConfig(), out_dir / "compression", metadata,
+            recipe=reference["recipe"],
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        console.print(
+            f"the reference and the finished rounds are in {out_dir}; continue with: olmp "
+            f"compress --weights {out_dir / 'reference.safetensors'} --out "
+            f"{out_dir / 'compression'} --resume",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
     return 0
 
