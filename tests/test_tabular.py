@@ -94,7 +94,18 @@ def test_a_file_with_missing_columns_is_refused(tmp_path):
 def test_missing_files_offline_say_where(isolated_data):
     with pytest.raises(OlmpError, match=r"german\.data not found") as info:
         load_tabular("german", data_dir=isolated_data / "none", download=False)
-    assert "--data-dir" in str(info.value)
+    assert "pass --data-dir (or set OLMP_DATA) to the folder that holds it" in str(info.value)
+
+
+def test_a_failed_download_says_where_files_can_be_given(isolated_data, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OlmpError("could not download german.data: no route to host")
+
+    monkeypatch.setattr(tabular, "_download", no_network)
+    with pytest.raises(OlmpError, match=r"german\.data not found") as info:
+        load_tabular("german", data_dir=isolated_data / "none")
+    message = str(info.value)
+    assert "pass --data-dir (or set OLMP_DATA)" in message and "no route to host" in message
 
 
 def test_unknown_dataset_lists_the_allowed_ones():

@@ -36,6 +36,11 @@ def search_roots(data_dir: Path | None, system_roots: Iterable[Path] = ()) -> li
     return roots
 
 
+def data_dir_hint(what: str) -> str:
+    """How to point olmp at local copies of ``what``: the advice of every "not found"."""
+    return f"pass --data-dir (or set OLMP_DATA) to the folder that holds {what}"
+
+
 def md5_of(path: Path) -> str:
     """Hex MD5 digest of a file, read in chunks."""
     digest = hashlib.md5()

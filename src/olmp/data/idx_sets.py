@@ -108,7 +108,10 @@ def load_idx_dataset(name: str, data_dir: Path | None, allow_download: bool) -> 
         roots = search_roots(name, data_dir)
         where = ", ".join(str(root / name) for root in roots)
         needed = ", ".join(FILE_NAMES[key] + "[.gz]" for key in FILE_KEYS)
-        hint = f"{name} files not found. Put {needed} in one of: {where}"
+        hint = (
+            f"{name} files not found. Put {needed} in one of: {where}, or "
+            f"{fetch.data_dir_hint('them')}"
+        )
         if not allow_download:
             raise OlmpError(hint)
         try:

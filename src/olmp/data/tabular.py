@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from olmp.data.fetch import download_file, md5_of, search_roots
+from olmp.data.fetch import data_dir_hint, download_file, md5_of, search_roots
 from olmp.data.registry import TEST_CARVE_SEED, DatasetSplits, Split, check_split_seed
 from olmp.errors import OlmpError, unknown_choice
 from olmp.files import atomic_path
@@ -392,11 +392,13 @@ def find_files(spec: TabularSpec, data_dir: Path | None, download: bool) -> list
             hint = f"{spec.name}: {source.name} not found in {where}"
             if not download or not source.urls:
                 how = "" if source.urls else " (it has no download: see the dataset's docs)"
-                raise OlmpError(f"{hint}; pass --data-dir with a folder holding it{how}")
+                raise OlmpError(f"{hint}; {data_dir_hint('it')}{how}")
             try:
                 found = _download(source, roots[0] / spec.name)
             except OlmpError as exc:
-                raise OlmpError(f"{hint}, and downloading it failed (no network?): {exc}") from None
+                raise OlmpError(
+                    f"{hint}; {data_dir_hint('it')}; downloading it failed (no network?): {exc}"
+                ) from None
         actual = md5_of(found)
         if actual != source.md5:
             raise OlmpError(
