@@ -64,7 +64,7 @@ def test_user_factories():
     ("name", "message"),
     [
         ("resnet-9000", "unknown model 'resnet-9000'; choose one of: conv-small, lenet-300-100"),
-        ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
+        ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'.*PYTHONPATH=\\. for a"),
         ("custom_models:missing", "has no callable 'missing'"),
         ("custom_models:not_a_module", "returned str, not nn.Module"),
     ],

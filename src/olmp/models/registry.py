@@ -93,7 +93,16 @@ def resolve_factory(name: str) -> ModelFactory:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise OlmpError(f"cannot import module {module_name!r} for model {name!r}: {exc}") from None
+        # The olmp command does not look in the current folder for modules, as python does.
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name == module_name.split(".")[0]
+        hint = (
+            "; it must be installed or on PYTHONPATH (PYTHONPATH=. for a file in this folder)"
+            if missing
+            else ""
+        )
+        raise OlmpError(
+            f"cannot import module {module_name!r} for model {name!r}: {exc}{hint}"
+        ) from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise OlmpError(f"model {name!r}: module {module_name!r} has no callable {attr!r}")
