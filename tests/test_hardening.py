@@ -5,6 +5,7 @@ Each test reproduces one finding of a hostile user's session on b1ee058 and fail
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -276,10 +277,26 @@ def test_a_damaged_state_and_round_are_both_named_and_kept(finished_run, digits_
     with pytest.warns(UserWarning) as caught:
         resumed = _resume(run_dir, config, digits_reference)
     said = [str(w.message) for w in caught if "damaged" in str(w.message)]
-    assert len(said) == 2, said
-    assert "state.json is damaged" in said[0] and "from round 1" in said[0]
-    assert str(round_2) in said[1] and "kept as round-002.safetensors.damaged" in said[1]
+    assert len(said) == 1, said
+    assert "state.json is damaged" in said[0] and str(round_2) in said[0]
+    assert "from round 1" in said[0]
+    assert "kept as state.json.damaged, round-002.safetensors.damaged" in said[0]
     assert round_2.with_name(round_2.name + ".damaged").read_bytes() == cut
+    assert resumed["compression_ratio"] == result["compression_ratio"]
+
+
+def test_a_refused_resume_of_a_damaged_run_moves_nothing(finished_run, digits_reference):
+    # Another config: the resume is refused, and the damaged files stay where they were,
+    # so that the right command can still resume the run.
+    run_dir, config, result = finished_run
+    (run_dir / STATE_JSON).write_text("{")
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    other = dataclasses.replace(config, tolerance=config.tolerance + 0.01)
+    with pytest.raises(OlmpError, match="config differs"):
+        _resume(run_dir, other, digits_reference)
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    with pytest.warns(UserWarning, match="kept as state.json.damaged"):
+        resumed = _resume(run_dir, config, digits_reference)
     assert resumed["compression_ratio"] == result["compression_ratio"]
 
 

@@ -143,7 +143,9 @@ class Compressor:
             self._resume_from(self.folder.read_state())
             self.final = self.folder.read_final() if self.state.finished else None
         except DamagedRunFile as damaged:
-            self._resume_from(self.folder.last_intact_state(damaged))
+            record, problems = self.folder.last_intact_state(damaged)
+            self._resume_from(record)  # checked first: a refused resume moves no file
+            self.folder.set_aside(problems, self.state.round)
         self._restore(self.snapshots[self.state.round])
 
     def _resume_from(self, record: dict[str, Any]) -> None:

@@ -158,13 +158,14 @@ class RunFolder:
         except OlmpError as exc:
             raise DamagedRunFile(str(exc), self.snapshot("final")) from None
 
-    def last_intact_state(self, damaged: DamagedRunFile) -> dict[str, Any]:
+    def last_intact_state(
+        self, damaged: DamagedRunFile
+    ) -> tuple[dict[str, Any], list[DamagedRunFile]]:
         """The run state saved with the last round whose snapshot, and every one before
-        it, is intact, with a warning naming the ``damaged`` file and the damaged snapshot
-        that ends the intact rounds, if any: each is moved aside (``NAME.damaged``) rather
-        than overwritten by the rounds run again. An :class:`OlmpError` that names
-        ``damaged``, and changes nothing, when no round is intact."""
-        record, broken = None, []
+        it, is intact, and the damaged files: ``damaged`` and the snapshot that ends the
+        intact rounds, if any (:meth:`set_aside` moves them once the resume is accepted).
+        An :class:`OlmpError` that names them, and changes nothing, when no round is intact."""
+        record, problems = None, [damaged]
         for r in itertools.count():
             if not self.snapshot(r).is_file():
                 break
@@ -173,26 +174,32 @@ class RunFolder:
                 record = check_state_record(meta.get("run_state"), self.snapshot(r))
             except OlmpError as exc:
                 if self.snapshot(r) != damaged.path:
-                    broken.append(DamagedRunFile(str(exc), self.snapshot(r)))
+                    problems.append(DamagedRunFile(str(exc), self.snapshot(r)))
                 break
         if record is None:
             raise OlmpError(
-                f"cannot resume: {damaged}; no intact round to resume from. "
-                "Start the run anew with --force"
+                f"cannot resume: {'; '.join(map(str, problems))}; no intact round to resume "
+                "from. Start the run anew with --force"
             ) from None
-        for problem in [damaged, *broken]:
-            kept = _move_aside(problem.path)
-            warnings.warn(
-                f"{problem}; resuming {self.path} from round {record['state']['round']}, the "
-                f"last round whose files are intact (the rounds after it run again){kept}",
-                stacklevel=4,
-            )
-        return record
+        return record, problems
+
+    def set_aside(self, problems: list[DamagedRunFile], resumed_round: int) -> None:
+        """Warn that the run resumes from ``resumed_round`` because of ``problems``, and
+        move each damaged file aside (``NAME.damaged``) rather than let the rounds run
+        again overwrite it."""
+        kept = [name for name in (_move_aside(p.path) for p in problems) if name]
+        warnings.warn(
+            f"{'; '.join(map(str, problems))}; resuming {self.path} from round {resumed_round}, "
+            "the last round whose files are intact (the rounds after it run again)"
+            + (f"; the damaged files are kept as {', '.join(kept)}" if kept else ""),
+            stacklevel=4,
+        )
 
 
 def _move_aside(path: Path | None) -> str:
     """Rename the damaged file ``path`` to ``NAME.damaged`` (``NAME.damaged-2``, ... when
-    that is taken: an earlier one is not overwritten either); what the warning adds."""
+    that is taken: an earlier one is not overwritten either); the new name, or "" when
+    there is no such file."""
     if path is None or not path.is_file():
         return ""
     aside = path.with_name(path.name + ".damaged")
@@ -201,7 +208,7 @@ def _move_aside(path: Path | None) -> str:
             break
         aside = path.with_name(f"{path.name}.damaged-{n}")
     path.rename(aside)
-    return f"; the damaged file is kept as {aside.name}"
+    return aside.name
 
 
 def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
