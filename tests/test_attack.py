@@ -280,6 +280,23 @@ def test_an_interrupted_run_resumes_to_the_same_records(reference, tmp_path):
     ]
 
 
+def test_a_run_whose_records_hold_pairs_it_would_not_draw_is_not_resumed(reference, tmp_path):
+    # Records written by an olmp that drew random targets otherwise (before 20edb48).
+    settings = dict(method="square", eps=0.3, budget=50, images=3, seed=0, device="cpu")
+    out = tmp_path / "r"
+    run_attack(reference, out=out, targets="random", **settings)
+    lines = (out / "records.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["target"] = (first["target"] + 1) % 10
+    if first["target"] == first["label"]:
+        first["target"] = (first["target"] + 1) % 10
+    (out / "records.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    before = {p: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(OlmpError, match=rf"image {first['index']} towards class {first['target']}"):
+        run_attack(reference, out=out, targets="random", resume=True, **settings)
+    assert {p: p.read_bytes() for p in out.iterdir()} == before
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -316,6 +316,14 @@ def run_attack(
     if folder is not None:
         records = prepare_out(folder, config, resume=resume, force=force)
     done = {(r["index"], r["target"]) for r in records}
+    strangers = done - set(pairs)
+    if strangers:  # a run begun by an olmp that drew its random targets otherwise
+        index, target = min(strangers)
+        raise OlmpError(
+            f"cannot resume {folder}: its records attack image {index} towards class {target}, "
+            "a pair this olmp does not draw for its settings (it began under another version); "
+            "start it anew with --force"
+        )
     sink = open(folder / RECORDS, "a") if folder is not None else None  # noqa: SIM115
     with contextlib.ExitStack() as stack:
         if sink is not None:
