@@ -399,6 +399,24 @@ def test_a_result_written_with_nan_compares_as_null(square_run, tmp_path, capsys
     assert runs[1]["median_queries"] is None
 
 
+def test_compare_reads_success_on_the_pairs_every_run_attacked(square_run, tmp_path, capsys):
+    records = json.loads((square_run / "result.json").read_text())["records"]
+    assert len(records) == 3
+    # A compressed network, say: it skipped the first image and lost the second pair.
+    changed = [{**records[1], "success": not records[1]["success"]}, records[2]]
+    other = copy_run(square_run, tmp_path / "other", records=changed)
+    summary = compare([square_run, other])
+    assert summary["shared_pairs"] == 2
+    first, second = (r["shared_success_rate"] for r in summary["runs"])
+    assert first == pytest.approx((records[1]["success"] + records[2]["success"]) / 2)
+    assert second == pytest.approx((changed[0]["success"] + changed[1]["success"]) / 2)
+    alone = copy_run(square_run, tmp_path / "alone", records=[])
+    assert compare([square_run, alone])["shared_pairs"] == 0
+    assert run_cli("--compare", square_run, alone) == 0
+    captured = capsys.readouterr()
+    assert "no pair was attacked by every run" in " ".join((captured.out + captured.err).split())
+
+
 def test_compare_lists_budgets_in_increasing_order(square_run, tmp_path, capsys):
     records = json.loads((square_run / "result.json").read_text())["records"]
     folders = []

@@ -18,14 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from olmp.attack.folder import (
-    CONFIG,
-    RECORDS,
-    RESULT,
-    check_compare_out,
-    output_folder,
-    read_config,
-)
+from olmp.attack.folder import CONFIG, RESULT, check_compare_out, output_folder, read_config
 from olmp.errors import OlmpError
 from olmp.files import atomic_path, write_json_atomic
 from olmp.plots import pyplot, save_figure
@@ -149,18 +142,13 @@ def load_result(folder: str | Path) -> dict[str, Any]:
 SAME = ("dataset", "split", "eps", "budget", "images", "targets", "seed")
 
 
-def pair_outcomes(folder: str | Path) -> dict[tuple[int, int], bool]:
-    """(image index, target) -> whether the attack succeeded, from a finished run's records
-    (read only: a finished run's file is whole)."""
-    path = Path(folder) / RECORDS
-    outcomes = {}
+def pair_outcomes(result: dict[str, Any], folder: str | Path) -> dict[tuple[int, int], bool]:
+    """(image index, target) -> whether the attack succeeded, from the result of the run
+    in ``folder``."""
     try:
-        for line in path.read_text().splitlines():
-            record = json.loads(line)
-            outcomes[(int(record["index"]), int(record["target"]))] = bool(record["success"])
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise OlmpError(f"{path} is not a valid attack record ({exc})") from None
-    return outcomes
+        return {(int(r["index"]), int(r["target"])): bool(r["success"]) for r in result["records"]}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise OlmpError(f"{Path(folder) / RESULT} lacks or garbles its records ({exc})") from None
 
 
 def compare(
@@ -188,7 +176,7 @@ def compare(
         check_compare_out(target, force=force)
     # Each network attacks the images it classifies correctly: what a comparison reads
     # first is the pairs every run attacked.
-    outcomes = [pair_outcomes(f) for f in folders]
+    outcomes = [pair_outcomes(r, f) for r, f in zip(results, folders, strict=True)]
     shared = set.intersection(*(set(o) for o in outcomes))
     rows = []
     for folder, r, outcome in zip(folders, results, outcomes, strict=True):

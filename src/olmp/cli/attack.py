@@ -133,14 +133,17 @@ def _compare(args: argparse.Namespace) -> int:
         rows = [{**r, "label": f"{r['folder']} ({r['method']})"} for r in summary["runs"]]
         print_table(_table(rows, f"targeted success, eps {summary['eps']}"))
         shared = summary["shared_pairs"]
-        rates = " / ".join(f"{r['shared_success_rate']:.2f}" for r in summary["runs"] if shared)
-        console.print(
-            f"on the {shared} pairs every run attacked (each attacks the images it "
-            f"classifies correctly): success {rates}"
-            if shared
-            else "no pair was attacked by every run: the runs attacked different images",
-            highlight=False,
-        )
+        if shared:
+            rates = ", ".join(
+                f"{r['folder']} {r['shared_success_rate']:.2f}" for r in summary["runs"]
+            )
+            said = (
+                f"on the {shared} pairs every run attacked (each attacks the images it "
+                f"classifies correctly), success: {rates}"
+            )
+        else:
+            said = "no pair was attacked by every run: the runs attacked different images"
+        console.print(said, highlight=False, soft_wrap=True)
     return 0
 
 
