@@ -422,8 +422,9 @@ def test_a_time_limit_must_be_a_positive_number(value, digits_ref, tmp_path, cap
         (["--seed", "-1"], "--seed must be in [0, 2**31), got -1"),
         (["--max-rounds", "0"], "--max-rounds must be at least 1, got 0"),
         (["--seed", "x"], "argument --seed: must be an integer, got 'x'"),
-        (["--popsize", "1"], "popsize of NCS must be an integer >= 2, got 1"),
-        (["--solver", "cmaes", "--popsize", "1"], "popsize of CMAES must be an integer >= 2"),
+        (["--popsize", "1"], "--popsize must be an integer >= 2 for solver ncs, got 1"),
+        (["--solver", "cmaes", "--popsize", "1"], "--popsize must be an integer >= 2 for solver"),
+        (["--solver", "random", "--popsize", "0"], "--popsize must be an integer >= 1 for solver"),
     ],
 )
 def test_compress_bad_numbers_fail_before_anything_is_written(

@@ -289,7 +289,11 @@ class CompressConfig:
             raise unknown_choice(
                 "threshold parametrisation", self.parametrisation, list(PARAMETRISATIONS)
             )
-        SOLVERS[self.solver].check_popsize(self.popsize)
+        try:  # the solver's least, in the words of the option given
+            SOLVERS[self.solver].check_popsize(self.popsize)
+        except OlmpError:
+            least = SOLVERS[self.solver].min_popsize
+            check("popsize", False, f"an integer >= {least} for solver {self.solver}")
         for name in ("evaluations_per_round", "max_rounds", "patience"):
             check(name, getattr(self, name) >= 1, "at least 1")
         if self.adjust_steps is not None:
