@@ -422,12 +422,24 @@ def test_an_interrupted_demo_leaves_no_empty_folder_and_says_how_to_continue(
     assert not out.exists()  # interrupted before anything was saved
     monkeypatch.undo()
     monkeypatch.setattr(olmp.cli.demo, "run_compression", _interrupt)
+    assert main(["demo", "--out", str(out)]) == 130  # before the first round was saved
+    captured = capsys.readouterr()
+    printed = " ".join((captured.out + captured.err).split())
+    assert f"the reference is saved as {out / 'reference.safetensors'}" in printed
+    assert "--resume" not in printed
+
+    def a_round_then_ctrl_c(net, splits, config, run_dir, *args, **kwargs):
+        run_dir.mkdir()
+        (run_dir / "state.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(olmp.cli.demo, "run_compression", a_round_then_ctrl_c)
     assert main(["demo", "--out", str(out)]) == 130
     captured = capsys.readouterr()
     printed = " ".join((captured.out + captured.err).split())
-    command = f"olmp compress --weights {out / 'reference.safetensors'} --out {out / 'compression'}"
-    assert f"continue with: {command} --resume" in printed
-    assert (out / "reference.safetensors").is_file()
+    again = out.parent / "demo-2"
+    weights, run = again / "reference.safetensors", again / "compression"
+    assert f"continue with: olmp compress --weights {weights} --out {run} --resume" in printed
 
 
 def test_a_tolerance_given_in_points_gets_a_note_on_its_units(capsys):
@@ -530,32 +542,37 @@ def _interrupt(*args, **kwargs):
 
 
 @pytest.mark.parametrize(
-    ("module", "name", "argv", "saved"),
+    ("module", "name", "argv", "saved", "record"),
     [
-        ("olmp.cli.tune", "tune", ["tune", "--dataset", "digits", "--budget", "2"], "trials"),
-        (
-            "olmp.cli.attack",
-            "run_attack",
-            ["attack", "--weights", "w", "--method", "square", "--eps", "0.1"],
-            "pairs",
-        ),
-        (
-            "olmp.cli.fair",
-            "fair_train",
-            ["fair", "train", "--dataset", "adult", "--protected", "sex"],
-            "epsilons",
-        ),
+        ("olmp.cli.tune", "tune", ["tune", "--dataset", "digits", "--budget", "2"], "trials",
+         "tune.json"),
+        ("olmp.cli.attack", "run_attack", ["attack", "--weights", "w", "--method", "square",
+                                           "--eps", "0.1"], "pairs", "config.json"),
+        ("olmp.cli.fair", "fair_train", ["fair", "train", "--dataset", "adult", "--protected",
+                                         "sex"], "epsilons", "fair.json"),
     ],
-)
+)  # fmt: skip
 def test_ctrl_c_says_what_was_kept_and_how_to_resume(
-    monkeypatch, tmp_path, capsys, module, name, argv, saved
+    monkeypatch, tmp_path, capsys, module, name, argv, saved, record
 ):
     import importlib
 
-    monkeypatch.setattr(importlib.import_module(module), name, _interrupt)
     out = tmp_path / "out"
+
+    def record_then_ctrl_c(*args, **kwargs):
+        out.mkdir()
+        (out / record).write_text("{}")
+        raise KeyboardInterrupt
+
+    command = importlib.import_module(module)
+    monkeypatch.setattr(command, name, _interrupt)  # stopped before anything was saved
     assert main([*argv, "--out", str(out)]) == 130
+    captured = capsys.readouterr()
+    assert "olmp: interrupted" in captured.out + captured.err
+    assert "--resume" not in captured.out + captured.err
+    monkeypatch.setattr(command, name, record_then_ctrl_c)
+    assert main([*argv, "--out", str(out), "--force"]) == 130
     captured = capsys.readouterr()
     printed = " ".join((captured.out + captured.err).split())  # rich wraps long lines
     assert f"olmp: interrupted; finished {saved} are saved in {out}" in printed
-    assert "run the same command with --resume" in printed
+    assert "run the same command with --resume instead of --force" in printed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.markup import escape
 
@@ -45,12 +46,13 @@ COMMANDS = (
     listing,
 )
 
-#: What a command interrupted by Ctrl-C has kept in its --out for --resume.
+#: What a command interrupted by Ctrl-C has kept in its --out for --resume, and the record
+#: that --resume needs there.
 SAVED_WHEN_INTERRUPTED = {
-    "compress": "finished rounds",
-    "tune": "finished trials",
-    "attack": "finished pairs",
-    "fair": "finished epsilons",
+    "compress": ("finished rounds", "state.json"),
+    "tune": ("finished trials", "tune.json"),
+    "attack": ("finished pairs", "config.json"),
+    "fair": ("finished epsilons", "fair.json"),
 }
 
 EPILOG_MAIN = """\
@@ -101,10 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         hint = ""
-        saved = SAVED_WHEN_INTERRUPTED.get(args.command)
+        saved, record = SAVED_WHEN_INTERRUPTED.get(args.command, (None, None))
+        out = getattr(args, "out", None)
         resumable = hasattr(args, "resume") and not getattr(args, "compare", None)
-        if saved and resumable and getattr(args, "out", None):
-            hint = f"; {saved} are saved in {args.out}: run the same command with --resume"
+        # No hint when stopped before the record --resume needs was written.
+        if saved and resumable and out and (Path(out) / record).is_file():
+            instead = " instead of --force" if getattr(args, "force", False) else ""
+            hint = f"; {saved} are saved in {out}: run the same command with --resume{instead}"
         console.print(f"olmp: interrupted{hint}", highlight=False, soft_wrap=True)
         return 130
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from olmp.cli.common import (
     fresh_dir,
 )
 from olmp.cli.compress import run_compression
-from olmp.compression import CompressConfig
+from olmp.compression import STATE_JSON, CompressConfig
 from olmp.console import console
 from olmp.files import check_writable
 from olmp.reference import load_weights, pick_device, train_reference
@@ -55,13 +56,15 @@ def _demo(args: argparse.Namespace) -> int:
             recipe=reference["recipe"],
         )  # fmt: skip
     except KeyboardInterrupt:
-        console.print(
-            f"the reference and the finished rounds are in {out_dir}; continue with: olmp "
-            f"compress --weights {out_dir / 'reference.safetensors'} --out "
-            f"{out_dir / 'compression'} --resume",
-            highlight=False,
-            soft_wrap=True,
-        )
+        weights, run = out_dir / "reference.safetensors", out_dir / "compression"
+        said = f"the reference is saved as {weights}"
+        if (run / STATE_JSON).is_file():  # a round was saved: the run can be resumed
+            command = ["olmp", "compress", "--weights", str(weights), "--out", str(run)]
+            said = (
+                f"the reference and the finished rounds are in {out_dir}; continue with: "
+                f"{shlex.join(command)} --resume"
+            )
+        console.print(said, highlight=False, soft_wrap=True)
         raise
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
     return 0
