@@ -211,8 +211,8 @@ def prepare_output_folder(
     if out.exists() and any(out.iterdir()):
         if not force:
             raise OlmpError(
-                f"{out} already holds files; pass --resume to continue the {what} there, "
-                "--force to start it again, or another folder"
+                f"{out} already holds files; pass --resume (resume=True) to continue the {what} "
+                "there, --force (force=True) to start it again, or another folder"
             )
         refuse_foreign_files(out, our_files, record_name, what)
         # The record last: a --force killed halfway leaves a folder the next one still

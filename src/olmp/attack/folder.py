@@ -83,7 +83,8 @@ def check_out(folder: Path, *, resume: bool, force: bool) -> None:
             )
         if not (resume or force):
             raise OlmpError(
-                f"{folder} already exists; pass --resume to continue it or --force to redo it"
+                f"{folder} already exists; pass --resume (resume=True) to continue it or --force "
+                "(force=True) to redo it"
             )
     check_writable(folder / CONFIG, "attack folder")
 

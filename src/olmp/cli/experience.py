@@ -7,6 +7,14 @@ import json
 
 from olmp.cli.common import Formatter, seed
 
+#: Fewer trials that improved on their search's best than this and the directional model,
+#: which learns what such an improvement looks like, has next to nothing to learn from.
+FEW_IMPROVEMENTS = 10
+
+
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
+
 
 def _build(args: argparse.Namespace) -> int:
     from olmp.experience import build_experience
@@ -36,22 +44,15 @@ def _build(args: argparse.Namespace) -> int:
     )
     if training["untaught"]:
         print(f"no trial improved on its best in the studies of: {', '.join(training['untaught'])}")
-    if training["positives"] < FEW_IMPROVEMENTS:
+    # The networks' own examples: a dataset that taught none adds none.
+    taught = sum(network["positives"] for network in training.get("networks", []))
+    if taught < FEW_IMPROVEMENTS:
         print(
-            f"only {_count(training['positives'], 'improvement')} to learn a direction from: "
+            f"only {_count(taught, 'improvement')} to learn a direction from: "
             "the model knows little; longer or more studies teach it more"
         )
     print(f"use it: olmp tune --solver expsracos --experience {args.out} ...")
     return 0
-
-
-#: Fewer trials that improved on their search's best than this and the directional model,
-#: which learns what such an improvement looks like, has next to nothing to learn from.
-FEW_IMPROVEMENTS = 10
-
-
-def _count(n: int, word: str, plural: str | None = None) -> str:
-    return f"{n:,} {word if n == 1 else plural or word + 's'}"
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:

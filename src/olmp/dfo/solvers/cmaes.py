@@ -49,8 +49,8 @@ class CMAES(Solver):
             "seed": math.nan,
             "randn": self._standard_normal,
         }
-        # Imported here, not at the top: pycma pulls in scipy.stats and matplotlib, about
-        # 1.6 s that every olmp command paid at start-up whichever solver it used.
+        # Imported here, not at the top: pycma pulls in scipy.stats and matplotlib, about a
+        # second that every olmp command paid at start-up whichever solver it used.
         import cma
 
         self._es = cma.CMAEvolutionStrategy(self.x0.tolist(), 1.0, options)
