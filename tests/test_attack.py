@@ -257,6 +257,10 @@ def test_random_targets_do_not_depend_on_which_images_a_network_misclassifies():
     shared = chosen["dense"].keys() & chosen["pruned"].keys()
     assert len(shared) >= 90
     assert all(chosen["dense"][i] == chosen["pruned"][i] for i in shared)
+    # Uniform over the other classes: each offset from the label 1..9 about 300 / 9 times.
+    pairs, _ = choose_pairs(_Predicts(labels), images, labels, 0.0, 1.0, 300, "random", 5, 10)
+    offsets = np.bincount([(t - labels[i]) % 10 for i, t in pairs], minlength=10)
+    assert offsets[0] == 0 and offsets[1:].min() >= 15, offsets
 
 
 def test_an_interrupted_run_resumes_to_the_same_records(reference, tmp_path):

@@ -60,6 +60,14 @@ def test_user_factories():
     assert model(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
 
 
+def test_a_module_that_fails_inside_gets_no_pythonpath_hint(tmp_path, monkeypatch):
+    (tmp_path / "broken_factory_mod.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(OlmpError, match="no_such_dependency_xyz") as info:
+        build_model("broken_factory_mod:f", (1, 28, 28), 10)
+    assert "PYTHONPATH" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [
