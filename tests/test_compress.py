@@ -637,6 +637,10 @@ def test_force_leaves_another_commands_folder_alone(reference, tmp_path):
     for name in ("tune.json", "result.json"):
         (search / name).write_text("{}")
     config = CompressConfig(**FAST)
-    with pytest.raises(OlmpError, match=r"holds result\.json but no state\.json"):
+    with pytest.raises(OlmpError, match=r"holds tune\.json, the record of an olmp tune search"):
         compress(_model(reference), reference[1], config, run_dir=search, force=True)
     assert sorted(p.name for p in search.iterdir()) == ["result.json", "tune.json"]
+    (search / "tune.json").unlink()  # a file of a run's names, without its record
+    with pytest.raises(OlmpError, match=r"holds result\.json but no state\.json"):
+        compress(_model(reference), reference[1], config, run_dir=search, force=True)
+    assert sorted(p.name for p in search.iterdir()) == ["result.json"]

@@ -315,8 +315,18 @@ def test_force_leaves_another_commands_folder_alone(tmp_path, capsys):
         (run / name).write_text("{}")
     before = _files(run)
     assert cli(tmp_path, "--budget", "1", "--out", str(run), "--force") == 2
-    assert "holds result.json but no tune.json" in capsys.readouterr().err
+    assert "holds state.json, the record of an olmp compress run" in capsys.readouterr().err
     assert _files(run) == before
+    fair = tmp_path / "fair"  # olmp fair train's: no file name in common with a search
+    (fair / "eps-0.05").mkdir(parents=True)
+    (fair / "fair.json").write_text("{}")
+    before = _files(fair)
+    assert cli(tmp_path, "--budget", "1", "--out", str(fair), "--force") == 2
+    assert "holds fair.json, the record of an olmp fair train run" in capsys.readouterr().err
+    assert _files(fair) == before
+    (run / "state.json").unlink()  # files of a search's names, without its record
+    assert cli(tmp_path, "--budget", "1", "--out", str(run), "--force") == 2
+    assert "holds result.json but no tune.json" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

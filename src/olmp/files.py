@@ -146,10 +146,27 @@ def _setting_difference(key: str, was: Any, now: Any, given: Any, names: Mapping
     return f"{shown} ({listed})"
 
 
+#: The record each olmp command writes first in its output folder. A folder that holds
+#: another command's record is that command's, even where no file name is shared.
+COMMAND_RECORDS = {
+    "state.json": "olmp compress run",
+    "tune.json": "olmp tune search",
+    "fair.json": "olmp fair train run",
+    "config.json": "olmp attack run",
+}
+
+
 def refuse_foreign_files(folder: Path, names: Sequence[str], record_name: str, what: str) -> None:
-    """Raise when ``folder`` holds files of the names a command writes (``names``, names or
-    glob patterns) but not its record ``record_name``, which the command writes first (and
-    ``--force`` removes last): they are another command's, which ``--force`` must not delete."""
+    """Raise when ``folder`` holds another olmp command's record (:data:`COMMAND_RECORDS`),
+    or files of the names a command writes (``names``, names or glob patterns) but not its
+    record ``record_name``, which the command writes first (and ``--force`` removes last):
+    they are another command's, which ``--force`` must neither delete nor write beside."""
+    for other, whose in COMMAND_RECORDS.items():
+        if other != record_name and (folder / other).is_file():
+            raise OlmpError(
+                f"{folder} holds {other}, the record of an {whose}; --force replaces only "
+                "this command's own files, so give another folder"
+            )
     present = sorted({p.name for pattern in names for p in folder.glob(pattern)})
     if present and not (folder / record_name).exists():
         raise OlmpError(
