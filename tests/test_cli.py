@@ -273,6 +273,7 @@ def test_list_shows_models_and_datasets(capsys):
     out = capsys.readouterr().out
     assert "lenet-300-100" in out and "fashion-mnist" in out
     assert "compas" in out and "mlp" in out
+    assert "olmp tune --task ensemble" in out and "fashion-mnist-shoes" in out and "iris" in out
 
 
 TINY = [

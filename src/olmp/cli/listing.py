@@ -12,6 +12,7 @@ from olmp.cli.common import (
 from olmp.console import print_table
 from olmp.data import DATASETS, TABULAR_DATASETS
 from olmp.models import MODELS
+from olmp.tune.ensemble import ENSEMBLE_DATASETS
 
 
 def _print_listing(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -31,6 +32,11 @@ def _list(args: argparse.Namespace) -> int:
         "tabular datasets (olmp fair)",
         (*named, "protected attributes"),
         [(t.name, t.description, ", ".join(t.protected)) for t in TABULAR_DATASETS.values()],
+    )
+    _print_listing(
+        "ensemble task datasets (olmp tune --task ensemble)",
+        named,
+        [(name, description) for name, (description, _) in ENSEMBLE_DATASETS.items()],
     )
     return 0
 
