@@ -268,6 +268,12 @@ def test_main_help_lists_commands(capsys):
     assert all(c in out for c in ("train", "evaluate", "demo", "fair", "examples:"))
 
 
+def test_train_help_names_the_tabular_datasets_it_takes(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "tabular: adult, compas" in " ".join(capsys.readouterr().out.split())
+
+
 def test_list_shows_models_and_datasets(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out

@@ -14,7 +14,7 @@ from olmp.cli.common import (
     seed,
 )
 from olmp.console import console
-from olmp.data import DATASETS
+from olmp.data import DATASETS, TABULAR_DATASETS
 from olmp.files import check_writable, refuse_to_overwrite
 from olmp.models import MODELS
 from olmp.reference import pick_device, train_reference
@@ -68,7 +68,11 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         formatter_class=Formatter,
     )
     train.add_argument("--model", required=True, help=f"{', '.join(MODELS)} or pkg.mod:factory")
-    train.add_argument("--dataset", required=True, help=", ".join(DATASETS))
+    train.add_argument(
+        "--dataset",
+        required=True,
+        help=f"{', '.join(DATASETS)}; tabular: {', '.join(TABULAR_DATASETS)}",
+    )
     train.add_argument("--out", required=True, help="checkpoint file to write (.safetensors)")
     train.add_argument("--epochs", type=count, help="override the recipe's number of epochs")
     train.add_argument("--lr", type=number, help="override the recipe's peak learning rate")
