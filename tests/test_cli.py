@@ -544,6 +544,17 @@ def test_the_cli_starts_without_the_solvers_heavy_libraries():
     assert proc.stdout.strip() == "[]"
 
 
+def test_each_commands_record_is_named_once_where_commands_read_it():
+    from olmp.attack.folder import CONFIG
+    from olmp.cli import SAVED_WHEN_INTERRUPTED
+    from olmp.compression import STATE_JSON
+    from olmp.files import COMMAND_RECORDS
+
+    assert COMMAND_RECORDS["compress"][0] == STATE_JSON
+    assert COMMAND_RECORDS["attack"][0] == CONFIG
+    assert set(SAVED_WHEN_INTERRUPTED) <= set(COMMAND_RECORDS)
+
+
 def _interrupt(*args, **kwargs):
     raise KeyboardInterrupt
 

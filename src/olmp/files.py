@@ -146,13 +146,14 @@ def _setting_difference(key: str, was: Any, now: Any, given: Any, names: Mapping
     return f"{shown} ({listed})"
 
 
-#: The record each olmp command writes first in its output folder. A folder that holds
-#: another command's record is that command's, even where no file name is shared.
+#: Per command, the record it writes first in its output folder (what ``--resume`` needs)
+#: and what such a folder is. A folder that holds another command's record is that
+#: command's, even where no file name is shared.
 COMMAND_RECORDS = {
-    "state.json": "olmp compress run",
-    "tune.json": "olmp tune search",
-    "fair.json": "olmp fair train run",
-    "config.json": "olmp attack run",
+    "compress": ("state.json", "olmp compress run"),
+    "tune": ("tune.json", "olmp tune search"),
+    "fair": ("fair.json", "olmp fair train run"),
+    "attack": ("config.json", "olmp attack run"),
 }
 
 
@@ -161,7 +162,7 @@ def refuse_foreign_files(folder: Path, names: Sequence[str], record_name: str, w
     or files of the names a command writes (``names``, names or glob patterns) but not its
     record ``record_name``, which the command writes first (and ``--force`` removes last):
     they are another command's, which ``--force`` must neither delete nor write beside."""
-    for other, whose in COMMAND_RECORDS.items():
+    for other, whose in COMMAND_RECORDS.values():
         if other != record_name and (folder / other).is_file():
             raise OlmpError(
                 f"{folder} holds {other}, the record of an {whose}; --force replaces only "

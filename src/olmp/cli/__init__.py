@@ -28,6 +28,7 @@ from olmp.cli import (
 from olmp.cli.common import Formatter, Parser
 from olmp.console import console, install_warning_printer
 from olmp.errors import OlmpError
+from olmp.files import COMMAND_RECORDS
 from olmp.version import __version__
 
 #: The commands, in the order ``olmp --help`` lists them.
@@ -46,13 +47,13 @@ COMMANDS = (
     listing,
 )
 
-#: What a command interrupted by Ctrl-C has kept in its --out for --resume, and the record
-#: that --resume needs there.
+#: What a command interrupted by Ctrl-C has kept in its --out for --resume (which needs the
+#: command's record there, :data:`olmp.files.COMMAND_RECORDS`).
 SAVED_WHEN_INTERRUPTED = {
-    "compress": ("finished rounds", "state.json"),
-    "tune": ("finished trials", "tune.json"),
-    "attack": ("finished pairs", "config.json"),
-    "fair": ("finished epsilons", "fair.json"),
+    "compress": "finished rounds",
+    "tune": "finished trials",
+    "attack": "finished pairs",
+    "fair": "finished epsilons",
 }
 
 EPILOG_MAIN = """\
@@ -103,11 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         hint = ""
-        saved, record = SAVED_WHEN_INTERRUPTED.get(args.command, (None, None))
+        saved = SAVED_WHEN_INTERRUPTED.get(args.command)
         out = getattr(args, "out", None)
         resumable = hasattr(args, "resume") and not getattr(args, "compare", None)
         # No hint when stopped before the record --resume needs was written.
-        if saved and resumable and out and (Path(out) / record).is_file():
+        if saved and resumable and out and (Path(out) / COMMAND_RECORDS[args.command][0]).is_file():
             instead = " instead of --force" if getattr(args, "force", False) else ""
             hint = f"; {saved} are saved in {out}: run the same command with --resume{instead}"
         console.print(f"olmp: interrupted{hint}", highlight=False, soft_wrap=True)
