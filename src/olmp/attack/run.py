@@ -153,7 +153,8 @@ def attack_image(
         "success": bool(success),
         "queries": int(oracle.success_at if success and oracle.success_at else oracle.queries),
         "margin": final_margin,
-        "linf": linf,
+        # The images are float32: a perturbation clipped at eps reads up to ~1e-8 above it.
+        "linf": round(linf, 6),
         "predicted": predicted,
         "seconds": round(seconds, 4),
         "image": x_adv,
