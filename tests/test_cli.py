@@ -40,6 +40,17 @@ def test_train_saves_weights_and_metadata(digits_checkpoint):
     assert meta["torch_threads"] == torch.get_num_threads() >= 1
 
 
+def test_train_reports_training_time_and_time_with_loading_the_data(tmp_path, capsys):
+    out = tmp_path / "ref.safetensors"
+    argv = ["train", "--model", "lenet-300-100", "--dataset", "digits", "--out", str(out)]
+    assert main([*argv, "--epochs", "1"]) == 0
+    line = capsys.readouterr().err  # a message, not a result
+    _, meta = load_checkpoint(out)
+    # The recorded time, then the wall time the progress line counts (data loading included).
+    assert f": {meta['train_time_s']:.1f} s of training (" in line
+    assert "s with loading the data); val accuracy" in line
+
+
 def test_train_that_diverges_says_so_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "ref.safetensors"
     argv = ["train", "--model", "lenet-300-100", "--dataset", "digits", "--out", str(out)]
