@@ -234,7 +234,7 @@ def test_checkpoint_without_metadata_needs_names(tmp_path, capsys):
     path = tmp_path / "w.safetensors"
     save_checkpoint(path, {"w": torch.zeros(1)}, {})
     assert main(["evaluate", "--weights", str(path)]) == 2
-    assert "pass --model and --dataset" in capsys.readouterr().err
+    assert "(model=, dataset=; --model, --dataset)" in capsys.readouterr().err
 
 
 def test_corrupted_dataset_file_via_cli(tmp_path, capsys, isolated_data):

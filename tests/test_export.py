@@ -152,7 +152,7 @@ def test_bad_files_give_clear_errors(tmp_path):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, digits_reference):
     run_dir = tmp_path_factory.mktemp("run") / "run"
-    metadata = {"model": "lenet-300-100", "dataset": "digits"}
+    metadata = {"model": "lenet-300-100"}  # as the README's example: the dataset from splits
     model, splits = fresh_model(digits_reference), digits_reference[1]
     compress(model, splits, CompressConfig(**FAST_COMPRESS), run_dir=run_dir, metadata=metadata)
     return run_dir
@@ -181,6 +181,14 @@ def test_export_run_matches_the_run(finished_run, tmp_path):
     assert half["value_dtype"] == "float16"
     assert half["file_bytes"] < record["file_bytes"]
     assert abs(half["test_accuracy"] - result["test_accuracy"]) <= 0.02
+
+
+def test_a_run_without_a_model_name_warns_that_export_will_need_it(digits_reference, tmp_path):
+    model, splits = fresh_model(digits_reference), digits_reference[1]
+    config = CompressConfig(**{**FAST_COMPRESS, "max_rounds": 1})
+    with pytest.warns(UserWarning, match=r"pass metadata=\{'model': NAME\}"):
+        _, result = compress(model, splits, config, run_dir=tmp_path / "run")
+    assert result["dataset"] == "digits" and "model" not in result
 
 
 def test_export_run_bad_input_writes_nothing(finished_run, tmp_path):

@@ -151,7 +151,10 @@ def load_weights(
     made_on = metadata.get("dataset")
     dataset = dataset or made_on
     if model is None or dataset is None:
-        raise OlmpError(f"{weights} records no model or dataset; pass --model and --dataset")
+        raise OlmpError(
+            f"{weights} records no model or dataset; pass them (model=, dataset=; "
+            "--model, --dataset)"
+        )
     _warn_other_data(str(weights), metadata, dataset, split_seed)
     if split_seed is None:
         split_seed = int(metadata.get("split_seed", 0))

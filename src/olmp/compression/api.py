@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,10 @@ def compress(
         run_dir: folder for the run record, resumable state, pruned checkpoint and plot.
         resume: continue the interrupted run in ``run_dir``.
         force: start anew in a non-empty ``run_dir``.
-        metadata: extra fields for the run record (model name, dataset, ...).
+        metadata: extra fields for the run record. ``{"model": NAME}`` (a registry name
+            or ``package.module:factory``) lets ``olmp export`` and
+            :func:`olmp.load_weights` rebuild the pruned model from the run folder; the
+            dataset is recorded from ``splits``.
         on_round: called with each round's history entry and the run state.
         recipe: how ``model`` was trained (what :func:`olmp.load_weights` returns as
             ``metadata["recipe"]``): retraining uses its batch size and augmentation unless
@@ -87,7 +91,8 @@ def compress(
         >>> import olmp
         >>> model, splits, meta = olmp.load_weights("ref.safetensors")  # doctest: +SKIP
         >>> pruned, result = olmp.compress(  # doctest: +SKIP
-        ...     model, splits, recipe=meta.get("recipe"), run_dir="runs/r1"
+        ...     model, splits, recipe=meta["recipe"], metadata={"model": meta["model"]},
+        ...     run_dir="runs/r1",
         ... )
         >>> result["compression_ratio"]  # doctest: +SKIP
     """
@@ -98,6 +103,14 @@ def compress(
         )
     config = (config or CompressConfig()).resolved(recipe, constrained=bool(constraints))
     path = Path(run_dir) if run_dir is not None else None
+    if isinstance(splits, DatasetSplits):  # the record names its data, as the CLI's does
+        metadata = {"dataset": splits.name, **(metadata or {})}
+    if path is not None and "model" not in (metadata or {}):
+        warnings.warn(
+            "the run records no model name, so olmp export / olmp.load_weights will need "
+            "it given (model=, --model); pass metadata={'model': NAME} to record it",
+            stacklevel=2,
+        )
     model_name = (metadata or {}).get("model", type(model).__name__)
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
