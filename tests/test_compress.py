@@ -213,6 +213,18 @@ def test_bad_models_are_refused_before_anything_is_written(reference, tmp_path):
     wrong = build_model("lenet-300-100", (1, 28, 28), 10)
     with pytest.raises(OlmpError, match="does not fit model"):
         compress(wrong, splits, run_dir=tmp_path / "c")
+    width = int(np.prod(splits.input_shape))
+    nn = torch.nn
+    tied = nn.Sequential(
+        nn.Flatten(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+        nn.Linear(width, splits.num_classes),
+    )  # fmt: skip
+    tied[3].weight = tied[1].weight
+    with pytest.raises(OlmpError, match=r"ties 1\.weight and 3\.weight"):
+        compress(tied, splits, run_dir=tmp_path / "e")
+    frozen = _model(reference).requires_grad_(False)
+    with pytest.raises(OlmpError, match=r"is frozen \(requires_grad=False\)"):
+        compress(frozen, splits, run_dir=tmp_path / "f")
     # patterns that choose no layer: the error names them and the layers there are
     for patterns in (
         {"include": ("fc*",)},

@@ -204,7 +204,15 @@ class SplitsTask(Task):
         }
 
     def check(self, model: nn.Module, model_name: str) -> None:
-        """The dataset's inputs must run through the model and give one logit per class."""
+        """The dataset's inputs must run through the model and give one logit per class,
+        and retraining needs weights it may train."""
+        weights = list(model.parameters())  # none at all: "no prunable layers" says it
+        if weights and not any(p.requires_grad for p in weights):
+            raise OlmpError(
+                f"every parameter of model {model_name!r} is frozen (requires_grad=False), "
+                "so the pruned network cannot be retrained; unfreeze what retraining may "
+                "change (model.requires_grad_(True))"
+            )
         splits = self.splits
         probe = splits.val.x[:2].to(model_device(model))
         try:

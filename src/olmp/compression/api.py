@@ -115,6 +115,7 @@ def compress(
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise OlmpError(f"model {model_name!r} holds NaN or infinite values in {name}")
+    _refuse_tied_weights(model, model_name)
     task = _make_task(splits, evaluate, train, task, config, constraints, protected)
     task.check(model, model_name)
     compressor = Compressor(model, task, config, run_dir=path, metadata=metadata, on_round=on_round)
@@ -134,6 +135,22 @@ def compress(
     if path is not None:
         write_run_outputs(path, pruned, compressor.masks, result)
     return pruned, result
+
+
+def _refuse_tied_weights(model: nn.Module, model_name: str) -> None:
+    """Tied weights (one tensor under two names) would be pruned as two layers, counted
+    twice and could not be saved (safetensors refuses shared tensors): refused up front,
+    not after the whole run."""
+    owner: dict[int, str] = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        key = tensor.untyped_storage().data_ptr()
+        if tensor.numel() and key in owner:
+            raise OlmpError(
+                f"model {model_name!r} ties {owner[key]} and {name} (one tensor under two "
+                "names), which olmp cannot prune or save; untie them first (give each its "
+                "own copy) or leave the model untied"
+            )
+        owner[key] = name
 
 
 def _make_task(
