@@ -627,6 +627,16 @@ def test_options_left_to_the_context_are_filled_in_by_it():
     assert mine.resolved(recipe, constrained=True) == mine
     with pytest.raises(OlmpError, match="adjust_steps must be at least 1, or None"):
         CompressConfig(adjust_steps=0)
+    # A wrong recipe is refused, not read as "no recipe" (which retrains without shifts).
+    metadata = {"model": "lenet-5", "recipe": recipe}  # the whole metadata, not its recipe
+    with pytest.raises(OlmpError, match=r"metadata\['recipe'\], not its whole metadata"):
+        CompressConfig().resolved(metadata)
+    with pytest.raises(OlmpError, match=r"none of a training recipe's keys .*; got batchsize"):
+        CompressConfig().resolved({"batchsize": 128})
+    with pytest.raises(OlmpError, match="recipe must be a TrainConfig or its dict"):
+        CompressConfig().resolved("fast")  # type: ignore[arg-type]
+    tuned = {"optimizer": "adam", "lr": 1e-3, "batch_size": 32}  # olmp tune's: other keys too
+    assert CompressConfig().resolved(tuned).batch_size == 32
 
 
 def test_config_recorded_before_a_field_existed_keeps_the_old_behaviour():

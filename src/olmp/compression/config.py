@@ -356,9 +356,7 @@ class CompressConfig:
         :class:`~olmp.training.TrainConfig` or its dict, as checkpoints record it), or
         their fallbacks (batch 64, no shift); the steps per round by whether the run is
         ``constrained`` (fairness constraints; :data:`CONSTRAINED_ADJUST_STEPS`)."""
-        if isinstance(recipe, TrainConfig):
-            recipe = recipe.to_dict()
-        recipe = recipe or {}
+        recipe = _recipe_dict(recipe)
         shift, batch, steps = self.augment_shift, self.batch_size, self.adjust_steps
         if steps is None:
             steps = CONSTRAINED_ADJUST_STEPS if constrained else ADJUST_STEPS
@@ -374,6 +372,30 @@ class CompressConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON-friendly values."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def _recipe_dict(recipe: object) -> dict[str, Any]:
+    """``recipe`` as a dict, or an error: a wrong dict (a checkpoint's whole metadata, a
+    misspelt key) would otherwise be read as "no recipe" and silently change the
+    retraining. Other keys may come along (``olmp tune`` records its optimiser's)."""
+    if recipe is None:
+        return {}
+    if isinstance(recipe, TrainConfig):
+        return recipe.to_dict()
+    if not isinstance(recipe, dict):
+        raise OlmpError(
+            f"recipe must be a TrainConfig or its dict (a checkpoint's metadata['recipe']), "
+            f"got a {type(recipe).__name__}"
+        )
+    if "recipe" in recipe:
+        raise OlmpError("recipe= takes a checkpoint's metadata['recipe'], not its whole metadata")
+    known = sorted(f.name for f in fields(TrainConfig))
+    if recipe and not set(recipe) & set(known):
+        raise OlmpError(
+            f"recipe has none of a training recipe's keys ({', '.join(known)}); got "
+            f"{', '.join(map(str, recipe))}"
+        )
+    return recipe
 
 
 @dataclass
