@@ -418,6 +418,8 @@ def test_compare_reads_success_on_the_pairs_every_run_attacked(square_run, tmp_p
     assert second == pytest.approx((changed[0]["success"] + changed[1]["success"]) / 2)
     alone = copy_run(square_run, tmp_path / "alone", records=[])
     assert compare([square_run, alone])["shared_pairs"] == 0
+    with pytest.raises(OlmpError, match=r"a list of at least two attack folders .*; got /"):
+        compare(str(square_run))  # one path, whose characters are no folders
     assert run_cli("--compare", square_run, alone) == 0
     captured = capsys.readouterr()
     assert "no pair was attacked by every run" in " ".join((captured.out + captured.err).split())

@@ -352,7 +352,8 @@ def test_a_search_reads_its_experience_file_once_and_takes_a_model_too(
     ensemble_runs, tmp_path, monkeypatch
 ):
     model_file = tmp_path / "e.exp"
-    model = build_experience([ensemble_runs / "iris"], model_file)
+    model = build_experience(str(ensemble_runs / "iris"), model_file)  # one study, no list
+    assert [Path(s["study"]).parent.name for s in model.info["sources"]] == ["iris"]
     reads = []
     load = DirectionalModel.load
     monkeypatch.setattr(DirectionalModel, "load", lambda path: reads.append(path) or load(path))

@@ -404,8 +404,8 @@ def test_an_unreachable_constraint_leaves_the_reference(german_reference, tmp_pa
     model, splits, _ = load_weights(german_reference, data_dir=FAIRNESS)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     pruned, result = olmp.compress(
-        model, splits, TINY, constraints=["eo<=0.0"], protected="sex", run_dir=tmp_path / "r"
-    )
+        model, splits, TINY, constraints="eo<=0.0", protected="sex", run_dir=tmp_path / "r"
+    )  # one constraint as a plain string, not a list
     assert result["constraints"]["reference"]["val"]["violation"] > 0
     assert result["compression_ratio"] == pytest.approx(1.0)
     assert all(torch.equal(before[k], v) for k, v in pruned.state_dict().items())

@@ -94,6 +94,8 @@ def build_experience(
     """Train a directional model on ``studies`` (see the module docstring) and save it to
     ``out`` (an existing file only with ``force``); returns the model. Studies with
     different spaces are refused, naming the first that differs and how."""
+    if isinstance(studies, str | os.PathLike):  # one study, not its characters
+        studies = [studies]
     if not studies:
         raise OlmpError("experience needs at least one study (--from STUDY_DIR ...)")
     if out is not None:

@@ -161,8 +161,11 @@ def compare(
     (``shared_pairs``; a network skips the images it misclassifies).
     With ``out`` writes ``compare.json``, ``compare.csv`` and ``compare.png`` there (a
     folder of its own; an earlier comparison is replaced only with ``force``)."""
-    if len(folders) < 2:
-        raise OlmpError("--compare needs at least two attack folders")
+    if isinstance(folders, str | Path) or len(folders) < 2:
+        raise OlmpError(
+            "comparing needs a list of at least two attack folders (--compare A B ...); "
+            f"got {str(folders) if isinstance(folders, str | Path) else list(map(str, folders))}"
+        )
     results = [load_result(f) for f in folders]
     for key in SAME:
         values = [json.dumps(r.get(key)) for r in results]

@@ -101,6 +101,8 @@ def compress(
             f"config must be a CompressConfig, got a {type(config).__name__}: build one with "
             "olmp.CompressConfig(**options)"
         )
+    if isinstance(constraints, str):  # one constraint, as fit_fair takes one name
+        constraints = [constraints]
     config = (config or CompressConfig()).resolved(recipe, constrained=bool(constraints))
     path = Path(run_dir) if run_dir is not None else None
     if isinstance(splits, DatasetSplits):  # the record names its data, as the CLI's does
