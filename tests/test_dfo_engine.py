@@ -171,7 +171,7 @@ def test_the_record_is_saved_as_it_goes_and_never_overwritten(tmp_path):
     assert record["trials"][0]["state"] == "running" and record["log"] == [["a", 0]]
     study.tell(trial.id, 1.0)
     assert json.loads(path.read_text())["trials"][0]["value"] == 1.0
-    with pytest.raises(OlmpError, match=r"s.json already exists; pass resume=True"):
+    with pytest.raises(OlmpError, match=r"s.json exists; pass resume=True"):
         Study(Problem(SPACE, square), "ncs", seed=0, path=path)
 
 

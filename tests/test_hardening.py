@@ -631,3 +631,26 @@ def test_resume_and_force_together_are_one_error_in_every_command(digits_referen
         with pytest.raises(OlmpError, match=r"^choose one of --resume and --force .*not both$"):
             call(out)
         assert not out.exists(), name
+    with pytest.raises(OlmpError, match=r"^choose one of --resume and --force .*not both$"):
+        compress(model, splits, resume=True, force=True)  # no folder at all: still both
+
+
+def test_a_resume_with_nothing_to_resume_is_refused_everywhere(digits_reference, tmp_path):
+    """A mistyped folder or file with resume=True must not silently start a fresh run."""
+    from olmp.attack import run_attack
+    from olmp.dfo import Problem, Real, Space, Study
+
+    model, splits = fresh_model(digits_reference), digits_reference[1]
+    with pytest.raises(OlmpError, match=r"resume=True continues a run folder: pass run_dir="):
+        compress(model, splits, resume=True)
+    missing = tmp_path / "missing"
+    with pytest.raises(OlmpError, match=rf"nothing to resume: {re.escape(str(missing))} does"):
+        run_attack(
+            "unread.safetensors", method="square", eps=0.1, budget=5, out=missing, resume=True
+        )
+    with pytest.raises(OlmpError, match=r"resume=True continues an attack folder: pass out="):
+        run_attack("unread.safetensors", method="square", eps=0.1, budget=5, resume=True)
+    problem = Problem(Space([Real("x", 0, 1)]), lambda p: p["x"])
+    with pytest.raises(OlmpError, match=r"nothing to resume: no study file at path=.*s\.json"):
+        Study(problem, "random", path=tmp_path / "s.json", resume=True, max_evaluations=2)
+    assert not any(tmp_path.iterdir())

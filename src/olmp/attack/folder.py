@@ -75,6 +75,8 @@ def check_out(folder: Path, *, resume: bool, force: bool) -> None:
     refuse_resume_and_force(resume, force)
     if folder.exists() and not folder.is_dir():
         raise OlmpError(f"{folder} is a file; --out must be a folder")
+    if resume and not _holds_files(folder):  # a mistyped folder would silently start anew
+        raise OlmpError(f"nothing to resume: {folder} does not exist or is empty")
     if _holds_files(folder):
         if read_config(folder) is None:
             raise OlmpError(

@@ -270,6 +270,8 @@ def run_attack(
         raise OlmpError(f"images must be an integer of at least 1, got {images!r}")
     if split not in ("train", "tune", "val", "test"):
         raise unknown_choice("split", split, ["train", "tune", "val", "test"])
+    if resume and out is None:
+        raise OlmpError("resume=True continues an attack folder: pass out= too")
     folder = output_folder(out) if out is not None else None
     if folder is not None:  # before the model and data load: a refused --out fails at once
         check_out(folder, resume=resume, force=force)

@@ -24,6 +24,7 @@ from olmp.compression.run_folder import (
 )
 from olmp.data.registry import DatasetSplits
 from olmp.errors import OlmpError
+from olmp.files import refuse_resume_and_force
 from olmp.task import CallableTask, SplitsTask, Task
 from olmp.training import TrainConfig
 
@@ -105,6 +106,9 @@ def compress(
         constraints = [constraints]
     config = (config or CompressConfig()).resolved(recipe, constrained=bool(constraints))
     path = Path(run_dir) if run_dir is not None else None
+    refuse_resume_and_force(resume, force)
+    if resume and path is None:
+        raise OlmpError("resume=True continues a run folder: pass run_dir= too")
     if isinstance(splits, DatasetSplits):  # the record names its data, as the CLI's does
         metadata = {"dataset": splits.name, **(metadata or {})}
     if path is not None and "model" not in (metadata or {}):

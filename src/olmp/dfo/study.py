@@ -25,9 +25,9 @@ takes results in any order, for any part of the trials out.
 * **Resume** rebuilds the solver from its seed and replays the recorded asks and tells, so
   its state is exactly what it was; trials that were running are evaluated again first.
   A sequential study killed and resumed therefore ends exactly as one never interrupted.
-* **Warm start** (``warm_start=`` another study, its file, or trials): their complete
-  results are told to the solver before its first ask (box solvers start from the best
-  one; ``tpe`` learns from all). They are kept in the record, not in :attr:`Study.trials`.
+* **Warm start** (``warm_start=`` another study, its file, or trials): their complete results
+  are told to the solver before its first ask (box solvers start from the best one; ``tpe``
+  learns from all), kept in the record, not in :attr:`Study.trials`.
 * **Enqueue** (``enqueue=`` a list of parameter sets, as optuna's ``enqueue_trial``): the
   first trials evaluate them, in order, before the solver asks anything; their complete
   results then reach the solver as warm-start results do. A known good setting (a default
@@ -115,10 +115,9 @@ class Study:
         self._began = time.monotonic()
         record = self._read_record() if self.path is not None and self.path.exists() else None
         if record is not None and not resume:
-            raise OlmpError(
-                f"study file {self.path} already exists; pass resume=True to continue it, "
-                "or another path"
-            )
+            raise OlmpError(f"study file {self.path} exists; pass resume=True to continue it")
+        if record is None and resume:  # a mistyped path would silently start anew
+            raise OlmpError(f"nothing to resume: no study file at path={self.path}")
         #: The run length the solver plans for (SRacos's sizes, NCS's schedule): the first
         #: ``max_evaluations``, kept when a resume changes it, or the replay would differ.
         self.planned_evaluations = self.max_evaluations

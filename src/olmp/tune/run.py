@@ -358,7 +358,7 @@ def _engine_study(
         max_evaluations=budget,
         max_seconds=time_limit,
         path=path,
-        resume=resume,
+        resume=resume and path.exists(),  # tune.json may be written before the first trial
         callbacks=[report],
         enqueue=enqueue or (),
     )
