@@ -127,8 +127,12 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
         raise Stop
 
     other = tmp_path / "interrupted"
+    given = _model(reference)
+    before = {k: v.clone() for k, v in given.state_dict().items()}
     with pytest.raises(Stop):
-        compress(_model(reference), reference[1], config, run_dir=other, on_round=stop_after_first)
+        compress(given, reference[1], config, run_dir=other, on_round=stop_after_first)
+    # The caller's model is given back as it came, not half-pruned and retrained.
+    assert all(torch.equal(before[k], v) for k, v in given.state_dict().items())
     state = json.loads((other / STATE_JSON).read_text())
     assert state["state"]["round"] == 1 and not (other / RESULT_JSON).exists()
     _, resumed = compress(_model(reference), reference[1], config, run_dir=other, resume=True)

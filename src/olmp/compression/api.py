@@ -50,7 +50,8 @@ def compress(
 
     Args:
         model: any trained ``nn.Module``; its Linear and Conv layers (filtered by
-            ``config.include`` / ``config.exclude``) are pruned in place.
+            ``config.include`` / ``config.exclude``) are pruned in place (a call that
+            fails or is interrupted leaves its weights as they were).
         splits: the data; the search checks accuracy on ``splits.tune``, the result is
             chosen on ``splits.val``, ``splits.test`` is only reported. Build one from
             your own tensors or loaders with :func:`olmp.data.splits_from_tensors` or
@@ -125,22 +126,34 @@ def compress(
     task = _make_task(splits, evaluate, train, task, config, constraints, protected)
     task.check(model, model_name)
     compressor = Compressor(model, task, config, run_dir=path, metadata=metadata, on_round=on_round)
-    if path is not None:
-        resuming = prepare_run_dir(path, resume=resume, force=force)
-        path.mkdir(parents=True, exist_ok=True)
-        if resuming:
-            compressor.load_state()
-        else:
-            # state.json last: a start killed halfway leaves a folder still known as a run's.
-            for stale in (RESULT_JSON, PRUNED_CHECKPOINT, PLOT_PNG):
-                (path / stale).unlink(missing_ok=True)
-            shutil.rmtree(path / "rounds", ignore_errors=True)
-            (path / STATE_JSON).unlink(missing_ok=True)
-    result = compressor.run()
-    pruned = compressor.model  # result() has baked the best network's W ⊙ M into it
-    if path is not None:
-        write_run_outputs(path, pruned, compressor.masks, result)
+    # The run prunes and retrains ``model`` in place (a resume first loads its last round):
+    # a failed or interrupted call (Ctrl-C in a notebook) gives it back as it came.
+    given = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+    try:
+        if path is not None:
+            _prepare(compressor, path, resume, force)
+        result = compressor.run()
+        pruned = compressor.model  # result() has baked the best network's W ⊙ M into it
+        if path is not None:
+            write_run_outputs(path, pruned, compressor.masks, result)
+    except BaseException:
+        model.load_state_dict(given)
+        raise
     return pruned, result
+
+
+def _prepare(compressor: Compressor, path: Path, resume: bool, force: bool) -> None:
+    """Make ``path`` ready: the interrupted run loaded for a resume, else a clean start."""
+    if prepare_run_dir(path, resume=resume, force=force):
+        path.mkdir(parents=True, exist_ok=True)
+        compressor.load_state()
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    # state.json last: a start killed halfway leaves a folder still known as a run's.
+    for stale in (RESULT_JSON, PRUNED_CHECKPOINT, PLOT_PNG):
+        (path / stale).unlink(missing_ok=True)
+    shutil.rmtree(path / "rounds", ignore_errors=True)
+    (path / STATE_JSON).unlink(missing_ok=True)
 
 
 def _refuse_tied_weights(model: nn.Module, model_name: str) -> None:
