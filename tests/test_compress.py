@@ -272,6 +272,27 @@ def test_own_tensors_are_validated():
         olmp.splits_from_tensors((x, y), (x, y[:3]), (x, y), (x, y))
     with pytest.raises(OlmpError, match="labels must be a 1-d integer tensor"):
         olmp.splits_from_tensors((x, y), (x, y.float()), (x, y), (x, y))
+    with pytest.raises(OlmpError, match="num_classes must be a positive integer or None, got 0"):
+        olmp.splits_from_tensors((x, y), (x, y), (x, y), (x, y), num_classes=0)
+    # Integer inputs (token ids) stay integers; float64 ones become float32 as models are.
+    ids = torch.randint(0, 10, (4, 3))
+    assert olmp.splits_from_tensors(*[(ids, y)] * 4).train.x.dtype == torch.int64
+    assert olmp.splits_from_tensors(*[(x.double(), y)] * 4).val.x.dtype == torch.float32
+
+
+def test_own_loaders_may_give_samples_and_bad_batches_are_named():
+    from torch.utils.data import TensorDataset
+
+    import olmp
+
+    x, y = torch.randn(6, 3), torch.arange(6) % 2
+    dataset = TensorDataset(x, y)  # single samples, not batches
+    splits = olmp.splits_from_loaders(dataset, dataset, dataset, dataset)
+    assert torch.equal(splits.train.x, x) and torch.equal(splits.test.y, y)
+    with pytest.raises(OlmpError, match=r"tune: each batch must be an \(inputs, labels\) pair"):
+        olmp.splits_from_loaders(dataset, [{"x": x, "y": y}], dataset, dataset)
+    with pytest.raises(OlmpError, match="val: the loader gave no batches"):
+        olmp.splits_from_loaders(dataset, dataset, [], dataset)
 
 
 def test_mean_std_parametrisation_with_pruned_biases(reference):

@@ -215,10 +215,16 @@ def splits_from_tensors(
     indices. Keep the four splits disjoint: the search checks accuracy on ``tune``, the
     result is chosen on ``val``, ``test`` is only reported.
     """
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+    ):
+        raise OlmpError(f"num_classes must be a positive integer or None, got {num_classes!r}")
     parts = {"train": train, "tune": tune, "val": val, "test": test}
     splits = {}
     for part, (x, y) in parts.items():
         x, y = torch.as_tensor(x), torch.as_tensor(y)
+        # Integer inputs (token ids for an embedding, say) stay as they are.
+        x = x.float() if x.is_floating_point() else x
         if len(x) != len(y) or len(y) == 0:
             raise OlmpError(
                 f"{part}: inputs have {len(x)} samples and labels {len(y)}; "
@@ -228,7 +234,7 @@ def splits_from_tensors(
             raise OlmpError(
                 f"{part}: labels must be a 1-d integer tensor, got {y.dtype} {tuple(y.shape)}"
             )
-        splits[part] = Split(x.float(), y.long())
+        splits[part] = Split(x, y.long())
     shapes = {tuple(s.x.shape[1:]) for s in splits.values()}
     if len(shapes) != 1:
         raise OlmpError(f"the splits' input shapes differ: {sorted(shapes)}")
@@ -253,13 +259,29 @@ def splits_from_loaders(
     **kwargs: Any,
 ) -> DatasetSplits:
     """Like :func:`splits_from_tensors`, from iterables of ``(inputs, labels)`` batches
-    (for example ``torch.utils.data.DataLoader`` objects). The data is read once into
-    memory, which suits the small datasets OLMP evaluates thousands of times."""
+    (for example ``torch.utils.data.DataLoader`` objects) or of single samples (a
+    ``Dataset``). The data is read once into memory, which suits the small datasets OLMP
+    evaluates thousands of times."""
 
     def gather(
-        loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+        part: str, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        xs, ys = zip(*((torch.as_tensor(x), torch.as_tensor(y)) for x, y in loader), strict=True)
+        xs, ys = [], []
+        for batch in loader:
+            if not isinstance(batch, tuple | list) or len(batch) != 2:
+                raise OlmpError(
+                    f"{part}: each batch must be an (inputs, labels) pair, got a "
+                    f"{type(batch).__name__}"
+                )
+            x, y = (torch.as_tensor(t) for t in batch)
+            if y.ndim == 0:  # one sample, as a Dataset gives them
+                x, y = x.unsqueeze(0), y.unsqueeze(0)
+            xs.append(x)
+            ys.append(y)
+        if not xs:
+            raise OlmpError(f"{part}: the loader gave no batches")
         return torch.cat(xs), torch.cat(ys)
 
-    return splits_from_tensors(gather(train), gather(tune), gather(val), gather(test), **kwargs)
+    loaders = {"train": train, "tune": tune, "val": val, "test": test}
+    gathered = [gather(part, loader) for part, loader in loaders.items()]
+    return splits_from_tensors(*gathered, **kwargs)
