@@ -191,6 +191,21 @@ def test_resuming_another_space_or_a_damaged_file_names_it_and_keeps_it(tmp_path
     assert path.read_text() == before[: len(before) // 2]
 
 
+def test_numpy_values_are_numbers_and_a_saved_study_needs_json_choices(tmp_path):
+    numpy_made = Space(
+        [Real("x", np.float32(0), np.float64(1)), Categorical("c", list(np.arange(3)))]
+    )
+    assert numpy_made["c"].choices == (0, 1, 2) and type(numpy_made["x"].low) is float
+    path = tmp_path / "s.json"
+    Study(Problem(numpy_made, lambda p: p["x"] + p["c"]), "random", path=path, max_evaluations=3)
+    # A tuple reads back from the file as a list: refused at once, naming the choice.
+    tuples = Space([Categorical("k", [(3, 3), (5, 5)])])
+    with pytest.raises(OlmpError, match=r"'k': choice \(3, 3\) does not read back"):
+        Study(Problem(tuples, lambda p: 0.0), "random", path=tmp_path / "t.json")
+    Study(Problem(tuples, lambda p: 0.0), "random", max_evaluations=2).optimize()  # no file: any
+    assert not (tmp_path / "t.json").exists()
+
+
 def test_failing_objectives_and_bad_returns_are_recorded_with_their_message():
     def bad(params):
         return {"value": math.nan} if params["x"] < 0 else {"value": 1.0, "oops": 2}

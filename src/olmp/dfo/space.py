@@ -93,6 +93,8 @@ class _Numeric(Variable):
         self._check_name()
         for bound in ("low", "high"):
             value = getattr(self, bound)
+            if isinstance(value, np.integer | np.floating):  # numpy's numbers are numbers too
+                object.__setattr__(self, bound, value := value.item())
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise OlmpError(f"variable {self.name!r}: {bound} must be a number, got {value!r}")
             if not math.isfinite(value):
@@ -188,6 +190,8 @@ class Categorical(Variable):
             raise OlmpError(
                 f"variable {self.name!r}: choices must be a non-empty list, got {choices!r}"
             )
+        # numpy's scalars as Python's, which JSON (a study's file) can hold.
+        choices = [c.item() if isinstance(c, np.generic) else c for c in choices]
         seen = []
         for choice in choices:
             if any(_same(choice, other) for other in seen):
@@ -204,6 +208,20 @@ class Categorical(Variable):
 
     def _fields(self) -> dict[str, Any]:
         return {"choices": list(self.choices)}
+
+    def check_json(self) -> None:
+        """Raise unless every choice reads back from JSON as itself (a study's file)."""
+        for choice in self.choices:
+            try:
+                same = _same(json.loads(json.dumps(choice)), choice)
+            except (TypeError, ValueError):
+                same = False
+            if not same:
+                raise OlmpError(
+                    f"variable {self.name!r}: choice {choice!r} does not read back from a "
+                    "study file as itself; a study with path= needs JSON choices (str, int, "
+                    "float, bool, None, lists or dicts of those): e.g. [3, 3] for (3, 3)"
+                )
 
     def index(self, value: Any) -> int:
         for i, choice in enumerate(self.choices):
@@ -383,6 +401,12 @@ class Space:
 
     def to_json(self) -> dict[str, Any]:
         return {"variables": [v.to_json() for v in self.variables]}
+
+    def check_json(self) -> None:
+        """Raise unless the space reads back from a study's file as itself."""
+        for variable in self.variables:
+            if isinstance(variable, Categorical):
+                variable.check_json()
 
     @classmethod
     def from_json(cls, spec: Mapping[str, Any]) -> Space:

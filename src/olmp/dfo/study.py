@@ -98,6 +98,8 @@ class Study:
         self.target = None if target is None else float(target)
         self.callbacks = list(callbacks)
         self.path = None if path is None else Path(path)
+        if self.path is not None:  # at once, not at the first save or a resume's replay
+            problem.space.check_json()
         #: Parameters of the first trials, evaluated before the solver's first ask.
         self.enqueue = [self._enqueued(params) for params in enqueue]
         self._handed_over = False  # whether the warm and enqueued results reached the solver
@@ -418,11 +420,8 @@ class Study:
         for key in _IDENTITY:
             # Files written before enqueue existed enqueued nothing.
             if record.get(key, [] if key == "enqueue" else None) != mine[key]:
-                what = (
-                    "space"
-                    if key == "space"
-                    else f"{key} ({record.get(key)!r}, here {mine[key]!r})"
-                )
+                differ = f" ({record.get(key)!r}, here {mine[key]!r})" if key != "space" else ""
+                what = key + differ
                 raise OlmpError(
                     f"study file {self.path} was written for another {what}; it is left as "
                     "it is: resume with the same problem, solver, seed and options, or "
