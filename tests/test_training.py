@@ -159,6 +159,13 @@ def test_default_recipes_are_specific_where_defined():
         {"max_rotation": -1.0},
         {"max_rotation": 200.0},
         {"max_scale": 1.0},
+        {"epochs": 1.5},
+        {"epochs": "3"},
+        {"seed": -1},
+        {"max_shift": -1},
+        {"momentum": 2.0},
+        {"weight_decay": -1e-4},
+        {"lr": "0.1"},
     ],
 )
 def test_bad_recipes_are_refused(bad):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from numbers import Integral, Real
 
 import torch
 import torch.nn.functional as F
@@ -52,11 +53,24 @@ class TrainConfig:
     average_last: float = 0.0
 
     def __post_init__(self) -> None:
-        for field in ("epochs", "batch_size", "max_steps"):
-            if getattr(self, field) is not None and getattr(self, field) < 1:
-                raise OlmpError(f"{field} must be at least 1, got {getattr(self, field)}")
+        whole = {"epochs": 1, "batch_size": 1, "max_steps": 1, "max_shift": 0, "seed": 0}
+        for field, least in whole.items():
+            value = getattr(self, field)
+            if field == "max_steps" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < least:
+                raise OlmpError(f"{field} must be an integer of at least {least}, got {value!r}")
+        for field in ("lr", "momentum", "weight_decay", "max_rotation", "max_scale"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, Real):
+                raise OlmpError(f"{field} must be a number, got {value!r}")
         if not self.lr > 0:
             raise OlmpError(f"learning rate must be positive, got {self.lr}")
+        if not 0 <= self.momentum < 1 or not self.weight_decay >= 0:
+            raise OlmpError(
+                f"momentum must lie in [0, 1) and weight_decay be at least 0; got "
+                f"{self.momentum} and {self.weight_decay}"
+            )
         if not 0 <= self.max_rotation <= 180:
             raise OlmpError(f"max_rotation is in degrees, in [0, 180]; got {self.max_rotation}")
         if not 0 <= self.max_scale < 1:
@@ -87,7 +101,8 @@ _RECIPES: dict[tuple[str, str], TrainConfig] = {
 
 
 def default_recipe(model: str, dataset: str) -> TrainConfig:
-    """The default training recipe for ``model`` on ``dataset``."""
+    """The default training recipe for ``model`` on ``dataset`` (names unknown here get the
+    general recipe: a model of your own has none of its own)."""
     for key in ((model, dataset), ("*", dataset), (model, "*"), ("*", "*")):
         if key in _RECIPES:
             return _RECIPES[key]
