@@ -654,3 +654,35 @@ def test_a_resume_with_nothing_to_resume_is_refused_everywhere(digits_reference,
     with pytest.raises(OlmpError, match=r"nothing to resume: no study file at path=.*s\.json"):
         Study(problem, "random", path=tmp_path / "s.json", resume=True, max_evaluations=2)
     assert not any(tmp_path.iterdir())
+
+
+def test_arguments_of_the_wrong_kind_are_named_at_the_call(digits_reference, tmp_path):
+    """Not an AttributeError from deep inside: the argument, what it must be, what it got."""
+    from olmp.attack import run_attack
+    from olmp.export import load_compressed
+    from olmp.training import TrainConfig, accuracy, train
+
+    model, splits = fresh_model(digits_reference), digits_reference[1]
+    calls = [
+        (lambda: compress("lenet-300-100", splits), r"model must be an nn\.Module .*got a str"),
+        (lambda: compress(model, task=splits), r"task must be an olmp\.task\.Task .*DatasetSplits"),
+        (lambda: train(model, splits, TrainConfig()), r"data must be one split .*DatasetSplits"),
+        (lambda: train(model, splits.train, {"epochs": 1}), r"config must be a TrainConfig"),
+        (lambda: accuracy(model, splits), r"data must be one split .*got a DatasetSplits"),
+        (
+            lambda: olmp.train_reference("lenet-300-100", "digits", tmp_path / "r", config={}),
+            r"config must be a TrainConfig .*got a dict",
+        ),
+        (
+            lambda: run_attack(model, method="square", eps=0.1, budget=5),
+            r"weights must be a checkpoint's path, got a Sequential",
+        ),
+        (
+            lambda: load_compressed(tmp_path / "f", model="lenet-300-100"),
+            r"model must be an nn\.Module to load into, or None, got a str",
+        ),
+    ]
+    for call, message in calls:
+        with pytest.raises(OlmpError, match=message):
+            call()
+    assert not any(tmp_path.iterdir())

@@ -23,6 +23,13 @@ def unknown_choice(kind: str, value: str, choices: list[str], hint: str = "") ->
     return OlmpError(message)
 
 
+def check_type(name: str, value: object, expected: type | tuple[type, ...], what: str) -> None:
+    """Raise "``name`` must be ``what``, got a T" unless ``value`` is an ``expected``: an
+    argument of the wrong kind fails at the call, not deep inside as an AttributeError."""
+    if not isinstance(value, expected):
+        raise OlmpError(f"{name} must be {what}, got a {type(value).__name__}")
+
+
 class OptionError(OlmpError):
     """A bad value of one named option, e.g. ``OptionError("max_rounds", "must be at least
     1, got 0")``. Front ends that call the option something else (the CLI's ``--max-rounds``)

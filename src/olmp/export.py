@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from olmp.errors import OlmpError, unknown_choice
+from olmp.errors import OlmpError, check_type, unknown_choice
 from olmp.files import check_writable, load_checkpoint, refuse_to_overwrite, save_checkpoint
 
 EXPORT_KIND = "olmp-export"
@@ -217,6 +217,8 @@ def load_compressed(
     """
     from olmp.reference import check_state_dict_fits
 
+    if model is not None:  # a name is not needed: the file's recorded model is built
+        check_type("model", model, nn.Module, "an nn.Module to load into, or None")
     state_dict, metadata = read_export(path)
     name = metadata.get("model", "?")
     if model is None:

@@ -17,7 +17,7 @@ from torch import nn
 
 from olmp.data import DatasetSplits, load_dataset
 from olmp.environment import describe_environment
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, check_type
 from olmp.export import decode_state_dict, is_export
 from olmp.files import load_checkpoint, refuse_to_overwrite, save_checkpoint
 from olmp.models import build_model, check_recorded_model
@@ -78,6 +78,8 @@ def train_reference(
     """
     if out is not None:
         refuse_to_overwrite(out, force)
+    if config is not None:
+        check_type("config", config, TrainConfig, "a TrainConfig (olmp.TrainConfig(**options))")
     config = config or default_recipe(model, dataset)
     splits = load_dataset(dataset, seed=split_seed, data_dir=data_dir)
     started = time.perf_counter()

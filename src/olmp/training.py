@@ -18,7 +18,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from olmp.data.registry import Split
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, check_type
 
 StepHook = Callable[[nn.Module, int], None]
 """Called as ``hook(model, step)`` after every optimiser step (used to re-apply masks)."""
@@ -196,6 +196,8 @@ def train(
     after each epoch with its mean training loss. A loss that is not finite at the end of an
     epoch (the learning rate is too large for the model) raises :class:`OlmpError`.
     """
+    check_type("data", data, Split, "one split (splits.train), not all of them")
+    check_type("config", config, TrainConfig, "a TrainConfig (olmp.TrainConfig(**options))")
     device = model_device(model)
     x_all, y_all = data.x.to(device), data.y.to(device)
     generator = torch.Generator().manual_seed(config.seed)
@@ -277,6 +279,7 @@ def distillation_loss(
 def correct(model: nn.Module, data: Split, batch_size: int = 2000) -> torch.Tensor:
     """Per example of ``data``, whether ``model`` classifies it correctly (a bool tensor on
     the CPU; the model is left in eval mode)."""
+    check_type("data", data, Split, "one split (splits.val, say), not all of them")
     model.eval()
     device = model_device(model)
     channels_last = prefers_channels_last(model)

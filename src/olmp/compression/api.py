@@ -23,7 +23,7 @@ from olmp.compression.run_folder import (
     write_run_outputs,
 )
 from olmp.data.registry import DatasetSplits
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, check_type
 from olmp.files import refuse_resume_and_force
 from olmp.task import CallableTask, SplitsTask, Task
 from olmp.training import TrainConfig
@@ -98,6 +98,9 @@ def compress(
         ... )
         >>> result["compression_ratio"]  # doctest: +SKIP
     """
+    check_type("model", model, nn.Module, "an nn.Module (olmp.load_weights, olmp.build_model)")
+    if task is not None:
+        check_type("task", task, Task, "an olmp.task.Task (or pass splits=)")
     if not isinstance(config, CompressConfig | None):
         raise OlmpError(
             f"config must be a CompressConfig, got a {type(config).__name__}: build one with "
