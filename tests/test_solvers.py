@@ -9,6 +9,7 @@ import gc
 import json
 import math
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -662,8 +663,12 @@ def test_mads_batches_vary_restarts_when_converged_and_cleans_up():
     assert solver.n_restarts >= 1  # the mesh converged on 0.37 and MADS started again
     folder = solver._folder
     assert folder.exists()
-    solver.close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        solver.close()
+        gc.collect()  # an unclosed pipe of the NOMAD child warns when collected
     assert not folder.exists()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
 def test_bobyqa_thread_hands_one_point_at_a_time_and_ends_cleanly():

@@ -58,6 +58,7 @@ the temporary folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -128,6 +129,7 @@ class _NomadProcess:
             line = ""
         if not line:
             self.process.wait()
+            _close_pipes(self.process)
             self.process = None
             raise _NomadCrashed(self._last_words())
         return json.loads(line)
@@ -150,6 +152,15 @@ class _NomadProcess:
         except (OSError, subprocess.TimeoutExpired):
             process.kill()
             process.wait()
+        _close_pipes(process)
+
+
+def _close_pipes(process: subprocess.Popen[str]) -> None:
+    """Close the pipes of a finished child (left open, each is a ResourceWarning)."""
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):  # a broken pipe's buffer cannot be flushed
+                pipe.close()
 
 
 def _clean_up(nomad: _NomadProcess, folder: Path) -> None:
