@@ -206,6 +206,21 @@ def test_numpy_values_are_numbers_and_a_saved_study_needs_json_choices(tmp_path)
     assert not (tmp_path / "t.json").exists()
 
 
+def test_one_callback_needs_no_list_and_a_nan_target_is_refused():
+    seen = []
+    study = Study(
+        Problem(SPACE, square),
+        "random",
+        max_evaluations=3,
+        callbacks=lambda study, trial: seen.append(trial),
+    )
+    study.optimize()
+    assert len(seen) == 3
+    with pytest.raises(OlmpError, match=r"target must be a number or None, got nan"):
+        Study(Problem(SPACE, square), "random", target=math.nan)
+    assert Study(Problem(SPACE, square), "random", target=-1).target == -1.0
+
+
 def test_failing_objectives_and_bad_returns_are_recorded_with_their_message():
     def bad(params):
         return {"value": math.nan} if params["x"] < 0 else {"value": 1.0, "oops": 2}

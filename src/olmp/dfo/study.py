@@ -78,7 +78,7 @@ class Study:
         max_seconds: float | None = None,
         max_cost: float | None = None,
         target: float | None = None,
-        callbacks: Sequence[Callback] = (),
+        callbacks: Callback | Sequence[Callback] = (),
         path: str | os.PathLike[str] | None = None,
         resume: bool = False,
         warm_start: Study | Iterable[Trial] | str | os.PathLike[str] | None = None,
@@ -95,8 +95,8 @@ class Study:
         )
         self.max_seconds = _limit("max_seconds", max_seconds)
         self.max_cost = _limit("max_cost", max_cost)
-        self.target = None if target is None else float(target)
-        self.callbacks = list(callbacks)
+        self.target = None if target is None else _limit("target", target, positive=False)
+        self.callbacks = [callbacks] if callable(callbacks) else list(callbacks)  # one, or many
         self.path = None if path is None else Path(path)
         if self.path is not None:  # at once, not at the first save or a resume's replay
             problem.space.check_json()
@@ -487,11 +487,12 @@ def _positive(name: str, value: Any, minimum: int) -> int:
     return value
 
 
-def _limit(name: str, value: Any) -> float | None:
+def _limit(name: str, value: Any, positive: bool = True) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise OlmpError(f"{name} must be a number > 0 or None, got {value!r}")
+    least = 0 if positive else -math.inf  # a target may be any number but NaN
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > least:
+        raise OlmpError(f"{name} must be a number{' > 0' * positive} or None, got {value!r}")
     return float(value)
 
 
