@@ -59,7 +59,8 @@ def compress(
         config: the run's settings (:class:`CompressConfig`); defaults when ``None``.
         evaluate, train: instead of ``splits``, your own functions (see
             :class:`olmp.task.CallableTask`): ``evaluate(model, split) -> float`` for
-            ``split`` in ``"tune"``, ``"val"``, ``"test"`` (higher is better), and
+            ``split`` in ``"tune"``, ``"val"``, ``"test"`` (higher is better; the
+            tolerances are subtracted from it, so a fraction such as 0.95, not 95 %), and
             optionally ``train(model, *, steps, lr, seed, on_step)``. The config's
             ``batch_size`` and ``augment_shift`` then do not apply.
         task: any :class:`olmp.task.Task`, for full control (instead of the above).

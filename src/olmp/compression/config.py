@@ -94,9 +94,11 @@ class CompressConfig:
     """Everything a user decides about a compression run (a run record stores it whole).
 
     Attributes:
-        tolerance: allowed val-accuracy loss of the result against the reference (0 = none).
+        tolerance: allowed val-accuracy loss of the result against the reference (0 = none),
+            subtracted from the reference's score: with your own ``evaluate`` it is in that
+            metric's units, so return fractions (0.95, not 95 %).
         search_tolerance: allowed tune-accuracy loss of a candidate during the search,
-            before adjusting recovers it; the search's constraint.
+            before adjusting recovers it; the search's constraint (units as ``tolerance``).
         solver: a key of :data:`olmp.solvers.SOLVERS`.
         solver_options: the solver's own options (:func:`olmp.solvers.solver_options`),
             e.g. ``{"r": 0.8, "epoch": 2}`` for NCS; empty: the solver's defaults.
