@@ -686,3 +686,24 @@ def test_arguments_of_the_wrong_kind_are_named_at_the_call(digits_reference, tmp
         with pytest.raises(OlmpError, match=message):
             call()
     assert not any(tmp_path.iterdir())
+
+
+def test_seeds_and_sizes_are_checked_where_they_are_given(digits_reference):
+    from olmp.attack import run_attack
+    from olmp.fair.train import fit_fair
+
+    split = digits_reference[1].train
+    calls = [
+        (lambda: run_attack("unread.safetensors", method="square", eps=0.1, budget=5, seed=-1),
+         r"seed must be an integer >= 0, got -1"),
+        (lambda: fit_fair(nn.Linear(64, 2), split, split, split, protected="sex", seed=-1),
+         r"seed must be an integer >= 0, got -1"),
+        (lambda: fit_fair(nn.Linear(64, 2), split, split, split, protected="sex",
+                          settings={"epochs": 1}),
+         r"settings must be a FairSettings .*got a dict"),
+        (lambda: build_model("lenet-300-100", (1, 28, 28), 0),
+         r"num_classes must be an integer >= 1, got 0"),
+    ]  # fmt: skip
+    for call, message in calls:
+        with pytest.raises(OlmpError, match=message):
+            call()

@@ -30,6 +30,14 @@ def check_type(name: str, value: object, expected: type | tuple[type, ...], what
         raise OlmpError(f"{name} must be {what}, got a {type(value).__name__}")
 
 
+def check_seed(value: object, name: str = "seed") -> int:
+    """``value`` if it is a seed (an integer >= 0, as numpy and torch take them), else an
+    error naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise OlmpError(f"{name} must be an integer >= 0, got {value!r}")
+    return value
+
+
 class OptionError(OlmpError):
     """A bad value of one named option, e.g. ``OptionError("max_rounds", "must be at least
     1, got 0")``. Front ends that call the option something else (the CLI's ``--max-rounds``)

@@ -42,7 +42,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from olmp.data.tabular import GroupedSplit
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, check_seed, check_type
 from olmp.fair.metrics import (
     Constraint,
     Orientation,
@@ -298,7 +298,8 @@ def fit_fair(
     if not chosen:
         raise OlmpError("give at least one fairness constraint")
     eps = check_epsilon(epsilon)
-    settings = check_settings(settings or FairSettings())
+    settings = check_settings(FairSettings() if settings is None else settings)
+    check_seed(seed)
     groups = {
         part: group_codes(split, protected, part)
         for part, split in (("train", train), ("val", val), ("test", test))
@@ -371,6 +372,7 @@ def count_positive(value: Any, name: str) -> int:
 
 def check_settings(settings: FairSettings) -> FairSettings:
     """``settings`` if every field is allowed, else an error naming the field."""
+    check_type("settings", settings, FairSettings, "a FairSettings (FairSettings(**options))")
     for name in ("epochs", "batch_size"):
         count_positive(getattr(settings, name), name)
     for name in ("lr", "dual_lr"):

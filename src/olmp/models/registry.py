@@ -118,6 +118,8 @@ def build_model(
     """Build model ``name`` for inputs of ``input_shape`` and ``num_classes`` outputs;
     ``options`` (JSON data, such as ``tuned-cnn``'s ``spec``) are passed to the factory as
     keyword arguments."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise OlmpError(f"num_classes must be an integer >= 1, got {num_classes!r}")
     factory = resolve_factory(name)
     try:
         params = inspect.signature(factory).parameters
