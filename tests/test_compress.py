@@ -226,6 +226,17 @@ def test_bad_models_are_refused_before_anything_is_written(reference, tmp_path):
     tied[3].weight = tied[1].weight
     with pytest.raises(OlmpError, match=r"ties 1\.weight and 3\.weight"):
         compress(tied, splits, run_dir=tmp_path / "e")
+
+    class Outputs(torch.nn.Module):  # returns a dict, as some libraries' models do
+        def __init__(self):
+            super().__init__()
+            self.net = _model(reference)
+
+        def forward(self, x):
+            return {"logits": self.net(x)}
+
+    with pytest.raises(OlmpError, match=r"returns a dict; it must return one tensor"):
+        compress(Outputs(), splits, run_dir=tmp_path / "g")
     frozen = _model(reference).requires_grad_(False)
     with pytest.raises(OlmpError, match=r"is frozen \(requires_grad=False\)"):
         compress(frozen, splits, run_dir=tmp_path / "f")

@@ -223,6 +223,11 @@ class SplitsTask(Task):
                 f"dataset {splits.name!r} (input shape {splits.input_shape}) does not fit "
                 f"model {model_name!r}: {str(exc).splitlines()[0]}"
             ) from None
+        if not isinstance(out, torch.Tensor):  # a dict of outputs, say: not one logit tensor
+            raise OlmpError(
+                f"model {model_name!r} returns a {type(out).__name__}; it must return one "
+                "tensor of class scores (batch x classes)"
+            )
         if out.ndim != 2 or out.shape[1] != splits.num_classes:
             raise OlmpError(
                 f"model {model_name!r} outputs shape {tuple(out.shape)}, but dataset "
