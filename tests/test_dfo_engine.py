@@ -99,6 +99,10 @@ def test_space_samples_valid_points_and_round_trips_through_json_and_the_unit_bo
         ),
         (lambda: Space([Real("a", 0, 1), Real("a", 0, 2)]), r"variable name 'a' is used twice"),
         (
+            lambda: Space([Integer("n", 1, 3), Real("x", 0, 1, when={"n": [7]})]),
+            r"variable 'x', condition when\['n'\]: variable 'n' must be an integer number in \[1",
+        ),
+        (
             lambda: SPACE.validate({"x": 2.0, "k": 0, "c": "a"}),
             r"variable 'x' must be a real number in \[-1.0, 1.0\], got 2.0",
         ),

@@ -127,7 +127,8 @@ class _Numeric(Variable):
         ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
         if not ok or not self.low <= value <= self.high:
             raise OlmpError(
-                f"variable {self.name!r} must be a {self.kind} number in "
+                f"variable {self.name!r} must be {'an' if self.kind == 'integer' else 'a'} "
+                f"{self.kind} number in "
                 f"[{self.low}, {self.high}], got {value!r}"
             )
 
@@ -298,7 +299,11 @@ class Space:
                         f"{parent!r}; a condition names a variable declared before it ({known})"
                     )
                 for value in values:
-                    by_name[parent].check(value)
+                    try:
+                        by_name[parent].check(value)
+                    except OlmpError as error:  # name the condition, not only the parent
+                        condition = f"variable {variable.name!r}, condition when[{parent!r}]"
+                        raise OlmpError(f"{condition}: {error}") from None
             by_name[variable.name] = variable
         self._by_name = by_name
         edges = np.cumsum([0] + [v.width for v in self.variables])
