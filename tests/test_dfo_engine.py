@@ -338,6 +338,9 @@ def test_a_user_registers_a_solver_and_the_engine_runs_it():
             register_solver("coordinate", type("Other", (Coordinate,), {}))
         with pytest.raises(OlmpError, match=r"register_solver needs a subclass of olmp.dfo.Solver"):
             register_solver("bad", object)
+        lost = type("Lost", (Coordinate,), {"_ask": lambda self: np.full((1, self.dim), np.nan)})
+        with pytest.raises(RuntimeError, match=r"Lost._ask returned NaN or infinite values"):
+            lost([0.0], [1.0], popsize=1).ask()  # a subclass's bug, named where it happens
     finally:
         SOLVERS.pop("coordinate")
 

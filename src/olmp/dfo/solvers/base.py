@@ -341,6 +341,8 @@ class Solver(Closing, abc.ABC):
                 f"{type(self).__name__}._ask returned shape {population.shape}, "
                 f"expected {expected or (self.popsize, self.dim)}"
             )
+        if not np.isfinite(population).all():  # NaN would later fail tell() as "other rows"
+            raise RuntimeError(f"{type(self).__name__}._ask returned NaN or infinite values")
         # Guard against round-off a hair outside the box; solvers already stay inside.
         population = self._round(clip_into_box(population, self.lower, self.upper))
         self._asked = population
