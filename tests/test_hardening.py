@@ -703,6 +703,8 @@ def test_seeds_and_sizes_are_checked_where_they_are_given(digits_reference):
          r"settings must be a FairSettings .*got a dict"),
         (lambda: build_model("lenet-300-100", (1, 28, 28), 0),
          r"num_classes must be an integer >= 1, got 0"),
+        (lambda: fit_fair(nn.Linear(64, 2), digits_reference[1], split, split, protected="sex"),
+         r"train must be one split with groups \(splits.train\), not all of them, got a Dat"),
     ]  # fmt: skip
     for call, message in calls:
         with pytest.raises(OlmpError, match=message):

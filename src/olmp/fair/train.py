@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from olmp.data.registry import Split
 from olmp.data.tabular import GroupedSplit
 from olmp.errors import OlmpError, check_seed, check_type
 from olmp.fair.metrics import (
@@ -293,6 +294,8 @@ def fit_fair(
     measures is kept at or below ``epsilon`` between the groups of attribute ``protected``.
     ``progress(epoch, record)`` is called after every epoch.
     """
+    for name, split in (("train", train), ("val", val), ("test", test)):
+        check_type(name, split, Split, f"one split with groups (splits.{name}), not all of them")
     constraints = [constraints] if isinstance(constraints, str) else constraints  # one name
     chosen = [get_constraint(name) for name in constraints]
     if not chosen:
