@@ -90,9 +90,9 @@ def adjust(
             raise OutOfTime
 
     hook = on_step if dns or out_of_time is not None else None
-    with contextlib.suppress(OutOfTime):
-        task.retrain(model, steps=steps, lr=lr, seed=seed, on_step=hook)
-    try:
+    try:  # the masks come off however retraining ends (diverged, Ctrl-C): the model is plain
+        with contextlib.suppress(OutOfTime):
+            task.retrain(model, steps=steps, lr=lr, seed=seed, on_step=hook)
         return current_masks(layers)
     finally:
         remove_masks(layers, bake=False)

@@ -211,7 +211,9 @@ def splits_from_tensors(
 ) -> DatasetSplits:
     """Wrap your own ``(inputs, labels)`` tensors as :class:`DatasetSplits`.
 
-    Inputs may have any shape the model accepts (first axis = samples); labels are class
+    Inputs may have any shape the model accepts (first axis = samples) and become float32
+    (uint8 images, bool or integer features alike; a model that takes integer inputs, token
+    ids say, passes its own ``evaluate=`` to :func:`olmp.compress` instead); labels are class
     indices. Keep the four splits disjoint: the search checks accuracy on ``tune``, the
     result is chosen on ``val``, ``test`` is only reported.
     """
@@ -223,8 +225,6 @@ def splits_from_tensors(
     splits = {}
     for part, (x, y) in parts.items():
         x, y = torch.as_tensor(x), torch.as_tensor(y)
-        # Integer inputs (token ids for an embedding, say) stay as they are.
-        x = x.float() if x.is_floating_point() else x
         if len(x) != len(y) or len(y) == 0:
             raise OlmpError(
                 f"{part}: inputs have {len(x)} samples and labels {len(y)}; "
@@ -234,7 +234,7 @@ def splits_from_tensors(
             raise OlmpError(
                 f"{part}: labels must be a 1-d integer tensor, got {y.dtype} {tuple(y.shape)}"
             )
-        splits[part] = Split(x, y.long())
+        splits[part] = Split(x.float(), y.long())
     shapes = {tuple(s.x.shape[1:]) for s in splits.values()}
     if len(shapes) != 1:
         raise OlmpError(f"the splits' input shapes differ: {sorted(shapes)}")
