@@ -253,6 +253,26 @@ def test_bad_models_are_refused_before_anything_is_written(reference, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_buffer_two_modules_share_is_no_tie_and_is_saved(reference, tmp_path):
+    from olmp.files import load_checkpoint
+
+    class Scaled(torch.nn.Module):
+        def __init__(self, layer, scale):
+            super().__init__()
+            self.layer = layer
+            self.register_buffer("scale", scale)
+
+        def forward(self, x):
+            return self.layer(x) * self.scale
+
+    net = _model(reference)  # Flatten, Linear, ReLU, Linear, ReLU, Linear
+    scale = torch.ones(1)
+    net[1], net[3] = Scaled(net[1], scale), Scaled(net[3], scale)
+    _, result = compress(net, reference[1], CompressConfig(**FAST), run_dir=tmp_path / "r")
+    state, _ = load_checkpoint(tmp_path / "r" / "pruned.safetensors")
+    assert torch.equal(state["1.scale"], state["3.scale"]) and result["compression_ratio"] > 1
+
+
 def test_a_run_stopped_while_retraining_gives_the_model_back_unmasked(reference, monkeypatch):
     from olmp.task import SplitsTask
 

@@ -262,7 +262,14 @@ def save_checkpoint(
 ) -> None:
     """Save tensors and their metadata record to ``path`` atomically, with the record's
     ``content_sha256`` (see :func:`content_hash`)."""
-    tensors = {name: t.detach().cpu().contiguous() for name, t in state_dict.items()}
+    tensors, storages = {}, set()
+    for name, tensor in state_dict.items():
+        tensor = tensor.detach().cpu().contiguous()
+        storage = tensor.untyped_storage().data_ptr()
+        # safetensors refuses two names on one storage (a buffer two modules share): each
+        # name gets its own copy, which loads back into the shared buffer just the same.
+        tensors[name] = tensor.clone() if storage in storages and tensor.numel() else tensor
+        storages.add(storage)
     record = {k: v for k, v in metadata.items() if k != HASH_KEY}
     record[HASH_KEY] = content_hash(tensors, record)
     with atomic_path(path) as tmp:

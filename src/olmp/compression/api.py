@@ -161,19 +161,18 @@ def _prepare(compressor: Compressor, path: Path, resume: bool, force: bool) -> N
 
 
 def _refuse_tied_weights(model: nn.Module, model_name: str) -> None:
-    """Tied weights (one tensor under two names) would be pruned as two layers, counted
+    """Tied weights (one parameter under two names) would be pruned as two layers, counted
     twice and could not be saved (safetensors refuses shared tensors): refused up front,
-    not after the whole run."""
+    not after the whole run. Parameters that are only views of one storage are not tied."""
     owner: dict[int, str] = {}
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        key = tensor.untyped_storage().data_ptr()
-        if tensor.numel() and key in owner:
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        if id(parameter) in owner:
             raise OlmpError(
-                f"model {model_name!r} ties {owner[key]} and {name} (one tensor under two "
-                "names), which olmp cannot prune or save; untie them first (give each its "
-                "own copy) or leave the model untied"
+                f"model {model_name!r} ties {owner[id(parameter)]} and {name} (one parameter "
+                "under two names), which olmp cannot prune or save; untie them first (give "
+                "each its own copy)"
             )
-        owner[key] = name
+        owner[id(parameter)] = name
 
 
 def _make_task(
