@@ -318,7 +318,7 @@ def test_own_tensors_are_validated():
         olmp.splits_from_tensors((x, y), (x, y[:3]), (x, y), (x, y))
     with pytest.raises(OlmpError, match="labels must be a 1-d integer tensor"):
         olmp.splits_from_tensors((x, y), (x, y.float()), (x, y), (x, y))
-    with pytest.raises(OlmpError, match="num_classes must be a positive integer or None, got 0"):
+    with pytest.raises(OlmpError, match="num_classes must be an integer >= 1, got 0"):
         olmp.splits_from_tensors((x, y), (x, y), (x, y), (x, y), num_classes=0)
 
 

@@ -709,3 +709,15 @@ def test_seeds_and_sizes_are_checked_where_they_are_given(digits_reference):
     for call, message in calls:
         with pytest.raises(OlmpError, match=message):
             call()
+    # numpy's integers and floats are numbers, kept as Python's (a recipe is written as JSON)
+    from olmp.dfo import Problem, Real, Space, Study
+    from olmp.training import TrainConfig
+
+    recipe = TrainConfig(epochs=np.int64(2), lr=np.float32(0.5), seed=np.uint8(3))
+    assert json.loads(json.dumps(recipe.to_dict()))["epochs"] == 2 and type(recipe.lr) is float
+    assert build_model("lenet-300-100", (1, 8, 8), np.int64(10))[-1].out_features == 10
+    space = Space([Real("x", 0, 1)])
+    study = Study(
+        Problem(space, lambda p: p["x"]), "random", seed=np.int64(1), target=np.float32(0)
+    )
+    assert (study.seed, study.target) == (1, 0.0)

@@ -7,6 +7,7 @@ status 2; library users can catch it like any ``ValueError``.
 
 from __future__ import annotations
 
+import numbers
 import re
 
 
@@ -30,12 +31,26 @@ def check_type(name: str, value: object, expected: type | tuple[type, ...], what
         raise OlmpError(f"{name} must be {what}, got a {type(value).__name__}")
 
 
+def is_integer(value: object) -> bool:
+    """Python's or numpy's integers, not ``True`` / ``False``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    """Python's or numpy's real numbers, not ``True`` / ``False``."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_count(value: object, name: str, least: int = 1) -> int:
+    """``value`` as a Python int if it is an integer >= ``least``, else an error naming it."""
+    if not is_integer(value) or value < least:  # type: ignore[operator]
+        raise OlmpError(f"{name} must be an integer >= {least}, got {value!r}")
+    return int(value)  # type: ignore[call-overload]
+
+
 def check_seed(value: object, name: str = "seed") -> int:
-    """``value`` if it is a seed (an integer >= 0, as numpy and torch take them), else an
-    error naming it."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise OlmpError(f"{name} must be an integer >= 0, got {value!r}")
-    return value
+    """``value`` if it is a seed (an integer >= 0, as numpy and torch take them)."""
+    return check_count(value, name, least=0)
 
 
 class OptionError(OlmpError):

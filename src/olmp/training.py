@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from numbers import Integral, Real
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +17,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from olmp.data.registry import Split
-from olmp.errors import OlmpError, check_type
+from olmp.errors import OlmpError, check_count, check_type, is_number
 
 StepHook = Callable[[nn.Module, int], None]
 """Called as ``hook(model, step)`` after every optimiser step (used to re-apply masks)."""
@@ -58,12 +57,19 @@ class TrainConfig:
             value = getattr(self, field)
             if field == "max_steps" and value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < least:
-                raise OlmpError(f"{field} must be an integer of at least {least}, got {value!r}")
-        for field in ("lr", "momentum", "weight_decay", "max_rotation", "max_scale"):
+            object.__setattr__(self, field, check_count(value, field, least))  # numpy's: int
+        for field in (
+            "lr",
+            "momentum",
+            "weight_decay",
+            "max_rotation",
+            "max_scale",
+            "average_last",
+        ):
             value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, Real):
+            if not is_number(value):
                 raise OlmpError(f"{field} must be a number, got {value!r}")
+            object.__setattr__(self, field, float(value))  # numpy's too: the recipe is JSON
         if not self.lr > 0:
             raise OlmpError(f"learning rate must be positive, got {self.lr}")
         if not 0 <= self.momentum < 1 or not self.weight_decay >= 0:

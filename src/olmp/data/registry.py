@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from olmp.errors import OlmpError, OptionError, unknown_choice
+from olmp.errors import OlmpError, OptionError, check_count, unknown_choice
 
 # Seed of the carve that makes a test split for datasets that ship without one. Fixed so
 # that the test split is the same for every split seed and every run.
@@ -217,10 +217,8 @@ def splits_from_tensors(
     indices. Keep the four splits disjoint: the search checks accuracy on ``tune``, the
     result is chosen on ``val``, ``test`` is only reported.
     """
-    if num_classes is not None and (
-        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
-    ):
-        raise OlmpError(f"num_classes must be a positive integer or None, got {num_classes!r}")
+    if num_classes is not None:
+        num_classes = check_count(num_classes, "num_classes")
     parts = {"train": train, "tune": tune, "val": val, "test": test}
     splits = {}
     for part, (x, y) in parts.items():

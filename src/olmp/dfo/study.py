@@ -52,7 +52,7 @@ from olmp.dfo.solvers import solver_class
 from olmp.dfo.solvers.checks import recorded_options
 from olmp.dfo.space import Space
 from olmp.dfo.trial import Trial
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, check_count, check_seed, is_number
 from olmp.files import write_json_atomic
 
 #: What a study file says it is.
@@ -88,10 +88,10 @@ class Study:
             raise OlmpError(f"a study needs an olmp.dfo.Problem, got {problem!r}")
         self.problem = problem
         self.solver = solver
-        self.seed = _positive("seed", seed, 0)
+        self.seed = check_seed(seed)
         self.options = dict(options or {})
         self.max_evaluations = (
-            None if max_evaluations is None else _positive("max_evaluations", max_evaluations, 1)
+            None if max_evaluations is None else check_count(max_evaluations, "max_evaluations")
         )
         self.max_seconds = _limit("max_seconds", max_seconds)
         self.max_cost = _limit("max_cost", max_cost)
@@ -481,17 +481,11 @@ def _load(path: Path) -> dict[str, Any]:
     return record
 
 
-def _positive(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise OlmpError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def _limit(name: str, value: Any, positive: bool = True) -> float | None:
     if value is None:
         return None
-    least = 0 if positive else -math.inf  # a target may be any number but NaN
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > least:
+    # A target may be any number but NaN; numpy's numbers are numbers.
+    if not is_number(value) or math.isnan(value) or (positive and not value > 0):
         raise OlmpError(f"{name} must be a number{' > 0' * positive} or None, got {value!r}")
     return float(value)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from olmp.errors import OlmpError, unknown_choice
+from olmp.errors import OlmpError, check_count, unknown_choice
 from olmp.models.conv_small import conv_small
 from olmp.models.lenet import lenet_5, lenet_300_100
 from olmp.models.mlp import mlp
@@ -118,8 +118,7 @@ def build_model(
     """Build model ``name`` for inputs of ``input_shape`` and ``num_classes`` outputs;
     ``options`` (JSON data, such as ``tuned-cnn``'s ``spec``) are passed to the factory as
     keyword arguments."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise OlmpError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    num_classes = check_count(num_classes, "num_classes")
     factory = resolve_factory(name)
     try:
         params = inspect.signature(factory).parameters
