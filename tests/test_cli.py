@@ -48,7 +48,7 @@ def test_train_reports_training_time_and_time_with_loading_the_data(tmp_path, ca
     _, meta = load_checkpoint(out)
     # The recorded time, then the wall time the progress line counts (data loading included).
     assert f": {meta['train_time_s']:.1f} s of training (" in line
-    assert "s with loading the data); val accuracy" in line
+    assert "s in all, loading, scoring and saving); val accuracy" in line
 
 
 def test_train_that_diverges_says_so_and_writes_nothing(tmp_path, capsys):

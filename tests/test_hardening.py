@@ -651,8 +651,10 @@ def test_a_resume_with_nothing_to_resume_is_refused_everywhere(digits_reference,
     with pytest.raises(OlmpError, match=r"resume=True continues an attack folder: pass out="):
         run_attack("unread.safetensors", method="square", eps=0.1, budget=5, resume=True)
     problem = Problem(Space([Real("x", 0, 1)]), lambda p: p["x"])
-    with pytest.raises(OlmpError, match=r"nothing to resume: no study file at path=.*s\.json"):
+    with pytest.raises(OlmpError, match=r"nothing to resume: no study file at .*s\.json"):
         Study(problem, "random", path=tmp_path / "s.json", resume=True, max_evaluations=2)
+    with pytest.raises(OlmpError, match=r"nothing to resume: resume=True needs path="):
+        Study(problem, "random", resume=True, max_evaluations=2)
     assert not any(tmp_path.iterdir())
 
 
@@ -690,6 +692,7 @@ def test_arguments_of_the_wrong_kind_are_named_at_the_call(digits_reference, tmp
 
 def test_seeds_and_sizes_are_checked_where_they_are_given(digits_reference):
     from olmp.attack import run_attack
+    from olmp.fair import fair_train
     from olmp.fair.train import fit_fair
 
     split = digits_reference[1].train
@@ -700,6 +703,8 @@ def test_seeds_and_sizes_are_checked_where_they_are_given(digits_reference):
          r"seed must be an integer >= 0, got -1"),
         (lambda: fit_fair(nn.Linear(64, 2), split, split, split, protected="sex",
                           settings={"epochs": 1}),
+         r"settings must be a FairSettings .*got a dict"),
+        (lambda: fair_train("german", "unused", protected="sex", settings={}),
          r"settings must be a FairSettings .*got a dict"),
         (lambda: build_model("lenet-300-100", (1, 28, 28), 0),
          r"num_classes must be an integer >= 1, got 0"),

@@ -51,7 +51,7 @@ def _train(args: argparse.Namespace) -> int:
     # Both times: the progress line counts loading the data, the recorded train_time_s not.
     console.print(
         f"trained {args.model} on {args.dataset}: {meta['train_time_s']:.1f} s of training "
-        f"({time.perf_counter() - began:.1f} s with loading the data); val accuracy "
+        f"({time.perf_counter() - began:.1f} s in all, loading, scoring and saving); val accuracy "
         f"{meta['val_accuracy']:.2%}, test accuracy {meta['test_accuracy']:.2%}"
     )
     console.print(f"saved {args.out}")

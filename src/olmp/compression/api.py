@@ -118,8 +118,9 @@ def compress(
         metadata = {"dataset": splits.name, **(metadata or {})}
     if path is not None and "model" not in (metadata or {}):
         warnings.warn(
-            "the run records no model name, so olmp export / olmp.load_weights will need "
-            "it given (model=, --model); pass metadata={'model': NAME} to record it",
+            "the run records no model name, so olmp export cannot measure its file and "
+            "olmp.load_weights / olmp evaluate need it given (model=, --model); pass "
+            "metadata={'model': NAME} (a registry name or package.module:factory) to record it",
             stacklevel=2,
         )
     model_name = (metadata or {}).get("model", type(model).__name__)

@@ -119,7 +119,8 @@ class Study:
         if record is not None and not resume:
             raise OlmpError(f"study file {self.path} exists; pass resume=True to continue it")
         if record is None and resume:  # a mistyped path would silently start anew
-            raise OlmpError(f"nothing to resume: no study file at path={self.path}")
+            missing = f"no study file at {self.path}" if self.path else "resume=True needs path="
+            raise OlmpError(f"nothing to resume: {missing}")
         #: The run length the solver plans for (SRacos's sizes, NCS's schedule): the first
         #: ``max_evaluations``, kept when a resume changes it, or the replay would differ.
         self.planned_evaluations = self.max_evaluations

@@ -90,7 +90,7 @@ def fair_train(
     for low, high in itertools.pairwise(epsilons):
         if f"{low:g}" == f"{high:g}":  # one folder, eps-<epsilon:g>, would take both
             raise OlmpError(f"epsilons {low!r} and {high!r} are too close; give distinct ones")
-    settings = check_settings(settings or FairSettings())
+    settings = check_settings(FairSettings() if settings is None else settings)
     refuse_resume_and_force(resume, force)
     splits = load_tabular(dataset, seed=seed, data_dir=data_dir)
     if protected not in splits.group_names:

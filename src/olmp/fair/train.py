@@ -43,7 +43,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from olmp.data.registry import Split
 from olmp.data.tabular import GroupedSplit
-from olmp.errors import OlmpError, check_seed, check_type
+from olmp.errors import OlmpError, check_count, check_seed, check_type
 from olmp.fair.metrics import (
     Constraint,
     Orientation,
@@ -367,17 +367,11 @@ def fit_fair(
     )
 
 
-def count_positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise OlmpError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
-
-
 def check_settings(settings: FairSettings) -> FairSettings:
     """``settings`` if every field is allowed, else an error naming the field."""
     check_type("settings", settings, FairSettings, "a FairSettings (FairSettings(**options))")
     for name in ("epochs", "batch_size"):
-        count_positive(getattr(settings, name), name)
+        check_count(getattr(settings, name), name)
     for name in ("lr", "dual_lr"):
         value = getattr(settings, name)
         if (
