@@ -133,7 +133,7 @@ def compress(
     compressor = Compressor(model, task, config, run_dir=path, metadata=metadata, on_round=on_round)
     # The run prunes and retrains ``model`` in place (a resume first loads its last round):
     # a failed or interrupted call (Ctrl-C in a notebook) gives it back as it came.
-    given = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+    given = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}  # not GPU
     try:
         if path is not None:
             _prepare(compressor, path, resume, force)
