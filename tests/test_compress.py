@@ -396,7 +396,8 @@ def test_compress_with_user_callables(reference):
     [
         ({}, "exactly one of splits=, evaluate= (with optional train=) or task=; got none"),
         ({"splits": "S", "evaluate": len}, "got splits, evaluate"),
-        ({"train": len, "task": object()}, "train= needs evaluate= beside it"),
+        ({"train": len, "task": "T"}, "train= needs evaluate= beside it"),
+        ({"task": object()}, "task must be an olmp.task.Task (or pass splits=), got a object"),
         ({"splits": "digits"}, "splits must be a DatasetSplits (olmp.load_dataset"),
         (
             {"splits": "S", "config": {"tolerance": 0.01}},
@@ -405,7 +406,10 @@ def test_compress_with_user_callables(reference):
     ],
 )
 def test_compress_data_arguments_are_checked(reference, kwargs, message):
-    kwargs = {k: (reference[1] if v == "S" else v) for k, v in kwargs.items()}
+    from olmp.task import SplitsTask
+
+    given = {"S": reference[1], "T": SplitsTask(reference[1])}
+    kwargs = {k: given.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()}
     with pytest.raises(OlmpError, match=re.escape(message)):
         compress(_model(reference), **kwargs)
 
