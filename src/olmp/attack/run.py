@@ -31,7 +31,7 @@ from olmp.attack.oracle import Oracle, margin
 from olmp.attack.summary import summarize, write_curve
 from olmp.data.registry import get_spec
 from olmp.dfo.solvers import SOLVERS
-from olmp.errors import OlmpError, check_seed, check_type, unknown_choice
+from olmp.errors import OlmpError, check_count, check_seed, check_type, unknown_choice
 from olmp.files import write_json_atomic
 
 #: Slack on the ε-ball and the pixel box when judging a returned image (float32 rounding).
@@ -268,8 +268,7 @@ def run_attack(
     check_type("weights", weights, str | os.PathLike, "a checkpoint's path")
     check_seed(seed)
     check_settings(method, eps, budget, solver, targets, options)
-    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
-        raise OlmpError(f"images must be an integer of at least 1, got {images!r}")
+    images = check_count(images, "images")
     if split not in ("train", "tune", "val", "test"):
         raise unknown_choice("split", split, ["train", "tune", "val", "test"])
     if resume and out is None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from olmp.closing import Closing
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, check_count
 
 
 class Executor(Closing):
@@ -54,9 +54,7 @@ class ProcessPool(Executor):
     """
 
     def __init__(self, n_jobs: int) -> None:
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-            raise OlmpError(f"n_jobs must be an integer >= 1, got {n_jobs!r}")
-        self.capacity = n_jobs
+        self.capacity = check_count(n_jobs, "n_jobs")
         methods = multiprocessing.get_all_start_methods()
         method = "fork" if "fork" in methods and os.name == "posix" else "spawn"
         self._pool = cf.ProcessPoolExecutor(

@@ -23,7 +23,7 @@ from typing import Any
 
 from torch import nn
 
-from olmp.errors import OlmpError, unknown_choice
+from olmp.errors import OlmpError, check_count, unknown_choice
 
 #: Activation functions by name.
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
@@ -39,9 +39,7 @@ _SPEC_KEYS = ("conv", "fc", "dropout", "activation")
 
 
 def _whole(value: Any, what: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise OlmpError(f"tuned-cnn spec: {what} must be an integer >= {low}, got {value!r}")
-    return value
+    return check_count(value, f"tuned-cnn spec: {what}", low)
 
 
 def check_spec(spec: Any) -> dict[str, Any]:

@@ -47,7 +47,7 @@ from olmp.dfo.sampler import make_sampler
 from olmp.dfo.solvers import solver_class
 from olmp.dfo.solvers.checks import recorded_options
 from olmp.environment import describe_environment
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, check_count
 from olmp.experience import experience_for_search
 from olmp.files import (
     load_checkpoint,
@@ -105,9 +105,7 @@ def option(name: str) -> str:
 def _check_count(name: str, value: Any, minimum: int = 1, optional: bool = False) -> Any:
     if optional and value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise OlmpError(f"{option(name)} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return check_count(value, option(name), minimum)
 
 
 def _check_seconds(name: str, value: Any) -> float | None:
