@@ -237,6 +237,8 @@ def test_bad_models_are_refused_before_anything_is_written(reference, tmp_path):
 
     with pytest.raises(OlmpError, match=r"returns a dict; it must return one tensor"):
         compress(Outputs(), splits, run_dir=tmp_path / "g")
+    with pytest.raises(OlmpError, match=r"has float64 weights, .* with model.float\(\) first"):
+        compress(_model(reference).double(), splits, run_dir=tmp_path / "h")
     frozen = _model(reference).requires_grad_(False)
     with pytest.raises(OlmpError, match=r"is frozen \(requires_grad=False\)"):
         compress(frozen, splits, run_dir=tmp_path / "f")

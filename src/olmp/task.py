@@ -213,6 +213,14 @@ class SplitsTask(Task):
                 "so the pruned network cannot be retrained; unfreeze what retraining may "
                 "change (model.requires_grad_(True))"
             )
+        kinds = sorted(
+            {str(w.dtype).removeprefix("torch.") for w in weights if w.is_floating_point()}
+        )
+        if kinds and kinds != ["float32"]:  # torch's own message names neither fix
+            raise OlmpError(
+                f"model {model_name!r} has {' and '.join(kinds)} weights, but the data is "
+                "float32: convert the model with model.float() first"
+            )
         splits = self.splits
         probe = splits.val.x[:2].to(model_device(model))
         try:
