@@ -183,18 +183,21 @@ def test_constraints_lead_to_a_feasible_best(name):
     assert all(len(t.constraints) == 1 for t in study.trials)
 
 
+@pytest.mark.parametrize("n_constraints", [0, 1])
 @pytest.mark.parametrize("name", NAMES)
-def test_failures_are_recorded_and_the_study_goes_on(name):
+def test_failures_are_recorded_and_the_study_goes_on(name, n_constraints):
     def flaky(params):
         if params["n"] % 2:
             raise RuntimeError(f"n={params['n']} crashed")
-        return mixed(params)
+        return constrained(params) if n_constraints else mixed(params)
 
-    study = _study(name, flaky, seed=0)
+    study = _study(name, flaky, n_constraints=n_constraints, seed=0)
     study.optimize()
     failed = [t for t in study.trials if t.state == "failed"]
     assert study.n_evaluations == 30 and failed
     assert all("RuntimeError: n=" in t.error and t.value is None for t in failed)
+    if n_constraints:  # a failure is no feasible point (a solver is told it as +inf)
+        assert study.best is not None and study.best.params["x"] >= 0.5
 
 
 class _Killed(BaseException):

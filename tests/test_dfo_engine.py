@@ -236,6 +236,21 @@ def test_failing_objectives_and_bad_returns_are_recorded_with_their_message():
     assert any("'oops'" in e for e in errors) and study.best is None
 
 
+def test_tpe_learns_to_avoid_settings_that_crash_on_a_constrained_problem():
+    def crashes_below_two(params):  # feasible only for x >= 9.9
+        if params["x"] < 2:
+            raise RuntimeError("crashed")
+        return {"value": params["x"], "constraints": [9.9 - params["x"]]}
+
+    space = Space([Real("x", 0, 10), Real("y", 0, 1)])
+    problem = Problem(space, crashes_below_two, n_constraints=1)
+    study = Study(problem, "tpe", seed=0, max_evaluations=60)
+    study.optimize()
+    # Told as feasible, failures drew TPE back to x < 2 (24 of these 40 trials crashed).
+    assert sum(t.state == "failed" for t in study.trials[20:]) <= 5
+    assert study.best is not None and study.best.params["x"] >= 9.9
+
+
 def test_warm_start_trials_must_fit_the_space():
     earlier = Study(
         Problem(Space([Real("y", 0, 1)]), lambda p: p["y"]), "random", max_evaluations=3

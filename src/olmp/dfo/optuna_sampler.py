@@ -5,8 +5,9 @@ suggested; real and integer variables keep their log scale, categorical ones are
 unordered. Trials are optuna trials, asked and told by id in any order (the sampler's
 constant liar keeps the trials that are out from piling onto one spot), so any number may
 be out at once, and what is asked depends on what has come back. Constraints reach TPE
-natively (``Trial.set_constraint``); a failed evaluation is told as ``+inf``, which optuna
-ranks last. Warm-start results become finished optuna trials.
+natively (``Trial.set_constraint``); a failed evaluation is told as ``+inf``, its
+constraints too (a failure with none told would count as feasible), which optuna ranks
+last. Warm-start results become finished optuna trials.
 """
 
 from __future__ import annotations

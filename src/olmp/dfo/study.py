@@ -213,11 +213,7 @@ class Study:
         if not self._handed_over:
             if not all(t.done for t in self.trials[:n]):
                 return None
-            first = [
-                Told(dict(t.params), float(t.value), tuple(t.constraints))  # type: ignore[arg-type]
-                for t in self.trials[:n]
-                if t.state == "complete"
-            ]
+            first = [self._as_told(t) for t in self.trials[:n] if t.state == "complete"]
             self.sampler.warm_start(self.warm + first)
             self._handed_over = True
         return self.sampler.ask(trial_id)
@@ -277,9 +273,8 @@ class Study:
             trial.seconds = result.seconds or None
         self._told += 1
         self._cost += trial.cost or 0.0
-        value = math.inf if trial.value is None else trial.value
         if trial.id >= len(self.enqueue):  # the solver asked it (see _propose)
-            self.sampler.tell(trial.id, Told(trial.params, value, tuple(trial.constraints)))
+            self.sampler.tell(trial.id, self._as_told(trial))
         self.log.append(["t", trial.id])
         if trial.feasible and (self.best is None or trial.value < self.best.value):  # type: ignore[operator]
             self.best = trial
@@ -289,6 +284,15 @@ class Study:
                     self._stopped_by_callback = True
             self._save()
         return trial
+
+    def _as_told(self, trial: Trial) -> Told:
+        """``trial`` as its sampler is told it. A failed trial is ranked last: its value
+        and every constraint are ``+inf``, so a constrained solver does not take it for a
+        feasible point, nor rows of different lengths."""
+        if trial.state != "complete":
+            failed = (math.inf,) * self.problem.n_constraints
+            return Told(dict(trial.params), math.inf, failed)
+        return Told(dict(trial.params), float(trial.value), tuple(trial.constraints))  # type: ignore[arg-type]
 
     # -- the loop ------------------------------------------------------------------------
 
