@@ -251,6 +251,33 @@ def test_tpe_learns_to_avoid_settings_that_crash_on_a_constrained_problem():
     assert study.best is not None and study.best.params["x"] >= 9.9
 
 
+def test_an_objective_that_changes_its_params_does_not_change_the_record():
+    space = Space([Integer("layers", 1, 3), Integer("width3", 8, 256, when={"layers": [3]})])
+
+    def fills_in_a_default(params):
+        params.setdefault("width3", 16)
+        return params["width3"] / 256
+
+    study = Study(Problem(space, fills_in_a_default), "random", seed=0, max_evaluations=8)
+    study.optimize()
+    assert all("width3" not in t.params for t in study.trials if t.params["layers"] != 3)
+    assert any(t.params["layers"] != 3 for t in study.trials)
+
+
+def test_a_callback_that_raises_loses_no_result(tmp_path):
+    def breaks_at_trial_three(study, trial):
+        if trial.id == 3:
+            raise RuntimeError("bug in my logging callback")
+
+    path = tmp_path / "study.json"
+    problem = Problem(Space([Real("x", -5, 5)]), lambda p: p["x"] ** 2)
+    study = Study(problem, "ncs", max_evaluations=6, path=path, callbacks=breaks_at_trial_three)
+    with pytest.raises(RuntimeError, match="bug in my logging callback"):
+        study.optimize()
+    saved = json.loads(path.read_text())["trials"][3]
+    assert saved["state"] == "complete" and saved["value"] == study.trials[3].value
+
+
 def test_warm_start_trials_must_fit_the_space():
     earlier = Study(
         Problem(Space([Real("y", 0, 1)]), lambda p: p["y"]), "random", max_evaluations=3

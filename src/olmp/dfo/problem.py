@@ -134,7 +134,9 @@ class Problem:
         began = time.perf_counter()
         try:
             kwargs = {} if fidelity is None else {"fidelity": fidelity}
-            result = self.read(self.objective(params, **kwargs), fidelity)
+            # A copy: what the objective does to its dict must not change the trial's
+            # record (in a worker process it could not, so the two would differ).
+            result = self.read(self.objective(dict(params), **kwargs), fidelity)
         except Exception as error:  # recorded with the trial; the study goes on
             last = traceback.extract_tb(error.__traceback__)[-1:]
             where = f" ({last[0].filename}:{last[0].lineno})" if last else ""

@@ -279,10 +279,10 @@ class Study:
         if trial.feasible and (self.best is None or trial.value < self.best.value):  # type: ignore[operator]
             self.best = trial
         if not replay:
+            self._save()  # first: a callback that raises must not lose the result
             for callback in self.callbacks:
                 if callback(self, trial) is True:
                     self._stopped_by_callback = True
-            self._save()
         return trial
 
     def _as_told(self, trial: Trial) -> Told:
