@@ -108,6 +108,8 @@ def test_space_samples_valid_points_and_round_trips_through_json_and_the_unit_bo
         ),
         (lambda: SPACE.validate({"x": 0.0, "k": 0, "c": "z"}), r"variable 'c' must be one of"),
         (lambda: SPACE.validate({"x": 0.0, "k": 0}), r"variable 'c' is active and has no value"),
+        (lambda: Real("x", 0, 1, when=["layers"]), r"'x': when must be a dict of variable name"),
+        (lambda: Real("x", 0, 1, when=None), r"e.g. when=\{'layers': \[3\]\}, got None"),
     ],
 )
 def test_bad_spaces_name_the_value_and_what_is_allowed(build, message):
@@ -193,6 +195,68 @@ def test_resuming_another_space_or_a_damaged_file_names_it_and_keeps_it(tmp_path
     with pytest.raises(OlmpError, match=r"study file .*s.json is damaged or unreadable"):
         Study(Problem(SPACE, square), "ncs", seed=0, path=path, resume=True)
     assert path.read_text() == before[: len(before) // 2]
+
+
+def _edited(record, edit):
+    record = json.loads(json.dumps(record))
+    edit(record)
+    return json.dumps(record)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda r: r["log"].append(["t", 3]),  # told twice
+        lambda r: r["trials"][4].update(id=7),  # out of place
+        lambda r: r["trials"][2].update(cost="1"),  # not a number
+        lambda r: r["trials"][2].update(constraints=[None]),
+    ],
+)
+def test_a_hand_edited_study_file_is_named_damaged_and_kept(tmp_path, edit):
+    path = tmp_path / "s.json"
+    Study(Problem(SPACE, square), "random", seed=0, max_evaluations=6, path=path).optimize()
+    path.write_text(_edited(json.loads(path.read_text()), edit))
+    before = path.read_text()
+    with pytest.raises(OlmpError, match=r"s.json is damaged \(.*\); it is left as it is"):
+        Study(Problem(SPACE, square), "random", seed=0, path=path, resume=True)
+    assert path.read_text() == before
+
+
+def test_numpy_scalars_and_whole_floats_are_taken_as_the_space_s_own_values(tmp_path):
+    space = Space([Integer("layers", 1, 3), Integer("width3", 8, 256, when={"layers": [3]})])
+    problem = Problem(space, lambda p: p.get("width3", 0) / 256 + p["layers"])
+    # 3.0 is the integer 3, so width3 is active and needed (3.0 used to leave it out).
+    with pytest.raises(OlmpError, match=r"variable 'width3' is active and has no value"):
+        Study(problem, "random", enqueue=[{"layers": 3.0}])
+    enqueue = [{"layers": 3.0, "width3": np.int64(16)}, {"layers": np.int64(2)}]
+    options = {"popsize": np.int64(4)}
+    path = tmp_path / "s.json"
+    study = Study(problem, "random", enqueue=enqueue, options=options, path=path)
+    study.max_evaluations = 2
+    study.optimize()
+    assert [t.params for t in study.trials] == [{"layers": 3, "width3": 16}, {"layers": 2}]
+    assert all(type(v) is int for t in study.trials for v in t.params.values())
+    assert json.loads(path.read_text())["options"]["popsize"] == 4
+    with pytest.raises(OlmpError, match=r"options must be a dict of the solver's options"):
+        Study(problem, "random", options=[("popsize", 4)])
+
+
+def test_numpy_trial_ids_and_costs_are_numbers():
+    problem = Problem(SPACE, fidelities={"cheap": np.float32(0.25), "full": 1})
+    study = Study(problem, "random", seed=0)
+    ids = np.array([study.ask().id, study.ask().id])
+    assert study.tell(ids[0], 1.0, cost=np.float32(0.5)).state == "complete"
+    assert study.tell(ids[1], 2.0).cost == 1.0 and study.cost == 1.5
+    returns_a_numpy_cost = Problem(SPACE, lambda p: {"value": 0.0, "cost": np.int64(2)})
+    assert returns_a_numpy_cost.evaluate({"x": 0.0, "k": 0, "c": "a"}).cost == 2.0
+
+
+def test_optimize_given_the_objective_says_where_it_belongs():
+    study = Study(Problem(SPACE, square), "random", max_evaluations=2)
+    with pytest.raises(OlmpError, match=r"the objective belongs in the problem: Study\(Problem"):
+        study.optimize(square)
+    with pytest.raises(OlmpError, match=r"callbacks are functions \(study, trial\).*got 'log'"):
+        Study(Problem(SPACE, square), "random", callbacks="log")
 
 
 def test_numpy_values_are_numbers_and_a_saved_study_needs_json_choices(tmp_path):

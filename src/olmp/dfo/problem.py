@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from olmp.dfo.space import Space
-from olmp.errors import OlmpError, unknown_choice
+from olmp.errors import OlmpError, is_number, unknown_choice
 
 
 @dataclass
@@ -95,8 +95,7 @@ class Problem:
         self.n_constraints = n_constraints
         self.fidelities: dict[str, float] = {}
         for name, cost in dict(fidelities or {}).items():
-            ok = isinstance(cost, int | float) and not isinstance(cost, bool)
-            if not isinstance(name, str) or not ok or not 0 < cost < math.inf:
+            if not isinstance(name, str) or not is_number(cost) or not 0 < cost < math.inf:
                 raise OlmpError(
                     f"fidelity {name!r}: a fidelity is a name with a relative cost > 0, "
                     f"got {cost!r}"
@@ -170,6 +169,6 @@ class Problem:
         numbers = check_constraints(constraints, self.n_constraints)
         if cost is None:
             cost = self.cost_of(fidelity)
-        elif not (isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0):
+        elif not (is_number(cost) and cost >= 0):
             raise OlmpError(f"an evaluation's cost must be a number >= 0, got {cost!r}")
         return Result(value=number, constraints=numbers, cost=float(cost))

@@ -57,6 +57,11 @@ class Variable:
     def _check_name(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise OlmpError(f"a variable name is a non-empty string, got {self.name!r}")
+        if not isinstance(self.when, Mapping):
+            raise OlmpError(
+                f"variable {self.name!r}: when must be a dict of variable name -> the values "
+                f"that activate it, e.g. when={{'layers': [3]}}, got {self.when!r}"
+            )
         when = {}
         for parent, values in dict(self.when).items():
             if isinstance(values, str) or not isinstance(values, Sequence) or not values:
@@ -356,6 +361,25 @@ class Space:
         )
 
     # -- checking, sampling -----------------------------------------------------------------
+
+    def canonical(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` with numbers of the kinds the space's own values have: a whole
+        number for an integer variable (``3.0``, ``np.int64(3)``) becomes ``3``, a real's
+        value a float, numpy's scalars Python's; so conditions match them (``3.0`` would
+        not activate ``when={"layers": [3]}``) and JSON can hold them. Anything else is
+        left as it is, for :meth:`validate` to name."""
+        out = dict(params)
+        for name, value in out.items():
+            variable = self._by_name.get(name)
+            if isinstance(value, bool) or not isinstance(value, int | float | np.generic):
+                continue
+            if isinstance(variable, Integer) and np.isfinite(value) and value == int(value):
+                out[name] = int(value)
+            elif isinstance(variable, Real):
+                out[name] = float(value)
+            elif isinstance(value, np.generic):
+                out[name] = value.item()
+        return out
 
     def validate(self, params: Mapping[str, Any]) -> None:
         """Raise OlmpError unless ``params`` has a valid value for every active variable

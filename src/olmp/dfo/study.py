@@ -36,7 +36,6 @@ takes results in any order, for any part of the trials out.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -45,21 +44,18 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from olmp.dfo.executors import Executor, make_executor
 from olmp.dfo.problem import Problem, Result, check_constraints
+from olmp.dfo.record import FORMAT, VERSION, check_written_for, load_study_file
 from olmp.dfo.sampler import Sampler, Told, make_sampler
 from olmp.dfo.solvers import solver_class
 from olmp.dfo.solvers.checks import recorded_options
 from olmp.dfo.space import Space
 from olmp.dfo.trial import Trial
-from olmp.errors import OlmpError, check_count, check_seed, is_number
+from olmp.errors import OlmpError, check_count, check_seed, check_type, is_integer, is_number
 from olmp.files import write_json_atomic
-
-#: What a study file says it is.
-FORMAT = "olmp-study"
-VERSION = 1
-#: What must match between a study and the file it resumes.
-_IDENTITY = ("space", "solver", "seed", "options", "n_constraints", "fidelities", "enqueue")
 
 Callback = Callable[["Study", Trial], Any]
 
@@ -89,7 +85,11 @@ class Study:
         self.problem = problem
         self.solver = solver
         self.seed = check_seed(seed)
-        self.options = dict(options or {})
+        check_type("options", options or {}, dict, "a dict of the solver's options")
+        # numpy's scalars as Python's: the options are recorded in the study's JSON.
+        self.options = {
+            k: v.item() if isinstance(v, np.generic) else v for k, v in (options or {}).items()
+        }
         self.max_evaluations = (
             None if max_evaluations is None else check_count(max_evaluations, "max_evaluations")
         )
@@ -97,6 +97,11 @@ class Study:
         self.max_cost = _limit("max_cost", max_cost)
         self.target = None if target is None else _limit("target", target, positive=False)
         self.callbacks = [callbacks] if callable(callbacks) else list(callbacks)  # one, or many
+        for callback in self.callbacks:  # at once, not after the first evaluation
+            if not callable(callback):
+                raise OlmpError(
+                    f"callbacks are functions (study, trial) -> True to stop, got {callbacks!r}"
+                )
         self.path = None if path is None else Path(path)
         if self.path is not None:  # at once, not at the first save or a resume's replay
             problem.space.check_json()
@@ -221,13 +226,14 @@ class Study:
     def _enqueued(self, params: Any) -> dict[str, Any]:
         if not isinstance(params, dict):
             raise OlmpError(f"enqueue takes parameter dicts, got {params!r}")
+        canonical = self.problem.space.canonical(params)
         try:
-            self.problem.space.validate(params)
+            self.problem.space.validate(canonical)
         except OlmpError as error:
             raise OlmpError(
                 f"enqueued parameters {params!r} do not fit the space: {error}"
             ) from None
-        return dict(params)
+        return canonical
 
     def tell(
         self,
@@ -254,11 +260,10 @@ class Study:
         return self._record(trial, result)
 
     def _running(self, trial_id: Any) -> Trial:
-        ok = isinstance(trial_id, int) and not isinstance(trial_id, bool)
-        if not ok or not 0 <= trial_id < len(self.trials):
+        if not is_integer(trial_id) or not 0 <= trial_id < len(self.trials):
             running = [t.id for t in self.running()]
             raise OlmpError(f"unknown trial id {trial_id!r}; the trials running are {running}")
-        trial = self.trials[trial_id]
+        trial = self.trials[int(trial_id)]
         if trial.done:
             raise OlmpError(f"trial {trial_id} was already told ({trial.state}); tell it once")
         return trial
@@ -301,6 +306,13 @@ class Study:
         ends the study; returns :attr:`best`. Trials left running by a killed session are
         evaluated first. ``n_jobs > 1`` evaluates in a pool of worker processes (or pass
         an ``executor``); see :mod:`olmp.dfo.executors`."""
+        members = ("capacity", "submit", "wait")  # an executor is duck-typed
+        if executor is not None and not all(hasattr(executor, m) for m in members):
+            raise OlmpError(  # optimize(objective), say: optuna's habit
+                f"optimize takes an executor (capacity, submit, wait) or n_jobs=, got "
+                f"{executor!r}; the objective belongs in the problem: "
+                "Study(Problem(space, objective), ...)"
+            )
         if self.problem.objective is None:
             raise OlmpError("this problem has no objective: evaluate by hand with ask and tell")
         if self.max_evaluations is None and self.max_seconds is None and self.max_cost is None:
@@ -365,7 +377,7 @@ class Study:
         if source is None:
             return
         if isinstance(source, str | os.PathLike):
-            trials = [Trial.from_json(t) for t in _load(Path(source)).get("trials", [])]
+            trials = [Trial.from_json(t) for t in load_study_file(Path(source)).get("trials", [])]
         elif isinstance(source, Study):
             trials = source.trials
         else:
@@ -420,18 +432,8 @@ class Study:
 
     def _read_record(self) -> dict[str, Any]:
         assert self.path is not None
-        record = _load(self.path)
-        mine = json.loads(json.dumps(self.identity()))  # as it reads back from JSON
-        for key in _IDENTITY:
-            # Files written before enqueue existed enqueued nothing.
-            if record.get(key, [] if key == "enqueue" else None) != mine[key]:
-                differ = f" ({record.get(key)!r}, here {mine[key]!r})" if key != "space" else ""
-                what = key + differ
-                raise OlmpError(
-                    f"study file {self.path} was written for another {what}; it is left as "
-                    "it is: resume with the same problem, solver, seed and options, or "
-                    "start a study at another path"
-                )
+        record = load_study_file(self.path)
+        check_written_for(record, self.identity(), self.path)
         return record
 
     def _replay(self, record: dict[str, Any]) -> None:
@@ -445,10 +447,16 @@ class Study:
             raise OlmpError(
                 f"study file {self.path} is damaged ({error}); it is left as it is"
             ) from None
+        told: set[int] = set()
         for op, i in log:
             if op == "a":
                 params = self._propose(i)
-                if i != len(self.trials) or i >= len(trials) or params != trials[i].params:
+                if i != len(self.trials) or i >= len(trials) or trials[i].id != i:
+                    raise OlmpError(
+                        f"study file {self.path} is damaged (trial {i} out of place); it is "
+                        "left as it is"
+                    )
+                if params != trials[i].params:
                     raise OlmpError(
                         f"study file {self.path} does not replay: trial {i} was recorded with "
                         f"other parameters than the solver proposes now (another library "
@@ -456,7 +464,8 @@ class Study:
                     )
                 self.trials.append(trials[i])
                 self.log.append(["a", i])
-            elif op == "t" and i < len(self.trials) and self.trials[i].done:
+            elif op == "t" and i < len(self.trials) and self.trials[i].done and i not in told:
+                told.add(i)
                 t = self.trials[i]
                 result = Result(
                     t.value if t.value is not None else math.nan,
@@ -470,20 +479,6 @@ class Study:
                     f"study file {self.path} is damaged (log entry {op!r} {i}); it is left as it is"
                 )
         self._began = time.monotonic()
-
-
-def _load(path: Path) -> dict[str, Any]:
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise OlmpError(
-            f"study file {path} is damaged or unreadable ({error}); it is left as it is"
-        ) from None
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise OlmpError(
-            f'{path} is not an olmp study file (no "format": "{FORMAT}"); it is left as it is'
-        )
-    return record
 
 
 def _limit(name: str, value: Any, positive: bool = True) -> float | None:

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, is_integer, is_number
 
 #: A trial is ``running`` from its ask to its tell, then ``complete`` or ``failed``.
 STATES = ("running", "complete", "failed")
@@ -60,4 +60,14 @@ class Trial:
             raise OlmpError(f"a trial record has unexpected fields: {error}") from None
         if trial.state not in STATES or not isinstance(trial.params, dict):
             raise OlmpError(f"trial {trial.id!r} has state {trial.state!r} or bad params")
+        numbers = [trial.value, trial.cost, trial.started, trial.finished, trial.seconds]
+        texts = [trial.fidelity, trial.error]
+        if (
+            not is_integer(trial.id)
+            or not isinstance(trial.constraints, list)
+            or not all(is_number(c) for c in trial.constraints)
+            or not all(v is None or is_number(v) for v in numbers)
+            or not all(v is None or isinstance(v, str) for v in texts)
+        ):
+            raise OlmpError(f"trial {trial.id!r} has a field of the wrong type")
         return trial
