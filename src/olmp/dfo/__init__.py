@@ -15,7 +15,8 @@
 * :mod:`olmp.dfo.problem`: the objective, constraints (feasible when ``<= 0``),
   fidelities with their relative cost, failures recorded with their message.
 * :mod:`olmp.dfo.study`: ask / tell by trial id in any order, budgets, stop on a target,
-  callbacks, atomic record, exact resume, warm start.
+  callbacks, atomic record, exact resume, warm start; :mod:`olmp.dfo.record` reads its
+  file back and checks it belongs to the study resuming it.
 * :mod:`olmp.dfo.executors`: in-process, or a pool of worker processes (``n_jobs``).
 * :mod:`olmp.dfo.solvers`: the solvers, one registry, :func:`register_solver`;
   :mod:`olmp.dfo.sampler` runs them on a space.
