@@ -22,7 +22,7 @@ from olmp.attack.square import p_schedule
 from olmp.cli import main
 from olmp.dfo.solvers import SOLVERS
 from olmp.errors import OlmpError
-from olmp.files import write_json_atomic
+from olmp.files import load_checkpoint, save_checkpoint, write_json_atomic
 
 
 @pytest.fixture(scope="module")
@@ -301,6 +301,47 @@ def test_a_run_whose_records_hold_pairs_it_would_not_draw_is_not_resumed(referen
     with pytest.raises(OlmpError, match=rf"image {first['index']} towards class {first['target']}"):
         run_attack(reference, out=out, targets="random", resume=True, **settings)
     assert {p: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda lines: [lines[0], "[1, 2, 3]", *lines[2:]], "line 2 is not an attack record"),
+        (lambda lines: ["garbage", *lines[1:]], "line 1 is not an attack record"),
+        (
+            lambda lines: [lines[0].replace('"queries"', '"q"'), *lines[1:]],
+            "line 1 is not an attack record",
+        ),
+        (lambda lines: [lines[0], *lines], "line 2 attacks image .* again"),
+    ],
+)
+def test_a_damaged_records_file_is_named_and_kept(reference, tmp_path, damage, message):
+    settings = dict(method="square", eps=0.3, budget=30, images=3, seed=0, device="cpu")
+    out = tmp_path / "r"
+    run_attack(reference, out=out, **settings)
+    lines = (out / "records.jsonl").read_text().splitlines()
+    (out / "records.jsonl").write_text("\n".join(damage(lines)) + "\n")
+    before = {p: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(OlmpError, match=rf"records.jsonl {message}; the file is left as it is"):
+        run_attack(reference, out=out, resume=True, **settings)
+    assert {p: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_resume_tells_the_weights_by_their_content_not_their_path(reference, tmp_path):
+    settings = dict(method="square", eps=0.3, budget=30, images=2, seed=0, device="cpu")
+    weights, out = tmp_path / "w.safetensors", tmp_path / "r"
+    shutil.copy(reference, weights)
+    run_attack(weights, out=out, **settings)
+    (out / "result.json").unlink()  # as if interrupted
+    # The same weights by another name resume ...
+    run_attack(tmp_path / "." / "w.safetensors", out=out, resume=True, **settings)
+    (out / "result.json").unlink()
+    # ... other weights at the same path do not (their records would mix with these).
+    tensors, metadata = load_checkpoint(weights)
+    tensors = {k: v + 0.01 if v.is_floating_point() else v for k, v in tensors.items()}
+    save_checkpoint(weights, tensors, metadata)
+    with pytest.raises(OlmpError, match=r"was run with other settings \(weights \(their content"):
+        run_attack(weights, out=out, resume=True, **settings)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from olmp.attack.methods import METHODS
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, is_integer, is_number
 from olmp.files import (
     check_output_files,
     check_writable,
@@ -91,22 +91,47 @@ def check_out(folder: Path, *, resume: bool, force: bool) -> None:
     check_writable(folder / CONFIG, "attack folder")
 
 
+def _is_record(record: Any) -> bool:
+    """Whether ``record`` has the fields and kinds of one pair's record."""
+    whole = ("index", "label", "target", "queries", "predicted")
+    return (
+        isinstance(record, dict)
+        and all(is_integer(record.get(key)) for key in whole)
+        and isinstance(record.get("success"), bool)
+        and all(is_number(record.get(key)) for key in ("margin", "linf", "seconds"))
+    )
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of a records file (a line cut by an interruption is dropped)."""
-    records: list[dict[str, Any]] = []
+    """The records of a run's records file. Each is written as one line ending in a newline,
+    so only a last line without one can be cut by an interruption: it is dropped (and cut
+    from the file), and its pair attacked again. Any other line that is no record, or a
+    pair recorded twice, is named and the file left as it is."""
     if not path.exists():
-        return records
-    good = 0
-    with open(path, "rb") as f:
-        for line in f:
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                break
-            good += len(line)
-    if good != path.stat().st_size:
+        return []
+    data = path.read_bytes()
+    *lines, cut = data.split(b"\n")
+    records: list[dict[str, Any]] = []
+    pairs: set[tuple[int, int]] = set()
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        what = "is not an attack record"
+        if _is_record(record):
+            pair = (record["index"], record["target"])
+            what = "" if pair not in pairs else f"attacks image {pair[0]} towards {pair[1]} again"
+            pairs.add(pair)
+        if what:
+            raise OlmpError(
+                f"{path} line {number} {what}; the file is left as it is: repair it, or pass "
+                "--force (force=True) to start the run anew"
+            )
+        records.append(record)
+    if cut:
         with open(path, "r+b") as f:
-            f.truncate(good)
+            f.truncate(len(data) - len(cut))
     return records
 
 
@@ -118,10 +143,16 @@ def prepare_out(
     check_out(folder, resume=resume, force=force)
     if _holds_files(folder) and resume:
         old = read_config(folder) or {}
-        differ = sorted(k for k in config if old.get(k) != json.loads(json.dumps(config[k])))
+        # The weights are told by their content: a path may hold other weights now, or
+        # name the same ones otherwise. Runs from before the hash was kept compare paths.
+        ignored = "weights" if "weights_sha256" in old else "weights_sha256"
+        differ = sorted(
+            k for k in config if k != ignored and old.get(k) != json.loads(json.dumps(config[k]))
+        )
         if differ:
+            named = ["weights (their content)" if k == "weights_sha256" else k for k in differ]
             raise OlmpError(
-                f"{folder} was run with other settings ({', '.join(differ)}); "
+                f"{folder} was run with other settings ({', '.join(named)}); "
                 "use another --out, or --force to start it again"
             )
         return read_records(folder / RECORDS)

@@ -32,7 +32,7 @@ from olmp.attack.summary import summarize, write_curve
 from olmp.data.registry import get_spec
 from olmp.dfo.solvers import SOLVERS
 from olmp.errors import OlmpError, check_count, check_seed, check_type, unknown_choice
-from olmp.files import write_json_atomic
+from olmp.files import content_hash, write_json_atomic
 
 #: Slack on the ε-ball and the pixel box when judging a returned image (float32 rounding).
 TOLERANCE = 1e-6
@@ -304,6 +304,7 @@ def run_attack(
         )
     config = {
         "weights": str(weights),
+        "weights_sha256": content_hash(model.state_dict(), {}),
         "model": model_name or metadata.get("model"),
         "dataset": splits.name,
         "split": split,
