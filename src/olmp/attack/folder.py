@@ -29,7 +29,8 @@ CONFIG, RECORDS, RESULT = "config.json", "records.jsonl", "result.json"
 OUTPUTS = (CONFIG, RECORDS, RESULT, "curve.csv", "curve.png")
 #: Files a comparison writes in its folder.
 COMPARE_OUTPUTS = ("compare.json", "compare.csv", "compare.png")
-#: The settings a run's config.json records (and its result.json repeats).
+#: The settings a run's config.json records (and its result.json repeats); it also records
+#: ``weights_sha256``, which folders from before it lack, so recognising one needs only these.
 SETTINGS = (
     "weights",
     "model",
