@@ -490,6 +490,25 @@ def test_compare_names_each_folder_with_its_value_in_order(square_run, tmp_path,
     assert f"images ({other}: 20, {square_run}: 3)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "change", [{"pairs": None}, {"success_rate": "x"}, {"compression_ratio": "x"}]
+)
+def test_compare_names_a_result_it_cannot_read_and_writes_nothing(square_run, tmp_path, change):
+    damaged = copy_run(square_run, tmp_path / "damaged", **change)
+    with pytest.raises(
+        OlmpError, match=rf"result.json is not a valid attack result: {next(iter(change))} missing"
+    ):
+        compare([square_run, damaged], tmp_path / "cmp")
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_compare_labels_each_run_by_its_folder(square_run, tmp_path):
+    copy_run(square_run, tmp_path / "exported", compression_ratio=None)  # an older result
+    compare([square_run, tmp_path / "exported"], tmp_path / "cmp")
+    header = (tmp_path / "cmp" / "compare.csv").read_text().splitlines()[0]
+    assert header == "queries,square: square 1.0x,exported: square"
+
+
 def test_compare_refuses_a_folder_that_is_no_attack_run(square_run, tmp_path, capsys):
     stranger = tmp_path / "r2"
     stranger.mkdir()

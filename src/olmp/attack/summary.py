@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from olmp.attack.folder import CONFIG, RESULT, check_compare_out, output_folder, read_config
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, is_integer, is_number
 from olmp.files import atomic_path, write_json_atomic
 from olmp.plots import pyplot, save_figure
 
@@ -136,7 +136,29 @@ def load_result(folder: str | Path) -> dict[str, Any]:
         ) from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise OlmpError(f"{path} is not a valid attack result: {exc}") from None
+    bad = [key for key, valid in READ.items() if not valid(result.get(key))]
+    if bad:
+        raise OlmpError(
+            f"{path} is not a valid attack result: {', '.join(bad)} missing or of the wrong "
+            "kind; run it again (--force) to compare it"
+        )
     return result
+
+
+def _number_or_none(value: Any) -> bool:
+    return value is None or is_number(value)
+
+
+#: What a comparison reads from each result (beyond ``success_at``), and what it must be.
+READ = {
+    "method": lambda v: isinstance(v, str),
+    "pairs": is_integer,
+    "records": lambda v: isinstance(v, list),
+    "success_rate": _number_or_none,
+    "median_queries": _number_or_none,
+    "median_queries_interval": lambda v: v is None or isinstance(v, list),
+    "compression_ratio": _number_or_none,
+}
 
 
 #: What must match between runs to compare them.
@@ -150,6 +172,14 @@ def pair_outcomes(result: dict[str, Any], folder: str | Path) -> dict[tuple[int,
         return {(int(r["index"]), int(r["target"])): bool(r["success"]) for r in result["records"]}
     except (KeyError, TypeError, ValueError) as exc:
         raise OlmpError(f"{Path(folder) / RESULT} lacks or garbles its records ({exc})") from None
+
+
+def _label(row: dict[str, Any]) -> str:
+    """A run's column and legend entry: its folder's name (two runs of one method and ratio,
+    a pruned run and its exported file say, are otherwise told apart by nothing), method
+    and ratio."""
+    ratio = row["compression_ratio"]
+    return f"{Path(row['folder']).name}: {row['method']}" + (f" {ratio:.1f}x" if ratio else "")
 
 
 def compare(
@@ -206,6 +236,5 @@ def compare(
     if target is not None:
         target.mkdir(parents=True, exist_ok=True)
         write_json_atomic(target / "compare.json", summary)
-        labels = [f"{row['method']} {row['compression_ratio']:.1f}x" for row in rows]
-        write_curve(target, list(zip(labels, results, strict=True)), name="compare")
+        write_curve(target, list(zip(map(_label, rows), results, strict=True)), name="compare")
     return summary
