@@ -224,6 +224,11 @@ def test_the_command_trains_resumes_and_refuses_to_overwrite(tmp_path, capsys):
     assert "eps-0.1" in error and "damaged" in error and len(error.strip().splitlines()) == 1
     assert result.read_text() == "{"
     result.write_bytes(kept)
+    # Resumed with one of its epsilons, the run has no front: the earlier one goes.
+    assert main([*argv[:9], "0.1", *argv[11:], "--resume"]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "results.json").read_text())[0]["epsilon"] == 0.1
+    assert not (out / "front.csv").exists() and not (out / "front.png").exists()
     # --force starts again: the epsilons of the run it replaces go with it.
     assert main([*argv[:9], "0.2", *argv[11:], "--force"]) == 0
     capsys.readouterr()
