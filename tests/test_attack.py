@@ -303,6 +303,11 @@ def test_a_run_whose_records_hold_pairs_it_would_not_draw_is_not_resumed(referen
     assert {p: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_options_given_as_a_list_are_named(reference):
+    with pytest.raises(OlmpError, match=r"options must be a dict of option names and values"):
+        run_attack(reference, method="square", eps=0.1, budget=5, options=["p_init=0.1"])
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [

@@ -241,6 +241,18 @@ def test_the_command_trains_resumes_and_refuses_to_overwrite(tmp_path, capsys):
 
 
 @needs_data
+def test_attacking_a_tabular_model_says_attacks_need_images(tmp_path):
+    from olmp.attack import run_attack
+
+    settings = FairSettings(epochs=1)
+    fair_train("german", tmp_path / "r", protected="sex", epsilons=[0.1], settings=settings,
+               data_dir=FAIRNESS)  # fmt: skip
+    weights = tmp_path / "r" / "eps-0.1" / "model.safetensors"
+    with pytest.raises(OlmpError, match=r"perturbs images; .* tabular dataset 'german': attack"):
+        run_attack(weights, method="square", eps=0.1, budget=5, images=1, data_dir=FAIRNESS)
+
+
+@needs_data
 def test_a_resume_checks_every_finished_epsilon_before_writing(tmp_path):
     def run(**options):
         return fair_train(

@@ -29,7 +29,7 @@ from olmp.attack.folder import RECORDS, RESULT, check_out, output_folder, prepar
 from olmp.attack.methods import METHODS, check_options, run_method
 from olmp.attack.oracle import Oracle, margin
 from olmp.attack.summary import summarize, write_curve
-from olmp.data.registry import get_spec
+from olmp.data.registry import DATASETS, get_spec
 from olmp.dfo.solvers import SOLVERS
 from olmp.errors import OlmpError, check_count, check_seed, check_type, unknown_choice
 from olmp.files import content_hash, write_json_atomic
@@ -52,6 +52,7 @@ def check_settings(
     installed, a bad option value, or a bad ε, budget or targets option, before any work."""
     if method not in METHODS:
         raise unknown_choice("attack method", method, list(METHODS))
+    check_type("options", options or {}, dict, "a dict of option names and values")
     check_options(method, dict(options or {}))
     if solver is not None and solver not in SOLVERS:
         raise unknown_choice("solver", solver, list(SOLVERS))
@@ -285,6 +286,11 @@ def run_attack(
         trust_model_code=trust_model_code,
     )
     model.eval()
+    if splits.name not in DATASETS:  # get_spec would call it unknown, listing it
+        raise OlmpError(
+            f"olmp attack perturbs images; {weights} is a model of the tabular dataset "
+            f"{splits.name!r}: attack one of an image dataset ({', '.join(DATASETS)})"
+        )
     spec = get_spec(splits.name)
     mean, std = spec.mean, spec.std
     data = getattr(splits, split)
