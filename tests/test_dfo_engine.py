@@ -197,6 +197,21 @@ def test_resuming_another_space_or_a_damaged_file_names_it_and_keeps_it(tmp_path
     assert path.read_text() == before[: len(before) // 2]
 
 
+def test_an_option_given_at_its_default_resumes_the_same_study(tmp_path):
+    path = tmp_path / "s.json"
+    given = {"exploration_rate": 0.01}  # sracos's default
+    Study(Problem(SPACE, square), "sracos", options=given, max_evaluations=4, path=path).optimize()
+    resumed = Study(Problem(SPACE, square), "sracos", max_evaluations=6, path=path, resume=True)
+    resumed.optimize()
+    assert resumed.n_evaluations == 6
+    with pytest.raises(
+        OlmpError,
+        match=r"another options \(\{\}, here \{'exploration_rate': 0.2\}\)",
+    ):
+        Study(Problem(SPACE, square), "sracos", options={"exploration_rate": 0.2}, path=path,
+              resume=True)  # fmt: skip
+
+
 def _edited(record, edit):
     record = json.loads(json.dumps(record))
     edit(record)

@@ -456,6 +456,20 @@ def test_the_budget_is_not_a_solver_option(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_an_option_given_at_its_default_resumes_the_same_search(tmp_path, capsys):
+    out = tmp_path / "t"
+    argv = ["tune", "--task", "ensemble", "--dataset", "wine", "--solver", "sracos",
+            "--out", str(out)]  # fmt: skip
+    assert main([*argv, "--solver-option", "exploration_rate=0.01", "--budget", "2"]) == 0
+    assert main([*argv, "--budget", "3", "--resume"]) == 0  # 0.01 is the default
+    assert len(json.loads((out / "trials.json").read_text())) == 3
+    capsys.readouterr()
+    assert (
+        main([*argv, "--solver-option", "exploration_rate=0.2", "--budget", "3", "--resume"]) == 2
+    )
+    assert "exploration_rate 0.01, here 0.2" in capsys.readouterr().err
+
+
 def test_cli_refuses_a_tabular_dataset_for_the_cnn_task(tmp_path, capsys):
     code = main(["tune", "--dataset", "adult", "--budget", "1", "--out", str(tmp_path / "t")])
     assert code == 2

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -187,13 +187,16 @@ def prepare_output_folder(
     resume: bool,
     force: bool,
     names: Mapping[str, str] | None = None,
+    compared: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> None:
     """Make ``out`` ready for a command that records ``config`` in ``out/record_name``.
 
     With ``resume`` the folder must hold a record of the same ``format`` whose ``identity``
-    settings equal ``config``'s (else nothing changes and the error names the first that
-    differs, as ``names`` calls it: its option, say; else by its key; a setting that is a
-    record by the fields that differ, ``names["setting.field"]`` naming one of its own).
+    settings equal ``config``'s, a setting in ``compared`` as its function makes both sides
+    (solver options without those at their defaults, say). Else nothing changes and the
+    error names the first that differs, as ``names`` calls it: its option, say; else by its
+    key; a setting that is a record by the fields that differ, ``names["setting.field"]``
+    naming one of its own.
     Without it the folder must be new or empty, or ``force`` removes ``our_files`` (only
     those; names or glob patterns) from it and the command starts again — unless some of
     them are there but not the record: then they are another command's, and the folder is
@@ -218,8 +221,9 @@ def prepare_output_folder(
                 "it is left as it is"
             )
         for key in identity:
+            same = (compared or {}).get(key, lambda value: value)
             was, now = old.get(key), json.loads(json.dumps(config[key]))
-            if was != now:
+            if same(was) != same(now):
                 shown = _setting_difference(key, was, now, config[key], names or {})
                 raise OlmpError(
                     f"{out} holds a {what} with another {shown}; it is left as it is: resume "

@@ -10,6 +10,7 @@ and left as it is.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,23 @@ def load_study_file(path: Path) -> dict[str, Any]:
     return record
 
 
-def check_written_for(record: dict[str, Any], identity: dict[str, Any], path: Path) -> None:
+def check_written_for(
+    record: dict[str, Any],
+    identity: dict[str, Any],
+    path: Path,
+    compared: Mapping[str, Callable[[Any], Any]] | None = None,
+) -> None:
     """OlmpError naming the first field of :data:`IDENTITY` where the file ``record`` differs
-    from the study's ``identity``."""
+    from the study's ``identity`` (both sides of a field in ``compared`` through its
+    function: the options without those at their defaults, say)."""
     mine = json.loads(json.dumps(identity))  # as it reads back from JSON
+    compared = compared or {}
     for key in IDENTITY:
+        same = compared.get(key, lambda value: value)
         # Files written before enqueue existed enqueued nothing.
-        if record.get(key, [] if key == "enqueue" else None) != mine[key]:
-            differ = f" ({record.get(key)!r}, here {mine[key]!r})" if key != "space" else ""
+        was = record.get(key, [] if key == "enqueue" else None)
+        if same(was) != same(mine[key]):
+            differ = f" ({was!r}, here {mine[key]!r})" if key != "space" else ""
             raise OlmpError(
                 f"study file {path} was written for another {key}{differ}; it is left as it "
                 "is: resume with the same problem, solver, seed and options, or start a study "

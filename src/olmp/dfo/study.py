@@ -51,7 +51,7 @@ from olmp.dfo.problem import Problem, Result, check_constraints
 from olmp.dfo.record import FORMAT, VERSION, check_written_for, load_study_file
 from olmp.dfo.sampler import Sampler, Told, make_sampler
 from olmp.dfo.solvers import solver_class
-from olmp.dfo.solvers.checks import recorded_options
+from olmp.dfo.solvers.checks import recorded_options, without_defaults
 from olmp.dfo.space import Space
 from olmp.dfo.trial import Trial
 from olmp.errors import OlmpError, check_count, check_seed, check_type, is_integer, is_number
@@ -433,7 +433,9 @@ class Study:
     def _read_record(self) -> dict[str, Any]:
         assert self.path is not None
         record = load_study_file(self.path)
-        check_written_for(record, self.identity(), self.path)
+        declared = solver_class(self.solver).options
+        options = {"options": lambda given: without_defaults(declared, given)}
+        check_written_for(record, self.identity(), self.path, options)
         return record
 
     def _replay(self, record: dict[str, Any]) -> None:

@@ -44,6 +44,14 @@ def recorded_options(declared: Mapping[str, Option], options: Mapping[str, Any])
     return recorded
 
 
+def without_defaults(declared: Mapping[str, Option], options: Any) -> Any:
+    """Recorded ``options`` without those at their declared default: what two records are
+    compared by, so ``k=10`` given and ``k`` left at its default 10 are the same search."""
+    if not isinstance(options, dict):
+        return options
+    return {k: v for k, v in options.items() if k not in declared or v != declared[k].default}
+
+
 def check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
     """Return ``value`` as an int if it is an integer in ``[minimum, maximum]`` (no upper
     bound when ``maximum`` is None), else raise OlmpError."""
