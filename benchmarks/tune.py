@@ -40,7 +40,7 @@ from olmp.plots import pyplot, save_figure
 from olmp.training import accuracy
 from olmp.tune import TuneSpace, tune
 from olmp.tune.blackbox import subset, train_network, trial_key
-from olmp.tune.run import best_so_far
+from olmp.tune.records import best_so_far
 
 
 def baseline(dataset: str, epochs: int, train_size: int | None, seed: int) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -454,6 +455,28 @@ def test_the_budget_is_not_a_solver_option(tmp_path, capsys):
     assert code == 2
     assert "max_evaluations is the length of one olmp compress" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_resume_without_the_weights_folder_finishes_from_best_safetensors(tmp_path, capsys):
+    out = tmp_path / "t"
+    args = ["--solver", "random", "--budget", "2", "--epochs", "1", "--out", str(out), "--json"]
+    assert cli(tmp_path, *args) == 0
+    first = json.loads(capsys.readouterr().out)
+    shutil.rmtree(out / "weights")  # to save space, say
+    assert cli(tmp_path, *args, "--resume") == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["best_trial"] == first["best_trial"]
+    assert again["best_val_accuracy"] == first["best_val_accuracy"]
+
+
+def test_the_summary_has_every_field_when_no_trial_completes(tmp_path, capsys):
+    out = tmp_path / "t"
+    args = ["--budget", "1", "--epochs", "1", "--trial-time-limit", "0.0001", "--json"]
+    assert cli(tmp_path, *args, "--out", str(out)) == 1  # no trial completed
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["failed"] == 1
+    for field in ("best_trial", "best_checkpoint", "best_spec", "best_recipe", "test_accuracy"):
+        assert field in summary and summary[field] is None
 
 
 def test_an_option_given_at_its_default_resumes_the_same_search(tmp_path, capsys):

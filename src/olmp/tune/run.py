@@ -31,7 +31,6 @@ samples around the best trial so far.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -51,16 +50,17 @@ from olmp.errors import OlmpError, check_count
 from olmp.experience import experience_for_search
 from olmp.files import (
     load_checkpoint,
+    load_checkpoint_metadata,
     prepare_output_folder,
     refuse_resume_and_force,
     save_checkpoint,
     write_json_atomic,
 )
 from olmp.models import build_model
-from olmp.plots import pyplot, save_figure
 from olmp.training import accuracy
 from olmp.tune.blackbox import TuneObjective, check_search_fits, load_splits, trial_key
 from olmp.tune.ensemble import EnsembleObjective, ensemble_space, load_table, test_error
+from olmp.tune.records import add_elapsed, empty_summary, plot_best_so_far
 from olmp.tune.space import TuneSpace, load_space
 
 FORMAT = "olmp-tune"
@@ -295,7 +295,7 @@ def tune(
     summary = _finish(out, objective, splits, records, config, keep_weights)
     summary.update(**about, seconds=round(time.monotonic() - began, 2))
     write_json_atomic(out / "result.json", summary)
-    _plot(out / "best_val.png", records, f"{solver} on {dataset}")
+    plot_best_so_far(out / "best_val.png", records, f"{solver} on {dataset}")
     return summary
 
 
@@ -309,7 +309,7 @@ def _tune_ensemble(
     )
     write_json_atomic(out / "trials.json", records)
     complete = [r for r in records if r["state"] == "complete"]
-    summary = {"task": "ensemble", **_empty_summary(out, records, config, "study.json")}
+    summary = {"task": "ensemble", **empty_summary(out, records, config, "study.json")}
     if complete:
         best = max(complete, key=lambda r: r["val_accuracy"])
         errors = test_error(objective, best["settings"])  # the one read of test
@@ -321,7 +321,8 @@ def _tune_ensemble(
         )
     summary.update(**about, seconds=round(time.monotonic() - began, 2))
     write_json_atomic(out / "result.json", summary)
-    _plot(out / "best_val.png", records, f"{config['solver']} on {config['dataset']} (ensemble)")
+    title = f"{config['solver']} on {config['dataset']} (ensemble)"
+    plot_best_so_far(out / "best_val.png", records, title)
     return summary
 
 
@@ -376,7 +377,7 @@ def _engine_study(
         for t in study.trials
         if t.done
     ]
-    _add_elapsed(records)
+    add_elapsed(records)
     about: dict[str, Any] = {"stop_reason": study.stop_reason}
     solver = getattr(study.sampler, "solver", None)
     if getattr(solver, "reliability", None) is not None:
@@ -386,14 +387,6 @@ def _engine_study(
             for name, w in zip(solver.model.network_datasets, weights, strict=True)
         }
     return records, about
-
-
-def _add_elapsed(records: list[dict[str, Any]]) -> None:
-    """``elapsed``: seconds from the search's first trial to each trial's end."""
-    starts = [r["finished"] - (r["seconds"] or 0.0) for r in records if r.get("finished")]
-    origin = min(starts, default=0.0)
-    for r in records:
-        r["elapsed"] = None if not r.get("finished") else round(r["finished"] - origin, 3)
 
 
 def _finish(
@@ -406,7 +399,7 @@ def _finish(
 ) -> dict[str, Any]:
     complete = [r for r in records if r["state"] == "complete"]
     study = "mads.json" if config["solver"] == "mads" else "study.json"
-    summary = {**_empty_summary(out, records, config, study), "best_checkpoint": None}
+    summary = empty_summary(out, records, config, study)
     if not complete:
         return summary
     best = max(complete, key=lambda r: r["val_accuracy"])
@@ -414,6 +407,13 @@ def _finish(
     full = best["settings"]
     spec, recipe = space.architecture(full), space.recipe(full)
     weights = out / "weights" / f"{trial_key(full)}.safetensors"
+    kept = out / "best.safetensors"  # an earlier finish's copy of the best trial's network
+    if (  # weights/ deleted before a resume, say
+        not weights.exists()
+        and kept.exists()
+        and load_checkpoint_metadata(kept).get("tuned_by", {}).get("trial") == best["id"]
+    ):
+        weights = kept
     state_dict, _ = load_checkpoint(weights)
     net = build_model("tuned-cnn", splits.input_shape, splits.num_classes, {"spec": spec})
     net.load_state_dict(state_dict)
@@ -454,46 +454,3 @@ def _finish(
         best_recipe=recipe,
     )
     return summary
-
-
-def best_so_far(records: list[dict[str, Any]]) -> list[float]:
-    """Best val accuracy after each trial (NaN before the first complete one)."""
-    best, curve = -math.inf, []
-    for r in records:
-        if r["state"] == "complete":
-            best = max(best, r["val_accuracy"])
-        curve.append(best if best > -math.inf else math.nan)
-    return curve
-
-
-def _empty_summary(
-    out: Path, records: list[dict[str, Any]], config: dict[str, Any], study: str
-) -> dict[str, Any]:
-    """The summary's fields before the best trial is known (its own fields are ``None``)."""
-    return {
-        "dataset": config["dataset"],
-        "solver": config["solver"],
-        "trials": len(records),
-        "failed": sum(r["state"] != "complete" for r in records),
-        "best_val_accuracy": None,
-        "test_accuracy": None,
-        "best_settings": None,
-        "study": str(out / study),
-        "trials_file": str(out / "trials.json"),
-        "plot": str(out / "best_val.png"),
-    }
-
-
-def _plot(path: Path, records: list[dict[str, Any]], title: str) -> None:
-    if not records:
-        return
-    plt = pyplot()
-    ordered = sorted(records, key=lambda r: r.get("elapsed") or 0.0)
-    curve = best_so_far(ordered)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.step(range(1, len(curve) + 1), curve, where="post")
-    left.set(xlabel="trials", ylabel="best val accuracy", title=title)
-    right.step([r.get("elapsed") or 0.0 for r in ordered], curve, where="post")
-    right.set(xlabel="seconds", ylabel="best val accuracy")
-    fig.tight_layout()
-    save_figure(fig, path, dpi=80)

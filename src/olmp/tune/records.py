@@ -1,0 +1,75 @@
+"""What a search writes beside its study: the trials' records, the summary's fields and the
+plot of the best val accuracy so far (see :func:`olmp.tune.tune` for the folder)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from olmp.plots import pyplot, save_figure
+
+#: The summary's fields about the best trial, per task: ``None`` while no trial has
+#: completed, so a script reads the same fields from every search.
+BEST_FIELDS = {
+    "ensemble": ("best_val_accuracy", "test_accuracy", "best_trial", "best_settings"),
+    "cnn": (
+        "best_val_accuracy",
+        "test_accuracy",
+        "best_trial",
+        "best_settings",
+        "best_checkpoint",
+        "best_spec",
+        "best_recipe",
+    ),
+}
+
+
+def add_elapsed(records: list[dict[str, Any]]) -> None:
+    """``elapsed``: seconds from the search's first trial to each trial's end."""
+    starts = [r["finished"] - (r["seconds"] or 0.0) for r in records if r.get("finished")]
+    origin = min(starts, default=0.0)
+    for r in records:
+        r["elapsed"] = None if not r.get("finished") else round(r["finished"] - origin, 3)
+
+
+def best_so_far(records: list[dict[str, Any]]) -> list[float]:
+    """Best val accuracy after each trial (NaN before the first complete one)."""
+    best, curve = -math.inf, []
+    for r in records:
+        if r["state"] == "complete":
+            best = max(best, r["val_accuracy"])
+        curve.append(best if best > -math.inf else math.nan)
+    return curve
+
+
+def empty_summary(
+    out: Path, records: list[dict[str, Any]], config: dict[str, Any], study: str
+) -> dict[str, Any]:
+    """The summary's fields before the best trial is known (:data:`BEST_FIELDS` ``None``)."""
+    return {
+        "dataset": config["dataset"],
+        "solver": config["solver"],
+        "trials": len(records),
+        "failed": sum(r["state"] != "complete" for r in records),
+        **dict.fromkeys(BEST_FIELDS[config["task"]]),
+        "study": str(out / study),
+        "trials_file": str(out / "trials.json"),
+        "plot": str(out / "best_val.png"),
+    }
+
+
+def plot_best_so_far(path: Path, records: list[dict[str, Any]], title: str) -> None:
+    """Best val accuracy against trials and against seconds (nothing for no trials)."""
+    if not records:
+        return
+    plt = pyplot()
+    ordered = sorted(records, key=lambda r: r.get("elapsed") or 0.0)
+    curve = best_so_far(ordered)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.step(range(1, len(curve) + 1), curve, where="post")
+    left.set(xlabel="trials", ylabel="best val accuracy", title=title)
+    right.step([r.get("elapsed") or 0.0 for r in ordered], curve, where="post")
+    right.set(xlabel="seconds", ylabel="best val accuracy")
+    fig.tight_layout()
+    save_figure(fig, path, dpi=80)
