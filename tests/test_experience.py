@@ -4,6 +4,7 @@ olmp tune --task ensemble with --experience."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -418,6 +419,24 @@ def test_bad_input_exits_2_with_one_line(ensemble_runs, tmp_path, capsys):
                  str(tmp_path / "o")]) == 2  # fmt: skip
     assert "--trial-time-limit is a setting of --task cnn" in _err_line(capsys)
     assert not (tmp_path / "o").exists()
+
+
+def test_loose_study_files_are_named_by_their_file_and_held_out_checks_them(
+    ensemble_runs, tmp_path, capsys
+):
+    loose = tmp_path / "studies"
+    loose.mkdir()
+    for dataset in ("iris", "wine"):
+        shutil.copy(ensemble_runs / dataset / "study.json", loose / f"{dataset}.json")
+    model = build_experience([loose / "iris.json", loose / "wine.json"], tmp_path / "e.exp")
+    assert model.datasets == ["iris", "wine"]  # not one dataset, "studies"
+    code = main(["tune", "--task", "ensemble", "--dataset", "iris", "--solver", "expsracos",
+                 "--experience", str(tmp_path / "e.exp"), "--budget", "2",
+                 "--out", str(tmp_path / "o")])  # fmt: skip
+    assert code == 2 and "iris" in _err_line(capsys)
+    for seed in (1.5, "a", -1):
+        with pytest.raises(OlmpError, match=r"seed must be an integer >= 0"):
+            build_experience([ensemble_runs / "iris"], None, seed=seed)
 
 
 def test_a_dataset_that_is_not_installed_stops_the_search_before_it_starts(

@@ -30,7 +30,7 @@ from olmp.dfo.directional import (
     train_directional_model,
 )
 from olmp.dfo.space import Space
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, check_seed
 from olmp.files import check_writable, refuse_to_overwrite
 
 StudyPath = str | os.PathLike[str]
@@ -40,7 +40,8 @@ def read_study(source: StudyPath) -> tuple[Space, History, dict[str, Any]]:
     """A recorded study's space, its history (trials in the order told) and a record of
     where it came from (``study``, ``dataset``, ``solver``, ``trials``). ``source`` is a
     study file or a folder holding ``study.json``; the dataset is the ``dataset`` of
-    ``tune.json`` beside it, else the folder's name."""
+    ``tune.json`` beside it, else the name of a study file named otherwise (``iris.json``:
+    ``iris``), else the folder's (``iris/study.json``: ``iris``)."""
     path = Path(source)
     if path.is_dir():
         path = path / "study.json"
@@ -67,7 +68,9 @@ def read_study(source: StudyPath) -> tuple[Space, History, dict[str, Any]]:
         raise OlmpError(f"study {path} is damaged or not an olmp study ({detail})") from None
     if record.get("format") != "olmp-study":
         raise OlmpError(f'{path} is not an olmp study file (no "format": "olmp-study")')
-    dataset = path.parent.name
+    # A loose file's folder names no dataset: studies/iris.json and studies/wine.json
+    # would otherwise merge as one dataset, "studies", and pass the held-out check.
+    dataset = path.parent.name if path.name == "study.json" else path.stem
     tune_record = path.parent / "tune.json"
     if tune_record.is_file():
         try:
@@ -94,10 +97,11 @@ def build_experience(
     """Train a directional model on ``studies`` (see the module docstring) and save it to
     ``out`` (an existing file only with ``force``); returns the model. Studies with
     different spaces are refused, naming the first that differs and how."""
+    seed = check_seed(seed)
     if isinstance(studies, str | os.PathLike):  # one study, not its characters
         studies = [studies]
     if not studies:
-        raise OlmpError("experience needs at least one study (--from STUDY_DIR ...)")
+        raise OlmpError("experience needs at least one study (--from STUDY ...)")
     if out is not None:
         if Path(out).is_dir():  # --force replaces a file, never a folder
             raise OlmpError(f"--out {out} is a folder; give the experience file's name")

@@ -73,8 +73,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     build = actions.add_parser(
         "build",
         help="train the directional model from recorded studies",
-        description="Train the directional model from the studies in STUDY_DIR... "
-        "(folders of olmp tune --out, or study.json files) and save it to --out "
+        description="Train the directional model from the studies in STUDY... "
+        "(folders of olmp tune --out, or study files) and save it to --out "
         "(safetensors weights with a JSON record; never pickle).",
         epilog="example:\n  olmp experience build --from runs/wine runs/iris runs/digits "
         "--out ensemble.exp\n  olmp tune --task ensemble --dataset breast-cancer --solver "
@@ -82,7 +82,13 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         formatter_class=Formatter,
     )
     build.add_argument(
-        "--from", dest="studies", nargs="+", required=True, metavar="STUDY_DIR", help="studies"
+        "--from",
+        dest="studies",
+        nargs="+",
+        required=True,
+        metavar="STUDY",
+        help="olmp tune --out folders, or study files; a study's dataset is its tune.json's, "
+        "else a file's name (iris.json: iris) or its folder's (iris/study.json: iris)",
     )
     build.add_argument("--out", required=True, help="the experience file to write")
     build.add_argument("--force", action="store_true", help="overwrite an existing --out")
