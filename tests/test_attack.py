@@ -318,6 +318,7 @@ def test_options_given_as_a_list_are_named(reference):
             "line 1 is not an attack record",
         ),
         (lambda lines: [lines[0], *lines], "line 2 attacks image .* again"),
+        (lambda lines: [lines[0], "", "[]", *lines[1:]], "line 3 is not an attack record"),
     ],
 )
 def test_a_damaged_records_file_is_named_and_kept(reference, tmp_path, damage, message):
@@ -332,6 +333,17 @@ def test_a_damaged_records_file_is_named_and_kept(reference, tmp_path, damage, m
     assert {p: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_blank_lines_in_a_records_file_hold_nothing(reference, tmp_path):
+    settings = dict(method="square", eps=0.3, budget=30, images=3, seed=0, device="cpu")
+    out = tmp_path / "r"
+    whole = run_attack(reference, out=out, **settings)
+    lines = (out / "records.jsonl").read_text().splitlines()
+    (out / "records.jsonl").write_text("\n".join([lines[0], "", *lines[1:2]]) + "\n\n")
+    (out / "result.json").unlink()  # interrupted after two pairs, and edited
+    resumed = run_attack(reference, out=out, resume=True, **settings)
+    assert [r["queries"] for r in resumed["records"]] == [r["queries"] for r in whole["records"]]
+
+
 def test_a_resume_tells_the_weights_by_their_content_not_their_path(reference, tmp_path):
     settings = dict(method="square", eps=0.3, budget=30, images=2, seed=0, device="cpu")
     weights, out = tmp_path / "w.safetensors", tmp_path / "r"
@@ -340,6 +352,18 @@ def test_a_resume_tells_the_weights_by_their_content_not_their_path(reference, t
     (out / "result.json").unlink()  # as if interrupted
     # The same weights by another name resume ...
     run_attack(tmp_path / "." / "w.safetensors", out=out, resume=True, **settings)
+    (out / "result.json").unlink()
+    # ... and so do they with a masked negative weight read back as 0.0 instead of -0.0,
+    # as from an exported file.
+    tensors, metadata = load_checkpoint(weights)
+    name = next(k for k, v in tensors.items() if v.is_floating_point() and (v < 0).any())
+    tensors[name] = torch.where(tensors[name] < 0, -0.0, tensors[name])  # masked
+    save_checkpoint(weights, tensors, metadata)
+    run_attack(weights, out=out, force=True, **settings)
+    (out / "result.json").unlink()
+    tensors[name] = tensors[name] + 0  # -0.0 read back as 0.0
+    save_checkpoint(weights, tensors, metadata)
+    run_attack(weights, out=out, resume=True, **settings)
     (out / "result.json").unlink()
     # ... other weights at the same path do not (their records would mix with these).
     tensors, metadata = load_checkpoint(weights)
@@ -511,7 +535,7 @@ def test_compare_labels_each_run_by_its_folder(square_run, tmp_path):
     copy_run(square_run, tmp_path / "exported", compression_ratio=None)  # an older result
     compare([square_run, tmp_path / "exported"], tmp_path / "cmp")
     header = (tmp_path / "cmp" / "compare.csv").read_text().splitlines()[0]
-    assert header == "queries,square: square 1.0x,exported: square"
+    assert header == f"queries,{square_run}: square 1.0x,{tmp_path / 'exported'}: square"
 
 
 def test_compare_refuses_a_folder_that_is_no_attack_run(square_run, tmp_path, capsys):

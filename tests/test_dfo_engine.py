@@ -8,6 +8,7 @@ import math
 import os
 import time
 import warnings
+from types import MappingProxyType
 from typing import ClassVar
 
 import numpy as np
@@ -23,6 +24,7 @@ from olmp.dfo import (
     Solver,
     Space,
     Study,
+    Trial,
     register_solver,
 )
 from olmp.dfo.executors import Executor
@@ -254,6 +256,7 @@ def test_numpy_scalars_and_whole_floats_are_taken_as_the_space_s_own_values(tmp_
     assert json.loads(path.read_text())["options"]["popsize"] == 4
     with pytest.raises(OlmpError, match=r"options must be a dict of the solver's options"):
         Study(problem, "random", options=[("popsize", 4)])
+    assert Study(problem, "random", options=MappingProxyType({"popsize": 4})).options == options
 
 
 def test_numpy_trial_ids_and_costs_are_numbers():
@@ -341,6 +344,46 @@ def test_an_objective_that_changes_its_params_does_not_change_the_record():
     study.optimize()
     assert all("width3" not in t.params for t in study.trials if t.params["layers"] != 3)
     assert any(t.params["layers"] != 3 for t in study.trials)
+
+
+def test_an_objective_that_changes_a_list_choice_in_place_changes_nothing():
+    space = Space([Categorical("kernel", [[3, 3], [5, 5]])])
+
+    def pokes(params):
+        params["kernel"][0] = 99
+        return 0.0
+
+    study = Study(Problem(space, pokes), "random", seed=0, max_evaluations=4)
+    study.optimize()
+    assert all(t.params["kernel"] in ([3, 3], [5, 5]) for t in study.trials)
+    assert space["kernel"].choices == ([3, 3], [5, 5])
+
+
+def test_ints_for_a_real_variable_keep_matching_their_conditions():
+    space = Space([Real("dropout", 0, 0.5), Real("rate", 0, 1, when={"dropout": [0]})])
+    study = Study(
+        Problem(space, lambda p: p["dropout"]), "random", enqueue=[{"dropout": 0, "rate": 0.5}]
+    )
+    assert study.enqueue == [{"dropout": 0, "rate": 0.5}]
+    with pytest.raises(
+        OlmpError, match=r"variable 'n' must be an integer number in \[1, 3\], got 10"
+    ):
+        Study(
+            Problem(Space([Integer("n", 1, 3)]), lambda p: 0.0), "random", enqueue=[{"n": 10**400}]
+        )
+
+
+def test_warm_start_takes_numpy_values_and_whole_floats(tmp_path):
+    space = Space([Integer("layers", 1, 3), Integer("width3", 8, 256, when={"layers": [3]})])
+    problem = Problem(space, lambda p: p.get("width3", 0) / 256 + p["layers"])
+    done = [
+        Trial(id=0, params={"layers": np.int64(2)}, state="complete", value=1.0),
+        Trial(id=1, params={"layers": 3.0, "width3": 16}, state="complete", value=2.0),
+    ]
+    study = Study(problem, "random", warm_start=done, path=tmp_path / "s.json")
+    study.max_evaluations = 1
+    study.optimize()
+    assert [w.params for w in study.warm] == [{"layers": 2}, {"layers": 3, "width3": 16}]
 
 
 def test_a_callback_that_raises_loses_no_result(tmp_path):

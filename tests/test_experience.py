@@ -485,6 +485,7 @@ def test_the_ensemble_task_reads_a_tabular_set_with_disjoint_splits():
         (lambda r: r["trials"][0].update(value="abc"), "could not convert string to float"),
         (lambda r: r["trials"][0].update(params={"x": 1}), "unknown variable 'x'"),
         (lambda r: r["trials"][0].update(params="x"), "parameters are a mapping"),
+        (lambda r: r["log"].append(["t", 0]), "a trial is told twice"),
     ],
 )
 def test_a_damaged_trial_of_a_study_is_named(tmp_path, capsys, damage, message):

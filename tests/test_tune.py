@@ -491,6 +491,9 @@ def test_an_option_given_at_its_default_resumes_the_same_search(tmp_path, capsys
         main([*argv, "--solver-option", "exploration_rate=0.2", "--budget", "3", "--resume"]) == 2
     )
     assert "exploration_rate 0.01, here 0.2" in capsys.readouterr().err
+    # A difference names only the options that differ, not those given at their default.
+    assert main([*argv, "--solver-option", "train_size=5", "--budget", "3", "--resume"]) == 2
+    assert "--solver-option (train_size None, here 5);" in capsys.readouterr().err
 
 
 def test_cli_refuses_a_tabular_dataset_for_the_cnn_task(tmp_path, capsys):

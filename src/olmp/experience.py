@@ -29,6 +29,7 @@ from olmp.dfo.directional import (
     space_difference,
     train_directional_model,
 )
+from olmp.dfo.record import load_study_file
 from olmp.dfo.space import Space
 from olmp.errors import OlmpError, check_seed
 from olmp.files import check_writable, refuse_to_overwrite
@@ -54,20 +55,21 @@ def read_study(source: StudyPath) -> tuple[Space, History, dict[str, Any]]:
         raise OlmpError(
             f"{source} holds no study: {path} does not exist (olmp tune --out makes one)"
         )
+    record = load_study_file(path)  # its format, or the file named
     try:
-        record = json.loads(path.read_text())
         space = Space.from_json(record["space"])
         trials = {int(t["id"]): t for t in record["trials"]}
+        told = [int(i) for op, i in record["log"] if op == "t"]
+        if len(set(told)) != len(told):  # as a resume would refuse it
+            raise ValueError("a trial is told twice")
         history = []
-        for i in [int(i) for op, i in record["log"] if op == "t"]:
+        for i in told:
             params, value = trials[i]["params"], trials[i].get("value")
             space.validate(params)  # a trial's settings must be a point of the space
             history.append((params, math.inf if value is None else float(value)))
     except (OSError, ValueError, KeyError, TypeError, AttributeError, OlmpError) as error:
         detail = f"no {error}" if isinstance(error, KeyError) else error
         raise OlmpError(f"study {path} is damaged or not an olmp study ({detail})") from None
-    if record.get("format") != "olmp-study":
-        raise OlmpError(f'{path} is not an olmp study file (no "format": "olmp-study")')
     # A loose file's folder names no dataset: studies/iris.json and studies/wine.json
     # would otherwise merge as one dataset, "studies", and pass the held-out check.
     dataset = path.parent.name if path.name == "study.json" else path.stem

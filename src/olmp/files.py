@@ -193,7 +193,7 @@ def prepare_output_folder(
 
     With ``resume`` the folder must hold a record of the same ``format`` whose ``identity``
     settings equal ``config``'s, a setting in ``compared`` as its function makes both sides
-    (solver options without those at their defaults, say). Else nothing changes and the
+    (solver options with the defaults of those not given, say). Else nothing changes and the
     error names the first that differs, as ``names`` calls it: its option, say; else by its
     key; a setting that is a record by the fields that differ, ``names["setting.field"]``
     naming one of its own.
@@ -222,8 +222,8 @@ def prepare_output_folder(
             )
         for key in identity:
             same = (compared or {}).get(key, lambda value: value)
-            was, now = old.get(key), json.loads(json.dumps(config[key]))
-            if same(was) != same(now):
+            was, now = same(old.get(key)), same(json.loads(json.dumps(config[key])))
+            if was != now:
                 shown = _setting_difference(key, was, now, config[key], names or {})
                 raise OlmpError(
                     f"{out} holds a {what} with another {shown}; it is left as it is: resume "

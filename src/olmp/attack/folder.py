@@ -115,6 +115,8 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     pairs: set[tuple[int, int]] = set()
     for number, line in enumerate(lines, start=1):
+        if not line.strip():  # a blank line (an editor's last newline, say) holds nothing
+            continue
         try:
             record = json.loads(line)
         except ValueError:

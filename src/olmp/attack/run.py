@@ -162,6 +162,14 @@ def attack_image(
     }
 
 
+def weights_hash(model: nn.Module) -> str:
+    """What tells a network's weights on resume: the hash of its values, with ``-0.0`` (a
+    masked negative weight in a run's checkpoint) and ``0.0`` (the same weight read back
+    from its exported file) one value."""
+    state = model.state_dict()
+    return content_hash({k: v + 0 if v.is_floating_point() else v for k, v in state.items()}, {})
+
+
 def pixel_images(x: torch.Tensor, mean: float, std: float) -> np.ndarray:
     """A split's normalised images back in the pixel space ``[0, 1]``, checked."""
     pixels = (x.detach().cpu().double() * std + mean).numpy()
@@ -310,7 +318,7 @@ def run_attack(
         )
     config = {
         "weights": str(weights),
-        "weights_sha256": content_hash(model.state_dict(), {}),
+        "weights_sha256": weights_hash(model),
         "model": model_name or metadata.get("model"),
         "dataset": splits.name,
         "split": split,

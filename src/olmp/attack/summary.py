@@ -175,11 +175,11 @@ def pair_outcomes(result: dict[str, Any], folder: str | Path) -> dict[tuple[int,
 
 
 def _label(row: dict[str, Any]) -> str:
-    """A run's column and legend entry: its folder's name (two runs of one method and ratio,
-    a pruned run and its exported file say, are otherwise told apart by nothing), method
-    and ratio."""
+    """A run's column and legend entry: its folder as given (two runs of one method and
+    ratio, a pruned run and its exported file say, are otherwise told apart by nothing),
+    method and ratio."""
     ratio = row["compression_ratio"]
-    return f"{Path(row['folder']).name}: {row['method']}" + (f" {ratio:.1f}x" if ratio else "")
+    return f"{row['folder']}: {row['method']}" + (f" {ratio:.1f}x" if ratio else "")
 
 
 def compare(

@@ -16,6 +16,7 @@ else the relative cost of its fidelity (1 without fidelities).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 import traceback
@@ -133,9 +134,10 @@ class Problem:
         began = time.perf_counter()
         try:
             kwargs = {} if fidelity is None else {"fidelity": fidelity}
-            # A copy: what the objective does to its dict must not change the trial's
-            # record (in a worker process it could not, so the two would differ).
-            result = self.read(self.objective(dict(params), **kwargs), fidelity)
+            # A deep copy (a choice may be a list): what the objective does to its params
+            # must not change the trial's record or the space (in a worker process it
+            # could not, so the two would differ).
+            result = self.read(self.objective(copy.deepcopy(params), **kwargs), fidelity)
         except Exception as error:  # recorded with the trial; the study goes on
             last = traceback.extract_tb(error.__traceback__)[-1:]
             where = f" ({last[0].filename}:{last[0].lineno})" if last else ""

@@ -45,7 +45,7 @@ def check_written_for(
 ) -> None:
     """OlmpError naming the first field of :data:`IDENTITY` where the file ``record`` differs
     from the study's ``identity`` (both sides of a field in ``compared`` through its
-    function: the options without those at their defaults, say)."""
+    function: the options with the defaults of those not given, say)."""
     mine = json.loads(json.dumps(identity))  # as it reads back from JSON
     compared = compared or {}
     for key in IDENTITY:

@@ -363,22 +363,18 @@ class Space:
     # -- checking, sampling -----------------------------------------------------------------
 
     def canonical(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """``params`` with numbers of the kinds the space's own values have: a whole
-        number for an integer variable (``3.0``, ``np.int64(3)``) becomes ``3``, a real's
-        value a float, numpy's scalars Python's; so conditions match them (``3.0`` would
-        not activate ``when={"layers": [3]}``) and JSON can hold them. Anything else is
-        left as it is, for :meth:`validate` to name."""
+        """``params`` with numpy's scalars as Python's and a whole float given to an integer
+        variable (``3.0``) as an int, so conditions match them (``3.0`` would not activate
+        ``when={"layers": [3]}``) and JSON can hold them. Nothing else changes: what does
+        not fit is left for :meth:`validate` to name."""
         out = dict(params)
         for name, value in out.items():
-            variable = self._by_name.get(name)
-            if isinstance(value, bool) or not isinstance(value, int | float | np.generic):
-                continue
-            if isinstance(variable, Integer) and np.isfinite(value) and value == int(value):
-                out[name] = int(value)
-            elif isinstance(variable, Real):
-                out[name] = float(value)
-            elif isinstance(value, np.generic):
-                out[name] = value.item()
+            if isinstance(value, np.generic):
+                value = value.item()
+            integer = isinstance(self._by_name.get(name), Integer)
+            if integer and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            out[name] = value
         return out
 
     def validate(self, params: Mapping[str, Any]) -> None:

@@ -40,7 +40,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ from olmp.dfo.problem import Problem, Result, check_constraints
 from olmp.dfo.record import FORMAT, VERSION, check_written_for, load_study_file
 from olmp.dfo.sampler import Sampler, Told, make_sampler
 from olmp.dfo.solvers import solver_class
-from olmp.dfo.solvers.checks import recorded_options, without_defaults
+from olmp.dfo.solvers.checks import recorded_options, with_defaults
 from olmp.dfo.space import Space
 from olmp.dfo.trial import Trial
 from olmp.errors import OlmpError, check_count, check_seed, check_type, is_integer, is_number
@@ -85,7 +85,7 @@ class Study:
         self.problem = problem
         self.solver = solver
         self.seed = check_seed(seed)
-        check_type("options", options or {}, dict, "a dict of the solver's options")
+        check_type("options", options or {}, Mapping, "a dict of the solver's options")
         # numpy's scalars as Python's: the options are recorded in the study's JSON.
         self.options = {
             k: v.item() if isinstance(v, np.generic) else v for k, v in (options or {}).items()
@@ -387,14 +387,15 @@ class Study:
                 raise OlmpError(f"warm_start takes a Study, a study file or Trials, got {trial!r}")
             if trial.state != "complete":
                 continue
+            params = self.problem.space.canonical(trial.params)  # Trials made by hand, too
             try:
-                self.problem.space.validate(trial.params)
+                self.problem.space.validate(params)
                 constraints = check_constraints(trial.constraints, self.problem.n_constraints)
             except OlmpError as error:
                 raise OlmpError(
                     f"warm-start trial {trial.id} does not fit this study: {error}"
                 ) from None
-            self.warm.append(Told(dict(trial.params), float(trial.value), tuple(constraints)))  # type: ignore[arg-type]
+            self.warm.append(Told(params, float(trial.value), tuple(constraints)))  # type: ignore[arg-type]
 
     def identity(self) -> dict[str, Any]:
         """What a resumed file must share with this study."""
@@ -434,7 +435,7 @@ class Study:
         assert self.path is not None
         record = load_study_file(self.path)
         declared = solver_class(self.solver).options
-        options = {"options": lambda given: without_defaults(declared, given)}
+        options = {"options": lambda given: with_defaults(declared, given)}
         check_written_for(record, self.identity(), self.path, options)
         return record
 

@@ -44,7 +44,7 @@ from olmp.dfo import Problem, Space, Study
 from olmp.dfo.directional import DirectionalModel
 from olmp.dfo.sampler import make_sampler
 from olmp.dfo.solvers import solver_class
-from olmp.dfo.solvers.checks import recorded_options, without_defaults
+from olmp.dfo.solvers.checks import recorded_options, with_defaults
 from olmp.environment import describe_environment
 from olmp.errors import OlmpError, check_count
 from olmp.experience import experience_for_search
@@ -238,7 +238,7 @@ def tune(
         resume=resume,
         force=force,
         names={key: option(key) for key in (*IDENTITY, "solver_options.experience")},
-        compared={"solver_options": lambda given: without_defaults(cls.options, given)},
+        compared={"solver_options": lambda given: with_defaults(cls.options, given)},
     )
     if threads is None and n_jobs > 1:
         threads = 1

@@ -44,12 +44,13 @@ def recorded_options(declared: Mapping[str, Option], options: Mapping[str, Any])
     return recorded
 
 
-def without_defaults(declared: Mapping[str, Option], options: Any) -> Any:
-    """Recorded ``options`` without those at their declared default: what two records are
-    compared by, so ``k=10`` given and ``k`` left at its default 10 are the same search."""
+def with_defaults(declared: Mapping[str, Option], options: Any) -> Any:
+    """Recorded ``options`` with every declared option not given at its default: what two
+    records are compared by, so ``k=10`` given and ``k`` left at its default 10 are the
+    same search (and a difference names only the options that differ)."""
     if not isinstance(options, dict):
         return options
-    return {k: v for k, v in options.items() if k not in declared or v != declared[k].default}
+    return {**{name: option.default for name, option in declared.items()}, **options}
 
 
 def check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
