@@ -312,6 +312,24 @@ def test_custom_module_with_own_data_loaders(reference):
     assert [row["name"] for row in result["layers"]] == ["0", "2"]
 
 
+def test_a_model_with_dropout_compresses_alike_whatever_ran_before(reference):
+    digits = reference[1]
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Dropout(0.3),
+        torch.nn.Linear(64, 10),
+    )  # fmt: skip
+    train(net, digits.train, TrainConfig(epochs=3, batch_size=32))
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    results = []
+    for before in (1, 2):  # what else ran in the process moves torch's global generator
+        torch.manual_seed(before)
+        net.load_state_dict(state)
+        pruned, _ = compress(net, digits, CompressConfig(**FAST))
+        results.append([v.clone() for v in pruned.state_dict().values()])
+    assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
+
+
 def test_own_tensors_are_validated():
     import olmp
 

@@ -71,6 +71,7 @@ from olmp.pruning.masks import (
 )
 from olmp.pruning.thresholds import MeanStd
 from olmp.task import SplitsTask, Task, paired_changes, reported_outcomes
+from olmp.training import model_device, seeded_torch_rng
 
 METHODS = ("global", "uniform", "sa", "dns", "gmp-global", "gmp-layer")
 
@@ -402,7 +403,8 @@ def gradual_runs(
         if pruning_steps == 0:
             gmp_step(layers, final, allocation)
         seed = config.seed * 100_003 + round(ratio)
-        task.retrain(model, steps=budget, lr=config.lr, seed=seed, on_step=on_step)
+        with seeded_torch_rng(seed, model_device(model)):  # as OLMP's retraining is
+            task.retrain(model, steps=budget, lr=config.lr, seed=seed, on_step=on_step)
         masks = current_masks(layers)
         remove_masks(layers, bake=False)
         _bake(layers, masks)

@@ -7,8 +7,9 @@ more than they save for data this small). Shuffling and augmentation draw from o
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -179,6 +180,17 @@ def to_channels_last(tensor: torch.Tensor) -> torch.Tensor:
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (CPU for a model without parameters)."""
     return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+@contextlib.contextmanager
+def seeded_torch_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """torch's global generators seeded with ``seed`` inside, and given back as they were
+    after: what draws from them while retraining (dropout) repeats with the seed, whatever
+    ran before in the process, and the caller's own stream is left untouched."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def train(

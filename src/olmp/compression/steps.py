@@ -24,6 +24,7 @@ from olmp.pruning.masks import (
 )
 from olmp.pruning.thresholds import Parametrisation
 from olmp.task import Task, expected_standard_error
+from olmp.training import model_device, seeded_torch_rng
 
 #: Val's expected paired standard error (a fraction) above which, when it is also above
 #: the tolerance, a run warns that val is too small (:func:`check_val_size`).
@@ -91,7 +92,8 @@ def adjust(
 
     hook = on_step if dns or out_of_time is not None else None
     try:  # the masks come off however retraining ends (diverged, Ctrl-C): the model is plain
-        with contextlib.suppress(OutOfTime):
+        # Seeded: a model with dropout retrains alike in every run (and CLI and API agree).
+        with contextlib.suppress(OutOfTime), seeded_torch_rng(seed, model_device(model)):
             task.retrain(model, steps=steps, lr=lr, seed=seed, on_step=hook)
         return current_masks(layers)
     finally:
