@@ -330,6 +330,30 @@ def test_a_model_with_dropout_compresses_alike_whatever_ran_before(reference):
     assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
 
 
+class _AuxHeadOnlyInTraining(torch.nn.Module):
+    def __init__(self, used_in_eval: bool) -> None:
+        super().__init__()
+        self.body = torch.nn.Linear(64, 10) if used_in_eval else None
+        self.proj = torch.nn.Parameter(torch.randn(64, 10) * 0.1)
+        self.aux = torch.nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        out = x @ self.proj if self.body is None else self.body(x)
+        return out + self.aux(x) if self.training else out
+
+
+def test_layers_that_do_not_run_in_eval_are_named_before_anything_is_written(reference, tmp_path):
+    digits = reference[1]
+    with pytest.raises(OlmpError, match=r"none of model .*'s prunable layers \(aux\) runs"):
+        compress(
+            _AuxHeadOnlyInTraining(False), digits, CompressConfig(**FAST), run_dir=tmp_path / "r"
+        )
+    assert not (tmp_path / "r").exists()
+    with pytest.warns(UserWarning, match=r"layers aux of model .* do not run when it evaluates"):
+        compress(_AuxHeadOnlyInTraining(True), digits, CompressConfig(**FAST))
+
+
 def test_own_tensors_are_validated():
     import olmp
 

@@ -22,6 +22,7 @@ from olmp.pruning.masks import (
     update_masks_with_hysteresis,
 )
 from olmp.pruning.thresholds import KeepRatio, MeanStd, make_parametrisation
+from olmp.training import TrainConfig, train
 
 
 def test_layers_by_type_and_pattern():
@@ -178,6 +179,46 @@ def test_every_evaluation_path_on_a_gpu_equals_the_cpu(digits_model, prune_biase
         # GPU arithmetic may flip a near-tied prediction: one example either way.
         one = 1.0 / len(splits.tune)
         assert np.allclose(evaluator.accuracies(thresholds), on_cpu, rtol=0, atol=one), options
+
+
+class _FirstLayerTwice(nn.Module):
+    """The first Linear layer applied twice: its second input is not the data."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.square, self.out = nn.Linear(64, 64), nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.square(x.flatten(1)))
+        return self.out(torch.tanh(self.square(h)))
+
+
+class _NoLayerInEval(nn.Module):
+    """Its only prunable layer runs in training (an auxiliary head), not in eval."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Parameter(torch.randn(64, 10) * 0.1)
+        self.aux = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x.flatten(1) @ self.proj
+        return out + self.aux(x.flatten(1)) if self.training else out
+
+
+@pytest.mark.parametrize("make", [_FirstLayerTwice, _NoLayerInEval])
+def test_the_shared_first_layer_steps_aside_where_it_would_be_wrong(digits_reference, make):
+    splits = digits_reference[1]
+    torch.manual_seed(0)
+    model = make()
+    train(model, splits.train, TrainConfig(epochs=2, batch_size=32))
+    layers = find_prunable_layers(model)
+    param = KeepRatio([layer.module.weight.detach().abs() for layer in layers])
+    thresholds = param.thresholds(np.random.default_rng(1).uniform(-2, 0, size=(4, len(layers))))
+    shared = PopulationEvaluator(model, layers, splits.tune, batched=False)
+    alone = PopulationEvaluator(model, layers, splits.tune, batched=False, share_first_layer=False)
+    assert shared.shared is None
+    np.testing.assert_array_equal(shared.accuracies(thresholds), alone.accuracies(thresholds))
 
 
 @pytest.mark.parametrize("batched", [False, True])

@@ -28,6 +28,7 @@ or metric needs nothing else.
 from __future__ import annotations
 
 import abc
+import warnings
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -38,7 +39,7 @@ from torch import nn
 from olmp.data.registry import DatasetSplits, Split
 from olmp.errors import OlmpError
 from olmp.pruning.evaluate import PopulationEvaluator
-from olmp.pruning.layers import PrunableLayer
+from olmp.pruning.layers import PrunableLayer, layers_run
 from olmp.pruning.masks import apply_masks, magnitude_masks, remove_masks
 from olmp.training import TrainConfig, accuracy, correct, model_device, train
 
@@ -120,6 +121,12 @@ class Task(abc.ABC):
     def check(self, model: nn.Module, model_name: str) -> None:  # noqa: B027 (optional hook)
         """Raise :class:`OlmpError` when the task cannot work with ``model`` (nothing is
         checked unless a task knows what to check)."""
+
+    def check_layers(  # noqa: B027 (optional hook)
+        self, model: nn.Module, layers: list[PrunableLayer], model_name: str
+    ) -> None:
+        """Raise :class:`OlmpError` when pruning ``layers`` cannot change what the task
+        measures (nothing is checked unless a task can tell)."""
 
 
 def meets_constraints(report: dict[str, Any] | None) -> bool:
@@ -240,6 +247,27 @@ class SplitsTask(Task):
             raise OlmpError(
                 f"model {model_name!r} outputs shape {tuple(out.shape)}, but dataset "
                 f"{splits.name!r} has {splits.num_classes} classes"
+            )
+
+    def check_layers(self, model: nn.Module, layers: list[PrunableLayer], model_name: str) -> None:
+        """Pruning needs layers that run when the model evaluates: none of them refused, a
+        few that do not named in a warning (see :func:`~olmp.pruning.layers.layers_run`).
+        Call after :meth:`check` (the data fit the model)."""
+        probe = self.splits.val.x[:2].to(model_device(model))
+        with torch.inference_mode(), layers_run(layers) as ran:
+            model.eval()(probe)
+        idle = [layer.name for layer in layers if layer.name not in ran]
+        if len(idle) == len(layers):
+            raise OlmpError(
+                f"none of model {model_name!r}'s prunable layers ({', '.join(idle)}) runs when "
+                "it evaluates (in eval mode), so pruning cannot change its accuracy"
+            )
+        if idle:  # an auxiliary head used in training only, say
+            warnings.warn(
+                f"layers {', '.join(idle)} of model {model_name!r} do not run when it "
+                "evaluates (in eval mode): pruning them changes no accuracy the run reads; "
+                "exclude them (--exclude / exclude=)",
+                stacklevel=3,
             )
 
 

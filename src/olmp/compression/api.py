@@ -131,6 +131,7 @@ def compress(
     task = _make_task(splits, evaluate, train, task, config, constraints, protected)
     task.check(model, model_name)
     compressor = Compressor(model, task, config, run_dir=path, metadata=metadata, on_round=on_round)
+    task.check_layers(model, compressor.layers, model_name)
     # The run prunes and retrains ``model`` in place (a resume first loads its last round):
     # a failed or interrupted call (Ctrl-C in a notebook) gives it back as it came.
     given = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}  # not GPU

@@ -211,12 +211,11 @@ class PopulationEvaluator:
     def _share_first_layer(self) -> None:
         """Set up :class:`SharedFirstLayer` when the first prunable layer the data reach is
         a Linear layer fed a 2-D input (its input is then the same for every candidate)."""
-        entered: list[tuple[PrunableLayer, torch.Tensor]] = []
+        entered: list[tuple[PrunableLayer, torch.Tensor]] = []  # every call, in order
 
         def record(layer: PrunableLayer) -> Callable[..., None]:
             def hook(_: nn.Module, args: tuple) -> None:
-                if not entered:
-                    entered.append((layer, args[0]))
+                entered.append((layer, args[0]))
 
             return hook
 
@@ -229,8 +228,13 @@ class PopulationEvaluator:
             finally:
                 for handle in handles:
                     handle.remove()
+            if not entered:  # no prunable layer runs in eval mode: nothing to share
+                return
             layer, first_input = entered[0]
-            if not isinstance(layer.module, nn.Linear) or first_input.dim() != 2:
+            # A layer called again (one Linear applied twice) takes other inputs the next
+            # time, which its first input's outputs cannot answer for.
+            again = sum(called is layer for called, _ in entered) > 1
+            if again or not isinstance(layer.module, nn.Linear) or first_input.dim() != 2:
                 return
             inputs.append(first_input.clone())
         index = self.layers.index(layer)
