@@ -132,6 +132,14 @@ def test_a_run_naming_code_is_exported_but_not_rebuilt_untrusted(tmp_path, digit
     record = olmp.export_run(run_dir, tmp_path / "x.olmp.safetensors")
     assert "--trust-model-code" in record["accuracy_note"]
     assert "test_accuracy" not in record
+    # Named by the user, as the note suggests, the model is rebuilt and the file measured.
+    out = tmp_path / "y.olmp.safetensors"
+    assert main(["export", str(run_dir), "--out", str(out), "--model", "lenet-300-100"]) == 0
+    record = olmp.export_run(run_dir, tmp_path / "z.olmp.safetensors", model="lenet-300-100")
+    assert (
+        record["test_accuracy"]
+        == json.loads((run_dir / "result.json").read_text())["test_accuracy"]
+    )
 
 
 # ---------------------------------------------------------------------------------------

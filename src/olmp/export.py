@@ -351,6 +351,7 @@ def export_run(
     onnx: str | os.PathLike[str] | None = None,
     force: bool = False,
     data_dir: str | os.PathLike[str] | None = None,
+    model: str | None = None,
     trust_model_code: bool = False,
 ) -> dict[str, Any]:
     """Export the pruned network of the finished run in ``run_dir``.
@@ -359,8 +360,9 @@ def export_run(
     checked with onnxruntime on the run's test images. When the run's model and dataset
     can be rebuilt (registry names or ``package.module:factory``), the written file is
     loaded back and its val and test accuracy are measured, so the record shows what
-    float16 storage costs. A run of a ``package.module:factory`` model is rebuilt only with
-    ``trust_model_code`` (see :func:`olmp.reference.load_weights`). Nothing is written when
+    float16 storage costs. A run of a ``package.module:factory`` model is rebuilt only when
+    you name it (``model``) or pass ``trust_model_code`` (see
+    :func:`olmp.reference.load_weights`). Nothing is written when
     an input is bad or a check fails.
 
     Returns a record with the sizes (``file_bytes``, ``dense_float32_bytes``,
@@ -384,6 +386,7 @@ def export_run(
             refuse_to_overwrite(target, force)
             check_writable(target, "export")
     result, state_dict, _ = load_run(run_dir)
+    trust = trust_model_code
     record: dict[str, Any] = {
         "run_dir": str(run_dir),
         "run_val_accuracy": result.get("val_accuracy"),
@@ -393,13 +396,13 @@ def export_run(
         from olmp.onnx_export import export_onnx
 
         net, splits, _ = load_weights(
-            Path(run_dir) / PRUNED_CHECKPOINT, data_dir=data_dir, trust_model_code=trust_model_code
+            Path(run_dir) / PRUNED_CHECKPOINT, model, data_dir=data_dir, trust_model_code=trust
         )
         record |= export_onnx(net, splits.test.x[:2000], onnx, force=force)
     if out is not None:
         record |= write_export(out, state_dict, export_metadata(result), dtype=dtype, force=force)
         try:
-            net, splits, _ = load_weights(out, data_dir=data_dir, trust_model_code=trust_model_code)
+            net, splits, _ = load_weights(out, model, data_dir=data_dir, trust_model_code=trust)
         except OlmpError as exc:  # a model or dataset only the user's code knows
             record["accuracy_note"] = f"accuracy of the file not measured: {exc}"
         else:

@@ -23,6 +23,7 @@ def _export(args: argparse.Namespace) -> int:
         onnx=args.onnx,
         force=args.force,
         data_dir=args.data_dir,
+        model=args.model,
         trust_model_code=args.trust_model_code,
     )
     if args.json:
@@ -111,6 +112,9 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--force", action="store_true", help="overwrite existing files")
     export.add_argument("--json", action="store_true", help="print one JSON object")
     export.add_argument("--data-dir", help="folder searched first for dataset files")
+    export.add_argument(
+        "--model", help="the run's model, when it is your own package.module:factory"
+    )
     add_trust(export)
     export.set_defaults(run=_export)
 
