@@ -60,6 +60,16 @@ def test_train_that_diverges_says_so_and_writes_nothing(tmp_path, capsys):
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
+def test_train_names_a_model_the_data_does_not_fit_before_training(tmp_path, capsys):
+    out = tmp_path / "ref.safetensors"
+    # custom_models:fixed_digits_mlp takes 8x8 digits; mnist-5k's images are 28x28.
+    argv = ["train", "--model", "custom_models:fixed_digits_mlp", "--dataset", "mnist-5k"]
+    assert main([*argv, "--epochs", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "dataset 'mnist-5k' (input shape (1, 28, 28)) does not fit model" in err
+    assert not out.exists()
+
+
 def test_evaluate_json_matches_training_metadata(digits_checkpoint, capsys):
     assert (
         main(

@@ -75,6 +75,9 @@ def test_a_module_that_fails_inside_gets_no_pythonpath_hint(tmp_path, monkeypatc
         ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'.*PYTHONPATH=\\. for a"),
         ("custom_models:missing", "has no callable 'missing'"),
         ("custom_models:not_a_module", "returned str, not nn.Module"),
+        (":x", "':x' is no registry name .* nor a package.module:factory of Python names"),
+        (".custom_models:tiny_mlp", "nor a package.module:factory of Python names"),
+        ("custom_models:needs_width", "needs width, which olmp does not give"),
     ],
 )
 def test_bad_model_names(name, message):

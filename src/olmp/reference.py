@@ -22,6 +22,7 @@ from olmp.export import decode_state_dict, is_export
 from olmp.files import load_checkpoint, refuse_to_overwrite, save_checkpoint
 from olmp.models import build_model, check_recorded_model
 from olmp.pruning.masks import split_masks
+from olmp.task import SplitsTask
 from olmp.training import TrainConfig, accuracy, default_recipe, train
 
 
@@ -110,6 +111,7 @@ def train_new(
     on ``splits.train`` with ``config`` (how :func:`train_reference` makes a reference)."""
     torch.manual_seed(config.seed)
     net = build_model(model, splits.input_shape, splits.num_classes).to(pick_device(device))
+    SplitsTask(splits).check(net, model)  # the data must fit it: named now, not mid-epoch
     return train(net, splits.train, config, on_epoch=on_epoch)
 
 

@@ -90,6 +90,11 @@ def resolve_factory(name: str) -> ModelFactory:
             "model", name, list(MODELS), "or give your own as package.module:factory"
         )
     module_name, _, attr = name.partition(":")
+    if not (all(part.isidentifier() for part in module_name.split(".")) and attr.isidentifier()):
+        raise OlmpError(  # ':x' or '.mod:x' would fail inside importlib with its own words
+            f"model {name!r} is no registry name ({', '.join(MODELS)}) nor a "
+            "package.module:factory of Python names"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -134,6 +139,18 @@ def build_model(
         if not (takes_any or key in params) or key in kwargs:
             raise OlmpError(f"model {name!r} takes no option {key!r}")
         kwargs[key] = value
+    needed = [
+        p.name
+        for p in params.values()
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        and p.name not in kwargs
+    ]
+    if needed:
+        raise OlmpError(
+            f"model factory {name!r} needs {', '.join(needed)}, which olmp does not give (it "
+            "gives input_shape, num_classes and recorded model_options): give defaults"
+        )
     model = factory(**kwargs)
     if not isinstance(model, nn.Module):
         raise OlmpError(f"model factory {name!r} returned {type(model).__name__}, not nn.Module")
