@@ -22,3 +22,8 @@ def not_a_module():
 def needs_width(input_shape, num_classes, width):
     """A factory with an argument olmp cannot give."""
     return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.Linear(width, num_classes))
+
+
+def lazy_mlp():
+    """A factory with a lazy layer: its weights are made at the first forward."""
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(32), nn.ReLU(), nn.Linear(32, 10))

@@ -70,6 +70,17 @@ def test_train_names_a_model_the_data_does_not_fit_before_training(tmp_path, cap
     assert not out.exists()
 
 
+def test_train_checks_the_data_fit_without_freezing_a_lazy_layer():
+    from olmp.data import load_dataset
+    from olmp.reference import train_new
+    from olmp.training import TrainConfig
+
+    splits = load_dataset("digits", seed=0)
+    net = train_new("custom_models:lazy_mlp", splits, TrainConfig(epochs=1, batch_size=32))
+    # Made by the probe under inference_mode, the lazy layer's weights could not train.
+    assert not net[1].weight.is_inference() and net[1].weight.requires_grad
+
+
 def test_evaluate_json_matches_training_metadata(digits_checkpoint, capsys):
     assert (
         main(

@@ -2,6 +2,7 @@ import dataclasses
 import json
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -343,15 +344,28 @@ class _AuxHeadOnlyInTraining(torch.nn.Module):
         return out + self.aux(x) if self.training else out
 
 
-def test_layers_that_do_not_run_in_eval_are_named_before_anything_is_written(reference, tmp_path):
+class _HeadAppliedFunctionally(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body, self.head = torch.nn.Linear(64, 32), torch.nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.body(x.flatten(1)))
+        return torch.nn.functional.linear(h, self.head.weight, self.head.bias)
+
+
+def test_layers_pruning_cannot_change_are_named_before_anything_is_written(reference, tmp_path):
     digits = reference[1]
-    with pytest.raises(OlmpError, match=r"none of model .*'s prunable layers \(aux\) runs"):
-        compress(
-            _AuxHeadOnlyInTraining(False), digits, CompressConfig(**FAST), run_dir=tmp_path / "r"
-        )
+    config = CompressConfig(**FAST)
+    with pytest.raises(OlmpError, match=r"zeroing any of model .* prunable layers \(aux\) leaves"):
+        compress(_AuxHeadOnlyInTraining(False), digits, config, run_dir=tmp_path / "r")
     assert not (tmp_path / "r").exists()
-    with pytest.warns(UserWarning, match=r"layers aux of model .* do not run when it evaluates"):
-        compress(_AuxHeadOnlyInTraining(True), digits, CompressConfig(**FAST))
+    with pytest.warns(UserWarning, match=r"zeroing layers aux of model .* leaves its outputs"):
+        compress(_AuxHeadOnlyInTraining(True), digits, config)
+    # A layer whose weights the model uses without calling it (F.linear) is no idle layer.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="zeroing layers")
+        compress(_HeadAppliedFunctionally(), digits, config)
 
 
 def test_own_tensors_are_validated():

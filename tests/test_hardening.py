@@ -135,6 +135,10 @@ def test_a_run_naming_code_is_exported_but_not_rebuilt_untrusted(tmp_path, digit
     # Named by the user, as the note suggests, the model is rebuilt and the file measured.
     out = tmp_path / "y.olmp.safetensors"
     assert main(["export", str(run_dir), "--out", str(out), "--model", "lenet-300-100"]) == 0
+    for wrong in (":x", "no-such-model"):  # a name the user gives must name a model
+        with pytest.raises(OlmpError):
+            olmp.export_run(run_dir, tmp_path / "w.olmp.safetensors", model=wrong)
+    assert not (tmp_path / "w.olmp.safetensors").exists()
     record = olmp.export_run(run_dir, tmp_path / "z.olmp.safetensors", model="lenet-300-100")
     assert (
         record["test_accuracy"]

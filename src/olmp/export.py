@@ -387,6 +387,10 @@ def export_run(
             check_writable(target, "export")
     result, state_dict, _ = load_run(run_dir)
     trust = trust_model_code
+    if model is not None:  # a name the user gave that names no model is an error, not a note
+        from olmp.models import resolve_factory
+
+        resolve_factory(model)
     record: dict[str, Any] = {
         "run_dir": str(run_dir),
         "run_val_accuracy": result.get("val_accuracy"),

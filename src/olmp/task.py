@@ -39,7 +39,7 @@ from torch import nn
 from olmp.data.registry import DatasetSplits, Split
 from olmp.errors import OlmpError
 from olmp.pruning.evaluate import PopulationEvaluator
-from olmp.pruning.layers import PrunableLayer, layers_run
+from olmp.pruning.layers import PrunableLayer
 from olmp.pruning.masks import apply_masks, magnitude_masks, remove_masks
 from olmp.training import TrainConfig, accuracy, correct, model_device, train
 
@@ -231,7 +231,8 @@ class SplitsTask(Task):
         splits = self.splits
         probe = splits.val.x[:2].to(model_device(model))
         try:
-            with torch.inference_mode():
+            # no_grad, not inference_mode: a lazy layer made here must stay trainable.
+            with torch.no_grad():
                 out = model.eval()(probe)
         except RuntimeError as exc:
             raise OlmpError(
@@ -250,23 +251,34 @@ class SplitsTask(Task):
             )
 
     def check_layers(self, model: nn.Module, layers: list[PrunableLayer], model_name: str) -> None:
-        """Pruning needs layers that run when the model evaluates: none of them refused, a
-        few that do not named in a warning (see :func:`~olmp.pruning.layers.layers_run`).
-        Call after :meth:`check` (the data fit the model)."""
-        probe = self.splits.val.x[:2].to(model_device(model))
-        with torch.inference_mode(), layers_run(layers) as ran:
-            model.eval()(probe)
-        idle = [layer.name for layer in layers if layer.name not in ran]
-        if len(idle) == len(layers):
+        """Pruning must be able to change what the model computes: each layer's weights set
+        to zero in turn, its outputs on up to 256 val images must change. None changing is
+        refused; those that do not are named in a warning (an auxiliary head used in
+        training only, say). Call after :meth:`check` (the data fit the model)."""
+        probe = self.splits.val.x[:256].to(model_device(model))
+        with torch.no_grad():
+            model.eval()
+            dense = model(probe)
+            idle = []
+            for layer in layers:
+                weight = layer.module.weight
+                kept = weight.detach().clone()
+                weight.zero_()
+                try:
+                    if torch.equal(model(probe), dense):
+                        idle.append(layer.name)
+                finally:
+                    weight.copy_(kept)
+        if idle and len(idle) == len(layers):
             raise OlmpError(
-                f"none of model {model_name!r}'s prunable layers ({', '.join(idle)}) runs when "
-                "it evaluates (in eval mode), so pruning cannot change its accuracy"
+                f"zeroing any of model {model_name}'s prunable layers ({', '.join(idle)}) "
+                "leaves its outputs on val unchanged, so pruning cannot change its accuracy"
             )
-        if idle:  # an auxiliary head used in training only, say
+        if idle:
             warnings.warn(
-                f"layers {', '.join(idle)} of model {model_name!r} do not run when it "
-                "evaluates (in eval mode): pruning them changes no accuracy the run reads; "
-                "exclude them (--exclude / exclude=)",
+                f"zeroing layers {', '.join(idle)} of model {model_name} leaves its outputs on "
+                "val unchanged (not used when it evaluates?): pruning them counts as compression "
+                "but changes nothing; exclude them (--exclude / exclude=) if so",
                 stacklevel=3,
             )
 

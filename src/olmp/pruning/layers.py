@@ -7,9 +7,8 @@ A :class:`PrunableLayer` is a Linear or Conv module whose ``weight`` (and option
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import nn
@@ -81,20 +80,3 @@ def find_prunable_layers(
             f"include={list(include)} exclude={list(exclude)}{listed}"
         )
     return layers
-
-
-@contextlib.contextmanager
-def layers_run(layers: Sequence[PrunableLayer]) -> Iterator[set[str]]:
-    """The names of ``layers`` that the forward passes inside the block run (filled in as
-    they run): a layer a model's eval forward skips is one pruning cannot measure."""
-    ran: set[str] = set()
-
-    def seen(name: str) -> Callable[..., None]:
-        return lambda *_: ran.add(name)
-
-    handles = [layer.module.register_forward_pre_hook(seen(layer.name)) for layer in layers]
-    try:
-        yield ran
-    finally:
-        for handle in handles:
-            handle.remove()
