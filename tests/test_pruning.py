@@ -206,7 +206,19 @@ class _NoLayerInEval(nn.Module):
         return out + self.aux(x.flatten(1)) if self.training else out
 
 
-@pytest.mark.parametrize("make", [_FirstLayerTwice, _NoLayerInEval])
+class _FirstLayerFunctional(nn.Module):
+    """The first Linear's weights applied through F.linear: no hook sees that layer run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = nn.Linear(64, 64), nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(nn.functional.linear(x.flatten(1), self.first.weight, self.first.bias))
+        return self.second(h)
+
+
+@pytest.mark.parametrize("make", [_FirstLayerTwice, _NoLayerInEval, _FirstLayerFunctional])
 def test_the_shared_first_layer_steps_aside_where_it_would_be_wrong(digits_reference, make):
     splits = digits_reference[1]
     torch.manual_seed(0)

@@ -237,9 +237,29 @@ class PopulationEvaluator:
             if again or not isinstance(layer.module, nn.Linear) or first_input.dim() != 2:
                 return
             inputs.append(first_input.clone())
-        index = self.layers.index(layer)
         self.shared = SharedFirstLayer(layer, inputs, self.tensors.get(f"{layer.name}.bias"))
+        self.shared_index = self.layers.index(layer)
+        if not self._shared_answers_alike():
+            self.shared, self.shared_index = None, -1
+
+    def _shared_answers_alike(self) -> bool:
+        """Whether the shared outputs give the predictions of the masked model itself for a
+        candidate pruning half of every layer: not so when the model uses a layer's weights
+        where no hook sees them (``F.linear`` on them, say), before or inside the shared one."""
+        assert self.shared is not None
+        medians = [float(self.tensors[layer.weight_name][1].median()) for layer in self.layers]
+        thresholds = torch.tensor([medians], dtype=torch.float64)
+        x, _ = self.batches[0]
+        index, self.shared_index = self.shared_index, -1  # every layer masked, the plain way
+        whole = {name: self._layout(t[0]) for name, t in self._masked_tensors(thresholds).items()}
         self.shared_index = index
+        plain = functional_call(self.model, whole, (x,)).argmax(dim=-1)
+        rest = dict(whole)
+        for attr in ("weight", "bias"):
+            rest.pop(f"{self.shared.layer.name}.{attr}", None)
+        shared = self._predict(rest, x, self.shared.outputs(thresholds[:, index])[0][0])
+        # Sums in another order may flip a near tie; a wrong answer differs wholesale.
+        return float((plain == shared).double().mean()) >= 0.99
 
     def _layout(self, tensor: torch.Tensor) -> torch.Tensor:
         """Images and convolution kernels channels-last when that is faster (see above)."""
