@@ -119,5 +119,6 @@ def main(pairs_path: str, weights: str, out: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 4:  # --help, or arguments missing
-        sys.exit("usage: python benchmarks/attack_art.py PAIRS.npz WEIGHTS.safetensors OUT.json")
+        print("usage: python benchmarks/attack_art.py PAIRS.npz WEIGHTS OUT.json", file=sys.stderr)
+        sys.exit(2)
     main(*sys.argv[1:4])
