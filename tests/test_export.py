@@ -300,6 +300,12 @@ def test_cli_report(finished_run, tmp_path, capsys):
         ("val_accuracy", float("nan"), "val_accuracy must be a finite number, got NaN"),
         ("test_accuracy", None, "test_accuracy must be a finite number, got null"),
         ("layers", None, "it lacks layers"),
+        ("layers", [], "layers must be a non-empty list of layers"),
+        ("layers", [{"name": "0", "total_weights": 9}], "layers must be a non-empty list"),
+        ("solver", 3, "solver must be a solver's name"),
+        ("compression_ratio_with_biases", None, "compression_ratio_with_biases must be a"),
+        ("config", {"tolerance": "x"}, "config must be an object (with a numeric tolerance)"),
+        ("history", [{"compression_ratio": 2.0, "val_accuracy": 0.9, "size": 0.5}], "history"),
     ],
 )
 def test_report_names_a_damaged_record_and_writes_nothing(

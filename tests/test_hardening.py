@@ -255,6 +255,20 @@ def test_a_truncated_state_resumes_from_the_last_intact_round(finished_run, digi
     assert (run_dir / "state.json.damaged").read_text() == damaged  # kept, not overwritten
 
 
+def test_a_state_whose_history_lacks_what_the_run_reads_is_set_aside(
+    finished_run, digits_reference
+):
+    run_dir, config, result = finished_run
+    state = run_dir / STATE_JSON
+    record = json.loads(state.read_text())
+    del record["state"]["history"][1]["size"]  # the final phase reads it
+    state.write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match=r"state.json.damaged"):
+        resumed = _resume(run_dir, config, digits_reference)
+    for key in ("compression_ratio", "val_accuracy", "test_accuracy", "best_round"):
+        assert resumed[key] == result[key]
+
+
 def test_a_damaged_round_resumes_from_the_round_before(finished_run, digits_reference):
     run_dir, config, result = finished_run
     damaged = snapshot_path(run_dir, 2)

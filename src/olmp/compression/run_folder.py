@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from olmp.compression.config import CompressConfig, RunState
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, is_integer
 from olmp.files import (
     check_writable,
     load_checkpoint,
@@ -268,24 +268,51 @@ def _number(value: Any) -> bool:
 
 def _rounds(value: Any) -> bool:
     def valid(entry: Any) -> bool:
-        return isinstance(entry, dict) and all(
-            _number(entry.get(k)) for k in ("compression_ratio", "val_accuracy")
+        return (
+            isinstance(entry, dict)
+            and is_integer(entry.get("round"))
+            and all(_number(entry.get(k)) for k in ("size", "compression_ratio", "val_accuracy"))
         )
 
     return isinstance(value, list) and all(valid(h) for h in value)
 
 
+def _layer_rows(value: Any) -> bool:
+    def valid(row: Any) -> bool:
+        return (
+            isinstance(row, dict)
+            and isinstance(row.get("name"), str)
+            and _number(row.get("kept_weights"))
+            and _number(row.get("total_weights"))
+            and row["total_weights"] > 0
+        )
+
+    return isinstance(value, list) and len(value) > 0 and all(valid(r) for r in value)
+
+
 #: What every finished run's record holds, as the readers of a run folder (report, export)
 #: rely on it: field -> (check, what it must be).
 RESULT_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "config": (lambda v: isinstance(v, dict), "an object"),
+    "config": (
+        lambda v: isinstance(v, dict) and _number(v.get("tolerance", 0.0)),
+        "an object (with a numeric tolerance)",
+    ),
+    "solver": (lambda v: isinstance(v, str), "a solver's name"),
     "compression_ratio": (_number, "a finite number"),
+    "compression_ratio_with_biases": (_number, "a finite number"),
     "val_accuracy": (_number, "a finite number"),
     "test_accuracy": (_number, "a finite number"),
     "reference_val_accuracy": (_number, "a finite number"),
     "reference_test_accuracy": (_number, "a finite number"),
-    "history": (_rounds, "a list of rounds, each with a finite compression_ratio and val_accuracy"),
-    "layers": (lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v), "a list"),
+    "history": (
+        _rounds,
+        "a list of rounds, each with its round number and a finite size, compression_ratio "
+        "and val_accuracy",
+    ),
+    "layers": (
+        _layer_rows,
+        "a non-empty list of layers, each with a name, kept_weights and total_weights > 0",
+    ),
 }
 
 
