@@ -386,7 +386,6 @@ def export_run(
             refuse_to_overwrite(target, force)
             check_writable(target, "export")
     result, state_dict, _ = load_run(run_dir)
-    trust = trust_model_code
     if model is not None:  # a name the user gave that names no model is an error, not a note
         from olmp.models import resolve_factory
 
@@ -399,14 +398,17 @@ def export_run(
     if onnx is not None:  # first: its checks may fail, and then nothing is written
         from olmp.onnx_export import export_onnx
 
+        pruned = Path(run_dir) / PRUNED_CHECKPOINT
         net, splits, _ = load_weights(
-            Path(run_dir) / PRUNED_CHECKPOINT, model, data_dir=data_dir, trust_model_code=trust
+            pruned, model, data_dir=data_dir, trust_model_code=trust_model_code
         )
         record |= export_onnx(net, splits.test.x[:2000], onnx, force=force)
     if out is not None:
         record |= write_export(out, state_dict, export_metadata(result), dtype=dtype, force=force)
         try:
-            net, splits, _ = load_weights(out, model, data_dir=data_dir, trust_model_code=trust)
+            net, splits, _ = load_weights(
+                out, model, data_dir=data_dir, trust_model_code=trust_model_code
+            )
         except OlmpError as exc:  # a model or dataset only the user's code knows
             record["accuracy_note"] = f"accuracy of the file not measured: {exc}"
         else:

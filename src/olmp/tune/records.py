@@ -11,18 +11,8 @@ from olmp.plots import pyplot, save_figure
 
 #: The summary's fields about the best trial, per task: ``None`` while no trial has
 #: completed, so a script reads the same fields from every search.
-BEST_FIELDS = {
-    "ensemble": ("best_val_accuracy", "test_accuracy", "best_trial", "best_settings"),
-    "cnn": (
-        "best_val_accuracy",
-        "test_accuracy",
-        "best_trial",
-        "best_settings",
-        "best_checkpoint",
-        "best_spec",
-        "best_recipe",
-    ),
-}
+_BEST = ("best_val_accuracy", "test_accuracy", "best_trial", "best_settings")
+BEST_FIELDS = {"ensemble": _BEST, "cnn": (*_BEST, "best_checkpoint", "best_spec", "best_recipe")}
 
 
 def add_elapsed(records: list[dict[str, Any]]) -> None:
