@@ -137,7 +137,7 @@ def olmp_run(
     defaults = CompressConfig()
     overrides = {k: v for k, v in (overrides or {}).items() if getattr(defaults, k) != v}
     weights = reference_checkpoint(model, dataset, seed, workdir)
-    net, splits, reference = load_weights(weights)
+    _, _, reference = load_weights(weights)  # its recipe, for the config the run records
     # What `olmp compress --weights REF --seed S` runs: the reference's recipe fills in the
     # training options.
     config = replace(
@@ -155,16 +155,9 @@ def olmp_run(
                 f"{run_dir} holds a run with other settings ({', '.join(changed)}), made "
                 "before the defaults changed; delete it or use another --workdir"
             )
-    _, result = compress(
-        net,
-        splits,
-        config,
-        run_dir=run_dir,
-        resume=resume,
-        force=not resume,
-        metadata={"model": model, "dataset": dataset, "weights": str(weights)},
-        recipe=reference["recipe"],
-    )
+    # The checkpoint's path, as `olmp compress --weights` takes it: model, splits, recipe and
+    # the record's names come from the file by the CLI's own loader.
+    _, result = compress(weights, config=config, run_dir=run_dir, resume=resume, force=not resume)
     return run_dir, result, reference
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from olmp.cli import main
+from olmp.errors import OlmpError
 from olmp.files import load_checkpoint, save_checkpoint
 from olmp.models import build_model
 from olmp.solvers import SOLVERS
@@ -542,9 +543,33 @@ def test_cli_and_python_api_make_the_same_run(digits_checkpoint, tmp_path):
 
     assert untimed(from_api["history"]) == untimed(from_cli["history"])
 
+    # The checkpoint's path alone: its model, splits, recipe and record, as the CLI's.
+    path_dir = tmp_path / "path"
+    _, from_path = olmp.compress(digits_checkpoint, config=config, run_dir=path_dir)
+    assert from_path["config"] == from_cli["config"]
+    assert untimed(from_path["history"]) == untimed(from_cli["history"])
+    for key in ("compression_ratio", "val_accuracy", "test_accuracy", "model", "dataset"):
+        assert from_path[key] == from_cli[key], key
+    assert from_path["weights"] == from_cli["weights"] == str(digits_checkpoint)
+    exported = olmp.export_run(path_dir, tmp_path / "path.olmp.safetensors")  # model recorded
+    assert exported["test_accuracy"] == from_cli["test_accuracy"]
+
     model, splits, _ = olmp.load_weights(digits_checkpoint)
     _, without = olmp.compress(model, splits, config)  # no recipe: batch 64, no shift
     assert without["config"]["batch_size"] == 64
+
+
+def test_a_checkpoint_path_brings_its_own_data(digits_checkpoint, tmp_path):
+    import olmp
+
+    _, splits, _ = olmp.load_weights(digits_checkpoint)
+    with pytest.raises(OlmpError, match=r"brings its own data: .* olmp\.load_weights"):
+        olmp.compress(digits_checkpoint, splits, run_dir=tmp_path / "r")
+    with pytest.raises(OlmpError, match="brings its own data"):
+        olmp.compress(str(digits_checkpoint), evaluate=lambda model, split: 1.0)
+    with pytest.raises(OlmpError, match=r"weights file .*missing\.safetensors does not exist"):
+        olmp.compress(tmp_path / "missing.safetensors", run_dir=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_reader_that_goes_away_is_no_error():

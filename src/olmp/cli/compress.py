@@ -20,13 +20,19 @@ from olmp.cli.common import (
     number,
     weights_arguments,
 )
-from olmp.compression import CompressConfig, RunState, compress, prepare_run_dir
+from olmp.compression import (
+    CompressConfig,
+    RunState,
+    compress,
+    load_for_compression,
+    prepare_run_dir,
+)
 from olmp.compression.config import OPTION_GROUPS, flag
 from olmp.console import StepProgress, console, print_table, results
 from olmp.data import DatasetSplits
 from olmp.errors import OlmpError, OptionError
 from olmp.fair.compress import fairness_constraints
-from olmp.reference import load_weights, pick_device
+from olmp.reference import pick_device
 from olmp.report import (
     change_line,
     layer_rich_table,
@@ -255,14 +261,7 @@ def _compress(args: argparse.Namespace) -> int:
     pick_device(args.device)
     run_dir = Path(args.out)
     prepare_run_dir(run_dir, resume=args.resume, force=args.force)
-    model, splits, meta = load_weights(**weights_arguments(args))
-    metadata = {
-        "model": args.model or meta["model"],
-        "dataset": splits.name,
-        "weights": str(args.weights),
-    }
-    if meta.get("model_options") and not args.model:  # a tuned-cnn's architecture spec
-        metadata["model_options"] = meta["model_options"]
+    model, splits, recipe, metadata = load_for_compression(**weights_arguments(args))
     run_compression(
         model,
         splits,
@@ -271,7 +270,7 @@ def _compress(args: argparse.Namespace) -> int:
         metadata,
         resume=args.resume,
         force=args.force,
-        recipe=meta.get("recipe"),
+        recipe=recipe,
         constraints=args.constraint or (),
         protected=args.protected,
     )

@@ -13,10 +13,10 @@ from olmp.cli.common import (
     fresh_dir,
 )
 from olmp.cli.compress import run_compression
-from olmp.compression import STATE_JSON, CompressConfig
+from olmp.compression import STATE_JSON, CompressConfig, load_for_compression
 from olmp.console import console
 from olmp.files import check_writable
-from olmp.reference import load_weights, pick_device, train_reference
+from olmp.reference import pick_device, train_reference
 from olmp.training import default_recipe
 
 
@@ -43,20 +43,15 @@ def _demo(args: argparse.Namespace) -> int:
         f"reference: val accuracy {meta['val_accuracy']:.2%}, "
         f"test accuracy {meta['test_accuracy']:.2%} ({meta['train_time_s']:.0f} s)"
     )
-    net, splits, reference = load_weights(out_dir / "reference.safetensors", device=args.device)
-    metadata = {
-        "model": model,
-        "dataset": dataset,
-        "weights": str(out_dir / "reference.safetensors"),
-    }
-    # The defaults, as `olmp compress --weights REFERENCE` runs them.
+    weights = out_dir / "reference.safetensors"
+    # The defaults, as `olmp compress --weights REFERENCE` runs them (the same loader).
+    net, splits, recipe, metadata = load_for_compression(weights, device=args.device)
     try:
         run_compression(
-            net, splits, CompressConfig(), out_dir / "compression", metadata,
-            recipe=reference["recipe"],
-        )  # fmt: skip
+            net, splits, CompressConfig(), out_dir / "compression", metadata, recipe=recipe
+        )
     except KeyboardInterrupt:
-        weights, run = out_dir / "reference.safetensors", out_dir / "compression"
+        run = out_dir / "compression"
         said = f"the reference is saved as {weights}"
         if (run / STATE_JSON).is_file():  # a round was saved: the run can be resumed
             command = ["olmp", "compress", "--weights", str(weights), "--out", str(run)]

@@ -42,7 +42,7 @@ Every round's end state is saved in the run folder, so an interrupted run resume
 last finished round and, being seeded per round, ends where an uninterrupted run would.
 """
 
-from olmp.compression.api import compress, splits_task
+from olmp.compression.api import compress, load_for_compression, splits_task
 from olmp.compression.compressor import Compressor
 from olmp.compression.config import (
     ADJUST_MODES,
@@ -83,6 +83,7 @@ __all__ = [
     "RunState",
     "adjust",
     "compress",
+    "load_for_compression",
     "load_run",
     "masked_score",
     "prepare_run_dir",

@@ -25,12 +25,13 @@ from olmp.compression.run_folder import (
 from olmp.data.registry import DatasetSplits
 from olmp.errors import OlmpError, check_type
 from olmp.files import refuse_resume_and_force
+from olmp.reference import load_weights
 from olmp.task import CallableTask, SplitsTask, Task
 from olmp.training import TrainConfig
 
 
 def compress(
-    model: nn.Module,
+    model: nn.Module | str | os.PathLike[str],
     splits: DatasetSplits | None = None,
     config: CompressConfig | None = None,
     *,
@@ -51,7 +52,10 @@ def compress(
     Args:
         model: any trained ``nn.Module``; its Linear and Conv layers (filtered by
             ``config.include`` / ``config.exclude``) are pruned in place (a call that
-            fails or is interrupted leaves its weights as they were).
+            fails or is interrupted leaves its weights as they were). Or a checkpoint's
+            path (``olmp train``, ``olmp.train_reference``): the run ``olmp compress
+            --weights PATH`` makes, with the model, splits, training recipe and record
+            the file names (:func:`load_for_compression`).
         splits: the data; the search checks accuracy on ``splits.tune``, the result is
             chosen on ``splits.val``, ``splits.test`` is only reported. Build one from
             your own tensors or loaders with :func:`olmp.data.splits_from_tensors` or
@@ -92,14 +96,21 @@ def compress(
 
     Example:
         >>> import olmp
-        >>> model, splits, meta = olmp.load_weights("ref.safetensors")  # doctest: +SKIP
-        >>> pruned, result = olmp.compress(  # doctest: +SKIP
-        ...     model, splits, recipe=meta["recipe"], metadata={"model": meta["model"]},
-        ...     run_dir="runs/r1",
-        ... )
+        >>> pruned, result = olmp.compress("ref.safetensors", run_dir="runs/r1")  # doctest: +SKIP
         >>> result["compression_ratio"]  # doctest: +SKIP
     """
-    check_type("model", model, nn.Module, "an nn.Module (olmp.load_weights, olmp.build_model)")
+    if isinstance(model, str | os.PathLike):
+        if any(given is not None for given in (splits, evaluate, train, task)):
+            raise OlmpError(
+                "a checkpoint path brings its own data: to compress it on other data, load "
+                "it with olmp.load_weights and pass the model"
+            )
+        model, splits, recorded_recipe, recorded = load_for_compression(model)
+        recipe = recorded_recipe if recipe is None else recipe
+        metadata = {**recorded, **(metadata or {})}
+    check_type(
+        "model", model, nn.Module, "an nn.Module (olmp.load_weights, olmp.build_model) or a path"
+    )
     if task is not None:
         check_type("task", task, Task, "an olmp.task.Task (or pass splits=)")
     if not isinstance(config, CompressConfig | None):
@@ -146,6 +157,25 @@ def compress(
         model.load_state_dict(given)
         raise
     return pruned, result
+
+
+def load_for_compression(
+    weights: str | os.PathLike[str], model: str | None = None, **load_options: Any
+) -> tuple[nn.Module, DatasetSplits, dict[str, Any] | None, dict[str, Any]]:
+    """What a run from checkpoint ``weights`` starts from: the model, its splits, its
+    training recipe (``None`` when the file records none) and the run record's fields
+    naming model, dataset and weights. ``model`` and ``load_options`` as
+    :func:`olmp.load_weights` takes them. ``olmp compress`` and ``compress(path)`` both
+    start here, so they make the same run."""
+    net, splits, recorded = load_weights(weights, model, **load_options)
+    metadata = {
+        "model": model or recorded["model"],
+        "dataset": splits.name,
+        "weights": str(weights),
+    }
+    if recorded.get("model_options") and not model:  # a tuned-cnn's architecture spec
+        metadata["model_options"] = recorded["model_options"]
+    return net, splits, recorded.get("recipe"), metadata
 
 
 def _prepare(compressor: Compressor, path: Path, resume: bool, force: bool) -> None:
