@@ -279,7 +279,10 @@ def test_an_interrupted_run_resumes_to_the_same_records(reference, tmp_path):
     assert len((out / "records.jsonl").read_text().splitlines()) == 2
     with open(out / "records.jsonl", "a") as f:
         f.write('{"index": 3, "tar')  # a line cut by the interruption
+    killed_write = out / ".result.json.a1b2c3_d.tmp"  # what a SIGKILL mid-write leaves
+    killed_write.write_text("{")
     resumed = run_attack(reference, out=out, resume=True, **settings)
+    assert not killed_write.exists()
     key = ["index", "target", "success", "queries"]
     assert [[r[k] for k in key] for r in resumed["records"]] == [
         [r[k] for k in key] for r in whole["records"]

@@ -203,9 +203,13 @@ def test_an_option_given_at_its_default_resumes_the_same_study(tmp_path):
     path = tmp_path / "s.json"
     given = {"exploration_rate": 0.01}  # sracos's default
     Study(Problem(SPACE, square), "sracos", options=given, max_evaluations=4, path=path).optimize()
+    killed = [tmp_path / ".s.json.ab_12xyz.tmp", tmp_path / ".t.json.ab_12xyz.tmp"]
+    for left in killed:  # a SIGKILL mid-save leaves its temporary; the other is another file's
+        left.write_text("{")
     resumed = Study(Problem(SPACE, square), "sracos", max_evaluations=6, path=path, resume=True)
     resumed.optimize()
     assert resumed.n_evaluations == 6
+    assert not killed[0].exists() and killed[1].exists()
     with pytest.raises(
         OlmpError,
         match=r"another options \(\{\}, here \{'exploration_rate': 0.2\}\)",

@@ -640,6 +640,56 @@ def test_a_force_killed_halfway_leaves_a_folder_the_next_force_still_takes(tmp_p
     assert sorted(p.name for p in out.iterdir()) == ["tune.json"]
 
 
+def test_what_a_killed_write_left_goes_when_its_run_folder_is_taken_again(
+    digits_reference, tmp_path
+):
+    """A SIGKILL mid-write leaves atomic_path's hidden temporary beside its target; a
+    resume or a restart of that run's folder removes it, and nothing else."""
+
+    class Stop(Exception):
+        pass
+
+    def stop(entry, state):
+        raise Stop
+
+    splits = digits_reference[1]
+    config = CompressConfig(**{**FAST_COMPRESS, "max_rounds": 2})
+    run = tmp_path / "run"
+    with pytest.raises(Stop):
+        compress(fresh_model(digits_reference), splits, config, run_dir=run, on_round=stop)
+    killed = [
+        run / ".result.json.ab12cd_x.tmp",
+        run / "rounds" / ".round-002.safetensors.k3j2h10g.tmp",
+    ]
+    kept = [run / ".notes.tmp", run / "notes.abcdefgh.tmp"]  # not atomic_path's names
+    for path in (*killed, *kept):
+        path.write_text("x")
+    compress(fresh_model(digits_reference), splits, config, run_dir=run, resume=True)
+    assert not any(path.exists() for path in killed) and all(path.exists() for path in kept)
+    killed[0].write_text("x")
+    compress(fresh_model(digits_reference), splits, config, run_dir=run, force=True)
+    assert not killed[0].exists()
+
+    # tune and fair folders: on resume, and on --force where the folder holds the record
+    out, killed = tmp_path / "search", tmp_path / "search" / ".trials.json.abcdefgh.tmp"
+
+    def prepare(folder, **resume_or_force):
+        ours = ("tune.json",)
+        prepare_output_folder(
+            folder, "tune.json", {"format": "f"}, (), ours, what="search", **resume_or_force
+        )
+
+    for resume, force in ((False, False), (True, False), (False, True)):
+        prepare(out, resume=resume, force=force)
+        assert not killed.exists()
+        killed.write_text("x")
+    other = tmp_path / "other"  # no run's folder: --force leaves its files as they are
+    other.mkdir()
+    (other / ".x.abcdefgh.tmp").write_text("x")
+    prepare(other, resume=False, force=True)
+    assert (other / ".x.abcdefgh.tmp").exists()
+
+
 def test_resume_and_force_together_are_one_error_in_every_command(digits_reference, tmp_path):
     """compress, tune and fair train (attack has its own test) refuse resume and force
     together with the same words, before any work or file."""

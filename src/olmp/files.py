@@ -16,9 +16,11 @@ the umask gives a new file, as with ``open()``.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -60,6 +62,22 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# What atomic_path names its temporary files: ".{target}.{mkstemp's 8 characters}.tmp".
+_TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_interrupted_writes(folder: Path, of: str | None = None) -> None:
+    """Remove the temporary files that writes killed halfway (SIGKILL, power loss: no
+    ``finally`` ran) left in ``folder`` and below, or only those of its file ``of``: nothing
+    reads them, and a checkpoint's can be as large as the model. Called only on a folder
+    known to be a run's (it holds the run's record), or for ``of`` a study file, once its
+    resume or restart is accepted."""
+    found = folder.glob(f".{glob.escape(of)}.*.tmp") if of else folder.rglob(".*.tmp")
+    for path in found:
+        if _TEMPORARY_NAME.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
@@ -229,6 +247,7 @@ def prepare_output_folder(
                     f"{out} holds a {what} with another {shown}; it is left as it is: resume "
                     "with the same settings, or start in another folder"
                 )
+        remove_interrupted_writes(out)
         return
     if out.exists() and any(out.iterdir()):
         if not force:
@@ -237,6 +256,8 @@ def prepare_output_folder(
                 "there, --force (force=True) to start it again, or another folder"
             )
         refuse_foreign_files(out, our_files, record_name, what)
+        if record.exists():  # a folder of ours: what a killed write left goes too
+            remove_interrupted_writes(out)
         # The record last: a --force killed halfway leaves a folder the next one still
         # knows as ours.
         for pattern in sorted(our_files, key=lambda pattern: pattern == record_name):

@@ -21,6 +21,7 @@ from olmp.files import (
     check_output_files,
     check_writable,
     refuse_resume_and_force,
+    remove_interrupted_writes,
     write_json_atomic,
 )
 
@@ -158,7 +159,10 @@ def prepare_out(
                 f"{folder} was run with other settings ({', '.join(named)}); "
                 "use another --out, or --force to start it again"
             )
+        remove_interrupted_writes(folder)
         return read_records(folder / RECORDS)
+    if read_config(folder) is not None:  # a run's folder: what a killed write left goes too
+        remove_interrupted_writes(folder)
     for name in OUTPUTS:
         (folder / name).unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)

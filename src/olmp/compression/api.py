@@ -24,7 +24,7 @@ from olmp.compression.run_folder import (
 )
 from olmp.data.registry import DatasetSplits
 from olmp.errors import OlmpError, check_type
-from olmp.files import refuse_resume_and_force
+from olmp.files import refuse_resume_and_force, remove_interrupted_writes
 from olmp.reference import load_weights
 from olmp.task import CallableTask, SplitsTask, Task
 from olmp.training import TrainConfig
@@ -183,8 +183,11 @@ def _prepare(compressor: Compressor, path: Path, resume: bool, force: bool) -> N
     if prepare_run_dir(path, resume=resume, force=force):
         path.mkdir(parents=True, exist_ok=True)
         compressor.load_state()
+        remove_interrupted_writes(path)
         return
     path.mkdir(parents=True, exist_ok=True)
+    if (path / STATE_JSON).exists():  # a run's folder: what a killed write left goes too
+        remove_interrupted_writes(path)
     # state.json last: a start killed halfway leaves a folder still known as a run's.
     for stale in (RESULT_JSON, PRUNED_CHECKPOINT, PLOT_PNG):
         (path / stale).unlink(missing_ok=True)

@@ -55,7 +55,7 @@ from olmp.dfo.solvers.checks import recorded_options, with_defaults
 from olmp.dfo.space import Space
 from olmp.dfo.trial import Trial
 from olmp.errors import OlmpError, check_count, check_seed, check_type, is_integer, is_number
-from olmp.files import write_json_atomic
+from olmp.files import remove_interrupted_writes, write_json_atomic
 
 Callback = Callable[["Study", Trial], Any]
 
@@ -145,6 +145,7 @@ class Study:
         )
         if record is not None:
             self._replay(record)
+            remove_interrupted_writes(self.path.parent, of=self.path.name)
         else:
             self._warm_start(warm_start)
             self._save()
