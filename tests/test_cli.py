@@ -567,7 +567,7 @@ def test_a_checkpoint_path_brings_its_own_data(digits_checkpoint, tmp_path):
         olmp.compress(digits_checkpoint, splits, run_dir=tmp_path / "r")
     with pytest.raises(OlmpError, match="brings its own data"):
         olmp.compress(str(digits_checkpoint), evaluate=lambda model, split: 1.0)
-    with pytest.raises(OlmpError, match=r"weights file .*missing\.safetensors does not exist"):
+    with pytest.raises(OlmpError, match=r"model '.*missing\.safetensors' is no checkpoint file"):
         olmp.compress(tmp_path / "missing.safetensors", run_dir=tmp_path / "r")
     assert not (tmp_path / "r").exists()
 

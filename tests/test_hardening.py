@@ -269,6 +269,44 @@ def test_a_state_whose_history_lacks_what_the_run_reads_is_set_aside(
         assert resumed[key] == result[key]
 
 
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda r: r["reference"].update(val_accuracy=0.5), "reference"),
+        (lambda r: r["state"]["history"].pop(), "state's history"),
+        (lambda r: r["state"]["best"].update(val_accuracy=1.0), "state's best"),
+        (lambda r: r["config"].update(tolerance=0.2), "config"),
+        (lambda r: r["state"].update(stop_reason=None), "state is finished but names no"),
+    ],
+)
+def test_a_well_formed_but_edited_state_is_told_by_the_snapshots(
+    finished_run, digits_reference, edit, named
+):
+    """state.json has no content hash; the run state each snapshot carries has. A state.json
+    that disagrees with its round's snapshot (or the final one's) is damaged: the run
+    resumes from the snapshots and ends as it did."""
+    run_dir, config, result = finished_run
+    state = run_dir / STATE_JSON
+    record = json.loads(state.read_text())
+    edit(record)
+    state.write_text(json.dumps(record))
+    message = rf"state.json is damaged \(its {named}"
+    with pytest.warns(UserWarning, match=message):
+        resumed = _resume(run_dir, config, digits_reference)
+    for key in ("compression_ratio", "val_accuracy", "test_accuracy", "best_round"):
+        assert resumed[key] == result[key]
+    assert json.loads((run_dir / "state.json.damaged").read_text()) == record
+
+
+def test_a_finished_state_agrees_with_its_snapshots(finished_run, digits_reference):
+    run_dir, config, result = finished_run  # resumed as it is: nothing is set aside
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = _resume(run_dir, config, digits_reference)
+    assert not [w for w in caught if "damaged" in str(w.message)]
+    assert resumed["compression_ratio"] == result["compression_ratio"]
+
+
 def test_a_damaged_round_resumes_from_the_round_before(finished_run, digits_reference):
     run_dir, config, result = finished_run
     damaged = snapshot_path(run_dir, 2)
@@ -742,7 +780,10 @@ def test_arguments_of_the_wrong_kind_are_named_at_the_call(digits_reference, tmp
 
     model, splits = fresh_model(digits_reference), digits_reference[1]
     calls = [
-        (lambda: compress("lenet-300-100", splits), r"model must be an nn\.Module .*got a str"),
+        (
+            lambda: compress("lenet-300-100", splits),
+            r"'lenet-300-100' is no checkpoint file: .*Module",
+        ),
         (lambda: compress(model, task=splits), r"task must be an olmp\.task\.Task .*DatasetSplits"),
         (lambda: train(model, splits, TrainConfig()), r"data must be one split .*DatasetSplits"),
         (lambda: train(model, splits.train, {"epochs": 1}), r"config must be a TrainConfig"),

@@ -100,6 +100,11 @@ def compress(
         >>> result["compression_ratio"]  # doctest: +SKIP
     """
     if isinstance(model, str | os.PathLike):
+        if not Path(model).is_file():  # a model's name, say
+            raise OlmpError(
+                f"model {str(model)!r} is no checkpoint file: give an nn.Module "
+                "(olmp.load_weights, olmp.build_model) or a checkpoint's path"
+            )
         if any(given is not None for given in (splits, evaluate, train, task)):
             raise OlmpError(
                 "a checkpoint path brings its own data: to compress it on other data, load "

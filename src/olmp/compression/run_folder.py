@@ -29,6 +29,7 @@ from olmp.errors import OlmpError, is_integer
 from olmp.files import (
     check_writable,
     load_checkpoint,
+    load_checkpoint_metadata,
     refuse_foreign_files,
     refuse_resume_and_force,
     save_checkpoint,
@@ -96,6 +97,8 @@ def _state_problem(record: dict[str, Any]) -> str | None:
     if not isinstance(record.get("reference_sha256", ""), str):
         return "its reference_sha256 must be a string"
     state = RunState.from_dict(record["state"])
+    if state.finished and state.stop_reason is None:  # the rounds end, then the final phase
+        return "its state is finished but names no stop_reason"
     if not _rounds(state.history):
         return f"its state's history must be {RESULT_FIELDS['history'][1]}"
     best = state.best
@@ -108,6 +111,32 @@ def _state_problem(record: dict[str, Any]) -> str | None:
             f"its state's best must name a round up to {state.round} with its size and val_accuracy"
         )
     return None
+
+
+# What the final phase changes in the run state after a snapshot was saved, the best aside
+# (the final one's when the phase kept a network, else the last round's).
+_FINAL_PHASE_FIELDS = ("elapsed_s", "stop_reason", "final_attempts", "finished")
+
+
+def _first_difference(record: dict[str, Any], saved: Any, skipped: tuple[str, ...]) -> str | None:
+    """The first part of run state ``record`` that ``saved`` (a snapshot's copy) does not
+    hold alike, the state's fields in ``skipped`` aside, as ``"state's round"``; ``None``
+    when they agree."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict):
+        return "run state"
+    for part in sorted(record.keys() | saved.keys()):
+        if part != "state" and _text(record.get(part)) != _text(saved.get(part)):
+            return part
+    state, saved_state = record["state"], saved["state"]
+    for key in sorted(state.keys() | saved_state.keys()):
+        if key not in skipped and _text(state.get(key)) != _text(saved_state.get(key)):
+            return f"state's {key}"
+    return None
+
+
+def _text(value: Any) -> str:
+    """``value`` as JSON text: equal for equal records, NaN included (NaN != NaN)."""
+    return json.dumps(value, sort_keys=True)
 
 
 def snapshot_path(run_dir: Path, key: int | str) -> Path:
@@ -136,8 +165,32 @@ class RunFolder:
         write_json_atomic(self.path / STATE_JSON, run_state)
 
     def read_state(self) -> dict[str, Any]:
-        """The run state of ``state.json`` (:class:`DamagedRunFile` when damaged)."""
-        return read_state_record(self.path / STATE_JSON)
+        """The run state of ``state.json`` (:class:`DamagedRunFile` when damaged, or when it
+        disagrees with the copy its round's snapshot carries: that copy is under the
+        snapshot's content hash, ``state.json`` under none, so a hand-edited or mixed-up
+        ``state.json`` shows here and the run resumes from the snapshots instead)."""
+        record = read_state_record(self.path / STATE_JSON)
+        state = RunState.from_dict(record["state"])
+        compared = [(self.snapshot(state.round), ())]
+        if state.finished:  # the final phase changed these after the last round
+            fine_tuned = bool(state.best.get("fine_tuned"))  # then the best is the final one's
+            skipped = _FINAL_PHASE_FIELDS + (("best",) if fine_tuned else ())
+            compared = [(self.snapshot(state.round), skipped)]
+            if fine_tuned:
+                compared.append((self.snapshot("final"), _FINAL_PHASE_FIELDS))
+        for snapshot, skipped in compared:
+            try:
+                saved = load_checkpoint_metadata(snapshot, "round snapshot").get("run_state")
+            except OlmpError as exc:
+                raise DamagedRunFile(str(exc), snapshot) from None
+            differs = _first_difference(record, saved, skipped)
+            if differs is not None:
+                raise DamagedRunFile(
+                    f"{self.path / STATE_JSON} is damaged (its {differs} is not what "
+                    f"{snapshot.name} recorded)",
+                    self.path / STATE_JSON,
+                )
+        return record
 
     def read_rounds(self, last: int) -> dict[int, dict[str, torch.Tensor]]:
         """The snapshots of rounds ``0..last`` (:class:`DamagedRunFile` when one is damaged)."""
