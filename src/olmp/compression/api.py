@@ -78,8 +78,8 @@ def compress(
         on_round: called with each round's history entry and the run state.
         recipe: how ``model`` was trained (what :func:`olmp.load_weights` returns as
             ``metadata["recipe"]``): retraining uses its batch size and augmentation unless
-            ``config`` sets them. The CLI passes the checkpoint's; pass it too for the same
-            run from Python.
+            ``config`` sets them. A checkpoint's path brings its own (as the CLI's run);
+            with a model in hand, pass it for that same run.
         constraints, protected: fairness constraints such as ``"dp<=0.05"`` between the
             groups of attribute ``protected`` (``splits`` from
             :func:`olmp.data.load_tabular`): retraining holds them and the kept network
