@@ -219,6 +219,26 @@ def test_export_run_bad_input_writes_nothing(finished_run, tmp_path):
         with pytest.raises(OlmpError, match="is a file of the run being exported"):
             export_run(finished_run, target, force=True)
     assert pruned.read_bytes() == before
+    # One file for both outputs: one would overwrite the other (and a refusal wrote it).
+    same = tmp_path / "same.x"
+    for force in (False, True):
+        with pytest.raises(OlmpError, match=r"same\.x is given as both outputs"):
+            export_run(finished_run, same, onnx=tmp_path / "." / "same.x", force=force)
+    # float16 is the sparse file's: ONNX alone would ignore it.
+    with pytest.raises(OlmpError, match=r"dtype float16 sets the sparse file's values"):
+        export_run(finished_run, onnx=tmp_path / "half.onnx", dtype="float16")
+    assert not same.exists() and not (tmp_path / "half.onnx").exists()
+
+
+def test_the_size_line_says_which_is_larger():
+    from olmp.export import summarise_sizes
+
+    sizes = {"file_bytes": 1000, "value_dtype": "float32", "kept_values": 240}
+    sizes |= {"kept_value_bytes": 960}
+    assert "4,000 bytes, 4.0x larger" in summarise_sizes(sizes | {"dense_float32_bytes": 4000})
+    assert "990 bytes, smaller than the file" in summarise_sizes(
+        sizes | {"dense_float32_bytes": 990}
+    )
 
 
 def test_onnx_export_is_checked_with_onnxruntime(finished_run, tmp_path, monkeypatch):

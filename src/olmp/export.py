@@ -310,11 +310,12 @@ def inspect_export(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def summarise_sizes(sizes: dict[str, Any]) -> str:
     """One line: file size beside the dense float32 size and the kept values alone."""
-    file_bytes = sizes["file_bytes"]
+    file_bytes, dense = sizes["file_bytes"], sizes["dense_float32_bytes"]
+    # A network pruned little is stored dense, plus its header: then the file is the larger.
+    than = f"{dense / file_bytes:.1f}x larger" if dense >= file_bytes else "smaller than the file"
     return (
         f"{file_bytes:,} bytes ({sizes['value_dtype']}, {sizes['kept_values']:,} kept values); "
-        f"dense float32: {sizes['dense_float32_bytes']:,} bytes, "
-        f"{sizes['dense_float32_bytes'] / file_bytes:.1f}x larger; "
+        f"dense float32: {dense:,} bytes, {than}; "
         f"the file is {file_bytes / sizes['kept_value_bytes']:.2f}x its kept values' bytes"
     )
 
@@ -376,6 +377,15 @@ def export_run(
         raise OlmpError("nothing to export to: give an output file (--out) and/or --onnx FILE")
     if dtype not in VALUE_DTYPES:
         raise unknown_choice("dtype", dtype, list(VALUE_DTYPES))
+    if out is None and dtype != "float32":  # ONNX holds dense float32 weights
+        raise OlmpError(
+            f"dtype {dtype} sets the sparse file's values: give an output file (--out) too; "
+            "the ONNX file holds dense float32 weights"
+        )
+    if out is not None and onnx is not None and Path(out).resolve() == Path(onnx).resolve():
+        raise OlmpError(
+            f"{out} is given as both outputs (--out and --onnx); give each its own file"
+        )
     run_files = {f.resolve() for f in Path(run_dir).glob("**/*") if f.is_file()}
     for target in (out, onnx):
         if target is not None:
