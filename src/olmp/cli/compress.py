@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -224,17 +225,19 @@ def _explain_selection(result: dict) -> None:
     smallest = max(rounds, key=lambda h: h["compression_ratio"])
     if smallest["compression_ratio"] < 1.2 * result["compression_ratio"]:
         return
-    needed = result["reference_val_accuracy"] - smallest["val_accuracy"]
+    # Rounded up: 0.0111 shown as 0.011 would name a tolerance that rejects the network.
+    needed = math.ceil(1000 * (result["reference_val_accuracy"] - smallest["val_accuracy"]) - 1e-6)
     error = standard_error_of_change(result, "val")
     scale = (
-        f" For scale, the selected network's val change has a paired standard error of {error:.3f}."
+        f" For scale, the selected network's val change has a paired standard error of "
+        f"{error:.3f} ({100 * error:.2f} points)."
         if error is not None
         else ""
     )
     console.print(
         f"note: round {smallest['round']} reached {smallest['compression_ratio']:.1f}x with val "
         f"accuracy {smallest['val_accuracy']:.2%} (reference {result['reference_val_accuracy']:.2%}"
-        f"); --tolerance {needed:.3f} or more would accept networks that small.{scale}"
+        f"); --tolerance {needed / 1000:.3f} or more would accept networks that small.{scale}"
     )
 
 

@@ -316,7 +316,7 @@ class CompressConfig:
                 "a positive number of seconds or None",
             )
         check("search_step", finite("search_step") and 0 < self.search_step <= 1, "in (0, 1]")
-        check("min_keep", finite("min_keep") and 0 < self.min_keep <= 1, "in (0, 1]")
+        check("min_keep", finite("min_keep") and 0 < self.min_keep < 1, "in (0, 1)")
         if self.adjust not in ADJUST_MODES:
             raise unknown_choice("adjust mode", self.adjust, list(ADJUST_MODES))
         if self.racing_z is not None:
