@@ -298,6 +298,24 @@ def test_a_well_formed_but_edited_state_is_told_by_the_snapshots(
     assert json.loads((run_dir / "state.json.damaged").read_text()) == record
 
 
+def test_force_removes_the_old_runs_files_only(finished_run, digits_reference):
+    """--force starts anew: the old run's snapshots and olmp report's plots go (they would
+    show the old run), a user's file in rounds/ stays."""
+    from olmp.report import report_run
+
+    run_dir, _, _ = finished_run
+    _, plots = report_run(run_dir)
+    mine = run_dir / "rounds" / "mine.txt"
+    mine.write_text("x")
+    (run_dir / "rounds" / "round-009.safetensors.damaged").write_text("x")
+    model, splits = fresh_model(digits_reference), digits_reference[1]
+    config = CompressConfig(**{**FAST_COMPRESS, "max_rounds": 1})
+    compress(model, splits, config, run_dir=run_dir, force=True)
+    assert mine.read_text() == "x" and not any(path.exists() for path in plots)
+    left = {path.name for path in (run_dir / "rounds").iterdir()} - {"final.safetensors"}
+    assert left == {"mine.txt", "round-000.safetensors", "round-001.safetensors"}
+
+
 def test_a_finished_state_agrees_with_its_snapshots(finished_run, digits_reference):
     run_dir, config, result = finished_run  # resumed as it is: nothing is set aside
     with warnings.catch_warnings(record=True) as caught:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from olmp.compression.run_folder import (
     PLOT_PNG,
     PRUNED_CHECKPOINT,
     RESULT_JSON,
+    ROUND_FILES,
     STATE_JSON,
     prepare_run_dir,
     write_run_outputs,
@@ -26,6 +26,7 @@ from olmp.data.registry import DatasetSplits
 from olmp.errors import OlmpError, check_type
 from olmp.files import refuse_resume_and_force, remove_interrupted_writes
 from olmp.reference import load_weights
+from olmp.report import REPORT_PLOTS
 from olmp.task import CallableTask, SplitsTask, Task
 from olmp.training import TrainConfig
 
@@ -193,11 +194,22 @@ def _prepare(compressor: Compressor, path: Path, resume: bool, force: bool) -> N
     path.mkdir(parents=True, exist_ok=True)
     if (path / STATE_JSON).exists():  # a run's folder: what a killed write left goes too
         remove_interrupted_writes(path)
-    # state.json last: a start killed halfway leaves a folder still known as a run's.
+    # Only olmp's own files (a user's beside them stay), state.json last: a start killed
+    # halfway leaves a folder still known as a run's.
     for stale in (RESULT_JSON, PRUNED_CHECKPOINT, PLOT_PNG):
         (path / stale).unlink(missing_ok=True)
-    shutil.rmtree(path / "rounds", ignore_errors=True)
+    _remove_own(path / "rounds", ROUND_FILES)
+    _remove_own(path / "report", tuple(REPORT_PLOTS))  # olmp report's: the old run's plots
     (path / STATE_JSON).unlink(missing_ok=True)
+
+
+def _remove_own(folder: Path, patterns: tuple[str, ...]) -> None:
+    """Remove the files matching ``patterns`` in ``folder``, and the folder once empty."""
+    for pattern in patterns:
+        for file in folder.glob(pattern):
+            file.unlink()
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _refuse_tied_weights(model: nn.Module, model_name: str) -> None:

@@ -139,6 +139,10 @@ def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+#: The files of ``rounds/``: snapshots and the damaged ones set aside (:func:`_move_aside`).
+ROUND_FILES = ("round-*.safetensors", "final.safetensors", "*.safetensors.damaged*")
+
+
 def snapshot_path(run_dir: Path, key: int | str) -> Path:
     """Where a run folder keeps round ``key``'s network (an int) or the ``final`` one."""
     name = f"round-{key:03d}" if isinstance(key, int) else str(key)
