@@ -151,6 +151,25 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
         )
 
 
+@pytest.mark.parametrize("config", [{}, {"parametrisation": "mean-std"}, {"adjust": "dns"}])
+def test_a_pruned_network_compressed_again_counts_its_zeros_as_pruned(reference, config):
+    """Its zeros were kept (threshold 0 keeps |w| >= 0), counted as weights and regrown by
+    retraining: compressing an exported network made it denser."""
+    model = _model(reference)
+    with torch.no_grad():
+        for layer in (model[1], model[3]):
+            layer.weight[layer.weight.abs() < layer.weight.abs().quantile(0.6)] = 0
+    weights = [model[i].weight for i in (1, 3, 5)]
+    given = sum(int((w != 0).sum()) for w in weights)
+    total = sum(w.numel() for w in weights)
+    pruned, result = compress(model, reference[1], CompressConfig(**{**FAST, **config}))
+    kept = sum(row["kept_weights"] for row in result["layers"])
+    nonzero = sum(int((pruned[i].weight != 0).sum()) for i in (1, 3, 5))
+    assert nonzero <= kept
+    if config.get("adjust") != "dns":  # DNS may splice weights back, by design
+        assert kept <= given and result["compression_ratio"] >= total / given
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

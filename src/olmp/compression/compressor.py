@@ -40,6 +40,7 @@ from olmp.pruning.masks import (
     remove_masks,
     with_masks,
 )
+from olmp.pruning.thresholds import SMALLEST_THRESHOLD
 from olmp.task import SPLITS, Task, meets_constraints, reported_outcomes
 from olmp.training import model_device
 
@@ -325,8 +326,12 @@ class Compressor:
         examples = self.task.split_size("val")
         if examples is not None:
             check_val_size(self.reference["val_accuracy"], examples, self.config.tolerance)
+        # Round 0 is the network as given: its exact zeros (a pruned network compressed
+        # again) count as pruned from the start, so no round can make it denser.
         self.masks = magnitude_masks(
-            self.layers, torch.zeros(len(self.layers)), self.config.prune_biases
+            self.layers,
+            torch.full((len(self.layers),), SMALLEST_THRESHOLD),
+            self.config.prune_biases,
         )
         self.snapshots[0] = self._snapshot()
         self._consider_best(

@@ -3,7 +3,7 @@
 The solver sees a vector ``z`` of one number per layer inside box bounds; a
 parametrisation turns a population of such vectors into per-layer magnitude thresholds
 for the current weights. Both keep every layer's largest-magnitude weight, so no layer is
-ever cut off entirely.
+ever cut off entirely, and neither keeps a weight that is exactly zero.
 
 - :class:`KeepRatio`: ``z_l = log10(keep fraction of layer l)``, bounded below by
   ``log10(min_keep)``. A log scale gives the search equal resolution at 50 % and 0.5 %.
@@ -21,6 +21,11 @@ import numpy as np
 import torch
 
 from olmp.errors import OlmpError, unknown_choice
+
+#: The smallest threshold any search gives: a weight that is exactly zero (pruned before:
+#: an exported or pruned network compressed again) is never kept, so it counts as pruned
+#: and retraining through ``W ⊙ M`` cannot regrow it. No trained weight is that small.
+SMALLEST_THRESHOLD = torch.finfo(torch.float32).tiny
 
 
 class Parametrisation(abc.ABC):
@@ -63,7 +68,7 @@ class Parametrisation(abc.ABC):
     def _cap(self, thresholds: torch.Tensor) -> torch.Tensor:
         # Never prune a layer's largest weight: a dead layer breaks the network for good.
         largest = torch.stack([s[0] for s in self.sorted_desc])
-        return torch.minimum(thresholds, largest)
+        return torch.minimum(thresholds, largest).clamp_min(SMALLEST_THRESHOLD)
 
 
 class KeepRatio(Parametrisation):
