@@ -151,6 +151,25 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
         )
 
 
+def test_layers_left_out_are_counted_in_the_whole_networks_ratio(reference):
+    from olmp.report import summary_line
+
+    config = CompressConfig(**{**FAST, "include": ("5",), "tolerance": 0.05})
+    pruned, result = compress(_model(reference), reference[1], config)
+    (row,) = result["layers"]  # the ratios count the pruned layer only
+    assert result["compression_ratio"] == row["total_weights"] / row["kept_weights"]
+    whole = result["whole_network"]
+    total = sum(pruned[i].weight.numel() for i in (1, 3, 5))
+    dense = sum(pruned[i].weight.numel() for i in (1, 3))
+    assert whole["compression_ratio"] == total / (dense + row["kept_weights"])
+    assert whole["layers_left_dense"] == ["1", "3"]
+    assert f"{whole['compression_ratio']:.2f}x in the whole network (1, 3 left" in summary_line(
+        result
+    )
+    _, everything = compress(_model(reference), reference[1], CompressConfig(**FAST))
+    assert "whole_network" not in everything and "whole" not in summary_line(everything)
+
+
 @pytest.mark.parametrize("config", [{}, {"parametrisation": "mean-std"}, {"adjust": "dns"}])
 def test_a_pruned_network_compressed_again_counts_its_zeros_as_pruned(reference, config):
     """Its zeros were kept (threshold 0 keeps |w| >= 0), counted as weights and regrown by

@@ -15,9 +15,16 @@ from olmp.plots import pyplot, save_figure
 
 def summary_line(result: dict[str, Any]) -> str:
     """Compression and accuracies of a result record, beside the reference's, in one line."""
+    whole = result.get("whole_network")  # include / exclude left layers dense
+    of_whole = (
+        f" in the pruned layers, {whole['compression_ratio']:.2f}x in the whole network "
+        f"({', '.join(whole['layers_left_dense'])} left dense)"
+        if whole
+        else ""
+    )
     return (
         f"{result['compression_ratio']:.1f}x weights "
-        f"({result['compression_ratio_with_biases']:.1f}x with biases); "
+        f"({result['compression_ratio_with_biases']:.1f}x with biases){of_whole}; "
         f"val {result['val_accuracy']:.2%} (ref {result['reference_val_accuracy']:.2%}); "
         f"test {result['test_accuracy']:.2%} (ref {result['reference_test_accuracy']:.2%})"
     )

@@ -93,7 +93,8 @@ def compress(
     ``test_accuracy``, ``paired_change`` (per split, val and test: the change against the
     reference with its paired standard error and the counts of examples now right and
     now wrong; ``None`` with your own ``evaluate``) and ``layers`` (per-layer totals and
-    kept counts).
+    kept counts). The ratios count the layers pruned; when ``include`` / ``exclude`` leave
+    some out, ``whole_network`` gives the ratios with those counted dense.
 
     Example:
         >>> import olmp

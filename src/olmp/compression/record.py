@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from olmp.environment import describe_environment
+from olmp.pruning.layers import find_prunable_layers
 from olmp.pruning.masks import compression_ratios, layer_counts
 from olmp.task import REPORTED_SPLITS, paired_changes, reported_outcomes
 
@@ -32,6 +33,7 @@ def result_record(c: Compressor) -> dict[str, Any]:
         "metric": c.task.metric,
         "compression_ratio": ratio,
         "compression_ratio_with_biases": ratio_b,
+        **whole_network_record(c, model),
         "reference_tune_accuracy": c.reference["tune_accuracy"],
         "reference_val_accuracy": c.reference["val_accuracy"],
         "reference_test_accuracy": c.reference["test_accuracy"],
@@ -48,6 +50,24 @@ def result_record(c: Compressor) -> dict[str, Any]:
         "history": c.state.history,
         "final_attempts": c.state.final_attempts,
         **constraint_record(c, model),
+    }
+
+
+def whole_network_record(c: Compressor, model: nn.Module) -> dict[str, Any]:
+    """When ``include`` / ``exclude`` left prunable layers out, the ratios above count the
+    pruned layers only: the whole network's, those layers kept dense, and their names."""
+    chosen = {layer.name for layer in c.layers}
+    every = find_prunable_layers(model)
+    left_dense = [layer.name for layer in every if layer.name not in chosen]
+    if not left_dense:
+        return {}
+    ratio, ratio_b = compression_ratios(every, c.masks)
+    return {
+        "whole_network": {
+            "compression_ratio": ratio,
+            "compression_ratio_with_biases": ratio_b,
+            "layers_left_dense": left_dense,
+        }
     }
 
 
