@@ -396,12 +396,17 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
         (["--solver", "sgd"], "unknown solver 'sgd'; choose one of: " + ", ".join(sorted(SOLVERS))),
         (["--resume"], "holds no state.json"),
         # None cannot be typed: leaving an option out is how, so errors do not offer it
-        (["--racing-z", "-1"], "--racing-z must be positive, got -1.0"),
+        (["--racing-z", "-1"], "--racing-z must be positive, or 0 for exact decisions, got -1.0"),
         (["--time-limit", "-1"], "--time-limit must be a positive number of seconds, got -1.0"),
         (["--max-evaluations", "0"], "--max-evaluations must be at least 1, got 0"),
         (["--tolerance", "-1e-3"], "--tolerance must be in [0, 1), got -0.001"),  # not an option
-        (["--min-keep", "2"], "--min-keep must be in (0, 1], got 2.0"),
+        (["--min-keep", "2"], "--min-keep must be in (0, 1), got 2.0"),
+        (["--min-keep", "1"], "--min-keep must be in (0, 1), got 1.0"),  # once mid-run
         (["--solver-option", "sigma=2"], "solver 'ncs' has no option 'sigma'; its options are"),
+        (
+            ["--solver-option", "popsize=5"],
+            "preset; popsize and the step size are olmp compress's own --popsize and --search-step",
+        ),
         (["--solver-option", "r"], "a solver option is NAME=VALUE (e.g. r=0.8), got 'r'"),
         (["--model", "lenet-5"], "lenet-5 needs images of at least 16x16"),
         (

@@ -63,11 +63,16 @@ class OptionError(OlmpError):
         self.option = option
         self.problem = problem
 
-    def named(self, name: str, *, none_allowed: bool = True) -> OlmpError:
+    def named(
+        self, name: str, *, none_allowed: bool = True, none_typed_as: str | None = None
+    ) -> OlmpError:
         """The same error about the option as the user spelled it; without
         ``none_allowed`` (a command line, where None cannot be typed: leaving the option
-        out is how) the problem's "or None ..." alternatives are left out."""
+        out is how) the problem's "or None ..." alternatives are left out, or say
+        ``none_typed_as`` (an option whose 0 means None) instead of None."""
         problem = self.problem
-        if not none_allowed:
+        if none_typed_as is not None:
+            problem = problem.replace("or None", f"or {none_typed_as}")
+        elif not none_allowed:
             problem = re.sub(r",? or None[^,]*(?=, got )", "", problem)
         return OlmpError(f"{name} {problem}")

@@ -112,13 +112,16 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
     try:
         return CompressConfig(**given)
     except OptionError as error:
-        named = {f.name for f in fields(CompressConfig)}
+        declared = {f.name: f.metadata for f in fields(CompressConfig)}
         option_name = error.option
-        if option_name in named:
+        zero_means_none = declared.get(option_name, {}).get("zero_means_none")
+        if option_name in declared:
             option_name = (
                 "--solver-option" if option_name == "solver_options" else flag(option_name)
             )
-        raise error.named(option_name, none_allowed=False) from None
+        raise error.named(
+            option_name, none_allowed=False, none_typed_as="0" if zero_means_none else None
+        ) from None
 
 
 def run_compression(
