@@ -568,6 +568,20 @@ def test_cli_and_python_api_make_the_same_run(digits_checkpoint, tmp_path):
     assert without["config"]["batch_size"] == 64
 
 
+def test_load_weights_gives_a_model_in_eval_mode(tmp_path):
+    """As load_compressed does: with dropout, a model in training mode answers one input
+    differently at each call."""
+    import olmp
+
+    path = tmp_path / "conv.safetensors"
+    olmp.train_reference("conv-small", "digits", path, config=olmp.TrainConfig(epochs=1))
+    model, splits, _ = olmp.load_weights(path)
+    assert not model.training
+    x = splits.val.x[:16]
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))
+
+
 def test_a_checkpoint_path_brings_its_own_data(digits_checkpoint, tmp_path):
     import olmp
 

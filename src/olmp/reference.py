@@ -141,7 +141,8 @@ def load_weights(
 
     ``model``, ``dataset`` and ``split_seed`` default to what the checkpoint's metadata
     records. A recorded model that is a ``package.module:factory`` (code to import) is
-    built only with ``trust_model_code=True``; a ``model`` you pass is always built.
+    built only with ``trust_model_code=True``; a ``model`` you pass is always built. The
+    model comes in eval mode (``.train()`` it to train it further).
     Raises :class:`OlmpError` when the weights do not fit the model.
     """
     state_dict, metadata = load_checkpoint(weights)
@@ -177,7 +178,9 @@ def load_weights(
             f"the weights in {weights}, which were made on {made_on!r}: {error}"
         ) from None
     net.load_state_dict(state_dict)
-    return net.to(pick_device(device)), splits, metadata
+    # In eval mode, as olmp.load_compressed gives it: a model with dropout would otherwise
+    # answer one input differently at each call.
+    return net.to(pick_device(device)).eval(), splits, metadata
 
 
 def _warn_other_data(
