@@ -384,3 +384,16 @@ def test_shared_first_layer_outputs_match_each_candidate():
         w = linear.weight.detach() * (linear.weight.detach().abs() >= t)
         expected = x @ w.T + linear.bias.detach()
         assert torch.allclose(out[p], expected, atol=1e-5)
+
+
+def test_a_layer_pattern_that_matches_nothing_is_named():
+    import warnings
+
+    model = build_model("lenet-300-100", (1, 28, 28), 10)
+    with pytest.warns(UserWarning, match=r"pattern 'zzz' matches no Linear.*named 1, 3, 5$"):
+        assert len(find_prunable_layers(model, exclude=("zzz",))) == 3
+    with pytest.warns(UserWarning, match=r"pattern 'fc\*', 'conv\*' matches no"):
+        find_prunable_layers(model, include=("1", "fc*"), exclude=("conv*",))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        find_prunable_layers(model, include=("[13]",), exclude=("3",))

@@ -8,6 +8,7 @@ A :class:`PrunableLayer` is a Linear or Conv module whose ``weight`` (and option
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -70,11 +71,22 @@ def find_prunable_layers(
         and any(fnmatch.fnmatchcase(name, p) for p in include)
         and not any(fnmatch.fnmatchcase(name, p) for p in exclude)
     ]
+    kinds = ", ".join(t.__name__ for t in types)
+    # The names there are to choose from, when a pattern chose none of them.
+    names = [name for name, module in model.named_modules() if isinstance(module, types)]
+    listed = f"; its layers are named {', '.join(names)}" if names else ""
+    unmatched = [
+        pattern
+        for pattern in (*include, *exclude)
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in names)
+    ]
+    if layers and unmatched:  # a typo, most likely: the run would silently ignore it
+        warnings.warn(
+            f"layer pattern {', '.join(map(repr, unmatched))} matches no {kinds} layer of "
+            f"model {type(model).__name__}{listed}",
+            stacklevel=2,
+        )
     if not layers:
-        kinds = ", ".join(t.__name__ for t in types)
-        # The names there are to choose from, when the patterns chose none of them.
-        names = [name for name, module in model.named_modules() if isinstance(module, types)]
-        listed = f"; its layers are named {', '.join(names)}" if names else ""
         raise OlmpError(
             f"model {type(model).__name__} has no prunable layers ({kinds}) matching "
             f"include={list(include)} exclude={list(exclude)}{listed}"
