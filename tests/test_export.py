@@ -304,6 +304,10 @@ def test_cli_report(finished_run, tmp_path, capsys):
     assert main(["report", str(finished_run), "--json", "--plots", str(plots), "--force"]) == 0
     assert json.loads(capsys.readouterr().out) == result
     assert all(row["threshold"] >= 0 for row in result["layers"])
+    # --json alone prints the record and writes no plot
+    assert main(["report", str(finished_run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == result
+    assert not (finished_run / "report").exists()
     assert main(["report", str(finished_run), "--plots", str(plots / "layers.png")]) == 2
     assert "is a file; give a folder" in capsys.readouterr().err
 

@@ -9,6 +9,7 @@ from olmp.cli.common import (
     Formatter,
 )
 from olmp.cli.compress import print_result
+from olmp.compression import read_result
 from olmp.console import console
 from olmp.report import (
     report_run,
@@ -16,6 +17,9 @@ from olmp.report import (
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.json and args.plots is None:  # the record for a script: no plots unless asked
+        print(json.dumps(read_result(args.run_dir)))
+        return 0
     result, plots = report_run(args.run_dir, args.plots, force=args.force)
     if args.json:
         print(json.dumps(result))
@@ -49,7 +53,9 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     report.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished olmp compress")
     report.add_argument(
-        "--plots", metavar="DIR", help="where the PNGs go (default: RUN_DIR/report)"
+        "--plots",
+        metavar="DIR",
+        help="where the PNGs go (default: RUN_DIR/report; with --json, none unless given)",
     )
     report.add_argument(
         "--force", action="store_true", help="replace the plots already in --plots DIR"
