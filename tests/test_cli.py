@@ -402,6 +402,7 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
         (["--tolerance", "-1e-3"], "--tolerance must be in [0, 1), got -0.001"),  # not an option
         (["--min-keep", "2"], "--min-keep must be in (0, 1), got 2.0"),
         (["--min-keep", "1"], "--min-keep must be in (0, 1), got 1.0"),  # once mid-run
+        (["--augment-shift", "8"], "a shift of 8 pixels (--augment-shift, augment_shift=) would"),
         (["--solver-option", "sigma=2"], "solver 'ncs' has no option 'sigma'; its options are"),
         (
             ["--solver-option", "popsize=5"],

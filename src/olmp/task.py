@@ -229,6 +229,14 @@ class SplitsTask(Task):
                 "float32: convert the model with model.float() first"
             )
         splits = self.splits
+        side = min(splits.input_shape[1:]) if len(splits.input_shape) == 3 else None
+        if side is not None and self.augment_shift >= side:  # images only are shifted
+            raise OlmpError(
+                f"a shift of {self.augment_shift} pixels (--augment-shift, augment_shift=) "
+                f"would move the {'x'.join(map(str, splits.input_shape[1:]))} images of "
+                f"dataset {splits.name!r} off the frame; give less than {side} (a pixel or "
+                "two is usual)"
+            )
         probe = splits.val.x[:2].to(model_device(model))
         try:
             # no_grad, not inference_mode: a lazy layer made here must stay trainable.
