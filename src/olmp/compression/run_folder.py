@@ -97,8 +97,6 @@ def _state_problem(record: dict[str, Any]) -> str | None:
     if not isinstance(record.get("reference_sha256", ""), str):
         return "its reference_sha256 must be a string"
     state = RunState.from_dict(record["state"])
-    if state.finished and state.stop_reason is None:  # the rounds end, then the final phase
-        return "its state is finished but names no stop_reason"
     if not _rounds(state.history):
         return f"its state's history must be {RESULT_FIELDS['history'][1]}"
     best = state.best
@@ -119,17 +117,28 @@ _FINAL_PHASE_FIELDS = ("elapsed_s", "stop_reason", "final_attempts", "finished")
 
 
 def _first_difference(record: dict[str, Any], saved: Any, skipped: tuple[str, ...]) -> str | None:
-    """The first part of run state ``record`` that ``saved`` (a snapshot's copy) does not
-    hold alike, the state's fields in ``skipped`` aside, as ``"state's round"``; ``None``
-    when they agree."""
-    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict):
-        return "run state"
-    for part in sorted(record.keys() | saved.keys()):
-        if part != "state" and _text(record.get(part)) != _text(saved.get(part)):
-            return part
-    state, saved_state = record["state"], saved["state"]
-    for key in sorted(state.keys() | saved_state.keys()):
-        if key not in skipped and _text(state.get(key)) != _text(saved_state.get(key)):
+    """The first part that a resume reads of run state ``record`` which ``saved`` (a
+    snapshot's copy) does not hold alike: the reference's scores and hash, the config as it
+    is read (a field added since compares by the value it stands for), the state's fields
+    but ``skipped``. ``None`` when they agree, or when ``saved`` is no run state to compare
+    with (snapshots from before they carried one). The record's ``metadata`` is not compared:
+    a resume may name the same weights by another path."""
+    try:
+        theirs = check_state_record(saved, Path("snapshot"))
+        configs = [CompressConfig.from_dict(r["config"]).to_dict() for r in (record, theirs)]
+        states = [asdict(RunState.from_dict(r["state"])) for r in (record, theirs)]
+    except OlmpError:
+        return None
+    if _text(record["reference"]) != _text(theirs["reference"]):
+        return "reference"
+    if {"reference_sha256"} <= record.keys() & theirs.keys() and (
+        record["reference_sha256"] != theirs["reference_sha256"]
+    ):
+        return "reference_sha256"
+    if _text(configs[0]) != _text(configs[1]):
+        return "config"
+    for key in states[0]:
+        if key not in skipped and _text(states[0][key]) != _text(states[1][key]):
             return f"state's {key}"
     return None
 
