@@ -397,3 +397,17 @@ def test_a_layer_pattern_that_matches_nothing_is_named():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         find_prunable_layers(model, include=("[13]",), exclude=("3",))
+
+
+def test_thresholds_keep_no_zero_and_every_other_weight_as_before():
+    """The floor above 0 drops exact zeros only; records show it as the 0 it stands for."""
+    from olmp.pruning.thresholds import MeanStd, recorded_thresholds
+
+    dense, holed = torch.randn(50), torch.randn(50)
+    holed[:20] = 0
+    for param in (MeanStd([dense.abs(), holed.abs()]), KeepRatio([dense.abs(), holed.abs()])):
+        lower, upper = param.bounds()
+        keep_all = param.thresholds(lower if isinstance(param, MeanStd) else upper)
+        assert param.kept_counts(keep_all).tolist() == [[50, 30]]
+        if isinstance(param, MeanStd):
+            assert recorded_thresholds(keep_all[0]) == [0.0, 0.0]

@@ -40,7 +40,7 @@ from olmp.pruning.masks import (
     remove_masks,
     with_masks,
 )
-from olmp.pruning.thresholds import SMALLEST_THRESHOLD
+from olmp.pruning.thresholds import SMALLEST_THRESHOLD, recorded_thresholds
 from olmp.task import SPLITS, Task, meets_constraints, reported_outcomes
 from olmp.training import model_device
 
@@ -376,7 +376,7 @@ class Compressor:
             "compression_ratio_with_biases": ratio_b,
             "val_accuracy": val_acc,
             "keep_fractions": keep_fractions(self.layers, self.masks).tolist(),
-            "thresholds": thresholds.tolist(),
+            "thresholds": recorded_thresholds(thresholds),
             "evaluations": self.state.evaluations,
             "elapsed_s": round(self.state.elapsed_s, 3),
             "new_best": improved,

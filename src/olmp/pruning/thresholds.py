@@ -28,6 +28,12 @@ from olmp.errors import OlmpError, unknown_choice
 SMALLEST_THRESHOLD = torch.finfo(torch.float32).tiny
 
 
+def recorded_thresholds(thresholds: torch.Tensor) -> list[float]:
+    """``thresholds`` as records show them: the floor as 0, the threshold it stands in for
+    (both keep every weight that is not exactly zero)."""
+    return [0.0 if t <= SMALLEST_THRESHOLD else t for t in thresholds.tolist()]
+
+
 class Parametrisation(abc.ABC):
     """Maps search vectors to thresholds; built for the layers' current |weights|."""
 
