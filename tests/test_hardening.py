@@ -313,6 +313,11 @@ def test_force_removes_the_old_runs_files_only(finished_run, digits_reference):
     assert mine.read_text() == "x" and not any(path.exists() for path in plots)
     left = {path.name for path in (run_dir / "rounds").iterdir()} - {"final.safetensors"}
     assert left == {"mine.txt", "round-000.safetensors", "round-001.safetensors"}
+    theirs = run_dir.parent / "theirs"  # no run's folder: --force leaves its plots alone
+    (theirs / "report").mkdir(parents=True)
+    (theirs / "report" / "accuracy.png").write_text("x")
+    compress(fresh_model(digits_reference), splits, config, run_dir=theirs, force=True)
+    assert (theirs / "report" / "accuracy.png").read_text() == "x"
 
 
 @pytest.mark.parametrize("edit", ["none", "metadata", "old snapshots"])
@@ -729,6 +734,8 @@ def test_what_a_killed_write_left_goes_when_its_run_folder_is_taken_again(
         run / "rounds" / ".round-002.safetensors.k3j2h10g.tmp",
     ]
     kept = [run / ".notes.tmp", run / "notes.abcdefgh.tmp"]  # not atomic_path's names
+    kept.append(run / "rounds" / "mine" / ".a.json.abcdefgh.tmp")  # below olmp's folders
+    kept[-1].parent.mkdir()
     for path in (*killed, *kept):
         path.write_text("x")
     compress(fresh_model(digits_reference), splits, config, run_dir=run, resume=True)

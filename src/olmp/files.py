@@ -70,12 +70,13 @@ _TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
 
 def remove_interrupted_writes(folder: Path, of: str | None = None) -> None:
     """Remove the temporary files that writes killed halfway (SIGKILL, power loss: no
-    ``finally`` ran) left in ``folder`` and below, or only those of its file ``of``: nothing
-    reads them, and a checkpoint's can be as large as the model. Called only on a folder
-    known to be a run's (it holds the run's record), or for ``of`` a study file, once its
-    resume or restart is accepted."""
-    found = folder.glob(f".{glob.escape(of)}.*.tmp") if of else folder.rglob(".*.tmp")
-    for path in found:
+    ``finally`` ran) left in ``folder`` and its direct subfolders, or only those of its
+    file ``of``: nothing reads them, and a checkpoint's can be as large as the model.
+    Called only on a folder known to be a run's (it holds the run's record), or for ``of``
+    a study file, once its resume or restart is accepted."""
+    # The folder and its direct subfolders (rounds/, weights/, eps-*/, report/): no deeper.
+    patterns = [f".{glob.escape(of)}.*.tmp"] if of else [".*.tmp", "*/.*.tmp"]
+    for path in (path for pattern in patterns for path in folder.glob(pattern)):
         if _TEMPORARY_NAME.fullmatch(path.name) and path.is_file():
             path.unlink(missing_ok=True)
 

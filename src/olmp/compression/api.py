@@ -193,14 +193,14 @@ def _prepare(compressor: Compressor, path: Path, resume: bool, force: bool) -> N
         remove_interrupted_writes(path)
         return
     path.mkdir(parents=True, exist_ok=True)
-    if (path / STATE_JSON).exists():  # a run's folder: what a killed write left goes too
-        remove_interrupted_writes(path)
+    if (path / STATE_JSON).exists():  # a run's folder: what a killed write left goes too,
+        remove_interrupted_writes(path)  # and olmp report's plots of the old run
+        _remove_own(path / "report", tuple(REPORT_PLOTS))
     # Only olmp's own files (a user's beside them stay), state.json last: a start killed
     # halfway leaves a folder still known as a run's.
     for stale in (RESULT_JSON, PRUNED_CHECKPOINT, PLOT_PNG):
         (path / stale).unlink(missing_ok=True)
     _remove_own(path / "rounds", ROUND_FILES)
-    _remove_own(path / "report", tuple(REPORT_PLOTS))  # olmp report's: the old run's plots
     (path / STATE_JSON).unlink(missing_ok=True)
 
 
