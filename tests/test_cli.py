@@ -406,7 +406,8 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
         (["--solver-option", "sigma=2"], "solver 'ncs' has no option 'sigma'; its options are"),
         (
             ["--solver-option", "popsize=5"],
-            "preset; popsize and the step size are olmp compress's own --popsize and --search-step",
+            "solver option 'popsize': the population size and step size are this config's "
+            "popsize and search_step (--popsize, --search-step)",
         ),
         (["--solver-option", "r"], "a solver option is NAME=VALUE (e.g. r=0.8), got 'r'"),
         (["--model", "lenet-5"], "lenet-5 needs images of at least 16x16"),

@@ -193,6 +193,7 @@ def test_a_pruned_network_compressed_again_counts_its_zeros_as_pruned(reference,
         ({"tolerance": -0.1}, r"tolerance must be in \[0, 1\), got -0.1"),
         ({"tolerance": 1.0}, r"tolerance must be in \[0, 1\), got 1.0"),
         ({"min_keep": 1.0}, r"min_keep must be in \(0, 1\), got 1.0"),  # failed mid-run
+        ({"solver_options": {"sigma0": 0.1}}, r"'sigma0': .* popsize and search_step"),
         ({"solver": "adam"}, r"unknown solver 'adam'; choose one of: cmaes, ncs, random"),
         ({"time_limit": 0}, r"time_limit must be a positive number of seconds or None, got 0"),
         ({"final_steps": -1}, r"final_steps must be at least 0, got -1"),

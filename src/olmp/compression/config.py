@@ -286,6 +286,12 @@ class CompressConfig:
                 f"solver {self.solver!r} needs {solver.backend_package}, which is not "
                 f"installed: {solver.install_hint()}"
             )
+        engine = {"popsize", "sigma0"} & set(self.solver_options)  # olmp tune takes them so
+        if engine:
+            raise OlmpError(
+                f"solver option {sorted(engine)[0]!r}: the population size and step size are "
+                "this config's popsize and search_step (--popsize, --search-step)"
+            )
         check_solver_options(self.solver, self.solver_options)
         if self.parametrisation not in PARAMETRISATIONS:
             raise unknown_choice(
@@ -316,7 +322,10 @@ class CompressConfig:
                 "a positive number of seconds or None",
             )
         check("search_step", finite("search_step") and 0 < self.search_step <= 1, "in (0, 1]")
-        check("min_keep", finite("min_keep") and 0 < self.min_keep < 1, "in (0, 1)")
+        # keep-ratio searches down to log10(min_keep): 1 would leave it no room (mean-std
+        # runs do not read it and may have recorded 1, once allowed)
+        unread = self.parametrisation != "keep-ratio" and self.min_keep == 1
+        check("min_keep", finite("min_keep") and (0 < self.min_keep < 1 or unread), "in (0, 1)")
         if self.adjust not in ADJUST_MODES:
             raise unknown_choice("adjust mode", self.adjust, list(ADJUST_MODES))
         if self.racing_z is not None:

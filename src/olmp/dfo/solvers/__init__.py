@@ -107,15 +107,9 @@ def check_solver_options(name: str, options: Mapping[str, Any]) -> None:
     allowed = solver_options(name)
     for key in options:
         if key not in allowed:
-            # popsize and sigma0 are the engine's (olmp tune takes them as solver options)
-            engine = (
-                "; popsize and the step size are olmp compress's own --popsize and --search-step"
-                if key in ("popsize", "sigma0")
-                else ""
-            )
             raise OlmpError(
                 f"solver {name!r} has no option {key!r}; its options are "
-                f"{', '.join(allowed) or 'none'}{engine}"
+                f"{', '.join(allowed) or 'none'}"
             )
     if options:
         try:
