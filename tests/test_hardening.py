@@ -98,6 +98,9 @@ def test_an_export_naming_os_abort_is_refused_without_importing(tmp_path, capsys
     assert "'os:abort'" in err and "--trust-model-code" in err and "Traceback" not in err
     with pytest.raises(OlmpError, match="would import and run code named by the file"):
         olmp.load_compressed(path)
+    # compress(path) has no trust_model_code: its error says where the load options are
+    with pytest.raises(OlmpError, match=r"run code .*olmp\.load_for_compression\(path, \.\.\.\)"):
+        olmp.compress(path)
     with pytest.raises(OlmpError, match="would import and run code"):
         load_weights(path)
 

@@ -3,7 +3,7 @@
 The public API; every ``olmp`` CLI command is a thin layer over one of these.
 """
 
-from olmp.compression import CompressConfig, compress
+from olmp.compression import CompressConfig, compress, load_for_compression
 from olmp.data import DATASETS, load_dataset, splits_from_loaders, splits_from_tensors
 from olmp.errors import OlmpError
 from olmp.export import export_run, inspect_export, load_compressed
@@ -33,6 +33,7 @@ __all__ = [
     "inspect_export",
     "load_compressed",
     "load_dataset",
+    "load_for_compression",
     "load_weights",
     "report_run",
     "splits_from_loaders",

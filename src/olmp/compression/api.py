@@ -56,7 +56,8 @@ def compress(
             fails or is interrupted leaves its weights as they were). Or a checkpoint's
             path (``olmp train``, ``olmp.train_reference``): the run ``olmp compress
             --weights PATH`` makes, with the model, splits, training recipe and record
-            the file names (:func:`load_for_compression`).
+            the file names (:func:`load_for_compression`; call it yourself for its load
+            options, such as ``data_dir`` or ``trust_model_code``, and pass what it gives).
         splits: the data; the search checks accuracy on ``splits.tune``, the result is
             chosen on ``splits.val``, ``splits.test`` is only reported. Build one from
             your own tensors or loaders with :func:`olmp.data.splits_from_tensors` or
@@ -101,6 +102,14 @@ def compress(
         >>> pruned, result = olmp.compress("ref.safetensors", run_dir="runs/r1")  # doctest: +SKIP
         >>> result["compression_ratio"]  # doctest: +SKIP
     """
+    refuse_resume_and_force(resume, force)  # before a path's model and data are loaded
+    if resume and run_dir is None:
+        raise OlmpError("resume=True continues a run folder: pass run_dir= too")
+    if not isinstance(config, CompressConfig | None):
+        raise OlmpError(
+            f"config must be a CompressConfig, got a {type(config).__name__}: build one with "
+            "olmp.CompressConfig(**options)"
+        )
     if isinstance(model, str | os.PathLike):
         if not Path(model).is_file():  # a model's name, say
             raise OlmpError(
@@ -112,7 +121,14 @@ def compress(
                 "a checkpoint path brings its own data: to compress it on other data, load "
                 "it with olmp.load_weights and pass the model"
             )
-        model, splits, recorded_recipe, recorded = load_for_compression(model)
+        try:
+            model, splits, recorded_recipe, recorded = load_for_compression(model)
+        except OlmpError as error:  # its hints name load options compress does not take
+            raise OlmpError(
+                f"{error} (load options: model, splits, recipe, metadata = "
+                "olmp.load_for_compression(path, ...), then compress(model, splits, "
+                "recipe=recipe, metadata=metadata))"
+            ) from None
         recipe = recorded_recipe if recipe is None else recipe
         metadata = {**recorded, **(metadata or {})}
     check_type(
@@ -120,18 +136,10 @@ def compress(
     )
     if task is not None:
         check_type("task", task, Task, "an olmp.task.Task (or pass splits=)")
-    if not isinstance(config, CompressConfig | None):
-        raise OlmpError(
-            f"config must be a CompressConfig, got a {type(config).__name__}: build one with "
-            "olmp.CompressConfig(**options)"
-        )
     if isinstance(constraints, str):  # one constraint, as fit_fair takes one name
         constraints = [constraints]
     config = (config or CompressConfig()).resolved(recipe, constrained=bool(constraints))
     path = Path(run_dir) if run_dir is not None else None
-    refuse_resume_and_force(resume, force)
-    if resume and path is None:
-        raise OlmpError("resume=True continues a run folder: pass run_dir= too")
     if isinstance(splits, DatasetSplits):  # the record names its data, as the CLI's does
         metadata = {"dataset": splits.name, **(metadata or {})}
     if path is not None and "model" not in (metadata or {}):
