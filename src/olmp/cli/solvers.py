@@ -55,7 +55,10 @@ def _solvers(args: argparse.Namespace) -> int:
     table = Table(
         title="solvers (olmp compress, tune and attack --solver NAME)",
         caption="every solver also takes popsize and sigma0 as engine options (olmp tune "
-        "--solver-option; olmp compress sets them as --popsize and --search-step)",
+        "--solver-option; olmp compress sets them as --popsize and --search-step); "
+        "max_evaluations is not the budget (olmp compress --evaluations-per-round, olmp tune "
+        "--budget) but the run length a solver plans for (ncs, sracos) or each restart's "
+        "length (cobyqa, bobyqa)",
     )
     for column in ("name", "installed", "backend", "supports", "options (--solver-option)"):
         table.add_column(column)
