@@ -57,8 +57,8 @@ def _solvers(args: argparse.Namespace) -> int:
         caption="every solver also takes popsize and sigma0 as engine options (olmp tune "
         "--solver-option; olmp compress sets them as --popsize and --search-step); "
         "max_evaluations is not the budget (olmp compress --evaluations-per-round, olmp tune "
-        "--budget) but the run length a solver plans for (ncs, sracos) or each restart's "
-        "length (cobyqa, bobyqa)",
+        "--budget) but the run length a solver plans for (ncs, sracos, expsracos) or each "
+        "restart's length (cobyqa, bobyqa)",
     )
     for column in ("name", "installed", "backend", "supports", "options (--solver-option)"):
         table.add_column(column)
