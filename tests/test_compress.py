@@ -833,3 +833,34 @@ def test_force_leaves_another_commands_folder_alone(reference, tmp_path):
     with pytest.raises(OlmpError, match=r"holds result\.json but no state\.json"):
         compress(_model(reference), reference[1], config, run_dir=search, force=True)
     assert sorted(p.name for p in search.iterdir()) == ["result.json"]
+
+
+def test_your_own_scores_are_checked_and_shown_in_their_own_units(reference):
+    from olmp.export import export_metadata
+    from olmp.report import summary_line
+    from olmp.task import CallableTask
+
+    model = _model(reference)
+    for returned in ("0.9", True):  # float() would take both
+        task = CallableTask(lambda m, split, value=returned: value)
+        with pytest.raises(OlmpError, match=r"returned ('0\.9'|True), not a number"):
+            task.score(model, "val")
+    percent = CallableTask(lambda m, split: 95.0)
+    with pytest.warns(UserWarning, match=r"returned 95: tolerances are in its units"):
+        assert percent.score(model, "val") == 95.0
+    with warnings.catch_warnings():  # said once
+        warnings.simplefilter("error")
+        percent.score(model, "tune")
+
+    record = {"compression_ratio": 3.0, "compression_ratio_with_biases": 2.9, "metric": "macro-f1"}
+    record |= {"val_accuracy": 0.9444, "reference_val_accuracy": 0.95}
+    record |= {"test_accuracy": 0.9771, "reference_test_accuracy": 0.98, "model": "m"}
+    line = summary_line(record)
+    assert "val macro-f1 0.9444 (ref 0.95); test macro-f1 0.9771 (ref 0.98)" in line
+    assert "%" not in line
+    assert set(export_metadata(record)) == {
+        "model",
+        "compression_ratio",
+        "compression_ratio_with_biases",
+    }
+    assert "test 97.71% (ref 98.00%)" in summary_line(record | {"metric": "accuracy"})

@@ -337,6 +337,8 @@ def export_metadata(run_metadata: dict[str, Any]) -> dict[str, Any]:
         "olmp_version",
         "model_options",
     )
+    if run_metadata.get("metric", "accuracy") != "accuracy":  # its scores are no accuracies
+        keys = tuple(k for k in keys if not k.endswith("_accuracy"))
     return {k: run_metadata[k] for k in keys if k in run_metadata}
 
 
@@ -403,7 +405,11 @@ def export_run(
     record: dict[str, Any] = {
         "run_dir": str(run_dir),
         "run_val_accuracy": result.get("val_accuracy"),
-        "run_test_accuracy": result.get("test_accuracy"),
+        # The run's own test score, when it is an accuracy (your own evaluate() may give
+        # another metric, or none): the file's measured accuracy is compared with it.
+        "run_test_accuracy": result.get("test_accuracy")
+        if result.get("metric", "accuracy") == "accuracy"
+        else None,
     }
     if onnx is not None:  # first: its checks may fail, and then nothing is written
         from olmp.onnx_export import export_onnx

@@ -22,11 +22,18 @@ def summary_line(result: dict[str, Any]) -> str:
         if whole
         else ""
     )
+    metric = result.get("metric", "accuracy")
+    shown = "{:.2%}" if metric == "accuracy" else "{:.4g}"  # your own evaluate(): any scale
+    named = "" if metric == "accuracy" else f" {metric}"
+
+    def scores(split: str) -> str:
+        value, reference = result[f"{split}_accuracy"], result[f"reference_{split}_accuracy"]
+        return f"{split}{named} {shown.format(value)} (ref {shown.format(reference)})"
+
     return (
         f"{result['compression_ratio']:.1f}x weights "
         f"({result['compression_ratio_with_biases']:.1f}x with biases){of_whole}; "
-        f"val {result['val_accuracy']:.2%} (ref {result['reference_val_accuracy']:.2%}); "
-        f"test {result['test_accuracy']:.2%} (ref {result['reference_test_accuracy']:.2%})"
+        f"{scores('val')}; {scores('test')}"
     )
 
 
@@ -103,23 +110,21 @@ def _draw_compression(ax: Any, result: dict[str, Any]) -> None:
 
 def _draw_accuracy(ax: Any, result: dict[str, Any]) -> None:
     history = result["history"]
+    metric = result.get("metric", "accuracy")
+    scale = 100 if metric == "accuracy" else 1  # your own evaluate(): its own units
     rounds = [h["round"] for h in history]
-    ax.plot(rounds, [100 * h["val_accuracy"] for h in history], marker="o", label="val")
-    ax.axhline(
-        100 * result["reference_val_accuracy"], color="gray", linestyle="--", label="reference val"
-    )
+    ax.plot(rounds, [scale * h["val_accuracy"] for h in history], marker="o", label="val")
+    reference = result["reference_val_accuracy"]
+    ax.axhline(scale * reference, color="gray", linestyle="--", label="reference val")
     tolerance = result.get("config", {}).get("tolerance", 0.0)
     if tolerance > 0:
         ax.axhline(
-            100 * (result["reference_val_accuracy"] - tolerance),
-            color="red",
-            linestyle=":",
-            label="val threshold",
+            scale * (reference - tolerance), color="red", linestyle=":", label="val threshold"
         )
     for h in _chosen_round(result):
-        ax.plot(h["round"], 100 * h["val_accuracy"], "g*", markersize=14)
+        ax.plot(h["round"], scale * h["val_accuracy"], "g*", markersize=14)
     ax.set_xlabel("round")
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel("accuracy (%)" if metric == "accuracy" else metric)
     ax.legend()
 
 

@@ -372,6 +372,7 @@ class CallableTask(Task):
             raise OlmpError(f"train must be callable or None, got {train!r}")
         self.evaluate = evaluate
         self.train = train
+        self._said_scale = False  # whether a score above 1 was warned about
 
     def score(self, model: nn.Module, split: str) -> float:
         was_training = model.training
@@ -382,6 +383,8 @@ class CallableTask(Task):
         finally:
             model.train(was_training)
         try:
+            if isinstance(value, bool | str | bytes):  # float() would take "0.9" and True
+                raise TypeError
             value = float(value)
         except (TypeError, ValueError):
             raise OlmpError(
@@ -389,6 +392,14 @@ class CallableTask(Task):
             ) from None
         if not np.isfinite(value):
             raise OlmpError(f"evaluate(model, {split!r}) returned {value}; it must be finite")
+        if value > 1 and not self._said_scale:  # 95 for 95 %: tolerances would be points
+            self._said_scale = True
+            warnings.warn(
+                f"evaluate(model, {split!r}) returned {value:g}: tolerances are in its units, "
+                "so for an accuracy in percent 0.005 allows 0.005 points; return a fraction "
+                "(0.95, not 95) or give tolerances in the same units",
+                stacklevel=2,
+            )
         return value
 
     def retrain(

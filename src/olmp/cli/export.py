@@ -42,7 +42,7 @@ def _export(args: argparse.Namespace) -> int:
                 f"loaded back: val {record['val_accuracy']:.2%}, test {record['test_accuracy']:.2%}"
             )
             run_test = record["run_test_accuracy"]
-            if run_test is not None:  # a run on the user's own evaluate() may have no test
+            if run_test is not None:  # None: the run's own evaluate() scored another metric
                 change = 100 * (record["test_accuracy"] - run_test)
                 loaded += f" ({change:+.2f} points against the run's {run_test:.2%})"
             print(loaded)
