@@ -131,7 +131,8 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
     given = _model(reference)
     before = {k: v.clone() for k, v in given.state_dict().items()}
     with pytest.raises(Stop):
-        compress(given, reference[1], config, run_dir=other, on_round=stop_after_first)
+        named = {"model": "lenet-300-100"}
+        compress(given, reference[1], config, run_dir=other, on_round=stop_after_first, metadata=named)  # fmt: skip  # noqa: E501
     # The caller's model is given back as it came, not half-pruned and retrained.
     assert all(torch.equal(before[k], v) for k, v in given.state_dict().items())
     state = json.loads((other / STATE_JSON).read_text())
@@ -140,7 +141,13 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
     assert resumed["compression_ratio"] == full["compression_ratio"]
     assert resumed["val_accuracy"] == full["val_accuracy"]
     assert resumed["paired_change"] == full["paired_change"]
+    assert resumed["model"] == "lenet-300-100"  # resumed with no name: the one it started with
 
+    # The model's name is the run's: another is refused.
+    with pytest.raises(
+        OlmpError, match=r"records model 'lenet-300-100', and the model named now is 'lenet-5'"
+    ):
+        compress(_model(reference), reference[1], config, run_dir=other, resume=True, metadata={"model": "lenet-5"})  # fmt: skip  # noqa: E501
     with pytest.raises(OlmpError, match=r"config differs from this one in seed \(0, here 9\);"):
         compress(
             _model(reference),

@@ -160,6 +160,7 @@ class Compressor:
             self.folder.path,
             self.metadata,
         )
+        self.metadata = {**record.get("metadata", {}), **self.metadata}  # names it started with
         try:
             self.reference = record["reference"]
             self.state = RunState(**record["state"])

@@ -456,6 +456,12 @@ def check_resumable(
             f"({given}) are different; resume with the weights it started from, or start "
             "anew with --force"
         )
+    started_as, given_as = record.get("metadata", {}).get("model"), metadata.get("model")
+    if None not in (started_as, given_as) and started_as != given_as:  # its record's model
+        raise OlmpError(
+            f"cannot resume {run_dir}: it records model {started_as!r}, and the model named "
+            f"now is {given_as!r}; resume with the same model name, or start anew with --force"
+        )
     # Runs from before the task was recorded are not checked for it.
     saved_task = record.get("task", task)
     if saved_task != task:
