@@ -407,3 +407,17 @@ def test_any_module_compresses_exports_and_loads_back(digits_reference, tmp_path
     x = splits.test.x[:64]
     with torch.inference_mode():
         assert torch.equal(loaded(x), pruned.eval()(x))
+
+
+def test_a_pruned_file_replaced_after_the_run_is_not_exported_as_the_runs(
+    finished_run, digits_reference, tmp_path
+):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    dense = fresh_model(digits_reference)  # what olmp train --out RUN/pruned... --force leaves
+    save_checkpoint(run / PRUNED_CHECKPOINT, dense.state_dict(), {"model": "lenet-300-100"})
+    with pytest.raises(OlmpError, match=r"pruned.safetensors is not the pruned network of the run"):
+        export_run(run, tmp_path / "x.olmp.safetensors")
+    assert not (tmp_path / "x.olmp.safetensors").exists()

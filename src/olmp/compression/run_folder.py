@@ -428,8 +428,18 @@ def load_run(
     :class:`OlmpError` when ``run_dir`` holds no finished run.
     """
     result = read_result(run_dir)
-    tensors, _ = load_checkpoint(Path(run_dir) / PRUNED_CHECKPOINT)
+    path = Path(run_dir) / PRUNED_CHECKPOINT
+    tensors, metadata = load_checkpoint(path)
     state_dict, masks = split_masks(tensors)
+    # Another file saved over it (olmp train --out ... --force, a copy) is not the run's.
+    recorded = metadata.get("compression_ratio", result.get("compression_ratio"))
+    if not masks or recorded != result.get("compression_ratio"):
+        raise OlmpError(
+            f"{path} is not the pruned network of the run in {run_dir} (it "
+            + ("carries no masks" if not masks else f"records {recorded:.1f}x")
+            + f", the run {result.get('compression_ratio', 0):.1f}x): it was replaced after "
+            "the run; restore it, or run the compression again"
+        )
     return result, state_dict, masks
 
 
