@@ -1,6 +1,7 @@
 """The sparse export format, loading it back, `olmp export / inspect / report`."""
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -189,6 +190,10 @@ def test_a_run_without_a_model_name_warns_that_export_will_need_it(digits_refere
     with pytest.warns(UserWarning, match=r"pass metadata=\{'model': NAME\}"):
         _, result = compress(model, splits, config, run_dir=tmp_path / "run")
     assert result["dataset"] == "digits" and "model" not in result
+    with warnings.catch_warnings():  # refused: no warning about the record it never writes
+        warnings.simplefilter("error")
+        with pytest.raises(OlmpError, match="exactly one of"):
+            compress(model, splits, config, task=olmp.SplitsTask(splits), run_dir=tmp_path / "b")
 
 
 def test_export_run_bad_input_writes_nothing(finished_run, tmp_path):

@@ -171,3 +171,9 @@ def test_default_recipes_are_specific_where_defined():
 def test_bad_recipes_are_refused(bad):
     with pytest.raises(OlmpError):
         TrainConfig(**bad)
+
+
+def test_a_learning_rate_that_is_not_positive_is_named_as_the_option():
+    for lr in (0, -0.1):
+        with pytest.raises(OlmpError, match=r"^lr \(learning rate\) must be positive, got"):
+            TrainConfig(lr=lr)

@@ -72,7 +72,7 @@ class TrainConfig:
                 raise OlmpError(f"{field} must be a number, got {value!r}")
             object.__setattr__(self, field, float(value))  # numpy's too: the recipe is JSON
         if not self.lr > 0:
-            raise OlmpError(f"learning rate must be positive, got {self.lr}")
+            raise OlmpError(f"lr (learning rate) must be positive, got {self.lr}")
         if not 0 <= self.momentum < 1 or not self.weight_decay >= 0:
             raise OlmpError(
                 f"momentum must lie in [0, 1) and weight_decay be at least 0; got "
