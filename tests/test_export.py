@@ -426,3 +426,20 @@ def test_a_pruned_file_replaced_after_the_run_is_not_exported_as_the_runs(
     with pytest.raises(OlmpError, match=r"pruned.safetensors is not the pruned network of the run"):
         export_run(run, tmp_path / "x.olmp.safetensors")
     assert not (tmp_path / "x.olmp.safetensors").exists()
+
+
+def test_a_run_scored_by_your_own_evaluate_exports_without_measuring(digits_reference, tmp_path):
+    model, splits = fresh_model(digits_reference), digits_reference[1]
+    data = {"tune": splits.tune, "val": splits.val, "test": splits.test}
+
+    def evaluate(m, split):
+        return olmp.accuracy(m, data[split])
+
+    config = CompressConfig(**{**FAST_COMPRESS, "max_rounds": 1})
+    metadata = {"model": "lenet-300-100"}
+    compress(model, evaluate=evaluate, config=config, run_dir=tmp_path / "run", metadata=metadata)
+    record = export_run(tmp_path / "run", tmp_path / "x.olmp.safetensors")
+    assert record["accuracy_note"].endswith(
+        "the run records no dataset (it was scored by your own evaluate())"
+    )
+    assert record["file_bytes"] == (tmp_path / "x.olmp.safetensors").stat().st_size

@@ -421,6 +421,12 @@ def export_run(
         record |= export_onnx(net, splits.test.x[:2000], onnx, force=force)
     if out is not None:
         record |= write_export(out, state_dict, export_metadata(result), dtype=dtype, force=force)
+        if "dataset" not in result:  # your own evaluate(): no data olmp could load
+            record["accuracy_note"] = (
+                "accuracy of the file not measured: the run records no dataset (it was scored "
+                "by your own evaluate())"
+            )
+            return record
         try:
             net, splits, _ = load_weights(
                 out, model, data_dir=data_dir, trust_model_code=trust_model_code
