@@ -871,3 +871,23 @@ def test_your_own_scores_are_checked_and_shown_in_their_own_units(reference):
         "compression_ratio_with_biases",
     }
     assert "test 97.71% (ref 98.00%)" in summary_line(record | {"metric": "accuracy"})
+
+
+def test_a_train_that_never_calls_on_step_is_named_when_it_matters(reference):
+    from olmp.task import CallableTask
+
+    splits = reference[1]
+    data = {"tune": splits.tune, "val": splits.val, "test": splits.test}
+    calls = []
+
+    def deaf(model, *, steps, lr, seed, on_step):  # trains, never calls on_step
+        calls.append(steps)
+
+    task = CallableTask(lambda m, split: accuracy(m, data[split]), deaf)
+    with pytest.warns(UserWarning, match=r"train\(\) ran 20 steps without calling on_step"):
+        compress(_model(reference), task=task, config=CompressConfig(**{**FAST, "adjust": "dns"}))
+    assert calls
+    with warnings.catch_warnings():  # finetune without a time limit passes no on_step
+        warnings.simplefilter("error")
+        task = CallableTask(lambda m, split: accuracy(m, data[split]), deaf)
+        task.retrain(_model(reference), steps=5, lr=0.1, seed=0, on_step=None)

@@ -373,6 +373,7 @@ class CallableTask(Task):
         self.evaluate = evaluate
         self.train = train
         self._said_scale = False  # whether a score above 1 was warned about
+        self._said_on_step = False  # whether a train() that ignores on_step was
 
     def score(self, model: nn.Module, split: str) -> float:
         was_training = model.training
@@ -411,5 +412,22 @@ class CallableTask(Task):
         seed: int,
         on_step: Callable[[int], None] | None,
     ) -> None:
-        if self.train is not None and steps > 0:
+        if self.train is None or steps <= 0:
+            return
+        if on_step is None or self._said_on_step:
             self.train(model, steps=steps, lr=lr, seed=seed, on_step=on_step)
+            return
+        called = []
+
+        def counted(step: int) -> None:
+            called.append(step)
+            on_step(step)
+
+        self.train(model, steps=steps, lr=lr, seed=seed, on_step=counted)
+        if not called:  # then adjust="dns" never updates its masks, time_limit never stops it
+            self._said_on_step = True
+            warnings.warn(
+                f"train() ran {steps} steps without calling on_step(step): adjust='dns' needs "
+                "it to update its masks and time_limit to stop retraining",
+                stacklevel=2,
+            )
