@@ -194,6 +194,8 @@ def test_a_run_without_a_model_name_warns_that_export_will_need_it(digits_refere
         warnings.simplefilter("error")
         with pytest.raises(OlmpError, match="exactly one of"):
             compress(model, splits, config, task=olmp.SplitsTask(splits), run_dir=tmp_path / "b")
+        with pytest.raises(OlmpError, match="already exists"):
+            compress(model, splits, config, run_dir=tmp_path / "run")
 
 
 def test_export_run_bad_input_writes_nothing(finished_run, tmp_path):
@@ -440,6 +442,14 @@ def test_a_run_scored_by_your_own_evaluate_exports_without_measuring(digits_refe
     compress(model, evaluate=evaluate, config=config, run_dir=tmp_path / "run", metadata=metadata)
     record = export_run(tmp_path / "run", tmp_path / "x.olmp.safetensors")
     assert record["accuracy_note"].endswith(
-        "the run records no dataset (it was scored by your own evaluate())"
+        "the run records no dataset olmp could load (it was scored by your own evaluate() or task)"
     )
     assert record["file_bytes"] == (tmp_path / "x.olmp.safetensors").stat().st_size
+    assert record["run_val_accuracy"] is None  # its scores are a "score", no accuracy
+
+    # Its scores are not written into the pruned file as accuracies: olmp evaluate would
+    # report the file as not reproducing them.
+    shifted = {"model": "lenet-300-100", "dataset": "digits", "split_seed": 0}
+    model = fresh_model(digits_reference)
+    compress(model, evaluate=lambda m, s: evaluate(m, s) - 0.1, config=config, run_dir=tmp_path / "r2", metadata=shifted)  # fmt: skip  # noqa: E501
+    assert "recorded_note" not in olmp.evaluate_weights(tmp_path / "r2" / PRUNED_CHECKPOINT)

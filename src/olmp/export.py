@@ -37,6 +37,7 @@ from torch import nn
 
 from olmp.errors import OlmpError, check_type, unknown_choice
 from olmp.files import check_writable, load_checkpoint, refuse_to_overwrite, save_checkpoint
+from olmp.task import scores_accuracy
 
 EXPORT_KIND = "olmp-export"
 FORMAT_VERSION = 1
@@ -337,7 +338,7 @@ def export_metadata(run_metadata: dict[str, Any]) -> dict[str, Any]:
         "olmp_version",
         "model_options",
     )
-    if run_metadata.get("metric", "accuracy") != "accuracy":  # its scores are no accuracies
+    if not scores_accuracy(run_metadata):
         keys = tuple(k for k in keys if not k.endswith("_accuracy"))
     return {k: run_metadata[k] for k in keys if k in run_metadata}
 
@@ -402,14 +403,13 @@ def export_run(
         from olmp.models import resolve_factory
 
         resolve_factory(model)
+    # The run's own scores, when they are accuracies (your own evaluate() may give another
+    # metric, or none): the file's measured accuracy is compared with them.
+    accuracies = scores_accuracy(result)
     record: dict[str, Any] = {
         "run_dir": str(run_dir),
-        "run_val_accuracy": result.get("val_accuracy"),
-        # The run's own test score, when it is an accuracy (your own evaluate() may give
-        # another metric, or none): the file's measured accuracy is compared with it.
-        "run_test_accuracy": result.get("test_accuracy")
-        if result.get("metric", "accuracy") == "accuracy"
-        else None,
+        "run_val_accuracy": result.get("val_accuracy") if accuracies else None,
+        "run_test_accuracy": result.get("test_accuracy") if accuracies else None,
     }
     if onnx is not None:  # first: its checks may fail, and then nothing is written
         from olmp.onnx_export import export_onnx
@@ -423,8 +423,8 @@ def export_run(
         record |= write_export(out, state_dict, export_metadata(result), dtype=dtype, force=force)
         if "dataset" not in result:  # your own evaluate(): no data olmp could load
             record["accuracy_note"] = (
-                "accuracy of the file not measured: the run records no dataset (it was scored "
-                "by your own evaluate())"
+                "accuracy of the file not measured: the run records no dataset olmp could load "
+                "(it was scored by your own evaluate() or task)"
             )
             return record
         try:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from olmp.files import check_output_files
 from olmp.plots import pyplot, save_figure
+from olmp.task import scores_accuracy
 
 
 def summary_line(result: dict[str, Any]) -> str:
@@ -22,9 +23,9 @@ def summary_line(result: dict[str, Any]) -> str:
         if whole
         else ""
     )
-    metric = result.get("metric", "accuracy")
-    shown = "{:.2%}" if metric == "accuracy" else "{:.4g}"  # your own evaluate(): any scale
-    named = "" if metric == "accuracy" else f" {metric}"
+    accuracy = scores_accuracy(result)
+    shown = "{:.2%}" if accuracy else "{:.4g}"  # your own evaluate(): any scale
+    named = "" if accuracy else f" {result['metric']}"
 
     def scores(split: str) -> str:
         value, reference = result[f"{split}_accuracy"], result[f"reference_{split}_accuracy"]
@@ -50,7 +51,7 @@ def change_line(result: dict[str, Any]) -> str | None:
     if standard_error_of_change(result, "test") is None:
         return None
     change = result["paired_change"]["test"]
-    accuracy = result.get("metric", "accuracy") == "accuracy"
+    accuracy = scores_accuracy(result)
     scale, unit = (100, " points") if accuracy else (1, "")
     worse, better = ("now wrong", "now right") if accuracy else ("worse", "better")
     return (
@@ -110,8 +111,8 @@ def _draw_compression(ax: Any, result: dict[str, Any]) -> None:
 
 def _draw_accuracy(ax: Any, result: dict[str, Any]) -> None:
     history = result["history"]
-    metric = result.get("metric", "accuracy")
-    scale = 100 if metric == "accuracy" else 1  # your own evaluate(): its own units
+    accuracy = scores_accuracy(result)
+    scale = 100 if accuracy else 1  # your own evaluate(): its own units
     rounds = [h["round"] for h in history]
     ax.plot(rounds, [scale * h["val_accuracy"] for h in history], marker="o", label="val")
     reference = result["reference_val_accuracy"]
@@ -124,7 +125,7 @@ def _draw_accuracy(ax: Any, result: dict[str, Any]) -> None:
     for h in _chosen_round(result):
         ax.plot(h["round"], scale * h["val_accuracy"], "g*", markersize=14)
     ax.set_xlabel("round")
-    ax.set_ylabel("accuracy (%)" if metric == "accuracy" else metric)
+    ax.set_ylabel("accuracy (%)" if accuracy else result["metric"])
     ax.legend()
 
 

@@ -346,6 +346,12 @@ def paired_changes(
     return {split: paired_change(reference[split], result[split]) for split in reference}
 
 
+def scores_accuracy(record: dict[str, Any]) -> bool:
+    """Whether a run record's scores (its ``*_accuracy`` fields) are accuracies: records
+    of a task with another metric (your own ``evaluate``) hold that metric there."""
+    return record.get("metric", "accuracy") == "accuracy"
+
+
 class CallableTask(Task):
     """A task from your own functions.
 
@@ -384,7 +390,9 @@ class CallableTask(Task):
         finally:
             model.train(was_training)
         try:
-            if isinstance(value, bool | str | bytes):  # float() would take "0.9" and True
+            if isinstance(value, bool | np.bool_ | str | bytes) or (  # float() takes them
+                isinstance(value, torch.Tensor) and value.dtype == torch.bool
+            ):
                 raise TypeError
             value = float(value)
         except (TypeError, ValueError):
@@ -396,9 +404,9 @@ class CallableTask(Task):
         if value > 1 and not self._said_scale:  # 95 for 95 %: tolerances would be points
             self._said_scale = True
             warnings.warn(
-                f"evaluate(model, {split!r}) returned {value:g}: tolerances are in its units, "
-                "so for an accuracy in percent 0.005 allows 0.005 points; return a fraction "
-                "(0.95, not 95) or give tolerances in the same units",
+                f"evaluate(model, {split!r}) returned {value:g}: tolerances (below 1) are in "
+                "the score's own units, so for a percentage 0.005 allows 0.005 points; "
+                "return a fraction (0.95, not 95)",
                 stacklevel=2,
             )
         return value
@@ -427,7 +435,8 @@ class CallableTask(Task):
         if not called:  # then adjust="dns" never updates its masks, time_limit never stops it
             self._said_on_step = True
             warnings.warn(
-                f"train() ran {steps} steps without calling on_step(step): adjust='dns' needs "
-                "it to update its masks and time_limit to stop retraining",
+                f"train() ran {steps} steps without calling on_step(step), which olmp needs "
+                "here: adjust='dns' and the baselines update their masks through it, "
+                "time_limit stops retraining with it",
                 stacklevel=2,
             )

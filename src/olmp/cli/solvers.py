@@ -56,8 +56,9 @@ def _solvers(args: argparse.Namespace) -> int:
         title="solvers (olmp compress, tune and attack --solver NAME)",
         caption="every solver also takes popsize and sigma0 as engine options (olmp tune "
         "--solver-option; olmp compress sets them as --popsize and --search-step); "
-        "max_evaluations is not the budget (olmp compress --evaluations-per-round, olmp tune "
-        "--budget) but the run length a solver plans for (ncs, sracos, expsracos) or each "
+        "the solver option max_evaluations is not a budget (olmp compress --max-evaluations "
+        "and --evaluations-per-round, olmp tune --budget) but the run length a solver plans "
+        "for (ncs, sracos, expsracos) or each "
         "restart's length (cobyqa, bobyqa)",
     )
     for column in ("name", "installed", "backend", "supports", "options (--solver-option)"):

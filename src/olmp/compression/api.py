@@ -151,20 +151,21 @@ def compress(
     task.check(model, model_name)
     compressor = Compressor(model, task, config, run_dir=path, metadata=metadata, on_round=on_round)
     task.check_layers(model, compressor.layers, model_name)
-    # Once the arguments are accepted; a resume keeps the names its run started with.
-    if path is not None and not resume and "model" not in (metadata or {}):
-        warnings.warn(
-            "the run records no model name, so olmp export cannot measure its file and "
-            "olmp.load_weights / olmp evaluate need it given (model=, --model); pass "
-            "metadata={'model': NAME} (a registry name or package.module:factory) to record it",
-            stacklevel=2,
-        )
     # The run prunes and retrains ``model`` in place (a resume first loads its last round):
     # a failed or interrupted call (Ctrl-C in a notebook) gives it back as it came.
     given = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}  # not GPU
     try:
         if path is not None:
             _prepare(compressor, path, resume, force)
+        # Once the run starts; a resume keeps the names its run started with.
+        if path is not None and not resume and "model" not in (metadata or {}):
+            warnings.warn(
+                "the run records no model name, so olmp export cannot measure its file and "
+                "olmp.load_weights / olmp evaluate need it given (model=, --model); pass "
+                "metadata={'model': NAME} (a registry name or package.module:factory) to "
+                "record it",
+                stacklevel=2,
+            )
         result = compressor.run()
         pruned = compressor.model  # result() has baked the best network's W ⊙ M into it
         if path is not None:

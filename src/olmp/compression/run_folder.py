@@ -36,6 +36,7 @@ from olmp.files import (
     write_json_atomic,
 )
 from olmp.pruning.masks import Masks, split_masks, with_masks
+from olmp.task import scores_accuracy
 
 STATE_JSON = "state.json"
 RESULT_JSON = "result.json"
@@ -309,18 +310,13 @@ def write_run_outputs(
     from olmp.report import plot_history
 
     tensors = with_masks(pruned.state_dict(), masks)
-    meta_keys = (
-        "model",
-        "dataset",
-        "split_seed",
-        "compression_ratio",
-        "val_accuracy",
-        "test_accuracy",
-    )
+    meta_keys = ("model", "dataset", "split_seed", "compression_ratio")
+    if scores_accuracy(result):  # olmp evaluate compares them with the file's accuracy
+        meta_keys += ("val_accuracy", "test_accuracy")
     save_checkpoint(
         run_dir / PRUNED_CHECKPOINT,
         tensors,
-        {k: result.get(k) for k in meta_keys}
+        {k: result[k] for k in meta_keys if result.get(k) is not None}
         | {k: result[k] for k in ("model_options",) if result.get(k)}  # tuned-cnn's spec
         | {"kind": "olmp-pruned"},
     )
@@ -436,8 +432,8 @@ def load_run(
     if not masks or recorded != result.get("compression_ratio"):
         raise OlmpError(
             f"{path} is not the pruned network of the run in {run_dir} (it "
-            + ("carries no masks" if not masks else f"records {recorded:.1f}x")
-            + f", the run {result.get('compression_ratio', 0):.1f}x): it was replaced after "
+            + ("carries no masks" if not masks else f"records {recorded!r}x")
+            + f", the run {result.get('compression_ratio')!r}x): it was replaced after "
             "the run; restore it, or run the compression again"
         )
     return result, state_dict, masks
