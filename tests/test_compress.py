@@ -894,3 +894,15 @@ def test_a_train_that_never_calls_on_step_is_named_when_it_matters(reference):
         task = CallableTask(lambda m, split: accuracy(m, data[split]), deaf)
         compress(_model(reference), task=task, config=CompressConfig(**FAST))
     assert not [w for w in caught if "on_step" in str(w.message)]
+
+
+def test_retraining_options_your_own_train_ignores_are_named(reference):
+    splits = reference[1]
+    data = {"tune": splits.tune, "val": splits.val, "test": splits.test}
+    config = CompressConfig(**{**FAST, "max_rounds": 1, "batch_size": 16, "augment_shift": 1})
+    with pytest.warns(UserWarning, match=r"config sets batch_size and augment_shift, which"):
+        compress(_model(reference), evaluate=lambda m, s: accuracy(m, data[s]), config=config)
+    with warnings.catch_warnings(record=True) as caught:  # on splits= they apply
+        warnings.simplefilter("always")
+        compress(_model(reference), splits, config)
+    assert not [w for w in caught if "config sets" in str(w.message)]

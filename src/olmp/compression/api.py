@@ -138,6 +138,13 @@ def compress(
         check_type("task", task, Task, "an olmp.task.Task (or pass splits=)")
     if isinstance(constraints, str):  # one constraint, as fit_fair takes one name
         constraints = [constraints]
+    unused = [k for k in ("batch_size", "augment_shift") if getattr(config, k, None) is not None]
+    if unused and splits is None:  # your own train() or task retrains as it does
+        warnings.warn(
+            f"config sets {' and '.join(unused)}, which olmp's own retraining on splits= uses; "
+            "with evaluate= / train= or task= they do not apply (they are recorded as given)",
+            stacklevel=2,
+        )
     config = (config or CompressConfig()).resolved(recipe, constrained=bool(constraints))
     path = Path(run_dir) if run_dir is not None else None
     if isinstance(splits, DatasetSplits):  # the record names its data, as the CLI's does
