@@ -115,6 +115,7 @@ def test_evaluate_warns_when_the_data_is_not_what_the_file_was_made_on(digits_ch
     assert main(["evaluate", "--weights", str(digits_checkpoint), "--split-seed", other_seed]) == 0
     err = capsys.readouterr().err
     assert f"was made on split seed {meta['split_seed']}; split seed {other_seed}'s val" in err
+    assert "(and test, where the seed draws it: not an official or held-out test split)" in err
     argv = ["evaluate", "--weights", str(digits_checkpoint), "--dataset", "digits"]
     assert main([*argv, "--split-seed", str(meta["split_seed"])]) == 0
     assert "warning" not in capsys.readouterr().err

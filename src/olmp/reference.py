@@ -197,7 +197,8 @@ def _warn_other_data(
     elif recorded_seed is not None and split_seed is not None and split_seed != recorded_seed:
         warnings.warn(
             f"{weights} was made on split seed {recorded_seed}; split seed {split_seed}'s val "
-            "and test may hold images it was trained on, so their accuracies may read high",
+            "(and test, where the seed draws it: not an official or held-out test split) may "
+            "hold examples it was trained on, so their accuracies may read high",
             stacklevel=3,
         )
 
