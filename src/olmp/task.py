@@ -425,10 +425,11 @@ class CallableTask(Task):
         if on_step is None or self._said_on_step:
             self.train(model, steps=steps, lr=lr, seed=seed, on_step=on_step)
             return
-        called = []
+        called = False
 
         def counted(step: int) -> None:
-            called.append(step)
+            nonlocal called
+            called = True
             on_step(step)
 
         self.train(model, steps=steps, lr=lr, seed=seed, on_step=counted)

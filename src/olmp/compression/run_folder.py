@@ -185,13 +185,15 @@ class RunFolder:
         ``state.json`` shows here and the run resumes from the snapshots instead)."""
         record = read_state_record(self.path / STATE_JSON)
         state = RunState.from_dict(record["state"])
-        compared = [(self.snapshot(state.round), ())]
-        if state.finished:  # the final phase changed these after the last round
-            fine_tuned = bool(state.best.get("fine_tuned"))  # then the best is the final one's
-            skipped = _FINAL_PHASE_FIELDS + (("best",) if fine_tuned else ())
-            compared = [(self.snapshot(state.round), skipped)]
-            if fine_tuned:
-                compared.append((self.snapshot("final"), _FINAL_PHASE_FIELDS))
+        # The final phase changes these after the last round; when it kept a network, the
+        # best is the final snapshot's.
+        fine_tuned = state.finished and bool(state.best.get("fine_tuned"))
+        last_round: tuple[str, ...] = ()
+        if state.finished:
+            last_round = _FINAL_PHASE_FIELDS + (("best",) if fine_tuned else ())
+        compared = [(self.snapshot(state.round), last_round)]
+        if fine_tuned:
+            compared.append((self.snapshot("final"), _FINAL_PHASE_FIELDS))
         for snapshot, skipped in compared:
             try:
                 saved = load_checkpoint_metadata(snapshot, "round snapshot").get("run_state")
