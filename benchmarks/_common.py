@@ -131,13 +131,13 @@ def olmp_run(
     from dataclasses import asdict, replace
 
     from olmp.compression import STATE_JSON, CompressConfig, compress
-    from olmp.reference import load_weights
+    from olmp.files import load_checkpoint_metadata
 
     # Settings equal to the defaults do not make a different run (nor a different folder).
     defaults = CompressConfig()
     overrides = {k: v for k, v in (overrides or {}).items() if getattr(defaults, k) != v}
     weights = reference_checkpoint(model, dataset, seed, workdir)
-    _, _, reference = load_weights(weights)  # its recipe, for the config the run records
+    reference = load_checkpoint_metadata(weights)  # its recipe, for the config it records
     # What `olmp compress --weights REF --seed S` runs: the reference's recipe fills in the
     # training options.
     config = replace(
