@@ -906,3 +906,12 @@ def test_retraining_options_your_own_train_ignores_are_named(reference):
         warnings.simplefilter("always")
         compress(_model(reference), splits, config)
     assert not [w for w in caught if "config sets" in str(w.message)]
+
+
+def test_warnings_name_the_callers_line_not_olmps(reference):
+    # The layer pattern is checked three calls deep (compress -> Compressor -> layers):
+    # the warning must point at this file, where the typo is.
+    with pytest.warns(UserWarning, match="pattern 'zzz' matches no") as caught:
+        compress(_model(reference), reference[1], CompressConfig(exclude=("zzz",), **FAST))
+    (warning,) = [w for w in caught if "zzz" in str(w.message)]
+    assert warning.filename == __file__

@@ -3,16 +3,35 @@
 Every problem caused by input (an unknown name, a bad file, a path that already exists)
 raises :class:`OlmpError`. The CLI prints its message without a traceback and exits with
 status 2; library users can catch it like any ``ValueError``.
+
+Warnings (:func:`warn_user`) name the user's line that led to them.
 """
 
 from __future__ import annotations
 
 import numbers
+import os
 import re
+import sys
+import warnings
+from pathlib import Path
+
+#: Frames in files under this folder are olmp's own (see :func:`warn_user`).
+_PACKAGE = str(Path(__file__).resolve().parent) + os.sep
 
 
 class OlmpError(ValueError):
     """A problem with the user's input, described so that the user can fix it."""
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn(message)`` attributed to the first caller outside olmp: the user's
+    line (``olmp.compress(...)`` in their script), however deep in olmp the warning arises.
+    A hand-counted ``stacklevel`` points into olmp as soon as the calls between move."""
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def unknown_choice(kind: str, value: str, choices: list[str], hint: str = "") -> OlmpError:

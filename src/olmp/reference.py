@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from torch import nn
 
 from olmp.data import DatasetSplits, load_dataset
 from olmp.environment import describe_environment
-from olmp.errors import OlmpError, check_type
+from olmp.errors import OlmpError, check_type, warn_user
 from olmp.export import decode_state_dict, is_export
 from olmp.files import load_checkpoint, refuse_to_overwrite, save_checkpoint
 from olmp.models import build_model, check_recorded_model
@@ -190,16 +189,12 @@ def _warn_other_data(
     then mean something else (another split seed puts training images into val and test)."""
     made_on, recorded_seed = metadata.get("dataset"), metadata.get("split_seed")
     if made_on is not None and dataset != made_on:
-        warnings.warn(
-            f"{weights} was made on dataset {made_on!r}; measuring it on {dataset!r}",
-            stacklevel=3,
-        )
+        warn_user(f"{weights} was made on dataset {made_on!r}; measuring it on {dataset!r}")
     elif recorded_seed is not None and split_seed is not None and split_seed != recorded_seed:
-        warnings.warn(
+        warn_user(
             f"{weights} was made on split seed {recorded_seed}; split seed {split_seed}'s val "
             "(and test, where the seed draws it: not an official or held-out test split) may "
-            "hold examples it was trained on, so their accuracies may read high",
-            stacklevel=3,
+            "hold examples it was trained on, so their accuracies may read high"
         )
 
 

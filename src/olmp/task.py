@@ -28,7 +28,6 @@ or metric needs nothing else.
 from __future__ import annotations
 
 import abc
-import warnings
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -37,7 +36,7 @@ import torch
 from torch import nn
 
 from olmp.data.registry import DatasetSplits, Split
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, warn_user
 from olmp.pruning.evaluate import PopulationEvaluator
 from olmp.pruning.layers import PrunableLayer
 from olmp.pruning.masks import apply_masks, magnitude_masks, remove_masks
@@ -283,11 +282,10 @@ class SplitsTask(Task):
                 "leaves its outputs on val unchanged, so pruning cannot change its accuracy"
             )
         if idle:
-            warnings.warn(
+            warn_user(
                 f"zeroing layers {', '.join(idle)} of model {model_name} leaves its outputs on "
                 "val unchanged (not used when it evaluates?): pruning them counts as compression "
-                "but changes nothing; exclude them (--exclude / exclude=) if so",
-                stacklevel=3,
+                "but changes nothing; exclude them (--exclude / exclude=) if so"
             )
 
 
@@ -403,11 +401,10 @@ class CallableTask(Task):
             raise OlmpError(f"evaluate(model, {split!r}) returned {value}; it must be finite")
         if value > 1 and not self._said_scale:  # 95 for 95 %: tolerances would be points
             self._said_scale = True
-            warnings.warn(
+            warn_user(
                 f"evaluate(model, {split!r}) returned {value:g}: tolerances (below 1) are in "
                 "the score's own units, so for a percentage 0.005 allows 0.005 points; "
-                "return a fraction (0.95, not 95)",
-                stacklevel=2,
+                "return a fraction (0.95, not 95)"
             )
         return value
 
@@ -435,9 +432,8 @@ class CallableTask(Task):
         self.train(model, steps=steps, lr=lr, seed=seed, on_step=counted)
         if not called:  # then adjust="dns" never updates its masks, time_limit never stops it
             self._said_on_step = True
-            warnings.warn(
+            warn_user(
                 f"train() ran {steps} steps without calling on_step(step), which olmp needs "
                 "here: adjust='dns' and the baselines update their masks through it, "
-                "time_limit stops retraining with it",
-                stacklevel=2,
+                "time_limit stops retraining with it"
             )

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +30,7 @@ from olmp.attack.oracle import Oracle, margin
 from olmp.attack.summary import summarize, write_curve
 from olmp.data.registry import DATASETS, get_spec
 from olmp.dfo.solvers import SOLVERS
-from olmp.errors import OlmpError, check_count, check_seed, check_type, unknown_choice
+from olmp.errors import OlmpError, check_count, check_seed, check_type, unknown_choice, warn_user
 from olmp.files import content_hash, write_json_atomic
 
 #: Slack on the ε-ball and the pixel box when judging a returned image (float32 rounding).
@@ -310,11 +309,10 @@ def run_attack(
     )
     found = len({index for index, _ in pairs})
     if found < images:
-        warnings.warn(
+        warn_user(
             f"--images {images}: the {split} split has only {found} correctly classified "
             f"images{'' if isinstance(targets, str) else f' not of class {targets}'}; "
-            "attacking those",
-            stacklevel=2,
+            "attacking those"
         )
     config = {
         "weights": str(weights),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from olmp.compression.run_folder import (
     write_run_outputs,
 )
 from olmp.data.registry import DatasetSplits
-from olmp.errors import OlmpError, check_type
+from olmp.errors import OlmpError, check_type, warn_user
 from olmp.files import refuse_resume_and_force, remove_interrupted_writes
 from olmp.reference import load_weights
 from olmp.report import REPORT_PLOTS
@@ -140,10 +139,9 @@ def compress(
         constraints = [constraints]
     unused = [k for k in ("batch_size", "augment_shift") if getattr(config, k, None) is not None]
     if unused and splits is None:  # your own train() or task retrains as it does
-        warnings.warn(
+        warn_user(
             f"config sets {' and '.join(unused)}, which olmp's own retraining on splits= uses; "
-            "with evaluate= / train= or task= they do not apply (they are recorded as given)",
-            stacklevel=2,
+            "with evaluate= / train= or task= they do not apply (they are recorded as given)"
         )
     config = (config or CompressConfig()).resolved(recipe, constrained=bool(constraints))
     path = Path(run_dir) if run_dir is not None else None
@@ -166,12 +164,11 @@ def compress(
             _prepare(compressor, path, resume, force)
         # Once the run starts; a resume keeps the names its run started with.
         if path is not None and not resume and "model" not in (metadata or {}):
-            warnings.warn(
+            warn_user(
                 "the run records no model name, so olmp export cannot measure its file and "
                 "olmp.load_weights / olmp evaluate need it given (model=, --model); pass "
                 "metadata={'model': NAME} (a registry name or package.module:factory) to "
-                "record it",
-                stacklevel=2,
+                "record it"
             )
         result = compressor.run()
         pruned = compressor.model  # result() has baked the best network's W ⊙ M into it

@@ -15,7 +15,6 @@ import itertools
 import json
 import math
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 from torch import nn
 
 from olmp.compression.config import CompressConfig, RunState
-from olmp.errors import OlmpError, is_integer
+from olmp.errors import OlmpError, is_integer, warn_user
 from olmp.files import (
     check_writable,
     load_checkpoint,
@@ -257,11 +256,10 @@ class RunFolder:
         move each damaged file aside (``NAME.damaged``) rather than let the rounds run
         again overwrite it."""
         kept = [name for name in (_move_aside(p.path) for p in problems) if name]
-        warnings.warn(
+        warn_user(
             f"{'; '.join(map(str, problems))}; resuming {self.path} from round {resumed_round}, "
             "the last round whose files are intact (the rounds after it run again)"
-            + (f"; the damaged files are kept as {', '.join(kept)}" if kept else ""),
-            stacklevel=4,
+            + (f"; the damaged files are kept as {', '.join(kept)}" if kept else "")
         )
 
 

@@ -4,13 +4,13 @@ fitness, shortening a step, and choosing which networks the final phase fine-tun
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
+from olmp.errors import warn_user
 from olmp.pruning.layers import PrunableLayer
 from olmp.pruning.masks import (
     Masks,
@@ -190,13 +190,12 @@ def check_val_size(reference_accuracy: float, examples: int, tolerance: float) -
     both the tolerance and one point, so networks that lose more can pass val by luck."""
     error = expected_standard_error(reference_accuracy, examples)
     if error > max(tolerance, SMALL_VAL_ERROR):
-        warnings.warn(
+        warn_user(
             f"the val split has only {examples} examples: a change of val accuracy has a "
             f"paired standard error of about {100 * error:.1f} points, more than the "
             f"tolerance of {100 * tolerance:g} points, so networks that lose more can pass "
             "val by luck; give a larger val split for a result to trust (test accuracy "
-            "will show the loss)",
-            stacklevel=5,
+            "will show the loss)"
         )
 
 
@@ -209,11 +208,10 @@ def reproduced(
     for split, values in (outcomes or {}).items():
         score = recorded[f"{split}_accuracy"]
         if abs(float(values.mean()) - score) > 1e-9:
-            warnings.warn(
+            warn_user(
                 f"the reference now scores {float(values.mean()):.6g} on {split}, not the "
                 f"{score:.6g} recorded when the run started; the result gives no "
-                "paired_change",
-                stacklevel=4,
+                "paired_change"
             )
             return None
     return outcomes

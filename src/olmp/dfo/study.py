@@ -39,7 +39,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,15 @@ from olmp.dfo.solvers import solver_class
 from olmp.dfo.solvers.checks import recorded_options, with_defaults
 from olmp.dfo.space import Space
 from olmp.dfo.trial import Trial
-from olmp.errors import OlmpError, check_count, check_seed, check_type, is_integer, is_number
+from olmp.errors import (
+    OlmpError,
+    check_count,
+    check_seed,
+    check_type,
+    is_integer,
+    is_number,
+    warn_user,
+)
 from olmp.files import remove_interrupted_writes, write_json_atomic
 
 Callback = Callable[["Study", Trial], Any]
@@ -366,10 +373,9 @@ class Study:
             return
         settable = self.sampler.solver_class.fixed_popsize is None
         advice = f"; the solver option popsize={workers} would keep them busy" if settable else ""
-        warnings.warn(
+        warn_user(
             f"solver {self.solver} has at most {limit} trial(s) out at once (its popsize), "
-            f"so the {workers} workers run {limit} at a time{advice}",
-            stacklevel=4,
+            f"so the {workers} workers run {limit} at a time{advice}"
         )
 
     # -- warm start, record, resume ------------------------------------------------------------

@@ -8,13 +8,12 @@ A :class:`PrunableLayer` is a Linear or Conv module whose ``weight`` (and option
 from __future__ import annotations
 
 import fnmatch
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import nn
 
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, warn_user
 
 PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -81,10 +80,9 @@ def find_prunable_layers(
         if not any(fnmatch.fnmatchcase(name, pattern) for name in names)
     ]
     if layers and unmatched:  # a typo, most likely: the run would silently ignore it
-        warnings.warn(
+        warn_user(
             f"layer pattern {', '.join(map(repr, unmatched))} matches no {kinds} layer of "
-            f"model {type(model).__name__}{listed}",
-            stacklevel=2,
+            f"model {type(model).__name__}{listed}"
         )
     if not layers:
         raise OlmpError(
