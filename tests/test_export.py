@@ -292,6 +292,22 @@ def test_cli_export_inspect_evaluate(finished_run, tmp_path, capsys):
     assert "is not an olmp export" in capsys.readouterr().err
 
 
+def test_report_plots_tick_rounds_as_whole_numbers(finished_run):
+    from olmp.plots import pyplot
+    from olmp.report import REPORT_PLOTS
+
+    result = json.loads((finished_run / RESULT_JSON).read_text())
+    assert len(result["history"]) == 2  # a short run: matplotlib would tick 1.0, 1.2, ...
+    for name in ("compression.png", "accuracy.png"):
+        fig, ax = pyplot().subplots()
+        REPORT_PLOTS[name](ax, result)
+        fig.canvas.draw()
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks), (name, ticks)
+        pyplot().close(fig)
+
+
 def test_cli_report(finished_run, tmp_path, capsys):
     result = json.loads((finished_run / RESULT_JSON).read_text())
     plots = tmp_path / "plots"

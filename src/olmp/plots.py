@@ -23,3 +23,12 @@ def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 100) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     pyplot().close(fig)
+
+
+def counted_x_axis(ax: Any, label: str) -> None:
+    """Label ``ax``'s x axis ``label`` with whole-number ticks only: rounds and epochs are
+    counted, and a short run would otherwise be ticked 1.0, 1.2, 1.4, ..."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel(label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from olmp.files import check_output_files
-from olmp.plots import pyplot, save_figure
+from olmp.plots import counted_x_axis, pyplot, save_figure
 from olmp.task import scores_accuracy
 
 
@@ -96,7 +96,7 @@ def _draw_compression(ax: Any, result: dict[str, Any]) -> None:
     history = result["history"]
     ax.plot([h["round"] for h in history], [h["compression_ratio"] for h in history], marker="o")
     ax.set_yscale("log")
-    ax.set_xlabel("round")
+    counted_x_axis(ax, "round")
     ax.set_ylabel("compression ratio (weights, log scale)")
     ax.axhline(
         result["compression_ratio"],
@@ -124,7 +124,7 @@ def _draw_accuracy(ax: Any, result: dict[str, Any]) -> None:
         )
     for h in _chosen_round(result):
         ax.plot(h["round"], scale * h["val_accuracy"], "g*", markersize=14)
-    ax.set_xlabel("round")
+    counted_x_axis(ax, "round")
     ax.set_ylabel("accuracy (%)" if accuracy else result["metric"])
     ax.legend()
 

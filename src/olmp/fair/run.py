@@ -44,7 +44,7 @@ from olmp.files import (
     write_text_atomic,
 )
 from olmp.models import build_model
-from olmp.plots import pyplot, save_figure
+from olmp.plots import counted_x_axis, pyplot, save_figure
 
 FORMAT = "olmp-fair"
 IDENTITY = ("dataset", "protected", "constraints", "seed", "model", "settings")
@@ -267,5 +267,5 @@ def plot_constraint_history(
     top.legend(fontsize=8)
     bottom.plot(epochs, [r["val"]["accuracy"] for r in history], color="C3")
     bottom.set_ylabel("val accuracy")
-    bottom.set_xlabel("epoch")
+    counted_x_axis(bottom, "epoch")
     save_figure(fig, path)
