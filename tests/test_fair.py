@@ -229,10 +229,13 @@ def test_the_command_trains_resumes_and_refuses_to_overwrite(tmp_path, capsys):
     capsys.readouterr()
     assert json.loads((out / "results.json").read_text())[0]["epsilon"] == 0.1
     assert not (out / "front.csv").exists() and not (out / "front.png").exists()
-    # --force starts again: the epsilons of the run it replaces go with it.
+    # --force starts again: the epsilons of the run it replaces go with it, but not a
+    # file of the user's in one of their folders.
+    (out / "eps-0.1" / "notes.txt").write_text("mine")
     assert main([*argv[:9], "0.2", *argv[11:], "--force"]) == 0
     capsys.readouterr()
-    assert not (out / "eps-0.1").exists() and (out / "eps-0.2" / "result.json").is_file()
+    assert (out / "eps-0.2" / "result.json").is_file()
+    assert sorted(p.name for p in (out / "eps-0.1").iterdir()) == ["notes.txt"]
     assert json.loads((out / "fair.json").read_text())["epsilons"] == [0.2]
     # A model that cannot be built is refused before anything is written.
     assert main([*argv[:13], "--out", str(tmp_path / "new"), "--model", "nosuch"]) == 2

@@ -700,19 +700,37 @@ def test_a_force_killed_halfway_leaves_a_folder_the_next_force_still_takes(tmp_p
     (out / "weights").mkdir(parents=True)
     for name in ("tune.json", "trials.json", "weights/a.safetensors"):
         (out / name).write_text("{}")
-    ours = ("tune.json", "trials.json", "weights")
+    ours = ("tune.json", "trials.json", "weights/*.safetensors")
     prepare = dict(what="search", resume=False, force=True)
+    unlink = Path.unlink
 
     def killed(path, *args, **kwargs):
-        raise KeyboardInterrupt
+        if path.name == "a.safetensors":
+            raise KeyboardInterrupt
+        unlink(path, *args, **kwargs)
 
-    monkeypatch.setattr("olmp.files.shutil.rmtree", killed)
+    monkeypatch.setattr(Path, "unlink", killed)
     with pytest.raises(KeyboardInterrupt):
         prepare_output_folder(out, "tune.json", {"format": "f"}, (), ours, **prepare)
     assert (out / "tune.json").exists()  # the record goes last
     monkeypatch.undo()
     prepare_output_folder(out, "tune.json", {"format": "f"}, (), ours, **prepare)
-    assert sorted(p.name for p in out.iterdir()) == ["tune.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["tune.json"]  # and the emptied folder
+
+
+def test_force_keeps_the_users_files_inside_olmps_folders(tmp_path):
+    """--force removes olmp's files from its subfolders (a search's trial weights), not
+    the folders: notes the user put there stay, and so does their folder."""
+    out = tmp_path / "search"
+    for name in ("tune.json", "weights/a.safetensors", "weights/notes.txt", "weights/mine/x"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("{}")
+    from olmp.tune.run import OUR_FILES
+
+    prepare_output_folder(out, "tune.json", {"format": "f"}, (), OUR_FILES, what="search",
+                          resume=False, force=True)  # fmt: skip
+    assert not (out / "weights" / "a.safetensors").exists()
+    assert (out / "weights" / "notes.txt").exists() and (out / "weights" / "mine" / "x").exists()
 
 
 def test_what_a_killed_write_left_goes_when_its_run_folder_is_taken_again(

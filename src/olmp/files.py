@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -187,7 +186,7 @@ def refuse_foreign_files(folder: Path, names: Sequence[str], record_name: str, w
                 f"{folder} holds {other}, the record of an {whose}; --force replaces only "
                 "this command's own files, so give another folder"
             )
-    present = sorted({p.name for pattern in names for p in folder.glob(pattern)})
+    present = sorted({p.relative_to(folder).as_posix() for n in names for p in folder.glob(n)})
     if present and not (folder / record_name).exists():
         raise OlmpError(
             f"{folder} holds {', '.join(present)} but no {record_name}: it is not an olmp "
@@ -217,7 +216,8 @@ def prepare_output_folder(
     key; a setting that is a record by the fields that differ, ``names["setting.field"]``
     naming one of its own.
     Without it the folder must be new or empty, or ``force`` removes ``our_files`` (only
-    those; names or glob patterns) from it and the command starts again — unless some of
+    those files; names or glob patterns, relative to ``out``: ``eps-*/result.json``) and the
+    folders that leaves empty, and the command starts again — unless some of
     them are there but not the record: then they are another command's, and the folder is
     refused. Either way the folder must be one that can be written in (or made), checked
     before anything is removed.
@@ -260,13 +260,17 @@ def prepare_output_folder(
         if record.exists():  # a folder of ours: what a killed write left goes too
             remove_interrupted_writes(out)
         # The record last: a --force killed halfway leaves a folder the next one still
-        # knows as ours.
+        # knows as ours. Files only, then the folders they leave empty: a file of the
+        # user's in one of ours (notes beside a trial's weights) stays, and its folder too.
+        emptied = set()
         for pattern in sorted(our_files, key=lambda pattern: pattern == record_name):
             for path in out.glob(pattern):
-                if path.is_dir():
-                    shutil.rmtree(path)
-                else:
+                if path.is_file():
                     path.unlink()
+                    emptied.add(path.parent)
+        for folder in sorted(emptied - {out}, key=lambda f: len(f.parts), reverse=True):
+            with contextlib.suppress(OSError):  # not empty: it holds the user's files
+                folder.rmdir()
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(record, config)
 

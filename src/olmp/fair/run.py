@@ -48,8 +48,17 @@ from olmp.plots import counted_x_axis, pyplot, save_figure
 
 FORMAT = "olmp-fair"
 IDENTITY = ("dataset", "protected", "constraints", "seed", "model", "settings")
-#: What ``force`` removes: the epsilons' folders too, or a resume would take their results.
-OUR_FILES = ("fair.json", "results.json", "front.csv", "front.png", "eps-*")
+#: What ``force`` removes: each epsilon's files too (a resume would take their results),
+#: and its folder once that leaves it empty (a file of the user's there stays).
+OUR_FILES = (
+    "fair.json",
+    "results.json",
+    "front.csv",
+    "front.png",
+    "eps-*/model.safetensors",
+    "eps-*/result.json",
+    "eps-*/constraint_val.png",
+)
 
 
 def _eps_folder(out: Path, epsilon: float) -> Path:

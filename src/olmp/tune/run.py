@@ -73,7 +73,7 @@ OUR_FILES = (
     "best.safetensors",
     "best_val.png",
     "result.json",
-    "weights",
+    "weights/*.safetensors",
 )
 #: Settings a resume must share with the search it continues (the task first: the other
 #: settings of another task would differ too, and name the wrong one).
