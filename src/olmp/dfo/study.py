@@ -18,20 +18,17 @@ takes results in any order, for any part of the trials out.
 * **Record**: with ``path``, the study is saved atomically (:func:`olmp.files.write_json_atomic`)
   after every ask and tell: space, solver, seed, options, every trial and the order of asks
   and tells. An existing file is never overwritten: pass ``resume=True`` to continue it.
-  An option given as an object is recorded as its solver declares
-  (:class:`~olmp.dfo.solvers.checks.Option`'s ``record``): ``expsracos``'s experience model
-  by its :attr:`~olmp.dfo.directional.DirectionalModel.fingerprint`, so a resume checks the
-  model itself, not the path of a file.
+  An option given as an object is recorded as its solver declares (``expsracos``'s
+  experience model by its fingerprint), so a resume checks the model, not a file's path.
 * **Resume** rebuilds the solver from its seed and replays the recorded asks and tells, so
   its state is exactly what it was; trials that were running are evaluated again first.
   A sequential study killed and resumed therefore ends exactly as one never interrupted.
 * **Warm start** (``warm_start=`` another study, its file, or trials): their complete results
   are told to the solver before its first ask (box solvers start from the best one; ``tpe``
   learns from all), kept in the record, not in :attr:`Study.trials`.
-* **Enqueue** (``enqueue=`` a list of parameter sets, as optuna's ``enqueue_trial``): the
-  first trials evaluate them, in order, before the solver asks anything; their complete
-  results then reach the solver as warm-start results do. A known good setting (a default
-  network, say) is thus evaluated first and searched from, whatever the solver.
+* **Enqueue** (``enqueue=`` parameter sets, as optuna's ``enqueue_trial``): the first trials
+  evaluate them in order, and the solver learns their results as warm-start ones, so a known
+  good setting (a default network) is evaluated first and searched from, whatever the solver.
 """
 
 from __future__ import annotations
