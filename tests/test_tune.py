@@ -223,9 +223,14 @@ def test_extended_poll_neighbours_copy_the_last_layer():
 
 def test_resume_engine_study_and_refuse_other_space(tmp_path, capsys):
     out = tmp_path / "r"
-    tune("digits", out, solver="random", budget=3, **FAST)
+    first = tune("digits", out, solver="random", budget=3, **FAST)
+    finished = (out / "result.json").read_bytes()
+    # Nothing left to do: the finished search's files stay as they were, its time too.
+    assert tune("digits", out, solver="random", budget=3, resume=True, **FAST) == first
+    assert (out / "result.json").read_bytes() == finished
     summary = tune("digits", out, solver="random", budget=5, resume=True, **FAST)
     assert summary["trials"] == 5
+    assert summary["seconds"] > first["seconds"]  # both sessions' time, not the last one's
     code = cli(tmp_path, "--solver", "random", "--budget", "6", "--out", str(out), "--epochs",
                "1", "--resume")  # fmt: skip
     assert code == 0 and len(json.loads((out / "trials.json").read_text())) == 6
@@ -506,3 +511,17 @@ def test_cli_refuses_a_tabular_dataset_for_the_cnn_task(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "unknown dataset of the cnn task 'nope'" in err
     assert "digits" in err and "adult" not in err and not (tmp_path / "t").exists()
+
+
+def test_trial_times_leave_out_the_time_a_search_was_stopped():
+    from olmp.tune.records import add_elapsed
+
+    records = [
+        {"started": 0.0, "finished": 10.0, "seconds": 10.0},
+        {"started": 2.0, "finished": 12.0, "seconds": 10.0},  # ran beside the first
+        {"started": 5.0, "finished": 1010.0, "seconds": 9.0},  # asked, stopped, run on resume
+        {"started": 2000.0, "finished": 2004.0, "seconds": 4.0},  # resumed again much later
+        {"started": 2004.5, "finished": None, "seconds": None},  # failed before it ended
+    ]
+    add_elapsed(records)
+    assert [r["elapsed"] for r in records] == [10.0, 12.0, 21.0, 25.0, None]

@@ -3,10 +3,13 @@ plot of the best val accuracy so far (see :func:`olmp.tune.tune` for the folder)
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 from pathlib import Path
 from typing import Any
 
+from olmp.files import write_json_atomic
 from olmp.plots import pyplot, save_figure
 
 #: The summary's fields about the best trial, per task: ``None`` while no trial has
@@ -16,11 +19,34 @@ BEST_FIELDS = {"ensemble": _BEST, "cnn": (*_BEST, "best_checkpoint", "best_spec"
 
 
 def add_elapsed(records: list[dict[str, Any]]) -> None:
-    """``elapsed``: seconds from the search's first trial to each trial's end."""
-    starts = [r["finished"] - (r["seconds"] or 0.0) for r in records if r.get("finished")]
-    origin = min(starts, default=0.0)
+    """``elapsed``: the seconds some trial was running, from the search's first trial to
+    each trial's end. Time with no trial running (the search stopped and resumed later)
+    is not counted: a trial adds what passed between its start (or the previous trial's
+    end, when later) and its own end, and never more than its own ``seconds``."""
+    total, previous = 0.0, -math.inf
+    for r in sorted((r for r in records if r.get("finished")), key=lambda r: r["finished"]):
+        started = r.get("started") or r["finished"] - (r["seconds"] or 0.0)
+        step = r["finished"] - max(started, previous)
+        if r["seconds"] is not None:  # a trial asked before an interruption, run after it
+            step = min(step, r["seconds"])
+        total += max(step, 0.0)
+        previous = r["finished"]
+        r["elapsed"] = round(total, 3)
     for r in records:
-        r["elapsed"] = None if not r.get("finished") else round(r["finished"] - origin, 3)
+        r.setdefault("elapsed", None)
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """Write the search's ``summary`` to ``path`` and return it, unless the file there
+    says the same but for ``seconds``: a resumed search with nothing left to do keeps its
+    file (and the seconds it took) as they were."""
+    if path.is_file():
+        with contextlib.suppress(OSError, ValueError):  # damaged: written anew
+            old = json.loads(path.read_text())
+            if isinstance(old, dict) and {**old, "seconds": None} == {**summary, "seconds": None}:
+                return old
+    write_json_atomic(path, summary)
+    return summary
 
 
 def best_so_far(records: list[dict[str, Any]]) -> list[float]:

@@ -19,7 +19,8 @@ data). ``out`` holds:
   task keeps no model file (scikit-learn models are stored only by pickling, which olmp
   never does): its best settings refit in a second.
 * ``best_val.png``: best val accuracy against trials and against time.
-* ``result.json``: the summary :func:`tune` returns.
+* ``result.json``: the summary :func:`tune` returns (``seconds``: the search's wall time
+  over all its sessions; a resume with nothing left to do leaves the file as it is).
 
 ``solver="mads"`` runs :func:`olmp.tune.mads.extended_poll_mads`; every other engine
 solver runs on the whole conditional space through :class:`olmp.dfo.Study`. Every CNN
@@ -32,7 +33,6 @@ samples around the best trial so far.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ from olmp.models import build_model
 from olmp.training import accuracy
 from olmp.tune.blackbox import TuneObjective, check_search_fits, load_splits, trial_key
 from olmp.tune.ensemble import EnsembleObjective, ensemble_space, load_table, test_error
-from olmp.tune.records import add_elapsed, empty_summary, plot_best_so_far
+from olmp.tune.records import add_elapsed, empty_summary, plot_best_so_far, write_summary
 from olmp.tune.space import TuneSpace, load_space
 
 FORMAT = "olmp-tune"
@@ -274,12 +274,13 @@ def tune(
         data_dir=None if data_dir is None else str(data_dir),
         threads=threads,
     )
-    began = time.monotonic()
     if solver == "mads":
         from olmp.tune.mads import extended_poll_mads
 
         records, stop_reason = extended_poll_mads(objective, out / "mads.json", **search)
-        about: dict[str, Any] = {"stop_reason": stop_reason}
+        # Each record's elapsed is the search's time, over all its sessions, at its end.
+        seconds = max((r["elapsed"] for r in records), default=0.0)
+        about: dict[str, Any] = {"stop_reason": stop_reason, "seconds": round(seconds, 2)}
     else:
         # Every solver's first trial is the default network, as MADS's is: a search
         # starts from a sensible network and never returns a worse one.
@@ -293,8 +294,7 @@ def tune(
         )
     write_json_atomic(out / "trials.json", records)
     summary = _finish(out, objective, splits, records, config, keep_weights)
-    summary.update(**about, seconds=round(time.monotonic() - began, 2))
-    write_json_atomic(out / "result.json", summary)
+    summary = write_summary(out / "result.json", {**summary, **about})
     plot_best_so_far(out / "best_val.png", records, f"{solver} on {dataset}")
     return summary
 
@@ -303,7 +303,6 @@ def _tune_ensemble(
     objective: EnsembleObjective, out: Path, config: dict[str, Any], search: dict[str, Any]
 ) -> dict[str, Any]:
     """The ensemble task's search and summary (val error per trial, test error once)."""
-    began = time.monotonic()
     records, about = _engine_study(
         objective, objective.space, out / "study.json", config["solver"], **search
     )
@@ -319,8 +318,7 @@ def _tune_ensemble(
             best_trial=best["id"],
             best_settings=best["settings"],
         )
-    summary.update(**about, seconds=round(time.monotonic() - began, 2))
-    write_json_atomic(out / "result.json", summary)
+    summary = write_summary(out / "result.json", {**summary, **about})
     title = f"{config['solver']} on {config['dataset']} (ensemble)"
     plot_best_so_far(out / "best_val.png", records, title)
     return summary
@@ -371,6 +369,7 @@ def _engine_study(
             "val_accuracy": None if t.value is None else 1.0 - t.value,
             "error": t.error,
             "seconds": t.seconds,
+            "started": t.started,
             "finished": t.finished,
             "settings": objective.full(t.params),
         }
@@ -378,7 +377,8 @@ def _engine_study(
         if t.done
     ]
     add_elapsed(records)
-    about: dict[str, Any] = {"stop_reason": study.stop_reason}
+    # The study's own clock: wall time over all its sessions, the solver's included.
+    about: dict[str, Any] = {"stop_reason": study.stop_reason, "seconds": round(study.elapsed, 2)}
     solver = getattr(study.sampler, "solver", None)
     if getattr(solver, "reliability", None) is not None:
         weights = solver.reliability.weights
