@@ -205,7 +205,9 @@ def test_the_command_trains_resumes_and_refuses_to_overwrite(tmp_path, capsys):
     assert again == first  # the kept epsilon read back, the other trained again alike
 
     assert main([*argv[:-5], "--epochs", "4", "--out", str(out), "--resume"]) == 2
-    assert "another settings (epochs 3, here 4)" in capsys.readouterr().err
+    assert "another --epochs (3, here 4)" in capsys.readouterr().err
+    assert main([*argv, "--constraint", "eo", "--resume"]) == 2
+    assert "another --constraint (['dp'], here ['eo'])" in capsys.readouterr().err
 
     # Without --json: one line per epsilon, with the value the epoch was judged by.
     assert main([*argv[:-1], "--resume"]) == 0

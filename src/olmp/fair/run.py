@@ -48,6 +48,14 @@ from olmp.plots import counted_x_axis, pyplot, save_figure
 
 FORMAT = "olmp-fair"
 IDENTITY = ("dataset", "protected", "constraints", "seed", "model", "settings")
+#: How a refused resume names a setting: by its option, as the user typed it; the
+#: ``FairSettings`` fields that have none (the Python API's) as "training setting".
+RESUME_NAMES = {
+    **{key: f"--{key}" for key in ("dataset", "protected", "seed", "model")},
+    "constraints": "--constraint",
+    "settings": "training setting",
+    "settings.epochs": "--epochs",
+}
 #: What ``force`` removes: each epsilon's files too (a resume would take their results),
 #: and its folder once that leaves it empty (a file of the user's there stays).
 OUR_FILES = (
@@ -127,7 +135,15 @@ def fair_train(
         "sizes": splits.sizes(),
     }
     prepare_output_folder(
-        out, "fair.json", config, IDENTITY, OUR_FILES, what="run", resume=resume, force=force
+        out,
+        "fair.json",
+        config,
+        IDENTITY,
+        OUR_FILES,
+        what="run",
+        resume=resume,
+        force=force,
+        names=RESUME_NAMES,
     )
     finished = {}
     if resume:  # the same run (checked); its record names the epsilons asked for now
