@@ -677,3 +677,30 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(
     printed = " ".join((captured.out + captured.err).split())  # rich wraps long lines
     assert f"olmp: interrupted; finished {saved} are saved in {out}" in printed
     assert "run the same command with --resume instead of --force" in printed
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does_with_its_own_status(monkeypatch, tmp_path, capsys):
+    import os
+    import signal
+
+    out = tmp_path / "out"
+
+    def record_then_sigterm(*args, **kwargs):
+        out.mkdir()
+        (out / "tune.json").write_text("{}")
+        os.kill(os.getpid(), signal.SIGTERM)  # a batch system's time limit, say
+        raise AssertionError("SIGTERM did not stop the command")
+
+    def unhandled(signum, frame):  # Python's own default would end pytest itself
+        raise AssertionError("olmp left SIGTERM to its caller's handler")
+
+    monkeypatch.setattr("olmp.cli.tune.tune", record_then_sigterm)
+    before = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        assert main(["tune", "--dataset", "digits", "--budget", "2", "--out", str(out)]) == 143
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # the caller's handler is back
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    captured = capsys.readouterr()
+    printed = " ".join((captured.out + captured.err).split())  # rich wraps long lines
+    assert f"olmp: terminated; finished trials are saved in {out}" in printed

@@ -5,7 +5,9 @@ A new command is a new module plus one line in :data:`COMMANDS`."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,13 +85,26 @@ def build_parser() -> Parser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch system's time limit): the command stops as Ctrl-C stops
+    it, saying what was kept and how to resume, with the exit status of that signal."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``olmp`` command; returns the exit status (2 for bad input)."""
+    """Run the ``olmp`` command; returns the exit status (2 for bad input; 130 after
+    Ctrl-C, 143 after SIGTERM)."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     install_warning_printer()
+    # Only the main thread may set a handler (main() called from another thread keeps none).
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         return args.run(args)
     except OlmpError as exc:
@@ -102,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # the disk or the system, not the input: one line all the same
         console.print(f"[red]olmp: error:[/] {escape(str(exc))}", highlight=False)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         hint = ""
         saved = SAVED_WHEN_INTERRUPTED.get(args.command)
         out = getattr(args, "out", None)
@@ -111,8 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if saved and resumable and out and (Path(out) / COMMAND_RECORDS[args.command][0]).is_file():
             instead = " instead of --force" if getattr(args, "force", False) else ""
             hint = f"; {saved} are saved in {out}: run the same command with --resume{instead}"
-        console.print(f"olmp: interrupted{hint}", highlight=False, soft_wrap=True)
-        return 130
+        stopped = "terminated" if isinstance(stop, Terminated) else "interrupted"
+        console.print(f"olmp: {stopped}{hint}", highlight=False, soft_wrap=True)
+        return 143 if isinstance(stop, Terminated) else 130
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 if __name__ == "__main__":
