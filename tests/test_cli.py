@@ -395,7 +395,7 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
         (["--tolerance", "-0.5"], "tolerance must be in [0, 1), got -0.5"),
         (["--tolerance", "1"], "--tolerance must be in [0, 1), got 1.0"),
         (["--solver", "sgd"], "unknown solver 'sgd'; choose one of: " + ", ".join(sorted(SOLVERS))),
-        (["--resume"], "holds no state.json"),
+        (["--resume"], "nothing to resume: "),
         # None cannot be typed: leaving an option out is how, so errors do not offer it
         (["--racing-z", "-1"], "--racing-z must be positive, or 0 for exact decisions, got -1.0"),
         (["--time-limit", "-1"], "--time-limit must be a positive number of seconds, got -1.0"),

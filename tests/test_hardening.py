@@ -827,6 +827,17 @@ def test_a_resume_with_nothing_to_resume_is_refused_everywhere(digits_reference,
     with pytest.raises(OlmpError, match=r"nothing to resume: resume=True needs path="):
         Study(problem, "random", resume=True, max_evaluations=2)
     assert not any(tmp_path.iterdir())
+    # Another command's folder: the error says whose it is.
+    search = tmp_path / "search"
+    search.mkdir()
+    (search / "tune.json").write_text("{}")
+    with pytest.raises(OlmpError, match=r"state\.json does not exist; it is an olmp tune search's"):
+        compress(model, splits, run_dir=search, resume=True)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "state.json").write_text("{}")
+    with pytest.raises(OlmpError, match=r"tune\.json does not exist; it is an olmp compress run's"):
+        olmp.tune.tune("digits", run, budget=1, resume=True)
 
 
 def test_arguments_of_the_wrong_kind_are_named_at_the_call(digits_reference, tmp_path):

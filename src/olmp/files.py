@@ -175,17 +175,34 @@ COMMAND_RECORDS = {
 }
 
 
+def other_commands_record(folder: Path, record_name: str) -> tuple[str, str] | None:
+    """``(record, what its folder is)`` of another olmp command whose record ``folder``
+    holds (:data:`COMMAND_RECORDS`), or ``None``."""
+    for other, whose in COMMAND_RECORDS.values():
+        if other != record_name and (folder / other).is_file():
+            return other, whose
+    return None
+
+
+def nothing_to_resume(folder: Path, record_name: str) -> OlmpError:
+    """The error of a resume in ``folder`` without the command's record ``record_name``,
+    naming the command whose folder it is when another's record is there."""
+    other = other_commands_record(folder, record_name)
+    whose = f"; it is an {other[1]}'s folder" if other else ""
+    return OlmpError(f"nothing to resume: {folder / record_name} does not exist{whose}")
+
+
 def refuse_foreign_files(folder: Path, names: Sequence[str], record_name: str, what: str) -> None:
     """Raise when ``folder`` holds another olmp command's record (:data:`COMMAND_RECORDS`),
     or files of the names a command writes (``names``, names or glob patterns) but not its
     record ``record_name``, which the command writes first (and ``--force`` removes last):
     they are another command's, which ``--force`` must neither delete nor write beside."""
-    for other, whose in COMMAND_RECORDS.values():
-        if other != record_name and (folder / other).is_file():
-            raise OlmpError(
-                f"{folder} holds {other}, the record of an {whose}; --force replaces only "
-                "this command's own files, so give another folder"
-            )
+    other = other_commands_record(folder, record_name)
+    if other is not None:
+        raise OlmpError(
+            f"{folder} holds {other[0]}, the record of an {other[1]}; --force replaces only "
+            "this command's own files, so give another folder"
+        )
     present = sorted({p.relative_to(folder).as_posix() for n in names for p in folder.glob(n)})
     if present and not (folder / record_name).exists():
         raise OlmpError(
@@ -226,7 +243,7 @@ def prepare_output_folder(
     if out.exists() and not out.is_dir():
         raise OlmpError(f"--out {out} is a file; give a folder")
     if resume and not record.exists():
-        raise OlmpError(f"nothing to resume: {record} does not exist")
+        raise nothing_to_resume(out, record_name)
     # An existing folder must take the record; a new one must be possible to make.
     check_writable(record if out.is_dir() else out, "--out")
     if resume:

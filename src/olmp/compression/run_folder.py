@@ -29,6 +29,7 @@ from olmp.files import (
     check_writable,
     load_checkpoint,
     load_checkpoint_metadata,
+    nothing_to_resume,
     refuse_foreign_files,
     refuse_resume_and_force,
     save_checkpoint,
@@ -287,7 +288,7 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
     exists = run_dir.exists() and any(run_dir.iterdir())
     if resume:
         if not (run_dir / STATE_JSON).is_file():
-            raise OlmpError(f"cannot resume: {run_dir} holds no {STATE_JSON} of an olmp run")
+            raise nothing_to_resume(run_dir, STATE_JSON)
         return True
     if exists and not force:
         raise OlmpError(
