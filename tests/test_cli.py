@@ -704,3 +704,20 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_with_its_own_status(monkeypatch,
     captured = capsys.readouterr()
     printed = " ".join((captured.out + captured.err).split())  # rich wraps long lines
     assert f"olmp: terminated; finished trials are saved in {out}" in printed
+
+
+def test_a_finished_command_ignores_ctrl_c_while_python_shuts_down(monkeypatch):
+    import signal
+
+    import olmp.cli
+
+    monkeypatch.setattr(olmp.cli, "main", lambda: 0)  # a command that has done its work
+    before = {stop: signal.getsignal(stop) for stop in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            olmp.cli.run()
+        assert exit_.value.code == 0
+        assert all(signal.getsignal(stop) == signal.SIG_IGN for stop in before)
+    finally:
+        for stop, handler in before.items():
+            signal.signal(stop, handler)

@@ -1,7 +1,5 @@
 """``python -m olmp`` runs the ``olmp`` command."""
 
-import sys
+from olmp.cli import run
 
-from olmp.cli import main
-
-sys.exit(main())
+run()

@@ -134,5 +134,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, before)
 
 
+def run() -> None:
+    """The ``olmp`` program (and ``python -m olmp``): :func:`main`, then exit with its
+    status. Once the command is done, Ctrl-C and SIGTERM are ignored: while Python shuts
+    down one would kill the process (status 130 or 143, no message) after every result
+    was written, and a script would take the finished command for a failed one."""
+    status = main()
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
