@@ -513,15 +513,27 @@ def test_cli_refuses_a_tabular_dataset_for_the_cnn_task(tmp_path, capsys):
     assert "digits" in err and "adult" not in err and not (tmp_path / "t").exists()
 
 
-def test_trial_times_leave_out_the_time_a_search_was_stopped():
+def test_trial_times_leave_out_the_time_a_search_was_stopped(tmp_path):
     from olmp.tune.records import add_elapsed
 
+    # The engine's study records the search's own time at each tell, over its sessions.
+    out = tmp_path / "r"
+    tune("digits", out, solver="random", budget=2, **FAST)
+    tune("digits", out, solver="random", budget=3, resume=True, **FAST)
+    trials = json.loads((out / "trials.json").read_text())
+    told = {t["id"]: t["elapsed"] for t in json.loads((out / "study.json").read_text())["trials"]}
+    elapsed = [t["elapsed"] for t in trials]
+    assert elapsed == [told[t["id"]] for t in trials] and None not in elapsed
+    assert elapsed == sorted(elapsed)
+    assert json.loads((out / "result.json").read_text())["seconds"] >= elapsed[-1] - 0.01
+    # Records written before it was kept: from the trials' own times (Unix times here).
+    t0 = 1.7e9
     records = [
-        {"started": 0.0, "finished": 10.0, "seconds": 10.0},
-        {"started": 2.0, "finished": 12.0, "seconds": 10.0},  # ran beside the first
-        {"started": 5.0, "finished": 1010.0, "seconds": 9.0},  # asked, stopped, run on resume
-        {"started": 2000.0, "finished": 2004.0, "seconds": 4.0},  # resumed again much later
-        {"started": 2004.5, "finished": None, "seconds": None},  # failed before it ended
+        {"started": t0, "finished": t0 + 10, "seconds": 10.0},
+        {"started": t0 + 2, "finished": t0 + 12, "seconds": 10.0},  # ran beside the first
+        {"started": t0 + 5, "finished": t0 + 1010, "seconds": 9.0},  # asked, stopped, run later
+        {"started": None, "finished": t0 + 2004, "seconds": 4.0},  # resumed again, told by hand
+        {"started": t0 + 2004.5, "finished": None, "seconds": None},  # failed before its end
     ]
     add_elapsed(records)
     assert [r["elapsed"] for r in records] == [10.0, 12.0, 21.0, 25.0, None]

@@ -10,14 +10,9 @@ Warnings (:func:`warn_user`) name the user's line that led to them.
 from __future__ import annotations
 
 import numbers
-import os
 import re
 import sys
 import warnings
-from pathlib import Path
-
-#: Frames in files under this folder are olmp's own (see :func:`warn_user`).
-_PACKAGE = str(Path(__file__).resolve().parent) + os.sep
 
 
 class OlmpError(ValueError):
@@ -27,9 +22,10 @@ class OlmpError(ValueError):
 def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn(message)`` attributed to the first caller outside olmp: the user's
     line (``olmp.compress(...)`` in their script), however deep in olmp the warning arises.
-    A hand-counted ``stacklevel`` points into olmp as soon as the calls between move."""
+    A hand-counted ``stacklevel`` points into olmp as soon as the calls between move.
+    Frames are told apart by their module's name, which no symlinked path changes."""
     frame, level = sys._getframe(1), 2
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").split(".")[0] == "olmp":
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
 

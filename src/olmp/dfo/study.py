@@ -27,8 +27,8 @@ takes results in any order, for any part of the trials out.
   are told to the solver before its first ask (box solvers start from the best one; ``tpe``
   learns from all), kept in the record, not in :attr:`Study.trials`.
 * **Enqueue** (``enqueue=`` parameter sets, as optuna's ``enqueue_trial``): the first trials
-  evaluate them in order, and the solver learns their results as warm-start ones, so a known
-  good setting (a default network) is evaluated first and searched from, whatever the solver.
+  evaluate them in order; their complete results reach the solver as warm-start ones, so a
+  known good setting (a default network) is evaluated first and searched from, whatever the solver.
 """
 
 from __future__ import annotations
@@ -279,7 +279,7 @@ class Study:
         trial.constraints = [] if result.error else list(result.constraints)
         trial.cost, trial.error = result.cost, result.error
         if not replay:
-            trial.finished = time.time()
+            trial.finished, trial.elapsed = time.time(), round(self.elapsed, 3)
             trial.seconds = result.seconds or None
         self._told += 1
         self._cost += trial.cost or 0.0

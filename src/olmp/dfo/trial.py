@@ -18,7 +18,9 @@ class Trial:
 
     ``value`` is ``None`` until complete; ``error`` holds the failure's message; ``started``
     and ``finished`` are Unix times of the ask and the tell; ``seconds`` the evaluation's own
-    time when the study ran it (``None`` when told by hand).
+    time when the study ran it (``None`` when told by hand); ``elapsed`` the study's own
+    time at the tell (:attr:`olmp.dfo.Study.elapsed`: over all its sessions, the time it was
+    stopped left out; ``None`` in records written before it was kept).
     """
 
     id: int
@@ -32,6 +34,7 @@ class Trial:
     started: float | None = None
     finished: float | None = None
     seconds: float | None = None
+    elapsed: float | None = None
 
     @property
     def done(self) -> bool:
@@ -61,6 +64,7 @@ class Trial:
         if trial.state not in STATES or not isinstance(trial.params, dict):
             raise OlmpError(f"trial {trial.id!r} has state {trial.state!r} or bad params")
         numbers = [trial.value, trial.cost, trial.started, trial.finished, trial.seconds]
+        numbers.append(trial.elapsed)
         texts = [trial.fidelity, trial.error]
         if (
             not is_integer(trial.id)

@@ -14,7 +14,7 @@
 A resumed run (the same dataset, attribute, constraints, seed, model and settings, which
 ``fair.json`` must match) keeps every epsilon whose ``result.json`` is there and trains the
 others; ``fair.json`` and ``results.json`` then list the epsilons asked for. ``force``
-removes the epsilons' folders of the run it replaces.
+removes the files of the run it replaces, its epsilons' too (not a file of the user's).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from olmp.files import write_json_atomic
-from olmp.plots import pyplot, save_figure
+from olmp.plots import counted_x_axis, pyplot, save_figure
 
 #: The summary's fields about the best trial, per task: ``None`` while no trial has
 #: completed, so a script reads the same fields from every search.
@@ -19,19 +19,25 @@ BEST_FIELDS = {"ensemble": _BEST, "cnn": (*_BEST, "best_checkpoint", "best_spec"
 
 
 def add_elapsed(records: list[dict[str, Any]]) -> None:
-    """``elapsed``: the seconds some trial was running, from the search's first trial to
-    each trial's end. Time with no trial running (the search stopped and resumed later)
-    is not counted: a trial adds what passed between its start (or the previous trial's
-    end, when later) and its own end, and never more than its own ``seconds``."""
+    """``elapsed`` of each trial: the search's time at its end, over all its sessions (the
+    engine's study records it at each tell). Records written before it did get it from
+    the trials' times instead: a trial adds what passed between its start (or the previous
+    trial's end, when later) and its own end, never more than its own ``seconds``, so the
+    time the search was stopped is left out (so is the solver's time between trials)."""
     total, previous = 0.0, -math.inf
     for r in sorted((r for r in records if r.get("finished")), key=lambda r: r["finished"]):
-        started = r.get("started") or r["finished"] - (r["seconds"] or 0.0)
-        step = r["finished"] - max(started, previous)
-        if r["seconds"] is not None:  # a trial asked before an interruption, run after it
-            step = min(step, r["seconds"])
-        total += max(step, 0.0)
+        if r.get("elapsed") is not None:
+            total = r["elapsed"]
+        else:
+            started = (
+                r["finished"] - (r["seconds"] or 0.0) if r["started"] is None else r["started"]
+            )
+            step = r["finished"] - max(started, previous)
+            if r["seconds"] is not None:  # a trial asked before an interruption, run after it
+                step = min(step, r["seconds"])
+            total += max(step, 0.0)
+            r["elapsed"] = round(total, 3)
         previous = r["finished"]
-        r["elapsed"] = round(total, 3)
     for r in records:
         r.setdefault("elapsed", None)
 
@@ -84,7 +90,8 @@ def plot_best_so_far(path: Path, records: list[dict[str, Any]], title: str) -> N
     curve = best_so_far(ordered)
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     left.step(range(1, len(curve) + 1), curve, where="post")
-    left.set(xlabel="trials", ylabel="best val accuracy", title=title)
+    left.set(ylabel="best val accuracy", title=title)
+    counted_x_axis(left, "trials")
     right.step([r.get("elapsed") or 0.0 for r in ordered], curve, where="post")
     right.set(xlabel="seconds", ylabel="best val accuracy")
     fig.tight_layout()

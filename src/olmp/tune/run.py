@@ -371,6 +371,7 @@ def _engine_study(
             "seconds": t.seconds,
             "started": t.started,
             "finished": t.finished,
+            "elapsed": t.elapsed,
             "settings": objective.full(t.params),
         }
         for t in study.trials
