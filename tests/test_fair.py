@@ -205,7 +205,8 @@ def test_the_command_trains_resumes_and_refuses_to_overwrite(tmp_path, capsys):
     assert again == first  # the kept epsilon read back, the other trained again alike
 
     assert main([*argv[:-5], "--epochs", "4", "--out", str(out), "--resume"]) == 2
-    assert "another --epochs (3, here 4)" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "another --epochs (3, here 4)" in error and "start it anew with --force" in error
     assert main([*argv, "--constraint", "eo", "--resume"]) == 2
     assert "another --constraint (['dp'], here ['eo'])" in capsys.readouterr().err
 

@@ -263,7 +263,8 @@ def prepare_output_folder(
                 shown = _setting_difference(key, was, now, config[key], names or {})
                 raise OlmpError(
                     f"{out} holds a {what} with another {shown}; it is left as it is: resume "
-                    "with the same settings, or start in another folder"
+                    "with the same settings, start it anew with --force (force=True), or use "
+                    "another folder"
                 )
         remove_interrupted_writes(out)
         return
