@@ -721,3 +721,22 @@ def test_a_finished_command_ignores_ctrl_c_while_python_shuts_down(monkeypatch):
     finally:
         for stop, handler in before.items():
             signal.signal(stop, handler)
+
+
+def test_ctrl_c_while_olmp_is_imported_says_so_in_one_line(monkeypatch, capsys):
+    import builtins
+
+    import _olmp_launch
+
+    real_import = builtins.__import__
+
+    def slow_torch(name, *args, **kwargs):  # Ctrl-C while olmp.cli imports PyTorch
+        if name == "olmp.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", slow_torch)
+    with pytest.raises(SystemExit) as exit_:
+        _olmp_launch.run()
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err == "olmp: interrupted\n"
