@@ -63,8 +63,8 @@ class Trial:
             raise OlmpError(f"a trial record has unexpected fields: {error}") from None
         if trial.state not in STATES or not isinstance(trial.params, dict):
             raise OlmpError(f"trial {trial.id!r} has state {trial.state!r} or bad params")
-        numbers = [trial.value, trial.cost, trial.started, trial.finished, trial.seconds]
-        numbers.append(trial.elapsed)
+        times = [trial.started, trial.finished, trial.seconds, trial.elapsed]
+        numbers = [trial.value, trial.cost, *times]
         texts = [trial.fidelity, trial.error]
         if (
             not is_integer(trial.id)

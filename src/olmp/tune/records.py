@@ -19,19 +19,19 @@ BEST_FIELDS = {"ensemble": _BEST, "cnn": (*_BEST, "best_checkpoint", "best_spec"
 
 
 def add_elapsed(records: list[dict[str, Any]]) -> None:
-    """``elapsed`` of each trial: the search's time at its end, over all its sessions (the
-    engine's study records it at each tell). Records written before it did get it from
-    the trials' times instead: a trial adds what passed between its start (or the previous
+    """``elapsed`` of each trial: the search's time at its end, over all its sessions, as the
+    engine's study records it at each tell. Trials of studies recorded before it kept that
+    get it from their own times: each adds what passed between its start (or the previous
     trial's end, when later) and its own end, never more than its own ``seconds``, so the
-    time the search was stopped is left out (so is the solver's time between trials)."""
+    time the search was stopped is left out (and the solver's time between trials too)."""
     total, previous = 0.0, -math.inf
     for r in sorted((r for r in records if r.get("finished")), key=lambda r: r["finished"]):
         if r.get("elapsed") is not None:
             total = r["elapsed"]
         else:
-            started = (
-                r["finished"] - (r["seconds"] or 0.0) if r["started"] is None else r["started"]
-            )
+            started = r.get("started")
+            if started is None:  # told by hand
+                started = r["finished"] - (r["seconds"] or 0.0)
             step = r["finished"] - max(started, previous)
             if r["seconds"] is not None:  # a trial asked before an interruption, run after it
                 step = min(step, r["seconds"])
