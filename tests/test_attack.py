@@ -213,7 +213,7 @@ def test_cli_check_json_resume_force_and_compare(reference, tmp_path, capsys):
     assert run_cli(*base, "--method", "square", "--out", out, "--resume", "--json") == 0
     assert json.loads(capsys.readouterr().out)["queries"] == result["queries"]
     assert run_cli(*base, "--method", "zo-fw", "--out", out, "--resume") == 2  # other settings
-    capsys.readouterr()
+    assert "other settings (method ('square', here 'zo-fw'))" in capsys.readouterr().err
     other = tmp_path / "b"
     assert run_cli(*base, "--method", "bobyqa", "--out", other, "--json") == 0
     capsys.readouterr()

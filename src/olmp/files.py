@@ -146,7 +146,7 @@ def check_output_files(
     check_writable(folder / names[0], what)
 
 
-def _setting_difference(key: str, was: Any, now: Any, given: Any, names: Mapping[str, str]) -> str:
+def setting_difference(key: str, was: Any, now: Any, given: Any, names: Mapping[str, str]) -> str:
     """Setting ``key`` as an error names it (``names``: its option, say) with the recorded
     value ``was`` and the one ``given`` now (``now`` is it as JSON reads it back);
     a record by the fields that differ, one that is an option of its own
@@ -260,7 +260,7 @@ def prepare_output_folder(
             same = (compared or {}).get(key, lambda value: value)
             was, now = same(old.get(key)), same(json.loads(json.dumps(config[key])))
             if was != now:
-                shown = _setting_difference(key, was, now, config[key], names or {})
+                shown = setting_difference(key, was, now, config[key], names or {})
                 raise OlmpError(
                     f"{out} holds a {what} with another {shown}; it is left as it is: resume "
                     "with the same settings, start it anew with --force (force=True), or use "

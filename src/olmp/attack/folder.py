@@ -22,6 +22,7 @@ from olmp.files import (
     check_writable,
     refuse_resume_and_force,
     remove_interrupted_writes,
+    setting_difference,
     write_json_atomic,
 )
 
@@ -150,11 +151,15 @@ def prepare_out(
         # The weights are told by their content: a path may hold other weights now, or
         # name the same ones otherwise. Runs from before the hash was kept compare paths.
         ignored = "weights" if "weights_sha256" in old else "weights_sha256"
-        differ = sorted(
-            k for k in config if k != ignored and old.get(k) != json.loads(json.dumps(config[k]))
-        )
+        now = json.loads(json.dumps(config))  # as the record reads back
+        differ = sorted(k for k in config if k != ignored and old.get(k) != now[k])
         if differ:
-            named = ["weights (their content)" if k == "weights_sha256" else k for k in differ]
+            named = [
+                "weights (their content)"
+                if k == "weights_sha256"
+                else setting_difference(k, old.get(k), now[k], config[k], {})
+                for k in differ
+            ]
             raise OlmpError(
                 f"{folder} was run with other settings ({', '.join(named)}); "
                 "use another --out, or --force to start it again"
