@@ -284,10 +284,14 @@ def test_a_search_with_no_complete_trial_exits_1(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(TuneObjective, "__call__", fail)
     out = tmp_path / "o"
+    said = f"olmp: error: no trial of 2 completed; see {out / 'trials.json'}"
     assert cli(tmp_path, "--budget", "2", "--out", str(out)) == 1
-    assert f"no trial of 2 completed; see {out / 'trials.json'}" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert said in " ".join(captured.err.split()) and said not in captured.out
     assert cli(tmp_path, "--budget", "2", "--out", str(out), "--resume", "--json") == 1
-    assert json.loads(capsys.readouterr().out)["best_val_accuracy"] is None
+    captured = capsys.readouterr()  # stdout: the summary only; the failure on stderr
+    assert json.loads(captured.out)["best_val_accuracy"] is None
+    assert said in " ".join(captured.err.split())
 
 
 def test_a_resume_with_a_smaller_budget_says_it_ran_nothing(tmp_path, capsys):

@@ -6,6 +6,8 @@ import argparse
 import json
 from collections.abc import Callable
 
+from rich.markup import escape
+
 from olmp.cli.common import (
     Formatter,
     add_resume_or_force,
@@ -70,13 +72,19 @@ def _tune(args: argparse.Namespace) -> int:
             f"{args.budget}: no trial was run (a larger --budget continues it)",
             highlight=False,
         )
-    # A search that completed no trial has no result to use: a failure, not bad input.
+    # A search that completed no trial has no result to use: a failure, not bad input,
+    # said on stderr as other failures are (stdout keeps the summary for --json).
     status = 1 if summary["best_val_accuracy"] is None else 0
+    if status:
+        console.print(
+            f"[red]olmp: error:[/] no trial of {summary['trials']} completed; see "
+            f"{escape(summary['trials_file'])}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if args.json:
         print(json.dumps(summary))
-        return status
-    if status:
-        print(f"no trial of {summary['trials']} completed; see {summary['trials_file']}")
+    if args.json or status:
         return status
     print(
         f"{summary['trials']} trials ({summary['failed']} failed) with {args.solver} on "
