@@ -50,6 +50,13 @@ def test_train_reports_training_time_and_time_with_loading_the_data(tmp_path, ca
     # The recorded time, then the wall time the progress line counts (data loading included).
     assert f": {meta['train_time_s']:.1f} s of training (" in line
     assert "s in all, loading, scoring and saving); val accuracy" in line
+    # --json: one object on stdout, the file's scores as olmp evaluate --json gives them.
+    assert main([*argv, "--epochs", "1", "--force", "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--weights", str(out), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert {k: trained[k] for k in evaluated} == evaluated
+    assert trained["recipe"]["epochs"] == 1 and trained["train_time_s"] > 0
 
 
 def test_train_that_diverges_says_so_and_writes_nothing(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 from olmp.cli.common import (
@@ -55,6 +56,10 @@ def _train(args: argparse.Namespace) -> int:
         f"{meta['val_accuracy']:.2%}, test accuracy {meta['test_accuracy']:.2%}"
     )
     console.print(f"saved {args.out}")
+    if args.json:  # the file's scores as `olmp evaluate --json` gives them, and its training
+        keys = ("model", "dataset", "split_seed", "tune_accuracy", "val_accuracy")
+        keys += ("test_accuracy", "train_time_s", "recipe")
+        print(json.dumps({"weights": str(args.out)} | {k: meta[k] for k in keys if k in meta}))
     return 0
 
 
@@ -94,5 +99,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help="seed of the tune/val carve (default: %(default)s)",
     )
     train.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    train.add_argument(
+        "--json", action="store_true", help="print one JSON object (accuracies, time, recipe)"
+    )
     add_data_and_device(train)
     train.set_defaults(run=_train)
