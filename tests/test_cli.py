@@ -321,6 +321,14 @@ def test_list_shows_models_and_datasets(capsys):
     assert "lenet-300-100" in out and "fashion-mnist" in out
     assert "compas" in out and "mlp" in out
     assert "olmp tune --task ensemble" in out and "fashion-mnist-shoes" in out and "iris" in out
+    assert "sex, race" in out  # adult's protected attributes
+    assert main(["list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert "lenet-300-100" in [m["name"] for m in listed["models"]]
+    assert {d["name"] for d in listed["datasets"]} >= {"digits", "mnist-5k", "fashion-mnist"}
+    adult = next(t for t in listed["tabular_datasets"] if t["name"] == "adult")
+    assert adult["protected"] == ["sex", "race"]
+    assert "iris" in [d["name"] for d in listed["ensemble_datasets"]]
 
 
 TINY = [
