@@ -16,7 +16,6 @@ from olmp.data import DATASETS, TABULAR_DATASETS
 from olmp.models import MODELS
 from olmp.tune.ensemble import ENSEMBLE_DATASETS
 
-
 #: A table's column header where it says more than the JSON key.
 HEADERS = {"protected": "protected attributes"}
 
