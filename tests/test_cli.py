@@ -349,8 +349,14 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
     run_dir = tmp_path / "run"
     args = ["compress", "--weights", str(digits_checkpoint), "--out", str(run_dir), *TINY]
     assert main(args) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "keep %" in out and "total" in out  # the per-layer table
+    # The next steps, one pasteable command a line; the export lands beside the run.
+    report, export = [line.split("   #")[0].split() for line in captured.err.splitlines()
+                      if line.startswith("  olmp ")]  # fmt: skip
+    assert report == ["olmp", "report", str(run_dir)]
+    assert export == ["olmp", "export", str(run_dir), "--out", f"{run_dir}.olmp.safetensors"]
     assert "x weights" in out and "(ref " in out  # the one-line summary
     assert "test change " in out and " points, paired standard error " in out
     result = json.loads((run_dir / "result.json").read_text())

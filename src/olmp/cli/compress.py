@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -167,10 +168,14 @@ def run_compression(
     _explain_selection(result)
     ended = f", rounds ended by {result['stop_reason']}" if result.get("stop_reason") else ""
     console.print(f"done in {result['wall_time_s']:.0f} s{ended}; results in {run_dir}")
+    # One command a line, quoted for the shell, so either can be pasted as it is; the
+    # export goes beside the run folder, one file per run.
+    export = ["olmp", "export", str(run_dir), "--out", f"{run_dir}.olmp.safetensors"]
     console.print(
-        f"next: olmp report {run_dir}   (plots) · "
-        f"olmp export {run_dir} --out pruned.olmp.safetensors   (a small file)",
+        f"next:\n  {shlex.join(['olmp', 'report', str(run_dir)])}   # plots\n"
+        f"  {shlex.join(export)}   # the small file",
         highlight=False,
+        soft_wrap=True,
     )
     return result
 
