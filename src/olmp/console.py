@@ -159,6 +159,11 @@ def show_warning(
     console.print(f"[yellow]olmp: warning:[/] {escape(str(message))}", highlight=False)
 
 
+def show_error(message: str) -> None:
+    """Print ``message`` as one ``olmp: error:`` line (bad input, or a command that failed)."""
+    console.print(f"[red]olmp: error:[/] {escape(message)}", highlight=False)
+
+
 def install_warning_printer() -> None:
     """Print Python warnings as :func:`show_warning` does (for the CLI)."""
     warnings.showwarning = show_warning

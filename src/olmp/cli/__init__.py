@@ -11,8 +11,6 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from rich.markup import escape
-
 from olmp.cli import (
     attack,
     compress,
@@ -28,7 +26,7 @@ from olmp.cli import (
     tune,
 )
 from olmp.cli.common import Formatter, Parser
-from olmp.console import console, install_warning_printer
+from olmp.console import console, install_warning_printer, show_error
 from olmp.errors import OlmpError
 from olmp.files import COMMAND_RECORDS
 from olmp.version import __version__
@@ -108,14 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except OlmpError as exc:
-        console.print(f"[red]olmp: error:[/] {escape(str(exc))}", highlight=False)
+        show_error(str(exc))
         return 2
     except BrokenPipeError:  # the reader of stdout went away (olmp report --json | head)
         # Python would complain again when it flushes stdout at exit: point it at nothing.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as exc:  # the disk or the system, not the input: one line all the same
-        console.print(f"[red]olmp: error:[/] {escape(str(exc))}", highlight=False)
+        show_error(str(exc))
         return 1
     except KeyboardInterrupt as stop:
         hint = ""

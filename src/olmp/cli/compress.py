@@ -175,7 +175,6 @@ def run_compression(
         f"next:\n  {shlex.join(['olmp', 'report', str(run_dir)])}   # plots\n"
         f"  {shlex.join(export)}   # the small file",
         highlight=False,
-        soft_wrap=True,
     )
     return result
 

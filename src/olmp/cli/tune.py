@@ -6,8 +6,6 @@ import argparse
 import json
 from collections.abc import Callable
 
-from rich.markup import escape
-
 from olmp.cli.common import (
     Formatter,
     add_resume_or_force,
@@ -16,7 +14,7 @@ from olmp.cli.common import (
     number,
     seed,
 )
-from olmp.console import StepProgress, console
+from olmp.console import StepProgress, console, show_error
 from olmp.data import DATASETS
 from olmp.dfo.solvers import SOLVERS, parse_solver_options, solver_class
 from olmp.errors import OlmpError
@@ -76,12 +74,7 @@ def _tune(args: argparse.Namespace) -> int:
     # said on stderr as other failures are (stdout keeps the summary for --json).
     status = 1 if summary["best_val_accuracy"] is None else 0
     if status:
-        console.print(
-            f"[red]olmp: error:[/] no trial of {summary['trials']} completed; see "
-            f"{escape(summary['trials_file'])}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        show_error(f"no trial of {summary['trials']} completed; see {summary['trials_file']}")
     if args.json:
         print(json.dumps(summary))
     if args.json or status:
