@@ -915,3 +915,37 @@ def test_warnings_name_the_callers_line_not_olmps(reference):
         compress(_model(reference), reference[1], CompressConfig(exclude=("zzz",), **FAST))
     (warning,) = [w for w in caught if "zzz" in str(w.message)]
     assert warning.filename == __file__
+
+
+def _without_times(value):
+    """A run record with its clock readings left out (they differ between any two runs)."""
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if "time" not in k and k != "elapsed_s"}  # fmt: skip  # noqa: E501
+    if isinstance(value, list):
+        return [_without_times(v) for v in value]
+    return value
+
+
+def test_a_resume_with_a_larger_budget_continues_a_finished_run(reference, tmp_path):
+    # As olmp tune's: a run that ended by its budget goes on from its last round, and ends as
+    # a run given the larger budget from the start (its final phase runs again after).
+    def run(rounds, run_dir, resume=False):
+        config = CompressConfig(**{**FAST, "max_rounds": rounds})
+        return compress(_model(reference), reference[1], config, run_dir=run_dir, resume=resume)[1]
+
+    short = run(2, tmp_path / "extended")
+    assert short["stop_reason"] == "max_rounds" and len(short["history"]) == 2
+    extended = run(4, tmp_path / "extended", resume=True)
+    fresh = run(4, tmp_path / "fresh")
+    assert len(extended["history"]) == 4 and extended["stop_reason"] == "max_rounds"
+    assert _without_times(extended) == _without_times(fresh)
+    state = json.loads((tmp_path / "extended" / STATE_JSON).read_text())
+    assert state["config"]["max_rounds"] == 4 and state["state"]["finished"]
+    # A smaller budget or the same finds nothing to do: the finished run stands.
+    before = (tmp_path / "extended" / RESULT_JSON).read_bytes()
+    assert _without_times(run(3, tmp_path / "extended", resume=True)) == _without_times(fresh)
+    assert _without_times(json.loads(before)) == _without_times(fresh)
+    # Settings other than the budgets are still the run's own.
+    with pytest.raises(OlmpError, match=r"in tolerance \(0.02, here 0.05\); .*only the budgets"):
+        config = CompressConfig(**{**FAST, "tolerance": 0.05})
+        compress(_model(reference), reference[1], config, run_dir=tmp_path / "fresh", resume=True)

@@ -317,5 +317,9 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     fair.add_argument("--protected", help="the attribute whose groups --constraint compares")
     add_config_options(comp)
-    add_resume_or_force(comp, resume="continue the run in RUN_DIR", force="start anew in RUN_DIR")
+    add_resume_or_force(
+        comp,
+        resume="continue the run in RUN_DIR (a finished one too, given a larger budget)",
+        force="start anew in RUN_DIR",
+    )
     comp.set_defaults(run=_compress)

@@ -70,7 +70,9 @@ def compress(
             ``batch_size`` and ``augment_shift`` then do not apply.
         task: any :class:`olmp.task.Task`, for full control (instead of the above).
         run_dir: folder for the run record, resumable state, pruned checkpoint and plot.
-        resume: continue the interrupted run in ``run_dir``.
+        resume: continue the run in ``run_dir``: an interrupted one, or a finished one
+            given a larger budget (``max_rounds``, ``patience``, ``max_evaluations``,
+            ``time_limit``: the only settings a resume may change).
         force: start anew in a non-empty ``run_dir``.
         metadata: extra fields for the run record. ``{"model": NAME}`` (a registry name
             or ``package.module:factory``) lets ``olmp export`` and

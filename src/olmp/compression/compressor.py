@@ -131,23 +131,28 @@ class Compressor:
             self.folder.save_state(self._state_record())
 
     def load_state(self) -> None:
-        """Continue from the state saved in ``run_dir`` (see :func:`compress` ``resume``).
+        """Continue the run saved in ``run_dir`` (:func:`compress` ``resume``); a finished
+        one given a larger budget goes on from its last round, its final phase undone.
 
-        When ``state.json`` or a round snapshot is damaged (a crash mid-write on a disk
-        without atomic renames, a truncated copy), the run resumes from the last round
-        whose snapshots are all intact, with a warning naming the damaged file (kept as
-        ``NAME.damaged``); rounds after it are run again. With no intact round the error
-        names the file and nothing changes.
+        When ``state.json`` or a round snapshot is damaged (a crash mid-write, a truncated
+        copy), the run resumes from the last round whose snapshots are all intact, warning
+        with the damaged file's name (kept as ``NAME.damaged``); later rounds run again.
+        With no intact round the error names the file and nothing changes.
         """
         assert self.folder is not None
         try:
-            self._resume_from(self.folder.read_state())
+            record = self.folder.read_state()
+            self._resume_from(record)
             self.final = self.folder.read_final() if self.state.finished else None
         except DamagedRunFile as damaged:
             record, problems = self.folder.last_intact_state(damaged)
             self._resume_from(record)  # checked first: a refused resume moves no file
             self.folder.set_aside(problems, self.state.round)
         self._restore(self.snapshots[self.state.round])
+        if self.state.finished and self._stop_reason() is None:  # given a larger budget
+            self.state, self.final = self.folder.state_before_final(self.state), None
+        elif self.state.finished:  # nothing left to do: it stands as run, budgets and all
+            self.config = CompressConfig.from_dict(record["config"])
 
     def _resume_from(self, record: dict[str, Any]) -> None:
         """Take the reference scores, run state and round networks of a checked record."""
@@ -262,18 +267,12 @@ class Compressor:
             required=self.reference["tune_accuracy"] - self._search_tolerance(),
             budget=budget,
             seed=cfg.seed * 1_000 + round_index,
-            shrink_limit=self._shrink_limit(),
+            # Once the run has backtracked (halving its search tolerance), by at most this.
+            shrink_limit=None if self.state.search_tolerance is None else self.backtrack_shrink,
             out_of_time=self._out_of_time,
         )
         self.state.evaluations += spent
         return thresholds, summary
-
-    def _shrink_limit(self) -> float | None:
-        """The most a round may shrink the network now: ``backtrack_shrink`` once the run
-        has backtracked (its search tolerance was halved), otherwise no limit."""
-        if self.state.search_tolerance is None:
-            return None
-        return self.backtrack_shrink
 
     def _backtrack_due(self) -> bool:
         after = self.backtrack_after

@@ -40,6 +40,9 @@ FIELDS_ADDED_LATER: dict[str, Any] = {"racing_z": None}
 FIELDS_RENAMED = {"max_time_s": "time_limit"}
 #: Option groups of ``olmp compress --help``, in order.
 OPTION_GROUPS = ("search", "budget", "retraining", "layers")
+#: The budgets a resume may change, as :func:`olmp.tune.tune`'s may: they only say when the
+#: rounds end. A larger one continues a finished run's rounds (its final phase runs again).
+RESUMABLE_BUDGETS = ("max_rounds", "patience", "max_evaluations", "time_limit")
 #: What a field of each annotation (a string: annotations are postponed) may hold, and how
 #: an error says it; ``X | None`` also takes ``None``.
 FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {

@@ -16,14 +16,14 @@ import json
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from olmp.compression.config import CompressConfig, RunState
+from olmp.compression.config import RESUMABLE_BUDGETS, CompressConfig, RunState
 from olmp.errors import OlmpError, is_integer, warn_user
 from olmp.files import (
     check_writable,
@@ -208,6 +208,15 @@ class RunFolder:
                 )
         return record
 
+    def state_before_final(self, state: RunState) -> RunState:
+        """Finished ``state`` as its last round left it, before the final phase changed
+        the best (the copy that round's snapshot carries), with the time spent since."""
+        path = self.snapshot(state.round)
+        saved = check_state_record(
+            load_checkpoint_metadata(path, "snapshot").get("run_state"), path
+        )
+        return replace(RunState.from_dict(saved["state"]), elapsed_s=state.elapsed_s)
+
     def read_rounds(self, last: int) -> dict[int, dict[str, torch.Tensor]]:
         """The snapshots of rounds ``0..last`` (:class:`DamagedRunFile` when one is damaged)."""
         snapshots = {}
@@ -253,9 +262,8 @@ class RunFolder:
         return record, problems
 
     def set_aside(self, problems: list[DamagedRunFile], resumed_round: int) -> None:
-        """Warn that the run resumes from ``resumed_round`` because of ``problems``, and
-        move each damaged file aside (``NAME.damaged``) rather than let the rounds run
-        again overwrite it."""
+        """Warn that the run resumes from ``resumed_round`` because of ``problems``; move each
+        damaged file aside (``NAME.damaged``) rather than let the rounds run again overwrite it."""
         kept = [name for name in (_move_aside(p.path) for p in problems) if name]
         warn_user(
             f"{'; '.join(map(str, problems))}; resuming {self.path} from round {resumed_round}, "
@@ -266,8 +274,7 @@ class RunFolder:
 
 def _move_aside(path: Path | None) -> str:
     """Rename the damaged file ``path`` to ``NAME.damaged`` (``NAME.damaged-2``, ... when
-    that is taken: an earlier one is not overwritten either); the new name, or "" when
-    there is no such file."""
+    that is taken: none is overwritten); the new name, or "" when there is no such file."""
     if path is None or not path.is_file():
         return ""
     aside = path.with_name(path.name + ".damaged")
@@ -399,14 +406,10 @@ def read_result(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise OlmpError(f"{run_dir / RESULT_JSON} is not a readable run record: {exc}") from None
     # Another command's result.json (an attack's, say) in a folder given as a run, or a
     # damaged one: say so here, before anything is written, rather than fail halfway.
-    if not isinstance(result, dict):
-        raise OlmpError(f"{run_dir / RESULT_JSON} is not the record of an olmp compress run")
-    missing = [k for k in RESULT_FIELDS if k not in result]
-    if missing:
-        raise OlmpError(
-            f"{run_dir / RESULT_JSON} is not the record of an olmp compress run (it lacks "
-            f"{', '.join(missing)})"
-        )
+    missing = [k for k in RESULT_FIELDS if k not in result] if isinstance(result, dict) else []
+    if missing or not isinstance(result, dict):
+        lacks = f" (it lacks {', '.join(missing)})" if missing else ""
+        raise OlmpError(f"{run_dir / RESULT_JSON} is not the record of an olmp compress run{lacks}")
     for name, (valid, what) in RESULT_FIELDS.items():
         if not valid(result[name]):
             raise OlmpError(
@@ -481,7 +484,8 @@ def check_resumable(
             f"cannot resume {run_dir}: it ran with {then}, and this run has {now}; resume "
             "with the same options or start anew with --force"
         )
-    saved = CompressConfig.from_dict(record["config"])
+    budgets = {k: getattr(config, k) for k in RESUMABLE_BUDGETS}
+    saved = replace(CompressConfig.from_dict(record["config"]), **budgets)
     if saved != config:
         diff = ", ".join(
             f"{k} ({v!r}, here {getattr(config, k)!r})"
@@ -490,5 +494,6 @@ def check_resumable(
         )
         raise OlmpError(
             f"cannot resume {run_dir}: its config differs from this one in {diff}; resume "
-            "with the same options or start anew with --force"
+            "with the same options (a resume may change only the budgets) or start anew "
+            "with --force"
         )
