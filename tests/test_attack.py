@@ -289,6 +289,24 @@ def test_an_interrupted_run_resumes_to_the_same_records(reference, tmp_path):
     ]
 
 
+def test_a_resume_with_more_images_attacks_only_the_new_ones(reference, tmp_path):
+    # As olmp tune's --budget: the run's pairs are a prefix of the larger run's.
+    settings = dict(method="genattack", eps=0.3, budget=150, seed=2, device="cpu")
+    out, attacked = tmp_path / "r", []
+    run_attack(reference, out=out, images=2, **settings)
+    on_pair = lambda done, total, record: attacked.append(record["index"])  # noqa: E731
+    more = run_attack(reference, out=out, images=4, resume=True, on_pair=on_pair, **settings)
+    whole = run_attack(reference, images=4, **settings)
+    key = ["index", "target", "success", "queries"]
+    assert [[r[k] for k in key] for r in more["records"]] == [
+        [r[k] for k in key] for r in whole["records"]
+    ]
+    assert attacked == [r["index"] for r in whole["records"][2:]] and more["images"] == 4
+    assert json.loads((out / "config.json").read_text())["images"] == 4
+    with pytest.raises(OlmpError, match=r"other settings \(images \(4, here 3\)\)"):
+        run_attack(reference, out=out, images=3, resume=True, **settings)
+
+
 def test_a_run_whose_records_hold_pairs_it_would_not_draw_is_not_resumed(reference, tmp_path):
     # Records written by an olmp that drew random targets otherwise (before 20edb48).
     settings = dict(method="square", eps=0.3, budget=50, images=3, seed=0, device="cpu")

@@ -152,7 +152,13 @@ def prepare_out(
         # name the same ones otherwise. Runs from before the hash was kept compare paths.
         ignored = "weights" if "weights_sha256" in old else "weights_sha256"
         now = json.loads(json.dumps(config))  # as the record reads back
-        differ = sorted(k for k in config if k != ignored and old.get(k) != now[k])
+        # More images extend the run: its pairs are a prefix of the larger run's.
+        more = isinstance(old.get("images"), int) and now["images"] > old["images"]
+        differ = sorted(
+            k
+            for k in config
+            if k not in (ignored, "images" if more else "") and old.get(k) != now[k]
+        )
         if differ:
             named = [
                 "weights (their content)"
@@ -165,6 +171,8 @@ def prepare_out(
                 "use another --out, or --force to start it again"
             )
         remove_interrupted_writes(folder)
+        if more:
+            write_json_atomic(folder / CONFIG, config)
         return read_records(folder / RECORDS)
     if read_config(folder) is not None:  # a run's folder: what a killed write left goes too
         remove_interrupted_writes(folder)

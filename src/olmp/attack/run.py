@@ -269,7 +269,8 @@ def run_attack(
     Returns the summary (see :func:`olmp.attack.summary.summarize`) with the settings, the
     records and the per-pair ``queries``; with ``out`` also writes it (see the module
     docstring). ``model_name`` and ``dataset`` default to what the checkpoint records.
-    ``on_pair(done, total, record)`` is called after each pair.
+    ``on_pair(done, total, record)`` is called after each pair. ``resume`` continues the
+    run in ``out`` with the same settings, or more ``images`` (only the new ones attacked).
     """
     from olmp.reference import load_weights
 

@@ -250,7 +250,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     add_resume_or_force(
         attack,
-        resume="continue an interrupted --out",
+        resume="continue an interrupted --out, or a finished one with a larger --images",
         force="redo an existing attack --out (with --compare: replace its compare files)",
     )
     attack.add_argument("--json", action="store_true", help="print one JSON object")
