@@ -148,7 +148,7 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
         OlmpError, match=r"records model 'lenet-300-100', and the model named now is 'lenet-5'"
     ):
         compress(_model(reference), reference[1], config, run_dir=other, resume=True, metadata={"model": "lenet-5"})  # fmt: skip  # noqa: E501
-    with pytest.raises(OlmpError, match=r"config differs from this one in seed \(0, here 9\);"):
+    with pytest.raises(OlmpError, match=r"config differs from this one in --seed \(0, here 9\);"):
         compress(
             _model(reference),
             reference[1],
@@ -946,6 +946,9 @@ def test_a_resume_with_a_larger_budget_continues_a_finished_run(reference, tmp_p
     assert _without_times(run(3, tmp_path / "extended", resume=True)) == _without_times(fresh)
     assert _without_times(json.loads(before)) == _without_times(fresh)
     # Settings other than the budgets are still the run's own.
-    with pytest.raises(OlmpError, match=r"in tolerance \(0.02, here 0.05\); .*only the budgets"):
+    with pytest.raises(OlmpError, match=r"in --tolerance \(0.02, here 0.05\); .*only the budgets"):
         config = CompressConfig(**{**FAST, "tolerance": 0.05})
+        compress(_model(reference), reference[1], config, run_dir=tmp_path / "fresh", resume=True)
+    with pytest.raises(OlmpError, match=r"in --solver-option \(\{\}, here \{'r': 0.8\}\)"):
+        config = CompressConfig(**{**FAST, "solver_options": {"r": 0.8}})
         compress(_model(reference), reference[1], config, run_dir=tmp_path / "fresh", resume=True)

@@ -117,9 +117,7 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
         option_name = error.option
         zero_means_none = declared.get(option_name, {}).get("zero_means_none")
         if option_name in declared:
-            option_name = (
-                "--solver-option" if option_name == "solver_options" else flag(option_name)
-            )
+            option_name = flag(option_name)
         raise error.named(
             option_name, none_allowed=False, none_typed_as="0" if zero_means_none else None
         ) from None

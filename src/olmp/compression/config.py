@@ -88,8 +88,9 @@ def option(
 
 
 def flag(name: str) -> str:
-    """The command-line flag of config field ``name``: ``max_rounds`` -> ``--max-rounds``."""
-    return "--" + name.replace("_", "-")
+    """The command-line flag of config field ``name``: ``max_rounds`` -> ``--max-rounds``;
+    ``solver_options`` -> ``--solver-option`` (repeated, one option each)."""
+    return "--solver-option" if name == "solver_options" else "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from olmp.compression.config import RESUMABLE_BUDGETS, CompressConfig, RunState
+from olmp.compression.config import RESUMABLE_BUDGETS, CompressConfig, RunState, flag
 from olmp.errors import OlmpError, is_integer, warn_user
 from olmp.files import (
     check_writable,
@@ -488,7 +488,7 @@ def check_resumable(
     saved = replace(CompressConfig.from_dict(record["config"]), **budgets)
     if saved != config:
         diff = ", ".join(
-            f"{k} ({v!r}, here {getattr(config, k)!r})"
+            f"{flag(k)} ({v!r}, here {getattr(config, k)!r})"  # as typed: the options
             for k, v in sorted(asdict(saved).items())
             if getattr(config, k) != v
         )
