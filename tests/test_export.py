@@ -469,3 +469,33 @@ def test_a_run_scored_by_your_own_evaluate_exports_without_measuring(digits_refe
     model = fresh_model(digits_reference)
     compress(model, evaluate=lambda m, s: evaluate(m, s) - 0.1, config=config, run_dir=tmp_path / "r2", metadata=shifted)  # fmt: skip  # noqa: E501
     assert "recorded_note" not in olmp.evaluate_weights(tmp_path / "r2" / PRUNED_CHECKPOINT)
+
+
+def test_cli_report_of_several_runs_puts_them_side_by_side(
+    finished_run, digits_reference, tmp_path, capsys
+):
+    other = tmp_path / "seed-1"
+    config = CompressConfig(**{**FAST_COMPRESS, "seed": 1})
+    model, splits = fresh_model(digits_reference), digits_reference[1]
+    compress(model, splits, config, run_dir=other, metadata={"model": "lenet-300-100"})
+    records = [json.loads((d / RESULT_JSON).read_text()) for d in (finished_run, other)]
+    assert main(["report", str(finished_run), str(other), "--json"]) == 0
+    comparison = json.loads(capsys.readouterr().out)
+    rows = comparison["runs"]
+    assert [row["run"] for row in rows] == [str(finished_run), str(other)]
+    for row, record in zip(rows, records, strict=True):
+        assert row["compression_ratio"] == record["compression_ratio"]
+        assert row["test_accuracy"] == record["test_accuracy"]
+        change = record["paired_change"]["test"]
+        assert row["test_change_standard_error"] == change["standard_error"]
+        assert row["differs"] == {"seed": record["config"]["seed"]}  # all else alike
+    ratios = [record["compression_ratio"] for record in records]
+    assert comparison["median"]["compression_ratio"] == pytest.approx(sum(ratios) / 2)
+    assert main(["report", str(finished_run), str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "median" in out and "seed 1" in out and f"{ratios[1]:.1f}x" in out
+    # One folder twice, or plots of several runs: one line, exit 2, nothing written.
+    assert main(["report", str(other), str(other)]) == 2
+    assert "is given twice" in capsys.readouterr().err
+    assert main(["report", str(finished_run), str(other), "--plots", str(tmp_path / "p")]) == 2
+    assert "give one RUN_DIR" in capsys.readouterr().err and not (tmp_path / "p").exists()

@@ -9,7 +9,7 @@ from olmp.errors import OlmpError
 from olmp.export import export_run, inspect_export, load_compressed
 from olmp.models import MODELS, build_model
 from olmp.reference import evaluate_weights, load_weights, train_reference
-from olmp.report import report_run
+from olmp.report import compare_runs, report_run
 from olmp.task import CallableTask, SplitsTask, Task
 from olmp.training import TrainConfig, accuracy, default_recipe, train
 from olmp.version import __version__
@@ -26,6 +26,7 @@ __all__ = [
     "__version__",
     "accuracy",
     "build_model",
+    "compare_runs",
     "compress",
     "default_recipe",
     "evaluate_weights",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
+from olmp.errors import OlmpError
 from olmp.files import check_output_files
 from olmp.plots import counted_x_axis, pyplot, save_figure
 from olmp.task import scores_accuracy
@@ -198,3 +202,105 @@ def report_run(
     )
     plots = write_report_plots(result, plots_dir)
     return result, plots
+
+
+def compare_runs(run_dirs: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
+    """Finished runs side by side (``olmp report A B ...``): ``{"runs": rows, "median": ...}``.
+
+    A row gives the run's folder, its ratio, val and test scores beside its reference's with
+    the paired standard error of the test change (``None`` where the record has none), its
+    rounds, stop reason and time, and under ``differs`` the settings (config fields, model,
+    dataset, weights) that are not the same in every run given. ``median`` holds the median
+    ratio and val and test changes over the runs.
+    """
+    from olmp.compression import read_result
+
+    seen: dict[Path, str] = {}
+    for run_dir in run_dirs:
+        if Path(run_dir).resolve() in seen:
+            raise OlmpError(f"run folder {run_dir} is given twice")
+        seen[Path(run_dir).resolve()] = str(run_dir)
+    results = [read_result(run_dir) for run_dir in run_dirs]
+    settings = [
+        {key: r.get(key) for key in ("model", "dataset", "weights")} | r["config"] for r in results
+    ]
+    differ = [
+        key
+        for key in dict.fromkeys(k for s in settings for k in s)  # in the records' order
+        if len({json.dumps(s.get(key), sort_keys=True) for s in settings}) > 1
+    ]
+    rows = []
+    for run_dir, result, setting in zip(run_dirs, results, settings, strict=True):
+        rows.append(
+            {"run": str(run_dir)}
+            | {key: result.get(key) for key in COMPARED}
+            | {
+                "test_change_standard_error": standard_error_of_change(result, "test"),
+                "differs": {key: setting.get(key) for key in differ},
+            }
+        )
+    changes = {
+        split: [r[f"{split}_accuracy"] - r[f"reference_{split}_accuracy"] for r in results]
+        for split in ("val", "test")
+    }
+    median = {
+        "compression_ratio": statistics.median(r["compression_ratio"] for r in results),
+        "val_change": statistics.median(changes["val"]),
+        "test_change": statistics.median(changes["test"]),
+    }
+    return {"runs": rows, "median": median}
+
+
+#: What a row of :func:`compare_runs` takes from each run's record.
+COMPARED = (
+    "compression_ratio",
+    "val_accuracy",
+    "reference_val_accuracy",
+    "test_accuracy",
+    "reference_test_accuracy",
+    "metric",
+    "rounds",
+    "stop_reason",
+    "wall_time_s",
+)
+
+
+def comparison_table(comparison: dict[str, Any]) -> Table:
+    """:func:`compare_runs`'s rows as a table, the median last (for two runs or more)."""
+    rows = comparison["runs"]
+    accuracy = all(scores_accuracy(r) for r in rows)  # else your evaluate()'s metric
+    scale, score = (100, "{:.2%}") if accuracy else (1, "{:.4g}")
+
+    def change(row: dict[str, Any], split: str) -> str:
+        value = scale * (row[f"{split}_accuracy"] - row[f"reference_{split}_accuracy"])
+        se = row.get("test_change_standard_error") if split == "test" else None
+        return f"{score.format(row[f'{split}_accuracy'])} ({value:+.2f}" + (
+            f", s.e. {scale * se:.2f})" if se is not None else ")"
+        )
+
+    table = Table(title="finished runs" + (" (changes in points)" if accuracy else ""))
+    for column in ("run", "ratio", "val (change)", "test (change)", "rounds", "time", "differs"):
+        table.add_column(column, justify="left" if column in ("run", "differs") else "right")
+    for row in rows:
+        table.add_row(
+            row["run"],
+            f"{row['compression_ratio']:.1f}x",
+            change(row, "val"),
+            change(row, "test"),
+            f"{row['rounds']}" + (f", {row['stop_reason']}" if row.get("stop_reason") else ""),
+            f"{row['wall_time_s']:.0f} s",
+            "; ".join(f"{k} {v}" for k, v in row["differs"].items()) or "-",
+        )
+    if len(rows) > 1:
+        median = comparison["median"]
+        table.add_row(
+            "median",
+            f"{median['compression_ratio']:.1f}x",
+            f"({scale * median['val_change']:+.2f})",
+            f"({scale * median['test_change']:+.2f})",
+            "",
+            "",
+            "",
+            style="bold",
+        )
+    return table

@@ -1,4 +1,4 @@
-"""``olmp report``: a finished run's table, summary and plots."""
+"""``olmp report``: a finished run's table, summary and plots; several runs side by side."""
 
 from __future__ import annotations
 
@@ -10,13 +10,22 @@ from olmp.cli.common import (
 )
 from olmp.cli.compress import print_result
 from olmp.compression import read_result
-from olmp.console import console
-from olmp.report import (
-    report_run,
-)
+from olmp.console import console, print_table
+from olmp.errors import OlmpError
+from olmp.report import compare_runs, comparison_table, report_run
 
 
 def _report(args: argparse.Namespace) -> int:
+    if len(args.run_dirs) > 1:
+        if args.plots is not None:
+            raise OlmpError("--plots draws one run's plots: give one RUN_DIR with it")
+        comparison = compare_runs(args.run_dirs)
+        if args.json:
+            print(json.dumps(comparison))
+        else:
+            print_table(comparison_table(comparison))
+        return 0
+    args.run_dir = args.run_dirs[0]
     if args.json and args.plots is None:  # the record for a script: no plots unless asked
         print(json.dumps(read_result(args.run_dir)))
         return 0
@@ -47,11 +56,16 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         description="Print the per-layer table (shape, total, kept, keep %, threshold) and "
         "the summary of a finished run, and write PNG plots of compression and accuracy per "
         "round and of the per-layer keep ratios (drawn from result.json, so rewriting them "
-        "loses nothing).",
-        epilog="examples:\n  olmp report runs/demo/compression\n  olmp report runs/r1 --json",
+        "loses nothing). Given several runs, print them side by side instead: ratio, val and "
+        "test against each run's reference, rounds, time, the settings that differ, and the "
+        "medians.",
+        epilog="examples:\n  olmp report runs/demo/compression\n  olmp report runs/r1 --json\n"
+        "  olmp report runs/seed-0 runs/seed-1 runs/seed-2",
         formatter_class=Formatter,
     )
-    report.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished olmp compress")
+    report.add_argument(
+        "run_dirs", nargs="+", metavar="RUN_DIR", help="folder of a finished olmp compress"
+    )
     report.add_argument(
         "--plots",
         metavar="DIR",
@@ -60,5 +74,9 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     report.add_argument(
         "--force", action="store_true", help="replace the plots already in --plots DIR"
     )
-    report.add_argument("--json", action="store_true", help="print the run's record as JSON")
+    report.add_argument(
+        "--json",
+        action="store_true",
+        help="print the run's record (several runs: their comparison) as JSON",
+    )
     report.set_defaults(run=_report)
