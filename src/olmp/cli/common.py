@@ -124,8 +124,13 @@ def fresh_dir(base: Path) -> Path:
     return candidate
 
 
-def add_data_and_device(parser: argparse.ArgumentParser) -> None:
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir``: where dataset files are looked for (and downloaded to) first."""
     parser.add_argument("--data-dir", help="folder searched first for dataset files")
+
+
+def add_data_and_device(parser: argparse.ArgumentParser) -> None:
+    add_data_dir(parser)
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
 
 

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from olmp.cli.common import (
     Formatter,
+    add_data_dir,
     add_trust,
 )
 from olmp.console import print_table
@@ -111,7 +112,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--onnx", metavar="FILE", help="ONNX file to write (weights dense)")
     export.add_argument("--force", action="store_true", help="overwrite existing files")
     export.add_argument("--json", action="store_true", help="print one JSON object")
-    export.add_argument("--data-dir", help="folder searched first for dataset files")
+    add_data_dir(export)
     export.add_argument(
         "--model", help="the run's model, when it is your own package.module:factory"
     )

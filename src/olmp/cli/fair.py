@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from olmp.cli.common import Formatter, add_resume_or_force, count, number, seed
+from olmp.cli.common import Formatter, add_data_dir, add_resume_or_force, count, number, seed
 from olmp.console import StepProgress
 from olmp.data import TABULAR_DATASETS
 from olmp.fair import CONSTRAINTS, FairSettings, fair_train
@@ -117,7 +117,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         default=FairSettings.epochs,
         help="epochs per network (default: %(default)s)",
     )
-    p.add_argument("--data-dir", help="folder searched first for dataset files")
+    add_data_dir(p)
     add_resume_or_force(p, resume="continue the run in --out", force="start again, replacing --out")
     p.add_argument("--json", action="store_true", help="print one JSON object per epsilon")
     p.set_defaults(run=_train)

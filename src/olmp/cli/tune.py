@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from olmp.cli.common import (
     Formatter,
+    add_data_dir,
     add_resume_or_force,
     add_solver_option,
     count,
@@ -175,7 +176,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         default=0,
         help="seed of the tune/val carve (default: %(default)s)",
     )
-    p.add_argument("--data-dir", help="folder searched first for dataset files")
+    add_data_dir(p)
     add_resume_or_force(
         p,
         resume="continue the search in --out",
