@@ -305,6 +305,21 @@ def test_a_resume_with_more_images_attacks_only_the_new_ones(reference, tmp_path
     assert json.loads((out / "config.json").read_text())["images"] == 4
     with pytest.raises(OlmpError, match=r"other settings \(images \(4, here 3\)\)"):
         run_attack(reference, out=out, images=3, resume=True, **settings)
+    # The command line's resume takes what is left out from the run, not the defaults
+    # (--images 100 would extend it, --method and --eps would be refused).
+    before = (out / "records.jsonl").read_bytes()
+    assert main(["attack", "--weights", str(reference), "--out", str(out), "--resume"]) == 0
+    assert (out / "records.jsonl").read_bytes() == before
+
+    def stop(done, total, record):
+        raise KeyboardInterrupt
+
+    # Stopped while extended, its summary of fewer images is gone: not compared as its own.
+    with pytest.raises(KeyboardInterrupt):
+        run_attack(reference, out=out, images=6, resume=True, on_pair=stop, **settings)
+    assert not (out / "result.json").exists() and not (out / "curve.png").exists()
+    with pytest.raises(OlmpError, match="unfinished attack run"):
+        compare([out, out])
 
 
 def test_a_run_whose_records_hold_pairs_it_would_not_draw_is_not_resumed(reference, tmp_path):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import FAST_COMPRESS, fresh_model
 
+import olmp.compression
 from olmp.compression import RESULT_JSON, STATE_JSON, CompressConfig, compress
 from olmp.data.registry import Split
 from olmp.errors import OlmpError
@@ -941,10 +942,13 @@ def test_a_resume_with_a_larger_budget_continues_a_finished_run(reference, tmp_p
     assert _without_times(extended) == _without_times(fresh)
     state = json.loads((tmp_path / "extended" / STATE_JSON).read_text())
     assert state["config"]["max_rounds"] == 4 and state["state"]["finished"]
-    # A smaller budget or the same finds nothing to do: the finished run stands.
-    before = (tmp_path / "extended" / RESULT_JSON).read_bytes()
-    assert _without_times(run(3, tmp_path / "extended", resume=True)) == _without_times(fresh)
-    assert _without_times(json.loads(before)) == _without_times(fresh)
+    # A smaller budget finds nothing to do, and says so: the finished run stands as it was.
+    with pytest.warns(UserWarning, match="ended by max_rounds, which --max-rounds 3 does not"):
+        assert _without_times(run(3, tmp_path / "extended", resume=True)) == _without_times(fresh)
+    # No config: the run's own.
+    model, splits = _model(reference), reference[1]
+    again = compress(model, splits, run_dir=tmp_path / "extended", resume=True)[1]
+    assert _without_times(again) == _without_times(fresh)
     # Settings other than the budgets are still the run's own.
     with pytest.raises(OlmpError, match=r"in --tolerance \(0.02, here 0.05\); .*only the budgets"):
         config = CompressConfig(**{**FAST, "tolerance": 0.05})
@@ -952,3 +956,35 @@ def test_a_resume_with_a_larger_budget_continues_a_finished_run(reference, tmp_p
     with pytest.raises(OlmpError, match=r"in --solver-option \(\{\}, here \{'r': 0.8\}\)"):
         config = CompressConfig(**{**FAST, "solver_options": {"r": 0.8}})
         compress(_model(reference), reference[1], config, run_dir=tmp_path / "fresh", resume=True)
+
+
+def test_an_extension_stopped_halfway_leaves_no_old_result_to_be_read_as_its_own(
+    reference, tmp_path
+):
+    def run(rounds, resume=False, on_round=None):
+        options = {**FAST, "adjust_steps": 50, "final_steps": 50, "seed": 2, "max_rounds": rounds}
+        model, splits, config = _model(reference), reference[1], CompressConfig(**options)
+        return compress(model, splits, config, run_dir=run_dir, resume=resume, on_round=on_round)[1]  # fmt: skip  # noqa: E501
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_round_3(entry, state):
+        if entry["round"] == 3:
+            raise Stop
+
+    run_dir = tmp_path / "run"
+    assert run(2)["best_fine_tuned"]  # its final phase kept a network: rounds/final
+    with pytest.raises(Stop):
+        run(5, resume=True, on_round=stop_after_round_3)
+    # Unfinished again: report and export say so, rather than show the 2-round result.
+    assert not (run_dir / RESULT_JSON).exists() and not (run_dir / "pruned.safetensors").exists()
+    with pytest.raises(OlmpError, match="holds no finished olmp run"):
+        olmp.compression.read_result(run_dir)
+    # A budget below what it has done would end it with a record naming less than it ran.
+    with pytest.raises(OlmpError, match=r"with --max-rounds 2: it has done 3 already; give at least 3"):  # fmt: skip  # noqa: E501
+        run(2, resume=True)
+    extended = run(5, resume=True)
+    assert len(extended["history"]) == 5 and not extended["best_fine_tuned"]
+    # The 2-round run's final network is not the result's: it is gone.
+    assert not (run_dir / "rounds" / "final.safetensors").exists()

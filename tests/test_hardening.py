@@ -481,6 +481,25 @@ def test_resume_with_other_weights_is_refused(digits_ref, tmp_path, capsys):
     assert (run_dir / "result.json").read_bytes() == before
 
 
+def test_a_resume_takes_the_options_left_out_from_the_run(digits_ref, tmp_path, capsys):
+    # The options typed at the start need not be typed again; a budget left out is the
+    # run's own, not the default (60 rounds would reopen a finished 1-round run).
+    run_dir = tmp_path / "run"
+    fast = ["--max-rounds", "1", "--evaluations-per-round", "10", "--adjust-steps", "5"]
+    fast += ["--final-steps", "5", "--tolerance", "0.02"]
+    assert main(["compress", "--weights", str(digits_ref), "--out", str(run_dir), *fast]) == 0
+    before = json.loads((run_dir / "result.json").read_text())
+    resume = ["compress", "--weights", str(digits_ref), "--out", str(run_dir), "--resume"]
+    assert main(resume) == 0
+    after = json.loads((run_dir / "result.json").read_text())
+    assert after["config"] == before["config"] and after["history"] == before["history"]
+    capsys.readouterr()
+    assert main([*resume, "--tolerance", "0.05"]) == 2  # one typed otherwise is refused
+    assert "--tolerance (0.02, here 0.05)" in capsys.readouterr().err
+    assert main([*resume, "--max-rounds", "2"]) == 0  # a budget typed extends the run
+    assert len(json.loads((run_dir / "result.json").read_text())["history"]) == 2
+
+
 # ---------------------------------------------------------------------------------------
 # Budgets that hold
 

@@ -171,7 +171,9 @@ def prepare_out(
                 "use another --out, or --force to start it again"
             )
         remove_interrupted_writes(folder)
-        if more:
+        if more:  # its summary and curve are of fewer images: gone until the run ends again
+            for name in (RESULT, "curve.csv", "curve.png"):
+                (folder / name).unlink(missing_ok=True)
             write_json_atomic(folder / CONFIG, config)
         return read_records(folder / RECORDS)
     if read_config(folder) is not None:  # a run's folder: what a killed write left goes too

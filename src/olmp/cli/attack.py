@@ -11,6 +11,7 @@ from rich.table import Table
 
 from olmp.attack import METHODS, SUMMARIES, compare, run_attack
 from olmp.attack.blocks import DEFAULT_SOLVER
+from olmp.attack.folder import output_folder, read_config
 from olmp.attack.methods import method_options, parse_options
 from olmp.attack.run import check_settings
 from olmp.cli.common import (
@@ -150,13 +151,18 @@ def _compare(args: argparse.Namespace) -> int:
 def _attack(args: argparse.Namespace) -> int:
     if args.compare:
         return _compare(args)
+    # A resume takes the settings left out from its run, not from the defaults.
+    recorded = (read_config(output_folder(args.out)) if args.resume and args.out else None) or {}
+    fill_defaults(
+        args, {k: recorded[k] for k in ("method", "solver", *RUN_DEFAULTS) if k in recorded}
+    )
     fill_defaults(args, RUN_DEFAULTS)
     missing = [f"--{name}" for name in ("weights", "method", "out") if getattr(args, name) is None]
     if missing:
         raise OlmpError(
             f"olmp attack needs {', '.join(missing)} for a run (or --compare DIRS to compare runs)"
         )
-    options = parse_options(args.option or [])
+    options = parse_options(args.option) if args.option else recorded.get("options", {})
     check_settings(args.method, args.eps, args.budget, args.solver, args.targets, options)
     bar, on_pair = _progress(args.images, f"{args.method} attack")
     with bar:

@@ -6,7 +6,7 @@ import argparse
 import math
 import shlex
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from olmp.compression import (
     compress,
     load_for_compression,
     prepare_run_dir,
+    recorded_config,
 )
 from olmp.compression.config import OPTION_GROUPS, flag
 from olmp.console import StepProgress, console, print_table, results
@@ -95,9 +96,11 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def _config_from_args(args: argparse.Namespace) -> CompressConfig:
-    """A CompressConfig from the command line; options left out keep their defaults.
-    Errors name the flag the user typed, not the config field."""
+def _config_from_args(
+    args: argparse.Namespace, base: CompressConfig | None = None
+) -> CompressConfig:
+    """A CompressConfig from the command line; options left out keep their defaults, or
+    ``base``'s values (a resumed run's own). Errors name the flag typed, not the field."""
     given: dict[str, Any] = {}
     for f in fields(CompressConfig):
         value = getattr(args, "solver_option" if f.name == "solver_options" else f.name)
@@ -111,7 +114,7 @@ def _config_from_args(args: argparse.Namespace) -> CompressConfig:
             value = None
         given[f.name] = value
     try:
-        return CompressConfig(**given)
+        return CompressConfig(**given) if base is None else replace(base, **given)
     except OptionError as error:
         declared = {f.name: f.metadata for f in fields(CompressConfig)}
         option_name = error.option
@@ -269,6 +272,8 @@ def _compress(args: argparse.Namespace) -> int:
     pick_device(args.device)
     run_dir = Path(args.out)
     prepare_run_dir(run_dir, resume=args.resume, force=args.force)
+    if args.resume:  # options not typed: the run's own, as it recorded them
+        config = _config_from_args(args, recorded_config(run_dir))
     model, splits, recipe, metadata = load_for_compression(**weights_arguments(args))
     run_compression(
         model,

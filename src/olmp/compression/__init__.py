@@ -5,8 +5,8 @@ Modules, in the order a run uses them: :mod:`~olmp.compression.config` (what dec
 run), :mod:`~olmp.compression.search` (one round's search problem),
 :mod:`~olmp.compression.steps` (scoring, retraining and the other pieces of a round),
 :mod:`~olmp.compression.compressor` (the loop, backtracking, the final phase, the record),
-:mod:`~olmp.compression.run_folder` (files on disk, resume) and
-:mod:`~olmp.compression.api` (:func:`compress`).
+:mod:`~olmp.compression.run_folder` (files on disk), :mod:`~olmp.compression.resume` (what
+a resume continues with) and :mod:`~olmp.compression.api` (:func:`compress`).
 
 One round:
 
@@ -49,6 +49,7 @@ from olmp.compression.config import (
     CompressConfig,
     RunState,
 )
+from olmp.compression.resume import recorded_config
 from olmp.compression.run_folder import (
     PLOT_PNG,
     PRUNED_CHECKPOINT,
@@ -88,6 +89,7 @@ __all__ = [
     "masked_score",
     "prepare_run_dir",
     "read_result",
+    "recorded_config",
     "search_fitness",
     "shortened_step",
     "smallest_passing",

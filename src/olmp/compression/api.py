@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from olmp.compression.compressor import Compressor
-from olmp.compression.config import CompressConfig, RunState
+from olmp.compression.config import RESUMABLE_BUDGETS, CompressConfig, RunState, flag
+from olmp.compression.resume import recorded_config
 from olmp.compression.run_folder import (
     PLOT_PNG,
     PRUNED_CHECKPOINT,
@@ -19,6 +20,7 @@ from olmp.compression.run_folder import (
     ROUND_FILES,
     STATE_JSON,
     prepare_run_dir,
+    snapshot_path,
     write_run_outputs,
 )
 from olmp.data.registry import DatasetSplits
@@ -70,9 +72,10 @@ def compress(
             ``batch_size`` and ``augment_shift`` then do not apply.
         task: any :class:`olmp.task.Task`, for full control (instead of the above).
         run_dir: folder for the run record, resumable state, pruned checkpoint and plot.
-        resume: continue the run in ``run_dir``: an interrupted one, or a finished one
-            given a larger budget (``max_rounds``, ``patience``, ``max_evaluations``,
-            ``time_limit``: the only settings a resume may change).
+        resume: continue the run in ``run_dir`` with its own config (``config=None``) or
+            one that differs only in the budgets (``max_rounds``, ``patience``,
+            ``max_evaluations``, ``time_limit``): an interrupted run, or a finished one
+            given a larger budget (its result files go until it ends again).
         force: start anew in a non-empty ``run_dir``.
         metadata: extra fields for the run record. ``{"model": NAME}`` (a registry name
             or ``package.module:factory``) lets ``olmp export`` and
@@ -145,6 +148,8 @@ def compress(
             f"config sets {' and '.join(unused)}, which olmp's own retraining on splits= uses; "
             "with evaluate= / train= or task= they do not apply (they are recorded as given)"
         )
+    if config is None and resume and run_dir is not None and (Path(run_dir) / STATE_JSON).is_file():
+        config = recorded_config(run_dir)  # the run's own settings
     config = (config or CompressConfig()).resolved(recipe, constrained=bool(constraints))
     path = Path(run_dir) if run_dir is not None else None
     if isinstance(splits, DatasetSplits):  # the record names its data, as the CLI's does
@@ -176,6 +181,8 @@ def compress(
         pruned = compressor.model  # result() has baked the best network's W ⊙ M into it
         if path is not None:
             write_run_outputs(path, pruned, compressor.masks, result)
+            if not result.get("best_fine_tuned"):  # an extended run's earlier final network
+                snapshot_path(path, "final").unlink(missing_ok=True)
     except BaseException:
         model.load_state_dict(given)
         raise
@@ -205,8 +212,23 @@ def _prepare(compressor: Compressor, path: Path, resume: bool, force: bool) -> N
     """Make ``path`` ready: the interrupted run loaded for a resume, else a clean start."""
     if prepare_run_dir(path, resume=resume, force=force):
         path.mkdir(parents=True, exist_ok=True)
+        given = compressor.config
         compressor.load_state()
         remove_interrupted_writes(path)
+        if not compressor.state.finished:  # it goes on: a finished one's results are old now
+            for stale in (RESULT_JSON, PRUNED_CHECKPOINT, PLOT_PNG):
+                (path / stale).unlink(missing_ok=True)
+        elif compressor.config != given:  # load_state kept the budgets it finished with
+            ignored = [
+                f"{flag(k)} {getattr(given, k)}"
+                for k in RESUMABLE_BUDGETS
+                if getattr(given, k) != getattr(compressor.config, k)
+            ]
+            warn_user(
+                f"the run in {path} ended by {compressor.state.stop_reason}, which "
+                f"{', '.join(ignored)} does not lift: it stands as it finished, with its own "
+                "budgets"
+            )
         return
     path.mkdir(parents=True, exist_ok=True)
     if (path / STATE_JSON).exists():  # a run's folder: what a killed write left goes too,

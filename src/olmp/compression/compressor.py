@@ -16,7 +16,8 @@ from torch import nn
 
 from olmp.compression.config import CompressConfig, RunState
 from olmp.compression.record import result_record
-from olmp.compression.run_folder import DamagedRunFile, RunFolder, check_resumable
+from olmp.compression.resume import check_resumable
+from olmp.compression.run_folder import DamagedRunFile, RunFolder
 from olmp.compression.search import search_round
 from olmp.compression.steps import (
     OutOfTime,
