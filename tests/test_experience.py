@@ -309,6 +309,10 @@ def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys):
               "--out", str(tmp_path / "w")]  # fmt: skip
     assert main([*longer, "--resume", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["trials"] == 4
+    # left out, the task, solver and experience are the search's own
+    short = ["tune", "--dataset", "wine", "--budget", "5", "--out", str(tmp_path / "w")]
+    assert main([*short, "--resume", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trials"] == 5
     build_experience([ensemble_runs / "iris"], moved, force=True)  # another model, same path
     assert main([*longer[:-3], "6", "--out", str(tmp_path / "w"), "--resume"]) == 2
     assert "another --experience ('sha256:" in _err_line(capsys)  # the option as typed

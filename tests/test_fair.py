@@ -210,6 +210,12 @@ def test_the_command_trains_resumes_and_refuses_to_overwrite(tmp_path, capsys):
     assert main([*argv, "--constraint", "eo", "--resume"]) == 2
     assert "another --constraint (['dp'], here ['eo'])" in capsys.readouterr().err
 
+    # The options left out are the run's own: its epsilons and epochs, not 0.05 and 40.
+    short = ["fair", "train", "--data-dir", str(FAIRNESS), "--dataset", "german"]
+    assert main([*short, "--protected", "sex", "--out", str(out), "--resume", "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [json.loads(line) for line in lines] == first
+
     # Without --json: one line per epsilon, with the value the epoch was judged by.
     assert main([*argv[:-1], "--resume"]) == 0
     text = capsys.readouterr().out

@@ -234,6 +234,9 @@ def test_resume_engine_study_and_refuse_other_space(tmp_path, capsys):
     code = cli(tmp_path, "--solver", "random", "--budget", "6", "--out", str(out), "--epochs",
                "1", "--resume")  # fmt: skip
     assert code == 0 and len(json.loads((out / "trials.json").read_text())) == 6
+    # Options left out are the search's own (its space, size, epochs), not the defaults.
+    assert main(["tune", "--dataset", "digits", "--budget", "7", "--out", str(out), "--resume"]) == 0  # fmt: skip  # noqa: E501
+    assert len(json.loads((out / "trials.json").read_text())) == 7
     before = (out / "study.json").read_text()
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**SMALL, "fc_layers": 1}))

@@ -4,15 +4,58 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import Any
 
-from olmp.cli.common import Formatter, add_data_dir, add_resume_or_force, count, number, seed
+from olmp.cli.common import (
+    Formatter,
+    add_data_dir,
+    add_resume_or_force,
+    count,
+    fill_defaults,
+    number,
+    seed,
+)
 from olmp.console import StepProgress
 from olmp.data import TABULAR_DATASETS
 from olmp.fair import CONSTRAINTS, FairSettings, fair_train
 from olmp.fair.metrics import check_epsilon, get_constraint
 
+#: The options with a default, as ``fair_train``'s record names them (``settings.epochs``:
+#: a field of its settings).
+DEFAULTS = {
+    "constraint": ["dp"],
+    "epsilon": [0.05],
+    "seed": 0,
+    "model": "mlp",
+    "epochs": FairSettings.epochs,
+}
+RECORDED_AS = {
+    "constraint": "constraints",
+    "epsilon": "epsilons",
+    "seed": "seed",
+    "model": "model",
+    "epochs": "settings.epochs",
+}
+
+
+def _recorded(out: str) -> dict[str, Any]:
+    """The options of the run in ``out`` as its ``fair.json`` records them, by option name
+    (none when it cannot be read: the resume then says why)."""
+    try:
+        record = json.loads((Path(out) / "fair.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+        return {}
+    record = {**record, "settings.epochs": record["settings"].get("epochs")}
+    return {name: record.get(key) for name, key in RECORDED_AS.items()}
+
 
 def _train(args: argparse.Namespace) -> int:
+    if args.resume:  # options left out: the run's own, not the defaults
+        fill_defaults(args, _recorded(args.out))
+    fill_defaults(args, DEFAULTS)
     for name in args.constraint:
         get_constraint(name)
     for epsilon in args.epsilon:
@@ -100,24 +143,20 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "--constraint",
         nargs="+",
         type=str.lower,  # DP as dp, as olmp compress --constraint takes it
-        default=["dp"],
         help=", ".join(CONSTRAINTS) + " (default dp)",
     )
-    p.add_argument(
-        "--epsilon", nargs="+", type=number, default=[0.05], help="bound(s) (default 0.05)"
-    )
-    p.add_argument(
-        "--seed", type=seed, default=0, help="split and initialisation seed (default: %(default)s)"
-    )
+    p.add_argument("--epsilon", nargs="+", type=number, help="bound(s) (default 0.05)")
+    p.add_argument("--seed", type=seed, help="split and initialisation seed (default: 0)")
     p.add_argument("--out", required=True, help="folder of the run's record and networks")
-    p.add_argument("--model", default="mlp", help="model name (default mlp, 100-100 hidden)")
+    p.add_argument("--model", help="model name (default mlp, 100-100 hidden)")
     p.add_argument(
-        "--epochs",
-        type=count,
-        default=FairSettings.epochs,
-        help="epochs per network (default: %(default)s)",
+        "--epochs", type=count, help=f"epochs per network (default: {DEFAULTS['epochs']})"
     )
     add_data_dir(p)
-    add_resume_or_force(p, resume="continue the run in --out", force="start again, replacing --out")
+    add_resume_or_force(
+        p,
+        resume="continue the run in --out (the options left out are the run's own)",
+        force="start again, replacing --out",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object per epsilon")
     p.set_defaults(run=_train)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from olmp.cli.common import (
     Formatter,
@@ -12,6 +14,7 @@ from olmp.cli.common import (
     add_resume_or_force,
     add_solver_option,
     count,
+    fill_defaults,
     number,
     seed,
 )
@@ -35,10 +38,44 @@ def _progress(budget: int) -> tuple[StepProgress, Callable[[int, int, float | No
     return display, step
 
 
+#: The options with a default; ``--epochs``, ``--train-size`` and the others left out
+#: (None) are ``tune``'s to fill.
+DEFAULTS = {"task": "cnn", "solver": "random", "n_jobs": 1, "seed": 0, "split_seed": 0}
+
+
+def _recorded(out: str) -> dict[str, Any]:
+    """The settings of the search in ``out`` as its ``tune.json`` records them, by option
+    (none when it cannot be read: the resume then says why)."""
+    try:
+        record = json.loads((Path(out) / "tune.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    keys = ("task", "solver", "seed", "split_seed", "epochs", "train_size", "trial_time_limit")
+    recorded = {key: record.get(key) for key in keys}
+    if record.get("task") == "cnn":  # the space as searched (an ensemble has one space)
+        recorded["space"] = record.get("space")
+    options = record.get("solver_options")
+    if isinstance(options, dict):  # an experience by its file (the record has its print)
+        recorded["solver_option"] = {k: v for k, v in options.items() if k != "experience"}
+    if isinstance(record.get("experience"), dict):
+        recorded["experience"] = record["experience"].get("file")
+    return recorded
+
+
 def _tune(args: argparse.Namespace) -> int:
+    recorded = _recorded(args.out) if args.resume else {}
+    # The options left out: the search's own, not the defaults (those of its task: a resume
+    # as another task is refused as that, not for the options the tasks do not share).
+    if args.task in (None, recorded.get("task")):
+        fill_defaults(args, recorded)
+    fill_defaults(args, DEFAULTS)
     (check_dataset if args.task == "cnn" else check_ensemble_dataset)(args.dataset)
     solver_class(args.solver)
-    options = parse_solver_options(args.solver_option) if args.solver_option else None
+    options = args.solver_option  # a resumed search's own: already a mapping
+    if isinstance(options, list):
+        options = parse_solver_options(options)
     if args.experience is not None:
         if args.solver != "expsracos":
             raise OlmpError(f"--experience is for --solver expsracos, not {args.solver}")
@@ -118,7 +155,6 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--task",
         choices=TASKS,
-        default="cnn",
         help="cnn: a CNN's architecture and training (default); ensemble: a weighted vote "
         "of scikit-learn models and their hyper-parameters",
     )
@@ -133,9 +169,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help="cnn: JSON or TOML file fixing or narrowing families of the space "
         "(default: the whole space)",
     )
-    p.add_argument(
-        "--solver", default="random", help=", ".join(SOLVERS) + " (default: %(default)s)"
-    )
+    p.add_argument("--solver", help=", ".join(SOLVERS) + f" (default: {DEFAULTS['solver']})")
     add_solver_option(p)
     p.add_argument(
         "--experience",
@@ -162,24 +196,21 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--n-jobs",
         type=count,
-        default=1,
         help="trials run in parallel, at most one population of the solver at once (sracos "
         "and expsracos ask one trial at a time unless --solver-option popsize=N; "
-        "default: %(default)s)",
+        f"default: {DEFAULTS['n_jobs']})",
     )
-    p.add_argument(
-        "--seed", type=seed, default=0, help="solver and training seed (default: %(default)s)"
-    )
+    p.add_argument("--seed", type=seed, help="solver and training seed (default: 0)")
     p.add_argument(
         "--split-seed",
         type=seed,
-        default=0,
-        help="seed of the tune/val carve (default: %(default)s)",
+        help="seed of the tune/val carve (default: 0)",
     )
     add_data_dir(p)
     add_resume_or_force(
         p,
-        resume="continue the search in --out",
+        resume="continue the search in --out (the options left out are its own; a larger "
+        "--budget extends it)",
         force="start again, replacing --out; also allows an --experience learned on --dataset",
     )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
