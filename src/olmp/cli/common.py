@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -62,6 +63,16 @@ def fill_defaults(args: argparse.Namespace, defaults: dict[str, Any]) -> None:
     for name, default in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
+
+
+def run_record(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path`` (a run's record, whose settings a resume takes for the
+    options left out), or ``{}`` when it cannot be read: the resume itself says why."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def integer(text: str) -> int:

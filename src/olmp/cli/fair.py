@@ -14,6 +14,7 @@ from olmp.cli.common import (
     count,
     fill_defaults,
     number,
+    run_record,
     seed,
 )
 from olmp.console import StepProgress
@@ -42,11 +43,8 @@ RECORDED_AS = {
 def _recorded(out: str) -> dict[str, Any]:
     """The options of the run in ``out`` as its ``fair.json`` records them, by option name
     (none when it cannot be read: the resume then says why)."""
-    try:
-        record = json.loads((Path(out) / "fair.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+    record = run_record(Path(out) / "fair.json")
+    if not isinstance(record.get("settings"), dict):
         return {}
     record = {**record, "settings.epochs": record["settings"].get("epochs")}
     return {name: record.get(key) for name, key in RECORDED_AS.items()}

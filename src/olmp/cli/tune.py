@@ -16,6 +16,7 @@ from olmp.cli.common import (
     count,
     fill_defaults,
     number,
+    run_record,
     seed,
 )
 from olmp.console import StepProgress, console, show_error
@@ -46,12 +47,7 @@ DEFAULTS = {"task": "cnn", "solver": "random", "n_jobs": 1, "seed": 0, "split_se
 def _recorded(out: str) -> dict[str, Any]:
     """The settings of the search in ``out`` as its ``tune.json`` records them, by option
     (none when it cannot be read: the resume then says why)."""
-    try:
-        record = json.loads((Path(out) / "tune.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(record, dict):
-        return {}
+    record = run_record(Path(out) / "tune.json")
     keys = ("task", "solver", "seed", "split_seed", "epochs", "train_size", "trial_time_limit")
     recorded = {key: record.get(key) for key in keys}
     if record.get("task") == "cnn":  # the space as searched (an ensemble has one space)
