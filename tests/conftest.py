@@ -42,6 +42,9 @@ def isolated_data(tmp_path, monkeypatch):
 
 
 # Budgets small enough for a unit test, large enough that compression happens.
+#: The fairness datasets of ../shared (CI has it beside the checkout).
+FAIRNESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fairness"
+
 FAST_COMPRESS = dict(
     evaluations_per_round=30,
     max_rounds=2,

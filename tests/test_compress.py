@@ -501,7 +501,7 @@ def test_compress_with_user_callables(reference):
         ({}, "exactly one of splits=, evaluate= (with optional train=) or task=; got none"),
         ({"splits": "S", "evaluate": len}, "got splits, evaluate"),
         ({"train": len, "task": "T"}, "train= needs evaluate= beside it"),
-        ({"task": object()}, "task must be an olmp.task.Task (or pass splits=), got a object"),
+        ({"task": object()}, "task must be an olmp.task.Task (or pass splits=), got an object"),
         ({"splits": "digits"}, "splits must be a DatasetSplits (olmp.load_dataset"),
         (
             {"splits": "S", "config": {"tolerance": 0.01}},

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import FAIRNESS
 from safetensors import safe_open
 
 from olmp.cli import main
@@ -261,7 +262,7 @@ def _err_line(capsys):
     return err
 
 
-def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys):
+def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys, monkeypatch):
     model_file = tmp_path / "e.exp"
     assert main(["experience", "build", "--from", str(ensemble_runs / "wine"),
                  str(ensemble_runs / "iris"), "--out", str(model_file), "--json"]) == 0  # fmt: skip
@@ -309,10 +310,21 @@ def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys):
               "--out", str(tmp_path / "w")]  # fmt: skip
     assert main([*longer, "--resume", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["trials"] == 4
-    # left out, the task, solver and experience are the search's own
+    # left out, the task, solver and experience are the search's own: its file found from
+    # any folder (the record holds where it was, not the path as typed)
     short = ["tune", "--dataset", "wine", "--budget", "5", "--out", str(tmp_path / "w")]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     assert main([*short, "--resume", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["trials"] == 5
+    monkeypatch.chdir(tmp_path)
+    relative = ["tune", "--task", "ensemble", "--dataset", "breast-cancer", "--solver",
+                "expsracos", "--experience", "e.exp", "--budget", "1", "--out", "rel"]  # fmt: skip
+    assert main(relative) == 0
+    capsys.readouterr()
+    recorded = json.loads((tmp_path / "rel" / "tune.json").read_text())["experience"]["file"]
+    assert recorded == str(model_file.resolve())
     build_experience([ensemble_runs / "iris"], moved, force=True)  # another model, same path
     assert main([*longer[:-3], "6", "--out", str(tmp_path / "w"), "--resume"]) == 2
     assert "another --experience ('sha256:" in _err_line(capsys)  # the option as typed
@@ -464,9 +476,6 @@ def test_solvers_json_lists_expsracos(capsys):
     records = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert {"experience", "k", "select"} <= set(records["expsracos"]["options"])
     assert records["expsracos"]["native"]["constraints"] == "penalty"
-
-
-FAIRNESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fairness"
 
 
 @pytest.mark.skipif(not FAIRNESS.is_dir(), reason=f"needs the shared data at {FAIRNESS}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FAST_COMPRESS, fresh_model, write_fake_mnist
+from conftest import FAIRNESS, FAST_COMPRESS, fresh_model, write_fake_mnist
 from rich.console import Console
 from rich.table import Table
 from safetensors.torch import save_file
@@ -498,6 +498,66 @@ def test_a_resume_takes_the_options_left_out_from_the_run(digits_ref, tmp_path, 
     assert "--tolerance (0.02, here 0.05)" in capsys.readouterr().err
     assert main([*resume, "--max-rounds", "2"]) == 0  # a budget typed extends the run
     assert len(json.loads((run_dir / "result.json").read_text())["history"]) == 2
+    # Typed alike, a solver's option is checked against the run's solver, not the default
+    # one; another solver is named as such (not by an option it does not take).
+    other = tmp_path / "sracos"
+    start = ["compress", "--weights", str(digits_ref), "--out", str(other), "--split-seed", "3"]
+    sracos = ["--solver", "sracos", "--solver-option", "exploration_rate=0.2"]
+    assert main([*start, *fast, *sracos]) == 0
+    resume = ["compress", "--weights", str(digits_ref), "--out", str(other), "--resume"]
+    assert main([*resume, *sracos[2:]]) == 0  # its split seed too is the run's, not the file's
+    capsys.readouterr()
+    assert main([*resume, "--solver", "cmaes"]) == 2
+    assert "--solver ('sracos', here 'cmaes')" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("record", "edit", "message"),
+    [
+        ("tune.json", lambda r: {**r, "split_seed": 1.5}, "its split_seed is 1.5"),
+        ("tune.json", lambda r: {**r, "solver": 5}, "its solver is 5"),
+        ("tune.json", lambda r: "{", "tune.json is damaged"),
+        ("fair.json", lambda r: {**r, "epsilons": 0.1}, "its epsilons is 0.1"),
+        ("fair.json", lambda r: {**r, "constraints": "eo"}, 'its constraints is "eo"'),
+        ("fair.json", lambda r: {**r, "settings": "x"}, 'its settings is "x"'),
+        ("fair.json", lambda r: {**r, "model": "os:abort"}, "would import and run code"),
+    ],
+)
+def test_a_resume_reads_the_options_left_out_from_a_checked_record(
+    tmp_path, capsys, record, edit, message
+):
+    # What a resume takes from a record is data: a value of the wrong kind, or a model
+    # naming code, is one line and exit 2 (os.abort would end this process), nothing changed.
+    out = tmp_path / "run"
+    if record == "tune.json":
+        start = ["tune", "--task", "ensemble", "--dataset", "iris", "--budget", "1"]
+        resume = ["tune", "--dataset", "iris", "--budget", "2"]
+    else:
+        data = ["fair", "train", "--data-dir", str(FAIRNESS), "--dataset", "german"]
+        start = resume = [*data, "--protected", "sex", "--epochs", "1"]
+    assert main([*start, "--out", str(out)]) == 0
+    first = json.loads((out / record).read_text())
+    edited = edit(first)
+    (out / record).write_text(edited if isinstance(edited, str) else json.dumps(edited))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main([*resume, "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_an_attack_resume_without_a_readable_record_says_so(digits_ref, tmp_path, capsys):
+    out = tmp_path / "atk"
+    start = ["attack", "--weights", str(digits_ref), "--method", "square", "--images", "1"]
+    assert main([*start, "--budget", "20", "--out", str(out)]) == 0
+    resume = ["attack", "--weights", str(digits_ref), "--out", str(out), "--resume"]
+    capsys.readouterr()
+    assert main([*resume, "--method", "genattack"]) == 2  # named, not by square's options
+    assert "method ('square', here 'genattack')" in capsys.readouterr().err
+    (out / "config.json").write_text("{")
+    assert main(resume) == 2
+    assert "not an attack run (no config.json" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------

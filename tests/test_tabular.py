@@ -2,15 +2,14 @@
 
 import io
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import FAIRNESS
 
 from olmp.data import fetch, load_tabular, tabular
 from olmp.errors import OlmpError
 
-FAIRNESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fairness"
 pytestmark = pytest.mark.skipif(
     not FAIRNESS.is_dir(), reason=f"needs the shared fairness data at {FAIRNESS}"
 )

@@ -43,7 +43,8 @@ def check_type(name: str, value: object, expected: type | tuple[type, ...], what
     """Raise "``name`` must be ``what``, got a T" unless ``value`` is an ``expected``: an
     argument of the wrong kind fails at the call, not deep inside as an AttributeError."""
     if not isinstance(value, expected):
-        raise OlmpError(f"{name} must be {what}, got a {type(value).__name__}")
+        kind = type(value).__name__
+        raise OlmpError(f"{name} must be {what}, got {'an' if kind[0] in 'aeiou' else 'a'} {kind}")
 
 
 def is_integer(value: object) -> bool:

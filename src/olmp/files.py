@@ -211,6 +211,26 @@ def refuse_foreign_files(folder: Path, names: Sequence[str], record_name: str, w
         )
 
 
+def resumed_record(out: Path, record_name: str, fmt: str, what: str) -> dict[str, Any]:
+    """The record ``out/record_name`` of the olmp ``what`` (``"format": fmt``) that a resume
+    continues; else an error saying why (no folder, no record or another command's, a
+    damaged one), which leaves everything as it is."""
+    record = out / record_name
+    if out.exists() and not out.is_dir():
+        raise OlmpError(f"--out {out} is a file; give a folder")
+    if not record.exists():
+        raise nothing_to_resume(out, record_name)
+    try:
+        old = json.loads(record.read_text())
+    except (OSError, ValueError, RecursionError) as error:  # ValueError: not UTF-8 too
+        raise OlmpError(f"{record} is damaged ({error}); it is left as it is") from None
+    if not isinstance(old, dict) or old.get("format") != fmt:
+        raise OlmpError(
+            f'{record} is not an olmp {what} record (no "format": "{fmt}"); it is left as it is'
+        )
+    return old
+
+
 def prepare_output_folder(
     out: Path,
     record_name: str,
@@ -240,22 +260,13 @@ def prepare_output_folder(
     before anything is removed.
     """
     record = out / record_name
-    if out.exists() and not out.is_dir():
+    if resume:
+        old = resumed_record(out, record_name, config["format"], what)
+    elif out.exists() and not out.is_dir():
         raise OlmpError(f"--out {out} is a file; give a folder")
-    if resume and not record.exists():
-        raise nothing_to_resume(out, record_name)
     # An existing folder must take the record; a new one must be possible to make.
     check_writable(record if out.is_dir() else out, "--out")
     if resume:
-        try:
-            old = json.loads(record.read_text())
-        except (OSError, ValueError, RecursionError) as error:  # ValueError: not UTF-8 too
-            raise OlmpError(f"{record} is damaged ({error}); it is left as it is") from None
-        if not isinstance(old, dict) or old.get("format") != config["format"]:
-            raise OlmpError(
-                f'{record} is not an olmp {what} record (no "format": "{config["format"]}"); '
-                "it is left as it is"
-            )
         for key in identity:
             same = (compared or {}).get(key, lambda value: value)
             was, now = same(old.get(key)), same(json.loads(json.dumps(config[key])))

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from olmp.attack import METHODS, SUMMARIES, compare, run_attack
 from olmp.attack.blocks import DEFAULT_SOLVER
-from olmp.attack.folder import output_folder, read_config
+from olmp.attack.folder import check_out, output_folder, read_config
 from olmp.attack.methods import method_options, parse_options
 from olmp.attack.run import check_settings
 from olmp.cli.common import (
@@ -151,10 +151,16 @@ def _compare(args: argparse.Namespace) -> int:
 def _attack(args: argparse.Namespace) -> int:
     if args.compare:
         return _compare(args)
-    # A resume takes the settings left out from its run, not from the defaults.
-    recorded = (read_config(output_folder(args.out)) if args.resume and args.out else None) or {}
+    # A resume takes the settings left out from its run, not from the defaults (those of
+    # its method: a resume as another method is refused as that, not for their options).
+    recorded: dict[str, Any] = {}
+    if args.resume and args.out is not None:
+        check_out(output_folder(args.out), resume=True, force=args.force)  # said here
+        recorded = read_config(output_folder(args.out)) or {}
+        if args.method not in (None, recorded.get("method")):
+            recorded = {k: v for k, v in recorded.items() if k not in ("solver", "options")}
     fill_defaults(
-        args, {k: recorded[k] for k in ("method", "solver", *RUN_DEFAULTS) if k in recorded}
+        args, {k: v for k, v in recorded.items() if k in ("method", "solver", *RUN_DEFAULTS)}
     )
     fill_defaults(args, RUN_DEFAULTS)
     missing = [f"--{name}" for name in ("weights", "method", "out") if getattr(args, name) is None]

@@ -8,12 +8,12 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args, get_origin
 
 from olmp.compression.config import flag
 from olmp.console import StepProgress, console
 from olmp.data import DATASETS, TABULAR_DATASETS
-from olmp.errors import unknown_choice
+from olmp.errors import OlmpError, unknown_choice
 from olmp.models import resolve_factory
 
 
@@ -65,14 +65,24 @@ def fill_defaults(args: argparse.Namespace, defaults: dict[str, Any]) -> None:
             setattr(args, name, default)
 
 
-def run_record(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path`` (a run's record, whose settings a resume takes for the
-    options left out), or ``{}`` when it cannot be read: the resume itself says why."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
+def recorded_values(record: dict[str, Any], source: Path, kinds: dict[str, Any]) -> dict[str, Any]:
+    """The values of ``record`` (a resumed run's, read from ``source``) at the keys of
+    ``kinds``, for the options a resume leaves out: each ``None`` (absent) or of its kind
+    (``int``, ``str``, ``dict``, ``list[str]``, ...; a bool is no number), else an error
+    that the record is damaged, naming the key."""
+
+    def fits(value: Any, kind: Any) -> bool:
+        if get_origin(kind) is list:
+            return isinstance(value, list) and all(fits(v, get_args(kind)[0]) for v in value)
+        return isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+
+    for key, kind in kinds.items():
+        value = record.get(key)
+        if value is not None and not fits(value, kind):
+            raise OlmpError(
+                f"{source} is damaged: its {key} is {json.dumps(value)[:60]}; it is left as it is"
+            )
+    return {key: record.get(key) for key in kinds}
 
 
 def integer(text: str) -> int:

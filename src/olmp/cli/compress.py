@@ -28,12 +28,12 @@ from olmp.compression import (
     compress,
     load_for_compression,
     prepare_run_dir,
-    recorded_config,
 )
 from olmp.compression.config import OPTION_GROUPS, flag
+from olmp.compression.resume import recorded_run, refuse_other_settings
 from olmp.console import StepProgress, console, print_table, results
 from olmp.data import DatasetSplits
-from olmp.errors import OlmpError, OptionError
+from olmp.errors import OlmpError, OptionError, is_integer
 from olmp.fair.compress import fairness_constraints
 from olmp.reference import pick_device
 from olmp.report import (
@@ -97,10 +97,11 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_from_args(
-    args: argparse.Namespace, base: CompressConfig | None = None
+    args: argparse.Namespace, resumed: tuple[Path, CompressConfig] | None = None
 ) -> CompressConfig:
     """A CompressConfig from the command line; options left out keep their defaults, or
-    ``base``'s values (a resumed run's own). Errors name the flag typed, not the field."""
+    for a ``resumed`` ``(run folder, config)`` the config's values, which the options typed
+    may change only in the budgets. Errors name the flag typed, not the field."""
     given: dict[str, Any] = {}
     for f in fields(CompressConfig):
         value = getattr(args, "solver_option" if f.name == "solver_options" else f.name)
@@ -113,8 +114,10 @@ def _config_from_args(
         elif f.metadata["zero_means_none"] and value == 0:
             value = None
         given[f.name] = value
+    if resumed is not None:  # checked first: the other settings follow from these
+        refuse_other_settings(*resumed, given)
     try:
-        return CompressConfig(**given) if base is None else replace(base, **given)
+        return CompressConfig(**given) if resumed is None else replace(resumed[1], **given)
     except OptionError as error:
         declared = {f.name: f.metadata for f in fields(CompressConfig)}
         option_name = error.option
@@ -259,9 +262,30 @@ def _note_large_tolerance(tolerance: float) -> None:
         )
 
 
+def _resumed(args: argparse.Namespace, run_dir: Path) -> tuple[Path, CompressConfig]:
+    """The run in ``run_dir`` for ``--resume``: its config, and the options left out that
+    name its data (dataset, split seed, fairness constraints) set from its record. Never
+    its model: a name read from a file must not choose code to import."""
+    prepare_run_dir(run_dir, resume=True, force=args.force)  # nothing to resume: said here
+    record = recorded_run(run_dir)
+    task, metadata = record.get("task", {}), record.get("metadata", {})
+    if args.dataset is None and isinstance(metadata.get("dataset"), str):
+        args.dataset = metadata["dataset"]
+    if args.split_seed is None and is_integer(task.get("split_seed")):
+        args.split_seed = task["split_seed"]
+    constraints = task.get("fairness_constraints")
+    if not args.constraint and isinstance(constraints, dict) and constraints:
+        args.constraint = [f"{name}<={bound!r}" for name, bound in constraints.items()]
+    if args.protected is None and isinstance(task.get("protected"), str):
+        args.protected = task["protected"]
+    return run_dir, CompressConfig.from_dict(record["config"])
+
+
 def _compress(args: argparse.Namespace) -> int:
+    run_dir = Path(args.out)
+    resumed = _resumed(args, run_dir) if args.resume else None
     check_names(args.model, args.dataset)
-    config = _config_from_args(args)
+    config = _config_from_args(args, resumed)
     if args.constraint:
         fairness_constraints(args.constraint)  # bad ones fail before any work
         if args.protected is None:
@@ -270,10 +294,7 @@ def _compress(args: argparse.Namespace) -> int:
         raise OlmpError("--protected needs --constraint (e.g. --constraint 'dp<=0.05')")
     _note_large_tolerance(config.tolerance)
     pick_device(args.device)
-    run_dir = Path(args.out)
     prepare_run_dir(run_dir, resume=args.resume, force=args.force)
-    if args.resume:  # options not typed: the run's own, as it recorded them
-        config = _config_from_args(args, recorded_config(run_dir))
     model, splits, recipe, metadata = load_for_compression(**weights_arguments(args))
     run_compression(
         model,

@@ -14,13 +14,16 @@ from olmp.cli.common import (
     count,
     fill_defaults,
     number,
-    run_record,
+    recorded_values,
     seed,
 )
 from olmp.console import StepProgress
 from olmp.data import TABULAR_DATASETS
 from olmp.fair import CONSTRAINTS, FairSettings, fair_train
 from olmp.fair.metrics import check_epsilon, get_constraint
+from olmp.fair.run import FORMAT
+from olmp.files import resumed_record
+from olmp.models.registry import check_recorded_model
 
 #: The options with a default, as ``fair_train``'s record names them (``settings.epochs``:
 #: a field of its settings).
@@ -31,23 +34,30 @@ DEFAULTS = {
     "model": "mlp",
     "epochs": FairSettings.epochs,
 }
+#: Each option a resume may leave out: where ``fair_train``'s record holds it, of what kind.
 RECORDED_AS = {
-    "constraint": "constraints",
-    "epsilon": "epsilons",
-    "seed": "seed",
-    "model": "model",
-    "epochs": "settings.epochs",
+    "constraint": ("constraints", list[str]),
+    "epsilon": ("epsilons", list[int | float]),
+    "seed": ("seed", int),
+    "model": ("model", str),
+    "epochs": ("settings.epochs", int),
 }
 
 
 def _recorded(out: str) -> dict[str, Any]:
-    """The options of the run in ``out`` as its ``fair.json`` records them, by option name
-    (none when it cannot be read: the resume then says why)."""
-    record = run_record(Path(out) / "fair.json")
-    if not isinstance(record.get("settings"), dict):
-        return {}
-    record = {**record, "settings.epochs": record["settings"].get("epochs")}
-    return {name: record.get(key) for name, key in RECORDED_AS.items()}
+    """The options of the run in ``out`` as its ``fair.json`` records them, by option name,
+    for a resume that leaves them out. An error when there is no run to resume, its record
+    is damaged, or it names a model outside olmp's registry (a name read from a file must
+    not choose code to import: such a model is named with --model)."""
+    path = Path(out) / "fair.json"
+    record = resumed_record(Path(out), path.name, FORMAT, "run")
+    settings = recorded_values(record, path, {"settings": dict})["settings"] or {}
+    record = {**record, "settings.epochs": settings.get("epochs")}
+    kinds = {key: kind for key, kind in RECORDED_AS.values()}
+    values = recorded_values(record, path, kinds)
+    if values["model"] is not None:
+        check_recorded_model(values["model"], str(path), trust_model_code=False)
+    return {name: values[key] for name, (key, _) in RECORDED_AS.items()}
 
 
 def _train(args: argparse.Namespace) -> int:

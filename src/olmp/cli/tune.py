@@ -16,18 +16,19 @@ from olmp.cli.common import (
     count,
     fill_defaults,
     number,
-    run_record,
+    recorded_values,
     seed,
 )
 from olmp.console import StepProgress, console, show_error
 from olmp.data import DATASETS
 from olmp.dfo.solvers import SOLVERS, parse_solver_options, solver_class
 from olmp.errors import OlmpError
+from olmp.files import resumed_record
 from olmp.tune import FAMILIES, tune
 from olmp.tune.blackbox import check_dataset
 from olmp.tune.ensemble import ENSEMBLE_DATASETS
 from olmp.tune.ensemble import check_dataset as check_ensemble_dataset
-from olmp.tune.run import TASKS
+from olmp.tune.run import FORMAT, TASKS
 
 
 def _progress(budget: int) -> tuple[StepProgress, Callable[[int, int, float | None], None]]:
@@ -44,28 +45,34 @@ def _progress(budget: int) -> tuple[StepProgress, Callable[[int, int, float | No
 DEFAULTS = {"task": "cnn", "solver": "random", "n_jobs": 1, "seed": 0, "split_seed": 0}
 
 
-def _recorded(out: str) -> dict[str, Any]:
-    """The settings of the search in ``out`` as its ``tune.json`` records them, by option
-    (none when it cannot be read: the resume then says why)."""
-    record = run_record(Path(out) / "tune.json")
-    keys = ("task", "solver", "seed", "split_seed", "epochs", "train_size", "trial_time_limit")
-    recorded = {key: record.get(key) for key in keys}
+def _recorded(out: str, task: str | None, solver: str | None) -> dict[str, Any]:
+    """The settings of the search in ``out`` as its ``tune.json`` records them, by option,
+    for a resume that leaves them out; none of another ``task``'s or ``solver``'s (a resume
+    as another is refused for that, not for the options they do not share). An error when
+    there is no search to resume or its record is damaged."""
+    path = Path(out) / "tune.json"
+    record = resumed_record(Path(out), path.name, FORMAT, "search")
+    kinds = {"task": str, "solver": str, "seed": int, "split_seed": int, "epochs": int,
+             "train_size": int, "trial_time_limit": int | float}  # fmt: skip
+    if task not in (None, record.get("task")):
+        return {}
     if record.get("task") == "cnn":  # the space as searched (an ensemble has one space)
-        recorded["space"] = record.get("space")
-    options = record.get("solver_options")
-    if isinstance(options, dict):  # an experience by its file (the record has its print)
-        recorded["solver_option"] = {k: v for k, v in options.items() if k != "experience"}
-    if isinstance(record.get("experience"), dict):
-        recorded["experience"] = record["experience"].get("file")
+        kinds["space"] = dict
+    if solver in (None, record.get("solver")):
+        kinds |= {"solver_options": dict, "experience": dict}
+    recorded = recorded_values(record, path, kinds)
+    if recorded.pop("solver_options", None) is not None:  # an experience by its file
+        options = {k: v for k, v in record["solver_options"].items() if k != "experience"}
+        recorded["solver_option"] = options
+    experience = recorded.pop("experience", None)
+    if experience is not None:
+        recorded["experience"] = recorded_values(experience, path, {"file": str})["file"]
     return recorded
 
 
 def _tune(args: argparse.Namespace) -> int:
-    recorded = _recorded(args.out) if args.resume else {}
-    # The options left out: the search's own, not the defaults (those of its task: a resume
-    # as another task is refused as that, not for the options the tasks do not share).
-    if args.task in (None, recorded.get("task")):
-        fill_defaults(args, recorded)
+    if args.resume:  # the options left out: the search's own, not the defaults
+        fill_defaults(args, _recorded(args.out, args.task, args.solver))
     fill_defaults(args, DEFAULTS)
     (check_dataset if args.task == "cnn" else check_ensemble_dataset)(args.dataset)
     solver_class(args.solver)

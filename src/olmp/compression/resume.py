@@ -5,7 +5,7 @@ reference weights."""
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +14,35 @@ from olmp.compression.run_folder import DamagedRunFile, RunFolder
 from olmp.errors import OlmpError
 
 
-def recorded_config(run_dir: str | os.PathLike[str]) -> CompressConfig:
-    """The config the run in ``run_dir`` records, which a resume continues with unless it
-    is given another (from the last intact round when ``state.json`` is damaged)."""
+def recorded_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The run state record of the run in ``run_dir`` (its config, task, metadata, ...),
+    from the last intact round when ``state.json`` is damaged."""
     folder = RunFolder(run_dir)
     try:
-        record = folder.read_state()
+        return folder.read_state()
     except DamagedRunFile as damaged:
-        record = folder.last_intact_state(damaged)[0]
-    return CompressConfig.from_dict(record["config"])
+        return folder.last_intact_state(damaged)[0]
+
+
+def recorded_config(run_dir: str | os.PathLike[str]) -> CompressConfig:
+    """The config the run in ``run_dir`` records, which a resume continues with unless it
+    is given another."""
+    return CompressConfig.from_dict(recorded_run(run_dir)["config"])
+
+
+def refuse_other_settings(run_dir: Path, recorded: CompressConfig, given: dict[str, Any]) -> None:
+    """Refuse config fields ``given`` for a resume of the run in ``run_dir`` that differ
+    from its ``recorded`` config, the budgets aside (named as typed: the options)."""
+    differ = sorted(
+        (k, v) for k, v in given.items() if k not in RESUMABLE_BUDGETS and getattr(recorded, k) != v
+    )
+    if differ:
+        listed = ", ".join(f"{flag(k)} ({getattr(recorded, k)!r}, here {v!r})" for k, v in differ)
+        raise OlmpError(
+            f"cannot resume {run_dir}: its config differs from this one in {listed}; resume "
+            "with the same options (a resume may change only the budgets) or start anew "
+            "with --force"
+        )
 
 
 def check_resumable(
@@ -76,16 +96,5 @@ def check_resumable(
                 f"cannot resume {run_dir} with {flag(key)} {given}: it has done {done} already; "
                 f"give at least {done} ({done} ends it now)"
             )
-    budgets = {k: getattr(config, k) for k in RESUMABLE_BUDGETS}
-    saved = replace(CompressConfig.from_dict(record["config"]), **budgets)
-    if saved != config:
-        diff = ", ".join(
-            f"{flag(k)} ({v!r}, here {getattr(config, k)!r})"  # as typed: the options
-            for k, v in sorted(asdict(saved).items())
-            if getattr(config, k) != v
-        )
-        raise OlmpError(
-            f"cannot resume {run_dir}: its config differs from this one in {diff}; resume "
-            "with the same options (a resume may change only the budgets) or start anew "
-            "with --force"
-        )
+    given = {f.name: getattr(config, f.name) for f in fields(CompressConfig)}
+    refuse_other_settings(run_dir, CompressConfig.from_dict(record["config"]), given)

@@ -173,6 +173,7 @@ def tune(
     train_size = _check_count("train_size", train_size, optional=True)
     n_jobs = _check_count("n_jobs", n_jobs)
     seed = _check_count("seed", seed, 0)
+    split_seed = _check_count("split_seed", split_seed, 0)
     time_limit = _check_seconds("time_limit", time_limit)
     trial_time_limit = _check_seconds("trial_time_limit", trial_time_limit)
     refuse_resume_and_force(resume, force)
@@ -225,7 +226,11 @@ def tune(
     }
     if experience is not None:
         config["experience"] = {
-            "file": None if isinstance(experience, DirectionalModel) else str(experience),
+            # Where it was, wherever the search is resumed from (a resume leaving
+            # --experience out reads it there).
+            "file": None
+            if isinstance(experience, DirectionalModel)
+            else str(Path(experience).resolve()),
             "datasets": solver_options["experience"].datasets,
         }
     prepare_output_folder(
