@@ -27,3 +27,8 @@ def needs_width(input_shape, num_classes, width):
 def lazy_mlp():
     """A factory with a lazy layer: its weights are made at the first forward."""
     return nn.Sequential(nn.Flatten(), nn.LazyLinear(32), nn.ReLU(), nn.Linear(32, 10))
+
+
+def tabular_mlp(input_shape, num_classes):
+    """A factory for tabular rows (a flat feature vector)."""
+    return nn.Sequential(nn.Linear(input_shape[0], 8), nn.ReLU(), nn.Linear(8, num_classes))

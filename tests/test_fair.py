@@ -493,3 +493,21 @@ def test_compress_cli_says_when_no_network_meets_them(german_reference, tmp_path
     # Left out, they are the run's own (as every option a resume is not given).
     assert main([*argv[:-4], "--resume"]) == 0
     assert json.loads((tmp_path / "r" / "result.json").read_bytes()) == json.loads(before)
+
+
+def test_a_fair_run_of_your_own_model_resumes_with_it_named(tmp_path, capsys):
+    out = tmp_path / "own"
+    args = ["fair", "train", "--data-dir", str(FAIRNESS), "--dataset", "german", "--protected",
+            "sex", "--epochs", "1", "--out", str(out)]  # fmt: skip
+    own = ["--model", "custom_models:tabular_mlp"]
+    assert main([*args, *own, "--epsilon", "0.1"]) == 0
+    assert main([*args, *own, "--epsilon", "0.1", "0.2", "--resume"]) == 0  # named: it resumes
+    capsys.readouterr()
+    # Left out, the name the record holds is code, which a file may not choose.
+    assert main([*args, "--resume"]) == 2
+    assert "would import and run code" in capsys.readouterr().err
+    # Another model typed is said before it is built (its shapes would fail first).
+    assert main([*args, "--model", "lenet-5", "--resume"]) == 2
+    assert (
+        "another --model ('custom_models:tabular_mlp', here 'lenet-5')" in capsys.readouterr().err
+    )

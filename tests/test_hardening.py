@@ -105,6 +105,16 @@ def test_an_export_naming_os_abort_is_refused_without_importing(tmp_path, capsys
         load_weights(path)
 
 
+@pytest.mark.parametrize("dtype", ["load", "float32x", "__class__"])
+def test_an_export_tensor_dtype_is_looked_up_in_a_fixed_list(dtype):
+    # A name read from the file picks no attribute of torch (torch.load is a function).
+    from olmp.export import decode_tensor
+
+    entry = {"shape": [2], "dtype": dtype, "encoding": "dense"}
+    with pytest.raises(OlmpError, match=rf"x is damaged: tensor w records dtype '{dtype}'"):
+        decode_tensor("w", entry, {"w": torch.zeros(2)}, "x")
+
+
 def test_a_module_with_an_import_side_effect_is_not_imported(tmp_path, monkeypatch):
     marker = tmp_path / "imported.txt"
     (tmp_path / "olmp_side_effect_mod.py").write_text(
@@ -509,6 +519,8 @@ def test_a_resume_takes_the_options_left_out_from_the_run(digits_ref, tmp_path, 
     capsys.readouterr()
     assert main([*resume, "--solver", "cmaes"]) == 2
     assert "--solver ('sracos', here 'cmaes')" in capsys.readouterr().err
+    assert main([*resume, "--dataset", "mnist"]) == 2  # said before mnist is looked for
+    assert "it ran on dataset 'digits', and this run names 'mnist'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -521,6 +533,11 @@ def test_a_resume_takes_the_options_left_out_from_the_run(digits_ref, tmp_path, 
         ("fair.json", lambda r: {**r, "constraints": "eo"}, 'its constraints is "eo"'),
         ("fair.json", lambda r: {**r, "settings": "x"}, 'its settings is "x"'),
         ("fair.json", lambda r: {**r, "model": "os:abort"}, "would import and run code"),
+        ("tune.json", lambda r: {k: v for k, v in r.items() if k != "solver"}, "solver is missing"),
+        ("fair.json", lambda r: {**r, "settings": {"epochs": "x"}}, 'settings.epochs is "x"'),
+        ("config.json", lambda r: {**r, "eps": "x"}, 'its eps is "x"'),
+        ("config.json", lambda r: {**r, "options": []}, "its options is []"),
+        ("state.json", lambda r: r, "fairness_constraints is"),
     ],
 )
 def test_a_resume_reads_the_options_left_out_from_a_checked_record(
@@ -532,9 +549,23 @@ def test_a_resume_reads_the_options_left_out_from_a_checked_record(
     if record == "tune.json":
         start = ["tune", "--task", "ensemble", "--dataset", "iris", "--budget", "1"]
         resume = ["tune", "--dataset", "iris", "--budget", "2"]
-    else:
+    elif record == "fair.json":
         data = ["fair", "train", "--data-dir", str(FAIRNESS), "--dataset", "german"]
         start = resume = [*data, "--protected", "sex", "--epochs", "1"]
+    elif record == "config.json":
+        weights = tmp_path / "ref.safetensors"
+        train = ["train", "--model", "lenet-300-100", "--dataset", "digits", "--epochs", "1"]
+        assert main([*train, "--out", str(weights)]) == 0
+        resume = ["attack", "--weights", str(weights)]
+        start = [*resume, "--method", "square", "--images", "1", "--budget", "10"]
+    else:  # a fair compression whose state.json records a constraint bound that is no number
+        weights = tmp_path / "ref" / "eps-1" / "model.safetensors"
+        data = ["--data-dir", str(FAIRNESS), "--dataset", "german", "--protected", "sex"]
+        fair = ["fair", "train", *data, "--model", "lenet-300-100", "--epsilon", "1"]
+        assert main([*fair, "--epochs", "1", "--out", str(tmp_path / "ref")]) == 0
+        resume = ["compress", "--weights", str(weights), "--data-dir", str(FAIRNESS)]
+        start = [*resume, "--max-rounds", "1", "--constraint", "dp<=1", "--protected", "sex"]
+        edit = lambda r: {**r, "task": {**r["task"], "fairness_constraints": {"dp": "x"}}}  # noqa: E731
     assert main([*start, "--out", str(out)]) == 0
     first = json.loads((out / record).read_text())
     edited = edit(first)
@@ -550,11 +581,17 @@ def test_a_resume_reads_the_options_left_out_from_a_checked_record(
 def test_an_attack_resume_without_a_readable_record_says_so(digits_ref, tmp_path, capsys):
     out = tmp_path / "atk"
     start = ["attack", "--weights", str(digits_ref), "--method", "square", "--images", "1"]
-    assert main([*start, "--budget", "20", "--out", str(out)]) == 0
+    assert main([*start, "--budget", "20", "--option", "p_init=0.1", "--out", str(out)]) == 0
     resume = ["attack", "--weights", str(digits_ref), "--out", str(out), "--resume"]
     capsys.readouterr()
     assert main([*resume, "--method", "genattack"]) == 2  # named, not by square's options
     assert "method ('square', here 'genattack')" in capsys.readouterr().err
+    # An option typed as its default, or as the run had it, is the same run.
+    assert main([*resume, "--option", "redraw=true"]) == 0
+    assert main([*resume, "--option", "p_init=0.1", "--option", "redraw=true"]) == 0
+    capsys.readouterr()
+    assert main([*resume, "--option", "p_init=0.2"]) == 2
+    assert "p_init 0.1, here 0.2" in capsys.readouterr().err
     (out / "config.json").write_text("{")
     assert main(resume) == 2
     assert "not an attack run (no config.json" in capsys.readouterr().err

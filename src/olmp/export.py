@@ -44,6 +44,11 @@ FORMAT_VERSION = 1
 BLOCK = 1 << 16  # entries per block of the ``indices`` encoding: offsets fit in uint16
 ENCODINGS = ("dense", "bitmask", "indices")
 VALUE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+#: The dtypes an export may record for a tensor, by the name it records: a name read from a
+#: file looks up only these (never any attribute of torch).
+_KNOWN_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64)
+_KNOWN_DTYPES += (torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)
+TENSOR_DTYPES = {str(dtype).removeprefix("torch."): dtype for dtype in _KNOWN_DTYPES}
 _PART_SEPARATOR = "::"
 
 
@@ -99,7 +104,12 @@ def decode_tensor(
 ) -> torch.Tensor:
     """Rebuild the tensor ``name`` described by its metadata ``entry`` from ``stored``."""
     shape = tuple(entry["shape"])
-    dtype = getattr(torch, entry["dtype"])
+    dtype = TENSOR_DTYPES.get(entry["dtype"])
+    if dtype is None:
+        raise OlmpError(
+            f"{source} is damaged: tensor {name} records dtype {entry['dtype']!r}, not one of "
+            f"{', '.join(TENSOR_DTYPES)}"
+        )
     numel = math.prod(shape)
     encoding = entry["encoding"]
 

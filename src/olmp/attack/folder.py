@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from olmp.attack.methods import METHODS
+from olmp.attack.methods import METHODS, method_options
 from olmp.errors import OlmpError, is_integer, is_number
 from olmp.files import (
     check_output_files,
@@ -154,6 +154,12 @@ def prepare_out(
         now = json.loads(json.dumps(config))  # as the record reads back
         # More images extend the run: its pairs are a prefix of the larger run's.
         more = isinstance(old.get("images"), int) and now["images"] > old["images"]
+        # A method's options as it ran with them: an option left at its default or typed
+        # as that default is the same run.
+        defaults = {k: o.default for k, o in method_options(config["method"]).items()}
+        if isinstance(old.get("options"), dict):
+            old = {**old, "options": {**defaults, **old["options"]}}
+        now["options"] = {**defaults, **now["options"]}
         differ = sorted(
             k
             for k in config
@@ -163,7 +169,7 @@ def prepare_out(
             named = [
                 "weights (their content)"
                 if k == "weights_sha256"
-                else setting_difference(k, old.get(k), now[k], config[k], {})
+                else setting_difference(k, old.get(k), now[k], now[k], {})
                 for k in differ
             ]
             raise OlmpError(

@@ -23,6 +23,7 @@ from olmp.cli.common import (
     fill_defaults,
     number,
     options_given,
+    recorded_values,
     seed,
 )
 from olmp.console import StepProgress, console, print_table
@@ -116,6 +117,17 @@ RUN_DEFAULTS = {
     "split": "test",
     "seed": 0,
 }
+#: What a resume takes from its run's config.json for the options left out, of what kind.
+RECORDED = {
+    "method": str,
+    "options": dict,
+    "eps": int | float,
+    "budget": int,
+    "images": int,
+    "targets": str | int,
+    "split": str,
+    "seed": int,
+}
 #: Options of a run that --compare would ignore: refused with it rather than dropped.
 RUN_ONLY = ("weights", "model", "dataset", "method", "solver", "option", "resume", *RUN_DEFAULTS)
 
@@ -156,19 +168,21 @@ def _attack(args: argparse.Namespace) -> int:
     recorded: dict[str, Any] = {}
     if args.resume and args.out is not None:
         check_out(output_folder(args.out), resume=True, force=args.force)  # said here
-        recorded = read_config(output_folder(args.out)) or {}
-        if args.method not in (None, recorded.get("method")):
+        path = output_folder(args.out) / "config.json"
+        record = read_config(path.parent)
+        recorded = recorded_values(record, path, RECORDED, required=True)
+        recorded |= recorded_values(record, path, {"solver": str})  # None: the method's own
+        if args.method not in (None, recorded["method"]):
             recorded = {k: v for k, v in recorded.items() if k not in ("solver", "options")}
-    fill_defaults(
-        args, {k: v for k, v in recorded.items() if k in ("method", "solver", *RUN_DEFAULTS)}
-    )
+    fill_defaults(args, {k: v for k, v in recorded.items() if k != "options"})
     fill_defaults(args, RUN_DEFAULTS)
     missing = [f"--{name}" for name in ("weights", "method", "out") if getattr(args, name) is None]
     if missing:
         raise OlmpError(
             f"olmp attack needs {', '.join(missing)} for a run (or --compare DIRS to compare runs)"
         )
-    options = parse_options(args.option) if args.option else recorded.get("options", {})
+    # The options typed, over the run's own.
+    options = {**recorded.get("options", {}), **parse_options(args.option or [])}
     check_settings(args.method, args.eps, args.budget, args.solver, args.targets, options)
     bar, on_pair = _progress(args.images, f"{args.method} attack")
     with bar:

@@ -65,23 +65,36 @@ def fill_defaults(args: argparse.Namespace, defaults: dict[str, Any]) -> None:
             setattr(args, name, default)
 
 
-def recorded_values(record: dict[str, Any], source: Path, kinds: dict[str, Any]) -> dict[str, Any]:
-    """The values of ``record`` (a resumed run's, read from ``source``) at the keys of
-    ``kinds``, for the options a resume leaves out: each ``None`` (absent) or of its kind
-    (``int``, ``str``, ``dict``, ``list[str]``, ...; a bool is no number), else an error
-    that the record is damaged, naming the key."""
+def recorded_values(
+    record: Any, source: Path, kinds: dict[str, Any], *, required: bool = False, within: str = ""
+) -> dict[str, Any]:
+    """The values of ``record`` (a resumed run's, read from ``source``; ``within``: the
+    key it sits under there) at the keys of ``kinds``, for the options a resume leaves out:
+    each of its kind (``int``, ``str``, ``list[str]``, ``dict[str, int]``, ...; a bool is no number)
+    or absent (``None``; an error when ``required``), else an error that the record is
+    damaged, naming the key."""
 
     def fits(value: Any, kind: Any) -> bool:
         if get_origin(kind) is list:
             return isinstance(value, list) and all(fits(v, get_args(kind)[0]) for v in value)
+        if get_origin(kind) is dict:
+            key, item = get_args(kind)
+            return isinstance(value, dict) and all(
+                fits(k, key) and fits(v, item) for k, v in value.items()
+            )
         return isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
 
+    def damaged(key: str, why: str) -> OlmpError:
+        return OlmpError(f"{source} is damaged: its {key} {why}; it is left as it is")
+
+    if not isinstance(record, dict):
+        raise damaged(within or "record", f"is {json.dumps(record)[:60]}, not an object")
     for key, kind in kinds.items():
-        value = record.get(key)
+        value, named = record.get(key), f"{within}.{key}" if within else key
+        if value is None and required:
+            raise damaged(named, "is missing")
         if value is not None and not fits(value, kind):
-            raise OlmpError(
-                f"{source} is damaged: its {key} is {json.dumps(value)[:60]}; it is left as it is"
-            )
+            raise damaged(named, f"is {json.dumps(value)[:60]}")
     return {key: record.get(key) for key in kinds}
 
 

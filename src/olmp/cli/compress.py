@@ -18,11 +18,14 @@ from olmp.cli.common import (
     add_solver_option,
     add_weights_options,
     check_names,
+    fill_defaults,
     integer,
     number,
+    recorded_values,
     weights_arguments,
 )
 from olmp.compression import (
+    STATE_JSON,
     CompressConfig,
     RunState,
     compress,
@@ -33,7 +36,7 @@ from olmp.compression.config import OPTION_GROUPS, flag
 from olmp.compression.resume import recorded_run, refuse_other_settings
 from olmp.console import StepProgress, console, print_table, results
 from olmp.data import DatasetSplits
-from olmp.errors import OlmpError, OptionError, is_integer
+from olmp.errors import OlmpError, OptionError
 from olmp.fair.compress import fairness_constraints
 from olmp.reference import pick_device
 from olmp.report import (
@@ -264,20 +267,24 @@ def _note_large_tolerance(tolerance: float) -> None:
 
 def _resumed(args: argparse.Namespace, run_dir: Path) -> tuple[Path, CompressConfig]:
     """The run in ``run_dir`` for ``--resume``: its config, and the options left out that
-    name its data (dataset, split seed, fairness constraints) set from its record. Never
-    its model: a name read from a file must not choose code to import."""
+    name its data (dataset, split seed, fairness constraints) set from its record; a
+    dataset typed otherwise refused here, before it is loaded. Never its model: a name
+    read from a file must not choose code to import."""
     prepare_run_dir(run_dir, resume=True, force=args.force)  # nothing to resume: said here
     record = recorded_run(run_dir)
-    task, metadata = record.get("task", {}), record.get("metadata", {})
-    if args.dataset is None and isinstance(metadata.get("dataset"), str):
-        args.dataset = metadata["dataset"]
-    if args.split_seed is None and is_integer(task.get("split_seed")):
-        args.split_seed = task["split_seed"]
-    constraints = task.get("fairness_constraints")
-    if not args.constraint and isinstance(constraints, dict) and constraints:
-        args.constraint = [f"{name}<={bound!r}" for name, bound in constraints.items()]
-    if args.protected is None and isinstance(task.get("protected"), str):
-        args.protected = task["protected"]
+    path = run_dir / STATE_JSON
+    metadata = record.get("metadata", {})
+    dataset = recorded_values(metadata, path, {"dataset": str}, within="metadata")
+    kinds = {"split_seed": int, "fairness_constraints": dict[str, int | float], "protected": str}
+    task = recorded_values(record.get("task", {}), path, kinds, within="task")
+    if args.dataset not in (None, dataset["dataset"]):
+        raise OlmpError(
+            f"cannot resume {run_dir}: it ran on dataset {dataset['dataset']!r}, and this run "
+            f"names {args.dataset!r}; resume with the same options or start anew with --force"
+        )
+    fill_defaults(args, dataset | {k: task[k] for k in ("split_seed", "protected")})
+    if not args.constraint and task["fairness_constraints"]:
+        args.constraint = [f"{k}<={v!r}" for k, v in task["fairness_constraints"].items()]
     return run_dir, CompressConfig.from_dict(record["config"])
 
 

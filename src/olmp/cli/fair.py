@@ -19,6 +19,7 @@ from olmp.cli.common import (
 )
 from olmp.console import StepProgress
 from olmp.data import TABULAR_DATASETS
+from olmp.errors import OlmpError
 from olmp.fair import CONSTRAINTS, FairSettings, fair_train
 from olmp.fair.metrics import check_epsilon, get_constraint
 from olmp.fair.run import FORMAT
@@ -44,25 +45,32 @@ RECORDED_AS = {
 }
 
 
-def _recorded(out: str) -> dict[str, Any]:
+def _recorded(out: str, model_given: bool) -> dict[str, Any]:
     """The options of the run in ``out`` as its ``fair.json`` records them, by option name,
     for a resume that leaves them out. An error when there is no run to resume, its record
-    is damaged, or it names a model outside olmp's registry (a name read from a file must
-    not choose code to import: such a model is named with --model)."""
+    is damaged, or, with the model left out (not ``model_given``), it names one outside
+    olmp's registry (a name read from a file must not choose code to import)."""
     path = Path(out) / "fair.json"
     record = resumed_record(Path(out), path.name, FORMAT, "run")
-    settings = recorded_values(record, path, {"settings": dict})["settings"] or {}
-    record = {**record, "settings.epochs": settings.get("epochs")}
-    kinds = {key: kind for key, kind in RECORDED_AS.values()}
-    values = recorded_values(record, path, kinds)
-    if values["model"] is not None:
+    settings = recorded_values(record, path, {"settings": dict}, required=True)["settings"]
+    epochs = recorded_values(settings, path, {"epochs": int}, required=True, within="settings")
+    kinds = {key: kind for key, kind in RECORDED_AS.values() if key != "settings.epochs"}
+    values = recorded_values(record, path, kinds, required=True)
+    values["settings.epochs"] = epochs["epochs"]
+    if not model_given:
         check_recorded_model(values["model"], str(path), trust_model_code=False)
     return {name: values[key] for name, (key, _) in RECORDED_AS.items()}
 
 
 def _train(args: argparse.Namespace) -> int:
     if args.resume:  # options left out: the run's own, not the defaults
-        fill_defaults(args, _recorded(args.out))
+        recorded = _recorded(args.out, model_given=args.model is not None)
+        if args.model not in (None, recorded["model"]):  # said before the model is built
+            raise OlmpError(
+                f"{args.out} holds a run with another --model ({recorded['model']!r}, here "
+                f"{args.model!r}); resume with the same settings or start it anew with --force"
+            )
+        fill_defaults(args, recorded)
     fill_defaults(args, DEFAULTS)
     for name in args.constraint:
         get_constraint(name)

@@ -52,21 +52,24 @@ def _recorded(out: str, task: str | None, solver: str | None) -> dict[str, Any]:
     there is no search to resume or its record is damaged."""
     path = Path(out) / "tune.json"
     record = resumed_record(Path(out), path.name, FORMAT, "search")
-    kinds = {"task": str, "solver": str, "seed": int, "split_seed": int, "epochs": int,
-             "train_size": int, "trial_time_limit": int | float}  # fmt: skip
-    if task not in (None, record.get("task")):
+    # What every search records, then what some do.
+    kinds = {"task": str, "solver": str, "seed": int, "split_seed": int}
+    recorded = recorded_values(record, path, kinds, required=True)
+    optional = {"epochs": int, "train_size": int, "trial_time_limit": int | float}
+    if task not in (None, recorded["task"]):
         return {}
-    if record.get("task") == "cnn":  # the space as searched (an ensemble has one space)
-        kinds["space"] = dict
-    if solver in (None, record.get("solver")):
-        kinds |= {"solver_options": dict, "experience": dict}
-    recorded = recorded_values(record, path, kinds)
+    if recorded["task"] == "cnn":  # the space as searched (an ensemble has one space)
+        optional["space"] = dict
+    if solver in (None, recorded["solver"]):
+        optional |= {"solver_options": dict, "experience": dict}
+    recorded |= recorded_values(record, path, optional)
     if recorded.pop("solver_options", None) is not None:  # an experience by its file
         options = {k: v for k, v in record["solver_options"].items() if k != "experience"}
         recorded["solver_option"] = options
     experience = recorded.pop("experience", None)
     if experience is not None:
-        recorded["experience"] = recorded_values(experience, path, {"file": str})["file"]
+        file = recorded_values(experience, path, {"file": str}, within="experience")["file"]
+        recorded["experience"] = file
     return recorded
 
 
