@@ -105,13 +105,13 @@ def test_an_export_naming_os_abort_is_refused_without_importing(tmp_path, capsys
         load_weights(path)
 
 
-@pytest.mark.parametrize("dtype", ["load", "float32x", "__class__"])
+@pytest.mark.parametrize("dtype", ["load", "float32x", "__class__", ["float32"], {}, None])
 def test_an_export_tensor_dtype_is_looked_up_in_a_fixed_list(dtype):
     # A name read from the file picks no attribute of torch (torch.load is a function).
     from olmp.export import decode_tensor
 
-    entry = {"shape": [2], "dtype": dtype, "encoding": "dense"}
-    with pytest.raises(OlmpError, match=rf"x is damaged: tensor w records dtype '{dtype}'"):
+    entry = {"shape": [2], "encoding": "dense"} | ({} if dtype is None else {"dtype": dtype})
+    with pytest.raises(OlmpError, match=r"x is damaged: tensor w records dtype .*, not one of"):
         decode_tensor("w", entry, {"w": torch.zeros(2)}, "x")
 
 
@@ -586,9 +586,11 @@ def test_an_attack_resume_without_a_readable_record_says_so(digits_ref, tmp_path
     capsys.readouterr()
     assert main([*resume, "--method", "genattack"]) == 2  # named, not by square's options
     assert "method ('square', here 'genattack')" in capsys.readouterr().err
-    # An option typed as its default, or as the run had it, is the same run.
+    # An option typed as its default, or as the run had it, is the same run, recorded alike.
     assert main([*resume, "--option", "redraw=true"]) == 0
     assert main([*resume, "--option", "p_init=0.1", "--option", "redraw=true"]) == 0
+    recorded = [json.loads((out / name).read_text()) for name in ("config.json", "result.json")]
+    assert recorded[0]["options"] == recorded[1]["options"] == {"p_init": 0.1}
     capsys.readouterr()
     assert main([*resume, "--option", "p_init=0.2"]) == 2
     assert "p_init 0.1, here 0.2" in capsys.readouterr().err

@@ -104,10 +104,11 @@ def decode_tensor(
 ) -> torch.Tensor:
     """Rebuild the tensor ``name`` described by its metadata ``entry`` from ``stored``."""
     shape = tuple(entry["shape"])
-    dtype = TENSOR_DTYPES.get(entry["dtype"])
+    recorded = entry.get("dtype")
+    dtype = TENSOR_DTYPES.get(recorded) if isinstance(recorded, str) else None
     if dtype is None:
         raise OlmpError(
-            f"{source} is damaged: tensor {name} records dtype {entry['dtype']!r}, not one of "
+            f"{source} is damaged: tensor {name} records dtype {recorded!r}, not one of "
             f"{', '.join(TENSOR_DTYPES)}"
         )
     numel = math.prod(shape)

@@ -181,8 +181,13 @@ def _attack(args: argparse.Namespace) -> int:
         raise OlmpError(
             f"olmp attack needs {', '.join(missing)} for a run (or --compare DIRS to compare runs)"
         )
-    # The options typed, over the run's own.
-    options = {**recorded.get("options", {}), **parse_options(args.option or [])}
+    # The options typed, over the run's own; one typed as its default, where the run left
+    # it so, is recorded as the run recorded it (left out).
+    options = recorded.get("options", {})
+    defaults = method_options(args.method) if args.method in METHODS else {}
+    for key, value in parse_options(args.option or []).items():
+        if key in options or key not in defaults or value != defaults[key].default:
+            options = {**options, key: value}
     check_settings(args.method, args.eps, args.budget, args.solver, args.targets, options)
     bar, on_pair = _progress(args.images, f"{args.method} attack")
     with bar:

@@ -24,7 +24,7 @@ from olmp.fair import CONSTRAINTS, FairSettings, fair_train
 from olmp.fair.metrics import check_epsilon, get_constraint
 from olmp.fair.run import FORMAT
 from olmp.files import resumed_record
-from olmp.models.registry import check_recorded_model
+from olmp.models.registry import is_code_path
 
 #: The options with a default, as ``fair_train``'s record names them (``settings.epochs``:
 #: a field of its settings).
@@ -57,8 +57,11 @@ def _recorded(out: str, model_given: bool) -> dict[str, Any]:
     kinds = {key: kind for key, kind in RECORDED_AS.values() if key != "settings.epochs"}
     values = recorded_values(record, path, kinds, required=True)
     values["settings.epochs"] = epochs["epochs"]
-    if not model_given:
-        check_recorded_model(values["model"], str(path), trust_model_code=False)
+    if not model_given and is_code_path(values["model"]):
+        raise OlmpError(
+            f"{path} records model {values['model']!r}, which would import and run code named "
+            "by the file; if you trust it, name the model yourself (--model)"
+        )
     return {name: values[key] for name, (key, _) in RECORDED_AS.items()}
 
 
