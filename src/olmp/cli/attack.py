@@ -186,7 +186,8 @@ def _attack(args: argparse.Namespace) -> int:
     options = recorded.get("options", {})
     defaults = method_options(args.method) if args.method in METHODS else {}
     for key, value in parse_options(args.option or []).items():
-        if key in options or key not in defaults or value != defaults[key].default:
+        default = defaults[key].default if key in defaults else object()
+        if key in options or type(value) is not type(default) or value != default:  # 1 == True
             options = {**options, key: value}
     check_settings(args.method, args.eps, args.budget, args.solver, args.targets, options)
     bar, on_pair = _progress(args.images, f"{args.method} attack")
