@@ -113,6 +113,9 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
         assert key in record
     # Reruns are bit-identical only at the same thread count, so the record names it.
     assert record["torch_threads"] == torch.get_num_threads()
+    # ... and what else tells two machines apart: the kernels torch picks, numpy's version.
+    assert record["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert record["numpy_version"] == np.__version__
     assert record["torch_version"] == torch.__version__
     assert (run_dir / "pruned.safetensors").is_file() and (run_dir / "progress.png").is_file()
 
