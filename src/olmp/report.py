@@ -215,11 +215,11 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
     """
     from olmp.compression import read_result
 
-    seen: dict[Path, str] = {}
+    seen: set[Path] = set()
     for run_dir in run_dirs:
         if Path(run_dir).resolve() in seen:
             raise OlmpError(f"run folder {run_dir} is given twice")
-        seen[Path(run_dir).resolve()] = str(run_dir)
+        seen.add(Path(run_dir).resolve())
     results = [read_result(run_dir) for run_dir in run_dirs]
     settings = [
         {key: r.get(key) for key in ("model", "dataset", "weights")} | r["config"] for r in results

@@ -301,7 +301,8 @@ def _compress(args: argparse.Namespace) -> int:
         raise OlmpError("--protected needs --constraint (e.g. --constraint 'dp<=0.05')")
     _note_large_tolerance(config.tolerance)
     pick_device(args.device)
-    prepare_run_dir(run_dir, resume=args.resume, force=args.force)
+    if resumed is None:  # a resume's folder was checked first, in _resumed
+        prepare_run_dir(run_dir, resume=False, force=args.force)
     model, splits, recipe, metadata = load_for_compression(**weights_arguments(args))
     run_compression(
         model,
