@@ -523,11 +523,41 @@ def test_a_resume_takes_the_options_left_out_from_the_run(digits_ref, tmp_path, 
     assert "it ran on dataset 'digits', and this run names 'mnist'" in capsys.readouterr().err
 
 
+def test_a_search_or_fair_run_resumes_from_its_folder_alone(tmp_path, capsys):
+    # What a new run must be told (tune: --dataset, --budget; fair: --dataset, --protected)
+    # a resume takes from the record: the budget is the last one asked for.
+    out = tmp_path / "search"
+    tune = ["tune", "--task", "ensemble", "--out", str(out)]
+    assert main([*tune, "--dataset", "iris"]) == 2
+    assert "--budget is required (a --resume takes the run's own)" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*tune, "--dataset", "iris", "--budget", "1"]) == 0
+    assert main(["tune", "--out", str(out), "--resume", "--budget", "2"]) == 0
+    assert json.loads((out / "tune.json").read_text())["budget"] == 2
+    trials = (out / "trials.json").read_text()
+    capsys.readouterr()
+    assert main(["tune", "--out", str(out), "--resume", "--json"]) == 0  # runs to 2: nothing
+    assert json.loads(capsys.readouterr().out)["trials"] == 2
+    assert (out / "trials.json").read_text() == trials
+    fair_out = tmp_path / "fair"
+    fair = ["fair", "train", "--data-dir", str(FAIRNESS), "--out", str(fair_out)]
+    assert main([*fair, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--dataset and --protected are required" in err and not fair_out.exists()
+    assert main([*fair, "--dataset", "german", "--protected", "sex", "--epochs", "1"]) == 0
+    first = (fair_out / "results.json").read_text()
+    assert main([*fair, "--resume"]) == 0
+    assert (fair_out / "results.json").read_text() == first
+    assert main([*fair, "--resume", "--protected", "age"]) == 2  # typed otherwise: refused
+    assert "--protected" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("record", "edit", "message"),
     [
         ("tune.json", lambda r: {**r, "split_seed": 1.5}, "its split_seed is 1.5"),
         ("tune.json", lambda r: {**r, "solver": 5}, "its solver is 5"),
+        ("tune.json", lambda r: {**r, "budget": "x"}, 'its budget is "x"'),
         ("tune.json", lambda r: "{", "tune.json is damaged"),
         ("fair.json", lambda r: {**r, "epsilons": 0.1}, "its epsilons is 0.1"),
         ("fair.json", lambda r: {**r, "constraints": "eo"}, 'its constraints is "eo"'),

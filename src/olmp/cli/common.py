@@ -65,6 +65,15 @@ def fill_defaults(args: argparse.Namespace, defaults: dict[str, Any]) -> None:
             setattr(args, name, default)
 
 
+def require_unless_resumed(args: argparse.Namespace, *names: str) -> None:
+    """An error naming the options among ``names`` still left out (None): a new run needs
+    them, a resume has taken them from its record before this is asked."""
+    missing = ["--" + name.replace("_", "-") for name in names if getattr(args, name) is None]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise OlmpError(f"{' and '.join(missing)} {verb} required (a --resume takes the run's own)")
+
+
 def recorded_values(
     record: Any, source: Path, kinds: dict[str, Any], *, required: bool = False, within: str = ""
 ) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from olmp.cli.common import (
     fill_defaults,
     number,
     recorded_values,
+    require_unless_resumed,
     seed,
 )
 from olmp.console import StepProgress
@@ -37,6 +38,8 @@ DEFAULTS = {
 }
 #: Each option a resume may leave out: where ``fair_train``'s record holds it, of what kind.
 RECORDED_AS = {
+    "dataset": ("dataset", str),
+    "protected": ("protected", str),
     "constraint": ("constraints", list[str]),
     "epsilon": ("epsilons", list[int | float]),
     "seed": ("seed", int),
@@ -74,6 +77,7 @@ def _train(args: argparse.Namespace) -> int:
                 f"{args.model!r}); resume with the same settings or start it anew with --force"
             )
         fill_defaults(args, recorded)
+    require_unless_resumed(args, "dataset", "protected")
     fill_defaults(args, DEFAULTS)
     for name in args.constraint:
         get_constraint(name)
@@ -149,11 +153,10 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "--epsilon 0.01 0.05 0.1 --out runs/f2",
         formatter_class=Formatter,
     )
-    p.add_argument("--dataset", required=True, help=", ".join(TABULAR_DATASETS))
+    p.add_argument("--dataset", help=", ".join(TABULAR_DATASETS) + " (required unless --resume)")
     p.add_argument(
         "--protected",
-        required=True,
-        help="protected attribute: "
+        help="protected attribute (required unless --resume): "
         + "; ".join(
             f"{name}: {', '.join(spec.protected)}" for name, spec in TABULAR_DATASETS.items()
         ),

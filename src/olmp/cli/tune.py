@@ -17,6 +17,7 @@ from olmp.cli.common import (
     fill_defaults,
     number,
     recorded_values,
+    require_unless_resumed,
     seed,
 )
 from olmp.console import StepProgress, console, show_error
@@ -53,11 +54,12 @@ def _recorded(out: str, task: str | None, solver: str | None) -> dict[str, Any]:
     path = Path(out) / "tune.json"
     record = resumed_record(Path(out), path.name, FORMAT, "search")
     # What every search records, then what some do.
-    kinds = {"task": str, "solver": str, "seed": int, "split_seed": int}
+    kinds = {"task": str, "solver": str, "dataset": str, "seed": int, "split_seed": int}
     recorded = recorded_values(record, path, kinds, required=True)
+    recorded |= recorded_values(record, path, {"budget": int})  # older records lack it
     optional = {"epochs": int, "train_size": int, "trial_time_limit": int | float}
-    if task not in (None, recorded["task"]):
-        return {}
+    if task not in (None, recorded["task"]):  # refused as another task once it is asked
+        return {key: recorded[key] for key in ("dataset", "budget")}
     if recorded["task"] == "cnn":  # the space as searched (an ensemble has one space)
         optional["space"] = dict
     if solver in (None, recorded["solver"]):
@@ -76,6 +78,7 @@ def _recorded(out: str, task: str | None, solver: str | None) -> dict[str, Any]:
 def _tune(args: argparse.Namespace) -> int:
     if args.resume:  # the options left out: the search's own, not the defaults
         fill_defaults(args, _recorded(args.out, args.task, args.solver))
+    require_unless_resumed(args, "dataset", "budget")
     fill_defaults(args, DEFAULTS)
     (check_dataset if args.task == "cnn" else check_ensemble_dataset)(args.dataset)
     solver_class(args.solver)
@@ -166,8 +169,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--dataset",
-        required=True,
-        help=f"cnn: {', '.join(DATASETS)}; ensemble: {', '.join(ENSEMBLE_DATASETS)}",
+        help=f"cnn: {', '.join(DATASETS)}; ensemble: {', '.join(ENSEMBLE_DATASETS)} "
+        "(required unless --resume)",
     )
     p.add_argument("--out", required=True, help="folder of the search's record and best network")
     p.add_argument(
@@ -182,7 +185,11 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help="expsracos: a file of olmp experience build (refused when it "
         "learned on --dataset, unless --force)",
     )
-    p.add_argument("--budget", type=count, required=True, help="trials")
+    p.add_argument(
+        "--budget",
+        type=count,
+        help="trials (required unless --resume, which runs to the search's last budget)",
+    )
     p.add_argument("--epochs", type=count, help="cnn: training epochs per trial (default: 2)")
     p.add_argument(
         "--train-size",

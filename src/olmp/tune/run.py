@@ -9,8 +9,8 @@ the best settings, at the end. ``solver="expsracos"`` with ``experience=`` (a fi
 same space and, unless ``force``, not on this dataset (that would test on the training
 data). ``out`` holds:
 
-* ``tune.json``: what the search is (dataset, space, solver, seed, epochs, ...); a resume
-  must match it.
+* ``tune.json``: what the search is (dataset, space, solver, seed, epochs, ...), which a
+  resume must match, and the budget last asked for.
 * ``study.json`` (the engine's record: every trial's parameters, value, time, state), or
   for ``mads`` ``mads.json`` (every evaluation, by phase, for the extended poll's resume).
 * ``trials.json``: every trial as complete settings with val accuracy, state, error, time.
@@ -53,6 +53,7 @@ from olmp.files import (
     load_checkpoint_metadata,
     prepare_output_folder,
     refuse_resume_and_force,
+    resumed_record,
     save_checkpoint,
     write_json_atomic,
 )
@@ -216,6 +217,7 @@ def tune(
         "split_seed": split_seed,
         "seed": seed,
         "solver": solver,
+        "budget": budget,
         "epochs": epochs,
         "train_size": train_size,
         "trial_time_limit": trial_time_limit,
@@ -245,6 +247,9 @@ def tune(
         names={key: option(key) for key in (*IDENTITY, "solver_options.experience")},
         compared={"solver_options": lambda given: with_defaults(cls.options, given)},
     )
+    if resume:  # the budget asked for last: a resume leaving --budget out runs to it
+        record = resumed_record(out, "tune.json", FORMAT, "search")
+        write_json_atomic(out / "tune.json", {**record, "budget": budget})
     if threads is None and n_jobs > 1:
         threads = 1
     # The search's own settings; MADS's extended poll and every engine study take
