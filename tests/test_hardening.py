@@ -513,10 +513,14 @@ def test_a_resume_takes_the_options_left_out_from_the_run(digits_ref, tmp_path, 
     other = tmp_path / "sracos"
     start = ["compress", "--weights", str(digits_ref), "--out", str(other), "--split-seed", "3"]
     sracos = ["--solver", "sracos", "--solver-option", "exploration_rate=0.2"]
-    assert main([*start, *fast, *sracos]) == 0
+    assert main([*start, *fast, *sracos, "--solver-option", "train_size=5"]) == 0
     resume = ["compress", "--weights", str(digits_ref), "--out", str(other), "--resume"]
-    assert main([*resume, *sracos[2:]]) == 0  # its split seed too is the run's, not the file's
+    # One of its two options typed is read over the run's own (its split seed too is the
+    # run's, not the file's).
+    assert main([*resume, *sracos[2:]]) == 0
     capsys.readouterr()
+    assert main([*resume, "--solver-option", "exploration_rate=0.3"]) == 2
+    assert "exploration_rate" in capsys.readouterr().err
     assert main([*resume, "--solver", "cmaes"]) == 2
     assert "--solver ('sracos', here 'cmaes')" in capsys.readouterr().err
     assert main([*resume, "--dataset", "mnist"]) == 2  # said before mnist is looked for

@@ -506,6 +506,12 @@ def test_an_option_given_at_its_default_resumes_the_same_search(tmp_path, capsys
     # A difference names only the options that differ, not those given at their default.
     assert main([*argv, "--solver-option", "train_size=5", "--budget", "3", "--resume"]) == 2
     assert "--solver-option (train_size None, here 5);" in capsys.readouterr().err
+    # One typed of a search's two is read over its own, not instead of them.
+    two = tmp_path / "two"
+    argv = [*argv[:-1], str(two), "--solver-option", "train_size=5"]
+    assert main([*argv, "--solver-option", "exploration_rate=0.2", "--budget", "1"]) == 0
+    assert main([*argv, "--budget", "2", "--resume"]) == 0
+    assert len(json.loads((two / "trials.json").read_text())) == 2
 
 
 def test_cli_refuses_a_tabular_dataset_for_the_cnn_task(tmp_path, capsys):

@@ -25,6 +25,7 @@ from olmp.cli.common import (
     options_given,
     recorded_values,
     seed,
+    typed_over_recorded,
 )
 from olmp.console import StepProgress, console, print_table
 from olmp.errors import OlmpError
@@ -181,14 +182,11 @@ def _attack(args: argparse.Namespace) -> int:
         raise OlmpError(
             f"olmp attack needs {', '.join(missing)} for a run (or --compare DIRS to compare runs)"
         )
-    # The options typed, over the run's own; one typed as its default, where the run left
-    # it so, is recorded as the run recorded it (left out).
-    options = recorded.get("options", {})
-    defaults = method_options(args.method) if args.method in METHODS else {}
-    for key, value in parse_options(args.option or []).items():
-        default = defaults[key].default if key in defaults else object()
-        if key in options or type(value) is not type(default) or value != default:  # 1 == True
-            options = {**options, key: value}
+    options = typed_over_recorded(
+        recorded.get("options", {}),
+        parse_options(args.option or []),
+        method_options(args.method) if args.method in METHODS else {},
+    )
     check_settings(args.method, args.eps, args.budget, args.solver, args.targets, options)
     bar, on_pair = _progress(args.images, f"{args.method} attack")
     with bar:

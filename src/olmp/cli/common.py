@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, get_args, get_origin
 
@@ -72,6 +72,20 @@ def require_unless_resumed(args: argparse.Namespace, *names: str) -> None:
     if missing:
         verb = "is" if len(missing) == 1 else "are"
         raise OlmpError(f"{' and '.join(missing)} {verb} required (a --resume takes the run's own)")
+
+
+def typed_over_recorded(
+    recorded: dict[str, Any], typed: dict[str, Any], declared: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A resumed run's options: those ``typed`` over its ``recorded`` ones. One typed at its
+    ``declared`` default (``Option.default``) where the run left it out stays out, so the
+    run is the one recorded; of the same type only (``1 == True`` in Python, not here)."""
+    options = dict(recorded)
+    for key, value in typed.items():
+        default = declared[key].default if key in declared else object()
+        if key in options or type(value) is not type(default) or value != default:
+            options[key] = value
+    return options
 
 
 def recorded_values(

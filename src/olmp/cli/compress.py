@@ -22,6 +22,7 @@ from olmp.cli.common import (
     integer,
     number,
     recorded_values,
+    typed_over_recorded,
     weights_arguments,
 )
 from olmp.compression import (
@@ -36,6 +37,7 @@ from olmp.compression.config import OPTION_GROUPS, flag
 from olmp.compression.resume import recorded_run, refuse_other_settings
 from olmp.console import StepProgress, console, print_table, results
 from olmp.data import DatasetSplits
+from olmp.dfo.solvers import solver_class
 from olmp.errors import OlmpError, OptionError
 from olmp.fair.compress import fairness_constraints
 from olmp.reference import pick_device
@@ -118,6 +120,11 @@ def _config_from_args(
             value = None
         given[f.name] = value
     if resumed is not None:  # checked first: the other settings follow from these
+        own = resumed[1]
+        if "solver_options" in given and given.get("solver", own.solver) == own.solver:
+            declared = solver_class(own.solver).options
+            typed = given["solver_options"]
+            given["solver_options"] = typed_over_recorded(own.solver_options, typed, declared)
         refuse_other_settings(*resumed, given)
     try:
         return CompressConfig(**given) if resumed is None else replace(resumed[1], **given)

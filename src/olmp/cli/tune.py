@@ -19,6 +19,7 @@ from olmp.cli.common import (
     recorded_values,
     require_unless_resumed,
     seed,
+    typed_over_recorded,
 )
 from olmp.console import StepProgress, console, show_error
 from olmp.data import DATASETS
@@ -76,15 +77,18 @@ def _recorded(out: str, task: str | None, solver: str | None) -> dict[str, Any]:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    if args.resume:  # the options left out: the search's own, not the defaults
-        fill_defaults(args, _recorded(args.out, args.task, args.solver))
+    # A resume takes the options left out from its search, not from the defaults.
+    recorded = _recorded(args.out, args.task, args.solver) if args.resume else {}
+    fill_defaults(args, recorded)
     require_unless_resumed(args, "dataset", "budget")
     fill_defaults(args, DEFAULTS)
     (check_dataset if args.task == "cnn" else check_ensemble_dataset)(args.dataset)
-    solver_class(args.solver)
+    declared = solver_class(args.solver).options
     options = args.solver_option  # a resumed search's own: already a mapping
-    if isinstance(options, list):
+    if isinstance(options, list):  # typed: over the search's own
         options = parse_solver_options(options)
+        own = recorded.get("solver_option")
+        options = options if own is None else typed_over_recorded(own, options, declared)
     if args.experience is not None:
         if args.solver != "expsracos":
             raise OlmpError(f"--experience is for --solver expsracos, not {args.solver}")
