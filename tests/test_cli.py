@@ -309,6 +309,52 @@ def test_main_help_lists_commands(capsys):
     assert all(c in out for c in ("train", "evaluate", "demo", "fair", "examples:"))
 
 
+def test_main_help_and_a_mistyped_command_load_no_command():
+    # torch takes seconds to import: olmp --help, olmp alone and olmp with a mistyped command
+    # answer without it (only the command run loads its module).
+    code = (
+        "import sys\nfrom olmp.cli import main\n"
+        "for argv in (['--help'], ['bogus'], [], ['--version']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in ('torch', 'numpy', 'olmp.cli.compress') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert "invalid choice: 'bogus'" in proc.stderr
+
+
+def test_the_commands_are_built_as_declared():
+    # Each command's module builds it with its declared summary, in the declared order; the
+    # parser of olmp --help (no module imported) lists the same.
+    from olmp.cli.parser import COMMANDS, build_parser
+
+    def listed(parser):
+        return [(a.dest, a.help) for a in parser._subparsers._group_actions[0]._choices_actions]
+
+    declared = [(c.name, c.summary) for c in COMMANDS]
+    assert listed(build_parser()) == listed(build_parser(commands=[])) == declared
+    assert listed(build_parser(commands=["inspect"])) == declared  # built with export
+
+
+def test_the_packages_names_load_on_first_use_as_declared():
+    import ast
+    from pathlib import Path
+
+    import olmp
+
+    # The imports that type checkers read (under TYPE_CHECKING) name what olmp loads.
+    tree = ast.parse(Path(olmp.__file__).read_text())
+    [block] = [n for n in tree.body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.dump(n)]
+    typed = {a.name: node.module for node in block.body for a in node.names}
+    assert typed == olmp._HOMES
+    assert all(getattr(olmp, name) is not None for name in olmp.__all__)
+    assert olmp.compress is olmp.compression.compress  # a submodule too, on first use
+    assert olmp.data.DATASETS is olmp.DATASETS and "compress" in dir(olmp)
+    with pytest.raises(AttributeError, match="no attribute 'compres'"):
+        olmp.compres  # noqa: B018
+
+
 def test_train_help_names_the_tabular_datasets_it_takes(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -642,7 +688,8 @@ def test_the_cli_starts_without_the_solvers_heavy_libraries():
     # pycma (with scipy.stats and matplotlib), optuna and zoopt cost seconds to import;
     # a command loads them only when the solver or plot it runs needs them.
     heavy = ("cma", "scipy.stats", "matplotlib.pyplot", "optuna", "zoopt")
-    code = f"import sys, olmp.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    code = "import sys; from olmp.cli.parser import build_parser; build_parser(); "
+    code += f"print([m for m in {heavy!r} if m in sys.modules])"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

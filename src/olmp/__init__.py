@@ -1,44 +1,75 @@
 """olmp: optimization-based layer-wise magnitude-based pruning of PyTorch networks.
 
-The public API; every ``olmp`` CLI command is a thin layer over one of these.
+The public API; every ``olmp`` CLI command is a thin layer over one of these. Each name is
+imported from its module on first use (so are the subpackages, ``olmp.data`` and the
+others): torch takes about two seconds to load, which ``olmp --help`` need not wait for.
 """
 
-from olmp.compression import CompressConfig, compress, load_for_compression
-from olmp.data import DATASETS, load_dataset, splits_from_loaders, splits_from_tensors
-from olmp.errors import OlmpError
-from olmp.export import export_run, inspect_export, load_compressed
-from olmp.models import MODELS, build_model
-from olmp.reference import evaluate_weights, load_weights, train_reference
-from olmp.report import compare_runs, report_run
-from olmp.task import CallableTask, SplitsTask, Task
-from olmp.training import TrainConfig, accuracy, default_recipe, train
-from olmp.version import __version__
+from __future__ import annotations
 
-__all__ = [
-    "DATASETS",
-    "MODELS",
-    "CallableTask",
-    "CompressConfig",
-    "OlmpError",
-    "SplitsTask",
-    "Task",
-    "TrainConfig",
-    "__version__",
-    "accuracy",
-    "build_model",
-    "compare_runs",
-    "compress",
-    "default_recipe",
-    "evaluate_weights",
-    "export_run",
-    "inspect_export",
-    "load_compressed",
-    "load_dataset",
-    "load_for_compression",
-    "load_weights",
-    "report_run",
-    "splits_from_loaders",
-    "splits_from_tensors",
-    "train",
-    "train_reference",
-]
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
+from olmp.version import __version__ as __version__
+
+#: Each module's public names. The imports under TYPE_CHECKING below say the same for type
+#: checkers and editors (``tests/test_cli.py`` checks that they agree).
+_EXPORTS = {
+    "olmp.compression": ("CompressConfig", "compress", "load_for_compression"),
+    "olmp.data": ("DATASETS", "load_dataset", "splits_from_loaders", "splits_from_tensors"),
+    "olmp.errors": ("OlmpError",),
+    "olmp.export": ("export_run", "inspect_export", "load_compressed"),
+    "olmp.models": ("MODELS", "build_model"),
+    "olmp.reference": ("evaluate_weights", "load_weights", "train_reference"),
+    "olmp.report": ("compare_runs", "report_run"),
+    "olmp.task": ("CallableTask", "SplitsTask", "Task"),
+    "olmp.training": ("TrainConfig", "accuracy", "default_recipe", "train"),
+}
+_HOMES = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted([*_HOMES, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, or a submodule (``olmp.data``), imported on first use."""
+    if name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+    elif importlib.util.find_spec(f"olmp.{name}") is not None:
+        value = importlib.import_module(f"olmp.{name}")
+    else:
+        raise AttributeError(f"module 'olmp' has no attribute {name!r}")
+    globals()[name] = value  # found here from now on, without this call
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # what type checkers and editors read
+    from olmp.compression import CompressConfig as CompressConfig
+    from olmp.compression import compress as compress
+    from olmp.compression import load_for_compression as load_for_compression
+    from olmp.data import DATASETS as DATASETS
+    from olmp.data import load_dataset as load_dataset
+    from olmp.data import splits_from_loaders as splits_from_loaders
+    from olmp.data import splits_from_tensors as splits_from_tensors
+    from olmp.errors import OlmpError as OlmpError
+    from olmp.export import export_run as export_run
+    from olmp.export import inspect_export as inspect_export
+    from olmp.export import load_compressed as load_compressed
+    from olmp.models import MODELS as MODELS
+    from olmp.models import build_model as build_model
+    from olmp.reference import evaluate_weights as evaluate_weights
+    from olmp.reference import load_weights as load_weights
+    from olmp.reference import train_reference as train_reference
+    from olmp.report import compare_runs as compare_runs
+    from olmp.report import report_run as report_run
+    from olmp.task import CallableTask as CallableTask
+    from olmp.task import SplitsTask as SplitsTask
+    from olmp.task import Task as Task
+    from olmp.training import TrainConfig as TrainConfig
+    from olmp.training import accuracy as accuracy
+    from olmp.training import default_recipe as default_recipe
+    from olmp.training import train as train

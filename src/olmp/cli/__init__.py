@@ -1,6 +1,7 @@
 """The ``olmp`` command. Each subcommand is a thin layer over a public Python function,
-declared in a module of its own here (``add_command`` builds its parser and sets ``run``).
-A new command is a new module plus one line in :data:`COMMANDS`."""
+declared in a module of its own here (``add_command`` builds its parser and sets ``run``);
+:data:`olmp.cli.parser.COMMANDS` lists them. Only the module of the command run is
+imported."""
 
 from __future__ import annotations
 
@@ -11,41 +12,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from olmp.cli import (
-    attack,
-    compress,
-    demo,
-    evaluate,
-    experience,
-    export,
-    fair,
-    listing,
-    report,
-    solvers,
-    train,
-    tune,
-)
-from olmp.cli.common import Formatter, Parser
+from olmp.cli.parser import build_parser, command_in
 from olmp.console import console, install_warning_printer, show_error
 from olmp.errors import OlmpError
-from olmp.files import COMMAND_RECORDS
-from olmp.version import __version__
-
-#: The commands, in the order ``olmp --help`` lists them.
-COMMANDS = (
-    train,
-    evaluate,
-    compress,
-    demo,
-    export,
-    report,
-    tune,
-    experience,
-    attack,
-    fair,
-    solvers,
-    listing,
-)
 
 #: What a command interrupted by Ctrl-C has kept in its --out for --resume (which needs the
 #: command's record there, :data:`olmp.files.COMMAND_RECORDS`).
@@ -55,32 +24,6 @@ SAVED_WHEN_INTERRUPTED = {
     "attack": "finished pairs",
     "fair": "finished epsilons",
 }
-
-EPILOG_MAIN = """\
-examples:
-  olmp demo
-  olmp compress --weights ref.safetensors --out runs/r1
-  olmp report runs/r1
-  olmp export runs/r1 --out r1.olmp.safetensors
-  olmp train --model lenet-300-100 --dataset mnist-5k --out ref.safetensors
-  olmp evaluate --weights ref.safetensors --json
-"""
-
-
-def build_parser() -> Parser:
-    """The argument parser of the ``olmp`` command."""
-    parser = Parser(
-        prog="olmp",
-        description="Compress trained PyTorch networks by layer-wise magnitude pruning "
-        "with thresholds chosen by derivative-free optimisation (OLMP).",
-        epilog=EPILOG_MAIN,
-        formatter_class=Formatter,
-    )
-    parser.add_argument("--version", action="version", version=f"olmp {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        command.add_command(commands)
-    return parser
 
 
 class Terminated(KeyboardInterrupt):
@@ -95,7 +38,13 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``olmp`` command; returns the exit status (2 for bad input; 130 after
     Ctrl-C, 143 after SIGTERM)."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        name = command_in(argv)
+        parser = build_parser(commands=[] if name is None else [name])
+    except KeyboardInterrupt:  # Ctrl-C while the command's modules (torch) load
+        console.print("olmp: interrupted", highlight=False)
+        return 130
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
@@ -121,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = getattr(args, "out", None)
         resumable = hasattr(args, "resume") and not getattr(args, "compare", None)
         # No hint when stopped before the record --resume needs was written.
+        from olmp.files import COMMAND_RECORDS  # loaded with the command already
+
         if saved and resumable and out and (Path(out) / COMMAND_RECORDS[args.command][0]).is_file():
             instead = " instead of --force" if getattr(args, "force", False) else ""
             hint = f"; {saved} are saved in {out}: run the same command with --resume{instead}"

@@ -15,7 +15,6 @@ from olmp.attack.folder import check_out, output_folder, read_config
 from olmp.attack.methods import method_options, parse_options
 from olmp.attack.run import check_settings
 from olmp.cli.common import (
-    Formatter,
     add_data_and_device,
     add_resume_or_force,
     add_trust,
@@ -27,6 +26,7 @@ from olmp.cli.common import (
     seed,
     typed_over_recorded,
 )
+from olmp.cli.parser import COMMAND_HELP, Formatter
 from olmp.console import StepProgress, console, print_table
 from olmp.errors import OlmpError
 
@@ -229,7 +229,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     """Add this module's command(s) to the ``olmp`` parser."""
     attack = commands.add_parser(
         "attack",
-        help="targeted black-box l-inf attacks on a checkpoint (success vs queries)",
+        help=COMMAND_HELP["attack"],
         description="Attack a checkpoint's test images towards target classes through a "
         "black box that only returns probabilities and counts queries; report the success "
         "rate against queries. eps is in pixel units ([0, 1]).",

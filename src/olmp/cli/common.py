@@ -5,49 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 from olmp.compression.config import flag
-from olmp.console import StepProgress, console
+from olmp.console import StepProgress
 from olmp.data import DATASETS, TABULAR_DATASETS
 from olmp.errors import OlmpError, unknown_choice
 from olmp.models import resolve_factory
-
-
-class Formatter(argparse.RawDescriptionHelpFormatter):
-    pass
-
-
-class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (the usage is a --help away) and exit
-    with status 2, like every other bad input."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # argparse takes "-1e-3", "-inf" and "-nan" for options ("expected one argument"),
-        # so that --tolerance -inf was never named as the bad value it is.
-        self._negative_number_matcher = re.compile(
-            r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-(inf|nan)$", re.IGNORECASE
-        )
-
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        namespace, extras = super().parse_known_args(args, namespace)
-        # The innermost command's parser (a command's runs first and its namespace is
-        # copied up): an argument it does not take is named with its --help, not olmp's.
-        if not hasattr(namespace, "command_parser"):
-            namespace.command_parser = self
-        return namespace, extras
-
-    def error(self, message: str) -> NoReturn:
-        console.print(
-            f"[red]{self.prog}: error:[/] {message} (see {self.prog} --help)", highlight=False
-        )
-        raise SystemExit(2)
 
 
 def options_given(args: argparse.Namespace, names: Sequence[str]) -> list[str]:

@@ -13,7 +13,6 @@ from typing import Any
 from torch import nn
 
 from olmp.cli.common import (
-    Formatter,
     add_resume_or_force,
     add_solver_option,
     add_weights_options,
@@ -25,6 +24,7 @@ from olmp.cli.common import (
     typed_over_recorded,
     weights_arguments,
 )
+from olmp.cli.parser import COMMAND_HELP, Formatter
 from olmp.compression import (
     STATE_JSON,
     CompressConfig,
@@ -330,7 +330,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     """Add this module's command(s) to the ``olmp`` parser."""
     comp = commands.add_parser(
         "compress",
-        help="prune a trained model with OLMP",
+        help=COMMAND_HELP["compress"],
         description="Prune every Linear and Conv layer of a trained model by weight "
         "magnitude, with per-layer thresholds chosen by derivative-free search so that the "
         "network is as small as possible while its accuracy stays within the tolerance; "

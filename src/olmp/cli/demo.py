@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 from olmp.cli.common import (
-    Formatter,
     epoch_progress,
     fresh_dir,
 )
 from olmp.cli.compress import run_compression
+from olmp.cli.parser import COMMAND_HELP, Formatter
 from olmp.compression import STATE_JSON, CompressConfig, load_for_compression
 from olmp.console import console
 from olmp.files import check_writable
@@ -69,7 +69,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     """Add this module's command(s) to the ``olmp`` parser."""
     demo = commands.add_parser(
         "demo",
-        help="the main job: train and compress LeNet-300-100 on built-in mnist-5k",
+        help=COMMAND_HELP["demo"],
         description="Train LeNet-300-100 on the built-in mnist-5k digits, then compress it "
         "with OLMP's defaults and print the per-layer table. Results go to a new folder "
         "(runs/demo, runs/demo-2, ...): nothing is overwritten.",

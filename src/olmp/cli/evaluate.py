@@ -8,11 +8,11 @@ import json
 from rich.markup import escape
 
 from olmp.cli.common import (
-    Formatter,
     add_weights_options,
     check_names,
     weights_arguments,
 )
+from olmp.cli.parser import COMMAND_HELP, Formatter
 from olmp.console import console
 from olmp.reference import evaluate_weights, pick_device
 
@@ -38,7 +38,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     """Add this module's command(s) to the ``olmp`` parser."""
     evaluate = commands.add_parser(
         "evaluate",
-        help="print val and test accuracy of a checkpoint",
+        help=COMMAND_HELP["evaluate"],
         description="Print the val and test accuracy of a checkpoint. Model, dataset and "
         "split seed default to those recorded in the checkpoint.",
         epilog="example:\n  olmp evaluate --model lenet-300-100 --dataset mnist-5k "

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from olmp.cli.common import Formatter, seed
+from olmp.cli.common import seed
+from olmp.cli.parser import COMMAND_HELP, Formatter
 
 #: Fewer trials that improved on their search's best than this and the directional model,
 #: which learns what such an improvement looks like, has next to nothing to learn from.
@@ -59,7 +60,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     """Add this module's command(s) to the ``olmp`` parser."""
     p = commands.add_parser(
         "experience",
-        help="learn from recorded searches, for olmp tune --solver expsracos",
+        help=COMMAND_HELP["experience"],
         description="Experienced optimisation (Hu, Yu & Zhou, IJCAI 2018): learn a "
         "directional model from studies recorded by earlier searches (olmp tune --out DIR "
         "records one in DIR; any solver's but mads, all on the same space), which predicts whether "

@@ -8,10 +8,10 @@ import json
 from rich.table import Table
 
 from olmp.cli.common import (
-    Formatter,
     add_data_dir,
     add_trust,
 )
+from olmp.cli.parser import COMMAND_HELP, Formatter
 from olmp.console import print_table
 from olmp.export import VALUE_DTYPES, export_run, inspect_export, summarise_sizes
 
@@ -90,7 +90,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     """Add this module's command(s) to the ``olmp`` parser."""
     export = commands.add_parser(
         "export",
-        help="write a run's pruned network as a small sparse file (and/or ONNX)",
+        help=COMMAND_HELP["export"],
         description="Write the pruned network of a finished run in olmp's sparse format "
         "(safetensors; per tensor the smallest of bitmask + values, block indices + values, "
         "or dense), load it back and measure its accuracy. --onnx also writes ONNX, "
@@ -121,7 +121,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 
     inspect = commands.add_parser(
         "inspect",
-        help="show what an exported file holds",
+        help=COMMAND_HELP["inspect"],
         description="Print an olmp export's model, per-tensor encodings and sizes.",
         epilog="example:\n  olmp inspect lenet.olmp.safetensors",
         formatter_class=Formatter,

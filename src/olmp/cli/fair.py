@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from olmp.cli.common import (
-    Formatter,
     add_data_dir,
     add_resume_or_force,
     count,
@@ -18,6 +17,7 @@ from olmp.cli.common import (
     require_unless_resumed,
     seed,
 )
+from olmp.cli.parser import COMMAND_HELP, Formatter
 from olmp.console import StepProgress
 from olmp.data import TABULAR_DATASETS
 from olmp.errors import OlmpError
@@ -129,7 +129,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     """Add ``olmp fair`` and its subcommands to the ``olmp`` parser."""
     fair = commands.add_parser(
         "fair",
-        help="fairness-constrained classifiers (FNNC)",
+        help=COMMAND_HELP["fair"],
         description="Fairness-constrained training on tabular data.",
         formatter_class=Formatter,
     )

@@ -8,9 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from olmp.cli.common import (
-    Formatter,
-)
+from olmp.cli.parser import COMMAND_HELP, Formatter
 from olmp.console import print_table
 from olmp.data import DATASETS, TABULAR_DATASETS
 from olmp.models import MODELS
@@ -62,7 +60,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     """Add this module's command(s) to the ``olmp`` parser."""
     listing = commands.add_parser(
         "list",
-        help="list the built-in models and datasets",
+        help=COMMAND_HELP["list"],
         description="List the built-in models and datasets.",
         epilog="example:\n  olmp list\n  olmp list --json",
         formatter_class=Formatter,

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from olmp.cli.common import (
-    Formatter,
-)
 from olmp.cli.compress import print_result
+from olmp.cli.parser import COMMAND_HELP, Formatter
 from olmp.compression import read_result
 from olmp.console import console, print_table
 from olmp.errors import OlmpError
@@ -52,7 +50,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     """Add this module's command(s) to the ``olmp`` parser."""
     report = commands.add_parser(
         "report",
-        help="show a finished run: per-layer table, summary, plots",
+        help=COMMAND_HELP["report"],
         description="Print the per-layer table (shape, total, kept, keep %, threshold) and "
         "the summary of a finished run, and write PNG plots of compression and accuracy per "
         "round and of the per-layer keep ratios (drawn from result.json, so rewriting them "

@@ -9,12 +9,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from olmp.cli.common import (
-    Formatter,
     count,
     fill_defaults,
     options_given,
     seed,
 )
+from olmp.cli.parser import COMMAND_HELP, Formatter
 from olmp.console import print_table
 from olmp.errors import OlmpError
 
@@ -75,7 +75,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     """Add this module's command(s) to the ``olmp`` parser."""
     solvers = commands.add_parser(
         "solvers",
-        help="list the derivative-free solvers; --check runs the installed ones",
+        help=COMMAND_HELP["solvers"],
         description="List every solver that olmp compress --solver accepts: what it "
         "supports (variable kinds, candidates per ask, constraints), its backend library "
         "and licence, and whether that is installed. Optional backends install as extras, "

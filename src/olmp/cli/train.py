@@ -7,7 +7,6 @@ import json
 import time
 
 from olmp.cli.common import (
-    Formatter,
     add_data_and_device,
     check_names,
     count,
@@ -15,6 +14,7 @@ from olmp.cli.common import (
     number,
     seed,
 )
+from olmp.cli.parser import COMMAND_HELP, Formatter
 from olmp.console import console
 from olmp.data import DATASETS, TABULAR_DATASETS
 from olmp.files import check_writable, refuse_to_overwrite
@@ -67,7 +67,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     """Add this module's command(s) to the ``olmp`` parser."""
     train = commands.add_parser(
         "train",
-        help="train a reference model with the default recipe",
+        help=COMMAND_HELP["train"],
         description="Train a reference model with the default recipe for the model and "
         "dataset (SGD with Nesterov momentum, weight decay, cosine learning rate) and save "
         "a safetensors checkpoint with its metadata (model, dataset, split seed, val and "

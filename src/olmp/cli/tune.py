@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from olmp.cli.common import (
-    Formatter,
     add_data_dir,
     add_resume_or_force,
     add_solver_option,
@@ -21,6 +20,7 @@ from olmp.cli.common import (
     seed,
     typed_over_recorded,
 )
+from olmp.cli.parser import COMMAND_HELP, Formatter
 from olmp.console import StepProgress, console, show_error
 from olmp.data import DATASETS
 from olmp.dfo.solvers import SOLVERS, parse_solver_options, solver_class
@@ -149,7 +149,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     """Add this module's command(s) to the ``olmp`` parser."""
     p = commands.add_parser(
         "tune",
-        help="search a network's architecture and training settings",
+        help=COMMAND_HELP["tune"],
         description="Search a CNN's architecture (conv and fully connected layers and their "
         "settings) and its training settings (optimiser, learning rate, ...) with a "
         "derivative-free solver, as HyperNOMAD does. Every trial trains on the train split "
