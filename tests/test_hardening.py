@@ -543,6 +543,16 @@ def test_a_search_or_fair_run_resumes_from_its_folder_alone(tmp_path, capsys):
     assert main(["tune", "--out", str(out), "--resume", "--json"]) == 0  # runs to 2: nothing
     assert json.loads(capsys.readouterr().out)["trials"] == 2
     assert (out / "trials.json").read_text() == trials
+    assert main(["tune", "--out", str(out), "--resume", "--budget", "1"]) == 0  # runs nothing
+    assert main(["tune", "--out", str(out), "--resume"]) == 0  # the budget recorded, not typed
+    assert "more than its recorded budget 1" in capsys.readouterr().err
+    assert main(["tune", "--out", str(out), "--resume", "--task", "cnn"]) == 2  # not iris's
+    assert "another --task ('ensemble', here 'cnn')" in capsys.readouterr().err
+    record = json.loads((out / "tune.json").read_text())
+    del record["budget"]  # as an older olmp wrote it
+    (out / "tune.json").write_text(json.dumps(record))
+    assert main(["tune", "--out", str(out), "--resume"]) == 2
+    assert "records no budget (an older olmp wrote it): give --budget" in capsys.readouterr().err
     fair_out = tmp_path / "fair"
     fair = ["fair", "train", "--data-dir", str(FAIRNESS), "--out", str(fair_out)]
     assert main([*fair, "--epochs", "1"]) == 2
@@ -553,7 +563,9 @@ def test_a_search_or_fair_run_resumes_from_its_folder_alone(tmp_path, capsys):
     assert main([*fair, "--resume"]) == 0
     assert (fair_out / "results.json").read_text() == first
     assert main([*fair, "--resume", "--protected", "age"]) == 2  # typed otherwise: refused
-    assert "--protected" in capsys.readouterr().err
+    assert "another --protected ('sex', here 'age')" in capsys.readouterr().err
+    assert main([*fair, "--resume", "--dataset", "adult"]) == 2  # not by adult's attributes
+    assert "another --dataset ('german', here 'adult')" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -562,6 +574,10 @@ def test_a_search_or_fair_run_resumes_from_its_folder_alone(tmp_path, capsys):
         ("tune.json", lambda r: {**r, "split_seed": 1.5}, "its split_seed is 1.5"),
         ("tune.json", lambda r: {**r, "solver": 5}, "its solver is 5"),
         ("tune.json", lambda r: {**r, "budget": "x"}, 'its budget is "x"'),
+        ("tune.json", lambda r: {**r, "budget": 0}, "its budget is 0"),
+        ("tune.json", lambda r: {**r, "dataset": "/etc/x"}, "its dataset is '/etc/x'"),
+        ("fair.json", lambda r: {**r, "dataset": "../x"}, "its dataset is '../x', no tabular"),
+        ("fair.json", lambda r: {**r, "protected": "age!"}, "its protected is 'age!', not one"),
         ("tune.json", lambda r: "{", "tune.json is damaged"),
         ("fair.json", lambda r: {**r, "epsilons": 0.1}, "its epsilons is 0.1"),
         ("fair.json", lambda r: {**r, "constraints": "eo"}, 'its constraints is "eo"'),

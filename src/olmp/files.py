@@ -164,6 +164,15 @@ def setting_difference(key: str, was: Any, now: Any, given: Any, names: Mapping[
     return f"{shown} ({listed})"
 
 
+def other_settings(out: Path | str, what: str, shown: str) -> OlmpError:
+    """The error for a resume of the ``what`` in ``out`` with a setting other than its own
+    (``shown``: as :func:`setting_difference` names it)."""
+    return OlmpError(
+        f"{out} holds a {what} with another {shown}; it is left as it is: resume with the "
+        "same settings, start it anew with --force (force=True), or use another folder"
+    )
+
+
 #: Per command, the record it writes first in its output folder (what ``--resume`` needs)
 #: and what such a folder is. A folder that holds another command's record is that
 #: command's, even where no file name is shared.
@@ -272,11 +281,7 @@ def prepare_output_folder(
             was, now = same(old.get(key)), same(json.loads(json.dumps(config[key])))
             if was != now:
                 shown = setting_difference(key, was, now, config[key], names or {})
-                raise OlmpError(
-                    f"{out} holds a {what} with another {shown}; it is left as it is: resume "
-                    "with the same settings, start it anew with --force (force=True), or use "
-                    "another folder"
-                )
+                raise other_settings(out, what, shown)
         remove_interrupted_writes(out)
         return
     if out.exists() and any(out.iterdir()):

@@ -31,9 +31,9 @@ def fill_defaults(args: argparse.Namespace, defaults: dict[str, Any]) -> None:
             setattr(args, name, default)
 
 
-def require_unless_resumed(args: argparse.Namespace, *names: str) -> None:
+def require_options(args: argparse.Namespace, *names: str) -> None:
     """An error naming the options among ``names`` still left out (None): a new run needs
-    them, a resume has taken them from its record before this is asked."""
+    them; a resume has taken them from its record before this is asked."""
     missing = ["--" + name.replace("_", "-") for name in names if getattr(args, name) is None]
     if missing:
         verb = "is" if len(missing) == 1 else "are"
@@ -52,6 +52,12 @@ def typed_over_recorded(
         if key in options or type(value) is not type(default) or value != default:
             options[key] = value
     return options
+
+
+def damaged_record(source: Path, key: str, why: str) -> OlmpError:
+    """The error for a resumed run's record ``source`` whose ``key`` ``why`` ("is missing",
+    "is 0", ...): said as the file's, not as an option the user never typed."""
+    return OlmpError(f"{source} is damaged: its {key} {why}; it is left as it is")
 
 
 def recorded_values(
@@ -73,17 +79,16 @@ def recorded_values(
             )
         return isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
 
-    def damaged(key: str, why: str) -> OlmpError:
-        return OlmpError(f"{source} is damaged: its {key} {why}; it is left as it is")
-
     if not isinstance(record, dict):
-        raise damaged(within or "record", f"is {json.dumps(record)[:60]}, not an object")
+        raise damaged_record(
+            source, within or "record", f"is {json.dumps(record)[:60]}, not an object"
+        )
     for key, kind in kinds.items():
         value, named = record.get(key), f"{within}.{key}" if within else key
         if value is None and required:
-            raise damaged(named, "is missing")
+            raise damaged_record(source, named, "is missing")
         if value is not None and not fits(value, kind):
-            raise damaged(named, f"is {json.dumps(value)[:60]}")
+            raise damaged_record(source, named, f"is {json.dumps(value)[:60]}")
     return {key: record.get(key) for key in kinds}
 
 

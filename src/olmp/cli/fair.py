@@ -11,10 +11,11 @@ from olmp.cli.common import (
     add_data_dir,
     add_resume_or_force,
     count,
+    damaged_record,
     fill_defaults,
     number,
     recorded_values,
-    require_unless_resumed,
+    require_options,
     seed,
 )
 from olmp.cli.parser import COMMAND_HELP, Formatter
@@ -24,7 +25,7 @@ from olmp.errors import OlmpError
 from olmp.fair import CONSTRAINTS, FairSettings, fair_train
 from olmp.fair.metrics import check_epsilon, get_constraint
 from olmp.fair.run import FORMAT
-from olmp.files import resumed_record
+from olmp.files import other_settings, resumed_record, setting_difference
 from olmp.models.registry import is_code_path
 
 #: The options with a default, as ``fair_train``'s record names them (``settings.epochs``:
@@ -60,6 +61,12 @@ def _recorded(out: str, model_given: bool) -> dict[str, Any]:
     kinds = {key: kind for key, kind in RECORDED_AS.values() if key != "settings.epochs"}
     values = recorded_values(record, path, kinds, required=True)
     values["settings.epochs"] = epochs["epochs"]
+    spec = TABULAR_DATASETS.get(values["dataset"])  # names the user never typed: the file's
+    if spec is None:
+        raise damaged_record(path, "dataset", f"is {values['dataset']!r}, no tabular dataset")
+    if values["protected"] not in spec.protected:
+        why = f"is {values['protected']!r}, not one of {values['dataset']}'s"
+        raise damaged_record(path, "protected", why)
     if not model_given and is_code_path(values["model"]):
         raise OlmpError(
             f"{path} records model {values['model']!r}, which would import and run code named "
@@ -71,13 +78,15 @@ def _recorded(out: str, model_given: bool) -> dict[str, Any]:
 def _train(args: argparse.Namespace) -> int:
     if args.resume:  # options left out: the run's own, not the defaults
         recorded = _recorded(args.out, model_given=args.model is not None)
-        if args.model not in (None, recorded["model"]):  # said before the model is built
-            raise OlmpError(
-                f"{args.out} holds a run with another --model ({recorded['model']!r}, here "
-                f"{args.model!r}); resume with the same settings or start it anew with --force"
-            )
+        # Said before anything is loaded or built from them (another dataset's attributes
+        # would be checked against the run's --protected).
+        for name in ("dataset", "protected", "model"):
+            typed = getattr(args, name)
+            if typed not in (None, recorded[name]):
+                shown = setting_difference(f"--{name}", recorded[name], typed, typed, {})
+                raise other_settings(args.out, "run", shown)
         fill_defaults(args, recorded)
-    require_unless_resumed(args, "dataset", "protected")
+    require_options(args, "dataset", "protected")
     fill_defaults(args, DEFAULTS)
     for name in args.constraint:
         get_constraint(name)

@@ -13,10 +13,11 @@ from olmp.cli.common import (
     add_resume_or_force,
     add_solver_option,
     count,
+    damaged_record,
     fill_defaults,
     number,
     recorded_values,
-    require_unless_resumed,
+    require_options,
     seed,
     typed_over_recorded,
 )
@@ -25,7 +26,7 @@ from olmp.console import StepProgress, console, show_error
 from olmp.data import DATASETS
 from olmp.dfo.solvers import SOLVERS, parse_solver_options, solver_class
 from olmp.errors import OlmpError
-from olmp.files import resumed_record
+from olmp.files import other_settings, resumed_record, setting_difference
 from olmp.tune import FAMILIES, tune
 from olmp.tune.blackbox import check_dataset
 from olmp.tune.ensemble import ENSEMBLE_DATASETS
@@ -49,18 +50,28 @@ DEFAULTS = {"task": "cnn", "solver": "random", "n_jobs": 1, "seed": 0, "split_se
 
 def _recorded(out: str, task: str | None, solver: str | None) -> dict[str, Any]:
     """The settings of the search in ``out`` as its ``tune.json`` records them, by option,
-    for a resume that leaves them out; none of another ``task``'s or ``solver``'s (a resume
-    as another is refused for that, not for the options they do not share). An error when
-    there is no search to resume or its record is damaged."""
+    for a resume that leaves them out; none of another ``solver``'s (a resume as another is
+    refused for that, not for the options they do not share). An error when there is no
+    search to resume, its record is damaged, or ``task`` is another."""
     path = Path(out) / "tune.json"
     record = resumed_record(Path(out), path.name, FORMAT, "search")
     # What every search records, then what some do.
     kinds = {"task": str, "solver": str, "dataset": str, "seed": int, "split_seed": int}
     recorded = recorded_values(record, path, kinds, required=True)
-    recorded |= recorded_values(record, path, {"budget": int})  # older records lack it
+    if task not in (None, recorded["task"]):  # said before its dataset is checked as task's
+        shown = setting_difference("task", recorded["task"], task, task, {"task": "--task"})
+        raise other_settings(out, "search", shown)
+    try:  # one of the task's datasets; anything else is no option the user typed
+        (check_dataset if recorded["task"] == "cnn" else check_ensemble_dataset)(
+            recorded["dataset"]
+        )
+    except OlmpError as error:
+        raise damaged_record(path, "dataset", f"is {recorded['dataset']!r}: {error}") from None
+    budget = recorded_values(record, path, {"budget": int})["budget"]  # older records lack it
+    if budget is not None and budget < 1:
+        raise damaged_record(path, "budget", f"is {budget}")
+    recorded["budget"] = budget
     optional = {"epochs": int, "train_size": int, "trial_time_limit": int | float}
-    if task not in (None, recorded["task"]):  # refused as another task once it is asked
-        return {key: recorded[key] for key in ("dataset", "budget")}
     if recorded["task"] == "cnn":  # the space as searched (an ensemble has one space)
         optional["space"] = dict
     if solver in (None, recorded["solver"]):
@@ -78,9 +89,15 @@ def _recorded(out: str, task: str | None, solver: str | None) -> dict[str, Any]:
 
 def _tune(args: argparse.Namespace) -> int:
     # A resume takes the options left out from its search, not from the defaults.
+    budget_typed = args.budget is not None
     recorded = _recorded(args.out, args.task, args.solver) if args.resume else {}
     fill_defaults(args, recorded)
-    require_unless_resumed(args, "dataset", "budget")
+    if args.resume and args.budget is None:
+        raise OlmpError(
+            f"{Path(args.out) / 'tune.json'} records no budget (an older olmp wrote it): "
+            "give --budget"
+        )
+    require_options(args, "dataset", "budget")
     fill_defaults(args, DEFAULTS)
     (check_dataset if args.task == "cnn" else check_ensemble_dataset)(args.dataset)
     declared = solver_class(args.solver).options
@@ -116,8 +133,9 @@ def _tune(args: argparse.Namespace) -> int:
             progress=step,
         )
     if summary["trials"] > args.budget:  # a resume with a smaller budget runs nothing
+        asked = "--budget" if budget_typed else "its recorded budget"
         console.print(
-            f"the search already had {summary['trials']} trials, more than --budget "
+            f"the search already had {summary['trials']} trials, more than {asked} "
             f"{args.budget}: no trial was run (a larger --budget continues it)",
             highlight=False,
         )
