@@ -315,7 +315,6 @@ def run_attack(
             f"images{'' if isinstance(targets, str) else f' not of class {targets}'}; "
             "attacking those"
         )
-        images = found  # recorded as attacked: a resume may ask for any number from there
     config = {
         "weights": str(weights),
         "weights_sha256": weights_hash(model),
