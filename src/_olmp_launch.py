@@ -1,6 +1,6 @@
-"""The ``olmp`` program's entry point, kept outside the ``olmp`` package: importing olmp
-loads PyTorch (about two seconds), and a Ctrl-C in that time would end in Python's
-traceback instead of olmp's one line."""
+"""The ``olmp`` program's entry point, kept outside the ``olmp`` package, so that a Ctrl-C
+while the command starts (importing olmp.cli and rich; PyTorch loads later, inside
+:func:`olmp.cli.main`, which says the same) ends in olmp's one line, not a traceback."""
 
 import sys
 

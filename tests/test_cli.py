@@ -353,6 +353,9 @@ def test_the_packages_names_load_on_first_use_as_declared():
     assert olmp.data.DATASETS is olmp.DATASETS and "compress" in dir(olmp)
     with pytest.raises(AttributeError, match="no attribute 'compres'"):
         olmp.compres  # noqa: B018
+    # Only the package's own modules, by plain name: olmp.__main__ would run the CLI.
+    assert not hasattr(olmp, "__main__") and getattr(olmp, "cli.parser", None) is None
+    assert "data" in dir(olmp) and "TYPE_CHECKING" not in dir(olmp)
 
 
 def test_train_help_names_the_tabular_datasets_it_takes(capsys):
@@ -798,7 +801,7 @@ def test_ctrl_c_while_olmp_is_imported_says_so_in_one_line(monkeypatch, capsys):
 
     real_import = builtins.__import__
 
-    def slow_torch(name, *args, **kwargs):  # Ctrl-C while olmp.cli imports PyTorch
+    def slow_torch(name, *args, **kwargs):  # Ctrl-C while olmp.cli is imported
         if name == "olmp.cli":
             raise KeyboardInterrupt
         return real_import(name, *args, **kwargs)

@@ -5,11 +5,9 @@ imported from its module on first use (so are the subpackages, ``olmp.data`` and
 others): torch takes about two seconds to load, which ``olmp --help`` need not wait for.
 """
 
-from __future__ import annotations
-
-import importlib
-import importlib.util
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import pkgutil as _pkgutil
+from typing import TYPE_CHECKING
 
 from olmp.version import __version__ as __version__
 
@@ -31,12 +29,16 @@ _HOMES = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted([*_HOMES, "__version__"])
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, or a submodule (``olmp.data``), imported on first use."""
+#: The subpackages and modules, by name (``olmp.data``): loaded on first use too.
+_SUBMODULES = {m.name for m in _pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+
+
+def __getattr__(name: str) -> object:
+    """A public name, or a submodule, imported on first use."""
     if name in _HOMES:
-        value = getattr(importlib.import_module(_HOMES[name]), name)
-    elif importlib.util.find_spec(f"olmp.{name}") is not None:
-        value = importlib.import_module(f"olmp.{name}")
+        value = getattr(_importlib.import_module(_HOMES[name]), name)
+    elif name in _SUBMODULES:
+        value = _importlib.import_module(f"olmp.{name}")
     else:
         raise AttributeError(f"module 'olmp' has no attribute {name!r}")
     globals()[name] = value  # found here from now on, without this call
@@ -44,7 +46,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*__all__, *_SUBMODULES})
 
 
 if TYPE_CHECKING:  # what type checkers and editors read

@@ -98,7 +98,9 @@ class Parser(argparse.ArgumentParser):
 
 def command_in(argv: Sequence[str]) -> str | None:
     """The command ``argv`` runs, or None: no command, an unknown one, or olmp's own
-    ``--help`` or ``--version`` before it (which list the commands)."""
+    ``--help`` or ``--version`` before it (which list the commands). It reads the first
+    word that is no option as the command: ``olmp`` itself takes no option with a value
+    (one that did would need skipping here, or its value would be taken for a command)."""
     for arg in argv:
         if not arg.startswith("-"):
             return arg if arg in COMMAND_HELP else None
