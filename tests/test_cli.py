@@ -355,7 +355,7 @@ def test_the_packages_names_load_on_first_use_as_declared():
         olmp.compres  # noqa: B018
     # Only the package's own modules, by plain name: olmp.__main__ would run the CLI.
     assert not hasattr(olmp, "__main__") and getattr(olmp, "cli.parser", None) is None
-    assert "data" in dir(olmp) and "TYPE_CHECKING" not in dir(olmp)
+    assert "data" in dir(olmp) and "__file__" in dir(olmp) and "TYPE_CHECKING" not in dir(olmp)
 
 
 def test_train_help_names_the_tabular_datasets_it_takes(capsys):

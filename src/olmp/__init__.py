@@ -45,8 +45,8 @@ def __getattr__(name: str) -> object:
     return value
 
 
-def __dir__() -> list[str]:
-    return sorted({*__all__, *_SUBMODULES})
+def __dir__() -> list[str]:  # the module's own dunders too, not its helpers
+    return sorted({*__all__, *_SUBMODULES, *(k for k in globals() if k.startswith("__"))})
 
 
 if TYPE_CHECKING:  # what type checkers and editors read

@@ -2,6 +2,9 @@
 ``olmp`` program (which says a Ctrl-C while it starts in one line)."""
 
 if __name__ == "__main__":
-    from _olmp_launch import run
+    try:
+        from _olmp_launch import run
+    except ModuleNotFoundError:  # the package copied without the launcher beside it
+        from olmp.cli import run
 
     run()

@@ -60,6 +60,20 @@ def damaged_record(source: Path, key: str, why: str) -> OlmpError:
     return OlmpError(f"{source} is damaged: its {key} {why}; it is left as it is")
 
 
+def check_recorded(source: Path, checks: dict[str, Callable[[Any], object]], values: dict) -> None:
+    """Run each of ``checks`` on the value of ``values`` (read from the record ``source``) at
+    its key, in order; a value one refuses (it returns False or raises OlmpError) is the
+    file's damage, said without the check's advice to the user, who never typed it."""
+    for key, check in checks.items():
+        try:
+            refused = check(values[key]) is False
+        except OlmpError:
+            refused = True
+        if refused:
+            why = f"is {json.dumps(values[key])[:60]}, which olmp does not take there"
+            raise damaged_record(source, key, why)
+
+
 def recorded_values(
     record: Any, source: Path, kinds: dict[str, Any], *, required: bool = False, within: str = ""
 ) -> dict[str, Any]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from olmp.cli.common import (
     add_data_dir,
     add_resume_or_force,
+    check_recorded,
     count,
-    damaged_record,
     fill_defaults,
     number,
     recorded_values,
@@ -21,12 +22,12 @@ from olmp.cli.common import (
 from olmp.cli.parser import COMMAND_HELP, Formatter
 from olmp.console import StepProgress
 from olmp.data import TABULAR_DATASETS
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, check_count, check_seed
 from olmp.fair import CONSTRAINTS, FairSettings, fair_train
 from olmp.fair.metrics import check_epsilon, get_constraint
 from olmp.fair.run import FORMAT
 from olmp.files import other_settings, resumed_record, setting_difference
-from olmp.models.registry import is_code_path
+from olmp.models.registry import MODELS, is_code_path
 
 #: The options with a default, as ``fair_train``'s record names them (``settings.epochs``:
 #: a field of its settings).
@@ -61,12 +62,21 @@ def _recorded(out: str, model_given: bool) -> dict[str, Any]:
     kinds = {key: kind for key, kind in RECORDED_AS.values() if key != "settings.epochs"}
     values = recorded_values(record, path, kinds, required=True)
     values["settings.epochs"] = epochs["epochs"]
-    spec = TABULAR_DATASETS.get(values["dataset"])  # names the user never typed: the file's
-    if spec is None:
-        raise damaged_record(path, "dataset", f"is {values['dataset']!r}, no tabular dataset")
-    if values["protected"] not in spec.protected:
-        why = f"is {values['protected']!r}, not one of {values['dataset']}'s"
-        raise damaged_record(path, "protected", why)
+
+    def each(check: Callable[[Any], object]) -> Callable[[list], bool]:
+        return lambda items: bool(items) and all(check(item) is not False for item in items)
+
+    checks = {  # the dataset first: the protected attribute is one of its own
+        "dataset": lambda name: name in TABULAR_DATASETS,
+        "protected": lambda name: name in TABULAR_DATASETS[values["dataset"]].protected,
+        "constraints": each(get_constraint),
+        "epsilons": each(check_epsilon),
+        "seed": check_seed,
+        "settings.epochs": lambda epochs: check_count(epochs, "epochs"),
+    }
+    if not is_code_path(values["model"]):  # a registry name; a code path is refused below
+        checks["model"] = lambda name: name in MODELS
+    check_recorded(path, checks, values)
     if not model_given and is_code_path(values["model"]):
         raise OlmpError(
             f"{path} records model {values['model']!r}, which would import and run code named "

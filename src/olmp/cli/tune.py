@@ -12,8 +12,8 @@ from olmp.cli.common import (
     add_data_dir,
     add_resume_or_force,
     add_solver_option,
+    check_recorded,
     count,
-    damaged_record,
     fill_defaults,
     number,
     recorded_values,
@@ -25,7 +25,7 @@ from olmp.cli.parser import COMMAND_HELP, Formatter
 from olmp.console import StepProgress, console, show_error
 from olmp.data import DATASETS
 from olmp.dfo.solvers import SOLVERS, parse_solver_options, solver_class
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, check_count, check_seed, unknown_choice
 from olmp.files import other_settings, resumed_record, setting_difference
 from olmp.tune import FAMILIES, tune
 from olmp.tune.blackbox import check_dataset
@@ -58,19 +58,19 @@ def _recorded(out: str, task: str | None, solver: str | None) -> dict[str, Any]:
     # What every search records, then what some do.
     kinds = {"task": str, "solver": str, "dataset": str, "seed": int, "split_seed": int}
     recorded = recorded_values(record, path, kinds, required=True)
+    recorded |= recorded_values(record, path, {"budget": int})  # older records lack it
+    check_recorded(path, {"task": _check_task}, recorded)
     if task not in (None, recorded["task"]):  # said before its dataset is checked as task's
         shown = setting_difference("task", recorded["task"], task, task, {"task": "--task"})
         raise other_settings(out, "search", shown)
-    try:  # one of the task's datasets; anything else is no option the user typed
-        (check_dataset if recorded["task"] == "cnn" else check_ensemble_dataset)(
-            recorded["dataset"]
-        )
-    except OlmpError as error:
-        raise damaged_record(path, "dataset", f"is {recorded['dataset']!r}: {error}") from None
-    budget = recorded_values(record, path, {"budget": int})["budget"]  # older records lack it
-    if budget is not None and budget < 1:
-        raise damaged_record(path, "budget", f"is {budget}")
-    recorded["budget"] = budget
+    checks = {
+        "dataset": _dataset_check(recorded["task"]),
+        "solver": solver_class,
+        "seed": check_seed,
+        "split_seed": check_seed,
+        "budget": lambda budget: budget is None or check_count(budget, "budget"),
+    }
+    check_recorded(path, checks, recorded)
     optional = {"epochs": int, "train_size": int, "trial_time_limit": int | float}
     if recorded["task"] == "cnn":  # the space as searched (an ensemble has one space)
         optional["space"] = dict
@@ -87,6 +87,16 @@ def _recorded(out: str, task: str | None, solver: str | None) -> dict[str, Any]:
     return recorded
 
 
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise unknown_choice("task", task, list(TASKS))
+
+
+def _dataset_check(task: str) -> Callable[[str], None]:
+    """How a dataset of ``task`` is checked (the cnn task takes images only)."""
+    return check_dataset if task == "cnn" else check_ensemble_dataset
+
+
 def _tune(args: argparse.Namespace) -> int:
     # A resume takes the options left out from its search, not from the defaults.
     budget_typed = args.budget is not None
@@ -99,7 +109,7 @@ def _tune(args: argparse.Namespace) -> int:
         )
     require_options(args, "dataset", "budget")
     fill_defaults(args, DEFAULTS)
-    (check_dataset if args.task == "cnn" else check_ensemble_dataset)(args.dataset)
+    _dataset_check(args.task)(args.dataset)
     declared = solver_class(args.solver).options
     options = args.solver_option  # a resumed search's own: already a mapping
     if isinstance(options, list):  # typed: over the search's own
