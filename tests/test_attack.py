@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -662,6 +663,27 @@ def test_more_images_than_the_split_has_is_a_warning_naming_how_many(reference):
             reference, method="square", eps=0.2, budget=1, images=100_000, device="cpu"
         )
     assert f"only {result['pairs']} correctly" in str(caught[0].message)
+
+
+def test_a_resume_asking_for_other_images_that_are_the_same_ones_is_the_recorded_run(
+    reference, tmp_path
+):
+    # Asked for more than the split holds, a run attacks all it holds: a resume asking for
+    # any number from there on is that run (recorded as typed, which --compare reads); one
+    # asking for fewer is refused as a smaller run.
+    out = tmp_path / "all"
+    attack = {"method": "square", "eps": 0.2, "budget": 1, "device": "cpu", "out": out}
+    with pytest.warns(UserWarning, match="correctly classified"):
+        held = run_attack(reference, images=100_000, **attack)["pairs"]
+    records = (out / "records.jsonl").read_bytes()
+    for images in (held, held + 7):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert run_attack(reference, images=images, resume=True, **attack)["pairs"] == held
+    assert json.loads((out / "config.json").read_text())["images"] == 100_000
+    assert (out / "records.jsonl").read_bytes() == records
+    with pytest.raises(OlmpError, match=r"images \(100000, here 5\)"):
+        run_attack(reference, images=5, resume=True, **attack)
 
 
 def test_help_shows_the_defaults_and_a_missing_setting_is_named(reference, capsys):

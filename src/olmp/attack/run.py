@@ -24,13 +24,28 @@ import torch
 from torch import nn
 
 from olmp.attack.blocks import DEFAULT_SOLVER
-from olmp.attack.folder import RECORDS, RESULT, check_out, output_folder, prepare_out
+from olmp.attack.folder import (
+    RECORDS,
+    RESULT,
+    check_out,
+    output_folder,
+    prepare_out,
+    read_config,
+)
 from olmp.attack.methods import METHODS, check_options, run_method
 from olmp.attack.oracle import Oracle, margin
 from olmp.attack.summary import summarize, write_curve
 from olmp.data.registry import DATASETS, get_spec
 from olmp.dfo.solvers import SOLVERS
-from olmp.errors import OlmpError, check_count, check_seed, check_type, unknown_choice, warn_user
+from olmp.errors import (
+    OlmpError,
+    check_count,
+    check_seed,
+    check_type,
+    is_integer,
+    unknown_choice,
+    warn_user,
+)
 from olmp.files import content_hash, write_json_atomic
 
 #: Slack on the ε-ball and the pixel box when judging a returned image (float32 rounding).
@@ -181,6 +196,25 @@ def pixel_images(x: torch.Tensor, mean: float, std: float) -> np.ndarray:
     return np.clip(pixels, 0.0, 1.0).astype(np.float32)
 
 
+def _as_recorded(
+    images: int, found: int, old: dict[str, Any] | None, count_all: Callable[[], int]
+) -> int:
+    """``images`` for a resumed run, or the number its record holds where that asked for
+    another number but attacked the same images (the split holds fewer than one of them):
+    the run as recorded, not a smaller or larger one. ``found``: the images this run
+    attacks; ``count_all()``: how many the split holds (computed only when needed)."""
+    recorded = (old or {}).get("images")
+    if not is_integer(recorded) or recorded == images:
+        return images
+    if found < images:  # every image the split holds
+        held = found
+    elif recorded > images:  # does the split hold more than these?
+        held = count_all()
+    else:
+        return images  # a larger run than recorded
+    return recorded if min(recorded, held) == found else images
+
+
 def choose_pairs(
     model: nn.Module,
     images: np.ndarray,
@@ -315,6 +349,15 @@ def run_attack(
             f"images{'' if isinstance(targets, str) else f' not of class {targets}'}; "
             "attacking those"
         )
+    if resume and folder is not None:
+
+        def held() -> int:  # the images of the split a run of all of them attacks
+            every, _ = choose_pairs(
+                model, pixels, labels, mean, std, len(labels), targets, seed, splits.num_classes
+            )
+            return len({index for index, _ in every})
+
+        images = _as_recorded(images, found, read_config(folder), held)
     config = {
         "weights": str(weights),
         "weights_sha256": weights_hash(model),
