@@ -672,14 +672,19 @@ def test_a_resume_asking_for_other_images_that_are_the_same_ones_is_the_recorded
     # any number from there on is that run (recorded as typed, which --compare reads); one
     # asking for fewer is refused as a smaller run.
     out = tmp_path / "all"
+    # Seed 107: the last image of its order is misclassified, so a count that stops at the
+    # last image attacked skips one image fewer than a count that walks the whole split.
     attack = {"method": "square", "eps": 0.2, "budget": 1, "device": "cpu", "out": out}
+    attack["seed"] = 107
     with pytest.warns(UserWarning, match="correctly classified"):
-        held = run_attack(reference, images=100_000, **attack)["pairs"]
-    records = (out / "records.jsonl").read_bytes()
+        first = run_attack(reference, images=100_000, **attack)
+    held, records = first["pairs"], (out / "records.jsonl").read_bytes()
     for images in (held, held + 7):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            assert run_attack(reference, images=images, resume=True, **attack)["pairs"] == held
+            again = run_attack(reference, images=images, resume=True, **attack)
+        assert again["pairs"] == held  # and the images skipped as the recorded count walked
+        assert again["skipped_misclassified"] == first["skipped_misclassified"]
     assert json.loads((out / "config.json").read_text())["images"] == 100_000
     assert (out / "records.jsonl").read_bytes() == records
     with pytest.raises(OlmpError, match=r"images \(100000, here 5\)"):

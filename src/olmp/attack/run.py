@@ -357,7 +357,12 @@ def run_attack(
             )
             return len({index for index, _ in every})
 
-        images = _as_recorded(images, found, read_config(folder), held)
+        recorded = _as_recorded(images, found, read_config(folder), held)
+        if recorded != images:  # the same pairs; the images skipped as its count walked them
+            images = recorded
+            pairs, skipped = choose_pairs(
+                model, pixels, labels, mean, std, images, targets, seed, splits.num_classes
+            )
     config = {
         "weights": str(weights),
         "weights_sha256": weights_hash(model),
