@@ -252,8 +252,9 @@ def prepare_output_folder(
     force: bool,
     names: Mapping[str, str] | None = None,
     compared: Mapping[str, Callable[[Any], Any]] | None = None,
-) -> None:
-    """Make ``out`` ready for a command that records ``config`` in ``out/record_name``.
+) -> dict[str, Any] | None:
+    """Make ``out`` ready for a command that records ``config`` in ``out/record_name``;
+    returns the record a resume continues (``None`` otherwise, once ``config`` is written).
 
     With ``resume`` the folder must hold a record of the same ``format`` whose ``identity``
     settings equal ``config``'s, a setting in ``compared`` as its function makes both sides
@@ -283,7 +284,7 @@ def prepare_output_folder(
                 shown = setting_difference(key, was, now, config[key], names or {})
                 raise other_settings(out, what, shown)
         remove_interrupted_writes(out)
-        return
+        return old
     if out.exists() and any(out.iterdir()):
         if not force:
             raise OlmpError(
@@ -307,6 +308,7 @@ def prepare_output_folder(
                 folder.rmdir()
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(record, config)
+    return None
 
 
 def content_hash(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> str:

@@ -350,19 +350,19 @@ def run_attack(
             "attacking those"
         )
     if resume and folder is not None:
+        walked: list = []  # the pairs and skips of a walk over the whole split, once needed
 
         def held() -> int:  # the images of the split a run of all of them attacks
-            every, _ = choose_pairs(
+            walked[:] = choose_pairs(
                 model, pixels, labels, mean, std, len(labels), targets, seed, splits.num_classes
             )
-            return len({index for index, _ in every})
+            return len({index for index, _ in walked[0]})
 
         recorded = _as_recorded(images, found, read_config(folder), held)
-        if recorded != images:  # the same pairs; the images skipped as its count walked them
-            images = recorded
-            pairs, skipped = choose_pairs(
-                model, pixels, labels, mean, std, images, targets, seed, splits.num_classes
-            )
+        if recorded != images:  # the run as recorded: the same pairs, and the images
+            images = recorded  # skipped as its count walked the whole split
+            if walked:  # (else this run's own walk already went through all of it)
+                pairs, skipped = walked
     config = {
         "weights": str(weights),
         "weights_sha256": weights_hash(model),

@@ -53,7 +53,6 @@ from olmp.files import (
     load_checkpoint_metadata,
     prepare_output_folder,
     refuse_resume_and_force,
-    resumed_record,
     save_checkpoint,
     write_json_atomic,
 )
@@ -235,7 +234,7 @@ def tune(
             else str(Path(experience).resolve()),
             "datasets": solver_options["experience"].datasets,
         }
-    prepare_output_folder(
+    resumed = prepare_output_folder(
         out,
         "tune.json",
         config,
@@ -247,9 +246,8 @@ def tune(
         names={key: option(key) for key in (*IDENTITY, "solver_options.experience")},
         compared={"solver_options": lambda given: with_defaults(cls.options, given)},
     )
-    if resume:  # the budget asked for last: a resume leaving --budget out runs to it
-        record = resumed_record(out, "tune.json", FORMAT, "search")
-        write_json_atomic(out / "tune.json", {**record, "budget": budget})
+    if resumed is not None:  # the budget asked for last: a resume leaving --budget out runs to it
+        write_json_atomic(out / "tune.json", {**resumed, "budget": budget})
     if threads is None and n_jobs > 1:
         threads = 1
     # The search's own settings; MADS's extended poll and every engine study take
