@@ -130,19 +130,20 @@ def olmp_run(
     """
     from dataclasses import asdict, replace
 
-    from olmp.compression import STATE_JSON, CompressConfig, compress
+    from olmp.compression import STATE_JSON, CompressConfig, compress, load_for_compression
     from olmp.files import load_checkpoint_metadata
 
     # Settings equal to the defaults do not make a different run (nor a different folder).
     defaults = CompressConfig()
     overrides = {k: v for k, v in (overrides or {}).items() if getattr(defaults, k) != v}
     weights = reference_checkpoint(model, dataset, seed, workdir)
-    reference = load_checkpoint_metadata(weights)  # its recipe, for the config it records
-    # What `olmp compress --weights REF --seed S` runs: the reference's recipe fills in the
-    # training options.
+    reference = load_checkpoint_metadata(weights)
+    # What `olmp compress --weights REF --seed S` runs: the reference's recipe and its train
+    # split fill in the training options (the config the run records).
+    _, splits, recipe, _ = load_for_compression(weights)
     config = replace(
         CompressConfig(seed=seed), **{k: v for k, v in overrides.items() if k != "seed"}
-    ).resolved(reference["recipe"])
+    ).resolved(recipe, train_size=len(splits.train))
     tag = "".join(f"_{k}-{override_text(v)}" for k, v in sorted(overrides.items()))
     tag = tag or "_defaults"
     run_dir = Path(workdir) / f"run-{model}-{dataset}{tag}_seed-{seed}"

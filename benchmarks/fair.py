@@ -217,13 +217,13 @@ def compress_runs(args: argparse.Namespace) -> None:
 def retrain(args: argparse.Namespace) -> None:
     import olmp
 
-    config = CompressConfig().resolved(None, constrained=True)  # what olmp.compress runs
-    record: dict[str, Any] = {"machine": machine(), "steps": config.adjust_steps,
-                              "lr": config.adjust_lr, "batch_size": config.batch_size,
-                              "seeds": {}}  # fmt: skip
+    record: dict[str, Any] = {"machine": machine(), "seeds": {}}
     for seed in SEEDS:
         weights = _reference(Path(args.workdir), seed, args.data_dir, FAIR_DP)
         model, splits, _ = olmp.load_weights(weights, data_dir=args.data_dir)
+        # What olmp.compress runs on this reference.
+        config = CompressConfig().resolved(None, constrained=True, train_size=len(splits.train))
+        record.update(steps=config.adjust_steps, lr=config.adjust_lr, batch_size=config.batch_size)
         task = FairTask(
             splits, protected="sex", constraints={"dp": FAIR_DP}, batch_size=config.batch_size
         )

@@ -110,7 +110,7 @@ def main() -> None:
     recipe = default_recipe(model_name, dataset)
     config = replace(
         CompressConfig(seed=args.seed), max_rounds=args.rounds, final_steps=0
-    ).resolved(recipe)
+    ).resolved(recipe, train_size=len(splits.train))
     task = LoggingTask(splits, batch_size=config.batch_size, augment_shift=config.augment_shift)
     compress(model, task=task, config=config)  # the rounds whose candidates are replayed
 

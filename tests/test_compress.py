@@ -800,9 +800,17 @@ def test_options_left_to_the_context_are_filled_in_by_it():
     assert (plain.batch_size, plain.augment_shift, plain.adjust_steps) == (32, 2, 500)
     fair = CompressConfig().resolved(None, constrained=True)
     assert (fair.batch_size, fair.augment_shift, fair.adjust_steps) == (64, 0, 2000)
+    # A round retrains one epoch of the train split when that is more than 500 (2,000).
+    assert CompressConfig().resolved(recipe, train_size=2000).adjust_steps == 500
+    assert CompressConfig().resolved(recipe, train_size=50_000).adjust_steps == 1563
+    assert CompressConfig().resolved(None, train_size=50_000).adjust_steps == 782
+    assert CompressConfig().resolved(None, constrained=True, train_size=24_000).adjust_steps == 2000
+    big = CompressConfig().resolved(None, constrained=True, train_size=200_000)
+    assert big.adjust_steps == 3125
     # What the user set stands, constraints or not.
     mine = CompressConfig(adjust_steps=300, batch_size=16, augment_shift=0)
     assert mine.resolved(recipe, constrained=True) == mine
+    assert mine.resolved(recipe, train_size=50_000) == mine
     with pytest.raises(OlmpError, match="adjust_steps must be at least 1, or None"):
         CompressConfig(adjust_steps=0)
     # A wrong recipe is refused, not read as "no recipe" (which retrains without shifts).
@@ -815,6 +823,14 @@ def test_options_left_to_the_context_are_filled_in_by_it():
         CompressConfig().resolved("fast")  # type: ignore[arg-type]
     tuned = {"optimizer": "adam", "lr": 1e-3, "batch_size": 32}  # olmp tune's: other keys too
     assert CompressConfig().resolved(tuned).batch_size == 32
+
+
+def test_a_round_retrains_at_least_one_epoch_of_the_runs_train_split(reference):
+    # digits' 1,077 train rows in batches of 2: 539 steps an epoch, more than the 500.
+    splits = reference[1]
+    options = {**FAST, "adjust_steps": None, "batch_size": 2, "max_rounds": 1, "final_steps": 0}
+    _, result = compress(_model(reference), splits, CompressConfig(**options))
+    assert result["config"]["adjust_steps"] == math.ceil(len(splits.train) / 2) == 539
 
 
 def test_config_recorded_before_a_field_existed_keeps_the_old_behaviour():

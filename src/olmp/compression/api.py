@@ -150,7 +150,10 @@ def compress(
         )
     if config is None and resume and run_dir is not None and (Path(run_dir) / STATE_JSON).is_file():
         config = recorded_config(run_dir)  # the run's own settings
-    config = (config or CompressConfig()).resolved(recipe, constrained=bool(constraints))
+    train_size = len(splits.train) if isinstance(splits, DatasetSplits) else None
+    config = (config or CompressConfig()).resolved(
+        recipe, constrained=bool(constraints), train_size=train_size
+    )
     path = Path(run_dir) if run_dir is not None else None
     if isinstance(splits, DatasetSplits):  # the record names its data, as the CLI's does
         metadata = {"dataset": splits.name, **(metadata or {})}

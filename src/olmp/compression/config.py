@@ -24,15 +24,20 @@ from olmp.training import TrainConfig
 
 ADJUST_MODES = ("dns", "finetune")
 FALLBACK_BATCH_SIZE = 64  # retraining batch when the reference's recipe is not known
-#: Retraining steps per round (``adjust_steps=None``), and under fairness constraints, whose
-#: primal-dual retraining starts its Lagrange multipliers at 0 every round and needs longer
-#: to settle them: with 500 steps (batch 64, about 1.3 epochs of Adult) the rounds of a
-#: ``dp <= 0.05`` run ended about 0.4 val points below FNNC's reference and overshot the
-#: bound (dp 0.03 against an aim of 0.035), so at tolerance 0 every seed kept the reference
-#: (benchmarks/fair.py compress at bb93f39, references trained at dp <= 0.05; BENCHMARKS.md
-#: in git at a753e0c).
+#: Retraining steps per round (``adjust_steps=None``) at the least, and under fairness
+#: constraints, whose primal-dual retraining starts its Lagrange multipliers at 0 every round
+#: and needs longer to settle them: with 500 steps (batch 64, about 1.3 epochs of Adult) the
+#: rounds of a ``dp <= 0.05`` run ended about 0.4 val points below FNNC's reference and
+#: overshot the bound (dp 0.03 against an aim of 0.035), so at tolerance 0 every seed kept
+#: the reference (benchmarks/fair.py compress at bb93f39, references trained at dp <= 0.05;
+#: BENCHMARKS.md in git at a753e0c).
 ADJUST_STEPS = 500
 CONSTRAINED_ADJUST_STEPS = 2000
+#: A round retrains at least one epoch of the train split: 500 steps of 64 images are 16
+#: epochs of mnist-5k's 2,000 train images, where the 500 were measured, but 0.6 of an epoch
+#: of fashion-mnist's 50,000, where at tolerance 0 the rounds then fell short of the
+#: reference's val accuracy (BENCHMARKS.md, LeNet-300-100 / fashion-mnist).
+MIN_EPOCHS_PER_ROUND = 1
 #: CompressConfig fields added after runs were already being recorded, with the value that
 #: reproduces what a run recorded without the field did.
 FIELDS_ADDED_LATER: dict[str, Any] = {"racing_z": None}
@@ -133,8 +138,9 @@ class CompressConfig:
         adjust: how a round retrains: ``finetune`` (masks frozen; the default, because it
             reached smaller networks in our measurements, see BENCHMARKS.md) or ``dns``
             (Dynamic Network Surgery: pruned weights keep learning and can be spliced back).
-        adjust_steps: training steps per round (``None``, the default: 500, and 2,000 under
-            fairness constraints, see :data:`CONSTRAINED_ADJUST_STEPS`); ``adjust_lr``
+        adjust_steps: training steps per round (``None``, the default: one epoch of the
+            train split, at least 500, and at least 2,000 under fairness constraints, see
+            :data:`MIN_EPOCHS_PER_ROUND`, :data:`CONSTRAINED_ADJUST_STEPS`); ``adjust_lr``
             their peak learning rate.
         final_steps: fine-tuning steps with frozen masks at the end; ``final_lr`` their
             peak learning rate.
@@ -204,8 +210,8 @@ class CompressConfig:
     adjust_steps: int | None = field(
         default=None,
         metadata=option(
-            f"retraining steps per round (default {ADJUST_STEPS}, "
-            f"{CONSTRAINED_ADJUST_STEPS} under fairness constraints)",
+            f"retraining steps per round (default: one epoch of the train split, at least "
+            f"{ADJUST_STEPS}; at least {CONSTRAINED_ADJUST_STEPS} under fairness constraints)",
             "retraining",
         ),
     )
@@ -364,23 +370,30 @@ class CompressConfig:
         return cls(**values)
 
     def resolved(
-        self, recipe: TrainConfig | dict[str, Any] | None, *, constrained: bool = False
+        self,
+        recipe: TrainConfig | dict[str, Any] | None,
+        *,
+        constrained: bool = False,
+        train_size: int | None = None,
     ) -> CompressConfig:
         """This config with the options left to the run's context (``None``) filled in: the
         batch size and shift from the reference's training ``recipe`` (a
         :class:`~olmp.training.TrainConfig` or its dict, as checkpoints record it), or
-        their fallbacks (batch 64, no shift); the steps per round by whether the run is
-        ``constrained`` (fairness constraints; :data:`CONSTRAINED_ADJUST_STEPS`)."""
+        their fallbacks (batch 64, no shift); the steps per round: one epoch of the
+        ``train_size`` rows retraining draws from (unknown: ``None``), at least 500, or
+        2,000 when the run is ``constrained`` (fairness constraints;
+        :data:`CONSTRAINED_ADJUST_STEPS`)."""
         recipe = _recipe_dict(recipe)
         shift, batch, steps = self.augment_shift, self.batch_size, self.adjust_steps
+        if batch is None:
+            batch = int(recipe.get("batch_size", FALLBACK_BATCH_SIZE))
         if steps is None:
-            steps = CONSTRAINED_ADJUST_STEPS if constrained else ADJUST_STEPS
+            epoch = math.ceil(MIN_EPOCHS_PER_ROUND * (train_size or 0) / batch)
+            steps = max(CONSTRAINED_ADJUST_STEPS if constrained else ADJUST_STEPS, epoch)
         return replace(
             self,
             augment_shift=int(recipe.get("max_shift", 0)) if shift is None else shift,
-            batch_size=int(recipe.get("batch_size", FALLBACK_BATCH_SIZE))
-            if batch is None
-            else batch,
+            batch_size=batch,
             adjust_steps=steps,
         )
 
