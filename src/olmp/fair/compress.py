@@ -14,8 +14,9 @@ at dp <= 0.05 and 500 retraining steps per round): with that requirement (candid
 breaking the constraints on tune scored below any feasible one) 446 / 192 / 926 / 15 / 14x,
 median 192x; without it 1,697 / 1,455 / 518 / 41 / 13x, median 518x, every kept network
 meeting dp <= 0.05 on test either way.
-Retraining runs :data:`~olmp.compression.config.CONSTRAINED_ADJUST_STEPS` steps per round
-by default: the multipliers restart at 0 each round and need them. The run record reports
+Retraining runs at least :data:`~olmp.compression.config.CONSTRAINED_ADJUST_STEPS` steps
+per round by default (one epoch when that is more): the multipliers restart at 0 each round
+and need them. The run record reports
 the constraints on val and test for the reference and the result.
 """
 
