@@ -201,7 +201,9 @@ def main() -> None:
         metavar="SOLVER",
         help="NAME or NAME:OPTION=VALUE[,...], e.g. ncs:r=0.8,epoch=2 beside ncs",
     )
-    parser.add_argument("--baselines", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument(
+        "--baselines", nargs="*", choices=METHODS, default=list(METHODS), help="none: OLMP only"
+    )
     parser.add_argument("--stages", type=int, default=BaselineConfig.stages)
     parser.add_argument("--quick", action="store_true", help="1 seed, OLMP capped at 15 rounds")
     parser.add_argument("--workdir", default="/tmp/olmp-bench")
