@@ -833,6 +833,20 @@ def test_a_round_retrains_at_least_one_epoch_of_the_runs_train_split(reference):
     assert result["config"]["adjust_steps"] == math.ceil(len(splits.train) / 2) == 539
 
 
+def test_a_resume_given_a_config_keeps_what_the_run_took_from_its_context(reference, tmp_path):
+    # A run recorded with other steps per round than its context gives now (fashion-mnist
+    # runs at 500, before a round retrained an epoch), resumed with a config that leaves
+    # them to the context: it goes on with its own instead of being refused.
+    run = tmp_path / "run"
+    first = CompressConfig(**{**FAST, "max_rounds": 1, "final_steps": 0})
+    compress(_model(reference), reference[1], first, run_dir=run)
+    more = dataclasses.replace(first, max_rounds=2, adjust_steps=None)
+    _, result = compress(_model(reference), reference[1], more, run_dir=run, resume=True)
+    assert result["config"]["adjust_steps"] == FAST["adjust_steps"]
+    assert result["rounds"] == 2
+    assert CompressConfig(batch_size=8).continuing(first.resolved(None)).batch_size == 8
+
+
 def test_config_recorded_before_a_field_existed_keeps_the_old_behaviour():
     record = CompressConfig(max_rounds=7, time_limit=60.0).to_dict()
     assert CompressConfig.from_dict(record) == CompressConfig(max_rounds=7, time_limit=60.0)

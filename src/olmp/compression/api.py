@@ -69,13 +69,16 @@ def compress(
             ``split`` in ``"tune"``, ``"val"``, ``"test"`` (higher is better; the
             tolerances are subtracted from it, so a fraction such as 0.95, not 95 %), and
             optionally ``train(model, *, steps, lr, seed, on_step)``. The config's
-            ``batch_size`` and ``augment_shift`` then do not apply.
-        task: any :class:`olmp.task.Task`, for full control (instead of the above).
+            ``batch_size`` and ``augment_shift`` then do not apply, and the default steps
+            per round are 500 (2,000 under constraints): no train split to take an epoch of.
+        task: any :class:`olmp.task.Task`, for full control (instead of the above); as
+            with ``evaluate``, the default steps per round are 500.
         run_dir: folder for the run record, resumable state, pruned checkpoint and plot.
         resume: continue the run in ``run_dir`` with its own config (``config=None``) or
             one that differs only in the budgets (``max_rounds``, ``patience``,
-            ``max_evaluations``, ``time_limit``): an interrupted run, or a finished one
-            given a larger budget (its result files go until it ends again).
+            ``max_evaluations``, ``time_limit``; options left ``None`` take the run's
+            values): an interrupted run, or a finished one given a larger budget (its
+            result files go until it ends again).
         force: start anew in a non-empty ``run_dir``.
         metadata: extra fields for the run record. ``{"model": NAME}`` (a registry name
             or ``package.module:factory``) lets ``olmp export`` and
@@ -148,8 +151,9 @@ def compress(
             f"config sets {' and '.join(unused)}, which olmp's own retraining on splits= uses; "
             "with evaluate= / train= or task= they do not apply (they are recorded as given)"
         )
-    if config is None and resume and run_dir is not None and (Path(run_dir) / STATE_JSON).is_file():
-        config = recorded_config(run_dir)  # the run's own settings
+    if resume and run_dir is not None and (Path(run_dir) / STATE_JSON).is_file():
+        recorded = recorded_config(run_dir)  # the run's own settings
+        config = recorded if config is None else config.continuing(recorded)
     train_size = len(splits.train) if isinstance(splits, DatasetSplits) else None
     config = (config or CompressConfig()).resolved(
         recipe, constrained=bool(constraints), train_size=train_size

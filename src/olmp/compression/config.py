@@ -38,6 +38,9 @@ CONSTRAINED_ADJUST_STEPS = 2000
 #: of fashion-mnist's 50,000, where at tolerance 0 the rounds then fell short of the
 #: reference's val accuracy (BENCHMARKS.md, LeNet-300-100 / fashion-mnist).
 MIN_EPOCHS_PER_ROUND = 1
+#: The fields whose ``None`` leaves them to the run's context (:meth:`CompressConfig.resolved`):
+#: a resume takes them from the run's record, the context as it was reckoned when it started.
+CONTEXT_FIELDS = ("augment_shift", "batch_size", "adjust_steps")
 #: CompressConfig fields added after runs were already being recorded, with the value that
 #: reproduces what a run recorded without the field did.
 FIELDS_ADDED_LATER: dict[str, Any] = {"racing_z": None}
@@ -140,7 +143,8 @@ class CompressConfig:
             (Dynamic Network Surgery: pruned weights keep learning and can be spliced back).
         adjust_steps: training steps per round (``None``, the default: one epoch of the
             train split, at least 500, and at least 2,000 under fairness constraints, see
-            :data:`MIN_EPOCHS_PER_ROUND`, :data:`CONSTRAINED_ADJUST_STEPS`); ``adjust_lr``
+            :data:`MIN_EPOCHS_PER_ROUND`, :data:`CONSTRAINED_ADJUST_STEPS`; 500 / 2,000 when
+            :func:`compress` is given ``task=`` or ``evaluate=``, no train split); ``adjust_lr``
             their peak learning rate.
         final_steps: fine-tuning steps with frozen masks at the end; ``final_lr`` their
             peak learning rate.
@@ -396,6 +400,14 @@ class CompressConfig:
             batch_size=batch,
             adjust_steps=steps,
         )
+
+    def continuing(self, recorded: CompressConfig) -> CompressConfig:
+        """This config for a resume of a run that recorded ``recorded``: the options left to
+        the context (``None``, :data:`CONTEXT_FIELDS`) take the run's values, so that the run
+        goes on as it started even where the context is reckoned otherwise now (a run
+        recorded at 500 steps a round, before rounds retrained at least an epoch)."""
+        kept = {k: getattr(recorded, k) for k in CONTEXT_FIELDS if getattr(self, k) is None}
+        return replace(self, **kept)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON-friendly values."""
