@@ -35,8 +35,8 @@ ADJUST_STEPS = 500
 CONSTRAINED_ADJUST_STEPS = 2000
 #: A round retrains at least one epoch of the train split: 500 steps of 64 images are 16
 #: epochs of mnist-5k's 2,000 train images, where the 500 were measured, but 0.6 of an epoch
-#: of fashion-mnist's 50,000, where at tolerance 0 the rounds then fell short of the
-#: reference's val accuracy (BENCHMARKS.md, LeNet-300-100 / fashion-mnist).
+#: of fashion-mnist's 50,000, where runs then kept less at both tolerances (medians of three
+#: seeds: 12.5x against 17.0x at tolerance 0; BENCHMARKS.md, LeNet-300-100 / fashion-mnist).
 MIN_EPOCHS_PER_ROUND = 1
 #: The fields whose ``None`` leaves them to the run's context (:meth:`CompressConfig.resolved`):
 #: a resume takes them from the run's record, the context as it was reckoned when it started.
