@@ -138,9 +138,10 @@ def olmp_run(
     overrides = {k: v for k, v in (overrides or {}).items() if getattr(defaults, k) != v}
     weights = reference_checkpoint(model, dataset, seed, workdir)
     reference = load_checkpoint_metadata(weights)
-    # What `olmp compress --weights REF --seed S` runs: the reference's recipe and its train
-    # split fill in the training options (the config the run records).
-    _, splits, recipe, _ = load_for_compression(weights)
+    # What `olmp compress --weights REF --seed S` runs: the CLI's own loader gives the model,
+    # splits, recipe and the record's names; the recipe and the train split fill in the
+    # training options (the config the run records).
+    net, splits, recipe, names = load_for_compression(weights)
     config = replace(
         CompressConfig(seed=seed), **{k: v for k, v in overrides.items() if k != "seed"}
     ).resolved(recipe, train_size=len(splits.train))
@@ -156,9 +157,11 @@ def olmp_run(
                 f"{run_dir} holds a run with other settings ({', '.join(changed)}), made "
                 "before the defaults changed; delete it or use another --workdir"
             )
-    # The checkpoint's path, as `olmp compress --weights` takes it: model, splits, recipe and
-    # the record's names come from the file by the CLI's own loader.
-    _, result = compress(weights, config=config, run_dir=run_dir, resume=resume, force=not resume)
+    # What compress(weights) would load again: the run is the same.
+    _, result = compress(
+        net, splits, config, recipe=recipe, metadata=names,
+        run_dir=run_dir, resume=resume, force=not resume,
+    )  # fmt: skip
     return run_dir, result, reference
 
 
