@@ -420,7 +420,7 @@ def test_compress_cli_writes_a_run_and_refuses_to_overwrite(digits_checkpoint, t
 
     before = (run_dir / "result.json").read_bytes()
     assert main(args) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "already holds a compress run" in capsys.readouterr().err
     assert (run_dir / "result.json").read_bytes() == before
     assert main([*args, "--resume"]) == 0  # a finished run just reports again
     assert (run_dir / "result.json").read_bytes() == before

@@ -120,7 +120,7 @@ def test_run_dir_outputs_refusal_and_resume(reference, tmp_path):
     assert (run_dir / "pruned.safetensors").is_file() and (run_dir / "progress.png").is_file()
 
     before = (run_dir / RESULT_JSON).read_bytes()
-    with pytest.raises(OlmpError, match="already exists"):
+    with pytest.raises(OlmpError, match="already holds a compress run"):
         compress(_model(reference), reference[1], config, run_dir=run_dir)
     assert (run_dir / RESULT_JSON).read_bytes() == before
 

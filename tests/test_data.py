@@ -86,7 +86,10 @@ def test_failed_download_gives_the_same_advice(isolated_data, monkeypatch):
     with pytest.raises(OlmpError, match=r"files not found.*downloading them failed") as info:
         load_dataset("mnist", data_dir=isolated_data / "d")
     assert "\n" not in str(info.value)  # one line
-    assert "pass --data-dir (or set OLMP_DATA) to the folder that holds them" in str(info.value)
+    assert (
+        f"--data-dir {isolated_data / 'd'} is not a folder; give the folder that holds them"
+        in str(info.value)
+    )
     assert not (isolated_data / "d").exists()  # no folder left behind
 
 

@@ -298,6 +298,9 @@ def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys, mo
             "--out", str(tmp_path / "w")]  # fmt: skip
     assert main(held) == 2
     assert "learned on dataset 'wine'" in _err_line(capsys) and not (tmp_path / "w").exists()
+    twice = [*held, "--solver-option", f"experience={tmp_path / 't.exp'}"]  # which one?
+    assert main(twice) == 2
+    assert "experience is given twice" in _err_line(capsys) and not (tmp_path / "w").exists()
     assert main([*held, "--force", "--json"]) == 0
     capsys.readouterr()
     # a resume (longer budget) continues with the experience it began with, wherever its

@@ -194,7 +194,7 @@ def test_a_run_without_a_model_name_warns_that_export_will_need_it(digits_refere
         warnings.simplefilter("error")
         with pytest.raises(OlmpError, match="exactly one of"):
             compress(model, splits, config, task=olmp.SplitsTask(splits), run_dir=tmp_path / "b")
-        with pytest.raises(OlmpError, match="already exists"):
+        with pytest.raises(OlmpError, match="already holds a compress run"):
             compress(model, splits, config, run_dir=tmp_path / "run")
 
 

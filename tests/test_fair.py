@@ -156,6 +156,8 @@ def test_bad_input_is_named():
     assert parse_constraint(" DP <= 0.05 ") == ("dp", 0.05)
     with pytest.raises(OlmpError, match=r"unknown fairness constraint 'xx'.*dp"):
         parse_constraint("XX<=0.1")
+    with pytest.raises(OlmpError, match=r"constraint must be a text NAME<=EPSILON.*got a tuple"):
+        parse_constraint(("dp", 0.05))  # a pair, as a Python user might try
     one_group = GroupedSplit(split.x, split.y, {"group": torch.zeros_like(split.y)})
     with pytest.raises(OlmpError, match="the val split has one group group only"):
         fit_fair(_mlp(), split, one_group, split, protected="group")
@@ -295,14 +297,15 @@ def test_a_resume_checks_every_finished_epsilon_before_writing(tmp_path):
         ("--epsilon", "-0.5", "epsilon must be a number in [0, 1], got -0.5"),
         ("--protected", "income", "unknown protected attribute 'income' for german; allowed"),
         ("--dataset", "adultt", "unknown dataset"),
+        ("--protected", None, "--protected is required: whose groups to compare (sex, age)"),
     ],
 )
 def test_the_command_names_bad_values(tmp_path, capsys, option, value, message):
     argv = {"--dataset": "german", "--protected": "sex"}
-    argv[option] = value
+    argv[option] = value  # None: left out
     args = ["fair", "train", "--data-dir", str(FAIRNESS), "--out", str(tmp_path / "o")]
     for key, val in argv.items():
-        args += [key, val]
+        args += [] if val is None else [key, val]
     assert main(args) == 2
     printed = capsys.readouterr().err
     assert message in printed and len(printed.strip().splitlines()) == 1

@@ -34,6 +34,7 @@ from olmp.export import read_export, write_export
 from olmp.files import load_checkpoint, prepare_output_folder, save_checkpoint
 from olmp.models import build_model
 from olmp.reference import evaluate_weights, load_weights
+from olmp.tune import tune
 
 # ---------------------------------------------------------------------------------------
 # Helpers
@@ -377,6 +378,23 @@ def test_an_existing_run_folder_is_refused_in_the_words_of_both_entry_points(
     with pytest.raises(OlmpError, match=r"pass --resume \(resume=True\) .* --force \(force=True\)"):
         compress(model, splits, config, run_dir=run_dir)
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_folder_of_the_users_files_is_not_offered_a_resume(tmp_path, digits_reference):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    model, splits = fresh_model(digits_reference), digits_reference[1]
+    with pytest.raises(
+        OlmpError, match=r"holds files but no compress run \(no state.json\); pass --force"
+    ) as said:
+        compress(model, splits, CompressConfig(max_rounds=1), run_dir=notes)
+    assert "--resume" not in str(said.value)
+    with pytest.raises(
+        OlmpError, match=r"holds files but no search \(no tune.json\); pass --force"
+    ):
+        tune("digits", notes, budget=1)
+    assert [p.name for p in notes.iterdir()] == ["todo.txt"]
 
 
 def test_a_damaged_state_and_round_are_both_named_and_kept(finished_run, digits_reference):

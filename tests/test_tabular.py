@@ -93,6 +93,14 @@ def test_a_file_with_missing_columns_is_refused(tmp_path):
 def test_missing_files_offline_say_where(isolated_data):
     with pytest.raises(OlmpError, match=r"german\.data not found") as info:
         load_tabular("german", data_dir=isolated_data / "none", download=False)
+    typo = f"--data-dir {isolated_data / 'none'} is not a folder; give the folder that holds it"
+    assert typo in str(info.value)
+    (isolated_data / "empty").mkdir()
+    with pytest.raises(OlmpError, match=r"german\.data not found") as info:
+        load_tabular("german", data_dir=isolated_data / "empty", download=False)
+    assert "give --data-dir (or set OLMP_DATA) to the folder that holds it" in str(info.value)
+    with pytest.raises(OlmpError, match=r"german\.data not found") as info:
+        load_tabular("german", download=False)
     assert "pass --data-dir (or set OLMP_DATA) to the folder that holds it" in str(info.value)
 
 
@@ -104,7 +112,9 @@ def test_a_failed_download_says_where_files_can_be_given(isolated_data, monkeypa
     with pytest.raises(OlmpError, match=r"german\.data not found") as info:
         load_tabular("german", data_dir=isolated_data / "none")
     message = str(info.value)
-    assert "pass --data-dir (or set OLMP_DATA)" in message and "no route to host" in message
+    assert (
+        "--data-dir" in message and "is not a folder" in message and "no route to host" in message
+    )
 
 
 def test_unknown_dataset_lists_the_allowed_ones():

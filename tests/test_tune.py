@@ -278,7 +278,9 @@ def test_existing_out_is_not_overwritten(tmp_path, capsys):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     assert cli(tmp_path, "--budget", "1", "--out", str(out)) == 2
-    assert "--resume" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
+    said = capsys.readouterr().err  # nothing to resume there: only --force is offered
+    assert "holds files but no search (no tune.json); pass --force" in said
+    assert "--resume" not in said and (out / "keep.txt").read_text() == "mine"
 
 
 def test_a_search_with_no_complete_trial_exits_1(tmp_path, capsys, monkeypatch):

@@ -201,6 +201,27 @@ def nothing_to_resume(folder: Path, record_name: str) -> OlmpError:
     return OlmpError(f"nothing to resume: {folder / record_name} does not exist{whose}")
 
 
+def folder_in_use(folder: Path, record_name: str, what: str) -> OlmpError:
+    """The error of a run asked, without ``--resume`` or ``--force``, to write into
+    ``folder``, which already holds files: it offers only what the folder allows (a resume
+    needs the command's record ``record_name``; ``--force`` never touches another
+    command's folder)."""
+    if (folder / record_name).is_file():
+        return OlmpError(
+            f"{folder} already holds a {what}; pass --resume (resume=True) to continue it, "
+            "--force (force=True) to start it again, or give another folder"
+        )
+    other = other_commands_record(folder, record_name)
+    if other is not None:
+        return OlmpError(
+            f"{folder} holds {other[0]}, the record of an {other[1]}; give another folder"
+        )
+    return OlmpError(
+        f"{folder} already holds files but no {what} (no {record_name}); pass --force "
+        f"(force=True) to start one there beside them, or give another folder"
+    )
+
+
 def refuse_foreign_files(folder: Path, names: Sequence[str], record_name: str, what: str) -> None:
     """Raise when ``folder`` holds another olmp command's record (:data:`COMMAND_RECORDS`),
     or files of the names a command writes (``names``, names or glob patterns) but not its
@@ -287,10 +308,7 @@ def prepare_output_folder(
         return old
     if out.exists() and any(out.iterdir()):
         if not force:
-            raise OlmpError(
-                f"{out} already holds files; pass --resume (resume=True) to continue the {what} "
-                "there, --force (force=True) to start it again, or another folder"
-            )
+            raise folder_in_use(out, record_name, what)
         refuse_foreign_files(out, our_files, record_name, what)
         if record.exists():  # a folder of ours: what a killed write left goes too
             remove_interrupted_writes(out)

@@ -388,7 +388,7 @@ def run_attack(
         raise OlmpError(
             f"cannot resume {folder}: its records attack image {index} towards class {target}, "
             "a pair this olmp does not draw for its settings (it began under another version); "
-            "start it anew with --force"
+            "start it anew with --force (force=True)"
         )
     sink = open(folder / RECORDS, "a") if folder is not None else None  # noqa: SIM115
     with contextlib.ExitStack() as stack:

@@ -96,6 +96,9 @@ def _train(args: argparse.Namespace) -> int:
                 shown = setting_difference(f"--{name}", recorded[name], typed, typed, {})
                 raise other_settings(args.out, "run", shown)
         fill_defaults(args, recorded)
+    if args.protected is None and args.dataset in TABULAR_DATASETS:  # say what it may be
+        allowed = ", ".join(TABULAR_DATASETS[args.dataset].protected)
+        raise OlmpError(f"--protected is required: whose groups to compare ({allowed})")
     require_options(args, "dataset", "protected")
     fill_defaults(args, DEFAULTS)
     for name in args.constraint:

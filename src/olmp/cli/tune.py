@@ -119,6 +119,11 @@ def _tune(args: argparse.Namespace) -> int:
     if args.experience is not None:
         if args.solver != "expsracos":
             raise OlmpError(f"--experience is for --solver expsracos, not {args.solver}")
+        if options and "experience" in options:
+            raise OlmpError(
+                "the experience is given twice (--experience and --solver-option "
+                "experience=); give it once"
+            )
         options = {**(options or {}), "experience": args.experience}
     display, step = _progress(args.budget)
     with display:

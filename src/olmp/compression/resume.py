@@ -41,7 +41,7 @@ def refuse_other_settings(run_dir: Path, recorded: CompressConfig, given: dict[s
         raise OlmpError(
             f"cannot resume {run_dir}: its config differs from this one in {listed}; resume "
             "with the same options (a resume may change only the budgets) or start anew "
-            "with --force"
+            "with --force (force=True)"
         )
 
 
@@ -66,13 +66,14 @@ def check_resumable(
         raise OlmpError(
             f"cannot resume {run_dir}: it started from {started}, and the weights given now "
             f"({given}) are different; resume with the weights it started from, or start "
-            "anew with --force"
+            "anew with --force (force=True)"
         )
     started_as, given_as = record.get("metadata", {}).get("model"), metadata.get("model")
     if None not in (started_as, given_as) and started_as != given_as:  # its record's model
         raise OlmpError(
             f"cannot resume {run_dir}: it records model {started_as!r}, and the model named "
-            f"now is {given_as!r}; resume with the same model name, or start anew with --force"
+            f"now is {given_as!r}; resume with the same model name, or start anew with --force "
+            "(force=True)"
         )
     # Runs from before the task was recorded are not checked for it.
     saved_task = record.get("task", task)
@@ -84,7 +85,7 @@ def check_resumable(
         now = ", ".join(f"{k} {task.get(k)!r}" for k in diff)
         raise OlmpError(
             f"cannot resume {run_dir}: it ran with {then}, and this run has {now}; resume "
-            "with the same options or start anew with --force"
+            "with the same options or start anew with --force (force=True)"
         )
     state = record["state"]
     used = {"max_rounds": state.get("round", 0), "max_evaluations": state.get("evaluations", 0)}

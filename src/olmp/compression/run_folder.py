@@ -27,6 +27,7 @@ from olmp.compression.config import CompressConfig, RunState
 from olmp.errors import OlmpError, is_integer, warn_user
 from olmp.files import (
     check_writable,
+    folder_in_use,
     load_checkpoint,
     load_checkpoint_metadata,
     nothing_to_resume,
@@ -257,7 +258,7 @@ class RunFolder:
         if record is None:
             raise OlmpError(
                 f"cannot resume: {'; '.join(map(str, problems))}; no intact round to resume "
-                "from. Start the run anew with --force"
+                "from. Start the run anew with --force (force=True)"
             ) from None
         return record, problems
 
@@ -298,11 +299,7 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> bool:
             raise nothing_to_resume(run_dir, STATE_JSON)
         return True
     if exists and not force:
-        raise OlmpError(
-            f"{run_dir} already exists and is not empty; pass --resume (resume=True) to "
-            "continue the run there or --force (force=True) to start it anew (its olmp files "
-            "are replaced)"
-        )
+        raise folder_in_use(run_dir, STATE_JSON, "compress run")
     if exists:  # state.json is saved from the first round on, before any of these
         refuse_foreign_files(
             run_dir, (RESULT_JSON, PRUNED_CHECKPOINT, PLOT_PNG), STATE_JSON, "compress run"

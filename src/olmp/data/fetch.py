@@ -36,9 +36,13 @@ def search_roots(data_dir: Path | None, system_roots: Iterable[Path] = ()) -> li
     return roots
 
 
-def data_dir_hint(what: str) -> str:
-    """How to point olmp at local copies of ``what``: the advice of every "not found"."""
-    return f"pass --data-dir (or set OLMP_DATA) to the folder that holds {what}"
+def data_dir_hint(what: str, data_dir: Path | None = None) -> str:
+    """How to point olmp at local copies of ``what``: the advice of every "not found",
+    which names a ``data_dir`` given that is no folder (a typo, most likely)."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        return f"--data-dir {data_dir} is not a folder; give the folder that holds {what}"
+    given = "give --data-dir" if data_dir is not None else "pass --data-dir"
+    return f"{given} (or set OLMP_DATA) to the folder that holds {what}"
 
 
 def md5_of(path: Path) -> str:

@@ -110,7 +110,7 @@ def load_idx_dataset(name: str, data_dir: Path | None, allow_download: bool) -> 
         needed = ", ".join(FILE_NAMES[key] + "[.gz]" for key in FILE_KEYS)
         hint = (
             f"{name} files not found. Put {needed} in one of: {where}, or "
-            f"{fetch.data_dir_hint('them')}"
+            f"{fetch.data_dir_hint('them', data_dir)}"
         )
         if not allow_download:
             raise OlmpError(hint)

@@ -392,12 +392,13 @@ def find_files(spec: TabularSpec, data_dir: Path | None, download: bool) -> list
             hint = f"{spec.name}: {source.name} not found in {where}"
             if not download or not source.urls:
                 how = "" if source.urls else " (it has no download: see the dataset's docs)"
-                raise OlmpError(f"{hint}; {data_dir_hint('it')}{how}")
+                raise OlmpError(f"{hint}; {data_dir_hint('it', data_dir)}{how}")
             try:
                 found = _download(source, roots[0] / spec.name)
             except OlmpError as exc:
                 raise OlmpError(
-                    f"{hint}; {data_dir_hint('it')}; downloading it failed (no network?): {exc}"
+                    f"{hint}; {data_dir_hint('it', data_dir)}; downloading it failed "
+                    f"(no network?): {exc}"
                 ) from None
         actual = md5_of(found)
         if actual != source.md5:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from olmp.data.registry import DatasetSplits
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, check_type
 from olmp.fair.metrics import check_epsilon, fairness_report, get_constraint, violation
 from olmp.fair.train import (
     FairSettings,
@@ -49,6 +49,7 @@ _CONSTRAINT = re.compile(r"^\s*([a-z]+)\s*<=\s*([0-9.eE+-]+)\s*$")
 def parse_constraint(text: str) -> tuple[str, float]:
     """``"dp<=0.05"`` (or ``"DP<=0.05"``) -> ``("dp", 0.05)``, or an error naming what is
     allowed."""
+    check_type("a fairness constraint", text, str, 'a text NAME<=EPSILON such as "dp<=0.05"')
     match = _CONSTRAINT.match(text.lower())
     if match is None:
         raise OlmpError(f"a fairness constraint is NAME<=EPSILON (e.g. dp<=0.05), got {text!r}")

@@ -243,7 +243,7 @@ def _finished_summary(folder: Path, epsilon: float) -> dict[str, Any]:
         detail = f"no {error}" if isinstance(error, KeyError) else error
         raise OlmpError(
             f"{path} is damaged ({detail}); it is left as it is: delete its folder to train "
-            "that epsilon again, or start anew with --force"
+            "that epsilon again, or start anew with --force (force=True)"
         ) from None
     return summary
 
