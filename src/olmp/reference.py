@@ -159,7 +159,7 @@ def load_weights(
             f"{weights} records no model or dataset; pass them (model=, dataset=; "
             "--model, --dataset)"
         )
-    _warn_other_data(str(weights), metadata, dataset, split_seed)
+    asked_seed = split_seed
     if split_seed is None:
         split_seed = int(metadata.get("split_seed", 0))
     splits = load_dataset(dataset, seed=split_seed, data_dir=data_dir)
@@ -177,6 +177,8 @@ def load_weights(
             f"the weights in {weights}, which were made on {made_on!r}: {error}"
         ) from None
     net.load_state_dict(state_dict)
+    # Warned only once the weights fit: a refusal is one line, with nothing before it.
+    _warn_other_data(str(weights), metadata, dataset, asked_seed)
     # In eval mode, as olmp.load_compressed gives it: a model with dropout would otherwise
     # answer one input differently at each call.
     return net.to(pick_device(device)).eval(), splits, metadata
