@@ -369,6 +369,23 @@ def test_a_damaged_round_resumes_from_the_round_before(finished_run, digits_refe
     assert damaged.with_name(damaged.name + ".damaged-2").read_bytes() == cut
 
 
+def test_a_round_with_a_changed_byte_is_set_aside_without_contrary_advice(
+    finished_run, digits_reference
+):
+    run_dir, config, result = finished_run
+    damaged = snapshot_path(run_dir, 2)
+    raw = damaged.read_bytes()
+    header = json.loads(raw[8 : 8 + struct.unpack("<Q", raw[:8])[0]])
+    name = next(k for k in header if k != "__metadata__")
+    _flip(damaged, [_tensor_bytes(damaged, name)[0]])  # a readable file, another content
+    with pytest.warns(UserWarning) as caught:
+        resumed = _resume(run_dir, config, digits_reference)
+    [said] = [str(w.message) for w in caught if "damaged" in str(w.message)]
+    assert f"{damaged} is damaged: its content does not match the hash" in said
+    assert "from round 1" in said and "use an intact copy" not in said  # it goes on
+    assert resumed["compression_ratio"] == result["compression_ratio"]
+
+
 def test_an_existing_run_folder_is_refused_in_the_words_of_both_entry_points(
     finished_run, digits_reference
 ):

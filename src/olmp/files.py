@@ -401,6 +401,11 @@ def load_checkpoint_metadata(
     return record
 
 
+#: The advice that ends the error of a checkpoint whose content fails its hash (a resume,
+#: which sets such a file aside, drops it).
+USE_AN_INTACT_COPY = "; use an intact copy"
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], what: str = "weights file"
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -423,6 +428,6 @@ def load_checkpoint(
     if recorded is not None and recorded != content_hash(tensors, record):
         raise OlmpError(
             f"{path} is damaged: its content does not match the hash recorded when it was "
-            "written (a changed or corrupted byte); use an intact copy"
+            f"written (a changed or corrupted byte){USE_AN_INTACT_COPY}"
         )
     return tensors, record

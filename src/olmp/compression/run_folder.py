@@ -26,6 +26,7 @@ from torch import nn
 from olmp.compression.config import CompressConfig, RunState
 from olmp.errors import OlmpError, is_integer, warn_user
 from olmp.files import (
+    USE_AN_INTACT_COPY,
     check_writable,
     folder_in_use,
     load_checkpoint,
@@ -53,6 +54,13 @@ class DamagedRunFile(OlmpError):
     def __init__(self, message: str, path: Path | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+    @classmethod
+    def of(cls, error: OlmpError, path: Path) -> DamagedRunFile:
+        """``error`` from reading ``path``, without its advice to use an intact copy: a
+        resume sets the file aside and goes on from the rounds before it (or says there
+        are none)."""
+        return cls(str(error).removesuffix(USE_AN_INTACT_COPY), path)
 
 
 def read_state_record(path: Path) -> dict[str, Any]:
@@ -199,7 +207,7 @@ class RunFolder:
             try:
                 saved = load_checkpoint_metadata(snapshot, "round snapshot").get("run_state")
             except OlmpError as exc:
-                raise DamagedRunFile(str(exc), snapshot) from None
+                raise DamagedRunFile.of(exc, snapshot) from None
             differs = _first_difference(record, saved, skipped)
             if differs is not None:
                 raise DamagedRunFile(
@@ -225,7 +233,7 @@ class RunFolder:
             try:
                 snapshots[r], _ = load_checkpoint(self.snapshot(r), "round snapshot")
             except OlmpError as exc:
-                raise DamagedRunFile(str(exc), self.snapshot(r)) from None
+                raise DamagedRunFile.of(exc, self.snapshot(r)) from None
         return snapshots
 
     def read_final(self) -> dict[str, torch.Tensor] | None:
@@ -235,7 +243,7 @@ class RunFolder:
         try:
             return load_checkpoint(self.snapshot("final"), "final snapshot")[0]
         except OlmpError as exc:
-            raise DamagedRunFile(str(exc), self.snapshot("final")) from None
+            raise DamagedRunFile.of(exc, self.snapshot("final")) from None
 
     def last_intact_state(
         self, damaged: DamagedRunFile
@@ -253,7 +261,7 @@ class RunFolder:
                 record = check_state_record(meta.get("run_state"), self.snapshot(r))
             except OlmpError as exc:
                 if self.snapshot(r) != damaged.path:
-                    problems.append(DamagedRunFile(str(exc), self.snapshot(r)))
+                    problems.append(DamagedRunFile.of(exc, self.snapshot(r)))
                 break
         if record is None:
             raise OlmpError(
