@@ -15,7 +15,13 @@ from safetensors import safe_open
 
 from olmp.cli import main
 from olmp.dfo import Categorical, Integer, Problem, Real, Space, Study, directional
-from olmp.dfo.directional import DirectionalModel, Reliability, pairs, train_directional_model
+from olmp.dfo.directional import (
+    DirectionalModel,
+    Reliability,
+    pairs,
+    space_difference,
+    train_directional_model,
+)
 from olmp.dfo.solvers import SOLVERS, make_solver
 from olmp.errors import OlmpError
 from olmp.experience import build_experience
@@ -143,8 +149,14 @@ def test_a_version_1_file_loads_and_a_newer_one_is_refused(tmp_path):
 
 def test_another_space_is_named():
     other = Space([Real("a", 0.0, 1.0), Real("b", 0.0, 2.0), Real("d", 0.0, 1.0)])
-    with pytest.raises(OlmpError, match=r"only in the experience's: c; .*: d; .*ranges.*: b"):
+    with pytest.raises(OlmpError, match=r"only in the experience's: c; .*: d; .*otherwise: b \("):
         _planted_model().check_space(other)
+    # each variable with what differs in it: a condition is not a range
+    a = Space([Categorical("n", [1, 2]), Real("x", 0.0, 1.0, when={"n": (2,)})])
+    b = Space([Categorical("n", [1, 2]), Real("x", 0.0, 1.0)])
+    assert space_difference(a, b) == "variables set up otherwise: x (when)"
+    c = Space([Categorical("n", [1, 2, 3]), Real("x", 0.0, 1.0, when={"n": (2,)})])
+    assert space_difference(a, c) == "variables set up otherwise: n (choices)"
 
 
 # -- expsracos ---------------------------------------------------------------------------------

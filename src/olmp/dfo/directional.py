@@ -293,7 +293,12 @@ def space_difference(
     if only := [n for n in vb if n not in va]:
         parts.append(f"only in {names[1]}: {', '.join(only)}")
     if changed := [n for n in va if n in vb and va[n] != vb[n]]:
-        parts.append(f"different ranges or choices: {', '.join(changed)}")
+        # Each with the fields that differ: a range, the choices, a condition (when), ...
+        listed = ", ".join(
+            f"{n} ({', '.join(k for k in va[n] | vb[n] if va[n].get(k) != vb[n].get(k))})"
+            for n in changed
+        )
+        parts.append(f"variables set up otherwise: {listed}")
     if not parts:
         parts.append("the same variables in another order")
     return "; ".join(parts)
