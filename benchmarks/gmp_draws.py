@@ -14,7 +14,8 @@ holds.
 `--stage-steps` is the per-stage budget `compress.py` gave (its cache file names it:
 `...-20x475.json` is 20 stages of 475 steps). Writes one record per target,
 `benchmarks/results/gmp_draws_<model>_<dataset>_seed-<S>_<R>x.json` (draws already there are
-kept, so a stopped run goes on and targets can run in parallel processes).
+kept, and those of the same reference and budget reused, so a stopped run goes on and
+targets can run in parallel processes).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import statistics
 from _common import RESULTS, baseline_config, machine, reference_checkpoint
 
 from olmp.baselines import prune_baseline
-from olmp.files import write_json_atomic
+from olmp.files import content_hash, write_json_atomic
 from olmp.reference import load_weights
 
 
@@ -58,9 +59,19 @@ def run_draws(args: argparse.Namespace, ratio: float, weights, path) -> list[dic
     """Draws 0 .. ``args.draws - 1`` of one target, kept in the record at ``path``."""
     record = json.loads(path.read_text()) if path.exists() else {"machines": [], "draws": []}
     record["machines"].append(machine())
-    done = {(d["method"], d["draw"]) for d in record["draws"]}
+    model, _, _ = load_weights(weights)
+    reference = content_hash(model.state_dict(), {})  # another machine trains another one
+    # A draw is reused only for the same reference and budget (older draws name neither).
+    same = [
+        d
+        for d in record["draws"]
+        if d["method"] == args.method
+        and d.get("reference") == reference
+        and d["stage_steps"] == args.stage_steps
+    ]
+    done = {d["draw"] for d in same}
     for draw in range(args.draws):
-        if (args.method, draw) in done:
+        if draw in done:
             continue
         config = baseline_config(
             *args.setting.split("/"),
@@ -80,14 +91,16 @@ def run_draws(args: argparse.Namespace, ratio: float, weights, path) -> list[dic
                 "draw": draw,
                 "baseline_seed": config.seed,
                 "stage_steps": args.stage_steps,
+                "reference": reference,
                 "val_accuracy": entry["val_accuracy"],
                 "reference_val_accuracy": result["reference_val_accuracy"],
                 "holds": entry["feasible"],
             }
         )
         write_json_atomic(path, record)
-        print(json.dumps(record["draws"][-1]), flush=True)
-    return [d for d in record["draws"] if d["method"] == args.method]
+        same.append(record["draws"][-1])
+        print(json.dumps(same[-1]), flush=True)
+    return same
 
 
 if __name__ == "__main__":
