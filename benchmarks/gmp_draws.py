@@ -21,6 +21,7 @@ targets can run in parallel processes).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 
@@ -59,8 +60,8 @@ def run_draws(args: argparse.Namespace, ratio: float, weights, path) -> list[dic
     """Draws 0 .. ``args.draws - 1`` of one target, kept in the record at ``path``."""
     record = json.loads(path.read_text()) if path.exists() else {"machines": [], "draws": []}
     record["machines"].append(machine())
-    model, _, _ = load_weights(weights)
-    reference = content_hash(model.state_dict(), {})  # another machine trains another one
+    reference_model, splits, _ = load_weights(weights)  # once: each draw prunes a copy
+    reference = content_hash(reference_model.state_dict(), {})  # another machine trains another one
     # A draw is reused only for the same reference and budget (older draws name neither).
     same = [
         d
@@ -81,8 +82,7 @@ def run_draws(args: argparse.Namespace, ratio: float, weights, path) -> list[dic
             gmp_ratios=(ratio,),
             seed=args.seed + 1000 * draw,
         )
-        model, splits, _ = load_weights(weights)
-        _, result = prune_baseline(model, splits, config)
+        _, result = prune_baseline(copy.deepcopy(reference_model), splits, config)
         entry = result["history"][0]
         record["draws"].append(
             {
