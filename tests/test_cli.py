@@ -680,6 +680,19 @@ def test_a_reader_that_goes_away_is_no_error():
     assert "error" not in err and "Traceback" not in err
 
 
+def test_every_error_names_the_command_as_argparse_does(tmp_path, capsys):
+    """A bad value found by the command and an option argparse does not know: both lines
+    start with the command's name, so one pattern finds either in a log."""
+    args = ["compress", "--weights", str(tmp_path / "missing.safetensors"), "--out", "r"]
+    assert main(args) == 2
+    ours = capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--no-such-option"])
+    argparse_said = capsys.readouterr().err
+    assert ours.startswith("olmp compress: error: ") and "missing.safetensors" in ours, ours
+    assert argparse_said.startswith("olmp compress: error: unrecognized"), argparse_said
+
+
 def test_a_negative_infinity_is_a_value_not_an_option(digits_checkpoint, tmp_path, capsys):
     args = ["compress", "--weights", str(digits_checkpoint), "--out", str(tmp_path / "r")]
     with pytest.raises(SystemExit) as stop:

@@ -270,7 +270,8 @@ def ensemble_runs(tmp_path_factory):
 
 def _err_line(capsys):
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and err.startswith("olmp: error:"), err
+    prefixes = ("olmp experience build: error:", "olmp tune: error:")
+    assert err.count("\n") == 0 and err.startswith(prefixes), err
     return err
 
 

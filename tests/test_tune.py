@@ -289,7 +289,7 @@ def test_a_search_with_no_complete_trial_exits_1(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(TuneObjective, "__call__", fail)
     out = tmp_path / "o"
-    said = f"olmp: error: no trial of 2 completed; see {out / 'trials.json'}"
+    said = f"olmp tune: error: no trial of 2 completed; see {out / 'trials.json'}"
     assert cli(tmp_path, "--budget", "2", "--out", str(out)) == 1
     captured = capsys.readouterr()
     assert said in " ".join(captured.err.split()) and said not in captured.out

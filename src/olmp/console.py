@@ -159,9 +159,10 @@ def show_warning(
     console.print(f"[yellow]olmp: warning:[/] {escape(str(message))}", highlight=False)
 
 
-def show_error(message: str) -> None:
-    """Print ``message`` as one ``olmp: error:`` line (bad input, or a command that failed)."""
-    console.print(f"[red]olmp: error:[/] {escape(message)}", highlight=False)
+def show_error(message: str, prog: str = "olmp") -> None:
+    """Print ``message`` as one ``PROG: error:`` line (bad input, or a command that failed);
+    ``prog`` is the command's (``olmp compress``), as argparse names it in its own errors."""
+    console.print(f"[red]{escape(prog)}: error:[/] {escape(message)}", highlight=False)
 
 
 def install_warning_printer() -> None:

@@ -55,14 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except OlmpError as exc:
-        show_error(str(exc))
+        show_error(str(exc), args.command_parser.prog)
         return 2
     except BrokenPipeError:  # the reader of stdout went away (olmp report --json | head)
         # Python would complain again when it flushes stdout at exit: point it at nothing.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as exc:  # the disk or the system, not the input: one line all the same
-        show_error(str(exc))
+        show_error(str(exc), args.command_parser.prog)
         return 1
     except KeyboardInterrupt as stop:
         hint = ""

@@ -158,7 +158,10 @@ def _tune(args: argparse.Namespace) -> int:
     # said on stderr as other failures are (stdout keeps the summary for --json).
     status = 1 if summary["best_val_accuracy"] is None else 0
     if status:
-        show_error(f"no trial of {summary['trials']} completed; see {summary['trials_file']}")
+        show_error(
+            f"no trial of {summary['trials']} completed; see {summary['trials_file']}",
+            args.command_parser.prog,
+        )
     if args.json:
         print(json.dumps(summary))
     if args.json or status:
