@@ -28,7 +28,11 @@ Each target's network is scored on val and test; the selection rule is OLMP's, o
 (the largest target whose val accuracy is >= the reference's minus the tolerance), applied at
 each ``--tolerances`` value to the same runs. Test is read for the report only.
 Writes a markdown table (stdout) and benchmarks/results/compress_nni_<setting>.json; each
-(method, seed) run is kept in ``W`` and reused.
+target's run is kept in ``W`` and reused (a stopped run goes on).
+
+``--ratios 10 20`` runs only those targets (where each costs hours, the ones that decide a
+verdict): the selection then picks among them, and the record is named for them
+(``compress_nni_<setting>_10-20x.json``), so it never replaces the whole protocol's.
 """
 
 from __future__ import annotations
@@ -116,13 +120,16 @@ def run_target(method: str, model, names: list[str], task, ratio: float, budget:
     return masks
 
 
-def run_method(method: str, setting: str, seed: int, workdir: Path) -> dict:
+def run_method(method: str, setting: str, seed: int, workdir: Path, ratios: list[float]) -> dict:
     model_name, dataset = setting.split("/")
     _, olmp_result, _ = olmp_run(model_name, dataset, seed, workdir)
     budget = retrain_steps(olmp_result)
-    cache = workdir / f"nni-{model_name}-{dataset}-{method}-seed-{seed}-{budget}.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
+    stem = f"nni-{model_name}-{dataset}-{method}-seed-{seed}-{budget}"
+    # Runs of every target written as one file (before targets were kept one by one).
+    whole = workdir / f"{stem}.json"
+    done = {}
+    if whole.exists():
+        done = {t["target_ratio"]: t for t in json.loads(whole.read_text())["targets"]}
     weights = reference_checkpoint(model_name, dataset, seed, workdir)
     model, splits, _ = load_weights(weights)
     recipe = default_recipe(model_name, dataset)
@@ -136,23 +143,26 @@ def run_method(method: str, setting: str, seed: int, workdir: Path) -> dict:
         **{f"reference_{s}_accuracy": task.score(model, s) for s in ("val", "test")},
         "targets": [],
     }
-    for ratio in sorted(BaselineConfig.gmp_ratios):
-        started = time.perf_counter()
-        model.load_state_dict(reference_state)
-        masks = run_target(method, model, names, task, ratio, budget, seed * 100_003 + ratio)
-        total = sum(m.numel() for m in masks.values())
-        kept = sum(int(m.sum()) for m in masks.values())
-        record["targets"].append(
-            {
+    for ratio in sorted(ratios):
+        cache = workdir / f"{stem}-{ratio:g}x.json"
+        if ratio not in done and cache.exists():
+            done[ratio] = json.loads(cache.read_text())
+        if ratio not in done:
+            started = time.perf_counter()
+            model.load_state_dict(reference_state)
+            masks = run_target(method, model, names, task, ratio, budget, seed * 100_003 + ratio)
+            total = sum(m.numel() for m in masks.values())
+            kept = sum(int(m.sum()) for m in masks.values())
+            done[ratio] = {
                 "target_ratio": ratio,
                 "compression_ratio": total / max(kept, 1),
                 "val_accuracy": task.score(model, "val"),
                 "test_accuracy": task.score(model, "test"),
                 "wall_time_s": round(time.perf_counter() - started, 1),
             }
-        )
-        print(json.dumps({"method": method, "seed": seed} | record["targets"][-1]), flush=True)
-    write_json_atomic(cache, record)
+            write_json_atomic(cache, done[ratio])
+            print(json.dumps({"method": method, "seed": seed} | done[ratio]), flush=True)
+        record["targets"].append(done[ratio])
     return record
 
 
@@ -177,14 +187,19 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--tolerances", type=float, nargs="+", default=[0.0, 0.005])
     parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--ratios", type=int, nargs="+", default=sorted(BaselineConfig.gmp_ratios))
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     info = machine()
     records = [
-        run_method(m, args.setting, s, args.workdir) for m in args.methods for s in args.seeds
+        run_method(m, args.setting, s, args.workdir, args.ratios)
+        for m in args.methods
+        for s in args.seeds
     ]
     rows = []
     print(f"\n`{info['command']}` — {info['date']}, commit {info['commit']}\n")
+    if sorted(args.ratios) != sorted(BaselineConfig.gmp_ratios):
+        print(f"Targets run: {', '.join(f'{r:g}x' for r in args.ratios)} (1.0x: none held)\n")
     print("| method | tolerance | " + " | ".join(f"seed {s}" for s in args.seeds) + " | median |")
     print("|---|---|" + "---|" * (len(args.seeds) + 1))
     for method in args.methods:
@@ -196,8 +211,10 @@ def main() -> None:
             ]
             median = statistics.median(p["compression_ratio"] for p in picks)
             print(f"| nni-{method} | {tolerance:g} | " + " | ".join(cells) + f" | {median:.1f}× |")
-    out = RESULTS / f"compress_nni_{args.setting.replace('/', '_')}.json"
-    write_json_atomic(out, {"machine": info, "rows": rows, "runs": records})
+    name = f"compress_nni_{args.setting.replace('/', '_')}"
+    if sorted(args.ratios) != sorted(BaselineConfig.gmp_ratios):
+        name += "_" + "-".join(f"{r:g}" for r in sorted(args.ratios)) + "x"
+    write_json_atomic(RESULTS / f"{name}.json", {"machine": info, "rows": rows, "runs": records})
 
 
 if __name__ == "__main__":
