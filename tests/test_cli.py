@@ -190,6 +190,21 @@ def test_force_overwrites(tmp_path):
     assert load_checkpoint(out)[1]["recipe"]["epochs"] == 1
 
 
+@pytest.mark.parametrize("record", ["state.json", "tune.json", "fair.json", "config.json"])
+def test_force_replaces_no_file_in_another_commands_run_folder(tmp_path, capsys, record):
+    """A compress run's pruned.safetensors replaced by `olmp train --force` broke the run
+    (its export refused the replaced file): a single-file command leaves run folders be."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / record).write_text("{}")
+    (run / "pruned.safetensors").write_text("the run's")
+    args = ["train", "--model", "lenet-300-100", "--dataset", "digits", "--epochs", "1"]
+    assert main([*args, "--out", str(run / "pruned.safetensors"), "--force"]) == 2
+    assert f"(it holds {record})" in capsys.readouterr().err
+    assert (run / "pruned.safetensors").read_text() == "the run's"
+    assert main([*args, "--out", str(run / "mine.safetensors")]) == 0  # a new file: allowed
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

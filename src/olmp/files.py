@@ -122,11 +122,23 @@ def refuse_resume_and_force(resume: bool, force: bool) -> None:
 
 def refuse_to_overwrite(path: str | os.PathLike[str], force: bool) -> None:
     """Raise unless ``path`` is free or the user passed ``force``; a folder is never
-    overwritten (a file cannot replace it)."""
-    if Path(path).is_dir():
+    overwritten (a file cannot replace it), nor, even with ``force``, a file in a command's
+    run folder: the run reads its own files again (``olmp export`` of a compress run whose
+    ``pruned.safetensors`` another command replaced fails), and ``--force`` replaces only
+    what the command itself writes."""
+    path = Path(path)
+    if path.is_dir():
         raise OlmpError(f"{path} is a folder; give the path of a file to write")
-    if Path(path).exists() and not force:
+    if not path.exists():
+        return
+    if not force:
         raise OlmpError(f"{path} already exists; pass --force (force=True) to overwrite it")
+    for record, whose in COMMAND_RECORDS.values():
+        if (path.parent / record).is_file():
+            raise OlmpError(
+                f"{path} is in an {whose}'s folder (it holds {record}), whose files --force "
+                "does not replace; give another path"
+            )
 
 
 def check_output_files(
