@@ -413,12 +413,12 @@ def test_a_resume_tells_the_weights_by_their_content_not_their_path(reference, t
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--eps", "0"], "eps must be in (0, 1]"),
-        (["--eps", "1.5"], "eps must be in (0, 1]"),
-        (["--budget", "0"], "budget must be an integer of at least 1"),
+        (["--eps", "0"], "--eps must be in (0, 1]"),
+        (["--eps", "1.5"], "--eps must be in (0, 1]"),
+        (["--budget", "0"], "--budget must be an integer of at least 1"),
         (["--method", "fgsm"], "unknown attack method 'fgsm'"),
         (["--solver", "nope"], "unknown solver 'nope'"),
-        (["--targets", "10"], "target must be a class in 0..9, got 10"),
+        (["--targets", "10"], "--targets must be a class in 0..9, got 10"),
         (["--option", "speed=2"], "unknown option 'speed'"),
         (["--option", "order=spiral"], "option order must be one of 'variance', 'random'"),
         (["--method", "square", "--option", "p_init=abc"], "p_init must be a number in (0, 1]"),

@@ -68,6 +68,15 @@ def test_train_that_diverges_says_so_and_writes_nothing(tmp_path, capsys):
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
+def test_a_bad_value_found_past_the_parser_is_named_as_typed(tmp_path, capsys):
+    """The check is the Python function's (TrainConfig's lr): the line names --lr."""
+    out = tmp_path / "ref.safetensors"
+    argv = ["train", "--model", "lenet-300-100", "--dataset", "digits", "--out", str(out)]
+    assert main([*argv, "--lr", "-1"]) == 2
+    assert capsys.readouterr().err.startswith("olmp train: error: --lr (learning rate) must be")
+    assert not out.exists()
+
+
 def test_train_names_a_model_the_data_does_not_fit_before_training(tmp_path, capsys):
     out = tmp_path / "ref.safetensors"
     # custom_models:fixed_digits_mlp takes 8x8 digits; mnist-5k's images are 28x28.

@@ -60,7 +60,7 @@ def is_number(value: object) -> bool:
 def check_count(value: object, name: str, least: int = 1) -> int:
     """``value`` as a Python int if it is an integer >= ``least``, else an error naming it."""
     if not is_integer(value) or value < least:  # type: ignore[operator]
-        raise OlmpError(f"{name} must be an integer >= {least}, got {value!r}")
+        raise OptionError(name, f"must be an integer >= {least}, got {value!r}")
     return int(value)  # type: ignore[call-overload]
 
 

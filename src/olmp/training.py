@@ -18,7 +18,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from olmp.data.registry import Split
-from olmp.errors import OlmpError, check_count, check_type, is_number
+from olmp.errors import OlmpError, OptionError, check_count, check_type, is_number
 
 StepHook = Callable[[nn.Module, int], None]
 """Called as ``hook(model, step)`` after every optimiser step (used to re-apply masks)."""
@@ -72,7 +72,7 @@ class TrainConfig:
                 raise OlmpError(f"{field} must be a number, got {value!r}")
             object.__setattr__(self, field, float(value))  # numpy's too: the recipe is JSON
         if not self.lr > 0:
-            raise OlmpError(f"lr (learning rate) must be positive, got {self.lr}")
+            raise OptionError("lr", f"(learning rate) must be positive, got {self.lr}")
         if not 0 <= self.momentum < 1 or not self.weight_decay >= 0:
             raise OlmpError(
                 f"momentum must lie in [0, 1) and weight_decay be at least 0; got "

@@ -39,6 +39,7 @@ from olmp.data.registry import DATASETS, get_spec
 from olmp.dfo.solvers import SOLVERS
 from olmp.errors import (
     OlmpError,
+    OptionError,
     check_count,
     check_seed,
     check_type,
@@ -76,9 +77,9 @@ def check_settings(
     if backend is not None and not backend.available():
         backend.import_backend()  # an optional extra: the error names it, before any file
     if not (isinstance(eps, int | float) and math.isfinite(eps) and 0 < eps <= 1):
-        raise OlmpError(f"eps must be in (0, 1] (pixel units), got {eps!r}")
+        raise OptionError("eps", f"must be in (0, 1] (pixel units), got {eps!r}")
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise OlmpError(f"budget must be an integer of at least 1 query, got {budget!r}")
+        raise OptionError("budget", f"must be an integer of at least 1 query, got {budget!r}")
     if targets not in ("all", "random") and not (
         isinstance(targets, int) and not isinstance(targets, bool)
     ):
@@ -235,7 +236,7 @@ def choose_pairs(
     which misclassify different images, are attacked on the same pairs where they share
     an image (drawn as the images are chosen, one skip shifted every later target)."""
     if isinstance(targets, int) and not 0 <= targets < classes:
-        raise OlmpError(f"target must be a class in 0..{classes - 1}, got {targets}")
+        raise OptionError("targets", f"must be a class in 0..{classes - 1}, got {targets}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(labels))
     # label + 1..classes-1, wrapped: uniform over the other classes.

@@ -5,6 +5,7 @@ imported."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from olmp.cli.parser import build_parser, command_in
 from olmp.console import console, install_warning_printer, show_error
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, OptionError
 
 #: What a command interrupted by Ctrl-C has kept in its --out for --resume (which needs the
 #: command's record there, :data:`olmp.files.COMMAND_RECORDS`).
@@ -33,6 +34,16 @@ class Terminated(KeyboardInterrupt):
 
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated
+
+
+def as_typed(error: OlmpError, parser: argparse.ArgumentParser) -> OlmpError:
+    """``error`` naming its option as the command line spells it (``--eps``, where the
+    Python function that found the bad value calls it ``eps``), when the command has it."""
+    if isinstance(error, OptionError):
+        for action in parser._actions:  # argparse keeps no public list of its options
+            if action.option_strings and action.dest == error.option.replace(" ", "_"):
+                return error.named(action.option_strings[-1], none_allowed=False)
+    return error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except OlmpError as exc:
-        show_error(str(exc), args.command_parser.prog)
+        show_error(str(as_typed(exc, args.command_parser)), args.command_parser.prog)
         return 2
     except BrokenPipeError:  # the reader of stdout went away (olmp report --json | head)
         # Python would complain again when it flushes stdout at exit: point it at nothing.

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, OptionError
 
 
 def _rate_gap(values: torch.Tensor, groups: torch.Tensor, rows: torch.Tensor | None = None):
@@ -184,5 +184,5 @@ def violation(report: dict[str, float], bounds: dict[str, float]) -> float:
 def check_epsilon(value: object) -> float:
     """``value`` as a float in [0, 1], or an error naming it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        raise OlmpError(f"epsilon must be a number in [0, 1], got {value!r}")
+        raise OptionError("epsilon", f"must be a number in [0, 1], got {value!r}")
     return float(value)
