@@ -738,32 +738,59 @@ def test_the_cli_starts_without_the_solvers_heavy_libraries():
 
 def test_each_commands_record_is_named_once_where_commands_read_it():
     from olmp.attack.folder import CONFIG
-    from olmp.cli import SAVED_WHEN_INTERRUPTED
     from olmp.compression import STATE_JSON
     from olmp.files import COMMAND_RECORDS
 
     assert COMMAND_RECORDS["compress"][0] == STATE_JSON
     assert COMMAND_RECORDS["attack"][0] == CONFIG
-    assert set(SAVED_WHEN_INTERRUPTED) <= set(COMMAND_RECORDS)
+    # Each command that says what it kept when interrupted has a record --resume reads.
+    from olmp.cli.parser import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    saying = {name for name, parser in commands.items() if parser.get_default("kept")}
+    fair = commands["fair"]._subparsers._group_actions[0].choices["train"]
+    assert fair.get_default("kept")
+    assert saying | {"fair"} == set(COMMAND_RECORDS)
 
 
 def _interrupt(*args, **kwargs):
     raise KeyboardInterrupt
 
 
+def _two_trials(out):
+    trials = [{"state": "complete"}, {"state": "failed"}, {"state": "running"}]
+    (out / "study.json").write_text(json.dumps({"trials": trials}))
+
+
+def _two_pairs(out):
+    (out / "records.jsonl").write_text('{"a": 1}\n{"a": 2}\n{"cut')
+
+
+def _two_epsilons(out):
+    for eps in ("0.01", "0.1"):
+        (out / f"eps-{eps}").mkdir()
+        (out / f"eps-{eps}" / "result.json").write_text("{}")
+
+
+def _two_rounds(out):
+    (out / "rounds").mkdir()
+    for r in range(3):  # round 0 is the reference
+        (out / "rounds" / f"round-{r:03d}.safetensors").write_text("")
+
+
 @pytest.mark.parametrize(
-    ("module", "name", "argv", "saved", "record"),
+    ("module", "name", "argv", "unit", "record", "two"),
     [
-        ("olmp.cli.tune", "tune", ["tune", "--dataset", "digits", "--budget", "2"], "trials",
-         "tune.json"),
+        ("olmp.cli.tune", "tune", ["tune", "--dataset", "digits", "--budget", "2"], "trial",
+         "tune.json", _two_trials),
         ("olmp.cli.attack", "run_attack", ["attack", "--weights", "w", "--method", "square",
-                                           "--eps", "0.1"], "pairs", "config.json"),
+                                           "--eps", "0.1"], "pair", "config.json", _two_pairs),
         ("olmp.cli.fair", "fair_train", ["fair", "train", "--dataset", "adult", "--protected",
-                                         "sex"], "epsilons", "fair.json"),
+                                         "sex"], "epsilon", "fair.json", _two_epsilons),
     ],
 )  # fmt: skip
 def test_ctrl_c_says_what_was_kept_and_how_to_resume(
-    monkeypatch, tmp_path, capsys, module, name, argv, saved, record
+    monkeypatch, tmp_path, capsys, module, name, argv, unit, record, two
 ):
     import importlib
 
@@ -774,18 +801,43 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(
         (out / record).write_text("{}")
         raise KeyboardInterrupt
 
+    def two_then_ctrl_c(*args, **kwargs):
+        out.mkdir(exist_ok=True)
+        (out / record).write_text("{}")
+        two(out)
+        raise KeyboardInterrupt
+
+    def said(*argv):
+        assert main([*argv, "--out", str(out)]) == 130
+        captured = capsys.readouterr()
+        return " ".join((captured.out + captured.err).split())  # rich wraps long lines
+
     command = importlib.import_module(module)
     monkeypatch.setattr(command, name, _interrupt)  # stopped before anything was saved
-    assert main([*argv, "--out", str(out)]) == 130
-    captured = capsys.readouterr()
-    assert "olmp: interrupted" in captured.out + captured.err
-    assert "--resume" not in captured.out + captured.err
-    monkeypatch.setattr(command, name, record_then_ctrl_c)
-    assert main([*argv, "--out", str(out), "--force"]) == 130
-    captured = capsys.readouterr()
-    printed = " ".join((captured.out + captured.err).split())  # rich wraps long lines
-    assert f"olmp: interrupted; finished {saved} are saved in {out}" in printed
-    assert "run the same command with --resume instead of --force" in printed
+    printed = said(*argv)
+    assert "olmp: interrupted" in printed and "--resume" not in printed
+    monkeypatch.setattr(command, name, record_then_ctrl_c)  # in the first unit
+    assert (
+        f"olmp: interrupted; no {unit} had finished: run the same command with --resume "
+        f"instead of --force to start again in {out}" in said(*argv, "--force")
+    )
+    monkeypatch.setattr(command, name, two_then_ctrl_c)
+    assert (
+        f"olmp: interrupted; 2 finished {unit}s are saved in {out}: run the same "
+        "command with --resume instead of --force" in said(*argv, "--force")
+    )
+
+
+def test_an_interrupted_compress_counts_its_rounds_not_the_reference(tmp_path):
+    from olmp.cli.parser import build_parser
+
+    commands = build_parser(commands=["compress"])._subparsers._group_actions[0].choices
+    unit, count = commands["compress"].get_default("kept")
+    _two_rounds(tmp_path)
+    assert (unit, count(tmp_path)) == ("round", 2)
+    (tmp_path / "rounds" / "round-002.safetensors").unlink()
+    (tmp_path / "rounds" / "round-001.safetensors").unlink()
+    assert count(tmp_path) == 0 and count(tmp_path / "nothing") == 0
 
 
 def test_sigterm_stops_a_command_as_ctrl_c_does_with_its_own_status(monkeypatch, tmp_path, capsys):
@@ -812,7 +864,7 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_with_its_own_status(monkeypatch,
         signal.signal(signal.SIGTERM, before)
     captured = capsys.readouterr()
     printed = " ".join((captured.out + captured.err).split())  # rich wraps long lines
-    assert f"olmp: terminated; finished trials are saved in {out}" in printed
+    assert "olmp: terminated; no trial had finished: run the same command with --resume" in printed
 
 
 def test_a_finished_command_ignores_ctrl_c_while_python_shuts_down(monkeypatch):

@@ -17,14 +17,21 @@ from olmp.cli.parser import build_parser, command_in
 from olmp.console import console, install_warning_printer, show_error
 from olmp.errors import OlmpError, OptionError
 
-#: What a command interrupted by Ctrl-C has kept in its --out for --resume (which needs the
-#: command's record there, :data:`olmp.files.COMMAND_RECORDS`).
-SAVED_WHEN_INTERRUPTED = {
-    "compress": "finished rounds",
-    "tune": "finished trials",
-    "attack": "finished pairs",
-    "fair": "finished epsilons",
-}
+
+def _kept(args: argparse.Namespace, out: Path) -> str:
+    """What the interrupted command says it kept in ``out`` for ``--resume``: its command
+    module declares the unit it saves as it finishes each and how to count them in a
+    folder (``kept``: ``None`` when the count cannot be read)."""
+    unit, count = args.kept
+    instead = " instead of --force" if getattr(args, "force", False) else ""
+    resume = f"run the same command with --resume{instead}"
+    finished = count(out)
+    if finished == 0:  # stopped in the first one: a resume starts it again, in that folder
+        return f"; no {unit} had finished: {resume} to start again in {out}"
+    if finished is None:
+        return f"; finished {unit}s are saved in {out}: {resume}"
+    saved = f"1 finished {unit} is" if finished == 1 else f"{finished} finished {unit}s are"
+    return f"; {saved} saved in {out}: {resume}"
 
 
 class Terminated(KeyboardInterrupt):
@@ -77,15 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as stop:
         hint = ""
-        saved = SAVED_WHEN_INTERRUPTED.get(args.command)
         out = getattr(args, "out", None)
         resumable = hasattr(args, "resume") and not getattr(args, "compare", None)
         # No hint when stopped before the record --resume needs was written.
         from olmp.files import COMMAND_RECORDS  # loaded with the command already
 
-        if saved and resumable and out and (Path(out) / COMMAND_RECORDS[args.command][0]).is_file():
-            instead = " instead of --force" if getattr(args, "force", False) else ""
-            hint = f"; {saved} are saved in {out}: run the same command with --resume{instead}"
+        kept = getattr(args, "kept", None)
+        if kept and resumable and out and (Path(out) / COMMAND_RECORDS[args.command][0]).is_file():
+            hint = _kept(args, Path(out))
         stopped = "terminated" if isinstance(stop, Terminated) else "interrupted"
         console.print(f"olmp: {stopped}{hint}", highlight=False, soft_wrap=True)
         return 143 if isinstance(stop, Terminated) else 130

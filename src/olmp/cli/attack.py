@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from olmp.attack import METHODS, SUMMARIES, compare, run_attack
 from olmp.attack.blocks import DEFAULT_SOLVER
-from olmp.attack.folder import check_out, output_folder, read_config
+from olmp.attack.folder import RECORDS, check_out, output_folder, read_config
 from olmp.attack.methods import method_options, parse_options
 from olmp.attack.run import check_settings
 from olmp.cli.common import (
@@ -161,6 +162,15 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finished_pairs(out: Path) -> int | None:
+    """The pairs an interrupted run has saved in ``out``: its records' whole lines (a line
+    cut by the interruption is attacked again)."""
+    try:
+        return (out / RECORDS).read_bytes().count(b"\n") if (out / RECORDS).is_file() else 0
+    except OSError:
+        return None
+
+
 def _attack(args: argparse.Namespace) -> int:
     if args.compare:
         return _compare(args)
@@ -236,10 +246,17 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=Formatter,
     )
-    attack.add_argument("--weights", help="checkpoint: a reference, a run's pruned file, an export")
+    # --weights, --method and --out are needed for a run but not for --compare, and a
+    # --resume reads --method from the run: argparse cannot require them.
+    attack.add_argument(
+        "--weights",
+        help="checkpoint: a reference, a run's pruned file, an export (required for a run)",
+    )
     attack.add_argument("--model", help="model name (default: from the checkpoint)")
     attack.add_argument("--dataset", help="dataset name (default: from the checkpoint)")
-    attack.add_argument("--method", help=f"one of: {', '.join(METHODS)}")
+    attack.add_argument(
+        "--method", help=f"one of: {', '.join(METHODS)} (required for a run; a --resume: the run's)"
+    )
     attack.add_argument(
         "--solver", help=f"engine solver of the bobyqa block attack (default: {DEFAULT_SOLVER})"
     )
@@ -287,4 +304,4 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     attack.add_argument("--compare", nargs="+", metavar="DIR", help="compare finished runs")
     add_data_and_device(attack)
     add_trust(attack)
-    attack.set_defaults(run=_attack)
+    attack.set_defaults(run=_attack, kept=("pair", _finished_pairs))

@@ -361,4 +361,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         resume="continue the run in RUN_DIR (a finished one too, given a larger budget)",
         force="start anew in RUN_DIR",
     )
-    comp.set_defaults(run=_compress)
+    # An interrupted run keeps its finished rounds (round-000 is the reference).
+    comp.set_defaults(
+        run=_compress,
+        kept=("round", lambda out: max(len(list(out.glob("rounds/round-*.safetensors"))) - 1, 0)),
+    )

@@ -203,4 +203,6 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         force="start again, replacing --out",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per epsilon")
-    p.set_defaults(run=_train)
+    p.set_defaults(
+        run=_train, kept=("epsilon", lambda out: len(list(out.glob("eps-*/result.json"))))
+    )

@@ -97,6 +97,19 @@ def _dataset_check(task: str) -> Callable[[str], None]:
     return check_dataset if task == "cnn" else check_ensemble_dataset
 
 
+def _finished_trials(out: Path) -> int | None:
+    """The trials an interrupted search has saved in ``out`` (the engine's study.json or
+    MADS's mads.json; ``None`` when it cannot be read)."""
+    for name, key in (("study.json", "trials"), ("mads.json", "evaluations")):
+        if (out / name).is_file():
+            try:
+                trials = json.loads((out / name).read_text())[key]
+                return sum(trial["state"] != "running" for trial in trials)
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+    return 0
+
+
 def _tune(args: argparse.Namespace) -> int:
     # A resume takes the options left out from its search, not from the defaults.
     budget_typed = args.budget is not None
@@ -267,4 +280,4 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         force="start again, replacing --out; also allows an --experience learned on --dataset",
     )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    p.set_defaults(run=_tune)
+    p.set_defaults(run=_tune, kept=("trial", _finished_trials))
