@@ -614,6 +614,10 @@ def test_compress_explains_a_strict_val_rule(capsys):
     _explain_selection(result)
     err = capsys.readouterr().err
     assert "--tolerance 0.015" in err and "standard error of 0.005 (0.52 points)." in err
+    result["paired_change"]["val"]["standard_error"] = 0.0  # the reference itself was kept
+    _explain_selection(result)
+    err = capsys.readouterr().err
+    assert "--tolerance 0.015" in err and "standard error" not in err
     # 2 of 180 val images lost: 0.0111..., which 0.011 would not accept
     result["history"][1]["val_accuracy"] = 0.97 - 2 / 180
     _explain_selection(result)

@@ -350,6 +350,14 @@ def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys, mo
     assert main(again) == 2 and "already exists" in _err_line(capsys)
 
 
+def test_an_experience_file_given_as_weights_is_named_as_such(ensemble_runs, tmp_path, capsys):
+    build_experience([ensemble_runs / "wine", ensemble_runs / "iris"], tmp_path / "a.exp")
+    assert main(["evaluate", "--weights", str(tmp_path / "a.exp")]) == 2
+    assert "a.exp is an olmp experience file (olmp experience build), not a network" in (
+        capsys.readouterr().err
+    )
+
+
 def test_two_builds_of_one_model_have_one_fingerprint(ensemble_runs, tmp_path, monkeypatch):
     studies = [ensemble_runs / "wine", ensemble_runs / "iris"]
     first = build_experience(studies, tmp_path / "a.exp")

@@ -443,6 +443,10 @@ def test_a_pruned_file_replaced_after_the_run_is_not_exported_as_the_runs(
     save_checkpoint(run / PRUNED_CHECKPOINT, dense.state_dict(), {"model": "lenet-300-100"})
     with pytest.raises(OlmpError, match=r"pruned.safetensors is not the pruned network of the run"):
         export_run(run, tmp_path / "x.olmp.safetensors")
+    tensors, metadata = load_checkpoint(finished_run / PRUNED_CHECKPOINT)
+    save_checkpoint(run / PRUNED_CHECKPOINT, tensors, {**metadata, "compression_ratio": 2.0 / 3})
+    with pytest.raises(OlmpError, match=r" \(it records 0\.67x, the run \d+\.\d\dx\): it was"):
+        export_run(run, tmp_path / "x.olmp.safetensors")
     assert not (tmp_path / "x.olmp.safetensors").exists()
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from olmp.data import DatasetSplits, load_dataset
+from olmp.dfo.directional import FORMAT as EXPERIENCE_FORMAT
 from olmp.environment import describe_environment
 from olmp.errors import OlmpError, check_type, warn_user
 from olmp.export import decode_state_dict, is_export
@@ -145,6 +146,11 @@ def load_weights(
     Raises :class:`OlmpError` when the weights do not fit the model.
     """
     state_dict, metadata = load_checkpoint(weights)
+    if metadata.get("format") == EXPERIENCE_FORMAT:  # the same file type, no network in it
+        raise OlmpError(
+            f"{weights} is an olmp experience file (olmp experience build), not a network's "
+            "weights: give a reference, a run's pruned file or an export"
+        )
     if is_export(metadata):  # olmp export: sparse tensors, decoded to dense
         state_dict = decode_state_dict(state_dict, metadata, str(weights))
     # A pruned checkpoint (olmp compress) carries its masks beside W ⊙ M; the weights

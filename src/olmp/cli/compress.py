@@ -252,7 +252,7 @@ def _explain_selection(result: dict) -> None:
     scale = (
         f" For scale, the selected network's val change has a paired standard error of "
         f"{error:.3f} ({100 * error:.2f} points)."
-        if error is not None
+        if error  # none, or 0 when the reference itself was kept: nothing to scale by
         else ""
     )
     console.print(

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from olmp.compression.config import CompressConfig, RunState
-from olmp.errors import OlmpError, is_integer, warn_user
+from olmp.errors import OlmpError, is_integer, is_number, warn_user
 from olmp.files import (
     USE_AN_INTACT_COPY,
     check_writable,
@@ -439,10 +439,14 @@ def load_run(
     # Another file saved over it (olmp train --out ... --force, a copy) is not the run's.
     recorded = metadata.get("compression_ratio", result.get("compression_ratio"))
     if not masks or recorded != result.get("compression_ratio"):
+
+        def ratio(value: Any) -> str:
+            return f"{value:.2f}x" if is_number(value) else repr(value)
+
         raise OlmpError(
             f"{path} is not the pruned network of the run in {run_dir} (it "
-            + ("carries no masks" if not masks else f"records {recorded!r}x")
-            + f", the run {result.get('compression_ratio')!r}x): it was replaced after "
+            + ("carries no masks" if not masks else f"records {ratio(recorded)}")
+            + f", the run {ratio(result.get('compression_ratio'))}): it was replaced after "
             "the run; restore it, or run the compression again"
         )
     return result, state_dict, masks
