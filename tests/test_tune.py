@@ -467,7 +467,9 @@ def test_the_budget_is_not_a_solver_option(tmp_path, capsys):
                  "--solver-option", "max_evaluations=2", "--budget", "4",
                  "--out", str(out)])  # fmt: skip
     assert code == 2
-    assert "max_evaluations is the length of one olmp compress" in capsys.readouterr().err
+    said = "max_evaluations sets how long the solver runs in each round of olmp compress; "
+    said += "the length of a search is its trials: give --budget instead"
+    assert said in capsys.readouterr().err
     assert not out.exists()
 
 

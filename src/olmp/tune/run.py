@@ -196,9 +196,9 @@ def tune(
     solver_options = dict(solver_options or {})
     if "max_evaluations" in solver_options:  # declared by ncs, sracos, ... for compress
         raise OlmpError(
-            f"{option('solver_options')} max_evaluations is the length of one olmp compress "
-            f"round's run; a search runs {option('budget')} trials and plans the solver for "
-            f"them: give {option('budget')} instead"
+            f"{option('solver_options')} max_evaluations sets how long the solver runs in "
+            f"each round of olmp compress; the length of a search is its trials: give "
+            f"{option('budget')} instead"
         )
     experience = solver_options.get("experience")
     if experience is not None:  # the file read once, here
