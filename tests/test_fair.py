@@ -294,6 +294,7 @@ def test_a_resume_checks_every_finished_epsilon_before_writing(tmp_path):
     ("option", "value", "message"),
     [
         ("--constraint", "parity", "unknown fairness constraint 'parity'"),
+        ("--constraint", "dp<=0.05", "(--constraint dp --epsilon 0.05)"),
         ("--epsilon", "-0.5", "--epsilon must be a number in [0, 1], got -0.5"),
         ("--protected", "income", "unknown protected attribute 'income' for german; allowed"),
         ("--dataset", "adultt", "unknown dataset"),

@@ -102,6 +102,12 @@ def _train(args: argparse.Namespace) -> int:
     require_options(args, "dataset", "protected")
     fill_defaults(args, DEFAULTS)
     for name in args.constraint:
+        if "<=" in name:  # olmp compress's form, one bound per constraint
+            kind, _, bound = name.partition("<=")
+            raise OlmpError(
+                f"--constraint takes a name here, got {name!r}: the bounds are --epsilon, "
+                f"one or more (--constraint {kind.strip()} --epsilon {bound.strip()})"
+            )
         get_constraint(name)
     for epsilon in args.epsilon:
         check_epsilon(epsilon)
