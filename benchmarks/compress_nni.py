@@ -31,8 +31,9 @@ Writes a markdown table (stdout) and benchmarks/results/compress_nni_<setting>.j
 target's run is kept in ``W`` and reused (a stopped run goes on).
 
 ``--ratios 10 20`` runs only those targets (where each costs hours, the ones that decide a
-verdict): the selection then picks among them, and the record is named for them
-(``compress_nni_<setting>_10-20x.json``), so it never replaces the whole protocol's.
+verdict): the selection then picks among them, and the record is named for them and for the
+``--methods`` when not both (``compress_nni_<setting>_sa_10-20x.json``), so it never
+replaces the whole protocol's.
 """
 
 from __future__ import annotations
@@ -212,6 +213,8 @@ def main() -> None:
             median = statistics.median(p["compression_ratio"] for p in picks)
             print(f"| nni-{method} | {tolerance:g} | " + " | ".join(cells) + f" | {median:.1f}× |")
     name = f"compress_nni_{args.setting.replace('/', '_')}"
+    if sorted(args.methods) != sorted(METHODS):
+        name += "_" + "-".join(args.methods)
     if sorted(args.ratios) != sorted(BaselineConfig.gmp_ratios):
         name += "_" + "-".join(f"{r:g}" for r in sorted(args.ratios)) + "x"
     write_json_atomic(RESULTS / f"{name}.json", {"machine": info, "rows": rows, "runs": records})
