@@ -23,7 +23,7 @@ from olmp.attack.square import p_schedule
 from olmp.cli import main
 from olmp.dfo.solvers import SOLVERS
 from olmp.errors import OlmpError
-from olmp.files import load_checkpoint, save_checkpoint, write_json_atomic
+from olmp.files import command_record_in, load_checkpoint, save_checkpoint, write_json_atomic
 
 
 @pytest.fixture(scope="module")
@@ -485,6 +485,7 @@ def test_every_option_of_every_attack_is_declared_and_its_default_allowed():
 def test_a_run_records_every_setting_a_folder_is_recognised_by(square_run):
     recorded = set(json.loads((square_run / "config.json").read_text()))
     assert recorded == {*SETTINGS, "weights_sha256"}
+    assert command_record_in(square_run) == ("config.json", "olmp attack run")
 
 
 def test_undefined_medians_and_rates_are_null_not_nan(reference, tmp_path, capsys):

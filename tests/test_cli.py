@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -66,6 +67,19 @@ def test_train_that_diverges_says_so_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "training diverged" in err and "smaller learning rate than 1000000.0" in err
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_only_a_value_the_user_typed_is_named_by_its_flag():
+    from olmp.cli import as_typed
+    from olmp.cli.parser import build_parser
+    from olmp.errors import OptionError
+
+    commands = build_parser(commands=["attack"])._subparsers._group_actions[0].choices
+    error = OptionError("eps", "must be in (0, 1], got 2")
+    assert str(as_typed(error, commands["attack"], ["--eps=2"])) == "--eps must be in (0, 1], got 2"
+    # read from a run's config.json on --resume: not something the user typed
+    resumed = ["--resume", "--out", "runs/a"]
+    assert str(as_typed(error, commands["attack"], resumed)) == "eps must be in (0, 1], got 2"
 
 
 def test_a_bad_value_found_past_the_parser_is_named_as_typed(tmp_path, capsys):
@@ -202,16 +216,24 @@ def test_force_overwrites(tmp_path):
 @pytest.mark.parametrize("record", ["state.json", "tune.json", "fair.json", "config.json"])
 def test_force_replaces_no_file_in_another_commands_run_folder(tmp_path, capsys, record):
     """A compress run's pruned.safetensors replaced by `olmp train --force` broke the run
-    (its export refused the replaced file): a single-file command leaves run folders be."""
+    (its export refused the replaced file): a single-file command leaves run folders be,
+    and their subfolders (rounds/, eps-0.05/), but not a project's own config.json."""
+    from olmp.files import RECORD_FIELDS
+
     run = tmp_path / "run"
-    run.mkdir()
-    (run / record).write_text("{}")
-    (run / "pruned.safetensors").write_text("the run's")
+    (run / "rounds").mkdir(parents=True)
+    (run / record).write_text(json.dumps(dict.fromkeys(RECORD_FIELDS[record], 1)))
     args = ["train", "--model", "lenet-300-100", "--dataset", "digits", "--epochs", "1"]
-    assert main([*args, "--out", str(run / "pruned.safetensors"), "--force"]) == 2
-    assert f"(it holds {record})" in capsys.readouterr().err
-    assert (run / "pruned.safetensors").read_text() == "the run's"
+    for kept in (run / "pruned.safetensors", run / "rounds" / "round-003.safetensors"):
+        kept.write_text("the run's")
+        for force in ([], ["--force"]):  # not "pass --force", when --force cannot help
+            assert main([*args, "--out", str(kept), *force]) == 2
+            err = capsys.readouterr().err
+            assert "belongs to the olmp " in err and f"(it holds {record})" in err, err
+            assert kept.read_text() == "the run's"
     assert main([*args, "--out", str(run / "mine.safetensors")]) == 0  # a new file: allowed
+    (run / record).write_text('{"name": "my project"}')  # a file of that name, not olmp's
+    assert main([*args, "--out", str(run / "pruned.safetensors"), "--force"]) == 0
 
 
 @pytest.mark.parametrize(
@@ -572,15 +594,22 @@ def test_an_interrupted_demo_leaves_no_empty_folder_and_says_how_to_continue(
     assert "--resume" not in printed
 
     def a_round_then_ctrl_c(net, splits, config, run_dir, *args, **kwargs):
-        run_dir.mkdir()
+        (run_dir / "rounds").mkdir(parents=True)
         (run_dir / "state.json").write_text("{}")
+        (run_dir / "rounds" / "round-000.safetensors").write_text("")  # the reference
+        if rounds:
+            (run_dir / "rounds" / "round-001.safetensors").write_text("")
         raise KeyboardInterrupt
 
+    rounds = 0  # the reference scored, no round finished: nothing worth resuming
     monkeypatch.setattr(olmp.cli.demo, "run_compression", a_round_then_ctrl_c)
+    assert main(["demo", "--out", str(out)]) == 130
+    assert "--resume" not in capsys.readouterr().out
+    rounds = 1
     assert main(["demo", "--out", str(out)]) == 130
     captured = capsys.readouterr()
     printed = " ".join((captured.out + captured.err).split())
-    again = out.parent / "demo-2"
+    again = out.parent / "demo-3"
     weights, run = again / "reference.safetensors", again / "compression"
     assert f"continue with: olmp compress --weights {weights} --out {run} --resume" in printed
 
@@ -830,6 +859,11 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(
         f"olmp: interrupted; 2 finished {unit}s are saved in {out}: run the same "
         "command with --resume instead of --force" in said(*argv, "--force")
     )
+    # --force stopped before it replaced the old run: a resume would continue the old one
+    os.utime(out / record, (0, 0))
+    monkeypatch.setattr(command, name, _interrupt)
+    printed = said(*argv, "--force")
+    assert "olmp: interrupted" in printed and "--resume" not in printed
 
 
 def test_an_interrupted_compress_counts_its_rounds_not_the_reference(tmp_path):

@@ -810,6 +810,9 @@ def test_options_left_to_the_context_are_filled_in_by_it():
     # What the user set stands, constraints or not.
     mine = CompressConfig(adjust_steps=300, batch_size=16, augment_shift=0)
     assert mine.resolved(recipe, constrained=True) == mine
+    # A damaged recipe's batch size is named (it divided the epoch: ZeroDivisionError).
+    with pytest.raises(OlmpError, match="batch_size must be at least 1"):
+        CompressConfig().resolved({"batch_size": 0}, train_size=2000)
     assert mine.resolved(recipe, train_size=50_000) == mine
     with pytest.raises(OlmpError, match="adjust_steps must be at least 1, or None"):
         CompressConfig(adjust_steps=0)

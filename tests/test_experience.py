@@ -25,7 +25,7 @@ from olmp.dfo.directional import (
 from olmp.dfo.solvers import SOLVERS, make_solver
 from olmp.errors import OlmpError
 from olmp.experience import build_experience
-from olmp.files import HASH_KEY, METADATA_KEY
+from olmp.files import HASH_KEY, METADATA_KEY, command_record_in
 from olmp.tune import ensemble, tune
 from olmp.tune.ensemble import load_table
 
@@ -276,6 +276,7 @@ def _err_line(capsys):
 
 
 def test_build_then_tune_with_the_experience(ensemble_runs, tmp_path, capsys, monkeypatch):
+    assert command_record_in(ensemble_runs / "wine") == ("tune.json", "olmp tune search")
     model_file = tmp_path / "e.exp"
     assert main(["experience", "build", "--from", str(ensemble_runs / "wine"),
                  str(ensemble_runs / "iris"), "--out", str(model_file), "--json"]) == 0  # fmt: skip

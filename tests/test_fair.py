@@ -24,6 +24,7 @@ from olmp.fair.metrics import (
     get_constraint,
 )
 from olmp.fair.train import GapOrientation, pooled_report, predict
+from olmp.files import command_record_in
 from olmp.reference import load_weights
 
 needs_data = pytest.mark.skipif(not FAIRNESS.is_dir(), reason=f"needs {FAIRNESS}")
@@ -158,6 +159,8 @@ def test_bad_input_is_named():
         parse_constraint("XX<=0.1")
     with pytest.raises(OlmpError, match=r"constraint must be a text NAME<=EPSILON.*got a tuple"):
         parse_constraint(("dp", 0.05))  # a pair, as a Python user might try
+    with pytest.raises(OlmpError, match=r"^fairness constraint 'dp<=1.5': epsilon must be"):
+        parse_constraint("dp<=1.5")
     one_group = GroupedSplit(split.x, split.y, {"group": torch.zeros_like(split.y)})
     with pytest.raises(OlmpError, match="the val split has one group group only"):
         fit_fair(_mlp(), split, one_group, split, protected="group")
@@ -261,6 +264,7 @@ def test_attacking_a_tabular_model_says_attacks_need_images(tmp_path):
     fair_train("german", tmp_path / "r", protected="sex", epsilons=[0.1], settings=settings,
                data_dir=FAIRNESS)  # fmt: skip
     weights = tmp_path / "r" / "eps-0.1" / "model.safetensors"
+    assert command_record_in(tmp_path / "r") == ("fair.json", "olmp fair train run")
     with pytest.raises(OlmpError, match=r"perturbs images; .* tabular dataset 'german': attack"):
         run_attack(weights, method="square", eps=0.1, budget=5, images=1, data_dir=FAIRNESS)
 

@@ -311,6 +311,12 @@ def test_a_well_formed_but_edited_state_is_told_by_the_snapshots(
     assert json.loads((run_dir / "state.json.damaged").read_text()) == record
 
 
+def test_a_runs_record_is_told_by_its_fields(finished_run):
+    from olmp.files import command_record_in
+
+    assert command_record_in(finished_run[0]) == ("state.json", "olmp compress run")
+
+
 def test_force_removes_the_old_runs_files_only(finished_run, digits_reference):
     """--force starts anew: the old run's snapshots and olmp report's plots go (they would
     show the old run), a user's file in rounds/ stays."""

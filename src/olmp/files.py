@@ -122,23 +122,24 @@ def refuse_resume_and_force(resume: bool, force: bool) -> None:
 
 def refuse_to_overwrite(path: str | os.PathLike[str], force: bool) -> None:
     """Raise unless ``path`` is free or the user passed ``force``; a folder is never
-    overwritten (a file cannot replace it), nor, even with ``force``, a file in a command's
-    run folder: the run reads its own files again (``olmp export`` of a compress run whose
-    ``pruned.safetensors`` another command replaced fails), and ``--force`` replaces only
-    what the command itself writes."""
+    overwritten (a file cannot replace it), nor, even with ``force``, a file of a command's
+    run folder or of its subfolders (``rounds/``, ``eps-0.05/``): the run reads its own
+    files again (``olmp export`` of a compress run whose ``pruned.safetensors`` another
+    command replaced fails), and ``--force`` replaces only what the command itself writes."""
     path = Path(path)
     if path.is_dir():
         raise OlmpError(f"{path} is a folder; give the path of a file to write")
     if not path.exists():
         return
+    for folder in path.parents[:2]:
+        found = command_record_in(folder)
+        if found is not None:
+            raise OlmpError(
+                f"{path} belongs to the {found[1]} in {folder} (it holds {found[0]}), whose "
+                "files --force (force=True) does not replace; give another path"
+            )
     if not force:
         raise OlmpError(f"{path} already exists; pass --force (force=True) to overwrite it")
-    for record, whose in COMMAND_RECORDS.values():
-        if (path.parent / record).is_file():
-            raise OlmpError(
-                f"{path} is in an {whose}'s folder (it holds {record}), whose files --force "
-                "does not replace; give another path"
-            )
 
 
 def check_output_files(
@@ -194,6 +195,29 @@ COMMAND_RECORDS = {
     "fair": ("fair.json", "olmp fair train run"),
     "attack": ("config.json", "olmp attack run"),
 }
+
+
+#: Fields each command's record holds: what tells it from a file of the same name that is
+#: not olmp's (a project's own config.json).
+RECORD_FIELDS = {
+    "state.json": ("config", "state", "reference_sha256"),
+    "tune.json": ("format", "space", "solver"),
+    "fair.json": ("format", "epsilons", "protected"),
+    "config.json": ("method", "eps", "weights_sha256"),
+}
+
+
+def command_record_in(folder: Path) -> tuple[str, str] | None:
+    """``(record, what its folder is)`` of the olmp command whose record ``folder`` holds,
+    told by the record's name and its fields (:data:`RECORD_FIELDS`), or ``None``."""
+    for record, whose in COMMAND_RECORDS.values():
+        try:
+            held = json.loads((folder / record).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(held, dict) and all(key in held for key in RECORD_FIELDS[record]):
+            return record, whose
+    return None
 
 
 def other_commands_record(folder: Path, record_name: str) -> tuple[str, str] | None:

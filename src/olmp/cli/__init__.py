@@ -6,10 +6,12 @@ imported."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,13 +45,20 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def as_typed(error: OlmpError, parser: argparse.ArgumentParser) -> OlmpError:
-    """``error`` naming its option as the command line spells it (``--eps``, where the
-    Python function that found the bad value calls it ``eps``), when the command has it."""
+def as_typed(error: OlmpError, parser: argparse.ArgumentParser, argv: Sequence[str]) -> OlmpError:
+    """``error`` naming its option as the user typed it in ``argv`` (``--eps``, where the
+    Python function that found the bad value calls it ``eps``). A value the user did not
+    type (read from a run's record or a checkpoint's recipe) keeps the function's name."""
     if isinstance(error, OptionError):
         for action in parser._actions:  # argparse keeps no public list of its options
             if action.option_strings and action.dest == error.option.replace(" ", "_"):
-                return error.named(action.option_strings[-1], none_allowed=False)
+                typed = [
+                    flag
+                    for flag in action.option_strings
+                    if any(arg == flag or arg.startswith(f"{flag}=") for arg in argv)
+                ]
+                if typed:
+                    return error.named(typed[0], none_allowed=False)
     return error
 
 
@@ -70,10 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Only the main thread may set a handler (main() called from another thread keeps none).
     on_main_thread = threading.current_thread() is threading.main_thread()
     before = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    # Whole seconds: a file system that keeps them only must not date this run's record
+    # before its start.
+    started = math.floor(time.time())
     try:
         return args.run(args)
     except OlmpError as exc:
-        show_error(str(as_typed(exc, args.command_parser)), args.command_parser.prog)
+        show_error(str(as_typed(exc, args.command_parser, argv)), args.command_parser.prog)
         return 2
     except BrokenPipeError:  # the reader of stdout went away (olmp report --json | head)
         # Python would complain again when it flushes stdout at exit: point it at nothing.
@@ -86,12 +98,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = ""
         out = getattr(args, "out", None)
         resumable = hasattr(args, "resume") and not getattr(args, "compare", None)
-        # No hint when stopped before the record --resume needs was written.
+        # No hint when stopped before the record --resume needs was written, nor, with
+        # --force, before the old run's record was replaced: a resume would continue that.
         from olmp.files import COMMAND_RECORDS  # loaded with the command already
 
-        kept = getattr(args, "kept", None)
-        if kept and resumable and out and (Path(out) / COMMAND_RECORDS[args.command][0]).is_file():
-            hint = _kept(args, Path(out))
+        if getattr(args, "kept", None) and resumable and out:
+            record = Path(out) / COMMAND_RECORDS[args.command][0]
+            force = getattr(args, "force", False)
+            if record.is_file() and (not force or record.stat().st_mtime >= started):
+                hint = _kept(args, Path(out))
         stopped = "terminated" if isinstance(stop, Terminated) else "interrupted"
         console.print(f"olmp: {stopped}{hint}", highlight=False, soft_wrap=True)
         return 143 if isinstance(stop, Terminated) else 130

@@ -166,9 +166,10 @@ def _finished_pairs(out: Path) -> int | None:
     """The pairs an interrupted run has saved in ``out``: its records' whole lines (a line
     cut by the interruption is attacked again)."""
     try:
-        return (out / RECORDS).read_bytes().count(b"\n") if (out / RECORDS).is_file() else 0
+        lines = (out / RECORDS).read_bytes().split(b"\n")[:-1] if (out / RECORDS).is_file() else []
     except OSError:
         return None
+    return sum(1 for line in lines if line.strip())  # blank lines hold no pair
 
 
 def _attack(args: argparse.Namespace) -> int:
@@ -292,8 +293,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     attack.add_argument(
         "--out",
-        help="the run's folder; with --compare, the folder to write compare.csv, compare.json "
-        "and compare.png in",
+        help="the run's folder (required for a run); with --compare, the folder to write "
+        "compare.csv, compare.json and compare.png in",
     )
     add_resume_or_force(
         attack,

@@ -326,6 +326,12 @@ def _compress(args: argparse.Namespace) -> int:
     return 0
 
 
+def finished_rounds(run: Path) -> int:
+    """The rounds an interrupted run has saved in ``run`` (round-000 is the reference,
+    scored before the first round)."""
+    return max(len(list(run.glob("rounds/round-*.safetensors"))) - 1, 0)
+
+
 def add_command(commands: argparse._SubParsersAction) -> None:
     """Add this module's command(s) to the ``olmp`` parser."""
     comp = commands.add_parser(
@@ -362,7 +368,4 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         force="start anew in RUN_DIR",
     )
     # An interrupted run keeps its finished rounds (round-000 is the reference).
-    comp.set_defaults(
-        run=_compress,
-        kept=("round", lambda out: max(len(list(out.glob("rounds/round-*.safetensors"))) - 1, 0)),
-    )
+    comp.set_defaults(run=_compress, kept=("round", finished_rounds))

@@ -11,7 +11,7 @@ from olmp.cli.common import (
     epoch_progress,
     fresh_dir,
 )
-from olmp.cli.compress import run_compression
+from olmp.cli.compress import finished_rounds, run_compression
 from olmp.cli.parser import COMMAND_HELP, Formatter
 from olmp.compression import STATE_JSON, CompressConfig, load_for_compression
 from olmp.console import console
@@ -53,7 +53,7 @@ def _demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         run = out_dir / "compression"
         said = f"the reference is saved as {weights}"
-        if (run / STATE_JSON).is_file():  # a round was saved: the run can be resumed
+        if (run / STATE_JSON).is_file() and finished_rounds(run):  # worth resuming
             command = ["olmp", "compress", "--weights", str(weights), "--out", str(run)]
             said = (
                 f"the reference and the finished rounds are in {out_dir}; continue with: "

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from olmp.errors import OlmpError, OptionError, unknown_choice
+from olmp.errors import OlmpError, OptionError, is_integer, unknown_choice
 from olmp.pruning.thresholds import PARAMETRISATIONS
 from olmp.solvers import SOLVERS, check_solver_options
 from olmp.training import TrainConfig
@@ -390,8 +390,8 @@ class CompressConfig:
         recipe = _recipe_dict(recipe)
         shift, batch, steps = self.augment_shift, self.batch_size, self.adjust_steps
         if batch is None:
-            batch = int(recipe.get("batch_size", FALLBACK_BATCH_SIZE))
-        if steps is None:
+            batch = recipe.get("batch_size", FALLBACK_BATCH_SIZE)
+        if steps is None and is_integer(batch) and batch >= 1:  # else replace() names it
             epoch = math.ceil(MIN_EPOCHS_PER_ROUND * (train_size or 0) / batch)
             steps = max(CONSTRAINED_ADJUST_STEPS if constrained else ADJUST_STEPS, epoch)
         return replace(

@@ -59,7 +59,10 @@ def parse_constraint(text: str) -> tuple[str, float]:
         epsilon = float(value)
     except ValueError:
         raise OlmpError(f"epsilon of {text!r} is not a number") from None
-    return name, check_epsilon(epsilon)
+    try:
+        return name, check_epsilon(epsilon)
+    except OlmpError as error:  # named by the constraint as given, not as a bare epsilon
+        raise OlmpError(f"fairness constraint {text!r}: {error}") from None
 
 
 #: Retraining holds each constraint at this fraction of its epsilon: a network trained to
