@@ -10,13 +10,19 @@ BIN := $(VENV)/bin
 $(BIN)/olmp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# The test tools and the optional extras the suite covers (ONNX, the solver backends), on
+# top of what the demo needs.
+$(VENV)/.dev: $(BIN)/olmp
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 demo: $(BIN)/olmp
 	$(BIN)/olmp demo
 
-lint: $(BIN)/olmp
+lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
