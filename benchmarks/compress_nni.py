@@ -192,6 +192,7 @@ def main() -> None:
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     info = machine()
+    some_targets = sorted(args.ratios) != sorted(BaselineConfig.gmp_ratios)
     records = [
         run_method(m, args.setting, s, args.workdir, args.ratios)
         for m in args.methods
@@ -199,7 +200,7 @@ def main() -> None:
     ]
     rows = []
     print(f"\n`{info['command']}` — {info['date']}, commit {info['commit']}\n")
-    if sorted(args.ratios) != sorted(BaselineConfig.gmp_ratios):
+    if some_targets:
         print(f"Targets run: {', '.join(f'{r:g}x' for r in args.ratios)} (1.0x: none held)\n")
     print("| method | tolerance | " + " | ".join(f"seed {s}" for s in args.seeds) + " | median |")
     print("|---|---|" + "---|" * (len(args.seeds) + 1))
@@ -215,7 +216,7 @@ def main() -> None:
     name = f"compress_nni_{args.setting.replace('/', '_')}"
     if sorted(args.methods) != sorted(METHODS):
         name += "_" + "-".join(args.methods)
-    if sorted(args.ratios) != sorted(BaselineConfig.gmp_ratios):
+    if some_targets:
         name += "_" + "-".join(f"{r:g}" for r in sorted(args.ratios)) + "x"
     write_json_atomic(RESULTS / f"{name}.json", {"machine": info, "rows": rows, "runs": records})
 
