@@ -30,6 +30,10 @@ each ``--tolerances`` value to the same runs. Test is read for the report only.
 Writes a markdown table (stdout) and benchmarks/results/compress_nni_<setting>.json; each
 target's run is kept in ``W`` and reused (a stopped run goes on).
 
+``--set tolerance=0.005`` gives each target the steps of the OLMP run with that setting (the
+run `compress.py --set tolerance=0.005` makes, shared in ``W``) instead of the default's: the
+protocol's budget at that tolerance. The record is then named for it (``..._tolerance-0.005``).
+
 ``--ratios 10 20`` runs only those targets (where each costs hours, the ones that decide a
 verdict): the selection then picks among them, and the record is named for them and for the
 ``--methods`` when not both (``compress_nni_<setting>_sa_10-20x.json``), so it never
@@ -47,7 +51,15 @@ import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS, SETTINGS, machine, olmp_run, reference_checkpoint
+from _common import (
+    RESULTS,
+    SETTINGS,
+    machine,
+    olmp_run,
+    override_text,
+    parse_override,
+    reference_checkpoint,
+)
 from compress import retrain_steps
 from nni.compression.pytorch.pruning import AGPPruner, SimulatedAnnealingPruner
 
@@ -121,9 +133,11 @@ def run_target(method: str, model, names: list[str], task, ratio: float, budget:
     return masks
 
 
-def run_method(method: str, setting: str, seed: int, workdir: Path, ratios: list[float]) -> dict:
+def run_method(
+    method: str, setting: str, seed: int, workdir: Path, ratios: list[float], overrides: dict
+) -> dict:
     model_name, dataset = setting.split("/")
-    _, olmp_result, _ = olmp_run(model_name, dataset, seed, workdir)
+    _, olmp_result, _ = olmp_run(model_name, dataset, seed, workdir, overrides)
     budget = retrain_steps(olmp_result)
     stem = f"nni-{model_name}-{dataset}-{method}-seed-{seed}-{budget}"
     # Runs of every target written as one file (before targets were kept one by one).
@@ -189,12 +203,22 @@ def main() -> None:
     parser.add_argument("--tolerances", type=float, nargs="+", default=[0.0, 0.005])
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--ratios", type=int, nargs="+", default=sorted(BaselineConfig.gmp_ratios))
+    parser.add_argument(
+        "--set",
+        type=parse_override,
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="the OLMP run whose retraining steps each target gets (default: the defaults')",
+    )
     args = parser.parse_args()
+    # As `olmp_run` does: a setting equal to the default's is the default run (and name).
+    overrides = {k: v for k, v in args.set if getattr(CompressConfig(), k) != v}
     args.workdir.mkdir(parents=True, exist_ok=True)
     info = machine()
     some_targets = sorted(args.ratios) != sorted(BaselineConfig.gmp_ratios)
     records = [
-        run_method(m, args.setting, s, args.workdir, args.ratios)
+        run_method(m, args.setting, s, args.workdir, args.ratios, overrides)
         for m in args.methods
         for s in args.seeds
     ]
@@ -214,6 +238,7 @@ def main() -> None:
             median = statistics.median(p["compression_ratio"] for p in picks)
             print(f"| nni-{method} | {tolerance:g} | " + " | ".join(cells) + f" | {median:.1f}× |")
     name = f"compress_nni_{args.setting.replace('/', '_')}"
+    name += "".join(f"_{k}-{override_text(v)}" for k, v in sorted(overrides.items()))
     if sorted(args.methods) != sorted(METHODS):
         name += "_" + "-".join(args.methods)
     if some_targets:

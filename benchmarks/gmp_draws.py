@@ -12,9 +12,11 @@ holds.
         --ratios 10 20 --draws 4 --stage-steps 475 --workdir /tmp/l5
 
 `--stage-steps` is the per-stage budget `compress.py` gave (its cache file names it:
-`...-20x475.json` is 20 stages of 475 steps). Writes one record per target,
+`...-20x475.json` is 20 stages of 475 steps); `--tolerance` the rule's (OLMP's default 0;
+`compress.py --set tolerance=0.005` gives its baselines 0.005 and the 0.005 run's steps).
+Writes one record per target,
 `benchmarks/results/gmp_draws_<model>_<dataset>_seed-<S>_<R>x.json` (draws already there are
-kept, and those of the same reference and budget reused, so a stopped run goes on and
+kept, and those of the same reference, budget and tolerance reused, so a stopped run goes on and
 targets can run in parallel processes).
 """
 
@@ -40,6 +42,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=4)
     parser.add_argument("--stages", type=int, default=20)
     parser.add_argument("--stage-steps", type=int, required=True)
+    parser.add_argument("--tolerance", type=float, default=0.0, help="val may lose this much")
     parser.add_argument("--method", default="gmp-global", choices=["gmp-global", "gmp-layer"])
     parser.add_argument("--workdir", default="/tmp/olmp-bench")
     args = parser.parse_args()
@@ -62,13 +65,15 @@ def run_draws(args: argparse.Namespace, ratio: float, weights, path) -> list[dic
     record["machines"].append(machine())
     reference_model, splits, _ = load_weights(weights)  # once: each draw prunes a copy
     reference = content_hash(reference_model.state_dict(), {})  # another machine trains another one
-    # A draw is reused only for the same reference and budget (older draws name neither).
+    # A draw is reused only for the same reference, budget and rule (older draws name
+    # neither reference nor tolerance; they were run at tolerance 0).
     same = [
         d
         for d in record["draws"]
         if d["method"] == args.method
         and d.get("reference") == reference
         and d["stage_steps"] == args.stage_steps
+        and d.get("tolerance", 0.0) == args.tolerance
     ]
     done = {d["draw"] for d in same}
     for draw in range(args.draws):
@@ -79,6 +84,7 @@ def run_draws(args: argparse.Namespace, ratio: float, weights, path) -> list[dic
             method=args.method,
             stages=args.stages,
             stage_steps=args.stage_steps,
+            tolerance=args.tolerance,
             gmp_ratios=(ratio,),
             seed=args.seed + 1000 * draw,
         )
@@ -91,6 +97,7 @@ def run_draws(args: argparse.Namespace, ratio: float, weights, path) -> list[dic
                 "draw": draw,
                 "baseline_seed": config.seed,
                 "stage_steps": args.stage_steps,
+                "tolerance": args.tolerance,
                 "reference": reference,
                 "val_accuracy": entry["val_accuracy"],
                 "reference_val_accuracy": result["reference_val_accuracy"],
