@@ -235,6 +235,10 @@ def test_export_run_bad_input_writes_nothing(finished_run, tmp_path):
     with pytest.raises(OlmpError, match=r"dtype float16 sets the sparse file's values"):
         export_run(finished_run, onnx=tmp_path / "half.onnx", dtype="float16")
     assert not same.exists() and not (tmp_path / "half.onnx").exists()
+    # A model the user names must fit before the file is written (not a note after it).
+    with pytest.raises(OlmpError, match="do not fit model 'mlp'"):
+        export_run(finished_run, tmp_path / "mlp.safetensors", model="mlp")
+    assert not (tmp_path / "mlp.safetensors").exists()
 
 
 def test_the_size_line_says_which_is_larger():

@@ -1092,6 +1092,13 @@ def test_arguments_of_the_wrong_kind_are_named_at_the_call(digits_reference, tmp
     assert not any(tmp_path.iterdir())
 
 
+def test_train_reference_refuses_an_out_it_cannot_write_before_training(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(olmp.reference, "train_new", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(OlmpError, match=r"cannot write out .*file is a file, not a folder"):
+        olmp.train_reference("lenet-300-100", "digits", tmp_path / "file" / "ref.safetensors")
+
+
 def test_seeds_and_sizes_are_checked_where_they_are_given(digits_reference):
     from olmp.attack import run_attack
     from olmp.fair import fair_train

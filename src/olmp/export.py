@@ -422,13 +422,19 @@ def export_run(
         "run_val_accuracy": result.get("val_accuracy") if accuracies else None,
         "run_test_accuracy": result.get("test_accuracy") if accuracies else None,
     }
+    # The network is built before anything is written, when ONNX needs it or the user named
+    # a model: weights that do not fit it are bad input. (A recorded model only the user's
+    # code knows is measured after writing, as a note.)
+    if onnx is not None or (model is not None and "dataset" in result):
+        net, splits, _ = load_weights(
+            Path(run_dir) / PRUNED_CHECKPOINT,
+            model,
+            data_dir=data_dir,
+            trust_model_code=trust_model_code,
+        )
     if onnx is not None:  # first: its checks may fail, and then nothing is written
         from olmp.onnx_export import export_onnx
 
-        pruned = Path(run_dir) / PRUNED_CHECKPOINT
-        net, splits, _ = load_weights(
-            pruned, model, data_dir=data_dir, trust_model_code=trust_model_code
-        )
         record |= export_onnx(net, splits.test.x[:2000], onnx, force=force)
     if out is not None:
         record |= write_export(out, state_dict, export_metadata(result), dtype=dtype, force=force)

@@ -19,7 +19,7 @@ from olmp.dfo.directional import FORMAT as EXPERIENCE_FORMAT
 from olmp.environment import describe_environment
 from olmp.errors import OlmpError, check_type, warn_user
 from olmp.export import decode_state_dict, is_export
-from olmp.files import load_checkpoint, refuse_to_overwrite, save_checkpoint
+from olmp.files import check_writable, load_checkpoint, refuse_to_overwrite, save_checkpoint
 from olmp.models import build_model, check_recorded_model
 from olmp.pruning.masks import split_masks
 from olmp.task import SplitsTask
@@ -77,8 +77,9 @@ def train_reference(
         >>> meta["test_accuracy"] > 0.9  # doctest: +SKIP
         True
     """
-    if out is not None:
+    if out is not None:  # before training, not after it
         refuse_to_overwrite(out, force)
+        check_writable(out, "out")
     if config is not None:
         check_type("config", config, TrainConfig, "a TrainConfig (olmp.TrainConfig(**options))")
     config = config or default_recipe(model, dataset)
