@@ -611,6 +611,21 @@ def test_compare_out_is_refused_when_a_file_a_run_or_an_earlier_comparison(
     assert "already holds compare.json" in capsys.readouterr().err
     assert (cmp / "compare.json").stat().st_mtime_ns == written
     assert run_cli("--compare", *pair, "--out", cmp, "--force") == 0
+    # Nor, even with --force, another command's run folder or one of its subfolders.
+    run = tmp_path / "compress-run"
+    run.mkdir()
+    (run / "state.json").write_text('{"config": {}, "state": {}, "reference_sha256": "x"}')
+    search = tmp_path / "search"
+    search.mkdir()
+    (search / "tune.json").write_text('{"format": "t", "space": {}, "solver": "random"}')
+    for out, told in (
+        (run, "compress run's"),
+        (run / "rounds", "compress run's"),
+        (search, "tune"),
+    ):
+        assert run_cli("--compare", *pair, "--out", out, "--force") == 2
+        assert f"an olmp {told}" in capsys.readouterr().err
+        assert not (out / "compare.json").exists()
 
 
 def test_force_only_redoes_an_attack_folder(reference, tmp_path, capsys):

@@ -20,6 +20,7 @@ from olmp.errors import OlmpError, is_integer, is_number
 from olmp.files import (
     check_output_files,
     check_writable,
+    command_record_in,
     refuse_resume_and_force,
     remove_interrupted_writes,
     setting_difference,
@@ -192,8 +193,15 @@ def prepare_out(
 
 
 def check_compare_out(folder: Path, *, force: bool) -> None:
-    """Refuse a comparison's ``--out`` that is a file or an attack run's folder, or that holds
-    an earlier comparison (unless ``force``)."""
-    if read_config(folder) is not None:
-        raise OlmpError(f"{folder} is an attack run's folder; give --compare an --out of its own")
+    """Refuse a comparison's ``--out`` that is a file, a command's run folder (an attack's,
+    a compress run's, ...) or one of its subfolders, or that holds an earlier comparison
+    (unless ``force``, which never makes a run's folder a comparison's)."""
+    for run in (folder, folder.parent):
+        found = command_record_in(run)
+        if found is not None:
+            where = "" if run == folder else f"in {run}, "
+            raise OlmpError(
+                f"{folder} is {where}an {found[1]}'s folder (it holds {found[0]}); give "
+                "--compare an --out of its own"
+            )
     check_output_files(folder, COMPARE_OUTPUTS, force=force, option="--out", what="the comparison")
