@@ -12,6 +12,7 @@ from torch import nn
 import olmp
 from olmp.cli import main
 from olmp.compression import CompressConfig
+from olmp.data.registry import Split
 from olmp.data.tabular import GroupedSplit
 from olmp.errors import OlmpError
 from olmp.fair import FairSettings, fair_train, fairness_report, fit_fair
@@ -164,6 +165,19 @@ def test_bad_input_is_named():
     one_group = GroupedSplit(split.x, split.y, {"group": torch.zeros_like(split.y)})
     with pytest.raises(OlmpError, match="the val split has one group group only"):
         fit_fair(_mlp(), split, one_group, split, protected="group")
+    # The model and the splits, at the call (not an AttributeError or a NaN "fair" network).
+    plain = Split(split.x, split.y)
+    with pytest.raises(OlmpError, match=r"val must be one split with groups .*got a Split"):
+        fit_fair(_mlp(), split, plain, split, protected="group")
+    with pytest.raises(OlmpError, match=r"model must be a torch nn\.Module .*got a str"):
+        fit_fair("mlp", split, split, split, protected="group")
+    broken = _mlp()
+    with torch.no_grad():
+        broken[0].weight[0, 0] = float("nan")
+    with pytest.raises(OlmpError, match=r"holds NaN or infinite values in 0\.weight"):
+        fit_fair(broken, split, split, split, protected="group")
+    with pytest.raises(OlmpError, match=r"inputs of shape \(\d+,\) do not fit model Sequential"):
+        fit_fair(nn.Sequential(nn.Linear(5, 2)), split, split, split, protected="group")
 
 
 def test_the_api_takes_one_name_or_epsilon_and_names_a_constraint_of_another_type():

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from olmp.compression.compressor import Compressor
@@ -26,6 +25,7 @@ from olmp.compression.run_folder import (
 from olmp.data.registry import DatasetSplits
 from olmp.errors import OlmpError, check_type, warn_user
 from olmp.files import refuse_resume_and_force, remove_interrupted_writes
+from olmp.models import check_finite_weights
 from olmp.reference import load_weights
 from olmp.report import REPORT_PLOTS
 from olmp.task import CallableTask, SplitsTask, Task
@@ -162,9 +162,7 @@ def compress(
     if isinstance(splits, DatasetSplits):  # the record names its data, as the CLI's does
         metadata = {"dataset": splits.name, **(metadata or {})}
     model_name = (metadata or {}).get("model", type(model).__name__)
-    for name, tensor in model.state_dict().items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise OlmpError(f"model {model_name!r} holds NaN or infinite values in {name}")
+    check_finite_weights(model, model_name)
     _refuse_tied_weights(model, model_name)
     task = _make_task(splits, evaluate, train, task, config, constraints, protected)
     task.check(model, model_name)

@@ -41,7 +41,6 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from olmp.data.registry import Split
 from olmp.data.tabular import GroupedSplit
 from olmp.errors import OlmpError, check_count, check_seed, check_type
 from olmp.fair.metrics import (
@@ -54,6 +53,7 @@ from olmp.fair.metrics import (
     get_constraint,
     group_rates,
 )
+from olmp.models import check_finite_weights
 
 #: How much of the running group rates that orient the gaps each batch keeps (they
 #: reflect about the last ten batches).
@@ -294,8 +294,24 @@ def fit_fair(
     measures is kept at or below ``epsilon`` between the groups of attribute ``protected``.
     ``progress(epoch, record)`` is called after every epoch.
     """
+    check_type("model", model, nn.Module, "a torch nn.Module (a binary classifier)")
     for name, split in (("train", train), ("val", val), ("test", test)):
-        check_type(name, split, Split, f"one split with groups (splits.{name}), not all of them")
+        check_type(
+            name,
+            split,
+            GroupedSplit,
+            f"one split with groups (splits.{name} of a tabular dataset), not all of them",
+        )
+    name = type(model).__name__
+    check_finite_weights(model, name)
+    try:  # at the call, not as a matrix-shape error from the first training step
+        with torch.no_grad():
+            positive_probability(model.eval()(train.x[:2]))
+    except RuntimeError as exc:
+        raise OlmpError(
+            f"inputs of shape {tuple(train.x.shape[1:])} do not fit model {name}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
     constraints = [constraints] if isinstance(constraints, str) else constraints  # one name
     chosen = [get_constraint(name) for name in constraints]
     if not chosen:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from olmp.errors import OlmpError, check_count, unknown_choice
@@ -155,3 +156,11 @@ def build_model(
     if not isinstance(model, nn.Module):
         raise OlmpError(f"model factory {name!r} returned {type(model).__name__}, not nn.Module")
     return model
+
+
+def check_finite_weights(model: nn.Module, model_name: str) -> None:
+    """Raise unless every floating-point tensor of ``model`` is finite: training from NaN
+    weights gives NaN losses and a constant network, which no score should call a result."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise OlmpError(f"model {model_name!r} holds NaN or infinite values in {name}")
