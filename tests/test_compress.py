@@ -427,6 +427,12 @@ def test_own_tensors_are_validated():
         olmp.splits_from_tensors((x, y), (x, y.float()), (x, y), (x, y))
     with pytest.raises(OlmpError, match="num_classes must be an integer >= 1, got 0"):
         olmp.splits_from_tensors((x, y), (x, y), (x, y), (x, y), num_classes=0)
+    with pytest.raises(OlmpError, match=r"val must be an \(inputs, labels\) pair, got Tensor"):
+        olmp.splits_from_tensors((x, y), (x, y), x, (x, y))
+    bad = x.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(OlmpError, match="tune: inputs hold NaN or infinite values"):
+        olmp.splits_from_tensors((x, y), (bad, y), (x, y), (x, y))
 
 
 def test_own_loaders_may_give_samples_and_bad_batches_are_named():
@@ -442,6 +448,11 @@ def test_own_loaders_may_give_samples_and_bad_batches_are_named():
         olmp.splits_from_loaders(dataset, [{"x": x, "y": y}], dataset, dataset)
     with pytest.raises(OlmpError, match="val: the loader gave no batches"):
         olmp.splits_from_loaders(dataset, dataset, [], dataset)
+    ragged = [(x[:2], y[:2]), (torch.randn(2, 4), y[:2])]
+    with pytest.raises(
+        OlmpError, match=r"test: the batches' input shapes differ: \[\(3,\), \(4,\)\]"
+    ):
+        olmp.splits_from_loaders(dataset, dataset, dataset, ragged)
 
 
 def test_mean_std_parametrisation_with_pruned_biases(reference):

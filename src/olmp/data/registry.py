@@ -221,8 +221,13 @@ def splits_from_tensors(
         num_classes = check_count(num_classes, "num_classes")
     parts = {"train": train, "tune": tune, "val": val, "test": test}
     splits = {}
-    for part, (x, y) in parts.items():
-        x, y = torch.as_tensor(x), torch.as_tensor(y)
+    for part, pair in parts.items():
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            got = f"{len(pair)} items" if isinstance(pair, tuple | list) else type(pair).__name__
+            raise OlmpError(f"{part} must be an (inputs, labels) pair, got {got}")
+        x, y = (torch.as_tensor(t) for t in pair)
+        if x.is_floating_point() and not torch.isfinite(x).all():  # NaN scores as nothing
+            raise OlmpError(f"{part}: inputs hold NaN or infinite values")
         if len(x) != len(y) or len(y) == 0:
             raise OlmpError(
                 f"{part}: inputs have {len(x)} samples and labels {len(y)}; "
@@ -278,6 +283,9 @@ def splits_from_loaders(
             ys.append(y)
         if not xs:
             raise OlmpError(f"{part}: the loader gave no batches")
+        shapes = sorted({tuple(x.shape[1:]) for x in xs})
+        if len(shapes) > 1:  # torch.cat's own error names neither the split nor the shapes
+            raise OlmpError(f"{part}: the batches' input shapes differ: {shapes}")
         return torch.cat(xs), torch.cat(ys)
 
     loaders = {"train": train, "tune": tune, "val": val, "test": test}
