@@ -133,6 +133,8 @@ def test_bad_files_give_clear_errors(tmp_path):
 
     with pytest.raises(OlmpError, match="do not fit model 'lenet-5'"):
         load_compressed(path, model=build_model("lenet-300-100", (1, 28, 28), 10))
+    with pytest.raises(OlmpError, match="device 'tpu'; use cpu, cuda or cuda:N"):
+        load_compressed(path, device="tpu")
 
     stored, meta = load_checkpoint(path)
     missing = tmp_path / "missing.safetensors"
@@ -507,3 +509,7 @@ def test_cli_report_of_several_runs_puts_them_side_by_side(
     assert "is given twice" in capsys.readouterr().err
     assert main(["report", str(finished_run), str(other), "--plots", str(tmp_path / "p")]) == 2
     assert "give one RUN_DIR" in capsys.readouterr().err and not (tmp_path / "p").exists()
+    # From Python: one folder is one run (not its characters); none is an error.
+    assert olmp.compare_runs(str(other))["runs"][0]["run"] == str(other)
+    with pytest.raises(OlmpError, match="give at least one run folder"):
+        olmp.compare_runs([])

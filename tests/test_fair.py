@@ -194,6 +194,8 @@ def test_the_api_takes_one_name_or_epsilon_and_names_a_constraint_of_another_typ
         fair_train("german", "unused", protected="sex", epsilons=[0.1000001, 0.1])
     with pytest.raises(OlmpError, match=r"must be a number in \[0, 1\], got np.float32\(-1"):
         fair_train("german", "unused", protected="sex", epsilons=np.float32(-1))  # one, numpy's
+    with pytest.raises(OlmpError, match=r"epsilons must be a number or a list .*text '0.1'"):
+        fair_train("german", "unused", protected="sex", epsilons="0.1")
 
 
 @needs_data

@@ -227,8 +227,10 @@ def load_compressed(
         >>> net = olmp.load_compressed("lenet.olmp.safetensors")  # doctest: +SKIP
         >>> logits = net(images)  # doctest: +SKIP
     """
-    from olmp.reference import check_state_dict_fits
+    from olmp.reference import check_state_dict_fits, pick_device
 
+    if device is not None:  # before reading: a device this torch cannot use is bad input
+        device = pick_device(device)
     if model is not None:  # a name is not needed: the file's recorded model is built
         check_type("model", model, nn.Module, "an nn.Module to load into, or None")
     state_dict, metadata = read_export(path)

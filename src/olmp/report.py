@@ -215,6 +215,10 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
     """
     from olmp.compression import read_result
 
+    if isinstance(run_dirs, str | os.PathLike):  # one folder, not its characters
+        run_dirs = [run_dirs]
+    if not run_dirs:
+        raise OlmpError("give at least one run folder to compare")
     seen: set[Path] = set()
     for run_dir in run_dirs:
         if Path(run_dir).resolve() in seen:

@@ -101,6 +101,10 @@ def fair_train(
     constraints = list(dict.fromkeys(constraints))
     if not constraints:
         raise OlmpError("give at least one fairness constraint")
+    if isinstance(epsilons, str | bytes):  # not its characters, one by one
+        raise OlmpError(
+            f"epsilons must be a number or a list of numbers, got the text {epsilons!r}"
+        )
     epsilons = [epsilons] if isinstance(epsilons, numbers.Real) else epsilons  # one epsilon
     epsilons = sorted({check_epsilon(e) for e in epsilons})
     if not epsilons:
