@@ -114,6 +114,16 @@ def test_unbuildable_network_is_a_recorded_failure_with_the_reason():
     assert result.error is not None and "below 1x1" in result.error and "conv2" in result.error
 
 
+def test_a_trial_leaves_the_callers_thread_count_and_threads_are_checked(tmp_path):
+    space = TuneSpace(SMALL)
+    objective = TuneObjective(space, "digits", 1, train_size=50, threads=2)
+    objective(space.project({"conv_layers": 1, "fc_layers": 0}))
+    assert torch.get_num_threads() == 1  # as the fixture set it, not the trial's 2
+    with pytest.raises(OlmpError, match="threads must be an integer >= 1, got 0"):
+        tune("digits", tmp_path / "t", **{**FAST, "threads": 0})
+    assert not (tmp_path / "t").exists()
+
+
 def test_divergence_and_time_cap_end_a_trial():
     model = torch.nn.Linear(4, 2)
     data = Split(torch.randn(64, 4) * 1e20, torch.randint(0, 2, (64,)))

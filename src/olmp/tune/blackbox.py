@@ -159,8 +159,18 @@ class TuneObjective:
         return self.space.complete(params, self.pin)
 
     def __call__(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
+        if self.threads is None:
+            return self._train_and_score(params)
+        # A trial may run in the caller's own process (one worker): it leaves torch's
+        # thread count as it found it.
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self._train_and_score(params)
+        finally:
+            torch.set_num_threads(before)
+
+    def _train_and_score(self, params: Mapping[str, Any]) -> dict[str, Any]:
         full = self.full(params)
         spec, recipe = self.space.architecture(full), self.space.recipe(full)
         splits = load_splits(self.dataset, self.split_seed, self.data_dir)

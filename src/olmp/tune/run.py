@@ -97,8 +97,13 @@ TASKS = ("cnn", "ensemble")
 
 def option(name: str) -> str:
     """How errors name setting ``name`` of :func:`tune`: as the option ``olmp tune`` takes
-    it by (``time_limit`` -> ``--time-limit``), whose spelling the keyword mirrors."""
-    own = {"solver_options": "--solver-option", "solver_options.experience": "--experience"}
+    it by (``time_limit`` -> ``--time-limit``), whose spelling the keyword mirrors; a
+    setting of Python's alone by its keyword."""
+    own = {
+        "solver_options": "--solver-option",
+        "solver_options.experience": "--experience",
+        "threads": "threads",  # the command sets none
+    }
     return own.get(name) or flag(name)
 
 
@@ -172,6 +177,7 @@ def tune(
     )
     train_size = _check_count("train_size", train_size, optional=True)
     n_jobs = _check_count("n_jobs", n_jobs)
+    threads = _check_count("threads", threads, optional=True)
     seed = _check_count("seed", seed, 0)
     split_seed = _check_count("split_seed", split_seed, 0)
     time_limit = _check_seconds("time_limit", time_limit)
