@@ -318,6 +318,20 @@ def test_a_resume_with_a_smaller_budget_says_it_ran_nothing(tmp_path, capsys):
     assert "already had 2 trials, more than --budget 1: no trial was run" in err
 
 
+def test_a_python_resume_takes_the_searchs_own_settings(tmp_path):
+    out = tmp_path / "wine"
+    first = tune("wine", out, task="ensemble", solver="sracos", budget=2, seed=3)
+    assert first["trials"] == 2
+    # Settings left out are the search's (not the defaults: another solver, 20 trials).
+    again = tune("wine", out, resume=True)
+    assert again["trials"] == 2 and again["best_val_accuracy"] == first["best_val_accuracy"]
+    assert tune("wine", out, resume=True, budget=3)["trials"] == 3
+    record = json.loads((out / "tune.json").read_text())
+    assert (record["solver"], record["seed"], record["budget"]) == ("sracos", 3, 3)
+    with pytest.raises(OlmpError, match=r"another --solver \('sracos', here 'random'\)"):
+        tune("wine", out, resume=True, solver="random")
+
+
 def _files(folder):
     """Every file under ``folder`` with its bytes: what a refused run must leave alone."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}

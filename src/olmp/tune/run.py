@@ -53,6 +53,7 @@ from olmp.files import (
     load_checkpoint_metadata,
     prepare_output_folder,
     refuse_resume_and_force,
+    resumed_record,
     save_checkpoint,
     write_json_atomic,
 )
@@ -126,16 +127,16 @@ def tune(
     out: str | os.PathLike[str],
     *,
     space: TuneSpace | Mapping[str, Any] | str | os.PathLike[str] | None = None,
-    solver: str = "random",
-    task: str = "cnn",
-    budget: int = 20,
+    solver: str | None = None,
+    task: str | None = None,
+    budget: int | None = None,
     epochs: int | None = None,
     train_size: int | None = None,
     time_limit: float | None = None,
     trial_time_limit: float | None = None,
     n_jobs: int = 1,
-    seed: int = 0,
-    split_seed: int = 0,
+    seed: int | None = None,
+    split_seed: int | None = None,
     solver_options: Mapping[str, Any] | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     resume: bool = False,
@@ -148,17 +149,40 @@ def tune(
     ``time_limit`` seconds); see the module docstring. Returns the summary: best val
     accuracy, its test accuracy (read once), trials, failures, paths.
 
-    ``task`` is ``"cnn"`` or ``"ensemble"`` (which takes no ``space``, ``epochs`` or
-    ``train_size``). ``epochs`` (default 2) and ``train_size`` (a fixed subset of train)
-    are each CNN trial's training budget; ``force`` also allows an experience learned on
-    ``dataset`` (``solver_options={"experience": file}``); ``trial_time_limit`` ends a
-    trial that runs longer (recorded as failed).
+    ``task`` is ``"cnn"`` (default) or ``"ensemble"`` (which takes no ``space``, ``epochs``
+    or ``train_size``); ``solver`` defaults to ``"random"``, ``budget`` to 20 trials, the
+    seeds to 0. ``epochs`` (default 2) and ``train_size`` (a fixed subset of train) are each
+    CNN trial's training budget. With ``resume`` a setting left out (``None``) is the
+    search's own, as ``olmp tune --resume`` takes it: its budget last asked for too, so
+    ``tune(dataset, out, resume=True)`` continues a search. ``force`` also allows an
+    experience learned on ``dataset`` (``solver_options={"experience": file}``);
+    ``trial_time_limit`` ends a trial that runs longer (recorded as failed).
     ``threads`` sets torch's threads in each trial (default: one per worker when
     ``n_jobs > 1``). ``keep_weights`` keeps every trial's weights in ``out/weights``
     (named by :func:`olmp.tune.blackbox.trial_key` of its settings), not only the best's.
     ``progress(done, total, best_val)`` is called after every trial. Errors name a
     setting by its ``olmp tune`` option (``time_limit`` as ``--time-limit``).
     """
+    refuse_resume_and_force(resume, force)
+    own = resumed_record(Path(out), "tune.json", FORMAT, "search") if resume else {}
+    if task in (None, own.get("task")):  # another task's search is refused below, by its task
+        # What a resume leaves out is the search's own (checked below as if given).
+        given = {"task": task, "solver": solver, "budget": budget, "seed": seed,
+                 "split_seed": split_seed, "epochs": epochs, "train_size": train_size,
+                 "trial_time_limit": trial_time_limit}  # fmt: skip
+        taken = {key: own.get(key) if value is None else value for key, value in given.items()}
+        task, solver, budget, seed, split_seed, epochs, train_size, trial_time_limit = (
+            taken.values()
+        )
+        if space is None and own.get("task") == "cnn":  # an ensemble's space is its task's
+            space = own.get("space")
+        if resume and budget is None:  # an older olmp recorded none
+            raise OlmpError(f"{Path(out) / 'tune.json'} records no budget: give {option('budget')}")
+    task = "cnn" if task is None else task
+    solver = "random" if solver is None else solver
+    budget = 20 if budget is None else budget
+    seed = 0 if seed is None else seed
+    split_seed = 0 if split_seed is None else split_seed
     if task not in TASKS:
         raise OlmpError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
     if task == "ensemble":
@@ -182,7 +206,6 @@ def tune(
     split_seed = _check_count("split_seed", split_seed, 0)
     time_limit = _check_seconds("time_limit", time_limit)
     trial_time_limit = _check_seconds("trial_time_limit", trial_time_limit)
-    refuse_resume_and_force(resume, force)
     cls = solver_class(solver)  # OlmpError listing the solvers
     if not cls.available():
         cls.import_backend()
