@@ -465,6 +465,17 @@ def square_run(reference, tmp_path_factory):
     return out
 
 
+def test_numpy_numbers_are_taken_and_recorded_as_json(reference, tmp_path):
+    out = tmp_path / "np"
+    summary = run_attack(
+        reference, method="square", eps=np.float32(0.25), budget=np.int64(5), images=1,
+        targets=np.int64(3), device="cpu", out=out,
+    )  # fmt: skip
+    config = json.loads((out / "config.json").read_text())
+    assert (config["eps"], config["budget"], config["targets"]) == (0.25, 5, 3)
+    assert summary["pairs"] >= 0
+
+
 def copy_run(run, folder, **changes):
     """A copy of ``run`` whose config.json and result.json hold ``changes``."""
     shutil.copytree(run, folder)

@@ -29,6 +29,7 @@ from olmp.cli import main
 from olmp.compression import STATE_JSON, CompressConfig, compress, snapshot_path
 from olmp.console import print_table
 from olmp.data import load_dataset, splits_from_tensors
+from olmp.data.tabular import GroupedSplit
 from olmp.errors import OlmpError
 from olmp.export import read_export, write_export
 from olmp.files import load_checkpoint, prepare_output_folder, save_checkpoint
@@ -1086,6 +1087,17 @@ def test_arguments_of_the_wrong_kind_are_named_at_the_call(digits_reference, tmp
             r"model must be an nn\.Module to load into, or None, got a str",
         ),
     ]
+    # A callback that is not a function is named at the call, not after the first round.
+    calls += [
+        (lambda: compress(model, splits, on_round=5), r"on_round must be a function, or None"),
+        (lambda: olmp.tune.tune("digits", tmp_path / "t", progress=5), r"progress must be a func"),
+        (lambda: train(model, splits.train, TrainConfig(), on_epoch=5), r"on_epoch must be a f"),
+        (
+            lambda: run_attack(tmp_path / "w", method="square", eps=0.1, budget=5, on_pair="x"),
+            r"on_pair must be a function, or None; got 'x'",
+        ),
+        (lambda: TrainConfig(weight_decay=float("inf")), r"weight_decay must be a finite number"),
+    ]
     for call, message in calls:
         with pytest.raises(OlmpError, match=message):
             call()
@@ -1104,7 +1116,8 @@ def test_seeds_and_sizes_are_checked_where_they_are_given(digits_reference):
     from olmp.fair import fair_train
     from olmp.fair.train import fit_fair
 
-    split = digits_reference[1].train
+    digits = digits_reference[1].train
+    split = GroupedSplit(digits.x.flatten(1), digits.y, {"sex": digits.y % 2})  # 64 features
     calls = [
         (lambda: run_attack("unread.safetensors", method="square", eps=0.1, budget=5, seed=-1),
          r"seed must be an integer >= 0, got -1"),
@@ -1118,7 +1131,8 @@ def test_seeds_and_sizes_are_checked_where_they_are_given(digits_reference):
         (lambda: build_model("lenet-300-100", (1, 28, 28), 0),
          r"num_classes must be an integer >= 1, got 0"),
         (lambda: fit_fair(nn.Linear(64, 2), digits_reference[1], split, split, protected="sex"),
-         r"train must be one split with groups \(splits.train\), not all of them, got a Dat"),
+         r"train must be one split with groups \(splits.train of a tabular dataset\), not all "
+         r"of them, got a Dat"),
     ]  # fmt: skip
     for call, message in calls:
         with pytest.raises(OlmpError, match=message):

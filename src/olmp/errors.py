@@ -47,6 +47,13 @@ def check_type(name: str, value: object, expected: type | tuple[type, ...], what
         raise OlmpError(f"{name} must be {what}, got {'an' if kind[0] in 'aeiou' else 'a'} {kind}")
 
 
+def check_callback(name: str, value: object) -> None:
+    """Raise unless ``value`` is a function or ``None``: a callback of another kind would
+    fail only when first called, after work that is then lost."""
+    if value is not None and not callable(value):
+        raise OlmpError(f"{name} must be a function, or None; got {value!r}")
+
+
 def is_integer(value: object) -> bool:
     """Python's or numpy's integers, not ``True`` / ``False``."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -17,7 +17,7 @@ from torch import nn
 from olmp.data import DatasetSplits, load_dataset
 from olmp.dfo.directional import FORMAT as EXPERIENCE_FORMAT
 from olmp.environment import describe_environment
-from olmp.errors import OlmpError, check_type, warn_user
+from olmp.errors import OlmpError, check_callback, check_type, warn_user
 from olmp.export import decode_state_dict, is_export
 from olmp.files import check_writable, load_checkpoint, refuse_to_overwrite, save_checkpoint
 from olmp.models import build_model, check_recorded_model
@@ -82,6 +82,7 @@ def train_reference(
         check_writable(out, "out")
     if config is not None:
         check_type("config", config, TrainConfig, "a TrainConfig (olmp.TrainConfig(**options))")
+    check_callback("on_epoch", on_epoch)
     config = config or default_recipe(model, dataset)
     splits = load_dataset(dataset, seed=split_seed, data_dir=data_dir)
     started = time.perf_counter()

@@ -18,7 +18,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from olmp.data.registry import Split
-from olmp.errors import OlmpError, OptionError, check_count, check_type, is_number
+from olmp.errors import OlmpError, OptionError, check_callback, check_count, check_type, is_number
 
 StepHook = Callable[[nn.Module, int], None]
 """Called as ``hook(model, step)`` after every optimiser step (used to re-apply masks)."""
@@ -68,8 +68,8 @@ class TrainConfig:
             "average_last",
         ):
             value = getattr(self, field)
-            if not is_number(value):
-                raise OlmpError(f"{field} must be a number, got {value!r}")
+            if not is_number(value) or not math.isfinite(value):
+                raise OlmpError(f"{field} must be a finite number, got {value!r}")
             object.__setattr__(self, field, float(value))  # numpy's too: the recipe is JSON
         if not self.lr > 0:
             raise OptionError("lr", f"(learning rate) must be positive, got {self.lr}")
@@ -216,6 +216,8 @@ def train(
     """
     check_type("data", data, Split, "one split (splits.train), not all of them")
     check_type("config", config, TrainConfig, "a TrainConfig (olmp.TrainConfig(**options))")
+    check_callback("on_step", on_step)
+    check_callback("on_epoch", on_epoch)
     device = model_device(model)
     x_all, y_all = data.x.to(device), data.y.to(device)
     generator = torch.Generator().manual_seed(config.seed)

@@ -40,10 +40,12 @@ from olmp.dfo.solvers import SOLVERS
 from olmp.errors import (
     OlmpError,
     OptionError,
+    check_callback,
     check_count,
     check_seed,
     check_type,
     is_integer,
+    is_number,
     unknown_choice,
     warn_user,
 )
@@ -76,13 +78,11 @@ def check_settings(
     backend = SOLVERS[solver or DEFAULT_SOLVER] if method == "bobyqa" else None
     if backend is not None and not backend.available():
         backend.import_backend()  # an optional extra: the error names it, before any file
-    if not (isinstance(eps, int | float) and math.isfinite(eps) and 0 < eps <= 1):
+    if not (is_number(eps) and math.isfinite(eps) and 0 < eps <= 1):
         raise OptionError("eps", f"must be in (0, 1] (pixel units), got {eps!r}")
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+    if not is_integer(budget) or budget < 1:
         raise OptionError("budget", f"must be an integer of at least 1 query, got {budget!r}")
-    if targets not in ("all", "random") and not (
-        isinstance(targets, int) and not isinstance(targets, bool)
-    ):
+    if not (isinstance(targets, str) and targets in ("all", "random")) and not is_integer(targets):
         raise OlmpError(f"targets must be 'all', 'random' or a class number, got {targets!r}")
 
 
@@ -310,8 +310,11 @@ def run_attack(
     from olmp.reference import load_weights
 
     check_type("weights", weights, str | os.PathLike, "a checkpoint's path")
+    check_callback("on_pair", on_pair)
     check_seed(seed)
     check_settings(method, eps, budget, solver, targets, options)
+    eps, budget = float(eps), int(budget)  # numpy's too: the record is JSON
+    targets = targets if isinstance(targets, str) else int(targets)
     images = check_count(images, "images")
     if split not in ("train", "tune", "val", "test"):
         raise unknown_choice("split", split, ["train", "tune", "val", "test"])

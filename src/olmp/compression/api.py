@@ -23,7 +23,7 @@ from olmp.compression.run_folder import (
     write_run_outputs,
 )
 from olmp.data.registry import DatasetSplits
-from olmp.errors import OlmpError, check_type, warn_user
+from olmp.errors import OlmpError, check_callback, check_type, warn_user
 from olmp.files import refuse_resume_and_force, remove_interrupted_writes
 from olmp.models import check_finite_weights
 from olmp.reference import load_weights
@@ -110,6 +110,7 @@ def compress(
         >>> result["compression_ratio"]  # doctest: +SKIP
     """
     refuse_resume_and_force(resume, force)  # before a path's model and data are loaded
+    check_callback("on_round", on_round)
     if resume and run_dir is None:
         raise OlmpError("resume=True continues a run folder: pass run_dir= too")
     if not isinstance(config, CompressConfig | None):

@@ -33,7 +33,7 @@ import torch
 
 from olmp.data.tabular import load_tabular
 from olmp.environment import describe_environment
-from olmp.errors import OlmpError, check_type
+from olmp.errors import OlmpError, check_callback, check_type
 from olmp.fair.metrics import check_epsilon, constraint_value, get_constraint, term_value
 from olmp.fair.train import FairSettings, check_settings, fit_fair, group_codes
 from olmp.files import (
@@ -95,6 +95,7 @@ def fair_train(
     ``di_ratio``, ...), the val report under ``val``, and the run's settings.
     """
     check_type("model", model, str, "a model's name (olmp list shows them)")
+    check_callback("progress", progress)
     constraints = [constraints] if isinstance(constraints, str) else list(constraints)  # one name
     for name in constraints:
         get_constraint(name)

@@ -42,7 +42,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from olmp.data.tabular import GroupedSplit
-from olmp.errors import OlmpError, check_count, check_seed, check_type
+from olmp.errors import OlmpError, check_callback, check_count, check_seed, check_type
 from olmp.fair.metrics import (
     Constraint,
     Orientation,
@@ -317,6 +317,7 @@ def fit_fair(
     if not chosen:
         raise OlmpError("give at least one fairness constraint")
     eps = check_epsilon(epsilon)
+    check_callback("progress", progress)
     settings = check_settings(FairSettings() if settings is None else settings)
     check_seed(seed)
     groups = {

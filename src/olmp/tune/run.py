@@ -46,7 +46,7 @@ from olmp.dfo.sampler import make_sampler
 from olmp.dfo.solvers import solver_class
 from olmp.dfo.solvers.checks import recorded_options, with_defaults
 from olmp.environment import describe_environment
-from olmp.errors import OlmpError, check_count
+from olmp.errors import OlmpError, check_callback, check_count
 from olmp.experience import experience_for_search
 from olmp.files import (
     load_checkpoint,
@@ -164,6 +164,7 @@ def tune(
     setting by its ``olmp tune`` option (``time_limit`` as ``--time-limit``).
     """
     refuse_resume_and_force(resume, force)
+    check_callback("progress", progress)
     own = resumed_record(Path(out), "tune.json", FORMAT, "search") if resume else {}
     if task in (None, own.get("task")):  # another task's search is refused below, by its task
         # What a resume leaves out is the search's own (checked below as if given).
