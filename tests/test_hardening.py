@@ -1097,6 +1097,8 @@ def test_arguments_of_the_wrong_kind_are_named_at_the_call(digits_reference, tmp
             r"on_pair must be a function, or None; got 'x'",
         ),
         (lambda: TrainConfig(weight_decay=float("inf")), r"weight_decay must be a finite number"),
+        (lambda: compress(model, splits, metadata=[1]), r"metadata must be a dict .*got a list"),
+        (lambda: load_weights(tmp_path / "w", model=model), r"model must be a model's name .*Seq"),
     ]
     for call, message in calls:
         with pytest.raises(OlmpError, match=message):

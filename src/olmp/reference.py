@@ -147,6 +147,8 @@ def load_weights(
     model comes in eval mode (``.train()`` it to train it further).
     Raises :class:`OlmpError` when the weights do not fit the model.
     """
+    if model is not None:  # a name: an instance is loaded into with olmp.load_compressed
+        check_type("model", model, str, "a model's name (olmp list), or None")
     state_dict, metadata = load_checkpoint(weights)
     if metadata.get("format") == EXPERIENCE_FORMAT:  # the same file type, no network in it
         raise OlmpError(

@@ -111,6 +111,8 @@ def compress(
     """
     refuse_resume_and_force(resume, force)  # before a path's model and data are loaded
     check_callback("on_round", on_round)
+    if metadata is not None:
+        check_type("metadata", metadata, dict, 'a dict of record fields ({"model": NAME})')
     if resume and run_dir is None:
         raise OlmpError("resume=True continues a run folder: pass run_dir= too")
     if not isinstance(config, CompressConfig | None):
