@@ -223,6 +223,14 @@ def solver_specs(parser, specs: list[str]) -> dict[str, tuple[str, dict]]:
     return parsed
 
 
+def add_overrides(parser, help: str) -> None:
+    """``--set FIELD=VALUE`` (repeatable): `CompressConfig` fields of the OLMP runs, as
+    ``args.set``, a list of ``(field, value)``."""
+    parser.add_argument(
+        "--set", type=parse_override, action="append", default=[], metavar="FIELD=VALUE", help=help
+    )
+
+
 def parse_override(text: str) -> tuple[str, object]:
     """``FIELD=VALUE`` -> (field, value converted to the field's default's type)."""
     import argparse

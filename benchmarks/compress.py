@@ -44,10 +44,10 @@ from _common import (
     HEADLINE_KEYS,
     RESULTS,
     SETTINGS,
+    add_overrides,
     baseline_config,
     machine,
     olmp_run,
-    parse_override,
     reference_checkpoint,
     solver_specs,
     spread,
@@ -212,14 +212,7 @@ def main() -> None:
         default="",
         help="suffix of the result files' names, to keep an earlier record of the setting",
     )
-    parser.add_argument(
-        "--set",
-        type=parse_override,
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a CompressConfig field of the OLMP runs",
-    )
+    add_overrides(parser, "override a CompressConfig field of the OLMP runs")
     args = parser.parse_args()
     args.solver_specs = solver_specs(parser, args.solvers)
     if args.quick:

@@ -26,7 +26,7 @@ import argparse
 import json
 import statistics
 
-from _common import HEADLINE_KEYS, RESULTS, machine, mnist5k_run, parse_override, spread
+from _common import HEADLINE_KEYS, RESULTS, add_overrides, machine, mnist5k_run, spread
 
 from olmp.compression import CompressConfig
 
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--adjust", default=CompressConfig.adjust, help="finetune or dns")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workdir", default="/tmp/olmp-bench")
-    parser.add_argument("--set", type=parse_override, action="append", default=[])
+    add_overrides(parser, "override a CompressConfig field of the runs")
     parser.add_argument("--tag", help="appended to the result file's name, to keep older records")
     args = parser.parse_args()
     overrides = dict(args.set)

@@ -54,10 +54,10 @@ import torch
 from _common import (
     RESULTS,
     SETTINGS,
+    add_overrides,
     machine,
     olmp_run,
     override_text,
-    parse_override,
     reference_checkpoint,
 )
 from compress import retrain_steps
@@ -203,13 +203,8 @@ def main() -> None:
     parser.add_argument("--tolerances", type=float, nargs="+", default=[0.0, 0.005])
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--ratios", type=int, nargs="+", default=sorted(BaselineConfig.gmp_ratios))
-    parser.add_argument(
-        "--set",
-        type=parse_override,
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="the OLMP run whose retraining steps each target gets (default: the defaults')",
+    add_overrides(
+        parser, "the OLMP run whose retraining steps each target gets (default: the defaults')"
     )
     args = parser.parse_args()
     # As `olmp_run` does: a setting equal to the default's is the default run (and name).
