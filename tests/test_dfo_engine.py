@@ -143,6 +143,14 @@ def test_tell_by_id_checks_ids_constraints_and_fidelities():
         Study(Problem(SPACE), "random").ask(fidelity="full")
     assert study.trials[0].state == "failed" and study.trials[0].error == "out of memory"
     assert study.best is study.trials[1] and study.cost == pytest.approx(1.1)
+    # A failure with an empty message is a failure (it was kept as complete, value NaN, and
+    # became the best); a told cost must be a number >= 0.
+    third = study.ask()
+    for cost in (-5, math.nan, "abc"):
+        with pytest.raises(OlmpError, match=r"cost must be a number >= 0, got"):
+            study.tell(third.id, error="x", cost=cost)
+    study.tell(third.id, error="")
+    assert third.state == "failed" and third.error and study.best is study.trials[1]
 
 
 def test_budgets_target_and_callbacks_stop_the_study():
@@ -231,6 +239,9 @@ def _edited(record, edit):
         lambda r: r["trials"][4].update(id=7),  # out of place
         lambda r: r["trials"][2].update(cost="1"),  # not a number
         lambda r: r["trials"][2].update(constraints=[None]),
+        lambda r: r["trials"][2].update(value=None),  # complete without a value
+        lambda r: r["log"].append(["t", -1]),
+        lambda r: r.update(log=r["log"][:3]),  # a shorter log would drop trials 2-5
     ],
 )
 def test_a_hand_edited_study_file_is_named_damaged_and_kept(tmp_path, edit):

@@ -169,8 +169,13 @@ class Problem:
         if number == -math.inf:
             raise OlmpError("the objective's value is -inf, which no minimisation can rank")
         numbers = check_constraints(constraints, self.n_constraints)
+        return Result(value=number, constraints=numbers, cost=self.told_cost(cost, fidelity))
+
+    def told_cost(self, cost: Any, fidelity: str | None) -> float:
+        """An evaluation's ``cost`` as returned or told (a number >= 0), or its fidelity's
+        when ``None``."""
         if cost is None:
-            cost = self.cost_of(fidelity)
-        elif not (is_number(cost) and cost >= 0):
+            return self.cost_of(fidelity)
+        if not (is_number(cost) and cost >= 0):
             raise OlmpError(f"an evaluation's cost must be a number >= 0, got {cost!r}")
-        return Result(value=number, constraints=numbers, cost=float(cost))
+        return float(cost)

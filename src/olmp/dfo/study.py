@@ -253,8 +253,9 @@ class Study:
         ``constraints``, or ``error`` (a message) for a failed evaluation."""
         trial = self._running(trial_id)
         if error is not None:
-            result = Result(cost=self.problem.cost_of(trial.fidelity) if cost is None else cost)
-            result.error = str(error)
+            # An empty message is a failure too ("" would read as no error).
+            cost = self.problem.told_cost(cost, trial.fidelity)
+            result = Result(cost=cost, error=str(error) or "failed (no message given)")
         else:
             if value is None:
                 raise OlmpError(f"tell trial {trial_id} a value, or error='message' if it failed")
@@ -274,9 +275,10 @@ class Study:
         return trial
 
     def _record(self, trial: Trial, result: Result, replay: bool = False) -> Trial:
-        trial.state = "failed" if result.error else "complete"
-        trial.value = None if result.error else result.value
-        trial.constraints = [] if result.error else list(result.constraints)
+        failed = result.error is not None
+        trial.state = "failed" if failed else "complete"
+        trial.value = None if failed else result.value
+        trial.constraints = [] if failed else list(result.constraints)
         trial.cost, trial.error = result.cost, result.error
         if not replay:
             trial.finished, trial.elapsed = time.time(), round(self.elapsed, 3)
@@ -471,9 +473,14 @@ class Study:
                     )
                 self.trials.append(trials[i])
                 self.log.append(["a", i])
-            elif op == "t" and i < len(self.trials) and self.trials[i].done and i not in told:
+            elif op == "t" and 0 <= i < len(self.trials) and self.trials[i].done and i not in told:
                 told.add(i)
                 t = self.trials[i]
+                if t.state == "complete" and (t.value is None or math.isnan(t.value)):
+                    raise OlmpError(
+                        f"study file {self.path} is damaged (trial {i} is complete without a "
+                        "value); it is left as it is"
+                    )
                 result = Result(
                     t.value if t.value is not None else math.nan,
                     t.constraints,
@@ -485,6 +492,13 @@ class Study:
                 raise OlmpError(
                     f"study file {self.path} is damaged (log entry {op!r} {i}); it is left as it is"
                 )
+        # Every trial recorded is asked in the log, and every finished one told: a shorter
+        # log would drop trials when the study is saved again.
+        if len(self.trials) != len(trials) or any(t.done and t.id not in told for t in trials):
+            raise OlmpError(
+                f"study file {self.path} is damaged (its log and its trials disagree); it is "
+                "left as it is"
+            )
         self._began = time.monotonic()
 
 
