@@ -636,8 +636,18 @@ def test_sracos_batches_end_at_the_initial_samples_and_untold_rows_come_back():
     x = solver.ask()
     solver.tell(x[:2], sphere(x[:2]))
     assert np.array_equal(solver.ask()[:3], x[2:])
-    with pytest.raises(OlmpError, match=r"positive_size must be < train_size, got 3 and 3"):
-        SRacos(LOWER, UPPER, train_size=3, positive_size=3)
+    # ZOOpt needs two negative solutions (train 3, positive 2 was an IndexError at the
+    # first told samples).
+    for train, positive in ((3, 3), (3, 2)):
+        with pytest.raises(
+            OlmpError, match=rf"at most train_size - 2 .*got {positive} and {train}"
+        ):
+            SRacos(LOWER, UPPER, train_size=train, positive_size=positive)
+    with pytest.raises(OlmpError, match=r"train_size must be an integer >= 3, got 2"):
+        SRacos(LOWER, UPPER, train_size=2)
+    solver = SRacos(LOWER, UPPER, seed=0, train_size=3, positive_size=1, max_evaluations=12)
+    solver.minimize(sphere, 12)
+    assert solver.n_evaluations == 12
 
 
 def test_tpe_offers_untold_trials_again():

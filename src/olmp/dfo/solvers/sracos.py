@@ -70,8 +70,9 @@ class SRacos(Solver):
         max_evaluations: Planned length of the run, from which ``train_size`` and
             ``positive_size`` default as in ZOOpt (12 and 2 for 101-1000 evaluations). If
             ``None``, :meth:`minimize` uses its budget; plain ask/tell assumes 1000.
-        train_size: Solutions SRACOS keeps (and initial samples it draws), at least 2.
-        positive_size: How many of them count as positive, in ``[1, train_size)``.
+        train_size: Solutions SRACOS keeps (and initial samples it draws), at least 3.
+        positive_size: How many of them count as positive, in ``[1, train_size - 2]``
+            (ZOOpt needs two negative solutions).
         exploration_rate: Probability of sampling the whole box instead of the learned
             region; ZOOpt's default 0.01.
     """
@@ -85,15 +86,19 @@ class SRacos(Solver):
     variable_batch = True
     options: ClassVar[dict[str, Option]] = {
         "max_evaluations": Option(None, integer(1, optional=True), "planned run length"),
-        "train_size": Option(None, integer(2, optional=True), "solutions kept"),
+        "train_size": Option(None, integer(3, optional=True), "solutions kept"),
         "positive_size": Option(None, integer(1, optional=True), "of which positive"),
         "exploration_rate": Option(0.01, real(0.0, 1.0), "chance of sampling the whole box"),
     }
 
     def _setup(self) -> None:
+        # ZOOpt fails (an IndexError) unless it keeps at least two negative solutions.
         sizes = (self.positive_size, self.train_size)
-        if None not in sizes and sizes[0] >= sizes[1]:  # type: ignore[operator]
-            raise OlmpError(f"positive_size must be < train_size, got {sizes[0]} and {sizes[1]}")
+        if None not in sizes and sizes[0] > sizes[1] - 2:  # type: ignore[operator]
+            raise OlmpError(
+                f"positive_size must be at most train_size - 2 (ZOOpt keeps two or more "
+                f"negative solutions), got {sizes[0]} and {sizes[1]}"
+            )
         #: Candidates the adapter made up because ZOOpt had none (see the module docstring).
         self.n_fallbacks = 0
         self._planned: int | None = None
@@ -133,8 +138,8 @@ class SRacos(Solver):
 
         budget = self.max_evaluations or self._planned or 1000
         train, positive = default_sizes(budget)
-        train = self.train_size or max(train, (self.positive_size or 0) + 1)
-        positive = self.positive_size or min(positive, train - 1)
+        train = self.train_size or max(train, (self.positive_size or 0) + 2)
+        positive = self.positive_size or min(positive, train - 2)
         self.train_size, self.positive_size = train, positive
         start = (self.x0 - self.lower) / (self.upper - self.lower)
         with self._zoopt_state():
