@@ -112,11 +112,21 @@ def test_space_samples_valid_points_and_round_trips_through_json_and_the_unit_bo
         (lambda: SPACE.validate({"x": 0.0, "k": 0}), r"variable 'c' is active and has no value"),
         (lambda: Real("x", 0, 1, when=["layers"]), r"'x': when must be a dict of variable name"),
         (lambda: Real("x", 0, 1, when=None), r"e.g. when=\{'layers': \[3\]\}, got None"),
+        (lambda: Real("x", 1, 100, log="false"), r"'x': log must be True or False, got 'false'"),
+        (lambda: Real("x", -1e308, 1e308), r"'x': high - low must be a finite number"),
     ],
 )
 def test_bad_spaces_name_the_value_and_what_is_allowed(build, message):
     with pytest.raises(OlmpError, match=message):
         build()
+
+
+def test_a_condition_given_as_a_whole_float_or_numpy_number_holds():
+    for three in (3.0, np.int64(3)):
+        space = Space([Integer("layers", 1, 3), Real("w", 0, 1, when={"layers": [three]})])
+        space.validate({"layers": 3, "w": 0.5})  # refused before: w "inactive"
+        assert space.is_active(space["w"], {"layers": 3})
+        assert not space.is_active(space["w"], {"layers": 2})
 
 
 # -- problem and study ---------------------------------------------------------------------

@@ -109,6 +109,15 @@ class _Numeric(Variable):
                 f"variable {self.name!r}: low must be < high, got low={self.low!r} >= "
                 f"high={self.high!r}"
             )
+        if not math.isfinite(self.high - self.low):  # every solver steps in this width
+            raise OlmpError(
+                f"variable {self.name!r}: high - low must be a finite number, got "
+                f"low={self.low!r}, high={self.high!r}"
+            )
+        if isinstance(self.log, np.bool_):
+            object.__setattr__(self, "log", bool(self.log))
+        if not isinstance(self.log, bool):  # log="false" would be a log scale
+            raise OlmpError(f"variable {self.name!r}: log must be True or False, got {self.log!r}")
         if self.log and self.low <= 0:
             raise OlmpError(
                 f"variable {self.name!r}: a log scale needs bounds > 0, got low={self.low!r}"
@@ -249,6 +258,16 @@ class Categorical(Variable):
         return self.choices[int(np.argmax(u))]
 
 
+def _own_value(variable: Variable | None, value: Any) -> Any:
+    """``value`` as ``variable`` takes it: numpy's scalars as Python's, a whole float given
+    to an integer variable (``3.0``) as an int; anything else as it is."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(variable, Integer) and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equal and of the same type, so that ``1``, ``1.0`` and ``True`` are three choices."""
     return type(a) is type(b) and a == b
@@ -289,6 +308,9 @@ class Space:
             raise OlmpError(f"a space needs at least one variable, got {variables!r}")
         self.variables: tuple[Variable, ...] = tuple(variables)
         by_name: dict[str, Variable] = {}
+        #: Each variable's conditions in its parents' own values (``3.0`` for an integer
+        #: parent is 3: as given, it would never hold).
+        self._conditions: dict[str, dict[str, tuple[Any, ...]]] = {}
         for variable in self.variables:
             if not isinstance(variable, Variable):
                 raise OlmpError(
@@ -309,6 +331,10 @@ class Space:
                     except OlmpError as error:  # name the condition, not only the parent
                         condition = f"variable {variable.name!r}, condition when[{parent!r}]"
                         raise OlmpError(f"{condition}: {error}") from None
+            self._conditions[variable.name] = {
+                parent: tuple(_own_value(by_name[parent], value) for value in values)
+                for parent, values in variable.when.items()
+            }
             by_name[variable.name] = variable
         self._by_name = by_name
         edges = np.cumsum([0] + [v.width for v in self.variables])
@@ -357,7 +383,7 @@ class Space:
     def is_active(self, variable: Variable, params: Mapping[str, Any]) -> bool:
         return all(
             parent in params and any(_same(params[parent], value) for value in values)
-            for parent, values in variable.when.items()
+            for parent, values in self._conditions[variable.name].items()
         )
 
     # -- checking, sampling -----------------------------------------------------------------
@@ -367,15 +393,7 @@ class Space:
         variable (``3.0``) as an int, so conditions match them (``3.0`` would not activate
         ``when={"layers": [3]}``) and JSON can hold them. Nothing else changes: what does
         not fit is left for :meth:`validate` to name."""
-        out = dict(params)
-        for name, value in out.items():
-            if isinstance(value, np.generic):
-                value = value.item()
-            integer = isinstance(self._by_name.get(name), Integer)
-            if integer and isinstance(value, float) and value.is_integer():
-                value = int(value)
-            out[name] = value
-        return out
+        return {name: _own_value(self._by_name.get(name), value) for name, value in params.items()}
 
     def validate(self, params: Mapping[str, Any]) -> None:
         """Raise OlmpError unless ``params`` has a valid value for every active variable
