@@ -8,6 +8,7 @@ import math
 import os
 import time
 import warnings
+from dataclasses import replace
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -300,6 +301,28 @@ def test_optimize_given_the_objective_says_where_it_belongs():
         study.optimize(square)
     with pytest.raises(OlmpError, match=r"callbacks are functions \(study, trial\).*got 'log'"):
         Study(Problem(SPACE, square), "random", callbacks="log")
+    # Arguments of the wrong kind are named (they were TypeErrors and ValueErrors).
+    problem = Problem(SPACE, square)
+    one = Study(problem, "random", seed=0, max_evaluations=2)
+    one.optimize()
+    complete = one.trials[0]
+    calls = [
+        (lambda: Study(problem, "random", callbacks=5), r"callbacks are functions .*got 5"),
+        (lambda: Study(problem, "random", warm_start=5), r"warm_start takes a Study.*got 5"),
+        (lambda: Study(problem, "tpe", seed=2**32), r"seed must be below 2\*\*32, got 4294967296"),
+        (lambda: Problem(SPACE, square, fidelities=["a"]), r"fidelities is a dict of name"),
+        (
+            lambda: Study(problem, "random", warm_start=[replace(complete, value=None)]),
+            r"warm-start trial 0 is complete but its value is None",
+        ),
+        (
+            lambda: Study(problem, "random", warm_start=[replace(complete, params=[1])]),
+            r"warm-start trial 0: params are a mapping of variable names, got \[1\]",
+        ),
+    ]
+    for call, message in calls:
+        with pytest.raises(OlmpError, match=message):
+            call()
 
 
 def test_numpy_values_are_numbers_and_a_saved_study_needs_json_choices(tmp_path):

@@ -95,6 +95,11 @@ class Problem:
         self.objective = objective
         self.n_constraints = n_constraints
         self.fidelities: dict[str, float] = {}
+        if fidelities is not None and not isinstance(fidelities, Mapping):
+            raise OlmpError(
+                f"fidelities is a dict of name -> relative cost > 0, e.g. {{'cheap': 0.1, "
+                f"'full': 1.0}}, got {fidelities!r}"
+            )
         for name, cost in dict(fidelities or {}).items():
             if not isinstance(name, str) or not is_number(cost) or not 0 < cost < math.inf:
                 raise OlmpError(

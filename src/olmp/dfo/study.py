@@ -89,6 +89,8 @@ class Study:
         self.problem = problem
         self.solver = solver
         self.seed = check_seed(seed)
+        if self.seed >= 2**32:  # numpy's and optuna's generators take no more
+            raise OlmpError(f"seed must be below 2**32, got {seed!r}")
         check_type("options", options or {}, Mapping, "a dict of the solver's options")
         # numpy's scalars as Python's: the options are recorded in the study's JSON.
         self.options = {
@@ -100,7 +102,8 @@ class Study:
         self.max_seconds = _limit("max_seconds", max_seconds)
         self.max_cost = _limit("max_cost", max_cost)
         self.target = None if target is None else _limit("target", target, positive=False)
-        self.callbacks = [callbacks] if callable(callbacks) else list(callbacks)  # one, or many
+        one = callable(callbacks) or not isinstance(callbacks, Iterable)  # 5: named below
+        self.callbacks = [callbacks] if one else list(callbacks)  # one, or many
         for callback in self.callbacks:  # at once, not after the first evaluation
             if not callable(callback):
                 raise OlmpError(
@@ -386,13 +389,25 @@ class Study:
             trials = [Trial.from_json(t) for t in load_study_file(Path(source)).get("trials", [])]
         elif isinstance(source, Study):
             trials = source.trials
-        else:
+        elif isinstance(source, Iterable):
             trials = list(source)
+        else:
+            trials = [source]  # named below
         for trial in trials:
             if not isinstance(trial, Trial):
                 raise OlmpError(f"warm_start takes a Study, a study file or Trials, got {trial!r}")
             if trial.state != "complete":
                 continue
+            if not is_number(trial.value) or math.isnan(trial.value):
+                raise OlmpError(
+                    f"warm-start trial {trial.id} is complete but its value is {trial.value!r}, "
+                    "not a number"
+                )
+            if not isinstance(trial.params, Mapping):
+                raise OlmpError(
+                    f"warm-start trial {trial.id}: params are a mapping of variable names, "
+                    f"got {trial.params!r}"
+                )
             params = self.problem.space.canonical(trial.params)  # Trials made by hand, too
             try:
                 self.problem.space.validate(params)
