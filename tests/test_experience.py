@@ -4,6 +4,7 @@ olmp tune --task ensemble with --experience."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,7 +25,7 @@ from olmp.dfo.directional import (
 )
 from olmp.dfo.solvers import SOLVERS, make_solver
 from olmp.errors import OlmpError
-from olmp.experience import build_experience
+from olmp.experience import build_experience, read_study
 from olmp.files import HASH_KEY, METADATA_KEY, command_record_in
 from olmp.tune import ensemble, tune
 from olmp.tune.ensemble import load_table
@@ -519,10 +520,10 @@ def test_the_ensemble_task_reads_a_tabular_set_with_disjoint_splits():
     ("damage", "message"),
     [
         (lambda r: r["log"].append(["t", 99]), "no 99"),
-        (lambda r: r["trials"][0].pop("params"), "no 'params'"),
-        (lambda r: r["trials"][0].update(value="abc"), "could not convert string to float"),
+        (lambda r: r["trials"][0].pop("params"), "missing 1 required positional argument"),
+        (lambda r: r["trials"][0].update(value="abc"), "trial 0 has a field of the wrong type"),
         (lambda r: r["trials"][0].update(params={"x": 1}), "unknown variable 'x'"),
-        (lambda r: r["trials"][0].update(params="x"), "parameters are a mapping"),
+        (lambda r: r["trials"][0].update(params="x"), "trial 0 has state 'complete' or bad params"),
         (lambda r: r["log"].append(["t", 0]), "a trial is told twice"),
     ],
 )
@@ -537,6 +538,14 @@ def test_a_damaged_trial_of_a_study_is_named(tmp_path, capsys, damage, message):
     err = _err_line(capsys)
     assert f"study {path} is damaged" in err and message in err, err
     assert not out.exists()
+
+
+def test_an_infeasible_trial_improves_on_nothing(tmp_path):
+    path = tmp_path / "run" / "study.json"
+    problem = Problem(PLANE, lambda p: {"value": plane(p), "constraints": [1.0]}, n_constraints=1)
+    Study(problem, "random", max_evaluations=5, path=path).optimize()
+    _, history, _ = read_study(path)  # every trial infeasible: none better than another
+    assert len(history) == 5 and all(value == math.inf for _, value in history)
 
 
 def test_a_tune_record_that_is_not_an_object_is_named(tmp_path):

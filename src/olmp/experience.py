@@ -31,6 +31,7 @@ from olmp.dfo.directional import (
 )
 from olmp.dfo.record import load_study_file
 from olmp.dfo.space import Space
+from olmp.dfo.trial import Trial
 from olmp.errors import OlmpError, check_seed
 from olmp.files import check_writable, refuse_to_overwrite
 
@@ -64,9 +65,10 @@ def read_study(source: StudyPath) -> tuple[Space, History, dict[str, Any]]:
             raise ValueError("a trial is told twice")
         history = []
         for i in told:
-            params, value = trials[i]["params"], trials[i].get("value")
-            space.validate(params)  # a trial's settings must be a point of the space
-            history.append((params, math.inf if value is None else float(value)))
+            trial = Trial.from_json(trials[i])
+            space.validate(trial.params)  # a trial's settings must be a point of the space
+            # A failed or infeasible trial improves on nothing, whatever its value.
+            history.append((trial.params, float(trial.value) if trial.feasible else math.inf))
     except (OSError, ValueError, KeyError, TypeError, AttributeError, OlmpError) as error:
         detail = f"no {error}" if isinstance(error, KeyError) else error
         raise OlmpError(f"study {path} is damaged or not an olmp study ({detail})") from None
