@@ -492,6 +492,25 @@ def test_a_worker_pool_evaluates_in_parallel(name):
         ProcessPool(0)
 
 
+def dies_past_half(params):
+    if params["x"] > 0.5:
+        os._exit(1)  # a worker killed (out of memory, say), not an objective that raises
+    return square(params)
+
+
+def test_a_worker_that_dies_is_named_and_its_trials_kept(tmp_path):
+    path = tmp_path / "s.json"
+    study = Study(Problem(SPACE, dies_past_half), "random", seed=0, max_evaluations=30, path=path)
+    with pytest.raises(OlmpError, match=r"a worker process died .* resume=True"):
+        study.optimize(n_jobs=2)
+    failed = [t for t in study.trials if t.state == "failed"]
+    assert failed and not study.running()  # none left to kill a resume again
+    again = Study(Problem(SPACE, square), "random", seed=0, max_evaluations=30, path=path,
+                  resume=True)  # fmt: skip
+    again.optimize(n_jobs=2)
+    assert again.n_evaluations == 30 and len(again.trials) == 30
+
+
 class ThreeSlots(Executor):
     """Runs each evaluation at once, in this process, but offers three workers."""
 

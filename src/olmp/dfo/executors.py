@@ -69,10 +69,21 @@ class ProcessPool(Executor):
                 f"with n_jobs > 1 the objective goes to worker processes by pickle, and it "
                 f"cannot be pickled ({error}); make it a module-level function"
             ) from None
-        return self._pool.submit(fn, *args)
+        try:
+            return self._pool.submit(fn, *args)
+        except cf.process.BrokenProcessPool:
+            raise WorkerDied(
+                "a worker process died (killed, out of memory, or the objective ended its "
+                "process), so no more trials can run in this pool; the trials it was running "
+                "are recorded as failed: a study with a file continues with resume=True"
+            ) from None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class WorkerDied(OlmpError):
+    """A worker process of a :class:`ProcessPool` died: the pool runs nothing more."""
 
 
 def make_executor(n_jobs: int = 1) -> Executor:

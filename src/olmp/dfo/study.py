@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from olmp.dfo.executors import Executor, make_executor
+from olmp.dfo.executors import Executor, WorkerDied, make_executor
 from olmp.dfo.problem import Problem, Result, check_constraints
 from olmp.dfo.record import FORMAT, VERSION, check_written_for, load_study_file
 from olmp.dfo.sampler import Sampler, Told, make_sampler
@@ -345,15 +345,25 @@ class Study:
                 self._record(trial, evaluate(trial.params, trial.fidelity))
             return
         out: dict[Any, Trial] = {}
+
+        def submit(trial: Trial) -> None:
+            try:
+                out[executor.submit(evaluate, trial.params, trial.fidelity)] = trial
+            except WorkerDied as died:  # every trial out is lost with the pool: failed
+                for lost in self.running():  # not left running, to kill a resume again
+                    self._record(lost, Result(cost=self.problem.cost_of(lost.fidelity),
+                                              error=f"WorkerDied: {died}"))  # fmt: skip
+                raise
+
         for trial in self.running():  # left by a killed session
-            out[executor.submit(evaluate, trial.params, trial.fidelity)] = trial
+            submit(trial)
         warned = False
         while True:
             while len(out) < executor.capacity and not self.stop_reason:
                 trial = self.ask()
                 if trial is None:
                     break
-                out[executor.submit(evaluate, trial.params, trial.fidelity)] = trial
+                submit(trial)
             if not warned:  # once, after the first asks (the sampler's solver exists by now)
                 warned = True
                 self._warn_idle_workers(executor.capacity)
