@@ -253,6 +253,7 @@ def _edited(record, edit):
         lambda r: r["trials"][2].update(value=None),  # complete without a value
         lambda r: r["log"].append(["t", -1]),
         lambda r: r.update(log=r["log"][:3]),  # a shorter log would drop trials 2-5
+        lambda r: r.update(planned_evaluations=0),
     ],
 )
 def test_a_hand_edited_study_file_is_named_damaged_and_kept(tmp_path, edit):
@@ -263,6 +264,14 @@ def test_a_hand_edited_study_file_is_named_damaged_and_kept(tmp_path, edit):
     with pytest.raises(OlmpError, match=r"s.json is damaged \(.*\); it is left as it is"):
         Study(Problem(SPACE, square), "random", seed=0, path=path, resume=True)
     assert path.read_text() == before
+
+
+def test_a_study_file_of_a_newer_version_is_named_and_kept(tmp_path):
+    path = tmp_path / "s.json"
+    Study(Problem(SPACE, square), "random", seed=0, max_evaluations=2, path=path).optimize()
+    path.write_text(_edited(json.loads(path.read_text()), lambda r: r.update(version=99)))
+    with pytest.raises(OlmpError, match=r"s.json has version 99; this olmp reads versions up to"):
+        Study(Problem(SPACE, square), "random", seed=0, path=path, resume=True)
 
 
 def test_numpy_scalars_and_whole_floats_are_taken_as_the_space_s_own_values(tmp_path):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, is_integer
 
 FORMAT = "olmp-study"
 VERSION = 1
@@ -33,6 +33,12 @@ def load_study_file(path: Path) -> dict[str, Any]:
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise OlmpError(
             f'{path} is not an olmp study file (no "format": "{FORMAT}"); it is left as it is'
+        )
+    version = record.get("version", VERSION)
+    if not is_integer(version) or not 1 <= version <= VERSION:
+        raise OlmpError(
+            f"study file {path} has version {version!r}; this olmp reads versions up to "
+            f"{VERSION} (a newer olmp wrote it?); it is left as it is"
         )
     return record
 

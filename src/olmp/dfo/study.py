@@ -141,7 +141,12 @@ class Study:
             # Files from before planned_evaluations planned for their max_evaluations.
             first = budgets.get("max_evaluations") if isinstance(budgets, dict) else None
             planned = record.get("planned_evaluations", first)
-            self.planned_evaluations = planned if isinstance(planned, int) else None
+            if planned is not None and not (is_integer(planned) and planned >= 1):
+                raise OlmpError(
+                    f"study file {self.path} is damaged (planned_evaluations {planned!r}); it "
+                    "is left as it is"
+                )
+            self.planned_evaluations = planned
         self.sampler: Sampler = make_sampler(
             solver_class(solver),
             problem.space,
