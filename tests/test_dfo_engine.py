@@ -115,6 +115,10 @@ def test_space_samples_valid_points_and_round_trips_through_json_and_the_unit_bo
         (lambda: Real("x", 0, 1, when=None), r"e.g. when=\{'layers': \[3\]\}, got None"),
         (lambda: Real("x", 1, 100, log="false"), r"'x': log must be True or False, got 'false'"),
         (lambda: Real("x", -1e308, 1e308), r"'x': high - low must be a finite number"),
+        (
+            lambda: Space.from_json({"variables": [{"name": "x", "kind": ["real"]}]}),
+            r"unknown variable kind \"\['real'\]\"; choose one of: categorical",
+        ),
     ],
 )
 def test_bad_spaces_name_the_value_and_what_is_allowed(build, message):

@@ -291,7 +291,7 @@ def variable_from_json(spec: Mapping[str, Any]) -> Variable:
     if not isinstance(spec, Mapping):
         raise OlmpError(f"a variable is a JSON object with a name and a kind, got {spec!r}")
     kind = spec.get("kind")
-    if kind not in _CLASSES:
+    if not isinstance(kind, str) or kind not in _CLASSES:  # a list is no key
         raise unknown_choice("variable kind", str(kind), list(KINDS))
     fields = {key: value for key, value in spec.items() if key != "kind"}
     try:
