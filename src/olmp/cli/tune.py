@@ -31,6 +31,7 @@ from olmp.tune import FAMILIES, tune
 from olmp.tune.blackbox import check_dataset
 from olmp.tune.ensemble import ENSEMBLE_DATASETS
 from olmp.tune.ensemble import check_dataset as check_ensemble_dataset
+from olmp.tune.run import DEFAULTS as TUNE_DEFAULTS
 from olmp.tune.run import FORMAT, TASKS
 
 
@@ -43,9 +44,9 @@ def _progress(budget: int) -> tuple[StepProgress, Callable[[int, int, float | No
     return display, step
 
 
-#: The options with a default; ``--epochs``, ``--train-size`` and the others left out
-#: (None) are ``tune``'s to fill.
-DEFAULTS = {"task": "cnn", "solver": "random", "n_jobs": 1, "seed": 0, "split_seed": 0}
+#: The options with a default (``tune``'s, but ``--budget``: the command asks for a search's
+#: length); ``--epochs``, ``--train-size`` and the others left out (None) are ``tune``'s to fill.
+DEFAULTS = {key: value for key, value in TUNE_DEFAULTS.items() if key != "budget"} | {"n_jobs": 1}
 
 
 def _recorded(out: str, task: str | None, solver: str | None) -> dict[str, Any]:

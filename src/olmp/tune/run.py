@@ -94,6 +94,8 @@ IDENTITY = (
 Progress = Callable[[int, int, float | None], None]
 #: What ``tune`` searches.
 TASKS = ("cnn", "ensemble")
+#: What a new search takes for a setting left out (a resume takes the search's own).
+DEFAULTS = {"task": "cnn", "solver": "random", "budget": 20, "seed": 0, "split_seed": 0}
 
 
 def option(name: str) -> str:
@@ -179,11 +181,16 @@ def tune(
             space = own.get("space")
         if resume and budget is None:  # an older olmp recorded none
             raise OlmpError(f"{Path(out) / 'tune.json'} records no budget: give {option('budget')}")
-    task = "cnn" if task is None else task
-    solver = "random" if solver is None else solver
-    budget = 20 if budget is None else budget
-    seed = 0 if seed is None else seed
-    split_seed = 0 if split_seed is None else split_seed
+    given = {
+        "task": task,
+        "solver": solver,
+        "budget": budget,
+        "seed": seed,
+        "split_seed": split_seed,
+    }
+    task, solver, budget, seed, split_seed = (
+        DEFAULTS[key] if value is None else value for key, value in given.items()
+    )
     if task not in TASKS:
         raise OlmpError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
     if task == "ensemble":
