@@ -302,14 +302,14 @@ def fit_fair(
             GroupedSplit,
             f"one split with groups (splits.{name} of a tabular dataset), not all of them",
         )
-    name = type(model).__name__
-    check_finite_weights(model, name)
+    model_name = type(model).__name__
+    check_finite_weights(model, model_name)
     try:  # at the call, not as a matrix-shape error from the first training step
         with torch.no_grad():
             positive_probability(model.eval()(train.x[:2]))
     except RuntimeError as exc:
         raise OlmpError(
-            f"inputs of shape {tuple(train.x.shape[1:])} do not fit model {name}: "
+            f"inputs of shape {tuple(train.x.shape[1:])} do not fit model {model_name}: "
             f"{str(exc).splitlines()[0]}"
         ) from None
     constraints = [constraints] if isinstance(constraints, str) else constraints  # one name
