@@ -37,6 +37,7 @@ import numpy as np
 from olmp.dfo.solvers.base import Solver
 from olmp.dfo.solvers.checks import Option, check_options, integer, real
 from olmp.dfo.space import Real, Space, settings_key
+from olmp.errors import warn_user
 
 #: Common solver arguments a study passes through its ``options`` (``sigma0``: the initial
 #: step as a fraction of the unit box; ``popsize``: candidates per population).
@@ -149,6 +150,20 @@ class Sampler:
         """The most trials this sampler hands out before it needs results back (``None``:
         no limit). Known after the first :meth:`ask`."""
         return None
+
+    def warn_idle_workers(self, workers: int) -> None:
+        """Say so when the solver cannot keep ``workers`` busy (SRacos at its default popsize
+        1, BOBYQA, COBYQA), which a user asking for parallel trials would not see. Call it
+        after the first :meth:`ask`."""
+        limit = self.max_in_flight()
+        if limit is None or limit >= workers:
+            return
+        settable = self.solver_class.fixed_popsize is None
+        advice = f"; the solver option popsize={workers} would keep them busy" if settable else ""
+        warn_user(
+            f"solver {self.solver_class.name} has at most {limit} trial(s) out at once (its "
+            f"popsize), so the {workers} workers run {limit} at a time{advice}"
+        )
 
 
 class BoxSampler(Sampler):

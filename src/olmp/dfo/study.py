@@ -43,13 +43,14 @@ from typing import Any
 import numpy as np
 
 from olmp.dfo.executors import Executor, WorkerDied, make_executor
-from olmp.dfo.problem import Problem, Result, check_constraints
+from olmp.dfo.problem import Problem, Result
 from olmp.dfo.record import FORMAT, VERSION, check_written_for, load_study_file
 from olmp.dfo.sampler import Sampler, Told, make_sampler
 from olmp.dfo.solvers import solver_class
 from olmp.dfo.solvers.checks import recorded_options, with_defaults
 from olmp.dfo.space import Space
 from olmp.dfo.trial import Trial
+from olmp.dfo.warm_start import warm_results
 from olmp.errors import (
     OlmpError,
     check_count,
@@ -57,7 +58,6 @@ from olmp.errors import (
     check_type,
     is_integer,
     is_number,
-    warn_user,
 )
 from olmp.files import remove_interrupted_writes, write_json_atomic
 
@@ -159,7 +159,9 @@ class Study:
             self._replay(record)
             remove_interrupted_writes(self.path.parent, of=self.path.name)
         else:
-            self._warm_start(warm_start)
+            if warm_start is not None:
+                source = warm_start.trials if isinstance(warm_start, Study) else warm_start
+                self.warm = warm_results(source, self.problem)
             self._save()
 
     # -- state ---------------------------------------------------------------------------
@@ -336,6 +338,12 @@ class Study:
         executor = make_executor(n_jobs) if executor is None else executor
         try:
             self._loop(executor)
+        except WorkerDied as died:  # the trials out are lost with the pool: failed, not left
+            for lost in self.running():  # running to kill a resume again
+                self._record(
+                    lost, Result(cost=self.problem.cost_of(lost.fidelity), error=str(died))
+                )
+            raise
         finally:
             if own:
                 executor.close()
@@ -350,28 +358,18 @@ class Study:
                 self._record(trial, evaluate(trial.params, trial.fidelity))
             return
         out: dict[Any, Trial] = {}
-
-        def submit(trial: Trial) -> None:
-            try:
-                out[executor.submit(evaluate, trial.params, trial.fidelity)] = trial
-            except WorkerDied as died:  # every trial out is lost with the pool: failed
-                for lost in self.running():  # not left running, to kill a resume again
-                    self._record(lost, Result(cost=self.problem.cost_of(lost.fidelity),
-                                              error=f"WorkerDied: {died}"))  # fmt: skip
-                raise
-
         for trial in self.running():  # left by a killed session
-            submit(trial)
+            out[executor.submit(evaluate, trial.params, trial.fidelity)] = trial
         warned = False
         while True:
             while len(out) < executor.capacity and not self.stop_reason:
                 trial = self.ask()
                 if trial is None:
                     break
-                submit(trial)
+                out[executor.submit(evaluate, trial.params, trial.fidelity)] = trial
             if not warned:  # once, after the first asks (the sampler's solver exists by now)
                 warned = True
-                self._warn_idle_workers(executor.capacity)
+                self.sampler.warn_idle_workers(executor.capacity)
             if not out:
                 return
             for future in executor.wait(out):
@@ -382,56 +380,7 @@ class Study:
                     result = Result(cost=self.problem.cost_of(trial.fidelity), error=repr(error))
                 self._record(trial, result)
 
-    def _warn_idle_workers(self, workers: int) -> None:
-        """Say so when the solver cannot keep ``workers`` busy (SRacos at its default popsize
-        1, BOBYQA, COBYQA), which a user asking for parallel trials would not see."""
-        limit = self.sampler.max_in_flight()
-        if limit is None or limit >= workers:
-            return
-        settable = self.sampler.solver_class.fixed_popsize is None
-        advice = f"; the solver option popsize={workers} would keep them busy" if settable else ""
-        warn_user(
-            f"solver {self.solver} has at most {limit} trial(s) out at once (its popsize), "
-            f"so the {workers} workers run {limit} at a time{advice}"
-        )
-
     # -- warm start, record, resume ------------------------------------------------------------
-
-    def _warm_start(self, source: Any) -> None:
-        if source is None:
-            return
-        if isinstance(source, str | os.PathLike):
-            trials = [Trial.from_json(t) for t in load_study_file(Path(source)).get("trials", [])]
-        elif isinstance(source, Study):
-            trials = source.trials
-        elif isinstance(source, Iterable):
-            trials = list(source)
-        else:
-            trials = [source]  # named below
-        for trial in trials:
-            if not isinstance(trial, Trial):
-                raise OlmpError(f"warm_start takes a Study, a study file or Trials, got {trial!r}")
-            if trial.state != "complete":
-                continue
-            if not is_number(trial.value) or math.isnan(trial.value):
-                raise OlmpError(
-                    f"warm-start trial {trial.id} is complete but its value is {trial.value!r}, "
-                    "not a number"
-                )
-            if not isinstance(trial.params, Mapping):
-                raise OlmpError(
-                    f"warm-start trial {trial.id}: params are a mapping of variable names, "
-                    f"got {trial.params!r}"
-                )
-            params = self.problem.space.canonical(trial.params)  # Trials made by hand, too
-            try:
-                self.problem.space.validate(params)
-                constraints = check_constraints(trial.constraints, self.problem.n_constraints)
-            except OlmpError as error:
-                raise OlmpError(
-                    f"warm-start trial {trial.id} does not fit this study: {error}"
-                ) from None
-            self.warm.append(Told(params, float(trial.value), tuple(constraints)))  # type: ignore[arg-type]
 
     def identity(self) -> dict[str, Any]:
         """What a resumed file must share with this study."""

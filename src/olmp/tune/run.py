@@ -168,29 +168,21 @@ def tune(
     refuse_resume_and_force(resume, force)
     check_callback("progress", progress)
     own = resumed_record(Path(out), "tune.json", FORMAT, "search") if resume else {}
-    if task in (None, own.get("task")):  # another task's search is refused below, by its task
-        # What a resume leaves out is the search's own (checked below as if given).
-        given = {"task": task, "solver": solver, "budget": budget, "seed": seed,
-                 "split_seed": split_seed, "epochs": epochs, "train_size": train_size,
-                 "trial_time_limit": trial_time_limit}  # fmt: skip
-        taken = {key: own.get(key) if value is None else value for key, value in given.items()}
-        task, solver, budget, seed, split_seed, epochs, train_size, trial_time_limit = (
-            taken.values()
-        )
-        if space is None and own.get("task") == "cnn":  # an ensemble's space is its task's
-            space = own.get("space")
-        if resume and budget is None:  # an older olmp recorded none
-            raise OlmpError(f"{Path(out) / 'tune.json'} records no budget: give {option('budget')}")
-    given = {
-        "task": task,
-        "solver": solver,
-        "budget": budget,
-        "seed": seed,
-        "split_seed": split_seed,
-    }
-    task, solver, budget, seed, split_seed = (
-        DEFAULTS[key] if value is None else value for key, value in given.items()
+    # What a resume leaves out (None) is the search's own, checked below as if given (another
+    # task's search is refused below, by its task); what a new search leaves out, the default.
+    ours = task in (None, own.get("task"))
+    given = {"task": task, "solver": solver, "budget": budget, "seed": seed,
+             "split_seed": split_seed, "epochs": epochs, "train_size": train_size,
+             "trial_time_limit": trial_time_limit}  # fmt: skip
+    taken = {key: own.get(key) if value is None and ours else value for key, value in given.items()}
+    if resume and ours and taken["budget"] is None:  # an older olmp recorded none
+        raise OlmpError(f"{Path(out) / 'tune.json'} records no budget: give {option('budget')}")
+    task, solver, budget, seed, split_seed, epochs, train_size, trial_time_limit = (
+        DEFAULTS[key] if value is None and key in DEFAULTS else value
+        for key, value in taken.items()
     )
+    if space is None and ours and own.get("task") == "cnn":  # an ensemble's space is its task's
+        space = own.get("space")
     if task not in TASKS:
         raise OlmpError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
     if task == "ensemble":
