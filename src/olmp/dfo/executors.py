@@ -45,6 +45,17 @@ class Executor(Closing):
 InProcess = Executor
 
 
+class WorkerDied(OlmpError):
+    """A worker process of a :class:`ProcessPool` died: the pool runs nothing more."""
+
+
+WORKER_DIED = (
+    "a worker process died (killed, out of memory, or the objective ended its process), so "
+    "no more trials can run in this pool; the trials it was running are recorded as failed: "
+    "a study with a file continues with resume=True"
+)
+
+
 class ProcessPool(Executor):
     """``n_jobs`` worker processes (``concurrent.futures.ProcessPoolExecutor``).
 
@@ -72,18 +83,17 @@ class ProcessPool(Executor):
         try:
             return self._pool.submit(fn, *args)
         except cf.process.BrokenProcessPool:
-            raise WorkerDied(
-                "a worker process died (killed, out of memory, or the objective ended its "
-                "process), so no more trials can run in this pool; the trials it was running "
-                "are recorded as failed: a study with a file continues with resume=True"
-            ) from None
+            raise WorkerDied(WORKER_DIED) from None
+
+    def wait(self, futures: Iterable[cf.Future]) -> list[cf.Future]:
+        done = super().wait(futures)
+        # Said as soon as it is seen: trials submitted meanwhile would all fail with it.
+        if any(isinstance(future.exception(), cf.process.BrokenProcessPool) for future in done):
+            raise WorkerDied(WORKER_DIED)
+        return done
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-class WorkerDied(OlmpError):
-    """A worker process of a :class:`ProcessPool` died: the pool runs nothing more."""
 
 
 def make_executor(n_jobs: int = 1) -> Executor:

@@ -39,26 +39,25 @@ class CMAES(Solver):
     min_popsize = 2
 
     def _setup(self) -> None:
-        # pycma (4.5) fails on one variable (a 0-d array in its step-size limits, after a
-        # few populations): one variable is searched with a second that nothing reads.
-        pad = 1 if self.dim == 1 else 0
-        lower, upper = np.append(self.lower, [0.0] * pad), np.append(self.upper, [1.0] * pad)
-        x0, sigma0 = np.append(self.x0, [0.5] * pad), np.append(self.sigma0, [0.3] * pad)
         options = {
-            "bounds": [lower.tolist(), upper.tolist()],
+            "bounds": [self.lower.tolist(), self.upper.tolist()],
             "popsize": self.popsize,
-            "CMA_stds": sigma0.tolist(),
+            "CMA_stds": self.sigma0.tolist(),
             "verbose": -9,
             # NaN seed: pycma neither reseeds the global numpy state nor warns that the seed
             # is unused, since sampling goes through our own generator below.
             "seed": math.nan,
             "randn": self._standard_normal,
         }
+        if self.dim == 1:
+            # pycma (4.5) fails on one variable once a step outgrows its cap (a third of the
+            # bounds' width by default: a 0-d array in _stds_into_limits): no cap there.
+            options["maxstd"] = math.inf
         # Imported here, not at the top: pycma pulls in scipy.stats and matplotlib, about a
         # second that every olmp command paid at start-up whichever solver it used.
         import cma
 
-        self._es = cma.CMAEvolutionStrategy(x0.tolist(), 1.0, options)
+        self._es = cma.CMAEvolutionStrategy(self.x0.tolist(), 1.0, options)
         self._pycma_population: list[np.ndarray] = []
         #: Populations pycma learned from (complete ones with at least one finite value).
         self.n_updates = 0
@@ -74,7 +73,7 @@ class CMAES(Solver):
         # Keep pycma's own arrays: tell must hand back exactly those objects so pycma can
         # find the internal (untransformed) samples it drew them from.
         self._pycma_population = self._es.ask()
-        return np.array(self._pycma_population)[:, : self.dim]  # without the padding
+        return np.array(self._pycma_population)
 
     def _tell(self, candidates: np.ndarray, fitness: np.ndarray) -> None:
         if candidates.shape[0] < self.popsize:
