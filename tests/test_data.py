@@ -1,7 +1,9 @@
 import hashlib
+import http.client
 import io
 import urllib.error
 
+import numpy as np
 import pytest
 import torch
 from conftest import write_fake_mnist
@@ -91,6 +93,33 @@ def test_failed_download_gives_the_same_advice(isolated_data, monkeypatch):
         in str(info.value)
     )
     assert not (isolated_data / "d").exists()  # no folder left behind
+
+
+def test_a_data_dir_that_is_a_file_or_a_dropped_download_is_named(isolated_data, monkeypatch):
+    afile = isolated_data / "afile"
+    afile.write_text("")
+    with pytest.raises(OlmpError, match=r"--data-dir .*afile is not a folder"):
+        load_dataset("mnist", data_dir=afile)  # was errno 20, exit 1
+
+    def dropped(url, timeout):
+        raise http.client.IncompleteRead(b"abc", 100)
+
+    monkeypatch.setattr(fetch.urllib.request, "urlopen", dropped)
+    with pytest.raises(OlmpError, match=r"downloading them failed.*IncompleteRead"):
+        load_dataset("mnist", data_dir=isolated_data / "d")
+    assert not (isolated_data / "d").exists()
+
+
+def test_idx_files_of_another_type_or_image_size_are_named(isolated_data):
+    from olmp.data.idx import write_idx
+
+    folder = write_fake_mnist(isolated_data / "mnist", n_train=10010, compress=False)
+    write_idx(folder / "t10k-images-idx3-ubyte", np.zeros((40, 32, 32), np.uint8))
+    with pytest.raises(OlmpError, match=r"holds 28x28 images and .*t10k-images-idx3-ubyte 32x32"):
+        load_dataset("mnist", data_dir=isolated_data)
+    write_idx(folder / "t10k-images-idx3-ubyte", np.zeros((40, 28, 28), np.float32))
+    with pytest.raises(OlmpError, match=r"t10k-images-idx3-ubyte holds float32 values; mnist's"):
+        load_dataset("mnist", data_dir=isolated_data)
 
 
 class _Response(io.BytesIO):

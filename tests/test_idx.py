@@ -43,6 +43,8 @@ def _valid(tmp_path):
         (lambda b: b"\x01\x02" + b[2:], "not an IDX file"),
         (lambda b: b[:2] + b"\x07" + b[3:], "unknown IDX type code 0x07"),
         (lambda b: b[:3] + b"\x00" + b[4:], "0 dimensions"),
+        # sizes whose product overflows 64 bits: a count of bytes, not a reshape error
+        (lambda b: b[:3] + b"\x04" + b"\x00\x01\x00\x00" * 4 + b[16:], r"needs \d{20} bytes"),
     ],
 )
 def test_bad_files_name_the_file_and_the_problem(tmp_path, mutate, message):

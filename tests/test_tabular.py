@@ -149,11 +149,16 @@ def test_download_checks_the_checksum_and_converts_compas(isolated_data, monkeyp
         "german.data": b"not the german data",
     }
     monkeypatch.setattr(
-        tabular.urllib.request,
+        fetch.urllib.request,
         "urlopen",
         lambda url, timeout: _Response(served[url.rsplit("/", 1)[1]]),
     )
-    monkeypatch.setattr(fetch.urllib.request, "urlopen", tabular.urllib.request.urlopen)
+    empty = isolated_data / "empty"
+    served["compas-scores-two-years.csv"], first = b"", served["compas-scores-two-years.csv"]
+    with pytest.raises(OlmpError, match=r"compas.*downloading it failed.*the file is empty"):
+        load_tabular("compas", data_dir=empty)  # not an IndexError; no folder left
+    assert not empty.exists()
+    served["compas-scores-two-years.csv"] = first
     splits = load_tabular("compas", seed=0, data_dir=isolated_data / "d")
     assert len(splits.test) == 1235
     assert (isolated_data / "d" / "compas" / "compas-scores-two-years.csv").is_file()

@@ -17,7 +17,8 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from http.client import HTTPException
 from pathlib import Path
 
 from olmp.errors import OlmpError
@@ -55,26 +56,37 @@ def md5_of(path: Path) -> str:
 
 
 def download_file(
-    urls: Iterable[str], target: Path, md5: str | None, timeout: float = 30.0
+    urls: Iterable[str],
+    target: Path,
+    md5: str | None,
+    timeout: float = 30.0,
+    convert: Callable[[bytes], bytes] | None = None,
 ) -> Path:
     """Fetch ``target`` from the first of ``urls`` that answers with the right content.
 
-    ``md5`` is the published checksum; ``None`` only for files whose publisher gives
-    none (the caller then checks the content's structure itself).
+    ``md5`` is the published checksum (of the file after ``convert``, which may turn the
+    upstream bytes into the local copy); ``None`` only for files whose publisher gives
+    none (the caller then checks the content's structure itself). Folders made for it go
+    again when every URL fails.
     """
     made = [f for f in (target.parent, *target.parent.parents) if not f.exists()]
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a data folder that is a file, say
+        raise OlmpError(f"cannot make {target.parent} ({exc.strerror})") from None
     errors = []
     for url in urls:
         try:
             with atomic_path(target) as tmp:
                 with urllib.request.urlopen(url, timeout=timeout) as response:
-                    tmp.write_bytes(response.read())
+                    body = response.read()
+                tmp.write_bytes(body if convert is None else convert(body))
                 actual = md5_of(tmp)
                 if md5 is not None and actual != md5:
                     raise OlmpError(f"checksum mismatch: md5 {actual}, expected {md5}")
             return target
-        except (urllib.error.URLError, OSError, OlmpError) as exc:
+        # A dropped connection (http.client's), a body that is not the file (convert's).
+        except (urllib.error.URLError, HTTPException, OSError, ValueError, OlmpError) as exc:
             errors.append(f"{url}: {exc}")
     for folder in made:  # the folders made for it, innermost first, if still empty
         if not any(folder.iterdir()):

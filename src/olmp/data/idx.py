@@ -8,6 +8,7 @@ gzipped. Every way a file can be wrong is reported with the file's name and the 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -60,7 +61,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         raise OlmpError(f"{path}: truncated IDX header ({len(data)} of {header_len} bytes)")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = _IDX_DTYPES[type_code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python's ints: no overflow
     body = len(data) - header_len
     if body < expected:
         raise OlmpError(

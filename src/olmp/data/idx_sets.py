@@ -119,6 +119,12 @@ def load_idx_dataset(name: str, data_dir: Path | None, allow_download: bool) -> 
         except OlmpError as exc:
             raise OlmpError(f"{hint}; downloading them failed (no network?): {exc}") from None
     arrays = {key: read_idx(path) for key, path in files.items()}
+    for key, array in arrays.items():  # pixels 0-255 and class numbers, as published
+        if array.dtype != np.uint8:
+            raise OlmpError(
+                f"{files[key]} holds {array.dtype} values; {name}'s IDX files hold unsigned "
+                "bytes (pixels 0-255, class numbers)"
+            )
     for part in ("train", "test"):
         images, labels = arrays[f"{part}-images"], arrays[f"{part}-labels"]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -126,6 +132,12 @@ def load_idx_dataset(name: str, data_dir: Path | None, allow_download: bool) -> 
                 f"{files[f'{part}-images']} and {files[f'{part}-labels']} do not match: "
                 f"images {images.shape}, labels {labels.shape} (expected N x H x W and N)"
             )
+    train_side, test_side = arrays["train-images"].shape[1:], arrays["test-images"].shape[1:]
+    if train_side != test_side:
+        raise OlmpError(
+            f"{files['train-images']} holds {'x'.join(map(str, train_side))} images and "
+            f"{files['test-images']} {'x'.join(map(str, test_side))}: one size for both"
+        )
     return (
         arrays["train-images"],
         arrays["train-labels"].astype(np.int64),

@@ -23,8 +23,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +33,6 @@ import torch
 from olmp.data.fetch import data_dir_hint, download_file, md5_of, search_roots
 from olmp.data.registry import TEST_CARVE_SEED, DatasetSplits, Split, check_split_seed
 from olmp.errors import OlmpError, unknown_choice
-from olmp.files import atomic_path
 
 Table = dict[str, np.ndarray]
 """Column name -> the column's values as strings, one per row."""
@@ -238,6 +235,8 @@ def read_credit(paths: list[Path]) -> tuple[Table, np.ndarray, np.ndarray]:
 def drop_personal_columns(upstream: bytes) -> bytes:
     """ProPublica's file without ``name``, ``first``, ``last`` and ``dob`` (the local copy)."""
     rows = list(csv.reader(io.StringIO(upstream.decode("utf-8"))))
+    if not rows:
+        raise ValueError("the file is empty")
     drop = {i for i, name in enumerate(rows[0]) if name in ("name", "first", "last", "dob")}
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(
@@ -350,27 +349,7 @@ register_tabular(
 
 
 def _download(source: SourceFile, folder: Path) -> Path:
-    target = folder / source.name
-    if source.convert is None:
-        return download_file(source.urls, target, source.md5)
-    errors = []
-    for url in source.urls:
-        try:
-            with urllib.request.urlopen(url, timeout=30.0) as response:
-                converted = source.convert(response.read())
-        except (urllib.error.URLError, OSError, UnicodeDecodeError) as exc:
-            errors.append(f"{url}: {exc}")
-            continue
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(converted)
-            actual = md5_of(tmp)
-            if actual != source.md5:
-                raise OlmpError(
-                    f"{url}: converted file has md5 {actual}, expected {source.md5} "
-                    "(the upstream file changed?)"
-                )
-        return target
-    raise OlmpError(f"could not download {source.name}: {'; '.join(errors)}")
+    return download_file(source.urls, folder / source.name, source.md5, convert=source.convert)
 
 
 def find_files(spec: TabularSpec, data_dir: Path | None, download: bool) -> list[Path]:
