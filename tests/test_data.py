@@ -69,6 +69,9 @@ def test_olmp_data_environment_variable_is_searched(isolated_data):
     write_fake_mnist(isolated_data / "olmp_data" / "fashion-mnist", n_train=10100)
     splits = load_dataset("fashion-mnist", seed=0)
     assert len(splits.train) == 100
+    # A --data-dir without the files is said, not passed over in silence (a typo).
+    with pytest.warns(UserWarning, match=r"fashion-mnist: not all four files in --data-dir"):
+        load_dataset("fashion-mnist", seed=0, data_dir=isolated_data / "typo")
 
 
 def test_missing_files_offline_say_where_to_put_them(isolated_data):

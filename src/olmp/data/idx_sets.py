@@ -18,7 +18,7 @@ import numpy as np
 import olmp.data.fetch as fetch
 from olmp.data.idx import read_idx
 from olmp.data.registry import DatasetSpec, RawArrays, register_dataset
-from olmp.errors import OlmpError
+from olmp.errors import OlmpError, warn_user
 
 FILE_KEYS = ("train-images", "train-labels", "test-images", "test-labels")
 FILE_NAMES = {
@@ -83,6 +83,10 @@ def find_files(name: str, data_dir: Path | None) -> dict[str, Path] | None:
         for folder in (root / name, root):
             found = {key: _find_file(folder, key) for key in FILE_KEYS}
             if all(found.values()):
+                if data_dir is not None and root != Path(data_dir):  # a typo, or a file short
+                    warn_user(
+                        f"{name}: not all four files in --data-dir {data_dir}; using {folder}"
+                    )
                 return found  # type: ignore[return-value]
     return None
 
